@@ -1,0 +1,293 @@
+"""ONNX Runtime with the CPU or CUDA execution provider (int8 QDQ on the CPU).
+
+After every session is created, the providers it really uses are compared with the
+ones requested, and one profiled run counts the nodes each provider executed: a CUDA
+result that ran (even partly) on the CPU is an error that names the cause, never a row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from engine.backends.base import Availability, Backend, PrepareContext, Runner
+from engine.config import RunnerSpec
+from engine.devices import cuda_availability, parse_device
+from engine.errors import BadInput, ProviderFallback
+
+COMPUTE_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose", "QLinearConv", "MatMulInteger"}
+PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def import_ort():
+    import onnxruntime as ort
+
+    return ort
+
+
+def node_placement(profile_path: str) -> dict[str, dict[str, int]]:
+    """From an ORT profile: provider → op type → nodes run there."""
+    with open(profile_path) as f:
+        events = json.load(f)
+    seen: dict[str, dict[str, str]] = {}
+    for ev in events:
+        args = ev.get("args") or {}
+        if ev.get("cat") == "Node" and "provider" in args and "op_name" in args:
+            name = ev.get("name", "").removesuffix("_kernel_time")
+            seen.setdefault(args["provider"], {})[name] = args["op_name"]
+    out: dict[str, dict[str, int]] = {}
+    for provider, nodes in seen.items():
+        counts: dict[str, int] = {}
+        for op in nodes.values():
+            counts[op] = counts.get(op, 0) + 1
+        out[provider] = counts
+    return out
+
+
+def check_placement(requested: str, used: list[str], placement: dict[str, dict[str, int]]):
+    """Raise ProviderFallback for a whole or partial fallback away from ``requested``."""
+    if requested not in used:
+        raise ProviderFallback(
+            f"ONNX Runtime was asked for {requested} but the session uses only {', '.join(used)}",
+            "the provider's libraries failed to load (ONNX Runtime's log says which)",
+            "run `python -m engine diagnose` for the root cause and the fix",
+        )
+    if requested == "CPUExecutionProvider":
+        return
+    on_cpu = placement.get("CPUExecutionProvider", {})
+    heavy = {op: n for op, n in on_cpu.items() if op in COMPUTE_OPS}
+    if heavy:
+        listing = ", ".join(f"{n}× {op}" for op, n in sorted(heavy.items()))
+        raise ProviderFallback(
+            f"{requested} ran, but compute nodes fell back to the CPU ({listing})",
+            "ONNX Runtime assigns nodes the provider cannot run to the CPU",
+            "use a precision or opset the provider supports, or see `python -m engine diagnose`",
+        )
+
+
+class OrtRunner(Runner):
+    def __init__(self, spec: RunnerSpec, model_path: str, ctx: PrepareContext) -> None:
+        ort = import_ort()
+        self.spec = spec
+        self.ort = ort
+        kind, index = parse_device(spec.device)
+        self.kind, self.index = kind, index
+        opts = spec.opts
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        if opts.get("intra_threads"):
+            so.intra_op_num_threads = int(opts["intra_threads"])
+        if opts.get("inter_threads"):
+            so.inter_op_num_threads = int(opts["inter_threads"])
+        if kind == "cuda":
+            # CUDA EP libraries come from torch's CUDA wheels; loading torch first finds them.
+            import torch  # noqa: F401
+
+            if hasattr(ort, "preload_dlls"):
+                try:
+                    ort.preload_dlls()
+                except Exception:  # noqa: BLE001 - diagnostics explains failures in depth
+                    pass
+            cuda_opts = {
+                "device_id": index,
+                "cudnn_conv_algo_search": "EXHAUSTIVE"
+                if opts.get("cudnn_exhaustive")
+                else "DEFAULT",
+                "use_tf32": 1 if spec.precision == "tf32" else 0,
+                "prefer_nhwc": 1 if opts.get("prefer_nhwc") else 0,
+                "enable_cuda_graph": 1 if opts.get("cuda_graph") else 0,
+            }
+            providers: list[Any] = [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
+        so.enable_profiling = True
+        so.profile_file_prefix = os.path.join(tempfile.gettempdir(), f"vb-ort-{os.getpid()}")
+        self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
+        self.requested = PROVIDER_NAMES[kind]
+        self.used = self.session.get_providers()
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.output_name = self.session.get_outputs()[0].name
+        self.input_dtype = np.float16 if "float16" in inp.type else np.float32
+        self.provider = self.requested if self.requested in self.used else self.used[0]
+        self.placement: dict[str, dict[str, int]] = {}
+        self._out_tail: tuple[int, ...] | None = None
+        self._in_tail: tuple[int, ...] = ()
+        self._static: dict[tuple, Any] = {}
+        self.use_graph = bool(opts.get("cuda_graph")) and kind == "cuda"
+        self.info = {"providers_used": self.used, "model_path": model_path}
+        self._profile_once(ctx)
+        check_placement(self.requested, self.used, self.placement)
+        self.info["node_placement"] = self.placement
+
+    def _profile_once(self, ctx: PrepareContext) -> None:
+        batch = min(ctx.batches) if ctx.batches else 1
+        shape = self.session.get_inputs()[0].shape
+        dims = [d if isinstance(d, int) else batch for d in shape]
+        if isinstance(shape[0], int):
+            dims[0] = shape[0]
+        x = np.zeros(dims, dtype=self.input_dtype)
+        if self.use_graph:
+            # CUDA graphs need bound device buffers; profile through the same path.
+            self.run(self.to_device(x.astype(np.float32)))
+        else:
+            self.session.run([self.output_name], {self.input_name: x})
+        path = self.session.end_profiling()
+        try:
+            self.placement = node_placement(path)
+        finally:
+            if path and os.path.exists(path):
+                os.unlink(path)
+
+    def to_device(self, x: np.ndarray) -> Any:
+        x = np.ascontiguousarray(x, dtype=self.input_dtype)
+        if self.kind == "cpu":
+            return x
+        import torch
+
+        return torch.from_numpy(x).to(f"cuda:{self.index}")
+
+    def _output_shape(self, batch: int) -> tuple[int, ...]:
+        out = self.session.get_outputs()[0]
+        if self._out_tail is None:
+            dims = out.shape[1:]
+            if all(isinstance(d, int) for d in dims):
+                self._out_tail = tuple(dims)
+            else:  # resolve symbolic dims once with a real run
+                probe = self.session.run(
+                    [self.output_name],
+                    {self.input_name: np.zeros((batch, *self._in_tail), self.input_dtype)},
+                )[0]
+                self._out_tail = probe.shape[1:]
+        return (batch, *self._out_tail)
+
+    def run(self, x_dev: Any) -> Any:
+        if self.kind == "cpu":
+            return self.session.run([self.output_name], {self.input_name: x_dev})[0]
+        return self._run_bound(x_dev)
+
+    def _run_bound(self, x_dev: Any) -> Any:
+        """I/O binding on torch CUDA tensors: no host copies inside the timed call."""
+        import torch
+
+        key = tuple(x_dev.shape)
+        entry = self._static.get(key)
+        if entry is None:
+            self._in_tail = key[1:]
+            out_dtype = self.session.get_outputs()[0].type
+            tdtype = torch.float16 if "float16" in out_dtype else torch.float32
+            y = torch.empty(self._output_shape(key[0]), dtype=tdtype, device=x_dev.device)
+            x_static = x_dev.clone() if self.use_graph else x_dev
+            binding = self.session.io_binding()
+            np_in = np.float16 if x_static.dtype == torch.float16 else np.float32
+            binding.bind_input(
+                self.input_name, "cuda", self.index, np_in, list(key), x_static.data_ptr()
+            )
+            np_out = np.float16 if tdtype == torch.float16 else np.float32
+            binding.bind_output(
+                self.output_name, "cuda", self.index, np_out, list(y.shape), y.data_ptr()
+            )
+            entry = self._static[key] = (binding, x_static, y)
+            if self.use_graph and len(self._static) > 1:
+                raise BadInput(
+                    "an ONNX Runtime CUDA graph is captured for one input shape",
+                    "this runner already captured another batch size",
+                    "prepare one runner per batch size when cuda_graph is on",
+                )
+        binding, x_static, y = entry
+        if x_static.data_ptr() != x_dev.data_ptr():
+            x_static.copy_(x_dev)
+        if self.use_graph:
+            ro = self.ort.RunOptions()
+            ro.add_run_config_entry("gpu_graph_id", "1")
+            self.session.run_with_iobinding(binding, ro)
+        else:
+            binding.synchronize_inputs()
+            self.session.run_with_iobinding(binding)
+        return y
+
+    def to_host(self, y_dev: Any) -> np.ndarray:
+        if isinstance(y_dev, np.ndarray):
+            return y_dev.astype(np.float32, copy=False)
+        return y_dev.detach().float().cpu().numpy()
+
+    def synchronize(self) -> None:
+        if self.kind == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.index)
+
+    def peak_memory_mb(self) -> float | None:
+        if self.kind != "cuda":
+            return None
+        from engine.gpu import nvml_used_mb
+
+        return nvml_used_mb(self.index)
+
+    def close(self) -> None:
+        self._static.clear()
+        self.session = None
+
+
+class OrtBackend(Backend):
+    NAME = "ort"
+    TITLE = "ONNX Runtime"
+    PRECISIONS = ("fp32", "tf32", "fp16", "int8")
+
+    @classmethod
+    def availability(cls, device: str = "cpu") -> Availability:
+        try:
+            ort = import_ort()
+        except ImportError as exc:
+            return Availability(
+                False, f"onnxruntime does not import: {exc}", "pip install onnxruntime-gpu"
+            )
+        kind, _ = parse_device(device)
+        if kind == "cpu":
+            return Availability(True)
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return Availability(
+                False,
+                "the installed onnxruntime package has no CUDA execution provider",
+                "pip uninstall -y onnxruntime && pip install onnxruntime-gpu",
+            )
+        return cuda_availability(device)
+
+    @classmethod
+    def check(cls, spec: RunnerSpec) -> None:
+        super().check(spec)
+        cpu = spec.device.startswith("cpu")
+        if spec.precision == "int8" and not cpu:
+            raise BadInput(
+                "int8 with ONNX Runtime runs on the CPU execution provider here",
+                "the CUDA EP has no fast int8 convolutions for QDQ models",
+                "use --device cpu for int8, or fp16 on the GPU",
+            )
+        if spec.precision in ("tf32", "fp16") and cpu:
+            raise BadInput(
+                f"ONNX Runtime {spec.precision} needs the CUDA execution provider",
+                "the CPU execution provider has no fast kernels for it",
+                "use fp32 or int8 on the CPU",
+            )
+
+    @classmethod
+    def model_path(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> str:
+        if spec.precision == "int8":
+            from engine.quantize import quantize_int8
+
+            return str(quantize_int8(artifacts, ctx.calibration_dir, progress=ctx.say))
+        precision = "fp16" if spec.precision == "fp16" else "fp32"
+        return str(artifacts.onnx_path(precision, progress=ctx.say))
+
+    @classmethod
+    def prepare(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
+        cls.check(spec)
+        cls.availability(spec.device).raise_if_missing(f"ONNX Runtime on {spec.device}")
+        path = cls.model_path(spec, artifacts, ctx)
+        ctx.say(f"creating an ONNX Runtime session ({spec.label})")
+        return OrtRunner(spec, path, ctx)

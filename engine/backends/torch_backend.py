@@ -1,0 +1,139 @@
+"""Eager PyTorch: fp32 (TF32 off), tf32, fp16, bf16, optional channels_last and CUDA graphs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.backends.base import Availability, Backend, PrepareContext, Runner
+from engine.config import RunnerSpec
+from engine.devices import cuda_availability, parse_device
+from engine.errors import BadInput
+
+
+class TorchRunner(Runner):
+    def __init__(self, spec: RunnerSpec, module: Any) -> None:
+        import torch
+
+        self.spec = spec
+        self.torch = torch
+        kind, index = parse_device(spec.device)
+        self.device = torch.device(kind, index) if kind == "cuda" else torch.device("cpu")
+        self.dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
+            spec.precision, torch.float32
+        )
+        self.tf32 = spec.precision == "tf32"
+        self.channels_last = bool(spec.opts.get("channels_last"))
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        import copy
+
+        model = copy.deepcopy(module) if (self.dtype != torch.float32 or kind == "cuda") else module
+        model = model.to(device=self.device, dtype=self.dtype, memory_format=self.memory_format)
+        self.model = model.eval()
+        self.provider = "torch-cuda" if kind == "cuda" else "torch-cpu"
+        self.info = {"channels_last": self.channels_last, "tf32": self.tf32}
+        self._graphs: dict[tuple, Any] = {}
+        self.use_graph = bool(spec.opts.get("cuda_graph")) and kind == "cuda"
+        threads = spec.opts.get("intra_threads")
+        if threads and kind == "cpu":
+            torch.set_num_threads(int(threads))
+
+    def _set_math_mode(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.backends.cudnn.allow_tf32 = self.tf32
+            self.torch.backends.cuda.matmul.allow_tf32 = self.tf32
+
+    def to_device(self, x: np.ndarray) -> Any:
+        t = self.torch.from_numpy(np.ascontiguousarray(x))
+        t = t.to(device=self.device, dtype=self.dtype, non_blocking=False)
+        return t.contiguous(memory_format=self.memory_format)
+
+    def _forward(self, x: Any) -> Any:
+        with self.torch.inference_mode():
+            return self.model(x)
+
+    def run(self, x_dev: Any) -> Any:
+        self._set_math_mode()
+        if self.use_graph:
+            return self._graph_run(x_dev)
+        return self._forward(x_dev)
+
+    def _graph_run(self, x_dev: Any) -> Any:
+        """Replay a CUDA graph captured once per input shape: no per-kernel launch cost."""
+        torch = self.torch
+        key = tuple(x_dev.shape)
+        entry = self._graphs.get(key)
+        if entry is None:
+            static_x = x_dev.clone()
+            stream = torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):
+                for _ in range(3):  # warm up cuDNN's algorithm choice outside the capture
+                    self._forward(static_x)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_y = self._forward(static_x)
+            entry = self._graphs[key] = (graph, static_x, static_y)
+        graph, static_x, static_y = entry
+        if static_x.data_ptr() != x_dev.data_ptr():
+            static_x.copy_(x_dev)
+        graph.replay()
+        return static_y
+
+    def to_host(self, y_dev: Any) -> np.ndarray:
+        return y_dev.detach().float().cpu().numpy()
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def peak_memory_mb(self) -> float | None:
+        if self.device.type != "cuda":
+            return None
+        return self.torch.cuda.max_memory_allocated(self.device) / 2**20
+
+    def reset_peak_memory(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.reset_peak_memory_stats(self.device)
+
+    def close(self) -> None:
+        self._graphs.clear()
+        self.model = None
+        if self.device.type == "cuda":
+            self.torch.cuda.empty_cache()
+
+
+class TorchBackend(Backend):
+    NAME = "torch"
+    TITLE = "PyTorch (eager)"
+    PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+
+    @classmethod
+    def availability(cls, device: str = "cpu") -> Availability:
+        try:
+            import torch  # noqa: F401
+        except ImportError as exc:
+            return Availability(False, f"torch does not import: {exc}", "pip install torch")
+        return cuda_availability(device)
+
+    @classmethod
+    def check(cls, spec: RunnerSpec) -> None:
+        if spec.precision == "int8":
+            raise BadInput(
+                "eager PyTorch cannot run int8",
+                "int8 here means a statically quantised ONNX model",
+                "use --backend ort --precision int8 on the CPU",
+            )
+        super().check(spec)
+        if spec.precision == "tf32" and spec.device.startswith("cpu"):
+            raise BadInput("tf32 is a GPU math mode", "the CPU has no TF32", "use fp32 on the CPU")
+        if spec.opts.get("cuda_graph") and spec.device.startswith("cpu"):
+            raise BadInput("CUDA graphs need a CUDA device", fix="drop cuda_graph on the CPU")
+
+    @classmethod
+    def prepare(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
+        cls.check(spec)
+        cls.availability(spec.device).raise_if_missing(f"PyTorch on {spec.device}")
+        return TorchRunner(spec, artifacts.torch_module())

@@ -1,0 +1,66 @@
+"""Timing: warm-up, then iterations bounded by a count and a time budget.
+
+Each iteration is timed on the host around a run plus a device synchronisation, so a
+GPU figure is the real latency of a batch, not the launch time. ``device`` mode keeps
+inputs and outputs on the device; ``e2e`` mode includes host→device→host copies.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from engine.backends.base import Runner
+from engine.config import BenchSettings, Timing
+from engine.errors import BadInput
+
+
+def stats(samples_ms: list[float], batch: int, peak_mem_mb: float | None = None) -> Timing:
+    a = np.asarray(samples_ms, dtype=np.float64)
+    p10, p50, p90, p99 = np.percentile(a, [10, 50, 90, 99])
+    return Timing(
+        p50_ms=float(p50),
+        p90_ms=float(p90),
+        p99_ms=float(p99),
+        p10_ms=float(p10),
+        mean_ms=float(a.mean()),
+        std_ms=float(a.std()),
+        min_ms=float(a.min()),
+        iters=len(a),
+        throughput_ips=float(batch * 1000.0 / p50) if p50 > 0 else 0.0,
+        peak_mem_mb=peak_mem_mb,
+    )
+
+
+def time_runner(runner: Runner, x: np.ndarray, settings: BenchSettings) -> Timing:
+    """Time ``runner`` on the host batch ``x`` according to ``settings``."""
+    if settings.mode not in ("device", "e2e"):
+        raise BadInput(f"unknown timing mode '{settings.mode}'", fix="use device or e2e")
+    if settings.iters < 1 or settings.warmup < 0:
+        raise BadInput("iterations must be at least 1 and warm-up at least 0")
+    runner.reset_peak_memory()
+    if settings.mode == "device":
+        x_dev = runner.to_device(x)
+
+        def step() -> None:
+            runner.run(x_dev)
+            runner.synchronize()
+    else:
+
+        def step() -> None:
+            runner.infer(x)
+
+    for _ in range(settings.warmup):
+        step()
+    runner.synchronize()
+    samples: list[float] = []
+    deadline = time.perf_counter() + settings.max_time_s
+    clock = time.perf_counter
+    while len(samples) < settings.iters:
+        t0 = clock()
+        step()
+        samples.append((clock() - t0) * 1000.0)
+        if len(samples) >= settings.min_iters and clock() > deadline:
+            break
+    return stats(samples, x.shape[0], runner.peak_memory_mb())

@@ -1,0 +1,326 @@
+"""``python -m engine``: bench, export, diagnose, and the commands of later modules.
+
+Every subcommand shares one error policy: an :class:`EngineError` becomes one line on
+stderr and its exit code (2 bad input, 3 unavailable); tracebacks are for our bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.errors import BadInput, EngineError
+
+# subcommand → "module:function" taking argv (list[str]) and returning an exit code
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("engine.cli:bench_main", "measure backends × precisions × batch sizes"),
+    "export": ("engine.cli:export_main", "export a torchvision model to ONNX"),
+    "diagnose": ("engine.diagnostics:main", "explain where ONNX Runtime will run, and why"),
+    "history": ("engine.history:main", "list and compare stored runs"),
+    "import": ("engine.history:import_main", "import bench --json documents"),
+    "report": ("engine.report:main", "write an HTML or markdown report"),
+    "cache": ("engine.cache:main", "list, size and prune the artifact cache"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises BadInput instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise BadInput(f"{self.prog}: {message}", fix=f"see `{self.prog} --help`")
+
+
+def parse_list(text: str, kind: Callable = str, what: str = "value") -> list:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise BadInput(f"no {what} given")
+    out = []
+    for t in items:
+        try:
+            out.append(kind(t))
+        except ValueError as exc:
+            raise BadInput(
+                f"{what} '{t}' is not valid",
+                fix=f"give a comma list, e.g. {what}s 1,8,32" if kind is int else "",
+            ) from exc
+    return out
+
+
+def bench_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m engine bench", description=COMMANDS["bench"][1])
+    src = p.add_argument_group("model")
+    src.add_argument("--model", default="resnet50", help="torchvision classifier name")
+    src.add_argument("--onnx", help="a user ONNX file (one NCHW float input) instead of --model")
+    src.add_argument("--weights", default="random", help="random | pretrained | FILE")
+    src.add_argument("--image-size", type=int, default=224)
+    src.add_argument("--seed", type=int, default=0)
+    run = p.add_argument_group("what to run")
+    run.add_argument("--backend", default="torch,ort", help="comma list: torch, ort, tensorrt")
+    run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (comma list allowed)")
+    run.add_argument("--precision", default="fp32", help="comma list: fp32 tf32 fp16 bf16 int8")
+    run.add_argument("--batch", default="1,8,32", help="comma list of batch sizes")
+    run.add_argument("--channels-last", action="store_true", help="torch: NHWC memory layout")
+    run.add_argument("--cuda-graph", action="store_true", help="capture and replay CUDA graphs")
+    run.add_argument("--cudnn-exhaustive", action="store_true", help="ort: exhaustive search")
+    run.add_argument("--prefer-nhwc", action="store_true", help="ort CUDA EP: NHWC kernels")
+    run.add_argument("--calibration-dir", help="folder of images for int8 calibration")
+    run.add_argument("--auto", action="store_true", help="find the fastest agreeing setting")
+    tm = p.add_argument_group("timing")
+    tm.add_argument("--warmup", type=int, default=5)
+    tm.add_argument("--iters", type=int, default=50)
+    tm.add_argument("--max-time", type=float, default=10.0, help="seconds per point at most")
+    tm.add_argument("--mode", default="device", choices=["device", "e2e"])
+    tm.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
+    tm.add_argument("--no-parity", action="store_true", help="skip the output comparison")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", help="write the run as a JSON document")
+    out.add_argument("--db", help="results database (default: the user data folder)")
+    out.add_argument("--cache-dir", help="artifact cache (default: the user cache folder)")
+    out.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def build_config(args: argparse.Namespace):
+    from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
+    from engine.models import check_batches
+
+    if args.onnx and not Path(args.onnx).is_file():
+        raise BadInput(f"ONNX file {Path(args.onnx).name} does not exist", fix="check the path")
+    model = ModelSpec(
+        name=args.model,
+        weights=args.weights,
+        image_size=args.image_size,
+        onnx_path=str(Path(args.onnx).resolve()) if args.onnx else None,
+        seed=args.seed,
+    )
+    batches = check_batches(parse_list(args.batch, int, "batch size"))
+    options = {}
+    for flag in ("channels_last", "cuda_graph", "cudnn_exhaustive", "prefer_nhwc"):
+        if getattr(args, flag):
+            options[flag] = True
+    if args.threads:
+        if args.threads < 1:
+            raise BadInput("--threads must be at least 1")
+        options["intra_threads"] = args.threads
+    runners = [
+        RunnerSpec(b, d, p, tuple(sorted(options.items())))
+        for d in parse_list(args.device, str, "device")
+        for b in parse_list(args.backend, str, "backend")
+        for p in parse_list(args.precision, str, "precision")
+    ]
+    bench = BenchSettings(
+        warmup=args.warmup,
+        iters=args.iters,
+        max_time_s=args.max_time,
+        mode=args.mode,
+        threads=args.threads,
+    )
+    if bench.iters < 1 or bench.warmup < 0 or bench.max_time_s <= 0:
+        raise BadInput("--iters must be ≥ 1, --warmup ≥ 0 and --max-time > 0")
+    return SweepConfig(
+        model=model,
+        runners=runners,
+        batches=batches,
+        bench=bench,
+        parity=not args.no_parity,
+        calibration_dir=args.calibration_dir,
+    )
+
+
+class Progress:
+    """A one-line progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, done: int, total: int, msg: str) -> None:
+        if self.quiet or msg == self.last:
+            return
+        self.last = msg
+        if self.tty:
+            width = 24
+            fill = int(width * done / max(total, 1))
+            sys.stderr.write(f"\r\x1b[K[{'#' * fill}{'.' * (width - fill)}] {done}/{total} {msg}")
+            sys.stderr.flush()
+        else:
+            print(f"[{done}/{total}] {msg}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty and not self.quiet:
+            sys.stderr.write("\n")
+
+
+def format_table(rows) -> str:
+    head = [
+        "backend",
+        "precision",
+        "device",
+        "provider",
+        "batch",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "img/s",
+        "parity",
+    ]
+    lines = []
+    for r in rows:
+        if r.status != "ok":
+            lines.append(
+                [
+                    r.backend,
+                    r.precision,
+                    r.device,
+                    r.status,
+                    str(r.batch),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    r.reason[:60],
+                ]
+            )
+            continue
+        parity = "-" if r.parity_ok is None else ("ok" if r.parity_ok else "FAIL")
+        lines.append(
+            [
+                r.backend,
+                r.precision,
+                r.device,
+                r.provider,
+                str(r.batch),
+                f"{r.p50_ms:.2f}",
+                f"{r.p90_ms:.2f}",
+                f"{r.p99_ms:.2f}",
+                f"{r.throughput_ips:.1f}",
+                parity,
+            ]
+        )
+    widths = [
+        max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+        for i, h in enumerate(head)
+    ]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*line) for line in lines]
+    return "\n".join(out)
+
+
+def bench_main(argv: list[str]) -> int:
+    args = bench_parser().parse_args(argv)
+    if args.cache_dir:
+        from engine.paths import set_cache_dir
+
+        set_cache_dir(args.cache_dir)
+    config = build_config(args)
+    from engine.store import Store
+
+    store = Store(args.db)
+    command = shlex.join(["python", "-m", "engine", "bench", *argv])
+    progress = Progress(args.quiet)
+    if args.auto:
+        from engine.auto import run_auto
+
+        outcome = run_auto(config, store=store, command=command, on_progress=progress)
+    else:
+        from engine.sweep import run_sweep
+
+        outcome = run_sweep(config, store=store, command=command, on_progress=progress)
+    progress.close()
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"model: {config.model.label}, image size {config.model.image_size}")
+    print(format_table(outcome.rows))
+    reasons = {
+        (r.backend, r.precision, r.device, r.status, r.reason)
+        for r in outcome.rows
+        if r.status != "ok"
+    }
+    for backend, precision, device, status, reason in sorted(reasons):
+        print(f"{status} {backend} {precision} on {device}: {reason}", file=sys.stderr)
+    if args.json and outcome.run_id is not None:
+        store.export_json(outcome.run_id, args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
+    if outcome.run_id is not None:
+        print(f"stored as run {outcome.run_id} in {store.path.name}", file=sys.stderr)
+    if outcome.interrupted:
+        print("interrupted: the points measured so far are stored", file=sys.stderr)
+        return 130
+    if not outcome.measured:
+        codes = [e.exit_code for e in outcome.errors] or [1]
+        code = 3 if 3 in codes else max(codes)
+        first = outcome.errors[0].user_message() if outcome.errors else "nothing was measured"
+        print(f"error: nothing requested could run. {first}", file=sys.stderr)
+        return code
+    return 0
+
+
+def export_main(argv: list[str]) -> int:
+    p = _Parser(prog="python -m engine export", description=COMMANDS["export"][1])
+    p.add_argument("--model", default="resnet50")
+    p.add_argument("--weights", default="random")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--out", required=True, help="where to write the .onnx file")
+    p.add_argument("--cache-dir")
+    args = p.parse_args(argv)
+    if args.cache_dir:
+        from engine.paths import set_cache_dir
+
+        set_cache_dir(args.cache_dir)
+    import shutil
+
+    from engine.config import ModelSpec
+    from engine.models import load_artifacts
+
+    art = load_artifacts(ModelSpec(args.model, args.weights, args.image_size))
+    path = art.onnx_path(args.precision, progress=lambda m: print(m, file=sys.stderr))
+    for note in art.notes:
+        print(f"note: {note}", file=sys.stderr)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, out)
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "bytes": out.stat().st_size,
+                "model": args.model,
+                "precision": args.precision,
+                "weights": art.weights_label,
+            }
+        )
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m engine COMMAND [options]\n\ncommands:")
+        for name, (_, help_) in COMMANDS.items():
+            print(f"  {name:<10} {help_}")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command '{name}'; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module, _, func = COMMANDS[name][0].partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), func)
+        return int(fn(rest) or 0)
+    except EngineError as exc:
+        print(f"error: {exc.user_message()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # argparse --help
+        return int(exc.code or 0)

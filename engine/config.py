@@ -1,0 +1,229 @@
+"""What to run and what was measured, as dataclasses with JSON round-trips.
+
+Everything downstream (store, charts, reports, the dashboard) reads these; nothing
+re-measures. Names carry units: ``p50_ms``, ``throughput_ips``, ``image_size``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+DEFAULT_MODEL = "resnet50"
+MAX_BATCH = 4096
+
+
+def _from_dict(cls, data: dict[str, Any]):
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model: a torchvision name or a user ONNX file, and where weights come from.
+
+    ``weights`` is ``"random"`` (seeded), ``"pretrained"`` (only from the local torch
+    cache) or a path to a local state_dict / checkpoint file.
+    """
+
+    name: str = DEFAULT_MODEL
+    weights: str = "random"
+    image_size: int = 224
+    onnx_path: str | None = None
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.onnx_path:
+            return f"ONNX file {self.onnx_path.rsplit('/', 1)[-1]}"
+        return f"{self.name} ({weights_label(self.weights)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        return _from_dict(cls, data)
+
+
+def weights_label(weights: str) -> str:
+    if weights == "random":
+        return "random weights"
+    if weights == "pretrained":
+        return "pretrained weights (local cache)"
+    return f"weights from {weights.rsplit('/', 1)[-1]}"
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """One backend configuration. ``options`` holds backend-specific switches.
+
+    Known options: torch ``channels_last``, ``cuda_graph``; ort ``cudnn_exhaustive``,
+    ``prefer_nhwc``, ``cuda_graph``, ``io_binding`` (default on for CUDA);
+    all: ``intra_threads``, ``inter_threads``.
+    """
+
+    backend: str
+    device: str = "cpu"
+    precision: str = "fp32"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def with_options(self, **kw: Any) -> RunnerSpec:
+        merged = {**self.opts, **kw}
+        return RunnerSpec(self.backend, self.device, self.precision, tuple(sorted(merged.items())))
+
+    @property
+    def label(self) -> str:
+        extra = ",".join(f"{k}={v}" for k, v in self.options if k not in _QUIET_OPTIONS)
+        base = f"{self.backend} {self.precision} on {self.device}"
+        return f"{base} [{extra}]" if extra else base
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "options": self.opts}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunnerSpec:
+        opts = data.get("options") or {}
+        items = opts.items() if isinstance(opts, dict) else opts
+        return cls(
+            data["backend"],
+            data.get("device", "cpu"),
+            data.get("precision", "fp32"),
+            tuple(sorted((k, v) for k, v in items)),
+        )
+
+
+_QUIET_OPTIONS = {"intra_threads", "inter_threads"}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How to time: warm-up, iteration count and time budget, mode, CPU threads.
+
+    ``mode`` is ``"device"`` (inputs already on the device, outputs left there) or
+    ``"e2e"`` (host tensors in, host outputs back).
+    """
+
+    warmup: int = 5
+    iters: int = 50
+    max_time_s: float = 10.0
+    min_iters: int = 3
+    mode: str = "device"
+    threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchSettings:
+        return _from_dict(cls, data)
+
+
+@dataclass
+class SweepConfig:
+    """A whole sweep: one model, runner configurations × batch sizes."""
+
+    model: ModelSpec
+    runners: list[RunnerSpec]
+    batches: list[int]
+    bench: BenchSettings = field(default_factory=BenchSettings)
+    parity: bool = True
+    calibration_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.to_dict(),
+            "runners": [r.to_dict() for r in self.runners],
+            "batches": list(self.batches),
+            "bench": self.bench.to_dict(),
+            "parity": self.parity,
+            "calibration_dir": self.calibration_dir,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepConfig:
+        return cls(
+            model=ModelSpec.from_dict(data["model"]),
+            runners=[RunnerSpec.from_dict(r) for r in data["runners"]],
+            batches=[int(b) for b in data["batches"]],
+            bench=BenchSettings.from_dict(data.get("bench", {})),
+            parity=bool(data.get("parity", True)),
+            calibration_dir=data.get("calibration_dir"),
+        )
+
+
+@dataclass
+class Timing:
+    """Latency statistics of one runner at one batch size."""
+
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    p10_ms: float
+    iters: int
+    throughput_ips: float
+    peak_mem_mb: float | None = None
+
+
+@dataclass
+class Parity:
+    """How one backend's outputs compare with the reference on the same inputs."""
+
+    max_rel_err: float
+    mean_rel_err: float
+    cosine: float
+    top1_agree: float
+    ok: bool
+    tolerance: str = ""
+
+
+@dataclass
+class ResultRow:
+    """One measurement (or one skipped / failed point) of a sweep."""
+
+    model: str
+    backend: str
+    device: str
+    precision: str
+    batch: int
+    provider: str = ""
+    status: str = "ok"  # ok | skipped | failed | oom
+    reason: str = ""
+    image_size: int = 224
+    weights: str = "random weights"
+    mode: str = "device"
+    options: dict[str, Any] = field(default_factory=dict)
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    p10_ms: float | None = None
+    mean_ms: float | None = None
+    std_ms: float | None = None
+    min_ms: float | None = None
+    iters: int | None = None
+    throughput_ips: float | None = None
+    peak_mem_mb: float | None = None
+    parity_ok: bool | None = None
+    max_rel_err: float | None = None
+    cosine: float | None = None
+    top1_agree: float | None = None
+    threads: int | None = None
+    created_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultRow:
+        return _from_dict(cls, data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())

@@ -1,0 +1,56 @@
+"""Device names (``cpu``, ``cuda``, ``cuda:N``): parsing and availability."""
+
+from __future__ import annotations
+
+from engine.backends.base import Availability
+from engine.errors import BadInput
+
+
+def parse_device(device: str) -> tuple[str, int]:
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (index and not index.isdigit()):
+        raise BadInput(
+            f"unknown device '{device}'", "devices are cpu, cuda or cuda:N", "use --device cpu"
+        )
+    if kind == "cpu" and index:
+        raise BadInput(f"unknown device '{device}'", fix="use --device cpu")
+    return kind, int(index or 0)
+
+
+def cuda_availability(device: str) -> Availability:
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        return Availability(True)
+    try:
+        import torch
+    except ImportError as exc:
+        return Availability(
+            False, f"torch does not import: {exc}", "pip install -r requirements.txt"
+        )
+    if not torch.cuda.is_available():
+        if torch.version.cuda is None:
+            return Availability(
+                False,
+                "the installed torch is a CPU-only build",
+                "install a CUDA build of torch: pip install -r requirements.txt",
+            )
+        return Availability(
+            False,
+            f"no NVIDIA GPU or driver is visible (torch is built for CUDA {torch.version.cuda})",
+            "run on a machine with an NVIDIA GPU and driver, or use --device cpu",
+        )
+    count = torch.cuda.device_count()
+    if index >= count:
+        return Availability(
+            False, f"{device} does not exist: this machine has {count} GPU(s)", "use cuda:0"
+        )
+    return Availability(True)
+
+
+def device_title(device: str) -> str:
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        return "CPU"
+    import torch
+
+    return f"{torch.cuda.get_device_name(index)} (cuda:{index})"

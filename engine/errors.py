@@ -1,0 +1,47 @@
+"""The small family of errors a user can cause or meet.
+
+Each carries what happened, why, and what to do; the CLI maps the class to an exit
+code and a page shows it with ``st.error``. Anything else escaping is our bug.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base: a message a user can act on. ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+    def __init__(self, what: str, why: str = "", fix: str = "") -> None:
+        self.what, self.why, self.fix = what, why, fix
+        super().__init__(self.user_message())
+
+    def user_message(self) -> str:
+        parts = [self.what.rstrip(".") + "."]
+        if self.why:
+            parts.append(self.why.rstrip(".") + ".")
+        if self.fix:
+            parts.append("Fix: " + self.fix)
+        return " ".join(parts)
+
+
+class BadInput(EngineError):
+    """Input or a combination that can never work (exit 2)."""
+
+    exit_code = 2
+
+
+class Unavailable(EngineError):
+    """A backend or device that cannot run on this machine (exit 3)."""
+
+    exit_code = 3
+
+
+class ProviderFallback(Unavailable):
+    """ONNX Runtime ran (part of) the graph somewhere other than requested."""
+
+
+class ParityError(EngineError):
+    """Outputs of a backend disagree with the reference beyond tolerance."""
+
+    exit_code = 4

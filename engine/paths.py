@@ -1,0 +1,55 @@
+"""Where the product keeps its files: the artifact cache and the results database.
+
+Defaults live under the user's cache / data folders; ``VISIONBENCH_CACHE`` and
+``VISIONBENCH_DATA`` (or the CLI's ``--cache-dir`` / ``--db``) override them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP = "visionbench"
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("VISIONBENCH_CACHE")
+    if env:
+        root = Path(env).expanduser()
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = Path(base) / APP
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def data_dir() -> Path:
+    env = os.environ.get("VISIONBENCH_DATA")
+    if env:
+        root = Path(env).expanduser()
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        root = Path(base) / APP
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def default_db() -> Path:
+    return data_dir() / "results.sqlite"
+
+
+def uploads_dir() -> Path:
+    d = data_dir() / "uploads"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def set_cache_dir(path: str | os.PathLike[str]) -> None:
+    os.environ["VISIONBENCH_CACHE"] = str(path)
+
+
+def short_path(path: str | os.PathLike[str]) -> str:
+    """A path for display: the home folder as ``~``."""
+    p = str(path)
+    home = str(Path.home())
+    return "~" + p[len(home) :] if home != "/" and p.startswith(home) else p

@@ -1,0 +1,148 @@
+"""Static int8 quantisation (QDQ) of the FP32 ONNX model for ONNX Runtime on the CPU.
+
+Pre-processing (shape inference and graph clean-up), per-channel weights, and
+calibration on generated images or a folder of the user's images; the result is
+cached like the export, keyed by the FP32 file, the calibration source and settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine.errors import BadInput, EngineError
+from engine.export import cached_artifact, finish_artifact
+from engine.paths import cache_dir
+
+if TYPE_CHECKING:
+    from engine.models import ModelArtifacts
+
+CALIBRATION_IMAGES = 16
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)[:, None, None]
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None]
+
+
+def generated_images(n: int, h: int, w: int, seed: int = 7) -> Iterator[np.ndarray]:
+    """Smooth random images (not white noise), normalised like ImageNet inputs."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        coarse = rng.random((3, max(h // 16, 2), max(w // 16, 2)), dtype=np.float32)
+        img = np.kron(coarse, np.ones((16, 16), dtype=np.float32))[:, :h, :w]
+        img = np.pad(img, ((0, 0), (0, h - img.shape[1]), (0, w - img.shape[2])), mode="edge")
+        img = np.clip(img + 0.05 * rng.standard_normal(img.shape, dtype=np.float32), 0, 1)
+        yield ((img - MEAN) / STD)[None].astype(np.float32)
+
+
+def folder_images(folder: Path, n: int, h: int, w: int) -> Iterator[np.ndarray]:
+    from PIL import Image
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise BadInput(
+            f"the calibration folder {folder.name} holds no images",
+            f"it needs files ending in {', '.join(sorted(IMAGE_SUFFIXES))}",
+        )
+    for path in files[:n]:
+        try:
+            with Image.open(path) as im:
+                img = im.convert("RGB").resize((w, h))
+        except Exception as exc:  # noqa: BLE001 - PIL raises several kinds
+            raise BadInput(f"calibration image {path.name} could not be read", str(exc)) from exc
+        arr = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
+        yield ((arr - MEAN) / STD)[None].astype(np.float32)
+
+
+def _calibration_source(calibration_dir: str | None) -> str:
+    if not calibration_dir:
+        return "generated"
+    folder = Path(calibration_dir)
+    if not folder.is_dir():
+        raise BadInput(f"calibration folder {folder.name} does not exist", fix="check the path")
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            h.update(p.name.encode())
+            h.update(str(p.stat().st_size).encode())
+    return "folder:" + h.hexdigest()
+
+
+def quantize_int8(art: ModelArtifacts, calibration_dir: str | None = None, progress=None) -> Path:
+    from engine.models import file_sha256
+
+    fp32 = art.onnx_path("fp32", progress=progress)
+    source = _calibration_source(calibration_dir)
+    record = {
+        "fp32": file_sha256(fp32),
+        "calibration": source,
+        "images": CALIBRATION_IMAGES,
+        "format": "QDQ",
+        "per_channel": True,
+    }
+    key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+    folder = cache_dir() / "int8" / key[:32]
+    hit = cached_artifact(folder, "model.onnx")
+    if hit:
+        art.notes.append("reused the cached int8 model")
+        return hit
+    if progress:
+        progress("quantising to int8 (pre-processing, calibration)")
+    import onnxruntime as ort
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    input_name = (
+        ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    )
+    h, w = art.image_hw
+    if calibration_dir:
+        images = list(folder_images(Path(calibration_dir), CALIBRATION_IMAGES, h, w))
+    else:
+        images = list(generated_images(CALIBRATION_IMAGES, h, w))
+    batch = art.fixed_batch or 1
+    n = max(1, len(images) // batch)
+    feeds = [
+        {input_name: np.concatenate([images[(i * batch + j) % len(images)] for j in range(batch)])}
+        for i in range(n)
+    ]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pre = folder / f"pre.{os.getpid()}.onnx"
+    tmp = folder / f"model.{os.getpid()}.tmp.onnx"
+    try:
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(tmp),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+    except Exception as exc:  # noqa: BLE001 - the quantiser raises many kinds
+        tmp.unlink(missing_ok=True)
+        raise EngineError(
+            "int8 quantisation failed", str(exc).splitlines()[0][:300] if str(exc) else ""
+        ) from exc
+    finally:
+        pre.unlink(missing_ok=True)
+    return finish_artifact(folder, tmp, "model.onnx", record)

@@ -1,0 +1,217 @@
+"""The results store: SQLite (standard library), versioned schema, one commit per row.
+
+A run keeps its full configuration, environment fingerprint and the CLI command that
+reproduces it; each measurement is committed as soon as it is made, so an interrupted
+sweep keeps what it measured. WAL mode lets the dashboard read while a sweep writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.config import ResultRow
+from engine.errors import EngineError
+from engine.paths import default_db
+
+SCHEMA_VERSION = 1
+JSON_SCHEMA = 1
+ROW_COLUMNS = ("model", "backend", "device", "precision", "batch", "provider", "status")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'running',
+            source TEXT NOT NULL DEFAULT 'local',
+            source_key TEXT UNIQUE,
+            config_json TEXT NOT NULL,
+            env_json TEXT NOT NULL,
+            command TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE rows (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            model TEXT, backend TEXT, device TEXT, precision TEXT, batch INTEGER,
+            provider TEXT, status TEXT,
+            p50_ms REAL, throughput_ips REAL,
+            data_json TEXT NOT NULL
+        );
+        CREATE INDEX rows_run ON rows(run_id);
+        """
+    )
+
+
+# Index i upgrades a store from user_version i to i + 1. Never edit one that shipped.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+
+
+class Store:
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_db()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise EngineError(
+                f"the results database {self.path.name} cannot be opened",
+                str(exc),
+                "pass another --db file; the existing file was left untouched",
+            ) from exc
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise EngineError(
+                f"the results database {self.path.name} has schema {version}",
+                f"this version of the tool reads schema {SCHEMA_VERSION} and older",
+                "upgrade the tool, or use another --db file",
+            )
+        for step in range(version, SCHEMA_VERSION):
+            with self.db:
+                MIGRATIONS[step](self.db)
+                self.db.execute(f"PRAGMA user_version={step + 1}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- writing -------------------------------------------------------------------
+    def create_run(
+        self,
+        config: dict[str, Any],
+        env: dict[str, Any],
+        command: str = "",
+        label: str = "",
+        source: str = "local",
+        source_key: str | None = None,
+        created_at: str | None = None,
+    ) -> int:
+        model = config.get("model", {})
+        model_name = model.get("name", "") if isinstance(model, dict) else str(model)
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO runs (created_at, label, model, source, source_key, config_json,"
+                " env_json, command) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    created_at or now(),
+                    label,
+                    model_name,
+                    source,
+                    source_key,
+                    json.dumps(config),
+                    json.dumps(env),
+                    command,
+                ),
+            )
+        return int(cur.lastrowid)
+
+    def add_row(self, run_id: int, row: ResultRow) -> int:
+        if not row.created_at:
+            row.created_at = now()
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO rows (run_id, created_at, model, backend, device, precision, batch,"
+                " provider, status, p50_ms, throughput_ips, data_json)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    row.created_at,
+                    row.model,
+                    row.backend,
+                    row.device,
+                    row.precision,
+                    row.batch,
+                    row.provider,
+                    row.status,
+                    row.p50_ms,
+                    row.throughput_ips,
+                    row.to_json(),
+                ),
+            )
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str = "done") -> None:
+        with self.db:
+            self.db.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
+
+    # -- reading -------------------------------------------------------------------
+    def runs(self, limit: int = 1000) -> list[dict[str, Any]]:
+        cur = self.db.execute(
+            "SELECT r.*, (SELECT COUNT(*) FROM rows WHERE run_id=r.id) AS n_rows"
+            " FROM runs r ORDER BY r.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [self._run_dict(r) for r in cur.fetchall()]
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        r = self.db.execute("SELECT *, 0 AS n_rows FROM runs WHERE id=?", (run_id,)).fetchone()
+        if r is None:
+            raise EngineError(f"run {run_id} is not in {self.path.name}")
+        return self._run_dict(r)
+
+    @staticmethod
+    def _run_dict(r: sqlite3.Row) -> dict[str, Any]:
+        d = dict(r)
+        d["configuration"] = json.loads(d.pop("config_json"))
+        d["environment"] = json.loads(d.pop("env_json"))
+        return d
+
+    def rows(self, run_id: int | None = None) -> list[ResultRow]:
+        if run_id is None:
+            cur = self.db.execute("SELECT data_json FROM rows ORDER BY id")
+        else:
+            cur = self.db.execute(
+                "SELECT data_json FROM rows WHERE run_id=? ORDER BY id", (run_id,)
+            )
+        return [ResultRow.from_dict(json.loads(r[0])) for r in cur.fetchall()]
+
+    def document(self, run_id: int) -> dict[str, Any]:
+        """The portable JSON document of one run: ``{schema, run, rows}``."""
+        run = self.run(run_id)
+        return {
+            "schema": JSON_SCHEMA,
+            "run": {
+                "id": run["id"],
+                "created_at": run["created_at"],
+                "label": run["label"],
+                "status": run["status"],
+                "source": run["source"],
+                "configuration": run["configuration"],
+                "environment": run["environment"],
+                "reproduce": run["command"],
+            },
+            "rows": [r.to_dict() for r in self.rows(run_id)],
+        }
+
+    def export_json(self, run_id: int, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.document(run_id), indent=1))
+
+    def export_csv(self, run_id: int | None, path: str | Path) -> None:
+        rows = [r.to_dict() for r in self.rows(run_id)]
+        with open(path, "w", newline="") as f:
+            if not rows:
+                return
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            for r in rows:
+                r["options"] = json.dumps(r["options"])
+                writer.writerow(r)
