@@ -1,0 +1,260 @@
+"""Pure chart code: result rows in, a pandas DataFrame or a Plotly figure out.
+
+Latency and throughput against batch size on a log-2 batch axis, each backend a p50
+line with its p10–p90 spread as a band and exact numbers on hover; speed-up over the
+PyTorch FP32 baseline of the same device. Quoted reference rows (``status="quoted"``)
+are drawn as open markers with a label that says they were not measured here. Nothing
+here measures, reads files or knows about Streamlit, so it is testable on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from engine.config import ResultRow
+
+BACKEND_TITLES = {"torch": "PyTorch", "ort": "ONNX Runtime", "tensorrt": "TensorRT"}
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+QUOTED_SUFFIX = "quoted, not measured here"
+TABLE_COLUMNS = [
+    "series", "batch", "status", "p50_ms", "p10_ms", "p90_ms", "p99_ms", "throughput_ips",
+    "provider", "parity_ok", "max_rel_err", "cosine", "iters", "peak_mem_mb", "reason",
+]  # fmt: skip
+
+
+def series_name(backend: str, precision: str, device: str, options: dict | None = None) -> str:
+    """A readable name for one runner configuration, e.g. ``ONNX Runtime int8 (cpu)``."""
+    extra = ",".join(
+        f"{k}={v}" for k, v in sorted((options or {}).items()) if not k.endswith("_threads")
+    )
+    name = f"{BACKEND_TITLES.get(backend, backend)} {precision} ({device})"
+    return f"{name} [{extra}]" if extra else name
+
+
+def results_frame(rows: Iterable[ResultRow | dict[str, Any]]) -> pd.DataFrame:
+    """One row per measurement with a ``series`` column; numeric columns as floats."""
+    records = [r.to_dict() if isinstance(r, ResultRow) else dict(r) for r in rows]
+    if not records:
+        return pd.DataFrame(columns=[f.name for f in ResultRow.__dataclass_fields__.values()])
+    df = pd.DataFrame.from_records(records)
+    df["series"] = [
+        series_name(b, p, d, o if isinstance(o, dict) else None)
+        for b, p, d, o in zip(
+            df["backend"], df["precision"], df["device"], df["options"], strict=True
+        )
+    ]
+    for col in ("p50_ms", "p10_ms", "p90_ms", "p99_ms", "throughput_ips", "max_rel_err", "cosine"):
+        if col in df:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    df["batch"] = df["batch"].astype(int)
+    return df
+
+
+def measured(df: pd.DataFrame) -> pd.DataFrame:
+    """Only rows with a real measurement (status ``ok`` and a p50)."""
+    if df.empty:
+        return df
+    return df[(df["status"] == "ok") & df["p50_ms"].notna()].sort_values(["series", "batch"])
+
+
+def table_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns a results table shows, measured rows first, then skipped or failed."""
+    cols = [c for c in TABLE_COLUMNS if c in df.columns]
+    out = df[cols].copy()
+    out["_ok"] = out["status"] != "ok"
+    return out.sort_values(["_ok", "series", "batch"]).drop(columns="_ok").reset_index(drop=True)
+
+
+def _colours(names: Iterable[str]) -> dict[str, str]:
+    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(sorted(set(names)))}
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _batch_axis(batches: Iterable[int]) -> dict[str, Any]:
+    # Plotly's log axes are base 10; powers-of-two ticks make it read as a log-2 axis.
+    top = max([1, *batches])
+    ticks = [2**i for i in range(top.bit_length() + 1) if 2**i <= top]
+    return {
+        "type": "log",
+        "title": "batch size (log₂ axis)",
+        "tickvals": ticks,
+        "ticktext": [str(t) for t in ticks],
+    }
+
+
+def _empty(title: str, message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False})
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    return fig
+
+
+def _hover(y_label: str, y_fmt: str) -> str:
+    return (
+        "<b>%{fullData.name}</b><br>batch %{x}<br>"
+        + f"{y_label} %{{y:{y_fmt}}}<br>"
+        + "p10 %{customdata[0]:.3f} ms · p50 %{customdata[1]:.3f} ms<br>"
+        + "p90 %{customdata[2]:.3f} ms · p99 %{customdata[3]:.3f} ms<br>"
+        + "throughput %{customdata[4]:.1f} images/s<br>"
+        + "ran on %{customdata[5]} (%{customdata[6]} iterations)<extra></extra>"
+    )
+
+
+def _customdata(g: pd.DataFrame) -> list[list[Any]]:
+    cols = ["p10_ms", "p50_ms", "p90_ms", "p99_ms", "throughput_ips", "provider", "iters"]
+    sub = g.reindex(columns=cols)
+    return [["?" if pd.isna(v) else v for v in row] for row in sub.itertuples(index=False)]
+
+
+def _reference_traces(fig: go.Figure, reference: pd.DataFrame | None, y: str, unit: str) -> None:
+    if reference is None or reference.empty:
+        return
+    for name, g in reference.groupby("series", sort=True):
+        fig.add_trace(
+            go.Scatter(
+                x=g["batch"],
+                y=g[y],
+                mode="markers",
+                name=f"{name}, T4 ({QUOTED_SUFFIX})",
+                legendgroup="reference",
+                legendgrouptitle_text="Study on a T4, quoted",
+                marker={"symbol": "diamond-open", "size": 11, "line": {"width": 2}},
+                customdata=g["provider"].tolist(),
+                hovertemplate=(
+                    f"<b>%{{fullData.name}}</b><br>batch %{{x}}<br>%{{y:.1f}} {unit}<br>"
+                    "%{customdata}<extra></extra>"
+                ),
+            )
+        )
+
+
+def latency_chart(df: pd.DataFrame, reference: pd.DataFrame | None = None) -> go.Figure:
+    """p50 latency per batch with a p10–p90 band per series; the reference as open markers."""
+    data = measured(df)
+    if data.empty and (reference is None or reference.empty):
+        return _empty("Latency against batch size", "no measurements yet")
+    colours = _colours(data["series"]) if not data.empty else {}
+    fig = go.Figure()
+    for name, g in data.groupby("series", sort=True):
+        c = colours[name]
+        band = g["p10_ms"].notna() & g["p90_ms"].notna()
+        if band.any():
+            fig.add_trace(
+                go.Scatter(
+                    x=g["batch"][band], y=g["p90_ms"][band], mode="lines",
+                    line={"width": 0}, showlegend=False, hoverinfo="skip", legendgroup=name,
+                )
+            )  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=g["batch"][band], y=g["p10_ms"][band], mode="lines", line={"width": 0},
+                    fill="tonexty", fillcolor=_rgba(c, 0.18), showlegend=False,
+                    hoverinfo="skip", legendgroup=name, name=f"{name} p10–p90",
+                )
+            )  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=g["batch"], y=g["p50_ms"], mode="lines+markers", name=name,
+                line={"color": c, "width": 2}, legendgroup=name,
+                customdata=_customdata(g), hovertemplate=_hover("p50", ".3f"),
+            )
+        )  # fmt: skip
+    _reference_traces(fig, reference, "p50_ms", "ms")
+    batches = list(data["batch"]) + ([] if reference is None else list(reference["batch"]))
+    ys = list(data["p50_ms"]) + ([] if reference is None else list(reference["p50_ms"]))
+    spread = max(ys) / max(min(ys), 1e-9) if ys else 1
+    fig.update_layout(
+        title="Latency against batch size (p50, band p10–p90)",
+        xaxis=_batch_axis(batches),
+        yaxis={"title": "latency per batch (ms)", "type": "log" if spread > 30 else "linear"},
+        hovermode="closest",
+        legend={"orientation": "v"},
+        margin={"t": 60},
+    )
+    return fig
+
+
+def throughput_chart(df: pd.DataFrame, reference: pd.DataFrame | None = None) -> go.Figure:
+    """Images per second (batch / p50) against batch size."""
+    data = measured(df)
+    if data.empty and (reference is None or reference.empty):
+        return _empty("Throughput against batch size", "no measurements yet")
+    colours = _colours(data["series"]) if not data.empty else {}
+    fig = go.Figure()
+    for name, g in data.groupby("series", sort=True):
+        fig.add_trace(
+            go.Scatter(
+                x=g["batch"], y=g["throughput_ips"], mode="lines+markers", name=name,
+                line={"color": colours[name], "width": 2}, customdata=_customdata(g),
+                hovertemplate=_hover("throughput", ".1f").replace(
+                    "throughput %{y:.1f}", "%{y:.1f} images/s"
+                ),
+            )
+        )  # fmt: skip
+    _reference_traces(fig, reference, "throughput_ips", "images/s")
+    batches = list(data["batch"]) + ([] if reference is None else list(reference["batch"]))
+    fig.update_layout(
+        title="Throughput against batch size (batch ÷ p50)",
+        xaxis=_batch_axis(batches),
+        yaxis={"title": "throughput (images/s)"},
+        margin={"t": 60},
+    )
+    return fig
+
+
+def speedup_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """p50 speed-up of every series over PyTorch FP32 on the same device and batch."""
+    data = measured(df)
+    if data.empty:
+        return data.assign(speedup=pd.Series(dtype=float))
+    base = data[(data["backend"] == "torch") & (data["precision"] == "fp32")]
+    base = base[base["options"].map(lambda o: not o)] if "options" in base else base
+    base = base.groupby(["device", "batch"], as_index=False)["p50_ms"].min()
+    base = base.rename(columns={"p50_ms": "baseline_p50_ms"})
+    out = data.merge(base, on=["device", "batch"], how="inner")
+    out["speedup"] = out["baseline_p50_ms"] / out["p50_ms"]
+    return out.sort_values(["series", "batch"])
+
+
+def speedup_chart(df: pd.DataFrame) -> go.Figure:
+    """Speed-up (×) over the PyTorch FP32 baseline; 1× is the baseline itself."""
+    sp = speedup_frame(df)
+    if sp.empty:
+        return _empty(
+            "Speed-up over PyTorch FP32",
+            "no PyTorch FP32 baseline on the same device in these results",
+        )
+    colours = _colours(measured(df)["series"])
+    fig = go.Figure()
+    for name, g in sp.groupby("series", sort=True):
+        fig.add_trace(
+            go.Scatter(
+                x=g["batch"], y=g["speedup"], mode="lines+markers", name=name,
+                line={"color": colours[name], "width": 2},
+                customdata=g[["p50_ms", "baseline_p50_ms"]].values.tolist(),
+                hovertemplate=(
+                    "<b>%{fullData.name}</b><br>batch %{x}<br>%{y:.2f}× PyTorch FP32<br>"
+                    "p50 %{customdata[0]:.3f} ms vs %{customdata[1]:.3f} ms<extra></extra>"
+                ),
+            )
+        )  # fmt: skip
+    fig.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text="baseline")
+    fig.update_layout(
+        title="Speed-up over PyTorch FP32 on the same device (p50)",
+        xaxis=_batch_axis(sp["batch"]),
+        yaxis={"title": "speed-up (×)"},
+        margin={"t": 60},
+    )
+    return fig

@@ -1,0 +1,63 @@
+"""The study's quoted T4 figures as result rows, for a labelled reference overlay.
+
+These numbers were measured elsewhere (Google Colab, NVIDIA T4) and are only quoted:
+every row says so in its provider and status, so a chart or table can never pass them
+off as a measurement of this machine. The product reads its own copy in ``data/``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.config import ResultRow
+from engine.errors import EngineError
+
+STUDY_FILE = Path(__file__).resolve().parent.parent / "data" / "t4_study.json"
+QUOTED = "quoted, not measured here"
+
+
+@dataclass
+class ReferenceStudy:
+    label: str
+    machine: str
+    source: str
+    rows: list[ResultRow] = field(default_factory=list)
+
+
+def load_reference(path: str | Path | None = None) -> ReferenceStudy:
+    """The quoted study as rows with ``status="quoted"`` and throughput derived from p50."""
+    p = Path(path) if path else STUDY_FILE
+    try:
+        data = json.loads(p.read_text())
+        raw_rows = data["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EngineError(
+            f"the reference study file {p.name} cannot be read",
+            f"{type(exc).__name__}: {exc}",
+            "restore data/t4_study.json from the repository",
+        ) from exc
+    rows = []
+    for r in raw_rows:
+        batch, p50 = int(r["batch"]), float(r["p50_ms"])
+        rows.append(
+            ResultRow(
+                model=data.get("model", ""),
+                backend=r["backend"],
+                device=r.get("device", "cuda"),
+                precision=r["precision"],
+                batch=batch,
+                provider=r.get("provider", "quoted"),
+                status="quoted",
+                reason=QUOTED,
+                p50_ms=p50,
+                throughput_ips=batch * 1000.0 / p50,
+            )
+        )
+    return ReferenceStudy(
+        label=data.get("label", "Quoted study"),
+        machine=data.get("machine", ""),
+        source=data.get("source", ""),
+        rows=rows,
+    )
