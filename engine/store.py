@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ResultRow
+from engine.env import machine_label
 from engine.errors import EngineError
 from engine.paths import default_db
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 JSON_SCHEMA = 1
 ROW_COLUMNS = ("model", "backend", "device", "precision", "batch", "provider", "status")
 
@@ -57,8 +58,27 @@ def _v1(db: sqlite3.Connection) -> None:
     )
 
 
+def _v2(db: sqlite3.Connection) -> None:
+    # The machine a run measured on, filled from each run's fingerprint, so history can
+    # filter by machine in SQL; indexes for the history page's filters and its date order.
+    # Idempotent: SQLite commits ALTER TABLE at once, so a crash before user_version moves
+    # on must not leave a store that fails this step again on the next open.
+    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)").fetchall()}
+    if "machine" not in columns:
+        db.execute("ALTER TABLE runs ADD COLUMN machine TEXT NOT NULL DEFAULT ''")
+    for run_id, env_json in db.execute("SELECT id, env_json FROM runs").fetchall():
+        try:
+            env = json.loads(env_json)
+        except ValueError:
+            env = {}
+        label = machine_label(env) if isinstance(env, dict) else ""
+        db.execute("UPDATE runs SET machine=? WHERE id=?", (label, run_id))
+    db.execute("CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS rows_point ON rows(backend, precision, device, batch)")
+
+
 # Index i upgrades a store from user_version i to i + 1. Never edit one that shipped.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
 
 
 class Store:
@@ -110,7 +130,7 @@ class Store:
         with self.db:
             cur = self.db.execute(
                 "INSERT INTO runs (created_at, label, model, source, source_key, config_json,"
-                " env_json, command) VALUES (?,?,?,?,?,?,?,?)",
+                " env_json, command, machine) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     created_at or now(),
                     label,
@@ -120,6 +140,7 @@ class Store:
                     json.dumps(config),
                     json.dumps(env),
                     command,
+                    machine_label(env),
                 ),
             )
         return int(cur.lastrowid)
@@ -153,6 +174,63 @@ class Store:
         with self.db:
             self.db.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
 
+    def import_run(
+        self,
+        run: dict[str, Any],
+        rows: list[ResultRow],
+        source_key: str,
+        source: str = "import",
+    ) -> int:
+        """Store a whole run from another store in one transaction: all of it or nothing.
+
+        ``run`` has the keys of :meth:`document`'s ``run``; raises ``sqlite3.IntegrityError``
+        when ``source_key`` is already stored.
+        """
+        config, env = run["configuration"], run["environment"]
+        model = config.get("model", {})
+        model_name = model.get("name", "") if isinstance(model, dict) else str(model)
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO runs (created_at, label, model, status, source, source_key,"
+                " config_json, env_json, command, machine) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run.get("created_at") or now(),
+                    run.get("label") or "",
+                    model_name,
+                    run.get("status") or "done",
+                    source,
+                    source_key,
+                    json.dumps(config),
+                    json.dumps(env),
+                    run.get("reproduce") or "",
+                    machine_label(env),
+                ),
+            )
+            run_id = int(cur.lastrowid)
+            self.db.executemany(
+                "INSERT INTO rows (run_id, created_at, model, backend, device, precision, batch,"
+                " provider, status, p50_ms, throughput_ips, data_json)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        run_id,
+                        r.created_at or now(),
+                        r.model,
+                        r.backend,
+                        r.device,
+                        r.precision,
+                        r.batch,
+                        r.provider,
+                        r.status,
+                        r.p50_ms,
+                        r.throughput_ips,
+                        r.to_json(),
+                    )
+                    for r in rows
+                ],
+            )
+        return run_id
+
     # -- reading -------------------------------------------------------------------
     def runs(self, limit: int = 1000) -> list[dict[str, Any]]:
         cur = self.db.execute(
@@ -167,6 +245,39 @@ class Store:
         if r is None:
             raise EngineError(f"run {run_id} is not in {self.path.name}")
         return self._run_dict(r)
+
+    def run_id_by_source_key(self, source_key: str) -> int | None:
+        r = self.db.execute("SELECT id FROM runs WHERE source_key=?", (source_key,)).fetchone()
+        return None if r is None else int(r[0])
+
+    def same_run_id(
+        self, created_at: str, config: dict[str, Any], env: dict[str, Any]
+    ) -> int | None:
+        """A stored run with this start time, configuration and fingerprint, if any.
+
+        Catches a document re-imported into the store that measured it, whose local run
+        carries no source key.
+        """
+        r = self.db.execute(
+            "SELECT id FROM runs WHERE created_at=? AND config_json=? AND env_json=?",
+            (created_at, json.dumps(config), json.dumps(env)),
+        ).fetchone()
+        return None if r is None else int(r[0])
+
+    def run_facets(self) -> dict[int, dict[str, list[str]]]:
+        """Per run: the distinct backends, precisions and devices of its rows."""
+        out: dict[int, dict[str, list[str]]] = {}
+        cur = self.db.execute(
+            "SELECT run_id, GROUP_CONCAT(DISTINCT backend), GROUP_CONCAT(DISTINCT precision),"
+            " GROUP_CONCAT(DISTINCT device) FROM rows GROUP BY run_id"
+        )
+        for run_id, backends, precisions, devices in cur.fetchall():
+            out[int(run_id)] = {
+                "backends": sorted(set((backends or "").split(",")) - {""}),
+                "precisions": sorted(set((precisions or "").split(",")) - {""}),
+                "devices": sorted(set((devices or "").split(",")) - {""}),
+            }
+        return out
 
     @staticmethod
     def _run_dict(r: sqlite3.Row) -> dict[str, Any]:
