@@ -13,7 +13,17 @@ plain script (`python engine/diagnostics.py --json report.json`). Everything tha
 code (onnxruntime, torch) happens in child processes, so a crash there becomes evidence.
 """
 
+# ruff: noqa: E402  (the sys.path repair below must run before the other imports)
 from __future__ import annotations
+
+import os
+import sys
+
+if __name__ == "__main__":
+    # Run as a plain script, Python puts engine/ first on sys.path, where modules such as
+    # engine/inspect.py would shadow the standard library: drop that folder before importing.
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
 import argparse
 import ast
@@ -26,7 +36,6 @@ import glob
 import importlib.metadata
 import importlib.util
 import json
-import os
 import platform
 import re
 import shutil
@@ -34,7 +43,6 @@ import signal
 import site
 import struct
 import subprocess
-import sys
 import tempfile
 from typing import Any
 
@@ -757,7 +765,7 @@ def tensorrt_status() -> dict:
     Shared by the TensorRT backend and the diagnostics report. It looks at files only (the
     module's location, package metadata, libnvinfer on disk); it does not import tensorrt.
     """
-    cuda_major = _cuda_major_in_use() or 12
+    cuda_major = _cuda_major_in_use() or 13  # what current onnxruntime-gpu wheels are built for
     install = f"pip install tensorrt-cu{cuda_major}"
     module_dir = _package_dir("tensorrt")
     dists = [
@@ -1114,10 +1122,31 @@ def _remedy_summary(label: str, probe: dict | None, provider: str, why_not: str)
     }
 
 
-def _pip_fix_for_libs(cuda_major: int | None, torch_cuda: int | None) -> str:
-    if cuda_major and torch_cuda == cuda_major:
-        return ""
-    return 'pip install "onnxruntime-gpu[cuda,cudnn]"'
+_NVIDIA_WHEELS = {  # library -> pip package; the CUDA 13 wheels dropped the -cuNN suffix
+    "cudart": "nvidia-cuda-runtime",
+    "cublas": "nvidia-cublas",
+    "cublasLt": "nvidia-cublas",
+    "curand": "nvidia-curand",
+    "cufft": "nvidia-cufft",
+    "cudnn": "nvidia-cudnn",
+}
+
+
+def _nvidia_pip_install(libs: dict, cuda_major: int | None) -> str:
+    """`pip install` of the NVIDIA wheels that ship these libraries, pinned to their major."""
+    cuda = cuda_major or 13
+    specs: list[str] = []
+    for key, lib in libs.items():
+        name, major = _NVIDIA_WHEELS[key], _soname_major(lib["soname"])
+        if key == "cudnn":
+            spec = f'"{name}-cu{cuda}~={major}.0"'
+        elif cuda >= 13:
+            spec = f'"{name}~={major}.0"'
+        else:
+            spec = f"{name}-cu{cuda}"
+        if spec not in specs:
+            specs.append(spec)
+    return "pip install " + " ".join(specs)
 
 
 _PRELOAD_FIX = (
@@ -1180,12 +1209,12 @@ def _analyse(requested: list[str], checks: dict, probes: _Probes, probed: bool) 
                 "ort-package-conflict",
                 "error",
                 f"{listed} are installed together",
-                f"{listed} are installed into the same folder and share the onnxruntime/ package, "
-                "so the files of whichever was installed last overwrote the other's; what imports "
-                "is a mix that may lack the CUDA execution provider",
-                f"both in {loc}\nthe import reports package_name="
-                f"{available and (plain or {}).get('ort', {}).get('package_name') or build.get('package_name')!r}"
-                f", available providers {available}",
+                f"{listed} are installed into the same folder, where the files of the one "
+                "installed last overwrote the other's",
+                f"both in {loc}; they share the onnxruntime/ package folder\n"
+                f"the import reports package_name={build.get('package_name')!r}, "
+                f"built for CUDA {build.get('cuda_version')}, "
+                f"get_available_providers() = {available or 'not probed'}",
                 f"pip uninstall -y {names} && pip install {install_one}",
             )
             break
@@ -1257,22 +1286,9 @@ def _analyse(requested: list[str], checks: dict, probes: _Probes, probed: bool) 
 
     # --- layer 2: the package cannot do CUDA at all
     if cuda_wanted and not is_gpu_build:
-        root = conflict
-        cpu_pkg = add(
-            "ort-cpu-only-package",
-            "warning" if driver_ok else "info",
-            f"the imported onnxruntime ({build.get('package_name')} {build.get('version')}) is the CPU-only build",
-            "the installed onnxruntime package is the CPU-only build: it has no CUDA execution provider"
-            + ("" if driver_ok else " (and this machine has no NVIDIA driver either)"),
-            f"package_name={build.get('package_name')!r}, built for CUDA: {build.get('cuda_version')}\n"
-            f"get_available_providers() = {available}",
-            f"pip uninstall -y {build.get('package_name') or 'onnxruntime'} && pip install onnxruntime-gpu"
-            + ("" if driver_ok else "  # only useful on a machine with an NVIDIA GPU"),
-            caused_by=conflict.id if conflict else "",
-        )
-        root = root or cpu_pkg
+        no_driver = None
         if not driver_ok:
-            add(
+            no_driver = add(
                 "cuda-driver-missing",
                 "info",
                 "no usable NVIDIA driver",
@@ -1280,17 +1296,42 @@ def _analyse(requested: list[str], checks: dict, probes: _Probes, probed: bool) 
                 driver_ev,
                 "nvidia-smi  # must list a GPU; on a machine without one, CPU is the only choice",
             )
+        cpu_fix = f"pip uninstall -y {build.get('package_name') or 'onnxruntime'} && pip install onnxruntime-gpu"
+        cpu_pkg = add(
+            "ort-cpu-only-package",
+            "error" if driver_ok else "info",
+            f"the imported onnxruntime ({build.get('package_name')} {build.get('version')}) "
+            "is the CPU-only build",
+            "the installed onnxruntime package is the CPU-only build: it has no CUDA execution provider"
+            + ("" if driver_ok else " (and this machine has no NVIDIA driver either)"),
+            f"package_name={build.get('package_name')!r}, built for CUDA: {build.get('cuda_version')}\n"
+            f"get_available_providers() = {available}",
+            conflict.fix
+            if conflict
+            else cpu_fix + ("" if driver_ok else "  # needs an NVIDIA GPU"),
+            caused_by=conflict.id if conflict else "",
+        )
+        root = conflict or cpu_pkg
         if used:
+            session_log = _probe_log(plain, f"session {first}")
+            warning = [
+                line.strip()
+                for line in session_log.splitlines()
+                if "not in available provider names" in line
+            ]
             add(
                 "cpu-fallback",
-                "warning" if driver_ok else "info",
-                f"{SHORT_NAMES.get(first, first)} was requested, the session runs on {used[0]}",
+                "error" if driver_ok else "info",
+                f"{_short(first)} was requested, the session runs on {used[0]}",
                 "ONNX Runtime ignores execution providers it does not have and runs on the CPU",
-                f"requested {plain['sessions'][first]['chain']} -> session uses {used}",
-                cpu_pkg.fix,
+                "\n".join(
+                    [f"requested {plain['sessions'][first]['chain']} -> session uses {used}"]
+                    + warning
+                ),
+                root.fix,
                 caused_by=root.id,
             )
-        _tensorrt_findings(add, requested, trt, plain, root.id if not driver_ok else "")
+        _tensorrt_findings(add, requested, trt, plain, no_driver.id if no_driver else "")
         return findings, *verdict("CPU", root.root_cause), providers
 
     if not cuda_wanted:
@@ -1356,7 +1397,6 @@ def _analyse(requested: list[str], checks: dict, probes: _Probes, probed: bool) 
     not_on_path = {k: v for k, v in libs.items() if v["found"] and not v["loader_path"]}
     cuda_major = checks["system"].get("libraries", {}).get("cuda_major")
     drv_cuda = _major(checks["system"]["driver"].get("cuda_driver_version"))
-    torch_cuda = _major(pk["torch"].get("cuda"))
     root: Finding | None = conflict
     lib_severity = "error"
     caused = ""
@@ -1405,7 +1445,8 @@ def _analyse(requested: list[str], checks: dict, probes: _Probes, probed: bool) 
             f"cuDNN ({cudnn['soname']}) is not installed",
             f"the CUDA execution provider needs {cudnn['soname']} and it is nowhere on this machine",
             _lib_evidence({"cudnn": cudnn}),
-            f"pip install nvidia-cudnn-cu{cuda_major or 12}  # then call onnxruntime.preload_dlls()",
+            _nvidia_pip_install({"cudnn": cudnn}, cuda_major)
+            + "  # then call onnxruntime.preload_dlls()",
             caused_by=caused,
         )
         root = root or f
@@ -1418,8 +1459,8 @@ def _analyse(requested: list[str], checks: dict, probes: _Probes, probed: bool) 
             f"onnxruntime-gpu {build.get('version')} was built for CUDA {build.get('cuda_version')}; "
             "the CUDA libraries installed here are another major version, which cannot be used",
             _lib_evidence(wrong_major),
-            _pip_fix_for_libs(cuda_major, torch_cuda)
-            or 'pip install "onnxruntime-gpu[cuda,cudnn]"',
+            _nvidia_pip_install(wrong_major, cuda_major)
+            + "  # then call onnxruntime.preload_dlls() before the first session",
             caused_by=caused,
         )
         root = root or f
@@ -1430,11 +1471,11 @@ def _analyse(requested: list[str], checks: dict, probes: _Probes, probed: bool) 
             "cuda-libs-missing",
             lib_severity,
             f"CUDA libraries the CUDA EP needs are not installed: {names}",
-            f"{ep_lib} links against {names}, which are neither on the loader path nor in any "
-            "pip-installed NVIDIA package",
+            f"the CUDA execution provider needs {names}, which are neither on the loader path "
+            "nor in any pip-installed NVIDIA package",
             _lib_evidence(plain_missing),
-            f'pip install "onnxruntime-gpu[cuda,cudnn]=={build.get("version")}"'
-            "  # then call onnxruntime.preload_dlls() before the first session",
+            _nvidia_pip_install(plain_missing, cuda_major)
+            + "  # then call onnxruntime.preload_dlls() before the first session",
             caused_by=caused,
         )
         root = root or f
@@ -1732,8 +1773,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as a plain script: its own folder must not shadow packages it probes.
-    here = os.path.dirname(os.path.abspath(__file__))
-    if sys.path and os.path.abspath(sys.path[0] or ".") == here:
-        sys.path.pop(0)
     sys.exit(main())
