@@ -1,0 +1,453 @@
+"""Run a sweep in a child process so a native crash or a hang cannot take the caller down.
+
+:func:`run_sweep_in_worker` has the semantics of :func:`engine.sweep.run_sweep`, but the
+sweep runs in a ``python -m engine.worker`` child that commits each row to the SQLite
+store itself and streams progress and rows back as JSON lines on a pipe of its own (not
+stdout, where libraries print). The caller's callbacks run in the calling process as the
+lines arrive. A stop request is passed on through the child's stdin and, if the child
+does not finish within a grace period, the child is terminated; a timeout kills it; a
+segfault or abort becomes a failed outcome that names the signal. Rows the child
+committed before it died stay in the store, and the store, not the pipe, is the record.
+A subprocess rather than ``multiprocessing`` so the caller's ``__main__`` (a Streamlit
+script, a test runner) is never re-imported in the child.
+
+Test hook: ``VISIONBENCH_TEST_CRASH`` set to ``segv@N``, ``abort@N`` or ``hang@N`` in the
+child's environment makes the child crash or hang once N rows are committed (N=0: right
+after the run is created). It exists only so the tests can produce real native faults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import errors as _errors
+from engine.config import ResultRow, RunnerSpec, SweepConfig
+from engine.errors import EngineError
+from engine.sweep import ProgressFn, SweepOutcome
+
+CRASH_HOOK_ENV = "VISIONBENCH_TEST_CRASH"
+FD_ENV = "VISIONBENCH_WORKER_FD"
+STOP_GRACE_S = 10.0
+_POLL_S = 0.1
+
+
+@dataclass
+class WorkerOutcome(SweepOutcome):
+    """A :class:`SweepOutcome` plus how the worker process ended.
+
+    ``failure`` is empty when the child finished normally; otherwise it says why it did
+    not (``"the sweep worker was killed by SIGSEGV"``, ``"... timed out after 30 s"``).
+    """
+
+    exit_code: int | None = None
+    failure: str = ""
+    timed_out: bool = False
+    crashed: bool = False
+
+
+def signal_name(exit_code: int | None) -> str:
+    """``-11`` → ``"SIGSEGV"``; a positive code → ``"exit code N"``."""
+    if exit_code is None:
+        return "no exit code"
+    if exit_code < 0:
+        try:
+            return signal.Signals(-exit_code).name
+        except ValueError:
+            return f"signal {-exit_code}"
+    return f"exit code {exit_code}"
+
+
+def _error_payload(exc: EngineError) -> list[str]:
+    return [type(exc).__name__, exc.what, exc.why, exc.fix]
+
+
+def _error_from_payload(payload: list[str]) -> EngineError:
+    name, what, why, fix = payload
+    cls = getattr(_errors, name, EngineError)
+    if not (isinstance(cls, type) and issubclass(cls, EngineError)):
+        cls = EngineError
+    return cls(what, why, fix)
+
+
+# -- the child ----------------------------------------------------------------------
+
+
+def _test_hook(rows_done: int) -> None:
+    """The documented test-only fault injection (see the module docstring)."""
+    hook = os.environ.get(CRASH_HOOK_ENV, "")
+    if not hook:
+        return
+    kind, _, at = hook.partition("@")
+    if int(at or 0) != rows_done:
+        return
+    if kind == "segv":
+        import ctypes
+
+        ctypes.string_at(0)
+    elif kind == "abort":
+        os.abort()
+    elif kind == "hang":
+        while True:
+            time.sleep(1)
+
+
+class _ReportingStore:
+    """The child's store: tells the parent the run id as soon as the run exists."""
+
+    def __init__(self, store: Any, send: Callable[[list], None]) -> None:
+        self._store, self._send = store, send
+
+    def create_run(self, *args: Any, **kw: Any) -> int:
+        run_id = self._store.create_run(*args, **kw)
+        self._send(["run", run_id])
+        _test_hook(0)
+        return run_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def child_main() -> int:
+    """Entry point of ``python -m engine.worker``: a job on stdin, messages on FD_ENV."""
+    # Ctrl-C reaches the whole process group; the parent decides how to stop the child.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fd = int(os.environ[FD_ENV])
+    lock = threading.Lock()
+
+    def send(msg: list) -> None:
+        data = (json.dumps(msg) + "\n").encode()
+        with lock:
+            try:
+                while data:  # os.write is unbuffered: nothing is lost if we crash later
+                    data = data[os.write(fd, data) :]
+            except OSError:
+                pass  # the parent is gone; the rows are in the store all the same
+
+    stop = threading.Event()
+    try:
+        job = json.loads(sys.stdin.readline())
+
+        def watch_stdin() -> None:
+            sys.stdin.readline()  # "stop", or EOF when the parent went away
+            stop.set()
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
+        from engine.store import Store
+        from engine.sweep import run_sweep
+
+        config = SweepConfig.from_dict(job["config"])
+        store = _ReportingStore(Store(job["db_path"]), send)
+        rows = 0
+
+        def on_row(row: ResultRow) -> None:
+            nonlocal rows
+            rows += 1
+            send(["row", row.to_dict()])
+            _test_hook(rows)
+
+        outcome = run_sweep(
+            config,
+            store=store,
+            command=job.get("command"),
+            on_progress=lambda d, t, m: send(["progress", d, t, m]),
+            on_row=on_row,
+            should_stop=stop.is_set,
+        )
+        send(
+            [
+                "done",
+                outcome.run_id,
+                outcome.interrupted,
+                list(outcome.notes),
+                [_error_payload(e) for e in outcome.errors],
+            ]
+        )
+    except EngineError as exc:
+        send(["error", _error_payload(exc)])
+    except BaseException:  # noqa: BLE001 - our bug: hand the traceback to the parent
+        send(["bug", traceback.format_exc()])
+    return 0
+
+
+# -- the parent ---------------------------------------------------------------------
+
+
+def _plan(config: SweepConfig) -> list[tuple[RunnerSpec, int]]:
+    """The (runner, batch) points in the order run_sweep emits them."""
+    batches = sorted({int(b) for b in config.batches})
+    return [(spec, b) for spec in config.runners for b in batches]
+
+
+def _row_for(config: SweepConfig, spec: RunnerSpec, batch: int, like: ResultRow | None):
+    m = config.model
+    if like is not None:
+        model, image_size, weights = like.model, like.image_size, like.weights
+    else:
+        from engine.config import weights_label
+
+        model = Path(m.onnx_path).stem if m.onnx_path else m.name
+        image_size = m.image_size
+        weights = "weights inside the ONNX file" if m.onnx_path else weights_label(m.weights)
+    return ResultRow(
+        model=model,
+        backend=spec.backend,
+        device=spec.device,
+        precision=spec.precision,
+        batch=batch,
+        image_size=image_size,
+        weights=weights,
+        mode=config.bench.mode,
+        options=dict(spec.options),
+        threads=config.bench.threads,
+    )
+
+
+def _child_env(read_fd: int, write_fd: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env[FD_ENV] = str(write_fd)
+    root = str(Path(__file__).resolve().parents[1])  # so the child imports this engine
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run_sweep_in_worker(
+    config: SweepConfig,
+    db_path: str,
+    command: str | None = None,
+    on_progress: ProgressFn | None = None,
+    on_row: Callable[[ResultRow], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    timeout_s: float | None = None,
+    stop_grace_s: float = STOP_GRACE_S,
+) -> WorkerOutcome:
+    """Run ``config`` like :func:`engine.sweep.run_sweep`, in a child process.
+
+    Bad input raises the same :class:`EngineError` as in-process. A crash, a timeout or a
+    stop that the child does not honour within ``stop_grace_s`` ends the child; the
+    outcome then carries ``failure`` (the signal or the timeout), a ``failed`` row for the
+    point that was running (not for a stop), and every row the child committed.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine.worker"],
+            stdin=subprocess.PIPE,
+            pass_fds=(write_fd,),
+            env=_child_env(read_fd, write_fd),
+            close_fds=True,
+        )
+    finally:
+        os.close(write_fd)  # the parent sees EOF once the child is gone
+    job = {"config": config.to_dict(), "db_path": str(db_path), "command": command}
+    assert proc.stdin is not None
+    proc.stdin.write((json.dumps(job) + "\n").encode())
+    proc.stdin.flush()
+
+    outcome = WorkerOutcome(run_id=None)
+    delivered: list[ResultRow] = []
+    state: dict[str, Any] = {"finished": False, "error": None, "bug": None}
+    buf = b""
+
+    def handle(line: bytes) -> None:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            return  # a line cut off by a crash mid-write
+        kind = msg[0]
+        if kind == "run":
+            outcome.run_id = msg[1]
+        elif kind == "progress":
+            if on_progress:
+                on_progress(msg[1], msg[2], msg[3])
+        elif kind == "row":
+            row = ResultRow.from_dict(msg[1])
+            delivered.append(row)
+            if on_row:
+                on_row(row)
+        elif kind == "done":
+            _, run_id, interrupted, notes, errs = msg
+            outcome.run_id = run_id
+            outcome.interrupted = outcome.interrupted or interrupted
+            outcome.notes.extend(notes)
+            outcome.errors.extend(_error_from_payload(e) for e in errs)
+            state["finished"] = True
+        elif kind == "error":
+            state["error"] = _error_from_payload(msg[1])
+            state["finished"] = True
+        elif kind == "bug":
+            state["bug"] = msg[1]
+            state["finished"] = True
+
+    def drain(wait_s: float) -> bool:
+        """Handle complete lines from the child; False at EOF (the child is gone)."""
+        nonlocal buf
+        ready, _, _ = select.select([read_fd], [], [], wait_s)
+        if not ready:
+            return True
+        chunk = os.read(read_fd, 1 << 16)
+        if not chunk:
+            return False
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            handle(line)
+        return True
+
+    def ask_stop() -> None:
+        try:
+            proc.stdin.write(b"stop\n")
+            proc.stdin.flush()
+        except OSError:
+            pass
+
+    started = time.monotonic()
+    stop_asked_at: float | None = None
+    try:
+        while drain(_POLL_S):
+            now = time.monotonic()
+            if stop_asked_at is None and should_stop and should_stop():
+                ask_stop()
+                stop_asked_at = now
+                outcome.interrupted = True
+            if stop_asked_at is not None and now - stop_asked_at > stop_grace_s:
+                _end(proc, kill=False)
+                outcome.failure = (
+                    f"the sweep worker did not stop within {stop_grace_s:g} s and was terminated"
+                )
+                break
+            if timeout_s is not None and now - started > timeout_s:
+                _end(proc, kill=True)
+                outcome.timed_out = True
+                outcome.failure = f"the sweep worker timed out after {timeout_s:g} s and was killed"
+                break
+    except KeyboardInterrupt:
+        ask_stop()
+        outcome.interrupted = True
+        try:
+            proc.wait(stop_grace_s)
+        except subprocess.TimeoutExpired:
+            _end(proc, kill=False)
+    finally:
+        # Read what is left (the "done" line, a last row) until EOF, briefly.
+        deadline = time.monotonic() + 10
+        try:
+            while drain(0.2) and time.monotonic() < deadline:
+                pass
+        except OSError:
+            pass
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            _end(proc, kill=True)
+        os.close(read_fd)
+        if proc.stdin:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+    outcome.exit_code = proc.returncode
+
+    if state["error"] is not None:
+        raise state["error"]
+    if state["bug"] is not None:
+        raise RuntimeError(f"the sweep worker raised an unexpected error:\n{state['bug']}")
+    if not state["finished"] and not outcome.failure:
+        if outcome.interrupted and proc.returncode == 0:
+            pass
+        else:
+            outcome.crashed = proc.returncode is not None and proc.returncode < 0
+            outcome.failure = (
+                f"the sweep worker was killed by {signal_name(proc.returncode)}"
+                if outcome.crashed
+                else f"the sweep worker ended with {signal_name(proc.returncode)}"
+            )
+    _settle(config, db_path, outcome, delivered, on_row, state["finished"])
+    return outcome
+
+
+def _end(proc: subprocess.Popen, kill: bool) -> None:
+    if kill:
+        proc.kill()
+    else:
+        proc.terminate()
+        try:
+            proc.wait(2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _settle(
+    config: SweepConfig,
+    db_path: str,
+    outcome: WorkerOutcome,
+    delivered: list[ResultRow],
+    on_row: Callable[[ResultRow], None] | None,
+    finished: bool,
+) -> None:
+    """Make the outcome match the store, and record how an unfinished child ended."""
+    if outcome.run_id is None:
+        outcome.rows = delivered
+        if outcome.failure:
+            outcome.errors.append(EngineError(outcome.failure, "before the run was created"))
+        return
+    from engine.store import Store
+
+    store = Store(db_path)
+    try:
+        # The store is the record: a row committed just before a crash may not have
+        # made it through the pipe.
+        stored = store.rows(outcome.run_id)
+        for row in stored[len(delivered) :]:
+            if on_row:
+                on_row(row)
+        outcome.rows = stored
+        if finished:
+            return
+        if outcome.failure:
+            plan = _plan(config)
+            stopped = outcome.interrupted and not outcome.timed_out
+            if len(stored) < len(plan) and not stopped:
+                spec, batch = plan[len(stored)]
+                row = _row_for(config, spec, batch, stored[-1] if stored else None)
+                row.status = "failed"
+                row.reason = f"{outcome.failure} while building or timing this point"
+                store.add_row(outcome.run_id, row)
+                outcome.rows.append(row)
+                if on_row:
+                    on_row(row)
+                left = len(plan) - len(stored) - 1
+                if left:
+                    outcome.notes.append(f"{left} later point(s) were not run")
+            outcome.errors.append(
+                EngineError(
+                    outcome.failure,
+                    f"The {len(stored)} row(s) recorded before are kept in the store",
+                    "a native crash or hang in a backend library: run the other backends without it",
+                )
+            )
+        store.finish_run(
+            outcome.run_id,
+            "interrupted" if outcome.interrupted and not outcome.timed_out else "failed",
+        )
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())
