@@ -70,6 +70,9 @@ def bench_parser() -> argparse.ArgumentParser:
     run.add_argument("--prefer-nhwc", action="store_true", help="ort CUDA EP: NHWC kernels")
     run.add_argument("--calibration-dir", help="folder of images for int8 calibration")
     run.add_argument("--auto", action="store_true", help="find the fastest agreeing setting")
+    run.add_argument(
+        "--with-compile", action="store_true", help="auto: also try torch.compile (minutes)"
+    )
     tm = p.add_argument_group("timing")
     tm.add_argument("--warmup", type=int, default=5)
     tm.add_argument("--iters", type=int, default=50)
@@ -228,7 +231,13 @@ def bench_main(argv: list[str]) -> int:
     if args.auto:
         from engine.auto import run_auto
 
-        outcome = run_auto(config, store=store, command=command, on_progress=progress)
+        outcome = run_auto(
+            config,
+            store=store,
+            command=command,
+            on_progress=progress,
+            include_compile=args.with_compile,
+        )
     else:
         from engine.sweep import run_sweep
 
@@ -238,6 +247,10 @@ def bench_main(argv: list[str]) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(f"model: {config.model.label}, image size {config.model.image_size}")
     print(format_table(outcome.rows))
+    if args.auto:
+        from engine.auto import format_ladder
+
+        print(format_ladder(outcome))
     reasons = {
         (r.backend, r.precision, r.device, r.status, r.reason)
         for r in outcome.rows

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -188,7 +188,8 @@ def run_sweep(
                         progress("computing the FP32 reference outputs")
                         reference = reference_outputs(art, parity_x)
                     if per_batch:  # a graph is captured per shape: check the same graph uncaptured
-                        with factory(spec.with_options(cuda_graph=False), art, ctx) as prunner:
+                        pctx = replace(ctx, batches=(pbatch,))
+                        with factory(spec.with_options(cuda_graph=False), art, pctx) as prunner:
                             parity = compare(reference, prunner.infer(parity_x), spec.precision)
                     else:
                         parity = compare(reference, runner.infer(parity_x), spec.precision)
@@ -216,7 +217,9 @@ def run_sweep(
                         if runner is not None and runner_factory is None:
                             runner.close()
                         progress(f"preparing {spec.label}")
-                        runner = factory(spec, art, ctx)
+                        # a per-batch runner is built (captured, compiled) for its batch alone
+                        bctx = replace(ctx, batches=(b,)) if per_batch else ctx
+                        runner = factory(spec, art, bctx)
                     progress(f"timing {spec.label} at batch {b}")
                     with device_lock(spec.device, on_wait=progress):
                         timing = time_runner(runner, art.sample_input(b), config.bench)

@@ -9,6 +9,7 @@ _REGISTRY: dict[str, str] = {
     "torch": "engine.backends.torch_backend:TorchBackend",
     "ort": "engine.backends.ort:OrtBackend",
     "tensorrt": "engine.backends.tensorrt:TensorRTBackend",
+    "torch_compile": "engine.backends.compiled:TorchCompileBackend",
 }
 
 

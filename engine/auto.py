@@ -1,0 +1,245 @@
+"""Auto mode: find the fastest setting whose outputs still agree, and show the ladder.
+
+For each device the sweep asks for, a fixed list of candidate configurations is tried in
+"ladder" order: the naive baseline first (PyTorch FP32), then one setting at a time
+(TF32, FP16, channels-last, cuDNN autotuning with batch-norm folded, CUDA graphs, ONNX
+Runtime's CUDA EP with its own tuning, optionally torch.compile). All candidates are
+measured through :func:`engine.sweep.run_sweep`, the same code path as any sweep, with
+parity on; the winner at each batch size is the fastest row whose outputs agree with
+the FP32 reference. The ladder (baseline → each step → best) is plain data computed from
+the rows, so a stored run can be charted again without measuring anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine.config import ResultRow, RunnerSpec, SweepConfig
+from engine.errors import BadInput
+from engine.sweep import ProgressFn, SweepOutcome, run_sweep
+
+_TUNED_TORCH = {"channels_last": True, "cudnn_benchmark": True, "fuse_bn": True}
+_TUNED_ORT = {"cudnn_exhaustive": True, "prefer_nhwc": True}
+
+
+def _spec(backend: str, device: str, precision: str, **options: Any) -> RunnerSpec:
+    return RunnerSpec(backend, device, precision, tuple(sorted(options.items())))
+
+
+def candidates(
+    device: str, backends: list[str] | None = None, include_compile: bool = False
+) -> list[RunnerSpec]:
+    """The configurations auto mode tries on ``device``, baseline first, in ladder order.
+
+    ``backends`` limits them to those backends (the baseline stays if its backend is in).
+    torch.compile searches for minutes per batch size, so it is only tried when asked.
+    """
+    if device.startswith("cuda"):
+        specs = [
+            _spec("torch", device, "fp32"),
+            _spec("torch", device, "tf32"),
+            _spec("torch", device, "fp16"),
+            _spec("torch", device, "fp16", channels_last=True),
+            _spec("torch", device, "fp16", **_TUNED_TORCH),
+            _spec("torch", device, "fp16", **_TUNED_TORCH, cuda_graph=True),
+            _spec("torch", device, "bf16", **_TUNED_TORCH, cuda_graph=True),
+            _spec("ort", device, "fp32"),
+            _spec("ort", device, "fp16"),
+            _spec("ort", device, "fp16", **_TUNED_ORT),
+            _spec("ort", device, "fp16", **_TUNED_ORT, cuda_graph=True),
+        ]
+        if include_compile:
+            specs.append(_spec("torch_compile", device, "fp16", channels_last=True))
+    else:
+        specs = [
+            _spec("torch", device, "fp32"),
+            _spec("ort", device, "fp32"),
+            _spec("ort", device, "int8"),
+        ]
+    if backends is not None:
+        specs = [s for s in specs if s.backend in backends]
+    return specs
+
+
+_OPTION_WORDS = {
+    "channels_last": "channels-last",
+    "cudnn_benchmark": "cuDNN autotune",
+    "fuse_bn": "BN folded",
+    "cuda_graph": "CUDA graph",
+    "cudnn_exhaustive": "exhaustive cuDNN search",
+    "prefer_nhwc": "NHWC kernels",
+    "compile_mode": "mode",
+}
+_BACKEND_WORDS = {"torch": "PyTorch", "ort": "ONNX Runtime", "torch_compile": "torch.compile"}
+
+
+def step_label(backend: str, precision: str, options: dict[str, Any]) -> str:
+    """A short human name for one configuration, e.g. 'PyTorch FP16 + channels-last'."""
+    words = [_BACKEND_WORDS.get(backend, backend), precision.upper()]
+    extras = [
+        _OPTION_WORDS.get(k, k) if v is True else f"{_OPTION_WORDS.get(k, k)}={v}"
+        for k, v in sorted(options.items())
+        if v and k not in ("intra_threads", "inter_threads")
+    ]
+    return " ".join(words) + (" + " + ", ".join(extras) if extras else "")
+
+
+@dataclass
+class LadderStep:
+    """One configuration at one batch size, compared with the baseline of that batch."""
+
+    batch: int
+    step: int
+    label: str
+    backend: str
+    precision: str
+    options: dict[str, Any]
+    status: str
+    p50_ms: float | None = None
+    throughput_ips: float | None = None
+    speedup: float | None = None  # baseline p50 / this p50
+    parity_ok: bool | None = None
+    best: bool = False
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
+    """Batch → ladder, from a sweep's rows in the order they were measured.
+
+    The first row of each batch is the baseline. The best step is the fastest measured
+    row whose parity passed (or was not checked, which only happens with parity off).
+    Pure: the dashboard can chart a stored run with it.
+    """
+    by_batch: dict[int, list[ResultRow]] = {}
+    for r in rows:
+        by_batch.setdefault(r.batch, []).append(r)
+    out: dict[int, list[LadderStep]] = {}
+    for batch, group in sorted(by_batch.items()):
+        base = group[0].p50_ms if group[0].status == "ok" else None
+        steps = []
+        for i, r in enumerate(group):
+            speedup = base / r.p50_ms if (base and r.status == "ok" and r.p50_ms) else None
+            reason = r.reason
+            if r.status == "ok" and r.parity_ok is False:
+                reason = f"outputs disagree with FP32 (max rel err {r.max_rel_err:.3g})"
+            steps.append(
+                LadderStep(
+                    batch=batch,
+                    step=i,
+                    label=step_label(r.backend, r.precision, r.options),
+                    backend=r.backend,
+                    precision=r.precision,
+                    options=dict(r.options),
+                    status=r.status,
+                    p50_ms=r.p50_ms,
+                    throughput_ips=r.throughput_ips,
+                    speedup=speedup,
+                    parity_ok=r.parity_ok,
+                    reason=reason,
+                )
+            )
+        eligible = [s for s in steps if s.status == "ok" and s.parity_ok is not False and s.p50_ms]
+        if eligible:
+            min(eligible, key=lambda s: s.p50_ms).best = True
+        out[batch] = steps
+    return out
+
+
+@dataclass
+class AutoOutcome(SweepOutcome):
+    """A sweep outcome plus, per batch size, the ladder and the chosen row."""
+
+    ladders: dict[int, list[LadderStep]] = field(default_factory=dict)
+
+    @property
+    def best(self) -> dict[int, LadderStep]:
+        return {b: s for b, steps in self.ladders.items() for s in steps if s.best}
+
+    def ladder_records(self) -> list[dict[str, Any]]:
+        """Flat records (one per step and batch) for a DataFrame or JSON."""
+        return [s.to_dict() for steps in self.ladders.values() for s in steps]
+
+
+def run_auto(
+    config: SweepConfig,
+    store: Any = None,
+    command: str | None = None,
+    on_progress: ProgressFn | None = None,
+    on_row: Callable[[ResultRow], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    include_compile: bool = False,
+) -> AutoOutcome:
+    """Measure the candidates for the config's devices and backends; pick per batch.
+
+    The config's model, batches and timing settings are used as given; its runner list
+    only says which devices and backends to consider. Parity is always on: a faster
+    configuration that computes something else must never win.
+    """
+    devices = list(dict.fromkeys(r.device for r in config.runners)) or ["cpu"]
+    backends = list(dict.fromkeys(r.backend for r in config.runners)) or None
+    if config.model.onnx_path:
+        backends = [b for b in (backends or ["ort"]) if b not in ("torch", "torch_compile")]
+    threads = config.bench.threads
+    runners: list[RunnerSpec] = []
+    for device in devices:
+        for spec in candidates(device, backends, include_compile):
+            runners.append(spec.with_options(intra_threads=threads) if threads else spec)
+    if not runners:
+        raise BadInput(
+            "auto mode has no candidate for these backends",
+            f"it knows torch, ort and torch_compile; asked for {', '.join(backends or [])}",
+            "use --backend torch,ort with --auto",
+        )
+    auto_config = SweepConfig(
+        model=config.model,
+        runners=runners,
+        batches=list(config.batches),
+        bench=config.bench,
+        parity=True,
+        calibration_dir=config.calibration_dir,
+    )
+    outcome = run_sweep(
+        auto_config,
+        store=store,
+        command=command,
+        on_progress=on_progress,
+        on_row=on_row,
+        should_stop=should_stop,
+    )
+    result = AutoOutcome(**vars(outcome))
+    for device in devices:
+        rows = [r for r in outcome.rows if r.device == device]
+        for batch, steps in ladders_from_rows(rows).items():
+            result.ladders.setdefault(batch, []).extend(steps)
+    if len(devices) > 1:  # one ladder per batch across devices: re-pick the overall best
+        for steps in result.ladders.values():
+            for s in steps:
+                s.best = False
+            ok = [s for s in steps if s.status == "ok" and s.parity_ok is not False and s.p50_ms]
+            if ok:
+                min(ok, key=lambda s: s.p50_ms).best = True
+    return result
+
+
+def format_ladder(outcome: AutoOutcome) -> str:
+    """The ladder as text: one block per batch size, the chosen step marked."""
+    lines: list[str] = []
+    for batch, steps in sorted(outcome.ladders.items()):
+        lines.append(f"batch {batch}:")
+        for s in steps:
+            mark = "*" if s.best else " "
+            if s.status == "ok":
+                speed = f"{s.speedup:.2f}x" if s.speedup else "-"
+                parity = {True: "ok", False: "FAIL", None: "-"}[s.parity_ok]
+                lines.append(
+                    f" {mark} {s.label:<70} {s.p50_ms:9.3f} ms {s.throughput_ips:10.1f} img/s"
+                    f" {speed:>7} parity {parity}"
+                )
+            else:
+                lines.append(f" {mark} {s.label:<70} {s.status}: {s.reason[:80]}")
+    return "\n".join(lines)

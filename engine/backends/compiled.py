@@ -1,0 +1,148 @@
+"""``torch.compile`` (max-autotune by default) as its own backend, ``torch_compile``.
+
+Inductor fuses pointwise work into the convolutions' epilogues, folds batch-norm into
+the weights (freezing) and, in max-autotune, times several kernels per layer and keeps
+the fastest. That search takes minutes per input shape, so the backend is per batch
+(the sweep builds one runner for each batch size asked for, and no other), and the
+compiled artifacts and autotuning results are kept on disk under the product's cache
+folder (``inductor/``): a second start with the same model, shape and versions loads
+them instead of compiling again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from engine.backends.base import Availability, Backend, PrepareContext, Runner
+from engine.backends.torch_backend import TorchBackend, TorchRunner
+from engine.config import RunnerSpec
+from engine.errors import BadInput
+from engine.paths import cache_dir
+
+MODES = ("max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead", "default")
+
+
+def inductor_cache_dir() -> str:
+    """Point Inductor's (and Triton's) on-disk caches into the product's cache folder.
+
+    An explicit TORCHINDUCTOR_CACHE_DIR set by the user wins. Inductor reads the variable
+    each time it looks for the cache, so setting it before the first compile is enough.
+    """
+    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir() / "inductor")
+    folder = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(folder, "triton"))
+    return folder
+
+
+class CompiledRunner(TorchRunner):
+    """A TorchRunner whose forward pass is the Inductor-compiled model."""
+
+    def __init__(self, spec: RunnerSpec, module: Any, ctx: PrepareContext) -> None:
+        super().__init__(spec, module)
+        torch = self.torch
+        folder = inductor_cache_dir()
+        import torch._inductor.config as inductor_config
+
+        # Freezing turns weights into constants, so BN folds into the conv and
+        # layouts are chosen once; it is only valid for inference, which this is.
+        inductor_config.freezing = bool(spec.opts.get("freezing", True))
+        inductor_config.fx_graph_cache = True
+        self.mode = str(spec.opts.get("compile_mode", "max-autotune"))
+        self.compiled = torch.compile(self.model, mode=self.mode, dynamic=False, fullgraph=False)
+        # Inductor brings its own CUDA graphs in max-autotune / reduce-overhead modes.
+        self.use_graph = False
+        self.ctx = ctx
+        self.compile_s: dict[tuple[int, ...], float] = {}
+        self.info.update({"compile_mode": self.mode, "inductor_cache": "inductor/"})
+        self.provider = (
+            "torch-inductor-cuda" if self.device.type == "cuda" else "torch-inductor-cpu"
+        )
+        self._cache_folder = folder
+
+    def _forward(self, x: Any) -> Any:
+        shape = tuple(x.shape)
+        if shape not in self.compile_s:
+            self.ctx.say(
+                f"compiling {self.spec.backend} ({self.mode}) for input {list(shape)}: minutes"
+                " the first time, seconds when the on-disk cache has it"
+            )
+            t0 = time.perf_counter()
+            with self.torch.inference_mode():
+                y = self.compiled(x)
+                # Inductor's graphs may be recorded on the second call; do it here too so
+                # that no compile or capture work leaks into the timed iterations.
+                y = self.compiled(x)
+            if self.device.type == "cuda":
+                self.torch.cuda.synchronize(self.device)
+            self.compile_s[shape] = time.perf_counter() - t0
+            self.info.setdefault("compile_s", {})[str(list(shape))] = round(
+                self.compile_s[shape], 1
+            )
+            self.ctx.say(f"compiled for input {list(shape)} in {self.compile_s[shape]:.1f} s")
+            return y
+        with self.torch.inference_mode():
+            return self.compiled(x)
+
+    def run(self, x_dev: Any) -> Any:
+        self._set_math_mode()
+        if self.device.type == "cuda":
+            # Each call is a new inference step for Inductor's CUDA graphs, which then may
+            # reuse the previous step's output buffer instead of refusing to replay.
+            self.torch.compiler.cudagraph_mark_step_begin()
+        return self._forward(x_dev)
+
+    def close(self) -> None:
+        self.compiled = None
+        super().close()
+
+
+class TorchCompileBackend(Backend):
+    NAME = "torch_compile"
+    TITLE = "PyTorch (torch.compile)"
+    PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+
+    @classmethod
+    def availability(cls, device: str = "cpu") -> Availability:
+        base = TorchBackend.availability(device)
+        if not base.ok:
+            return base
+        try:
+            import torch._inductor  # noqa: F401
+        except Exception as exc:  # noqa: BLE001 - an Inductor that does not import is "unavailable"
+            return Availability(
+                False, f"torch._inductor does not import: {exc}", "pip install torch"
+            )
+        return Availability(True)
+
+    @classmethod
+    def check(cls, spec: RunnerSpec) -> None:
+        TorchBackend.check(spec)
+        mode = spec.opts.get("compile_mode", "max-autotune")
+        if mode not in MODES:
+            raise BadInput(
+                f"unknown torch.compile mode '{mode}'",
+                f"modes are {', '.join(MODES)}",
+                "use max-autotune",
+            )
+        if spec.opts.get("cuda_graph"):
+            raise BadInput(
+                "torch_compile captures its own CUDA graphs",
+                "max-autotune records them through Inductor",
+                "drop cuda_graph for torch_compile (use compile_mode=max-autotune)",
+            )
+
+    @classmethod
+    def per_batch(cls, spec: RunnerSpec) -> bool:
+        """Compile only the batch sizes asked for: each is its own multi-minute search."""
+        return True
+
+    @classmethod
+    def prepare(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
+        cls.check(spec)
+        cls.availability(spec.device).raise_if_missing(f"torch.compile on {spec.device}")
+        ctx.say(f"preparing torch.compile ({spec.label}); cache folder inductor/")
+        return CompiledRunner(spec, artifacts.torch_module(), ctx)
