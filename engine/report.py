@@ -1,0 +1,477 @@
+"""Reports to share a result: one self-contained HTML page, or a markdown summary.
+
+The HTML page carries Plotly's JavaScript inline (once, with the first chart), so it opens
+from a file or an e-mail with no network: latency and throughput charts per run, the
+speed-up between runs with the differences that explain it, results, parity and
+environment tables, where each backend really ran (a CUDA request served by the CPU is
+called out), the provider diagnostics verdict of the machine that wrote the report, and
+the markdown summary. The markdown is the part that fits a pull request or an issue.
+``python -m engine report`` and the dashboard's download buttons call the same functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from engine.config import ResultRow
+from engine.errors import BadInput
+from engine.history import (
+    RunRecord,
+    compare_chart,
+    env_diff,
+    load_run,
+    speedup_frame,
+    speedups,
+    unmatched_points,
+)
+from engine.store import Store
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:1200px;padding:0 1rem;color:#1b1b1b}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.warn{background:#fff3cd;border-left:4px solid #d39e00;padding:.5rem 1rem}
+.bad{background:#f8d7da;border-left:4px solid #c82333;padding:.5rem 1rem}
+.quoted{background:#e7f1ff;border-left:4px solid #1f6feb;padding:.5rem 1rem}
+code,pre{background:#f6f8fa;padding:.1rem .3rem;white-space:pre-wrap;word-break:break-all}
+"""
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, bool):
+        return "ok" if v else "FAIL"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def fell_back(row: ResultRow) -> bool:
+    """A GPU request that a CPU served: the failure this product exists to catch."""
+    return row.status == "ok" and row.device.startswith("cuda") and "cpu" in row.provider.lower()
+
+
+def load_runs(store: Store, run_ids: Sequence[int | str]) -> list[RunRecord]:
+    """The runs to report, in order; no ids means the newest stored run."""
+    ids = list(run_ids)
+    if not ids:
+        latest = store.runs(limit=1)
+        if not latest:
+            raise BadInput(
+                f"{store.path.name} holds no runs to report",
+                fix="run python -m engine bench first, or pass --db with another results file",
+            )
+        ids = [latest[0]["id"]]
+    return [load_run(store, i) for i in ids]
+
+
+def diagnostics_summary(probe: bool = False) -> dict[str, Any]:
+    """The provider diagnostics verdict now, on this machine; ``available`` False if it cannot run."""
+    try:
+        from engine.diagnostics import run_diagnostics
+    except ImportError as exc:
+        return {"available": False, "why": f"engine.diagnostics cannot be imported: {exc}"}
+    try:
+        rep = run_diagnostics(probe=probe)
+    except Exception as exc:  # noqa: BLE001 - a report must still be written when diagnostics break
+        return {"available": False, "why": f"{type(exc).__name__}: {exc}"}
+    return {
+        "available": True,
+        "verdict": rep.verdict,
+        "provider": rep.verdict_provider,
+        "probed": probe,
+        "findings": [
+            {"severity": f.severity, "id": f.id, "title": f.title, "fix": f.fix}
+            for f in rep.findings
+        ],
+    }
+
+
+def _ok_rows(rec: RunRecord) -> list[ResultRow]:
+    return [r for r in rec.rows if r.status in ("ok", "quoted") and r.p50_ms is not None]
+
+
+def _parity_rows(rec: RunRecord) -> list[ResultRow]:
+    # Parity is checked once per runner configuration, so one line per configuration.
+    seen, out = set(), []
+    for r in rec.rows:
+        key = (r.backend, r.precision, r.device, tuple(sorted(r.options.items())))
+        if r.parity_ok is not None and key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def _run_heading(rec: RunRecord) -> str:
+    i = rec.info
+    size = f", {i.image_size}×{i.image_size}" if i.image_size else ""
+    return f"Run {i.id}: {i.model}{size} on {i.machine}"
+
+
+def _source_note(rec: RunRecord) -> str:
+    i = rec.info
+    if i.quoted:
+        return "Quoted figures from the study this product grew from: not measured here."
+    if i.source == "import":
+        return f"Imported from a bench document; measured on {i.machine}, not on this machine."
+    return f"Measured on {i.machine}."
+
+
+# -- markdown ------------------------------------------------------------------------------
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(head: list[str], lines: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(_md(c) for c in line) + " |" for line in lines]
+    return out
+
+
+def _results_lines(rec: RunRecord) -> list[list[str]]:
+    lines = []
+    for r in sorted(rec.rows, key=lambda r: (r.backend, r.precision, r.device, r.batch)):
+        if r.status in ("ok", "quoted"):
+            ran = r.provider + (" ⚠ fell back to the CPU" if fell_back(r) else "")
+            parity = "-" if r.parity_ok is None else ("ok" if r.parity_ok else "FAIL")
+            lines.append(
+                [
+                    r.backend,
+                    r.precision,
+                    r.device,
+                    ran,
+                    str(r.batch),
+                    _fmt(r.p50_ms),
+                    _fmt(r.p90_ms),
+                    _fmt(r.throughput_ips, 1),
+                    parity,
+                ]
+            )
+        else:
+            lines.append(
+                [r.backend, r.precision, r.device, r.status, str(r.batch), "-", "-", "-", r.reason]
+            )
+    return lines
+
+
+_RESULT_HEAD = ["backend", "precision", "device", "ran on", "batch", "p50 ms", "p90 ms"]
+_RESULT_HEAD += ["images/s", "parity"]
+
+
+def _speedup_lines(a: RunRecord, b: RunRecord) -> list[list[str]]:
+    return [
+        [
+            s.backend,
+            s.precision,
+            s.device,
+            str(s.batch),
+            _fmt(s.a_p50_ms),
+            _fmt(s.b_p50_ms),
+            f"{s.speedup:.2f}×",
+        ]
+        for s in speedups(a.rows, b.rows)
+    ]
+
+
+_SPEEDUP_HEAD = ["backend", "precision", "device", "batch", "A p50 ms", "B p50 ms", "speed-up"]
+
+
+def _markdown(recs: list[RunRecord], diag: dict[str, Any] | None, generated_at: str) -> str:
+    out = [f"## visionbench report ({len(recs)} run{'s' if len(recs) != 1 else ''})", ""]
+    for rec in recs:
+        i = rec.info
+        out += [f"### {_run_heading(rec)}", "", f"_{_source_note(rec)}_ {i.label}", ""]
+        when = i.created_at or "date unknown"
+        env = i.environment
+        facts = [f"started {when}", f"torch {env.get('torch') or '-'}"]
+        facts.append(f"onnxruntime {env.get('onnxruntime') or '-'}")
+        if env.get("tensorrt"):
+            facts.append(f"TensorRT {env['tensorrt']}")
+        out += [" · ".join(facts), ""]
+        falls = [r for r in rec.rows if fell_back(r)]
+        if falls:
+            names = sorted({f"{r.backend} {r.precision}" for r in falls})
+            out += [
+                f"> **Warning:** {', '.join(names)} asked for the GPU but ran on the CPU "
+                "(provider shown per row).",
+                "",
+            ]
+        out += _md_table(_RESULT_HEAD, _results_lines(rec)) + [""]
+        if i.command:
+            out += ["Reproduce:", "", "```", i.command, "```", ""]
+    if len(recs) > 1:
+        a = recs[0]
+        for b in recs[1:]:
+            out += [
+                f"### Speed-up of run {b.info.id} over run {a.info.id}",
+                "",
+                "p50 of A ÷ p50 of B; above 1× run B is faster.",
+                "",
+            ]
+            lines = _speedup_lines(a, b)
+            out += _md_table(_SPEEDUP_HEAD, lines) if lines else ["No point measured by both."]
+            out.append("")
+            diff = env_diff(a, b)
+            if diff:
+                out += ["Differences that may explain it:", ""]
+                out += _md_table(
+                    ["kind", "setting", f"run {a.info.id}", f"run {b.info.id}"],
+                    [[d.kind, d.key, d.a, d.b] for d in diff],
+                )
+                out.append("")
+    if diag is not None:
+        if diag["available"]:
+            out += [
+                f"**ONNX Runtime diagnostics** (on the machine that wrote this report, "
+                f"{generated_at}): {diag['verdict']}",
+                "",
+            ]
+        else:
+            out += [f"**ONNX Runtime diagnostics:** unavailable ({diag['why']})", ""]
+    out += [f"<sub>Written by visionbench at {generated_at}.</sub>", ""]
+    return "\n".join(out)
+
+
+def markdown_report(
+    store: Store,
+    run_ids: Sequence[int | str],
+    diagnostics: bool = True,
+    probe: bool = False,
+) -> str:
+    """A markdown summary of the runs, fit for a pull request or an issue."""
+    recs = load_runs(store, run_ids)
+    diag = diagnostics_summary(probe) if diagnostics else None
+    return _markdown(recs, diag, _now())
+
+
+# -- HTML ----------------------------------------------------------------------------------
+
+
+def _h(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _html_table(head: list[str], lines: list[list[str]], numeric: Sequence[int] = ()) -> str:
+    th = "".join(f"<th>{_h(h)}</th>" for h in head)
+    body = []
+    for line in lines:
+        cells = "".join(
+            f'<td class="num">{_h(c)}</td>' if i in numeric else f"<td>{_h(c)}</td>"
+            for i, c in enumerate(line)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+class _Figures:
+    """Turns figures into divs; only the first carries plotly.js, inline, never from a CDN."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, fig: go.Figure) -> str:
+        self.count += 1
+        return pio.to_html(
+            fig,
+            include_plotlyjs=self.count == 1,
+            full_html=False,
+            config={"displaylogo": False, "responsive": True},
+            default_height="460px",
+        )
+
+
+def _run_charts(rec: RunRecord, figure: _Figures) -> str:
+    from engine.charts import latency_chart, results_frame, throughput_chart
+
+    if rec.info.quoted:
+        empty = results_frame([])
+        ref = results_frame(_ok_rows(rec))
+        return figure(latency_chart(empty, reference=ref)) + figure(
+            throughput_chart(empty, reference=ref)
+        )
+    df = results_frame(rec.rows)
+    return figure(latency_chart(df)) + figure(throughput_chart(df))
+
+
+def _environment_html(recs: list[RunRecord]) -> str:
+    keys: list[str] = []
+    for rec in recs:
+        keys += [k for k in rec.info.environment if k not in keys]
+    lines = [
+        [k] + [_fmt(rec.info.environment.get(k)) for rec in recs]
+        for k in keys
+        if not isinstance(recs[0].info.environment.get(k), dict)
+    ]
+    return _html_table(["setting"] + [f"run {r.info.id}" for r in recs], lines)
+
+
+def _diagnostics_html(diag: dict[str, Any] | None, generated_at: str) -> str:
+    if diag is None:
+        return "<p>Diagnostics were not run for this report.</p>"
+    if not diag["available"]:
+        return f'<p class="warn">Diagnostics unavailable: {_h(diag["why"])}</p>'
+    how = "with a live probe" if diag["probed"] else "static checks only, no live probe"
+    lines = [[f["severity"], f["id"], f["title"], f["fix"]] for f in diag["findings"]]
+    return (
+        f"<p>On the machine that wrote this report, at {_h(generated_at)} ({how}); "
+        "imported runs were measured elsewhere.</p>"
+        f'<p class="{"warn" if diag["provider"] == "CPU" else "quoted"}"><b>{_h(diag["verdict"])}'
+        "</b></p>" + _html_table(["severity", "id", "finding", "fix"], lines)
+    )
+
+
+def _html(recs: list[RunRecord], diag: dict[str, Any] | None, generated_at: str) -> str:
+    figure = _Figures()
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>visionbench report: {_h(', '.join(str(r.info.id) for r in recs))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>visionbench report</h1>",
+        f"<p>Written {_h(generated_at)}. Runs: "
+        + ", ".join(_h(r.info.title) for r in recs)
+        + ".</p>",
+    ]
+    for rec in recs:
+        i = rec.info
+        parts.append(f'<section class="run" id="run-{_h(i.id)}"><h2>{_h(_run_heading(rec))}</h2>')
+        cls = "quoted" if i.quoted or i.source == "import" else ""
+        parts.append(f'<p class="{cls}">{_h(_source_note(rec))} {_h(i.label)}. ')
+        parts.append(f"Started {_h(i.created_at or 'date unknown')}, status {_h(i.status)}.</p>")
+        falls = [r for r in rec.rows if fell_back(r)]
+        if falls:
+            names = sorted({f"{r.backend} {r.precision} (ran on {r.provider})" for r in falls})
+            parts.append(
+                '<p class="bad"><b>Asked for the GPU, ran on the CPU:</b> '
+                + _h("; ".join(names))
+                + ". These figures are CPU figures.</p>"
+            )
+        parts.append(_run_charts(rec, figure))
+        parts.append("<h3>Results</h3>")
+        parts.append(_html_table(_RESULT_HEAD, _results_lines(rec), numeric=(4, 5, 6, 7)))
+        parity = _parity_rows(rec)
+        parts.append("<h3>Parity with the FP32 reference</h3>")
+        if parity:
+            lines = [
+                [
+                    r.backend,
+                    r.precision,
+                    r.device,
+                    "ok" if r.parity_ok else "FAIL",
+                    _fmt(r.max_rel_err, 6),
+                    _fmt(r.cosine, 6),
+                    _fmt(r.top1_agree, 3),
+                ]
+                for r in parity
+            ]
+            head = ["backend", "precision", "device", "parity", "max rel err", "cosine"]
+            parts.append(_html_table(head + ["top-1 agree"], lines, numeric=(4, 5, 6)))
+        else:
+            parts.append("<p>No parity check was recorded for this run.</p>")
+        if i.command:
+            parts.append(f"<p>Reproduce: <code>{_h(i.command)}</code></p>")
+        parts.append("</section>")
+    if len(recs) > 1:
+        a = recs[0]
+        for b in recs[1:]:
+            sp = speedups(a.rows, b.rows)
+            parts.append(
+                f'<section class="compare"><h2>Run {_h(b.info.id)} against run {_h(a.info.id)}</h2>'
+            )
+            parts.append(
+                figure(compare_chart(speedup_frame(sp), f"run {a.info.id}", f"run {b.info.id}"))
+            )
+            if sp:
+                parts.append(_html_table(_SPEEDUP_HEAD, _speedup_lines(a, b), numeric=(3, 4, 5, 6)))
+            only_a, only_b = unmatched_points(a, b)
+            for who, pts in ((a, only_a), (b, only_b)):
+                if pts:
+                    parts.append(f"<p>Only in run {_h(who.info.id)}: {_h('; '.join(pts))}</p>")
+            diff = env_diff(a, b)
+            parts.append("<h3>Differences that may explain it</h3>")
+            parts.append(
+                _html_table(
+                    ["kind", "setting", f"run {a.info.id}", f"run {b.info.id}"],
+                    [[d.kind, d.key, d.a, d.b] for d in diff],
+                )
+                if diff
+                else "<p>Same environment and configuration.</p>"
+            )
+            parts.append("</section>")
+    parts.append("<h2>Environment</h2>")
+    parts.append(_environment_html(recs))
+    parts.append("<h2>ONNX Runtime diagnostics</h2>")
+    parts.append(_diagnostics_html(diag, generated_at))
+    md = _markdown(recs, diag, generated_at)
+    parts.append(
+        "<h2>Markdown summary</h2><p>For a pull request or an issue:</p>"
+        f'<details open><summary>markdown</summary><pre id="markdown">{_h(md)}</pre></details>'
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def html_report(
+    store: Store,
+    run_ids: Sequence[int | str],
+    diagnostics: bool = True,
+    probe: bool = False,
+) -> str:
+    """A self-contained HTML page of the runs: opens with no network, charts included."""
+    recs = load_runs(store, run_ids)
+    diag = diagnostics_summary(probe) if diagnostics else None
+    return _html(recs, diag, _now())
+
+
+def main(argv: list[str]) -> int:
+    """``python -m engine report``: write an HTML or markdown report of stored runs."""
+    from engine.cli import _Parser, parse_list
+
+    p = _Parser(prog="python -m engine report", description="write an HTML or markdown report")
+    p.add_argument("--db", help="results database (default: the user data folder)")
+    p.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        help="run id (repeat or comma list; t4 = the quoted study); default: the newest run",
+    )
+    p.add_argument("--out", required=True, help="FILE.html or FILE.md")
+    p.add_argument(
+        "--probe", action="store_true", help="diagnostics with a live ONNX Runtime probe"
+    )
+    p.add_argument("--no-diagnostics", action="store_true", help="leave the diagnostics out")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (".html", ".htm", ".md", ".markdown"):
+        raise BadInput(
+            f"--out {out.name} has no .html or .md suffix",
+            fix="name the report FILE.html (self-contained page) or FILE.md (markdown summary)",
+        )
+    run_ids = [x for text in args.run for x in parse_list(text, str, "run id")]
+    store = Store(args.db)
+    make = html_report if suffix in (".html", ".htm") else markdown_report
+    text = make(store, run_ids, diagnostics=not args.no_diagnostics, probe=args.probe)
+    if out.parent and not out.parent.exists():
+        raise BadInput(f"the folder for {out.name} does not exist", fix="create it first")
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out} ({len(text.encode()) / 1024:.0f} KiB)", file=sys.stderr)
+    return 0
