@@ -1,0 +1,251 @@
+"""History page: earlier runs from the results store, compared and shared.
+
+Lists every stored run with its environment fingerprint (the quoted T4 study too, marked
+as not measured here), filters them, compares two as a speed-up per batch size next to the
+environment differences that explain it, imports ``bench --json`` documents from other
+machines, and offers the HTML / markdown reports and the CSV / JSON of the runs picked.
+All of it is ``engine.history`` and ``engine.report``; this script only draws.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from engine import history
+from engine.errors import EngineError
+from engine.store import Store
+from pages import common
+
+IMPORT_LOG_KEY = "vb_hist_import_log"
+IMPORTED_KEY = "vb_hist_imported"
+
+st.title("History")
+st.caption(
+    "Every run in the results store with the machine and library versions it ran on. "
+    "Pick two to see the speed-up per batch size and what differed between them."
+)
+
+store = None
+with common.guard("opening the results store"):
+    store = Store()
+
+# -- import --------------------------------------------------------------------------------
+if store is not None:
+    with st.expander("Import results from another machine"):
+        st.caption(
+            "Upload documents written by `python -m engine bench --json FILE` on any machine "
+            "(or `python -m engine import FILE` there). Their fingerprint is kept; the same "
+            f"document is never imported twice. Up to {history.MAX_IMPORT_BYTES // 2**20} MB each."
+        )
+        uploads = st.file_uploader(
+            "bench JSON documents", type=["json"], accept_multiple_files=True, key="vb_hist_upload"
+        )
+        done: set[str] = st.session_state.setdefault(IMPORTED_KEY, set())
+        log: list[tuple[str, str]] = st.session_state.setdefault(IMPORT_LOG_KEY, [])
+        for up in uploads or []:
+            # The uploader hands the same files back on every rerun; import each once.
+            if up.file_id in done:
+                continue
+            done.add(up.file_id)
+            try:
+                history.check_size(up.size, up.name)
+                doc = history.parse_document(up.getvalue(), up.name)
+                run_id, created = history.import_document(store, doc, up.name)
+            except EngineError as exc:
+                log.append(("error", exc.user_message()))
+                continue
+            if created:
+                log.append(("success", f"Imported {up.name} as run {run_id}."))
+            else:
+                log.append(("info", f"{up.name} is already run {run_id}; not imported again."))
+        for kind, message in log:
+            getattr(st, kind)(message)
+
+# -- list and filter -----------------------------------------------------------------------
+runs: list[history.RunInfo] = []
+if store is not None:
+    with common.guard("reading the runs"):
+        runs = history.list_runs(store)
+
+measured = [r for r in runs if not r.quoted]
+st.subheader(f"Runs ({len(measured)} stored)")
+c1, c2, c3, c4 = st.columns(4)
+models = c1.multiselect("Model", sorted({r.model for r in runs if r.model}), key="vb_hist_model")
+backends = c2.multiselect(
+    "Backend", sorted({b for r in runs for b in r.backends}), key="vb_hist_backend"
+)
+precisions = c3.multiselect(
+    "Precision", sorted({p for r in runs for p in r.precisions}), key="vb_hist_precision"
+)
+devices = c4.multiselect(
+    "Device", sorted({d for r in runs for d in r.devices}), key="vb_hist_device"
+)
+c5, c6, c7 = st.columns([2, 1, 1])
+machine = c5.text_input("Machine contains", key="vb_hist_machine", placeholder="e.g. H100, EPYC")
+since = c6.date_input("Since", value=None, key="vb_hist_since")
+show_reference = c7.checkbox(
+    "Show the quoted T4 study",
+    value=True,
+    key="vb_hist_reference",
+    help="The study's figures from a Colab T4: quoted, not measured here.",
+)
+shown: list[history.RunInfo] = []
+with common.guard("filtering"):
+    shown = history.filter_runs(
+        runs,
+        model=models,
+        backend=backends,
+        precision=precisions,
+        device=devices,
+        machine=machine,
+        since=since,
+        include_reference=show_reference,
+    )
+if not measured:
+    st.info(
+        "No runs stored yet. Run a sweep on the Benchmark page or with "
+        "`python -m engine bench`, or import a document above."
+    )
+st.dataframe(history.runs_frame(shown), hide_index=True, key="vb_hist_runs")
+if any(r.quoted for r in shown):
+    st.caption(
+        "Run **t4** is the study's figures from a Google Colab T4: quoted, not measured here."
+    )
+
+# -- compare -------------------------------------------------------------------------------
+st.subheader("Compare two runs")
+by_id = {str(r.id): r for r in shown}
+ids = list(by_id)
+if len(ids) < 2:
+    st.info("Two runs are needed to compare; widen the filters or run another sweep.")
+    a_id = b_id = None
+else:
+    newest = [i for i in ids if not by_id[i].quoted]
+    default_b = newest[0] if newest else ids[0]
+    # The newest measured run against the one before it; the quoted study only if no other.
+    default_a = next((i for i in newest if i != default_b), None) or next(
+        i for i in ids if i != default_b
+    )
+    left, right = st.columns(2)
+    a_id = left.selectbox(
+        "A (baseline)",
+        ids,
+        index=ids.index(default_a),
+        format_func=lambda i: by_id[i].title,
+        key="vb_hist_a",
+    )
+    b_id = right.selectbox(
+        "B (compared with A)",
+        ids,
+        index=ids.index(default_b),
+        format_func=lambda i: by_id[i].title,
+        key="vb_hist_b",
+    )
+    if a_id == b_id:
+        st.warning("A and B are the same run; pick two different runs.")
+    elif store is not None:
+        with common.guard("the comparison"):
+            ra, rb = history.load_run(store, a_id), history.load_run(store, b_id)
+            sp = history.speedup_frame(history.speedups(ra.rows, rb.rows))
+            if ra.info.quoted or rb.info.quoted:
+                st.info("One side is the quoted T4 study: its figures were not measured here.")
+            st.plotly_chart(
+                history.compare_chart(sp, f"run {a_id}", f"run {b_id}"), key="vb_hist_chart"
+            )
+            if not sp.empty:
+                st.dataframe(
+                    sp[["series", "batch", "a_p50_ms", "b_p50_ms", "speedup"]
+                       + ["a_provider", "b_provider"]],
+                    hide_index=True,
+                    key="vb_hist_speedups",
+                )  # fmt: skip
+            only_a, only_b = history.unmatched_points(ra, rb)
+            if only_a:
+                st.caption(f"Only in A: {'; '.join(only_a)}")
+            if only_b:
+                st.caption(f"Only in B: {'; '.join(only_b)}")
+            st.markdown("**Differences that may explain it**")
+            diff = history.diff_frame(history.env_diff(ra, rb))
+            if diff.empty:
+                st.caption("Same environment and configuration.")
+            else:
+                st.dataframe(
+                    diff.rename(columns={"a": f"A (run {a_id})", "b": f"B (run {b_id})"}),
+                    hide_index=True,
+                    key="vb_hist_diff",
+                )
+
+# -- downloads -----------------------------------------------------------------------------
+st.subheader("Share")
+picked = st.multiselect(
+    "Runs in the report",
+    ids,
+    default=[i for i in (a_id, b_id) if i is not None and i in ids][:2] or ids[:1],
+    format_func=lambda i: by_id[i].title,
+    key="vb_hist_report_runs",
+)
+if picked and store is not None:
+    report_ids = [history.parse_run_id(i) for i in picked]
+    name = "visionbench-" + "-".join(str(i) for i in report_ids)
+
+    def _html() -> str:
+        from engine.report import html_report
+
+        return html_report(store, report_ids)
+
+    def _markdown() -> str:
+        from engine.report import markdown_report
+
+        return markdown_report(store, report_ids)
+
+    def _csv() -> str:
+        frames = []
+        for rid in report_ids:
+            rec = history.load_run(store, rid)
+            df = pd.DataFrame([r.to_dict() for r in rec.rows])
+            df.insert(0, "run_id", str(rid))
+            df.insert(1, "machine", rec.info.machine)
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True).to_csv(index=False)
+
+    d1, d2, d3 = st.columns(3)
+    # Reports are built only when clicked: the HTML carries plotly.js (a few MB).
+    d1.download_button(
+        "HTML report",
+        _html,
+        file_name=f"{name}.html",
+        mime="text/html",
+        on_click="ignore",
+        key="vb_hist_dl_html",
+        help="One file with the charts inside; opens with no network.",
+    )
+    d2.download_button(
+        "Markdown summary",
+        _markdown,
+        file_name=f"{name}.md",
+        mime="text/markdown",
+        on_click="ignore",
+        key="vb_hist_dl_md",
+        help="Fits a pull request or an issue.",
+    )
+    d3.download_button(
+        "CSV of the rows",
+        _csv,
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key="vb_hist_dl_csv",
+    )
+    stored = [i for i in report_ids if i != history.REFERENCE_ID]
+    for i, rid in enumerate(stored):
+        st.download_button(
+            f"JSON document of run {rid} (importable elsewhere)",
+            lambda rid=rid: json.dumps(store.document(int(rid)), indent=1),
+            file_name=f"visionbench-run-{rid}.json",
+            mime="application/json",
+            on_click="ignore",
+            key=f"vb_hist_dl_json_{i}",
+        )
