@@ -21,6 +21,7 @@ from engine.errors import BadInput, ProviderFallback
 
 COMPUTE_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose", "QLinearConv", "MatMulInteger"}
 PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+TRT_EP = "TensorrtExecutionProvider"
 
 
 def import_ort():
@@ -67,6 +68,35 @@ def check_placement(requested: str, used: list[str], placement: dict[str, dict[s
             "ONNX Runtime assigns nodes the provider cannot run to the CPU",
             "use a precision or opset the provider supports, or see `python -m engine diagnose`",
         )
+    on_cuda = placement.get("CUDAExecutionProvider", {}) if requested == TRT_EP else {}
+    heavy = {op: n for op, n in on_cuda.items() if op in COMPUTE_OPS}
+    if heavy:
+        listing = ", ".join(f"{n}× {op}" for op, n in sorted(heavy.items()))
+        raise ProviderFallback(
+            f"{requested} ran, but compute nodes fell back to the CUDA EP ({listing})",
+            "ONNX Runtime gives nodes TensorRT's parser cannot take to the next provider",
+            "use the tensorrt backend to see the parser's errors per node",
+        )
+
+
+def trt_ep_options(spec: RunnerSpec, index: int) -> dict[str, Any]:
+    """TensorRT EP settings: engines and timings cached under our cache folder."""
+    from engine.paths import cache_dir
+
+    try:  # a pip-installed TensorRT puts libnvinfer where the EP finds it only after import
+        import tensorrt  # noqa: F401
+    except (ImportError, OSError):
+        pass  # the EP then fails to load and the used-providers check reports the fallback
+    folder = cache_dir() / "ort-tensorrt-ep"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "device_id": index,
+        "trt_fp16_enable": spec.precision == "fp16",
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(folder),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(folder),
+    }
 
 
 class OrtRunner(Runner):
@@ -103,12 +133,14 @@ class OrtRunner(Runner):
                 "enable_cuda_graph": 1 if opts.get("cuda_graph") else 0,
             }
             providers: list[Any] = [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
+            if opts.get("trt_ep"):
+                providers.insert(0, (TRT_EP, trt_ep_options(spec, index)))
         else:
             providers = ["CPUExecutionProvider"]
         so.enable_profiling = True
         so.profile_file_prefix = os.path.join(tempfile.gettempdir(), f"vb-ort-{os.getpid()}")
         self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
-        self.requested = PROVIDER_NAMES[kind]
+        self.requested = TRT_EP if kind == "cuda" and opts.get("trt_ep") else PROVIDER_NAMES[kind]
         self.used = self.session.get_providers()
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -277,6 +309,12 @@ class OrtBackend(Backend):
                 f"ONNX Runtime {spec.precision} needs the CUDA execution provider",
                 "the CPU execution provider has no fast kernels for it",
                 "use fp32 or int8 on the CPU",
+            )
+        if spec.opts.get("trt_ep") and (cpu or spec.precision not in ("fp32", "fp16")):
+            raise BadInput(
+                f"the TensorRT EP cannot run {spec.precision} on {spec.device} here",
+                "it is offered on CUDA devices for fp32 and fp16",
+                "use --device cuda with fp32 or fp16, or drop trt_ep",
             )
 
     @classmethod
