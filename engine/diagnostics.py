@@ -310,7 +310,10 @@ def _shortening_rules() -> list[tuple[re.Pattern, str]]:
     prefixes = []
     if sys.prefix != sys.base_prefix:
         prefixes.append((sys.prefix, "<env>"))
-    prefixes.append((sys.base_prefix, "<python>"))
+    # A system interpreter's prefix (/usr) is no machine-specific path, and replacing it would
+    # hide where system libraries such as /usr/lib/x86_64-linux-gnu/libcuda.so.1 live.
+    if os.path.normpath(sys.base_prefix) not in ("/usr", "/usr/local", "/"):
+        prefixes.append((sys.base_prefix, "<python>"))
     home = os.path.expanduser("~")
     if home and home not in ("/", "~"):
         prefixes.append((home, "~"))
@@ -1286,16 +1289,6 @@ def _analyse(requested: list[str], checks: dict, probes: _Probes, probed: bool) 
 
     # --- layer 2: the package cannot do CUDA at all
     if cuda_wanted and not is_gpu_build:
-        no_driver = None
-        if not driver_ok:
-            no_driver = add(
-                "cuda-driver-missing",
-                "info",
-                "no usable NVIDIA driver",
-                driver_why,
-                driver_ev,
-                "nvidia-smi  # must list a GPU; on a machine without one, CPU is the only choice",
-            )
         cpu_fix = f"pip uninstall -y {build.get('package_name') or 'onnxruntime'} && pip install onnxruntime-gpu"
         cpu_pkg = add(
             "ort-cpu-only-package",
@@ -1311,6 +1304,16 @@ def _analyse(requested: list[str], checks: dict, probes: _Probes, probed: bool) 
             else cpu_fix + ("" if driver_ok else "  # needs an NVIDIA GPU"),
             caused_by=conflict.id if conflict else "",
         )
+        no_driver = None
+        if not driver_ok:
+            no_driver = add(
+                "cuda-driver-missing",
+                "info",
+                "no usable NVIDIA driver",
+                driver_why,
+                driver_ev,
+                "nvidia-smi  # must list a GPU; on a machine without one, CPU is the only choice",
+            )
         root = conflict or cpu_pkg
         if used:
             session_log = _probe_log(plain, f"session {first}")
