@@ -416,7 +416,7 @@ def _settle(
         for row in stored[len(delivered) :]:
             if on_row:
                 on_row(row)
-        outcome.rows = stored
+        outcome.rows = list(stored)
         if finished:
             return
         if outcome.failure:

@@ -1,0 +1,126 @@
+"""The sweep worker: a real child process that really segfaults, aborts or hangs.
+
+Faults come from the documented test hook ``VISIONBENCH_TEST_CRASH`` (read only in the
+child); the parent must survive, name what happened, and keep every committed row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+
+from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
+from engine.errors import BadInput
+from engine.worker import CRASH_HOOK_ENV, run_sweep_in_worker, signal_name
+
+QUICK = BenchSettings(warmup=1, iters=2, max_time_s=5.0, min_iters=1)
+
+
+def _config(batches=(1, 2, 3), **model) -> SweepConfig:
+    spec = ModelSpec(name=model.get("name", "resnet18"), image_size=model.get("image_size", 64))
+    return SweepConfig(spec, [RunnerSpec("torch")], list(batches), QUICK, parity=False)
+
+
+@pytest.fixture
+def crash_hook(monkeypatch):
+    def set_hook(value: str) -> None:
+        monkeypatch.setenv(CRASH_HOOK_ENV, value)
+
+    return set_hook
+
+
+def _stored(db, run_id):
+    con = sqlite3.connect(db)
+    try:
+        status = con.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()[0]
+        rows = con.execute(
+            "SELECT batch, status FROM rows WHERE run_id=? ORDER BY id", (run_id,)
+        ).fetchall()
+    finally:
+        con.close()
+    return status, rows
+
+
+def test_worker_streams_rows_and_progress_like_run_sweep(tmp_path):
+    db = str(tmp_path / "r.sqlite")
+    seen, progress = [], []
+    out = run_sweep_in_worker(
+        _config((1, 2)),
+        db,
+        on_row=seen.append,
+        on_progress=lambda d, t, m: progress.append((d, t, m)),
+    )
+    assert out.failure == "" and out.exit_code == 0 and not out.interrupted
+    assert [(r.batch, r.status, r.provider) for r in seen] == [
+        (1, "ok", "torch-cpu"),
+        (2, "ok", "torch-cpu"),
+    ]
+    assert all(r.p50_ms > 0 for r in seen)
+    assert progress[-1][:2] == (2, 2)
+    status, rows = _stored(db, out.run_id)
+    assert status == "done" and rows == [(1, "ok"), (2, "ok")]
+    assert [r.p50_ms for r in out.rows] == [r.p50_ms for r in seen]
+
+
+def test_bad_input_in_the_worker_raises_the_same_error(tmp_path):
+    with pytest.raises(BadInput, match="did you mean.*resnet18"):
+        run_sweep_in_worker(_config(name="resnet81"), str(tmp_path / "r.sqlite"))
+
+
+@pytest.mark.parametrize("kind, sig", [("segv", "SIGSEGV"), ("abort", "SIGABRT")])
+def test_native_crash_is_a_failed_outcome_and_earlier_rows_are_kept(
+    tmp_path, crash_hook, kind, sig
+):
+    crash_hook(f"{kind}@1")
+    db = str(tmp_path / "r.sqlite")
+    seen = []
+    out = run_sweep_in_worker(_config(), db, on_row=seen.append, timeout_s=300)
+    assert out.crashed and out.exit_code < 0 and signal_name(out.exit_code) == sig
+    assert sig in out.failure and sig in out.errors[-1].user_message()
+    status, rows = _stored(db, out.run_id)
+    # batch 1 was measured and committed before the crash; batch 2 was the point running.
+    assert status == "failed"
+    assert rows == [(1, "ok"), (2, "failed")]
+    assert out.rows[0].p50_ms > 0 and sig in out.rows[1].reason
+    assert [r.batch for r in seen] == [1, 2]
+    assert "1 later point(s) were not run" in out.notes
+
+
+def test_hang_is_killed_at_the_timeout_and_recorded(tmp_path, crash_hook):
+    crash_hook("hang@0")
+    db = str(tmp_path / "r.sqlite")
+    t0 = time.monotonic()
+    out = run_sweep_in_worker(_config((1, 2)), db, timeout_s=20)
+    assert time.monotonic() - t0 < 60
+    assert out.timed_out and "timed out after 20 s" in out.failure
+    assert out.exit_code == -9
+    status, rows = _stored(db, out.run_id)
+    assert status == "failed" and rows == [(1, "failed")]
+    assert "timed out" in out.rows[0].reason
+
+
+def test_stop_is_honoured_between_points(tmp_path):
+    db = str(tmp_path / "r.sqlite")
+    seen = []
+    out = run_sweep_in_worker(
+        _config((1, 2, 3, 4)), db, on_row=seen.append, should_stop=lambda: len(seen) >= 1
+    )
+    assert out.interrupted and out.failure == "" and out.exit_code == 0
+    status, rows = _stored(db, out.run_id)
+    assert status == "interrupted"
+    assert 1 <= len(rows) < 4 and all(s == "ok" for _, s in rows)
+
+
+def test_stop_ignored_by_a_hung_child_ends_in_termination(tmp_path, crash_hook):
+    crash_hook("hang@1")
+    db = str(tmp_path / "r.sqlite")
+    seen = []
+    out = run_sweep_in_worker(
+        _config((1, 2)), db, on_row=seen.append, should_stop=lambda: bool(seen), stop_grace_s=1
+    )
+    assert out.interrupted and "did not stop within 1 s" in out.failure
+    assert out.exit_code == -15
+    status, rows = _stored(db, out.run_id)
+    assert status == "interrupted" and rows == [(1, "ok")]
