@@ -1,0 +1,254 @@
+"""The artifact cache as something a user can see and bound: list, size, prune.
+
+Every build (ONNX export, int8 model, converted user file, TensorRT plan) lands in
+``<cache>/<kind>/<key>/``; nothing is ever deleted automatically, so without this the
+cache grows with every model, image size and precision tried. ``python -m engine cache``
+and the dashboard call the same three functions. Pruning only removes entries directly
+under a kind folder of the cache root, never follows a link out of it, keeps the device
+locks, and leaves an entry alone while a build is still writing into it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import BadInput
+from engine.paths import cache_dir, short_path
+
+KEEP = {"locks"}  # device locks live in the cache folder but are not artifacts
+BUSY_S = 3600.0  # a temporary file younger than this means a build is writing here
+GB = 1024**3
+
+
+@dataclass
+class CacheItem:
+    """One cache entry: a ``<kind>/<key>`` folder (or a loose file under a kind)."""
+
+    kind: str
+    key: str
+    path: Path
+    size_bytes: int
+    created_s: float  # POSIX time: the build's record, else the file time
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def age_days(self) -> float:
+        return max(0.0, (time.time() - self.created_s) / 86400.0)
+
+    @property
+    def what(self) -> str:
+        bits = [str(self.meta[k]) for k in ("model", "source", "precision") if self.meta.get(k)]
+        return " ".join(bits)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = short_path(self.path)
+        d["age_days"] = round(self.age_days, 3)
+        return d
+
+
+def _size(path: Path) -> int:
+    if path.is_symlink() or path.is_file():
+        return path.lstat().st_size
+    total = 0
+    for root, _, files in os.walk(path):  # os.walk does not follow links by default
+        for f in files:
+            try:
+                total += (Path(root) / f).lstat().st_size
+            except OSError:
+                pass
+    return total
+
+
+def _busy(path: Path) -> bool:
+    if not path.is_dir() or path.is_symlink():
+        return False
+    now = time.time()
+    for f in path.iterdir():
+        if ".tmp" in f.name or f.name.startswith("pre."):
+            try:
+                if now - f.lstat().st_mtime < BUSY_S:
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    meta = folder / "meta.json"
+    if folder.is_symlink() or not meta.is_file():
+        return {}
+    try:
+        data = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return {"error": "meta.json is unreadable"}
+    return data if isinstance(data, dict) else {}
+
+
+def cache_entries(root: str | os.PathLike[str] | None = None) -> list[CacheItem]:
+    """Every entry of the cache, oldest first."""
+    base = Path(root) if root else cache_dir()
+    items: list[CacheItem] = []
+    if not base.is_dir():
+        return items
+    for kind_dir in sorted(base.iterdir()):
+        if kind_dir.name in KEEP or kind_dir.is_symlink() or not kind_dir.is_dir():
+            continue
+        for entry in sorted(kind_dir.iterdir()):
+            meta = _read_meta(entry)
+            created = meta.get("created")
+            if not isinstance(created, int | float):
+                created = entry.lstat().st_mtime
+            items.append(
+                CacheItem(kind_dir.name, entry.name, entry, _size(entry), float(created), meta)
+            )
+    return sorted(items, key=lambda i: i.created_s)
+
+
+def cache_size_bytes(root: str | os.PathLike[str] | None = None) -> int:
+    """Total bytes of all cache entries (locks not counted)."""
+    return sum(i.size_bytes for i in cache_entries(root))
+
+
+def prune(
+    older_than_days: float | None = None,
+    max_size_bytes: int | None = None,
+    everything: bool = False,
+    root: str | os.PathLike[str] | None = None,
+    dry_run: bool = False,
+) -> list[CacheItem]:
+    """Remove entries older than ``older_than_days``, then the oldest until the cache
+    fits ``max_size_bytes``; ``everything`` removes all. Returns what was (or, with
+    ``dry_run``, would be) removed. Entries a build is still writing are kept.
+    """
+    if older_than_days is None and max_size_bytes is None and not everything:
+        raise BadInput(
+            "nothing to prune was named",
+            fix="pass --older-than DAYS, --max-size GB or --all",
+        )
+    if older_than_days is not None and older_than_days < 0:
+        raise BadInput(f"--older-than {older_than_days:g} is negative", fix="use e.g. 30")
+    if max_size_bytes is not None and max_size_bytes < 0:
+        raise BadInput("--max-size is negative", fix="use e.g. 20 (GB)")
+    items = [i for i in cache_entries(root) if not _busy(i.path)]
+    doomed: list[CacheItem] = []
+    if everything:
+        doomed = items
+    else:
+        if older_than_days is not None:
+            doomed = [i for i in items if i.age_days > older_than_days]
+        if max_size_bytes is not None:
+            left = [i for i in items if i not in doomed]
+            total = sum(i.size_bytes for i in left) + sum(
+                i.size_bytes for i in cache_entries(root) if _busy(i.path)
+            )
+            for i in left:  # oldest first
+                if total <= max_size_bytes:
+                    break
+                doomed.append(i)
+                total -= i.size_bytes
+    if not dry_run:
+        for i in doomed:
+            _remove(i.path, Path(root) if root else cache_dir())
+    return doomed
+
+
+def _remove(path: Path, base: Path) -> None:
+    # Only a direct child of a kind folder of this cache; a link is removed, not followed.
+    if path.parent.parent.resolve() != base.resolve():
+        raise BadInput(f"{path.name} is not an entry of the cache", fix="report this as a bug")
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _stamp(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _table(items: list[CacheItem]) -> str:
+    lines = [("kind", "key", "size", "age (days)", "created (UTC)", "what")]
+    for i in items:
+        lines.append(
+            (
+                i.kind,
+                i.key[:12],
+                human_bytes(i.size_bytes),
+                f"{i.age_days:.1f}",
+                _stamp(i.created_s),
+                i.what,
+            )
+        )
+    widths = [max(len(row[c]) for row in lines) for c in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in lines
+    )
+
+
+def main(argv: list[str]) -> int:
+    from engine.cli import _Parser
+
+    p = _Parser(prog="python -m engine cache", description="list, size and prune the cache")
+    p.add_argument("action", choices=["list", "size", "prune"])
+    p.add_argument("--older-than", type=float, metavar="DAYS", help="prune: entries older")
+    p.add_argument("--max-size", type=float, metavar="GB", help="prune: oldest until it fits")
+    p.add_argument("--all", action="store_true", help="prune: every entry")
+    p.add_argument("--dry-run", action="store_true", help="prune: only say what would go")
+    p.add_argument("--cache-dir", help="the cache folder (default: the user cache folder)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    args = p.parse_args(argv)
+    if args.cache_dir:
+        if not Path(args.cache_dir).is_dir():
+            raise BadInput(f"cache folder {args.cache_dir} does not exist", fix="check the path")
+        from engine.paths import set_cache_dir
+
+        set_cache_dir(args.cache_dir)
+    root = cache_dir()
+    if args.action != "prune" and (args.older_than is not None or args.max_size is not None):
+        raise BadInput("--older-than and --max-size only go with prune")
+    if args.action == "list":
+        items = cache_entries(root)
+        if args.json:
+            print(json.dumps([i.to_dict() for i in items], indent=1))
+        else:
+            print(_table(items))
+            print(f"{len(items)} entries, {human_bytes(sum(i.size_bytes for i in items))}")
+    elif args.action == "size":
+        total = cache_size_bytes(root)
+        if args.json:
+            print(json.dumps({"location": short_path(root), "size_bytes": total}))
+        else:
+            print(f"{human_bytes(total)} in {short_path(root)}")
+    else:
+        max_bytes = None if args.max_size is None else int(args.max_size * GB)
+        gone = prune(args.older_than, max_bytes, args.all, root, args.dry_run)
+        freed = sum(i.size_bytes for i in gone)
+        verb = "would remove" if args.dry_run else "removed"
+        if args.json:
+            print(json.dumps({"removed": [i.to_dict() for i in gone], "freed_bytes": freed}))
+        else:
+            for i in gone:
+                print(f"{verb} {i.kind}/{i.key[:12]} ({human_bytes(i.size_bytes)})")
+            left = cache_size_bytes(root)
+            print(
+                f"{verb} {len(gone)} entries, {human_bytes(freed)}; {human_bytes(left)} left",
+                file=sys.stderr,
+            )
+    return 0
