@@ -1,0 +1,660 @@
+"""Issue 7's benchmark: ResNet50 on one GPU, from the naive baseline to the tuned end.
+
+Stages (each writes ``<out>/gpu_<stage>.json``; ``report`` turns them into
+``<out>/gpu_sweep.md``), so that one long run can be cut into pieces that fit a lease:
+
+- ``device``  auto mode's candidates (engine.auto.candidates: PyTorch FP32 → TF32 → FP16
+  → channels-last → cuDNN autotune + BN folded → CUDA graph, BF16, ONNX Runtime FP32 /
+  FP16 / exhaustive + NHWC / CUDA graph), device-resident. Repeat 1 *is* auto mode
+  (run_auto, parity on); repeats 2.. measure the same list again through run_sweep. Each
+  figure is the median over repeats with its spread; auto's pick is compared with the
+  fastest figure of the same run.
+- ``e2e``      the baseline and the tuned configurations end to end (host in, host out).
+- ``compile``  torch.compile max-autotune FP16 at the batch sizes given (32 by default:
+  each is minutes of compiling), timed as often as the others, parity checked on the
+  compiled runner itself.
+- ``profile``  torch.profiler kernel times of the fastest configurations at batch 32:
+  GPU busy time per batch, the top kernels, achieved TFLOP/s against the floor.
+- ``concurrency`` images/s with 1, 2, 4 requests in flight (engine.concurrency).
+
+GPU clocks (NVML) are sampled after every measurement. Random weights throughout.
+
+    python benchmarks/gpu_sweep.py --out benchmarks/results/h100 --stage device
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+for p in (ROOT, ROOT / "benchmarks"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from sweep import gpu_clock_sample, machine_facts, markdown_table, spread  # noqa: E402
+
+from engine.auto import candidates, run_auto, step_label  # noqa: E402
+from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig  # noqa: E402
+
+# ResNet50 at 224×224: 4.1 GMAC per image (torchvision's figure), 2 FLOP per MAC.
+GFLOP_PER_IMAGE = {"resnet50": 8.18}
+TUNED_TORCH = {"channels_last": True, "cudnn_benchmark": True, "fuse_bn": True}
+TUNED_ORT = {"cudnn_exhaustive": True, "prefer_nhwc": True}
+
+
+def _spec(backend: str, device: str, precision: str, **options: Any) -> RunnerSpec:
+    return RunnerSpec(backend, device, precision, tuple(sorted(options.items())))
+
+
+def _config(args: argparse.Namespace, runners: list[RunnerSpec], mode: str, parity: bool):
+    return SweepConfig(
+        model=ModelSpec(args.model, image_size=args.image_size),
+        runners=runners,
+        batches=[int(b) for b in args.batches.split(",")],
+        bench=BenchSettings(
+            warmup=args.warmup, iters=args.iters, max_time_s=args.max_time, mode=mode
+        ),
+        parity=parity,
+    )
+
+
+def _progress(done: int, total: int, msg: str) -> None:
+    print(f"  [{done}/{total}] {msg}", file=sys.stderr, flush=True)
+
+
+def _clocked(device: str, rep: int, store: list[dict[str, Any]]):
+    def on_row(row: ResultRow) -> None:
+        d = row.to_dict()
+        d["repeat"] = rep
+        d["gpu_clocks"] = gpu_clock_sample(device)
+        store.append(d)
+        if row.status == "ok":
+            print(
+                f"  rep {rep} {step_label(row.backend, row.precision, row.options)} b{row.batch}:"
+                f" {row.p50_ms:.3f} ms {row.throughput_ips:.0f} img/s"
+                f" parity {row.parity_ok} clocks {d['gpu_clocks'].get('sm_clock_mhz')} MHz",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(f"  rep {rep} {row.backend} b{row.batch}: {row.status} {row.reason[:200]}")
+
+    return on_row
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per configuration and batch: median p50 over repeats, spread, images/s, parity."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        key = (r["backend"], r["precision"], json.dumps(r["options"], sort_keys=True), r["batch"])
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (backend, precision, opts, batch), group in groups.items():
+        ok = [g for g in group if g["status"] == "ok"]
+        parity = [g["parity_ok"] for g in group if g.get("parity_ok") is not None]
+        entry: dict[str, Any] = {
+            "label": step_label(backend, precision, json.loads(opts)),
+            "backend": backend,
+            "precision": precision,
+            "options": json.loads(opts),
+            "batch": batch,
+            "mode": group[0]["mode"],
+            "repeats_ok": len(ok),
+            "status": "ok" if ok else group[0]["status"],
+            "reason": "" if ok else group[0]["reason"],
+            "parity_ok": all(parity) if parity else None,
+            "max_rel_err": max(
+                (g["max_rel_err"] for g in group if g.get("max_rel_err")), default=None
+            ),
+            "provider": ok[0]["provider"] if ok else "",
+        }
+        if ok:
+            p50 = spread([g["p50_ms"] for g in ok])
+            entry["p50_ms"] = p50
+            entry["throughput_ips"] = batch * 1000.0 / p50["median"]
+            clocks = [g["gpu_clocks"].get("sm_clock_mhz") for g in ok if g.get("gpu_clocks")]
+            entry["sm_clock_mhz"] = sorted(c for c in clocks if c)
+        out.append(entry)
+    return out
+
+
+def stage_device(args: argparse.Namespace) -> dict[str, Any]:
+    runners = candidates(args.device)
+    rows: list[dict[str, Any]] = []
+    print("repeat 1: auto mode (run_auto, parity on)", file=sys.stderr)
+    t0 = time.perf_counter()
+    auto = run_auto(
+        _config(args, runners, "device", True),
+        on_progress=_progress,
+        on_row=_clocked(args.device, 0, rows),
+    )
+    auto_s = time.perf_counter() - t0
+    for rep in range(1, args.repeats):
+        print(f"repeat {rep + 1}: the same candidates through run_sweep", file=sys.stderr)
+        from engine.sweep import run_sweep
+
+        run_sweep(
+            _config(args, runners, "device", False),
+            on_progress=_progress,
+            on_row=_clocked(args.device, rep, rows),
+        )
+    summary = summarise(rows)
+    picks = []
+    for batch, step in sorted(auto.best.items()):
+        same = [s for s in summary if s["batch"] == batch and s["status"] == "ok"]
+        agreeing = [s for s in same if s["parity_ok"] is not False]
+        fastest = min(agreeing, key=lambda s: s["p50_ms"]["median"]) if agreeing else None
+        chosen = next(
+            (
+                s
+                for s in same
+                if s["backend"] == step.backend
+                and s["precision"] == step.precision
+                and s["options"] == step.options
+            ),
+            None,
+        )
+        picks.append(
+            {
+                "batch": batch,
+                "auto_pick": step.label,
+                "auto_pick_p50_ms_in_auto_run": step.p50_ms,
+                "auto_pick_median_p50_ms": chosen["p50_ms"]["median"] if chosen else None,
+                "fastest_label": fastest["label"] if fastest else None,
+                "fastest_median_p50_ms": fastest["p50_ms"]["median"] if fastest else None,
+                "auto_over_fastest": (chosen["p50_ms"]["median"] / fastest["p50_ms"]["median"])
+                if chosen and fastest
+                else None,
+            }
+        )
+    return {
+        "stage": "device",
+        "rows": rows,
+        "summary": summary,
+        "auto": {
+            "seconds": auto_s,
+            "ladders": auto.ladder_records(),
+            "picks": picks,
+            "errors": [e.user_message() for e in auto.errors],
+        },
+    }
+
+
+def stage_e2e(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.sweep import run_sweep
+
+    d = args.device
+    runners = [
+        _spec("torch", d, "fp32"),
+        _spec("torch", d, "fp16", **TUNED_TORCH, cuda_graph=True),
+        _spec("ort", d, "fp16", **TUNED_ORT, cuda_graph=True),
+    ]
+    rows: list[dict[str, Any]] = []
+    for rep in range(args.repeats):
+        print(f"e2e repeat {rep + 1}", file=sys.stderr)
+        run_sweep(
+            _config(args, runners, "e2e", rep == 0),
+            on_progress=_progress,
+            on_row=_clocked(d, rep, rows),
+        )
+    return {"stage": "e2e", "rows": rows, "summary": summarise(rows)}
+
+
+def stage_compile(args: argparse.Namespace) -> dict[str, Any]:
+    """torch.compile at the given batches: compiled once per batch, timed ``repeats`` times."""
+    from engine.bench import time_runner
+    from engine.models import load_artifacts
+    from engine.parity import compare
+    from engine.sweep import reference_outputs, run_sweep
+
+    spec = _spec("torch_compile", args.device, "fp16", channels_last=True)
+    built: dict[tuple, Any] = {}
+
+    def factory(s, art, ctx):
+        key = (s, ctx.batches)
+        if key not in built:
+            from engine.backends import get_backend
+
+            built[key] = get_backend(s.backend).prepare(s, art, ctx)
+        return built[key]
+
+    cargs = argparse.Namespace(**{**vars(args), "batches": args.compile_batches})
+    art = load_artifacts(ModelSpec(args.model, image_size=args.image_size))
+    rows: list[dict[str, Any]] = []
+    parity: dict[int, Any] = {}
+    compile_s: dict[str, Any] = {}
+    try:
+        for rep in range(args.repeats):
+            run_sweep(
+                _config(cargs, [spec], "device", False),
+                on_progress=_progress,
+                on_row=_clocked(args.device, rep, rows),
+                runner_factory=factory,
+                artifacts=art,
+            )
+        for (_s, batches), runner in built.items():
+            b = batches[0]
+            x = art.sample_input(b, seed=99)
+            if b >= 2:
+                p = compare(reference_outputs(art, x), runner.infer(x), spec.precision)
+                parity[b] = vars(p)
+            compile_s.update(runner.info.get("compile_s", {}))
+        # A second start in a fresh runner must load from the on-disk cache, not search again.
+        b = int(args.compile_batches.split(",")[0])
+        from engine.backends import PrepareContext, get_backend
+
+        t0 = time.perf_counter()
+        with get_backend("torch_compile").prepare(
+            spec, art, PrepareContext(batches=(b,), progress=print)
+        ) as again:
+            timing = time_runner(again, art.sample_input(b), BenchSettings(warmup=3, iters=20))
+        second_start = {"batch": b, "seconds": time.perf_counter() - t0, "p50_ms": timing.p50_ms}
+    finally:
+        for runner in built.values():
+            runner.close()
+    for r in rows:
+        if r["batch"] in parity:
+            r["parity_ok"] = parity[r["batch"]]["ok"]
+            r["max_rel_err"] = parity[r["batch"]]["max_rel_err"]
+    return {
+        "stage": "compile",
+        "rows": rows,
+        "summary": summarise(rows),
+        "parity": parity,
+        "compile_s": compile_s,
+        "second_start": second_start,
+    }
+
+
+def stage_profile(args: argparse.Namespace) -> dict[str, Any]:
+    """Where the time goes at batch 32: kernel time per batch and the top kernels."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from engine.backends import PrepareContext, get_backend
+    from engine.bench import time_runner
+    from engine.models import load_artifacts
+
+    art = load_artifacts(ModelSpec(args.model, image_size=args.image_size))
+    batch = args.profile_batch
+    d = args.device
+    specs = [
+        _spec("torch", d, "fp16", **TUNED_TORCH, cuda_graph=True),
+        _spec("torch", d, "fp16", **TUNED_TORCH),
+        _spec("ort", d, "fp16", **TUNED_ORT, cuda_graph=True),
+    ]
+    gflop = GFLOP_PER_IMAGE.get(args.model)
+    out = []
+    for spec in specs:
+        ctx = PrepareContext(batches=(batch,), progress=print)
+        with get_backend(spec.backend).prepare(spec, art, ctx) as runner:
+            x = art.sample_input(batch)
+            timing = time_runner(runner, x, BenchSettings(warmup=10, iters=200, max_time_s=3))
+            x_dev = runner.to_device(x)
+            for _ in range(5):
+                runner.run(x_dev)
+            runner.synchronize()
+            n = 20
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    runner.run(x_dev)
+                    runner.synchronize()
+                wall_ms = (time.perf_counter() - t0) * 1000 / n
+            kernels = []
+            for ev in prof.events():
+                # Device-side events (kernels, copies) carry their own GPU time range.
+                if getattr(ev, "device_type", None) == torch.autograd.DeviceType.CUDA:
+                    kernels.append((ev.name, ev.time_range.elapsed_us()))
+            by_name: dict[str, list[float]] = {}
+            for name, us in kernels:
+                by_name.setdefault(name, []).append(us)
+            total_us = sum(us for _, us in kernels)
+            top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[: args.top]
+            kernel_ms = total_us / 1000 / n
+            entry = {
+                "label": step_label(spec.backend, spec.precision, spec.opts),
+                "batch": batch,
+                "p50_ms": timing.p50_ms,
+                "wall_ms_under_profiler": wall_ms,
+                "gpu_kernel_ms_per_batch": kernel_ms,
+                "kernels_per_batch": len(kernels) / n,
+                "gpu_busy_fraction": kernel_ms / timing.p50_ms if timing.p50_ms else None,
+                "achieved_tflops": (gflop * batch / (timing.p50_ms / 1000) / 1000)
+                if gflop
+                else None,
+                "top_kernels": [
+                    {
+                        "name": name[:160],
+                        "ms_per_batch": sum(v) / 1000 / n,
+                        "calls_per_batch": len(v) / n,
+                        "share": sum(v) / total_us if total_us else 0.0,
+                    }
+                    for name, v in top
+                ],
+            }
+            out.append(entry)
+            print(
+                f"{entry['label']} b{batch}: p50 {timing.p50_ms:.3f} ms, kernels"
+                f" {kernel_ms:.3f} ms/batch ({entry['kernels_per_batch']:.0f} launches)",
+                flush=True,
+            )
+            for k in entry["top_kernels"][:8]:
+                print(f"    {k['ms_per_batch']:.4f} ms  {k['share']:.1%}  {k['name'][:100]}")
+    return {"stage": "profile", "profiles": out, "gflop_per_image": gflop}
+
+
+def stage_concurrency(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.concurrency import measure_concurrency
+    from engine.models import load_artifacts
+
+    art = load_artifacts(ModelSpec(args.model, image_size=args.image_size))
+    d = args.device
+    batches = [int(b) for b in args.batches.split(",")]
+    points = []
+    for spec in (
+        _spec("torch", d, "fp16", **TUNED_TORCH, cuda_graph=True),
+        _spec("ort", d, "fp16", **TUNED_ORT),
+    ):
+        for p in measure_concurrency(spec, art, batches, streams=(1, 2, 4), window_s=1.5):
+            d_ = p.to_dict()
+            d_["label"] = step_label(p.backend, p.precision, p.options)
+            points.append(d_)
+            print(
+                f"{d_['label']} b{p.batch} x{p.streams}: {p.throughput_ips:.0f} img/s"
+                f" ({p.gain:.2f}x one stream)",
+                flush=True,
+            )
+    return {"stage": "concurrency", "points": points}
+
+
+STAGES = {
+    "device": stage_device,
+    "e2e": stage_e2e,
+    "compile": stage_compile,
+    "profile": stage_profile,
+    "concurrency": stage_concurrency,
+}
+
+
+def _fmt_p50(s: dict[str, Any]) -> str:
+    if s["status"] != "ok":
+        return s["status"]
+    p = s["p50_ms"]
+    return f"{p['median']:.3f} ({p['min']:.3f}–{p['max']:.3f}, ±{p['spread_pct'] / 2:.1f}%)"
+
+
+def summary_table(summary: list[dict[str, Any]]) -> str:
+    batches = sorted({s["batch"] for s in summary})
+    labels = list(dict.fromkeys(s["label"] for s in summary))
+    lines = []
+    for label in labels:
+        cells = [label]
+        for b in batches:
+            s = next((x for x in summary if x["label"] == label and x["batch"] == b), None)
+            cells.append("-" if s is None else _fmt_p50(s))
+        par = [
+            x["parity_ok"] for x in summary if x["label"] == label and x["parity_ok"] is not None
+        ]
+        cells.append("-" if not par else ("ok" if all(par) else "FAIL"))
+        lines.append(cells)
+    head = ["configuration", *[f"b{b} p50 ms (min–max)" for b in batches], "parity"]
+    return markdown_table(head, lines)
+
+
+def ips_table(summary: list[dict[str, Any]]) -> str:
+    batches = sorted({s["batch"] for s in summary})
+    labels = list(dict.fromkeys(s["label"] for s in summary))
+    lines = []
+    for label in labels:
+        cells = [label]
+        for b in batches:
+            s = next((x for x in summary if x["label"] == label and x["batch"] == b), None)
+            ok = s is not None and s["status"] == "ok"
+            cells.append(f"{s['throughput_ips']:,.0f}" if ok else "-")
+        lines.append(cells)
+    return markdown_table(["configuration", *[f"b{b} img/s" for b in batches]], lines)
+
+
+def targets(device_doc: dict[str, Any], compile_doc: dict[str, Any] | None) -> list[list[str]]:
+    summary = [s for s in device_doc["summary"] if s["status"] == "ok"]
+    if compile_doc:
+        summary += [s for s in compile_doc["summary"] if s["status"] == "ok"]
+    good = [s for s in summary if s["parity_ok"] is not False]
+
+    def best(b: int) -> dict[str, Any] | None:
+        c = [s for s in good if s["batch"] == b]
+        return min(c, key=lambda s: s["p50_ms"]["median"]) if c else None
+
+    def base(b: int) -> dict[str, Any] | None:
+        return next((s for s in summary if s["batch"] == b and s["label"] == "PyTorch FP32"), None)
+
+    out = []
+    b32, f32 = best(32), base(32)
+    if b32 and f32:
+        ms = b32["p50_ms"]["median"]
+        x = f32["p50_ms"]["median"] / ms
+        ok = ms <= 1.8 and x >= 6.5
+        out.append(
+            [
+                "batch 32 ≤ 1.8 ms and ≥ 6.5× FP32",
+                f"{ms:.3f} ms, {x:.1f}× ({b32['label']})",
+                "met" if ok else "not met",
+            ]
+        )
+    b1 = best(1)
+    if b1:
+        ms = b1["p50_ms"]["median"]
+        out.append(
+            [
+                "batch 1 ≤ 0.55 ms",
+                f"{ms:.3f} ms ({b1['label']})",
+                "met" if ms <= 0.55 else "not met",
+            ]
+        )
+    b256 = best(256)
+    if b256:
+        ips = b256["throughput_ips"]
+        out.append(
+            [
+                "batch 256 ≥ 20,000 img/s",
+                f"{ips:,.0f} img/s ({b256['label']})",
+                "met" if ips >= 20000 else "not met",
+            ]
+        )
+    worst = max(
+        (p["auto_over_fastest"] for p in device_doc["auto"]["picks"] if p["auto_over_fastest"]),
+        default=None,
+    )
+    if worst is not None:
+        out.append(
+            [
+                "auto within 5% of the fastest",
+                f"worst batch: {100 * (worst - 1):+.1f}%",
+                "met" if worst <= 1.05 else "not met",
+            ]
+        )
+    return out
+
+
+def report(out: Path) -> str:
+    docs = {}
+    for stage in STAGES:
+        f = out / f"gpu_{stage}.json"
+        if f.exists():
+            docs[stage] = json.loads(f.read_text())
+    if not docs:
+        return "no gpu_*.json results in this folder"
+    first = next(iter(docs.values()))
+    m, model = first["machine"], first["settings"]["model"]
+    md = [
+        f"# {model} on one GPU: from the naive baseline to the tuned end",
+        "",
+        f"{m.get('gpu')} (driver {m.get('driver')}, {m.get('memory_total_mb', 0) / 1024:.0f} GiB,"
+        f" SM clock max {m.get('max_sm_clock_mhz')} MHz), {m.get('date_utc')};"
+        f" torch {m.get('torch')} (CUDA {m.get('cuda')}, cuDNN {m.get('cudnn')}),"
+        f" onnxruntime {m.get('onnxruntime')} ({m.get('onnxruntime_package')}), Python"
+        f" {m.get('python')}. {model}, random weights, {first['settings']['image_size']} px. Each figure is the median p50"
+        " over repeated runs (each run a fresh build: session, capture, cuDNN search), with"
+        " min–max and ± half the spread; clocks sampled by NVML after every point"
+        " (benchmarks/gpu_sweep.py).",
+    ]
+    if "device" in docs:
+        d = docs["device"]
+        clocks = sorted(c for s in d["summary"] for c in s.get("sm_clock_mhz", []) if c is not None)
+        reps = max((r["repeat"] for r in d["rows"]), default=0) + 1
+        md += [
+            "",
+            f"## Device-resident ({reps} runs; repeat 1 is auto mode itself)",
+            "",
+            f"SM clock after each point: {clocks[0]}–{clocks[-1]} MHz." if clocks else "",
+            "",
+            summary_table(d["summary"]),
+            "",
+            ips_table(d["summary"]),
+            "",
+        ]
+    if "compile" in docs:
+        c = docs["compile"]
+        md += [
+            "## torch.compile (max-autotune, FP16, channels-last)",
+            "",
+            summary_table(c["summary"]),
+        ]
+        md += [
+            "",
+            f"Compile time per batch size (first start): {c['compile_s']} s; a second start in a"
+            f" fresh runner took {c['second_start']['seconds']:.1f} s in all (on-disk cache),"
+            f" p50 {c['second_start']['p50_ms']:.3f} ms.",
+            "",
+        ]
+    if "device" in docs:
+        md += ["## Targets (issue 7)", ""]
+        md += [
+            markdown_table(
+                ["target", "best reached", "verdict"], targets(docs["device"], docs.get("compile"))
+            )
+        ]
+        md += ["", "## Auto mode", ""]
+        md += [
+            markdown_table(
+                [
+                    "batch",
+                    "auto picked",
+                    "its median ms",
+                    "fastest in the run",
+                    "its median ms",
+                    "auto / fastest",
+                ],
+                [
+                    [
+                        p["batch"],
+                        p["auto_pick"],
+                        f"{p['auto_pick_median_p50_ms']:.3f}",
+                        p["fastest_label"],
+                        f"{p['fastest_median_p50_ms']:.3f}",
+                        f"{p['auto_over_fastest']:.3f}",
+                    ]
+                    for p in docs["device"]["auto"]["picks"]
+                    if p["auto_over_fastest"]
+                ],
+            ),
+            "",
+            f"Auto mode took {docs['device']['auto']['seconds']:.0f} s for all candidates and"
+            " batch sizes, parity included.",
+            "",
+        ]
+    if "e2e" in docs:
+        md += [
+            "## End to end (host tensors in, host logits out)",
+            "",
+            summary_table(docs["e2e"]["summary"]),
+            "",
+        ]
+        md += [ips_table(docs["e2e"]["summary"]), ""]
+    if "profile" in docs:
+        md += ["## Where the time goes (torch.profiler, CUPTI kernel times)", ""]
+        for p in docs["profile"]["profiles"]:
+            md += [
+                f"**{p['label']}**, batch {p['batch']}: p50 {p['p50_ms']:.3f} ms; GPU kernels"
+                f" {p['gpu_kernel_ms_per_batch']:.3f} ms per batch in"
+                f" {p['kernels_per_batch']:.0f} launches (busy"
+                f" {100 * (p['gpu_busy_fraction'] or 0):.0f}% of the latency);"
+                f" {p['achieved_tflops'] or 0:.0f} TFLOP/s achieved.",
+                "",
+                markdown_table(
+                    ["kernel", "ms / batch", "calls", "share"],
+                    [
+                        [
+                            k["name"][:90].replace("|", "/"),
+                            f"{k['ms_per_batch']:.4f}",
+                            f"{k['calls_per_batch']:.0f}",
+                            f"{100 * k['share']:.1f}%",
+                        ]
+                        for k in p["top_kernels"]
+                    ],
+                ),
+                "",
+            ]
+    if "concurrency" in docs:
+        pts = docs["concurrency"]["points"]
+        md += ["## Requests in flight", ""]
+        md += [
+            markdown_table(
+                ["configuration", "batch", "in flight", "img/s", "vs one"],
+                [
+                    [
+                        p["label"],
+                        p["batch"],
+                        p["streams"],
+                        f"{p['throughput_ips']:,.0f}",
+                        f"{p['gain']:.2f}×",
+                    ]
+                    for p in pts
+                ],
+            ),
+            "",
+        ]
+    text = "\n".join(md) + "\n"
+    (out / "gpu_sweep.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--stage", required=True, choices=[*STAGES, "report"])
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--model", default="resnet50")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--batches", default="1,8,32,128,256")
+    p.add_argument("--compile-batches", default="32")
+    p.add_argument("--profile-batch", type=int, default=32)
+    p.add_argument("--top", type=int, default=15)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--iters", type=int, default=100)
+    p.add_argument("--max-time", type=float, default=1.5, help="seconds per point at most")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.stage == "report":
+        print(report(out))
+        return 0
+    t0 = time.perf_counter()
+    doc = STAGES[args.stage](args)
+    doc["machine"] = machine_facts(args.device)
+    doc["settings"] = {k: v for k, v in vars(args).items() if k != "out"}
+    doc["seconds"] = time.perf_counter() - t0
+    (out / f"gpu_{args.stage}.json").write_text(json.dumps(doc, indent=1, default=str))
+    print(report(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

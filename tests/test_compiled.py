@@ -1,0 +1,107 @@
+"""torch.compile as a backend: registry, checks, on-disk cache, per-batch compiling.
+
+The compile itself runs on the CPU with Inductor's default mode on a small model (it
+needs a C++ compiler; the test says so when there is none). Max-autotune on CUDA is
+measured by benchmarks/gpu_sweep.py on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.backends import PrepareContext, backend_names, get_backend
+from engine.config import ModelSpec, RunnerSpec
+from engine.errors import BadInput
+
+
+def test_registered_and_per_batch():
+    assert "torch_compile" in backend_names()
+    backend = get_backend("torch_compile")
+    assert backend.per_batch(RunnerSpec("torch_compile", "cuda", "fp16")) is True
+    assert backend.availability("cpu").ok
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        RunnerSpec("torch_compile", "cpu", "int8"),
+        RunnerSpec("torch_compile", "cuda", "fp16", (("cuda_graph", True),)),
+        RunnerSpec("torch_compile", "cuda", "fp16", (("compile_mode", "fastest-please"),)),
+        RunnerSpec("torch_compile", "cpu", "tf32"),
+    ],
+)
+def test_impossible_settings_are_bad_input(spec):
+    with pytest.raises(BadInput):
+        get_backend("torch_compile").check(spec)
+
+
+def test_cache_goes_under_the_product_cache(monkeypatch, tmp_path):
+    from engine.backends.compiled import inductor_cache_dir
+
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    folder = inductor_cache_dir()
+    assert Path(folder) == tmp_path / "inductor"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == folder
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert inductor_cache_dir() == str(tmp_path / "mine")  # the user's choice wins
+
+
+@pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None,
+    reason="Inductor on the CPU needs a C++ compiler and none is on PATH",
+)
+def test_compiles_on_cpu_matches_eager_and_reports_progress(monkeypatch, tmp_path):
+    from engine.models import load_artifacts
+    from engine.parity import compare
+
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    art = load_artifacts(ModelSpec("mobilenet_v3_small", image_size=64))
+    x = art.sample_input(2)
+    said: list[str] = []
+    ctx = PrepareContext(batches=(2,), progress=said.append)
+    eager_spec = RunnerSpec("torch", "cpu", "fp32")
+    with get_backend("torch").prepare(eager_spec, art, PrepareContext()) as eager:
+        ref = eager.infer(x)
+    spec = RunnerSpec("torch_compile", "cpu", "fp32", (("compile_mode", "default"),))
+    with get_backend("torch_compile").prepare(spec, art, ctx) as runner:
+        out = runner.infer(x)
+        assert runner.provider == "torch-inductor-cpu"
+        assert "[2, 3, 64, 64]" in runner.info["compile_s"]
+        again = runner.infer(x)  # same shape: no second compile
+    assert len([m for m in said if m.startswith("compiling")]) == 1
+    assert any(m.startswith("compiled for input") for m in said)
+    assert compare(ref, out, "fp32").ok
+    np.testing.assert_allclose(out, again, rtol=1e-5, atol=1e-5)
+    assert any((tmp_path / "inductor").iterdir())  # artifacts landed on disk
+
+
+def test_sweep_builds_per_batch_runners_for_their_batch_alone(small_artifacts):
+    """A per-batch backend is prepared once per batch size, with only that batch."""
+    from engine.config import BenchSettings, SweepConfig
+    from engine.sweep import run_sweep
+
+    seen: list[tuple[tuple[int, ...], bool]] = []
+
+    def factory(spec, art, ctx):
+        # a real eager runner stands in for the compiled one, so no compile is needed
+        seen.append((ctx.batches, bool(spec.opts.get("cuda_graph"))))
+        return get_backend("torch").prepare(RunnerSpec("torch", "cpu", "fp32"), art, ctx)
+
+    config = SweepConfig(
+        model=small_artifacts.spec,
+        runners=[RunnerSpec("torch_compile", "cpu", "fp32")],
+        batches=[1, 4],
+        bench=BenchSettings(warmup=0, iters=2),
+    )
+    outcome = run_sweep(config, runner_factory=factory, artifacts=small_artifacts)
+    assert [r.status for r in outcome.rows] == ["ok", "ok"]
+    assert [b for b, _ in seen] == [(8,), (1,), (4,)]  # parity batch, then each batch
