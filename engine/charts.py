@@ -42,7 +42,7 @@ def results_frame(rows: Iterable[ResultRow | dict[str, Any]]) -> pd.DataFrame:
     """One row per measurement with a ``series`` column; numeric columns as floats."""
     records = [r.to_dict() if isinstance(r, ResultRow) else dict(r) for r in rows]
     if not records:
-        return pd.DataFrame(columns=[f.name for f in ResultRow.__dataclass_fields__.values()])
+        return pd.DataFrame(columns=[*ResultRow.__dataclass_fields__, "series"])
     df = pd.DataFrame.from_records(records)
     df["series"] = [
         series_name(b, p, d, o if isinstance(o, dict) else None)

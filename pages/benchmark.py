@@ -1,0 +1,182 @@
+"""Benchmark page: a live single-batch measurement, sweeps streamed in, charts and table.
+
+The batch slider times the selected backends at one batch size with runners from the
+shared cache (built once, reused across reruns and sessions) under the per-device lock.
+"Run sweep" runs every backend × precision × batch, stores it in the results database
+and draws latency, throughput and speed-up as rows land; a stop button ends it between
+batches.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from engine import charts
+from engine.bench import time_runner
+from engine.config import BenchSettings
+from engine.locks import device_lock
+from engine.reference import QUOTED, load_reference
+from engine.sweep import reproduce_command
+from pages import common
+
+SLIDER_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+LIVE_KEY = "vb_live"
+
+st.title("Benchmark")
+sel = common.selection()
+st.caption(
+    f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size} on {sel.device}. "
+    "Random weights give real timings but meaningless predictions; parity is still checked."
+)
+inputs_ok = common.show_problems(sel)
+specs, left_out = sel.combinations() if inputs_ok else ([], [])
+if left_out:
+    st.caption("Not run: " + "; ".join(left_out) + ".")
+if inputs_ok and not specs:
+    st.warning("No runnable backend × precision is selected. Pick them in the sidebar.")
+job = common.current_job()
+running = job is not None and not job.finished
+
+# -- live single-batch measurement ------------------------------------------------------
+st.subheader("Live measurement")
+
+
+def _activate() -> None:
+    st.session_state[LIVE_KEY] = True
+
+
+left, right = st.columns([3, 1])
+batch = left.select_slider(
+    "Batch size", SLIDER_BATCHES, value=8, key="vb_live_batch", on_change=_activate
+)
+right.button("Measure", on_click=_activate, disabled=not specs, key="vb_measure")
+if running:
+    st.caption("A sweep is running; live measurements wait until it has finished.")
+elif not st.session_state.get(LIVE_KEY):
+    st.caption(
+        "Move the slider or press Measure: each backend is built once (export, quantisation, "
+        "session or engine build), cached, and timed at that batch size."
+    )
+elif specs:
+    cols = st.columns(min(len(specs), 4))
+    live_settings = BenchSettings(warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5)
+    for i, spec in enumerate(specs):
+        box = cols[i % len(cols)]
+        name = charts.series_name(spec.backend, spec.precision, spec.device)
+        with box, common.guard(name):
+            with st.spinner(f"Preparing {name} (first use builds it)…"):
+                runner = common.cached_runner(sel.model, spec, batch)
+                art = common.artifacts(sel.model)
+            with device_lock(spec.device, timeout_s=120, on_wait=st.caption):
+                timing = time_runner(runner, art.sample_input(batch), live_settings)
+            st.metric(
+                name,
+                f"{timing.p50_ms:.2f} ms",
+                f"{timing.throughput_ips:.0f} images/s",
+                delta_color="off",
+                help=f"p50 of {timing.iters} runs at batch {batch}; "
+                f"p10 {timing.p10_ms:.2f} ms, p90 {timing.p90_ms:.2f} ms; ran on {runner.provider}",
+            )
+with st.expander("Cached runners"):
+    live = common.live_runners()
+    if live:
+        st.dataframe(pd.DataFrame(live), hide_index=True)
+        st.caption(
+            "Device memory is what each runner reports (GPU runners); CPU runners hold host "
+            f"memory only. At most {common.MAX_CACHED_RUNNERS} are kept; the oldest is evicted."
+        )
+    else:
+        st.caption("No runner is cached.")
+    if st.button("Clear cached runners", key="vb_clear_runners"):
+        common.clear_runners()
+        st.session_state[LIVE_KEY] = False
+        st.rerun()
+
+# -- sweep --------------------------------------------------------------------------------
+st.subheader("Sweep")
+config = sel.sweep_config() if specs else None
+if config is not None:
+    st.caption("The same sweep from a terminal:")
+    st.code(reproduce_command(config), language="bash")
+c1, c2 = st.columns([1, 1])
+if c1.button("Run sweep", type="primary", disabled=config is None or running, key="vb_run"):
+    job = common.start_sweep(config)
+    running = True
+if running:
+    c2.button("Stop", on_click=job.stop.set, key="vb_stop")
+show_reference = st.toggle(
+    f"Show the study's T4 figures ({QUOTED})", value=True, key="vb_reference"
+)
+reference = None
+if show_reference:
+    with common.guard("the reference study"):
+        study = load_reference()
+        reference = charts.results_frame(study.rows)
+        st.caption(f"{study.label}: {study.source}. Open diamonds; never measured on this machine.")
+
+
+def draw(rows, suffix: str) -> None:
+    df = charts.results_frame(rows)
+    st.plotly_chart(charts.latency_chart(df, reference), key=f"lat{suffix}")
+    st.plotly_chart(charts.throughput_chart(df, reference), key=f"thr{suffix}")
+    st.plotly_chart(charts.speedup_chart(df), key=f"spd{suffix}")
+    if not df.empty:
+        st.dataframe(charts.table_frame(df), hide_index=True, key=f"tab{suffix}")
+
+
+if running:
+    if job.worker_note:
+        st.caption(job.worker_note)
+    progress = st.progress(0.0, text="starting the sweep")
+    live_area = st.empty()
+    shown = -1
+    while not job.finished:
+        frac = job.done_count / job.total if job.total else 0.0
+        progress.progress(
+            min(frac, 1.0), text=f"{job.done_count}/{job.total or '?'} · {job.message}"
+        )
+        if len(job.rows) != shown:
+            shown = len(job.rows)
+            with live_area.container():
+                draw(job.rows, f"_live{shown}")
+        time.sleep(0.3)
+    progress.empty()
+    live_area.empty()
+
+if job is not None and job.finished:
+    if job.in_worker:
+        st.caption("The sweep ran in a separate worker process.")
+    elif job.worker_note:
+        st.caption(job.worker_note)
+    if job.error is not None:
+        common.show_error(job.error, "the sweep")
+    outcome = job.outcome
+    if outcome is not None:
+        state = "stopped early" if outcome.interrupted else "finished"
+        st.success(
+            f"Sweep {state}: {len(outcome.measured)} of {len(outcome.rows)} points measured"
+            + (f", stored as run {outcome.run_id}" if outcome.run_id else "")
+            + f" in {job.db_path.rsplit('/', 1)[-1]}."
+        )
+        for note in outcome.notes:
+            st.caption(note)
+        for err in {e.user_message() for e in outcome.errors}:
+            st.warning(err)
+    rows = job.rows
+    draw(rows, "")
+    if rows:
+        df = charts.table_frame(charts.results_frame(rows))
+        st.download_button(
+            "Download CSV",
+            df.to_csv(index=False).encode(),
+            file_name="visionbench-results.csv",
+            mime="text/csv",
+            key="vb_csv",
+        )
+elif not running:
+    st.caption("No sweep yet in this session. Earlier runs are on the History page.")
+    if reference is not None:
+        st.plotly_chart(charts.latency_chart(charts.results_frame([]), reference), key="lat_ref")

@@ -1,0 +1,442 @@
+"""Shared state of the dashboard's pages: the sidebar selection, cached runners, sweeps.
+
+The sidebar is drawn once by ``dashboard.py`` (so its widgets keep their values across
+pages) and its result is a :class:`Selection`. Built runners (ONNX Runtime sessions,
+PyTorch modules, TensorRT engines) live in ``st.cache_resource`` so reruns and other
+browser sessions reuse them; the cache is bounded and closes what it evicts. A sweep
+runs in a background thread (which hands it to ``engine.worker`` when that exists) so
+the page can stream its progress and a stop button can end it between batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from engine.backends import Runner, backend_names, get_backend
+from engine.backends.base import PrepareContext
+from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
+from engine.errors import BadInput, EngineError
+from engine.models import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelArtifacts, load_artifacts
+from engine.paths import default_db, uploads_dir
+
+MAX_CACHED_RUNNERS = 6
+MAX_UPLOAD_MB = 500
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
+DEFAULT_BATCHES = "1,2,4,8,16,32"
+SELECTION_KEY = "vb_selection"
+JOB_KEY = "vb_job"
+
+
+# -- errors ---------------------------------------------------------------------------
+def show_error(exc: BaseException, where: str = "") -> None:
+    """An error box: the engine's own message, or the type and message of our bug."""
+    if isinstance(exc, EngineError):
+        st.error(exc.user_message(), icon="⚠️")
+    else:
+        first = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ""
+        prefix = f"{where} failed: " if where else ""
+        st.error(f"{prefix}{type(exc).__name__}: {first}", icon="🛑")
+
+
+@contextlib.contextmanager
+def guard(where: str = "") -> Iterator[None]:
+    """Show a failure inside the block as an error box; the rest of the page goes on.
+
+    Streamlit's own rerun/stop signals derive from BaseException and pass through.
+    """
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a message, not a crash
+        show_error(exc, where)
+
+
+# -- the sidebar selection ------------------------------------------------------------
+@dataclass(frozen=True)
+class Selection:
+    """What the sidebar asks for: one model, backend × precision on a device, batches."""
+
+    model: ModelSpec
+    device: str = "cpu"
+    backends: tuple[str, ...] = ("torch", "ort")
+    precisions: tuple[str, ...] = ("fp32",)
+    batches: tuple[int, ...] = (1, 2, 4, 8)
+    iters: int = 20
+    warmup: int = 3
+    problems: tuple[str, ...] = ()
+
+    def combinations(self) -> tuple[list[RunnerSpec], list[str]]:
+        """Runnable specs, and a reason for each backend × precision left out."""
+        specs, left_out = [], []
+        for name in self.backends:
+            backend = get_backend(name)
+            for precision in self.precisions:
+                spec = RunnerSpec(name, self.device, precision)
+                try:
+                    backend.check(spec)
+                except EngineError as exc:
+                    left_out.append(f"{name} {precision}: {exc.why or exc.what}")
+                    continue
+                if self.model.onnx_path and name == "torch":
+                    left_out.append(f"torch {precision}: PyTorch cannot run an ONNX file")
+                    continue
+                specs.append(spec)
+        return specs, left_out
+
+    def bench(self) -> BenchSettings:
+        return BenchSettings(warmup=self.warmup, iters=self.iters, max_time_s=30.0)
+
+    def sweep_config(self) -> SweepConfig:
+        specs, _ = self.combinations()
+        return SweepConfig(self.model, specs, list(self.batches), self.bench())
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    out = []
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        if not part.isdigit() or int(part) < 1:
+            raise BadInput(
+                f"batch size '{part}' is not a whole number of 1 or more", fix="use e.g. 1,2,4,8"
+            )
+        out.append(int(part))
+    if not out:
+        raise BadInput("no batch size given", fix="use e.g. 1,2,4,8")
+    return tuple(sorted(set(out)))
+
+
+def save_upload(name: str, data: bytes) -> Path:
+    """Keep an uploaded ONNX file under a generated name (its hash), never the user's."""
+    if len(data) > MAX_UPLOAD_MB * 2**20:
+        raise BadInput(
+            f"{name} is {len(data) / 2**20:.0f} MB",
+            f"uploads are limited to {MAX_UPLOAD_MB} MB",
+            "pass a smaller model, or run the CLI with --onnx PATH",
+        )
+    digest = hashlib.sha256(data).hexdigest()[:20]
+    path = uploads_dir() / f"upload-{digest}.onnx"
+    if not path.is_file():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+@st.cache_data(show_spinner=False)
+def model_names() -> list[str]:
+    from engine.models import classification_models
+
+    return list(classification_models())
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def availability_table(device: str) -> dict[str, tuple[bool, str]]:
+    out = {}
+    for name in backend_names():
+        try:
+            a = get_backend(name).availability(device)
+            out[name] = (
+                a.ok,
+                " ".join(x for x in (a.reason, f"Fix: {a.fix}" if a.fix else "") if x),
+            )
+        except Exception as exc:  # noqa: BLE001 - a backend module that fails to import
+            out[name] = (False, f"{type(exc).__name__}: {exc}")
+    return out
+
+
+def cuda_devices() -> tuple[list[str], str]:
+    """CUDA devices torch can see, or why there are none."""
+    from engine.devices import cuda_availability
+
+    a = cuda_availability("cuda")
+    if not a.ok:
+        return [], a.reason
+    import torch
+
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())], ""
+
+
+def _save(key: str) -> None:
+    st.session_state[key] = st.session_state["_" + key]
+
+
+def _kept(key: str, default: Any, options: list | None = None) -> dict[str, Any]:
+    """Widget arguments that keep a value across pages.
+
+    Streamlit forgets a widget's value on a run that does not draw it (another page), so
+    each widget writes through to a plain session key, which seeds it when drawn again.
+    """
+    state = st.session_state
+    value = state.get(key, default)
+    if options is not None:
+        if isinstance(value, list):
+            value = [v for v in value if v in options]
+        elif value not in options:
+            value = default if default in options else options[0]
+    state[key] = value
+    state["_" + key] = value
+    return {"key": "_" + key, "on_change": _save, "args": (key,)}
+
+
+def sidebar() -> Selection:
+    """Draw the shared sidebar and return what it selects (also kept in session state)."""
+    sb = st.sidebar
+    problems: list[str] = []
+    sb.header("Model")
+    sources = ["torchvision model", "ONNX file"]
+    source = sb.radio("Source", sources, horizontal=True, **_kept("vb_source", sources[0], sources))
+    onnx_path = None
+    name = "resnet50"
+    weights = "random"
+    if source == "torchvision model":
+        names = model_names()
+        name = sb.selectbox("Model", names, **_kept("vb_model", "resnet50", names))
+        kinds = ["random weights", "local file", "pretrained (if cached)"]
+        kind = sb.radio(
+            "Weights",
+            kinds,
+            help="Nothing is downloaded: random weights are seeded and labelled so; "
+            "pretrained weights are used only if torchvision's file is already cached.",
+            **_kept("vb_weights_kind", kinds[0], kinds),
+        )
+        if kind == "local file":
+            weights = sb.text_input(
+                "Weights file (state_dict)", **_kept("vb_weights_path", "")
+            ).strip()
+            if not weights:
+                problems.append("Give the path of a weights file, or pick random weights.")
+                weights = "random"
+        elif kind == "pretrained (if cached)":
+            weights = "pretrained"
+    else:
+        up = sb.file_uploader(
+            f"ONNX file (up to {MAX_UPLOAD_MB} MB)", type=["onnx"], key="vb_upload"
+        )
+        if up is not None:
+            try:
+                st.session_state["vb_onnx_saved"] = (
+                    up.name,
+                    str(save_upload(up.name, up.getvalue())),
+                )
+            except EngineError as exc:
+                problems.append(exc.user_message())
+        saved = st.session_state.get("vb_onnx_saved")
+        if saved and Path(saved[1]).is_file():
+            onnx_path = saved[1]
+            sb.caption(f"Using the uploaded {saved[0]}.")
+        elif up is None:
+            problems.append("Upload an ONNX image classifier, or pick a torchvision model.")
+    image_size = int(
+        sb.number_input(
+            "Image size (pixels)", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, step=16,
+            **_kept("vb_size", 224),
+        )
+    )  # fmt: skip
+    sb.header("Run")
+    cuda, why_no_cuda = cuda_devices()
+    devices = ["cpu", *cuda]
+    device = sb.selectbox("Device", devices, **_kept("vb_device", "cpu", devices))
+    if not cuda:
+        sb.caption(f"No CUDA device: {why_no_cuda}.")
+    avail = availability_table(device)
+    usable = [b for b in backend_names() if avail[b][0]]
+    backends = sb.multiselect("Backends", usable, **_kept("vb_backends", ["torch", "ort"], usable))
+    for b, (ok, reason) in avail.items():
+        if not ok:
+            sb.caption(f"**{b}** is not available on {device}: {reason}")
+    precisions = sb.multiselect(
+        "Precisions", list(PRECISIONS), **_kept("vb_precisions", ["fp32"], list(PRECISIONS))
+    )
+    batch_text = sb.text_input(
+        "Batch sizes (comma-separated)", **_kept("vb_batches", DEFAULT_BATCHES)
+    )
+    try:
+        batches = parse_batches(batch_text)
+    except EngineError as exc:
+        problems.append(exc.user_message())
+        batches = (1,)
+    iters = int(sb.number_input("Timed iterations", 1, 1000, **_kept("vb_iters", 20)))
+    warmup = int(sb.number_input("Warm-up iterations", 0, 100, **_kept("vb_warmup", 3)))
+    sel = Selection(
+        model=ModelSpec(name=name, weights=weights, image_size=image_size, onnx_path=onnx_path),
+        device=device,
+        backends=tuple(backends),
+        precisions=tuple(precisions),
+        batches=batches,
+        iters=iters,
+        warmup=warmup,
+        problems=tuple(problems),
+    )
+    st.session_state[SELECTION_KEY] = sel
+    return sel
+
+
+def selection() -> Selection:
+    """Draw the shared sidebar on this page and return its selection."""
+    try:
+        return sidebar()
+    except Exception as exc:  # noqa: BLE001 - a broken sidebar must not blank the page
+        show_error(exc, "the sidebar")
+        return Selection(ModelSpec(), problems=("The sidebar could not be drawn.",))
+
+
+def show_problems(sel: Selection) -> bool:
+    """Show the sidebar's input problems as errors; True when there are none."""
+    for p in sel.problems:
+        st.error(p, icon="⚠️")
+    return not sel.problems
+
+
+# -- cached artifacts and runners -----------------------------------------------------
+def _key(obj: Any) -> str:
+    return json.dumps(obj.to_dict(), sort_keys=True)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _artifacts(model_key: str) -> ModelArtifacts:
+    return load_artifacts(ModelSpec.from_dict(json.loads(model_key)))
+
+
+def artifacts(spec: ModelSpec) -> ModelArtifacts:
+    """Validated model artifacts, shared by every page and session."""
+    return _artifacts(_key(spec))
+
+
+@st.cache_resource(show_spinner=False)
+def _live_runners() -> weakref.WeakValueDictionary:
+    # Weak references: what the bounded cache evicts disappears from this listing too.
+    return weakref.WeakValueDictionary()
+
+
+def _release(runner: Runner) -> None:
+    with contextlib.suppress(Exception):
+        runner.close()
+
+
+@st.cache_resource(max_entries=MAX_CACHED_RUNNERS, show_spinner=False, on_release=_release)
+def _runner(model_key: str, runner_key: str, batches: tuple[int, ...]) -> Runner:
+    art = _artifacts(model_key)
+    spec = RunnerSpec.from_dict(json.loads(runner_key))
+    runner = get_backend(spec.backend).prepare(spec, art, PrepareContext(batches=batches))
+    _live_runners()[f"{spec.label} · {art.spec.label} · {art.image_hw[0]} px"] = runner
+    return runner
+
+
+def cached_runner(model: ModelSpec, spec: RunnerSpec, batch: int) -> Runner:
+    """A built runner from the shared cache; keyed by batch only where the build depends on it."""
+    backend = get_backend(spec.backend)
+    per_batch = bool(getattr(backend, "per_batch", lambda s: False)(spec))
+    return _runner(_key(model), _key(spec), (batch,) if per_batch else (1,))
+
+
+def live_runners() -> list[dict[str, Any]]:
+    """What the runner cache holds now, with the device memory each reports."""
+    import gc
+
+    gc.collect()
+    out = []
+    for label, r in list(_live_runners().items()):
+        mem = None
+        with contextlib.suppress(Exception):
+            mem = r.peak_memory_mb()
+        out.append(
+            {
+                "runner": label,
+                "provider": r.provider,
+                "device memory (MiB)": round(mem, 1) if mem is not None else None,
+            }
+        )
+    return out
+
+
+def clear_runners() -> None:
+    _runner.clear()
+    _artifacts.clear()
+
+
+# -- sweeps in a background thread ----------------------------------------------------
+@dataclass
+class SweepJob:
+    """A sweep running in a thread; the page polls it and draws what has landed."""
+
+    config: SweepConfig
+    db_path: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    rows: list[ResultRow] = field(default_factory=list)
+    done_count: int = 0
+    total: int = 0
+    message: str = "starting"
+    log: list[str] = field(default_factory=list)
+    outcome: Any = None
+    error: BaseException | None = None
+    finished: bool = False
+    in_worker: bool = False
+    worker_note: str = ""
+    started_s: float = field(default_factory=time.time)
+    thread: threading.Thread | None = None
+
+    def on_progress(self, done: int, total: int, message: str) -> None:
+        self.done_count, self.total, self.message = done, total, message
+        self.log.append(message)
+
+    def on_row(self, row: ResultRow) -> None:
+        self.rows.append(row)
+
+    def _run(self) -> None:
+        try:
+            try:
+                from engine.worker import run_sweep_in_worker
+            except Exception as exc:  # noqa: BLE001 - the worker module may not exist yet
+                run_sweep_in_worker = None
+                self.worker_note = (
+                    "The sweep runs inside the dashboard's process (the process-isolating "
+                    f"worker is not available: {type(exc).__name__})."
+                )
+            common = dict(on_progress=self.on_progress, on_row=self.on_row)
+            if run_sweep_in_worker is not None:
+                self.in_worker = True
+                self.outcome = run_sweep_in_worker(
+                    self.config, self.db_path, should_stop=self.stop.is_set, **common
+                )
+            else:
+                from engine.store import Store
+                from engine.sweep import run_sweep
+
+                store = Store(self.db_path)
+                try:
+                    self.outcome = run_sweep(
+                        self.config, store, should_stop=self.stop.is_set, **common
+                    )
+                finally:
+                    store.close()
+        except BaseException as exc:  # noqa: BLE001 - the page shows every failure
+            self.error = exc
+        finally:
+            self.finished = True
+
+    def start(self) -> SweepJob:
+        self.thread = threading.Thread(target=self._run, name="visionbench-sweep", daemon=True)
+        self.thread.start()
+        return self
+
+
+def start_sweep(config: SweepConfig, db_path: str | None = None) -> SweepJob:
+    job = SweepJob(config=config, db_path=str(db_path or default_db()))
+    st.session_state[JOB_KEY] = job
+    return job.start()
+
+
+def current_job() -> SweepJob | None:
+    job = st.session_state.get(JOB_KEY)
+    return job if isinstance(job, SweepJob) else None

@@ -1,0 +1,169 @@
+"""Engines page: what was built for the selected model and what it cost.
+
+The ONNX file's size and operators, the node count after ONNX Runtime's graph
+optimisations (fusion made concrete), the int8 model when int8 is selected, TensorRT
+layer information where TensorRT is installed, and the artifact cache with its build
+times, locations and sizes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine import inspect
+from engine.paths import default_db, short_path
+from pages import common
+
+RESULT_KEY = "vb_engines"
+
+
+def op_chart(opt: inspect.OptimisedGraph) -> go.Figure:
+    ops = sorted(
+        set(opt.original.op_histogram) | set(opt.optimised.op_histogram),
+        key=lambda op: (
+            -(opt.original.op_histogram.get(op, 0) + opt.optimised.op_histogram.get(op, 0))
+        ),
+    )
+    fig = go.Figure(
+        [
+            go.Bar(name="exported", x=ops, y=[opt.original.op_histogram.get(o, 0) for o in ops]),
+            go.Bar(
+                name="after ONNX Runtime",
+                x=ops,
+                y=[opt.optimised.op_histogram.get(o, 0) for o in ops],
+            ),
+        ]
+    )
+    fig.update_layout(
+        barmode="group", title="Operators before and after graph optimisation", yaxis_title="nodes"
+    )
+    return fig
+
+
+st.title("Engines")
+sel = common.selection()
+st.caption(f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size}.")
+ok = common.show_problems(sel)
+
+if st.button("Inspect the model", type="primary", disabled=not ok, key="vb_inspect"):
+    facts: dict = {}
+    with common.guard("the inspection"):
+        progress = st.progress(0.0, text="loading the model")
+        art = common.artifacts(sel.model)
+        progress.progress(0.2, text="exporting to ONNX (or reusing the cached export)")
+        t0 = time.perf_counter()
+        path = art.onnx_path("fp32")
+        facts["export_wait_s"] = time.perf_counter() - t0
+        progress.progress(0.5, text="letting ONNX Runtime optimise the graph")
+        facts["fp32"] = inspect.optimised_graph(path)
+        if "int8" in sel.precisions and "ort" in sel.backends:
+            progress.progress(0.7, text="quantising to int8 (or reusing the cached model)")
+            from engine.quantize import quantize_int8
+
+            t0 = time.perf_counter()
+            q = quantize_int8(art)
+            facts["int8_wait_s"] = time.perf_counter() - t0
+            facts["int8"] = inspect.optimised_graph(q)
+        progress.empty()
+    st.session_state[RESULT_KEY] = (sel.model.label, facts)
+
+result = st.session_state.get(RESULT_KEY)
+if result:
+    label, facts = result
+    for name, title in (("fp32", "ONNX export (fp32)"), ("int8", "int8 model (QDQ)")):
+        opt = facts.get(name)
+        if opt is None:
+            continue
+        st.subheader(f"{title}: {label}")
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("File size", inspect.human_bytes(opt.original.size_bytes))
+        c2.metric("Nodes exported", opt.original.node_count)
+        c3.metric(
+            "Nodes after ONNX Runtime",
+            opt.optimised.node_count,
+            f"{-opt.nodes_removed:+d}",
+            delta_color="inverse",
+            help=f"{opt.level} on the CPU provider; optimising took {opt.optimise_s:.2f} s",
+        )
+        c4.metric("Opset", opt.original.opset)
+        st.caption(f"File: {opt.original.path}")
+        st.plotly_chart(op_chart(opt), key=f"ops_{name}")
+        changes = opt.op_changes()
+        if changes:
+            st.caption("What the optimiser changed (fused, rewritten or removed operators):")
+            st.dataframe(
+                pd.DataFrame(changes, columns=["operator", "exported", "after ONNX Runtime"]),
+                hide_index=True,
+            )
+    if "export_wait_s" in facts:
+        st.caption(
+            f"Getting the fp32 ONNX file took {facts['export_wait_s']:.1f} s this time "
+            "(near zero means the cached export was reused)."
+        )
+else:
+    st.caption("Press “Inspect the model” to export it (or reuse the cache) and look inside.")
+
+st.subheader("TensorRT")
+with common.guard("TensorRT"):
+    from engine.backends import get_backend
+
+    try:
+        trt_backend = get_backend("tensorrt")
+    except ImportError as exc:
+        st.info(f"The TensorRT backend is not part of this installation ({exc}).")
+    else:
+        device = sel.device if sel.device.startswith("cuda") else "cuda"
+        avail = trt_backend.availability(device)
+        if not avail.ok:
+            st.info(
+                f"TensorRT is not available here: {avail.reason}"
+                + (f" Fix: {avail.fix}" if avail.fix else "")
+            )
+        else:
+            import importlib
+
+            module = importlib.import_module(trt_backend.__module__)
+            inspector = getattr(module, "engine_layers", None) or getattr(
+                module, "inspect_engine", None
+            )
+            if inspector is None:
+                st.caption("TensorRT is available; this version exposes no layer inspector.")
+            else:
+                st.caption(
+                    "Layer information comes from TensorRT's engine inspector after a build."
+                )
+
+st.subheader("Artifact cache")
+with common.guard("the cache listing"):
+    summary = inspect.cache_summary()
+    st.write(
+        f"Cache folder `{summary['location']}` holds {inspect.human_bytes(summary['size_bytes'])}; "
+        f"results database `{short_path(default_db())}`."
+    )
+    entries = inspect.cache_entries()
+    if entries:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "kind": e.kind,
+                        "model": e.meta.get("model") or e.meta.get("source") or "",
+                        "precision": e.meta.get("precision") or e.meta.get("format") or "",
+                        "size": inspect.human_bytes(e.size_bytes),
+                        "build s": round(e.build_s, 2) if e.build_s is not None else None,
+                        "created (UTC)": e.created,
+                        "folder": e.folder,
+                    }
+                    for e in entries
+                ]
+            ),
+            hide_index=True,
+        )
+    else:
+        st.caption("The cache is empty.")
+    live = common.live_runners()
+    st.caption(f"Runners cached in this dashboard process: {len(live)}.")

@@ -1,0 +1,85 @@
+"""Parity page: does every chosen backend and precision agree with the reference?
+
+The reference is PyTorch FP32 on the CPU (ONNX Runtime FP32 on the CPU for a user's
+ONNX file); every runner sees the same seeded inputs, and the engine's measures compare
+the batch-centred logits against a tolerance stated per precision.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from engine import charts
+from engine.parity import PARITY_BATCH, compare
+from engine.sweep import reference_outputs
+from pages import common
+
+RESULT_KEY = "vb_parity"
+
+st.title("Parity")
+sel = common.selection()
+ref_name = "ONNX Runtime FP32 on the CPU" if sel.model.onnx_path else "PyTorch FP32 on the CPU"
+st.caption(
+    f"Every backend × precision against {ref_name}, on the same {PARITY_BATCH} seeded inputs. "
+    "Logits are centred by their batch mean first, so random weights still give a meaningful "
+    "check; errors are relative to the spread of the centred reference."
+)
+ok = common.show_problems(sel)
+specs, left_out = sel.combinations() if ok else ([], [])
+if left_out:
+    st.caption("Not checked: " + "; ".join(left_out) + ".")
+
+if st.button("Check parity", type="primary", disabled=not specs, key="vb_parity_run"):
+    rows = []
+    with common.guard("the reference"):
+        progress = st.progress(0.0, text="loading the model")
+        art = common.artifacts(sel.model)
+        x = art.sample_input(PARITY_BATCH, seed=99)
+        progress.progress(0.0, text=f"computing the reference ({ref_name})")
+        reference = reference_outputs(art, x)
+        for i, spec in enumerate(specs):
+            name = charts.series_name(spec.backend, spec.precision, spec.device)
+            progress.progress(i / len(specs), text=f"{name}: building and running")
+            row = {"series": name, "provider": "", "result": "error"}
+            try:
+                runner = common.cached_runner(sel.model, spec, PARITY_BATCH)
+                p = compare(reference, runner.infer(x), spec.precision)
+                row.update(
+                    provider=runner.provider,
+                    max_rel_err=p.max_rel_err,
+                    mean_rel_err=p.mean_rel_err,
+                    cosine=p.cosine,
+                    top1_agree=p.top1_agree,
+                    result="pass" if p.ok else "FAIL",
+                    tolerance=p.tolerance,
+                )
+            except Exception as exc:  # noqa: BLE001 - one backend failing must not hide the rest
+                common.show_error(exc, name)
+                row["tolerance"] = str(exc).splitlines()[0][:200] if str(exc) else ""
+            rows.append(row)
+        progress.empty()
+    st.session_state[RESULT_KEY] = (sel.model.label, ref_name, rows)
+
+result = st.session_state.get(RESULT_KEY)
+if result:
+    label, ref, rows = result
+    st.subheader(f"{label} against {ref}")
+    df = pd.DataFrame(rows)
+    st.dataframe(
+        df,
+        hide_index=True,
+        column_config={
+            "max_rel_err": st.column_config.NumberColumn("max rel err", format="%.2e"),
+            "mean_rel_err": st.column_config.NumberColumn("mean rel err", format="%.2e"),
+            "cosine": st.column_config.NumberColumn("cosine", format="%.6f"),
+            "top1_agree": st.column_config.NumberColumn("top-1 agree", format="%.3f"),
+        },
+    )
+    failed = df[df["result"] != "pass"]
+    if failed.empty:
+        st.success("Every backend agrees with the reference within its tolerance.")
+    else:
+        st.warning(f"{len(failed)} of {len(df)} configurations are outside tolerance or failed.")
+else:
+    st.caption("Press “Check parity” to build each runner (cached) and compare it.")

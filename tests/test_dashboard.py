@@ -1,0 +1,143 @@
+"""Every dashboard page through Streamlit's AppTest, on the CPU with resnet18 at 64×64.
+
+Real engine, real caches (in a temporary folder), no mocks: a sweep must produce charts
+and a table with numbers, the slider a measurement, and bad input an error box while
+the rest of the page keeps working.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "dashboard.py")
+TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    return tmp_path_factory.mktemp("vb-cache"), tmp_path_factory.mktemp("vb-data")
+
+
+@pytest.fixture
+def app(dirs, monkeypatch) -> AppTest:
+    cache, data = dirs
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(cache))
+    monkeypatch.setenv("VISIONBENCH_DATA", str(data))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def small_model(at: AppTest, batches: str = "1,2", precisions=("fp32",)) -> AppTest:
+    at.selectbox(key="_vb_model").set_value("resnet18")
+    at.number_input(key="_vb_size").set_value(64)
+    at.text_input(key="_vb_batches").set_value(batches)
+    at.number_input(key="_vb_iters").set_value(3)
+    at.number_input(key="_vb_warmup").set_value(1)
+    at.multiselect(key="_vb_backends").set_value(["torch", "ort"])
+    at.multiselect(key="_vb_precisions").set_value(list(precisions))
+    return at.run()
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_sweep_draws_charts_and_a_table_with_numbers(app: AppTest, dirs):
+    small_model(app)
+    assert not app.error, texts(app.error)
+    assert "python -m engine bench --model resnet18" in texts(app.code)
+    app.button(key="vb_run").click().run()
+    assert not app.exception, app.exception
+    assert not app.error, texts(app.error)
+    assert "Sweep finished: 4 of 4 points measured" in texts(app.success)
+    charts = app.get("plotly_chart")
+    assert len(charts) >= 3
+    table = app.dataframe[-1].value
+    measured = table[table["status"] == "ok"]
+    assert len(measured) == 4
+    assert (measured["p50_ms"] > 0).all() and (measured["throughput_ips"] > 0).all()
+    assert set(measured["batch"]) == {1, 2}
+    assert app.get("download_button")
+    _, data = dirs
+    assert (data / "results.sqlite").is_file()
+
+
+def test_batch_slider_gives_a_measurement(app: AppTest):
+    small_model(app)
+    app.select_slider(key="vb_live_batch").set_value(2).run()
+    assert not app.error, texts(app.error)
+    metrics = app.metric
+    assert len(metrics) == 2
+    for m in metrics:
+        assert m.value.endswith(" ms") and float(m.value.split()[0]) > 0
+    # The runners are cached now: the listing names both.
+    assert len(app.expander[0].dataframe[0].value) >= 2
+    app.button(key="vb_clear_runners").click().run()
+    assert not app.exception
+
+
+def test_bad_input_shows_an_error_and_the_page_keeps_working(app: AppTest):
+    small_model(app)
+    app.text_input(key="_vb_batches").set_value("1,zero").run()
+    assert "batch size 'zero'" in texts(app.error)
+    assert app.title[0].value == "Benchmark"
+    app.text_input(key="_vb_batches").set_value("1").run()
+    app.radio(key="_vb_weights_kind").set_value("local file").run()
+    app.text_input(key="_vb_weights_path").set_value("no-such-weights.pt").run()
+    app.button(key="vb_measure").click().run()
+    assert "no-such-weights.pt does not exist" in texts(app.error)
+    assert app.get("plotly_chart")  # the rest of the page is still drawn
+
+
+def test_parity_page_passes_for_fp32_and_int8(app: AppTest):
+    small_model(app, precisions=("fp32", "int8"))
+    app.switch_page("pages/parity.py").run()
+    app.button(key="vb_parity_run").click().run()
+    assert not app.error, texts(app.error)
+    table = app.dataframe[0].value
+    assert set(table["series"]) == {
+        "PyTorch fp32 (cpu)",
+        "ONNX Runtime fp32 (cpu)",
+        "ONNX Runtime int8 (cpu)",
+    }
+    fp32 = table[table["series"] == "ONNX Runtime fp32 (cpu)"].iloc[0]
+    assert fp32["result"] == "pass" and fp32["cosine"] > 0.9999
+    assert "not run" not in texts(app.caption).lower() or "torch int8" in texts(app.caption)
+
+
+def test_engines_page_shows_fusion_and_cache(app: AppTest):
+    small_model(app)
+    app.switch_page("pages/engines.py").run()
+    app.button(key="vb_inspect").click().run()
+    assert not app.error, texts(app.error)
+    metrics = {m.label: m.value for m in app.metric}
+    exported, optimised = int(metrics["Nodes exported"]), int(metrics["Nodes after ONNX Runtime"])
+    assert optimised < exported
+    assert "Artifact cache" in texts(app.subheader)
+    assert len(app.dataframe[-1].value) >= 1
+
+
+def test_diagnostics_page_shows_a_verdict(app: AppTest):
+    app.switch_page("pages/diagnostics.py").run()
+    assert not app.exception, app.exception
+    banners = list(app.success) + list(app.warning) + list(app.error)
+    assert banners and "ONNX Runtime" in texts(banners)
+    assert "## ONNX Runtime provider diagnostics" in texts(app.code)
+    app.button(key="vb_diag_recheck").click().run()
+    assert not app.exception
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    # Runners and artifacts point into this module's temporary folders.
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
