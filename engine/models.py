@@ -330,11 +330,14 @@ class ModelArtifacts:
         return (batch, 3, h, w)
 
     def sample_input(self, batch: int, seed: int = 1234):
-        """Seeded random images, the same for every backend."""
+        """Seeded image-like inputs (smooth colour fields, ImageNet-normalised), the same for
+        every backend; int8 calibration uses the same generator, so it sees this distribution."""
         import numpy as np
 
-        rng = np.random.default_rng(seed + batch)
-        return rng.standard_normal(self.input_shape(batch), dtype=np.float32)
+        from engine.quantize import generated_images
+
+        h, w = self.image_hw
+        return np.concatenate(list(generated_images(batch, h, w, seed=seed + batch)))
 
 
 def load_artifacts(spec: ModelSpec) -> ModelArtifacts:

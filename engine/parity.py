@@ -19,7 +19,10 @@ TOLERANCES: dict[str, tuple[float, float]] = {
     "tf32": (0.15, 0.995),
     "fp16": (0.25, 0.99),
     "bf16": (0.6, 0.95),
-    "int8": (2.0, 0.80),
+    # Random-weight ResNet50 quantised with generated calibration images measured cosine
+    # 0.87 at 224 px (2026-11-25): int8 parity is a coarse check unless real weights and a
+    # folder of real calibration images are used.
+    "int8": (6.0, 0.80),
 }
 
 

@@ -1,0 +1,55 @@
+"""Shared fixtures: a private cache and data folder per test session, small real models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = "resnet18"
+SMALL_SIZE = 64
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_dirs(tmp_path_factory: pytest.TempPathFactory):
+    """Keep every test's artifacts and results out of the user's real folders."""
+    base = tmp_path_factory.mktemp("visionbench")
+    old = {k: os.environ.get(k) for k in ("VISIONBENCH_CACHE", "VISIONBENCH_DATA")}
+    os.environ["VISIONBENCH_CACHE"] = str(base / "cache")
+    os.environ["VISIONBENCH_DATA"] = str(base / "data")
+    yield base
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def small_spec():
+    from engine.config import ModelSpec
+
+    return ModelSpec(name=SMALL, image_size=SMALL_SIZE)
+
+
+@pytest.fixture(scope="session")
+def small_artifacts(small_spec):
+    from engine.models import load_artifacts
+
+    return load_artifacts(small_spec)
+
+
+def run_cli(*args: str, timeout: float = 600, env: dict | None = None):
+    """Run ``python -m engine ...`` as a user would; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

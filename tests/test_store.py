@@ -1,0 +1,60 @@
+import csv
+import json
+import sqlite3
+
+import pytest
+
+from engine.config import ResultRow
+from engine.errors import EngineError
+from engine.store import SCHEMA_VERSION, Store
+
+
+def _row(batch, p50=1.0):
+    return ResultRow(
+        model="m",
+        backend="ort",
+        device="cpu",
+        precision="fp32",
+        batch=batch,
+        provider="CPUExecutionProvider",
+        p50_ms=p50,
+        throughput_ips=batch / p50 * 1e3,
+    )
+
+
+def test_rows_are_committed_one_by_one(tmp_path):
+    db = tmp_path / "r.sqlite"
+    store = Store(db)
+    run = store.create_run({"model": {"name": "m"}}, {"cpu": "x"}, "python -m engine bench")
+    store.add_row(run, _row(1))
+    # A second connection (another process in real life) sees the row before the run ends.
+    other = sqlite3.connect(db)
+    assert other.execute("SELECT COUNT(*) FROM rows").fetchone()[0] == 1
+    assert other.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    store.add_row(run, _row(8, 2.0))
+    store.finish_run(run)
+    doc = store.document(run)
+    assert doc["schema"] == 1 and doc["run"]["reproduce"].startswith("python -m engine")
+    assert [r["batch"] for r in doc["rows"]] == [1, 8]
+    assert doc["run"]["environment"] == {"cpu": "x"}
+
+
+def test_exports(tmp_path):
+    store = Store(tmp_path / "r.sqlite")
+    run = store.create_run({"model": {"name": "m"}}, {}, "")
+    store.add_row(run, _row(4))
+    store.export_json(run, tmp_path / "r.json")
+    store.export_csv(run, tmp_path / "r.csv")
+    assert json.loads((tmp_path / "r.json").read_text())["rows"][0]["p50_ms"] == 1.0
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert rows[0]["provider"] == "CPUExecutionProvider" and rows[0]["batch"] == "4"
+
+
+def test_newer_schema_is_refused_untouched(tmp_path):
+    db = tmp_path / "future.sqlite"
+    con = sqlite3.connect(db)
+    con.execute(f"PRAGMA user_version={SCHEMA_VERSION + 5}")
+    con.close()
+    with pytest.raises(EngineError, match="schema"):
+        Store(db)
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 5
