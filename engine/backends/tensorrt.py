@@ -392,7 +392,7 @@ def _make_logger(trt: Any) -> Any:
     so a fresh logger per builder would miss them.
     """
     logger = _LOGGERS.get(id(trt))
-    if logger is None:
+    if logger is None or not isinstance(logger, trt.ILogger):
 
         class Logger(trt.ILogger):
             def __init__(self) -> None:
@@ -624,7 +624,8 @@ def obtain_engine(
             settings,
             image_hw,
             timing,
-            BuildProgress(ctx.say),
+            # Progress goes to the live callback only; ctx.notes keeps what is worth keeping.
+            BuildProgress(ctx.progress),
         )
         notes.extend(facts["notes"])
         store_plan(key, plan, {"onnx": onnx_path.name, "build_s": facts["build_s"]})
