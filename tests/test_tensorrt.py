@@ -748,6 +748,10 @@ def test_ort_trt_ep_partial_fallback_to_cuda_is_an_error():
 def test_ort_trt_ep_without_tensorrt_is_caught_as_a_fallback(tmp_path):
     if not _cuda():
         pytest.skip("needs an NVIDIA GPU: the ORT TensorRT EP only exists on CUDA devices")
+    import onnxruntime
+
+    if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has no TensorRT EP built in (onnxruntime-gpu has one)")
     from engine.backends.ort import OrtRunner
     from engine.errors import ProviderFallback
 
