@@ -220,7 +220,8 @@ def speedup_frame(df: pd.DataFrame) -> pd.DataFrame:
     if data.empty:
         return data.assign(speedup=pd.Series(dtype=float))
     base = data[(data["backend"] == "torch") & (data["precision"] == "fp32")]
-    base = base[base["options"].map(lambda o: not o)] if "options" in base else base
+    if "options" in base:  # a baseline with switches (channels_last, graphs) is no baseline
+        base = base[base["options"].map(lambda o: not o).astype(bool)]
     base = base.groupby(["device", "batch"], as_index=False)["p50_ms"].min()
     base = base.rename(columns={"p50_ms": "baseline_p50_ms"})
     out = data.merge(base, on=["device", "batch"], how="inner")

@@ -3,14 +3,13 @@
 For an ONNX file: its size, operator histogram and node count, and the same after ONNX
 Runtime's graph optimisations at ``ORT_ENABLE_ALL`` (written out through
 ``SessionOptions.optimized_model_filepath``), which makes operator fusion concrete.
-For the artifact cache: each entry's kind, size, location and the times recorded in its
-``meta.json`` (export seconds; creation time for all).
+For the artifact cache (listed by :mod:`engine.cache`): each entry's kind, size,
+location and the build time its ``meta.json`` records.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import tempfile
 import time
@@ -20,6 +19,9 @@ from typing import Any
 
 from engine.errors import BadInput
 from engine.paths import cache_dir, short_path
+
+# meta.json fields that record how long an artifact took to make (export, quantise, build).
+BUILD_TIME_KEYS = ("export_s", "quantize_s", "build_s", "seconds")
 
 
 @dataclass
@@ -54,25 +56,6 @@ class OptimisedGraph:
             for op in ops
         ]
         return [r for r in rows if r[1] != r[2]]
-
-
-@dataclass
-class CacheEntry:
-    """One folder of the artifact cache (an ONNX export, an int8 model, an engine...)."""
-
-    kind: str
-    key: str
-    folder: str
-    size_bytes: int
-    created: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def build_s(self) -> float | None:
-        for k in ("export_s", "quantize_s", "build_s", "seconds"):
-            if isinstance(self.meta.get(k), int | float):
-                return float(self.meta[k])
-        return None
 
 
 def _histogram(graph: Any) -> dict[str, int]:
@@ -134,54 +117,16 @@ def optimised_graph(path: str | os.PathLike[str], level: str = "ORT_ENABLE_ALL")
     return OptimisedGraph(original, optimised, level, seconds)
 
 
-def _folder_size(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-
-
-def cache_entries(root: str | os.PathLike[str] | None = None) -> list[CacheEntry]:
-    """Every artifact folder under the cache (``<kind>/<key>/``), newest first."""
-    base = Path(root) if root else cache_dir()
-    entries: list[CacheEntry] = []
-    if not base.is_dir():
-        return entries
-    for kind_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        if kind_dir.name == "locks":
-            continue
-        for folder in sorted(p for p in kind_dir.iterdir() if p.is_dir()):
-            meta: dict[str, Any] = {}
-            meta_file = folder / "meta.json"
-            if meta_file.is_file():
-                try:
-                    meta = json.loads(meta_file.read_text())
-                except (OSError, ValueError):
-                    meta = {"error": "meta.json is unreadable"}
-            created = meta.get("created")
-            stamp = (
-                dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="seconds")
-                if isinstance(created, int | float)
-                else ""
-            )
-            entries.append(
-                CacheEntry(
-                    kind=kind_dir.name,
-                    key=folder.name,
-                    folder=short_path(folder),
-                    size_bytes=_folder_size(folder),
-                    created=stamp,
-                    meta=meta,
-                )
-            )
-    return sorted(entries, key=lambda e: e.created, reverse=True)
-
-
 def cache_summary(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Where the cache lives and how much each kind of artifact takes."""
+    """Where the artifact cache lives and how much each kind of artifact takes."""
+    from engine.cache import cache_entries
+
     base = Path(root) if root else cache_dir()
     by_kind: dict[str, dict[str, int]] = {}
-    for e in cache_entries(base):
-        k = by_kind.setdefault(e.kind, {"entries": 0, "size_bytes": 0})
+    for item in cache_entries(base):
+        k = by_kind.setdefault(item.kind, {"entries": 0, "size_bytes": 0})
         k["entries"] += 1
-        k["size_bytes"] += e.size_bytes
+        k["size_bytes"] += item.size_bytes
     return {
         "location": short_path(base),
         "size_bytes": sum(k["size_bytes"] for k in by_kind.values()),
@@ -189,9 +134,27 @@ def cache_summary(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     }
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
+def cache_rows(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """One display row per cache entry, newest first, with its recorded build time."""
+    from engine.cache import cache_entries, human_bytes
+
+    rows = []
+    for item in sorted(cache_entries(root), key=lambda i: -i.created_s):
+        build_s = next(
+            (item.meta[k] for k in BUILD_TIME_KEYS if isinstance(item.meta.get(k), int | float)),
+            None,
+        )
+        rows.append(
+            {
+                "kind": item.kind,
+                "what": item.what,
+                "size": human_bytes(item.size_bytes),
+                "size_bytes": item.size_bytes,
+                "build_s": round(float(build_s), 2) if build_s is not None else None,
+                "created_utc": dt.datetime.fromtimestamp(item.created_s, dt.UTC).isoformat(
+                    timespec="seconds"
+                ),
+                "folder": short_path(item.path),
+            }
+        )
+    return rows

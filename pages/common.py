@@ -11,7 +11,6 @@ the page can stream its progress and a stop button can end it between batches.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import threading
 import time
@@ -28,10 +27,11 @@ from engine.backends.base import PrepareContext
 from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
 from engine.errors import BadInput, EngineError
 from engine.models import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelArtifacts, load_artifacts
-from engine.paths import default_db, uploads_dir
+from engine.paths import default_db
+from engine.uploads import KINDS, save_upload
 
 MAX_CACHED_RUNNERS = 6
-MAX_UPLOAD_MB = 500
+MAX_UPLOAD_MB = KINDS["onnx"][1] // 2**20
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 DEFAULT_BATCHES = "1,2,4,8,16,32"
 SELECTION_KEY = "vb_selection"
@@ -114,23 +114,6 @@ def parse_batches(text: str) -> tuple[int, ...]:
     if not out:
         raise BadInput("no batch size given", fix="use e.g. 1,2,4,8")
     return tuple(sorted(set(out)))
-
-
-def save_upload(name: str, data: bytes) -> Path:
-    """Keep an uploaded ONNX file under a generated name (its hash), never the user's."""
-    if len(data) > MAX_UPLOAD_MB * 2**20:
-        raise BadInput(
-            f"{name} is {len(data) / 2**20:.0f} MB",
-            f"uploads are limited to {MAX_UPLOAD_MB} MB",
-            "pass a smaller model, or run the CLI with --onnx PATH",
-        )
-    digest = hashlib.sha256(data).hexdigest()[:20]
-    path = uploads_dir() / f"upload-{digest}.onnx"
-    if not path.is_file():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return path
 
 
 @st.cache_data(show_spinner=False)

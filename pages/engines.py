@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine import inspect
+from engine.cache import human_bytes
 from engine.paths import default_db, short_path
 from pages import common
 
@@ -48,6 +49,7 @@ st.title("Engines")
 sel = common.selection()
 st.caption(f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size}.")
 ok = common.show_problems(sel)
+specs, _ = sel.combinations() if ok else ([], [])
 
 if st.button("Inspect the model", type="primary", disabled=not ok, key="vb_inspect"):
     facts: dict = {}
@@ -80,7 +82,7 @@ if result:
             continue
         st.subheader(f"{title}: {label}")
         c1, c2, c3, c4 = st.columns(4)
-        c1.metric("File size", inspect.human_bytes(opt.original.size_bytes))
+        c1.metric("File size", human_bytes(opt.original.size_bytes))
         c2.metric("Nodes exported", opt.original.node_count)
         c3.metric(
             "Nodes after ONNX Runtime",
@@ -111,57 +113,52 @@ st.subheader("TensorRT")
 with common.guard("TensorRT"):
     from engine.backends import get_backend
 
-    try:
-        trt_backend = get_backend("tensorrt")
-    except ImportError as exc:
-        st.info(f"The TensorRT backend is not part of this installation ({exc}).")
-    else:
-        device = sel.device if sel.device.startswith("cuda") else "cuda"
-        avail = trt_backend.availability(device)
-        if not avail.ok:
-            st.info(
-                f"TensorRT is not available here: {avail.reason}"
-                + (f" Fix: {avail.fix}" if avail.fix else "")
-            )
-        else:
-            import importlib
-
-            module = importlib.import_module(trt_backend.__module__)
-            inspector = getattr(module, "engine_layers", None) or getattr(
-                module, "inspect_engine", None
-            )
-            if inspector is None:
-                st.caption("TensorRT is available; this version exposes no layer inspector.")
-            else:
-                st.caption(
-                    "Layer information comes from TensorRT's engine inspector after a build."
-                )
+    trt_backend = get_backend("tensorrt")
+    device = sel.device if sel.device.startswith("cuda") else "cuda"
+    avail = trt_backend.availability(device)
+    trt_specs = [s for s in specs if s.backend == "tensorrt"]
+    if not avail.ok:
+        fix = f" Fix: {avail.fix}" if avail.fix else ""
+        st.info(f"TensorRT is not available here: {avail.reason}{fix}")
+    elif not trt_specs:
+        st.caption("Select the tensorrt backend (and a CUDA device) to see its engines' layers.")
+    elif st.button("Build or load the TensorRT engines", key="vb_trt_inspect"):
+        for spec in trt_specs:
+            with common.guard(spec.label):
+                with st.spinner(
+                    f"TensorRT {spec.precision}: building (or loading the cached plan)…"
+                ):
+                    runner = common.cached_runner(sel.model, spec, max(sel.batches))
+                info = getattr(runner, "info", {}) or {}
+                st.markdown(f"**TensorRT {spec.precision}** on {spec.device}")
+                c1, c2, c3 = st.columns(3)
+                c1.metric("Plan size", human_bytes(info.get("plan_bytes") or 0))
+                build_s = info.get("build_s")
+                c2.metric("Build time", f"{build_s:.1f} s" if build_s else "cached")
+                c3.metric("TensorRT", str(info.get("trt_version", "?")))
+                inspect_layers = getattr(runner, "inspect", None)
+                if inspect_layers is not None:
+                    layers = pd.DataFrame([layer.to_dict() for layer in inspect_layers()])
+                    if not layers.empty:
+                        layers["onnx_nodes"] = layers["onnx_nodes"].map(len)
+                        st.caption(
+                            f"{len(layers)} engine layers replace the ONNX graph's nodes "
+                            "(onnx_nodes: how many each fused)."
+                        )
+                        st.dataframe(layers, hide_index=True)
 
 st.subheader("Artifact cache")
 with common.guard("the cache listing"):
     summary = inspect.cache_summary()
     st.write(
-        f"Cache folder `{summary['location']}` holds {inspect.human_bytes(summary['size_bytes'])}; "
+        f"Cache folder `{summary['location']}` holds {human_bytes(summary['size_bytes'])}; "
         f"results database `{short_path(default_db())}`."
     )
-    entries = inspect.cache_entries()
-    if entries:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "kind": e.kind,
-                        "model": e.meta.get("model") or e.meta.get("source") or "",
-                        "precision": e.meta.get("precision") or e.meta.get("format") or "",
-                        "size": inspect.human_bytes(e.size_bytes),
-                        "build s": round(e.build_s, 2) if e.build_s is not None else None,
-                        "created (UTC)": e.created,
-                        "folder": e.folder,
-                    }
-                    for e in entries
-                ]
-            ),
-            hide_index=True,
+    rows = inspect.cache_rows()
+    if rows:
+        st.dataframe(pd.DataFrame(rows).drop(columns="size_bytes"), hide_index=True)
+        st.caption(
+            "build_s: export, quantisation or engine build time where the cache recorded it."
         )
     else:
         st.caption("The cache is empty.")

@@ -19,15 +19,15 @@ TIMEOUT_S = 600
 
 
 @pytest.fixture(scope="module")
-def dirs(tmp_path_factory):
-    return tmp_path_factory.mktemp("vb-cache"), tmp_path_factory.mktemp("vb-data")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("vb-data")
 
 
 @pytest.fixture
-def app(dirs, monkeypatch) -> AppTest:
-    cache, data = dirs
-    monkeypatch.setenv("VISIONBENCH_CACHE", str(cache))
-    monkeypatch.setenv("VISIONBENCH_DATA", str(data))
+def app(data_dir, monkeypatch) -> AppTest:
+    # The artifact cache is the session's private one (conftest), so exports are shared
+    # with the other tests; results go to this module's own database.
+    monkeypatch.setenv("VISIONBENCH_DATA", str(data_dir))
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
     at.run()
@@ -50,7 +50,7 @@ def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
 
-def test_sweep_draws_charts_and_a_table_with_numbers(app: AppTest, dirs):
+def test_sweep_draws_charts_and_a_table_with_numbers(app: AppTest, data_dir):
     small_model(app)
     assert not app.error, texts(app.error)
     assert "python -m engine bench --model resnet18" in texts(app.code)
@@ -66,8 +66,12 @@ def test_sweep_draws_charts_and_a_table_with_numbers(app: AppTest, dirs):
     assert (measured["p50_ms"] > 0).all() and (measured["throughput_ips"] > 0).all()
     assert set(measured["batch"]) == {1, 2}
     assert app.get("download_button")
-    _, data = dirs
-    assert (data / "results.sqlite").is_file()
+    from engine.store import Store
+
+    store = Store(data_dir / "results.sqlite")
+    stored = [r for r in store.rows() if r.status == "ok"]
+    store.close()
+    assert {(r.backend, r.batch) for r in stored} >= {("torch", 1), ("ort", 2)}
 
 
 def test_batch_slider_gives_a_measurement(app: AppTest):
@@ -137,7 +141,7 @@ def test_diagnostics_page_shows_a_verdict(app: AppTest):
 
 @pytest.fixture(autouse=True)
 def _fresh_caches():
-    # Runners and artifacts point into this module's temporary folders.
+    # Runners and artifacts must not outlive the test that built them.
     st.cache_resource.clear()
     st.cache_data.clear()
     yield

@@ -1,0 +1,137 @@
+"""Chart code is pure: rows in, frames and Plotly figures out, checked trace by trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import charts
+from engine.config import ResultRow
+from engine.reference import QUOTED, load_reference
+
+
+def row(backend: str, precision: str, batch: int, p50: float, device: str = "cpu", **kw):
+    return ResultRow(
+        model="resnet18",
+        backend=backend,
+        device=device,
+        precision=precision,
+        batch=batch,
+        provider=kw.pop("provider", "CPUExecutionProvider"),
+        p50_ms=p50,
+        p10_ms=p50 * 0.9,
+        p90_ms=p50 * 1.2,
+        p99_ms=p50 * 1.5,
+        throughput_ips=batch * 1000.0 / p50,
+        iters=10,
+        **kw,
+    )
+
+
+@pytest.fixture
+def rows():
+    out = [row("torch", "fp32", b, 3.0 * b) for b in (1, 2, 8)]
+    out += [row("ort", "int8", b, 1.5 * b) for b in (1, 2, 8)]
+    out.append(ResultRow("resnet18", "ort", "cpu", "fp16", 1, status="skipped", reason="no"))
+    out.append(ResultRow("resnet18", "torch", "cpu", "fp32", 16, status="oom", reason="oom"))
+    return out
+
+
+def test_results_frame_names_series_and_keeps_every_row(rows):
+    df = charts.results_frame(rows)
+    assert len(df) == len(rows)
+    assert set(df["series"]) == {
+        "PyTorch fp32 (cpu)",
+        "ONNX Runtime int8 (cpu)",
+        "ONNX Runtime fp16 (cpu)",
+    }
+    assert len(charts.measured(df)) == 6
+    empty = charts.results_frame([])
+    assert empty.empty and "series" in empty.columns and charts.measured(empty).empty
+
+
+def test_series_name_shows_options_but_not_thread_counts():
+    name = charts.series_name("torch", "fp16", "cuda:0", {"cuda_graph": True, "intra_threads": 2})
+    assert name == "PyTorch fp16 (cuda:0) [cuda_graph=True]"
+
+
+def test_latency_chart_has_a_band_and_a_p50_line_per_series(rows):
+    fig = charts.latency_chart(charts.results_frame(rows))
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert {t.name for t in lines} == {"PyTorch fp32 (cpu)", "ONNX Runtime int8 (cpu)"}
+    torch_line = next(t for t in lines if t.name.startswith("PyTorch"))
+    assert list(torch_line.x) == [1, 2, 8] and list(torch_line.y) == [3.0, 6.0, 24.0]
+    assert "p90" in torch_line.hovertemplate and "images/s" in torch_line.hovertemplate
+    assert torch_line.customdata[0][5] == "CPUExecutionProvider"
+    bands = [t for t in fig.data if t.fill == "tonexty"]
+    assert len(bands) == 2
+    torch_band = next(t for t in bands if t.legendgroup == "PyTorch fp32 (cpu)")
+    assert list(torch_band.y) == pytest.approx([2.7, 5.4, 21.6])
+    assert fig.layout.xaxis.type == "log"
+    assert list(fig.layout.xaxis.tickvals) == [1, 2, 4, 8]  # no skipped or oom batch 16
+
+
+def test_reference_overlay_is_labelled_quoted(rows):
+    ref = charts.results_frame(load_reference().rows)
+    fig = charts.latency_chart(charts.results_frame(rows), ref)
+    quoted = [t for t in fig.data if t.legendgroup == "reference"]
+    assert len(quoted) == len(load_reference().rows)
+    assert all(QUOTED in t.name and t.mode == "markers" for t in quoted)
+    assert 32 in fig.layout.xaxis.tickvals
+    # 1.5 ms against 3.68 s: the y axis goes logarithmic so both stay readable.
+    assert fig.layout.yaxis.type == "log"
+    only_ref = charts.latency_chart(charts.results_frame([]), ref)
+    assert len(only_ref.data) == len(quoted)
+
+
+def test_throughput_chart_plots_images_per_second(rows):
+    fig = charts.throughput_chart(charts.results_frame(rows))
+    ort = next(t for t in fig.data if t.name == "ONNX Runtime int8 (cpu)")
+    assert list(ort.y) == pytest.approx([1000 / 1.5, 2000 / 3.0, 8000 / 12.0])
+    assert fig.layout.yaxis.title.text == "throughput (images/s)"
+
+
+def test_speedup_is_over_torch_fp32_on_the_same_device(rows):
+    rows = [*rows, row("ort", "fp32", 1, 0.5, device="cuda:0")]  # no CUDA baseline
+    sp = charts.speedup_frame(charts.results_frame(rows))
+    ort = sp[sp["series"] == "ONNX Runtime int8 (cpu)"]
+    assert list(ort["speedup"]) == pytest.approx([2.0, 2.0, 2.0])
+    base = sp[sp["series"] == "PyTorch fp32 (cpu)"]
+    assert list(base["speedup"]) == pytest.approx([1.0, 1.0, 1.0])
+    assert "cuda:0" not in set(sp["device"])
+    fig = charts.speedup_chart(charts.results_frame(rows))
+    assert {t.name for t in fig.data} == {"PyTorch fp32 (cpu)", "ONNX Runtime int8 (cpu)"}
+
+
+def test_charts_without_measurements_say_so():
+    only_failed = [ResultRow("m", "ort", "cpu", "fp16", 1, status="failed", reason="x")]
+    df = charts.results_frame(only_failed)
+    for fig in (charts.latency_chart(df), charts.throughput_chart(df), charts.speedup_chart(df)):
+        assert not fig.data
+        assert fig.layout.annotations and fig.layout.annotations[0].text
+    no_base = charts.results_frame([row("ort", "int8", 1, 1.0)])
+    assert "baseline" in charts.speedup_chart(no_base).layout.annotations[0].text
+
+
+def test_table_lists_measured_rows_before_the_rest(rows):
+    table = charts.table_frame(charts.results_frame(rows))
+    assert list(table["status"][:6]) == ["ok"] * 6
+    assert set(table["status"][6:]) == {"skipped", "oom"}
+    assert {"p50_ms", "throughput_ips", "provider", "reason"} <= set(table.columns)
+
+
+def test_reference_rows_come_from_the_study_file():
+    study = load_reference()
+    assert "not measured here" in study.label
+    by = {(r.backend, r.precision): r for r in study.rows}
+    assert by[("torch", "fp32")].p50_ms == 93.9 and by[("torch", "fp32")].batch == 32
+    assert by[("tensorrt", "fp16")].throughput_ips == pytest.approx(32_000 / 17.6)
+    assert all(r.status == "quoted" and r.reason == QUOTED for r in study.rows)
+
+
+def test_a_broken_reference_file_is_a_clear_error(tmp_path):
+    from engine.errors import EngineError
+
+    bad = tmp_path / "study.json"
+    bad.write_text("{not json")
+    with pytest.raises(EngineError, match="cannot be read"):
+        load_reference(bad)
