@@ -527,12 +527,17 @@ def compare_chart(df: pd.DataFrame, a_name: str = "A", b_name: str = "B") -> go.
             )
         )
     fig.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text="same speed")
+    spread = float(df["speedup"].max() / max(df["speedup"].min(), 1e-9))
     top = int(df["batch"].max())
     ticks = [2**i for i in range(top.bit_length() + 1) if 2**i <= top]
     fig.update_layout(
         title=f"Speed-up of {b_name} over {a_name} (p50 of {a_name} ÷ p50 of {b_name})",
         xaxis={"type": "log", "title": "batch size", "tickvals": ticks},
-        yaxis={"title": "speed-up (×), above 1: B is faster", "type": "log"},
+        # Log only when the ratios spread widely, so 0.5× and 2× sit as far from 1× as they should.
+        yaxis={
+            "title": "speed-up (×), above 1: B is faster",
+            "type": "log" if spread > 4 else "linear",
+        },
         margin={"t": 60},
     )
     return fig
