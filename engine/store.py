@@ -80,13 +80,102 @@ def _v2(db: sqlite3.Connection) -> None:
 # Index i upgrades a store from user_version i to i + 1. Never edit one that shipped.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
 
+_LOCKED = ("locked", "busy")
+_DAMAGED = ("malformed", "not a database", "disk i/o", "corrupt", "unable to open")
+
+
+def db_error(exc: sqlite3.Error, name: str) -> EngineError | None:
+    """SQLite's "locked" and "damaged" as a user message; None for anything else (our bug)."""
+    text = str(exc).lower()
+    if any(t in text for t in _LOCKED):
+        return EngineError(
+            f"the results database {name} is locked",
+            "another program or sweep has held a write lock on it for longer than the wait",
+            "let it finish (or close it) and retry, or pass another --db; stored rows are safe",
+        )
+    if any(t in text for t in _DAMAGED):
+        return EngineError(
+            f"the results database {name} is damaged",
+            str(exc),
+            "pass another --db file; this one is left untouched for recovery"
+            " (sqlite3 FILE .recover)",
+        )
+    return None
+
+
+def _guard(name: str, call, *args):
+    try:
+        return call(*args)
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+            raise
+        err = db_error(exc, name)
+        if err is None:
+            raise
+        raise err from exc
+
+
+class _GuardedCursor(sqlite3.Cursor):
+    """Damage can surface while rows are fetched, not only when a statement starts."""
+
+    def execute(self, *args):  # type: ignore[override]
+        return _guard(self.connection.db_name, super().execute, *args)
+
+    def executemany(self, *args):  # type: ignore[override]
+        return _guard(self.connection.db_name, super().executemany, *args)
+
+    def fetchone(self):  # type: ignore[override]
+        return _guard(self.connection.db_name, super().fetchone)
+
+    def fetchmany(self, *args):  # type: ignore[override]
+        return _guard(self.connection.db_name, super().fetchmany, *args)
+
+    def fetchall(self):  # type: ignore[override]
+        return _guard(self.connection.db_name, super().fetchall)
+
+    def __next__(self):
+        return _guard(self.connection.db_name, super().__next__)
+
+
+class _GuardedConnection(sqlite3.Connection):
+    """A connection whose locked / damaged errors reach users as EngineError, not a traceback.
+
+    Integrity errors (a duplicate import key) and SQL mistakes pass through unchanged.
+    """
+
+    db_name = "results database"
+
+    def cursor(self, factory=None):  # type: ignore[override]
+        return super().cursor(factory or _GuardedCursor)
+
+    def execute(self, *args):  # type: ignore[override]
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args):  # type: ignore[override]
+        return self.cursor().executemany(*args)
+
+    def executescript(self, script):  # type: ignore[override]
+        return _guard(self.db_name, super().executescript, script)
+
+    def commit(self) -> None:
+        _guard(self.db_name, super().commit)
+
+    def __exit__(self, *exc):  # type: ignore[override]
+        return _guard(self.db_name, super().__exit__, *exc)
+
 
 class Store:
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, timeout_s: float = 30.0) -> None:
         self.path = Path(path) if path else default_db()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+            self.db = sqlite3.connect(
+                str(self.path),
+                timeout=timeout_s,
+                check_same_thread=False,
+                factory=_GuardedConnection,
+            )
+            self.db.db_name = self.path.name
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
