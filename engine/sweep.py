@@ -68,7 +68,14 @@ def reproduce_command(config: SweepConfig) -> str:
 
 def is_oom(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
-    return "out of memory" in text or "outofmemory" in text or "cudnn_status_alloc" in text
+    # ONNX Runtime's arena and TensorRT word it differently from torch's "out of memory".
+    extra = ("failed to allocate memory", "could not be allocated")
+    return (
+        "out of memory" in text
+        or "outofmemory" in text
+        or "cudnn_status_alloc" in text
+        or any(t in text for t in extra)
+    )
 
 
 def release_memory() -> None:
@@ -248,6 +255,10 @@ def run_sweep(
                             if str(exc)
                             else type(exc).__name__
                         )
+                if row.status == "oom":
+                    # Again, now: inside the except block the exception's frames still held
+                    # this batch's device tensors, so the first release could not free them.
+                    release_memory()
                 emit(row)
             if runner is not None and runner_factory is None:
                 runner.close()
