@@ -195,10 +195,18 @@ class Store:
                 f"this version of the tool reads schema {SCHEMA_VERSION} and older",
                 "upgrade the tool, or use another --db file",
             )
-        for step in range(version, SCHEMA_VERSION):
-            with self.db:
-                MIGRATIONS[step](self.db)
-                self.db.execute(f"PRAGMA user_version={step + 1}")
+        if version == SCHEMA_VERSION:
+            return
+        # Two sweeps opening a new store at once must not both create its tables (SQLite's
+        # executescript commits, so a transaction cannot hold the others off): a file lock.
+        from filelock import FileLock
+
+        with FileLock(str(self.path) + ".migrate.lock"):
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for step in range(version, SCHEMA_VERSION):
+                with self.db:
+                    MIGRATIONS[step](self.db)
+                    self.db.execute(f"PRAGMA user_version={step + 1}")
 
     def close(self) -> None:
         self.db.close()
