@@ -492,6 +492,22 @@ def speedup_frame(rows: Iterable[SpeedupRow]) -> pd.DataFrame:
     return df
 
 
+def rows_csv(store: Store, run_ids: Iterable[int | str]) -> str:
+    """The rows of the runs as CSV, each line naming its run and machine."""
+    frames = []
+    for rid in run_ids:
+        rec = load_run(store, rid)
+        df = pd.DataFrame([r.to_dict() for r in rec.rows])
+        df.insert(0, "run_id", str(rec.info.id))
+        df.insert(1, "machine", rec.info.machine)
+        if "options" in df:
+            df["options"] = [json.dumps(o, sort_keys=True) for o in df["options"]]
+        frames.append(df)
+    if not frames:
+        return ""
+    return pd.concat(frames, ignore_index=True).to_csv(index=False)
+
+
 def diff_frame(rows: Iterable[EnvDiff]) -> pd.DataFrame:
     return pd.DataFrame.from_records([asdict(r) for r in rows], columns=["key", "a", "b", "kind"])
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import streamlit as st
 
 from engine import history
@@ -201,16 +200,6 @@ if picked and store is not None:
 
         return markdown_report(store, report_ids)
 
-    def _csv() -> str:
-        frames = []
-        for rid in report_ids:
-            rec = history.load_run(store, rid)
-            df = pd.DataFrame([r.to_dict() for r in rec.rows])
-            df.insert(0, "run_id", str(rid))
-            df.insert(1, "machine", rec.info.machine)
-            frames.append(df)
-        return pd.concat(frames, ignore_index=True).to_csv(index=False)
-
     d1, d2, d3 = st.columns(3)
     # Reports are built only when clicked: the HTML carries plotly.js (a few MB).
     d1.download_button(
@@ -233,7 +222,7 @@ if picked and store is not None:
     )
     d3.download_button(
         "CSV of the rows",
-        _csv,
+        lambda: history.rows_csv(store, report_ids),
         file_name=f"{name}.csv",
         mime="text/csv",
         on_click="ignore",

@@ -425,3 +425,18 @@ def test_history_cli(with_import, capsys):
     for argv in (["--compare", "1", "99"], ["--since", "soon"], ["--compare", "1"]):
         code, _, err = run_main(capsys, "history", "--db", db, *argv)
         assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_rows_csv(with_import):
+    import csv
+    import io
+
+    store, imported = with_import
+    lines = list(csv.DictReader(io.StringIO(history.rows_csv(store, [1, imported, "t4"]))))
+    stored = store.rows(1) + store.rows(imported)
+    assert len(lines) == len(stored) + len(history.reference_record().rows)
+    assert [(x["run_id"], x["backend"], float(x["p50_ms"])) for x in lines[: len(stored)]] == [
+        (str(rid), r.backend, r.p50_ms) for rid in (1, imported) for r in store.rows(rid)
+    ]
+    assert {x["machine"] for x in lines if x["run_id"] == str(imported)} == {H100_ENV["gpu"]}
+    assert {x["status"] for x in lines if x["run_id"] == "t4"} == {"quoted"}
