@@ -20,15 +20,17 @@ import sys
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from engine.config import ResultRow, weights_label
 from engine.env import machine_label
 from engine.errors import BadInput, EngineError
 from engine.store import JSON_SCHEMA, Store
+
+if TYPE_CHECKING:  # plotly loads only for charts: the CLI also runs where it is not installed
+    import plotly.graph_objects as go
 
 REFERENCE_ID = "t4"
 QUOTED_SOURCE = "quoted"
@@ -514,6 +516,8 @@ def diff_frame(rows: Iterable[EnvDiff]) -> pd.DataFrame:
 
 def compare_chart(df: pd.DataFrame, a_name: str = "A", b_name: str = "B") -> go.Figure:
     """Speed-up of B over A against batch size, one line per backend/precision/device."""
+    import plotly.graph_objects as go
+
     fig = go.Figure()
     if df.empty:
         fig.update_layout(title="Speed-up of B over A", xaxis={"visible": False})

@@ -17,10 +17,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import plotly.graph_objects as go
-import plotly.io as pio
+from typing import TYPE_CHECKING, Any
 
 from engine.config import ResultRow
 from engine.errors import BadInput
@@ -34,6 +31,9 @@ from engine.history import (
     unmatched_points,
 )
 from engine.store import Store
+
+if TYPE_CHECKING:  # plotly loads only for the HTML page; markdown needs none of it
+    import plotly.graph_objects as go
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
@@ -288,6 +288,8 @@ class _Figures:
         self.count = 0
 
     def __call__(self, fig: go.Figure) -> str:
+        import plotly.io as pio
+
         self.count += 1
         return pio.to_html(
             fig,
