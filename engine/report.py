@@ -133,6 +133,18 @@ def _source_note(rec: RunRecord) -> str:
     return f"Measured on {i.machine}."
 
 
+def best_line(rec: RunRecord) -> str:
+    """The run's highest throughput and where it ran, or why there is none."""
+    rows = [r for r in _ok_rows(rec) if r.throughput_ips and not fell_back(r)]
+    if not rows:
+        return "No point was measured."
+    r = max(rows, key=lambda r: r.throughput_ips or 0.0)
+    return (
+        f"Best throughput: {r.throughput_ips:.1f} images/s with {r.backend} {r.precision} "
+        f"on {r.device} at batch {r.batch} (p50 {r.p50_ms:.3f} ms, ran on {r.provider})."
+    )
+
+
 # -- markdown ------------------------------------------------------------------------------
 
 
@@ -205,7 +217,7 @@ def _markdown(recs: list[RunRecord], diag: dict[str, Any] | None, generated_at: 
         facts.append(f"onnxruntime {env.get('onnxruntime') or '-'}")
         if env.get("tensorrt"):
             facts.append(f"TensorRT {env['tensorrt']}")
-        out += [" · ".join(facts), ""]
+        out += [" · ".join(facts), "", best_line(rec), ""]
         falls = [r for r in rec.rows if fell_back(r)]
         if falls:
             names = sorted({f"{r.backend} {r.precision}" for r in falls})
@@ -358,6 +370,7 @@ def _html(recs: list[RunRecord], diag: dict[str, Any] | None, generated_at: str)
         cls = "quoted" if i.quoted or i.source == "import" else ""
         parts.append(f'<p class="{cls}">{_h(_source_note(rec))} {_h(i.label)}. ')
         parts.append(f"Started {_h(i.created_at or 'date unknown')}, status {_h(i.status)}.</p>")
+        parts.append(f"<p><b>{_h(best_line(rec))}</b></p>")
         falls = [r for r in rec.rows if fell_back(r)]
         if falls:
             names = sorted({f"{r.backend} {r.precision} (ran on {r.provider})" for r in falls})

@@ -96,6 +96,11 @@ def test_markdown_report_contents(runs, verdict):
     assert "| environment | gpu | NVIDIA H100 80GB HBM3 | — |" in text
     assert verdict in text
     assert "<script" not in text
+    best = max(store.rows(runs["local"]), key=lambda r: r.throughput_ips)
+    assert (
+        f"Best throughput: {best.throughput_ips:.1f} images/s with {best.backend} "
+        f"{best.precision} on cpu at batch {best.batch}"
+    ) in text
     warned = markdown_report(store, [runs["fallback"]], diagnostics=False)
     assert (
         "asked for the GPU but ran on the CPU" in warned
