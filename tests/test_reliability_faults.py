@@ -1,0 +1,306 @@
+"""Faults: a backend that cannot build, corrupt cache entries, a locked or damaged store,
+and sweeps interrupted by Ctrl-C or killed outright. Real libraries and processes only.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from engine.backends import get_backend
+from engine.backends.ort import OrtRunner
+from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
+from engine.errors import BadInput, EngineError
+from engine.export import export_onnx
+from engine.models import file_sha256, load_artifacts
+from engine.quantize import quantize_int8
+from engine.store import Store
+from engine.sweep import run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = BenchSettings(warmup=1, iters=2, max_time_s=5.0, min_iters=1)
+
+
+@pytest.fixture(scope="module")
+def art():
+    return load_artifacts(ModelSpec("resnet18", image_size=64))
+
+
+def _bad_op_model(path: Path) -> Path:
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 64, 64])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3, 1, 1])
+    graph = helper.make_graph([helper.make_node("NoSuchOp", ["input"], ["logits"])], "g", [x], [y])
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10), path
+    )
+    return path
+
+
+# -- a backend that fails to build ----------------------------------------------------
+
+
+def test_backend_failing_to_build_is_shown_and_the_others_go_on(tmp_path, art):
+    bad = _bad_op_model(tmp_path / "bad.onnx")
+    built = []
+
+    def factory(spec, a, ctx):  # the ONNX Runtime runner gets the broken file, for real
+        runner = (
+            OrtRunner(spec, str(bad), ctx)
+            if spec.backend == "ort"
+            else get_backend(spec.backend).prepare(spec, a, ctx)
+        )
+        built.append(runner)
+        return runner
+
+    config = SweepConfig(
+        art.spec, [RunnerSpec("ort"), RunnerSpec("torch")], [1, 2], QUICK, parity=False
+    )
+    store = Store(tmp_path / "r.sqlite")
+    out = run_sweep(config, store=store, runner_factory=factory, artifacts=art)
+    for r in built:
+        r.close()
+    got = [(r.backend, r.batch, r.status) for r in store.rows(out.run_id)]
+    assert got == [
+        ("ort", 1, "failed"),
+        ("ort", 2, "failed"),
+        ("torch", 1, "ok"),
+        ("torch", 2, "ok"),
+    ]
+    assert "ONNX Runtime cannot load bad.onnx" in out.rows[0].reason
+    assert "NoSuchOp" in out.rows[0].reason
+    assert any(isinstance(e, BadInput) for e in out.errors)
+    assert all(r.p50_ms > 0 for r in out.rows[2:])
+
+
+def test_session_errors_that_are_not_the_models_fault_stay_what_they_are():
+    from engine.backends.ort import session_error
+
+    exc = RuntimeError("CUDA failure 2: out of memory ; GPU=0")
+    assert session_error(exc, "m.onnx") is exc
+    with pytest.raises(Exception) as info:
+        ort.InferenceSession(b"garbage", providers=["CPUExecutionProvider"])
+    assert isinstance(session_error(info.value, "m.onnx"), BadInput)
+
+
+# -- corrupt cache entries ------------------------------------------------------------
+
+
+def test_truncated_or_altered_cached_onnx_is_detected_and_rebuilt(tmp_path, monkeypatch, art):
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    first = export_onnx(art, "fp32")
+    assert not first.reused
+    good_hash = file_sha256(first.path)
+    assert export_onnx(art, "fp32").reused
+
+    data = first.path.read_bytes()
+    first.path.write_bytes(data[: len(data) // 3])  # a crash mid-copy, a full disk
+    again = export_onnx(art, "fp32")
+    assert not again.reused and file_sha256(again.path) == good_hash
+
+    flipped = bytearray(again.path.read_bytes())
+    flipped[len(flipped) // 2] ^= 0xFF  # same size, one bit pattern changed
+    again.path.write_bytes(bytes(flipped))
+    third = export_onnx(art, "fp32")
+    assert not third.reused and file_sha256(third.path) == good_hash
+    onnx.checker.check_model(str(third.path))
+
+
+def test_truncated_int8_model_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    small = load_artifacts(ModelSpec("resnet18", image_size=64))
+    path = quantize_int8(small)
+    size = path.stat().st_size
+    path.write_bytes(path.read_bytes()[:1000])
+    small.notes.clear()
+    rebuilt = quantize_int8(small)
+    assert "reused the cached int8 model" not in small.notes
+    assert rebuilt.stat().st_size == size
+    sess = ort.InferenceSession(str(rebuilt), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {sess.get_inputs()[0].name: small.sample_input(1)})[0].shape == (1, 1000)
+
+
+# -- the results database -------------------------------------------------------------
+
+
+def _store_with_rows(path: Path, art, n: int = 2) -> tuple[int, list]:
+    config = SweepConfig(
+        art.spec, [RunnerSpec("torch")], list(range(1, n + 1)), QUICK, parity=False
+    )
+    store = Store(path)
+    out = run_sweep(config, store=store, artifacts=art)
+    rows = [r.to_dict() for r in store.rows(out.run_id)]
+    store.close()
+    return out.run_id, rows
+
+
+def test_locked_database_gives_a_clear_message_and_keeps_rows(tmp_path, art):
+    db = tmp_path / "r.sqlite"
+    run_id, rows = _store_with_rows(db, art)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another program writing, and not letting go
+    try:
+        store = Store(db, timeout_s=0.5)
+        assert [r.to_dict() for r in store.rows(run_id)] == rows  # readers still read (WAL)
+        with pytest.raises(EngineError, match="is locked.*stored rows are safe"):
+            run_sweep(
+                SweepConfig(art.spec, [RunnerSpec("torch")], [1], QUICK, parity=False),
+                store=store,
+                artifacts=art,
+            )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store = Store(db)
+    assert [r.to_dict() for r in store.rows(run_id)] == rows
+    store.create_run({"model": {"name": "x"}}, {}, "")  # writable again once released
+
+
+def test_a_writer_waits_for_a_short_lock_instead_of_failing(tmp_path, art):
+    db = tmp_path / "r.sqlite"
+    run_id, _ = _store_with_rows(db, art, n=1)
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    threading.Timer(1.0, lambda: holder.execute("COMMIT")).start()
+    store = Store(db, timeout_s=20)
+    new = store.create_run({"model": {"name": "x"}}, {}, "")
+    assert new > run_id
+    holder.close()
+
+
+def test_damaged_database_is_refused_clearly_and_left_untouched(tmp_path, art):
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"not a database, just bytes " * 500)
+    before = garbage.read_bytes()
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "bench",
+            "--model",
+            "resnet18",
+            "--image-size",
+            "64",
+            "--batch",
+            "1",
+            "--db",
+            str(garbage),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().count("\n") == 0 and "garbage.sqlite" in res.stderr
+    assert "left untouched" in res.stderr
+    assert garbage.read_bytes() == before
+
+    # A store damaged inside (valid header, torn pages): reading says so, no traceback.
+    db = tmp_path / "torn.sqlite"
+    store = Store(db)
+    run_id = store.create_run({"model": {"name": "x"}}, {}, "")
+    _, rows = _store_with_rows(db, art, n=1)
+    from engine.config import ResultRow
+
+    for i in range(200):
+        store.add_row(run_id, ResultRow.from_dict({**rows[0], "reason": "x" * 300, "batch": i + 1}))
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(db.read_bytes())
+    for off in range(4096 * 3, len(data) - 4096, 4096):
+        data[off + 100 : off + 600] = b"\xde\xad" * 250
+    db.write_bytes(bytes(data))
+    with pytest.raises(EngineError, match="torn.sqlite is damaged"):
+        Store(db).rows(run_id)
+
+
+# -- interrupted sweeps ---------------------------------------------------------------
+
+
+def _start_long_sweep(db: Path) -> subprocess.Popen:
+    batches = ",".join(str(b) for b in range(1, 41))
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "bench",
+            "--model",
+            "resnet18",
+            "--image-size",
+            "64",
+            "--backend",
+            "torch",
+            "--batch",
+            batches,
+            "--iters",
+            "5",
+            "--warmup",
+            "1",
+            "--no-parity",
+            "--quiet",
+            "--db",
+            str(db),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _stored(db: Path) -> tuple[list, list]:
+    if not db.exists():
+        return [], []
+    con = sqlite3.connect(db)
+    try:
+        runs = con.execute("SELECT id, status FROM runs").fetchall()
+        rows = con.execute("SELECT batch, status, p50_ms FROM rows ORDER BY id").fetchall()
+    except sqlite3.OperationalError:  # tables not created yet
+        return [], []
+    finally:
+        con.close()
+    return runs, rows
+
+
+def _wait_for_rows(proc: subprocess.Popen, db: Path, n: int, timeout_s: float = 300) -> list:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _, rows = _stored(db)
+        if len(rows) >= n:
+            return rows
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the sweep did not measure anything in time")
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+def test_interrupted_sweep_keeps_every_measured_point(tmp_path, how):
+    db = tmp_path / "r.sqlite"
+    proc = _start_long_sweep(db)
+    seen = _wait_for_rows(proc, db, 2)
+    proc.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    runs, rows = _stored(db)
+    assert rows[: len(seen)] == seen  # nothing measured before the signal is lost
+    assert 2 <= len(rows) < 40 and all(s == "ok" and p50 > 0 for _, s, p50 in rows)
+    if how == "ctrl-c":
+        assert proc.returncode == 130 and "Traceback" not in err
+        assert "interrupted: the points measured so far are stored" in err
+        assert runs == [(1, "interrupted")]
+    else:
+        assert proc.returncode == -signal.SIGKILL
+        assert runs == [(1, "running")]  # it could not say goodbye; its rows are all there
+        assert len(Store(db).rows(1)) == len(rows)
