@@ -30,6 +30,32 @@ def import_ort():
     return ort
 
 
+# ONNX Runtime's own words for "this model cannot be loaded here", as opposed to a device
+# or memory fault while creating the session (which must stay what it is: oom, failed).
+_MODEL_FAULTS = ("InvalidGraph", "InvalidArgument", "InvalidProtobuf", "NotImplemented")
+_MODEL_FAULT_TEXT = ("load model", "not a registered", "no op registered", "ir version", "opset")
+
+
+def session_error(exc: Exception, model_path: str) -> Exception:
+    """A session-creation failure caused by the model file → BadInput; others unchanged."""
+    text = " ".join(str(exc).split())
+    lower = text.lower()
+    by_model = type(exc).__name__ in _MODEL_FAULTS or any(t in lower for t in _MODEL_FAULT_TEXT)
+    if not by_model or "out of memory" in lower:
+        return exc
+    # Drop ORT's source location and C++ signature: the user needs the reason at the end.
+    reason = text.split("failed:", 1)[-1]
+    if "onnxruntime::" in reason:
+        reason = reason.rsplit(") ", 1)[-1]
+    name = os.path.basename(model_path)
+    return BadInput(
+        f"ONNX Runtime cannot load {name}",
+        reason.strip().rstrip(".")[:300],
+        "use only standard ONNX operators and an IR version / opset this ONNX Runtime"
+        " supports (python -m engine diagnose lists the versions)",
+    )
+
+
 def node_placement(profile_path: str) -> dict[str, dict[str, int]]:
     """From an ORT profile: provider → op type → nodes run there."""
     with open(profile_path) as f:
@@ -139,7 +165,10 @@ class OrtRunner(Runner):
             providers = ["CPUExecutionProvider"]
         so.enable_profiling = True
         so.profile_file_prefix = os.path.join(tempfile.gettempdir(), f"vb-ort-{os.getpid()}")
-        self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
+        try:
+            self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own classes for each cause
+            raise session_error(exc, model_path) from exc
         self.requested = TRT_EP if kind == "cuda" and opts.get("trt_ep") else PROVIDER_NAMES[kind]
         self.used = self.session.get_providers()
         inp = self.session.get_inputs()[0]
