@@ -1,8 +1,8 @@
 """Issue 9's device faults: running out of memory mid-sweep, and two sweeps on one device.
 
 - ``oom``: one in-process sweep of ResNet50 (random weights) on a CUDA device, PyTorch
-  FP32 then ONNX Runtime FP32, over batch sizes whose largest cannot fit (4096 images of
-  384×384 need several times an 80 GB card's memory). Expected: that point is an ``oom``
+  FP32, PyTorch FP16 and ONNX Runtime FP32, over batch sizes whose largest cannot fit
+  (4096 images of 384×384 need several times an 80 GB card's memory). Expected: that point is an ``oom``
   row, the sweep goes on to the next runner's first point, and the memory held at the
   moment the ``oom`` row is recorded is back near where it started. Each row is stamped
   with torch's and NVML's memory figures as it arrives.
@@ -71,7 +71,10 @@ def run_oom(args: argparse.Namespace) -> dict[str, Any]:
     from engine.sweep import run_sweep
 
     device = args.device
-    runners = [RunnerSpec(b, device, "fp32") for b in args.backends.split(",")]
+    runners = []
+    for item in args.runners.split(","):  # backend:precision
+        backend, _, precision = item.partition(":")
+        runners.append(RunnerSpec(backend, device, precision or "fp32"))
     config = SweepConfig(
         model=ModelSpec(args.model, image_size=args.image_size),
         runners=runners,
@@ -307,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="resnet50")
     p.add_argument("--image-size", type=int)
     p.add_argument("--batches")
-    p.add_argument("--backends")
+    p.add_argument("--backends", help="serialise: comma list of backends (fp32)")
+    p.add_argument("--runners", help="oom: comma list of backend:precision")
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--out", help="write the JSON here (default: stdout)")
     p.add_argument("--db", help="oom: folder for the results store; _timed: the store")
@@ -320,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "oom":
         args.image_size = args.image_size or 384
         args.batches = args.batches or "1,64,4096"
-        args.backends = args.backends or "torch,ort"
+        args.runners = args.runners or "torch:fp32,torch:fp16,ort:fp32"
         result = run_oom(args)
     else:
         args.image_size = args.image_size or 224
