@@ -177,3 +177,42 @@ def test_subprocesses_take_argument_lists_not_strings():
                 if isinstance(first, ast.Constant | ast.JoinedStr | ast.BinOp):
                     offenders.append(f"{f.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+def _calls_by_function(path: Path) -> list[tuple[str, str]]:
+    """(enclosing function, called name) for every call in ``path``."""
+    out = []
+
+    def visit(node: ast.AST, func: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = func
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                name = child.name
+            if isinstance(child, ast.Call):
+                out.append((func, _dotted(child.func).rsplit(".", 1)[-1]))
+            visit(child, name)
+
+    visit(ast.parse(path.read_text()), "<module>")
+    return out
+
+
+def test_tensorrt_plans_are_deserialised_only_from_the_checked_cache():
+    """A plan reaches TensorRT in one place, fed by the hash-checked cache or a fresh build;
+    no upload kind can carry a plan."""
+    sites = []
+    for f in _our_python_files():
+        for func, name in _calls_by_function(f):
+            if name == "deserialize_cuda_engine":
+                sites.append((f.relative_to(ROOT).as_posix(), func))
+    assert sites == [("engine/backends/tensorrt.py", "_deserialize")]
+    callers = {
+        func
+        for func, name in _calls_by_function(ROOT / "engine" / "backends" / "tensorrt.py")
+        if name == "_deserialize"
+    }
+    assert callers == {"obtain_engine"}
+    source = (ROOT / "engine" / "backends" / "tensorrt.py").read_text()
+    obtain = source[source.index("def obtain_engine") :]
+    assert obtain.index("load_plan(") < obtain.index("_deserialize(")
+    for suffixes, _ in KINDS.values():
+        assert not {".engine", ".plan", ".trt"} & set(suffixes)
