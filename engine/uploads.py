@@ -55,7 +55,7 @@ def _check_content(kind: str, data: bytes, name: str) -> None:
             )
 
 
-def save_upload(name: str, data: bytes, kind: str) -> Path:
+def save_upload(name: str, data: bytes, kind: str = "onnx") -> Path:
     """Store ``data`` (uploaded as ``name``) and return where it now lives.
 
     Raises :class:`BadInput` for an unknown kind, a wrong extension, an empty or oversized

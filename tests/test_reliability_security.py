@@ -216,3 +216,10 @@ def test_tensorrt_plans_are_deserialised_only_from_the_checked_cache():
     assert obtain.index("load_plan(") < obtain.index("_deserialize(")
     for suffixes, _ in KINDS.values():
         assert not {".engine", ".plan", ".trt"} & set(suffixes)
+
+
+def test_upload_kind_defaults_to_onnx_as_the_benchmark_page_calls_it():
+    path = save_upload("net.onnx", b"\x08\x07" + b"\x01" * 16)
+    assert path.parent == uploads_dir() / "onnx"
+    with pytest.raises(BadInput, match="must end in .onnx"):
+        save_upload("net.pt", _weights_bytes())
