@@ -11,18 +11,24 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages.common import ENTRY_KEY
+
 HERE = Path(__file__).resolve().parent
 
-st.set_page_config(page_title="visionbench", page_icon="⏱️", layout="wide")
+st.set_page_config(page_title="visionbench", page_icon=":material/speed:", layout="wide")
 
 pages = [
-    st.Page("pages/benchmark.py", title="Benchmark", icon="⏱️", default=True),
-    st.Page("pages/parity.py", title="Parity", icon="🎯"),
-    st.Page("pages/engines.py", title="Engines", icon="🧱"),
-    st.Page("pages/diagnostics.py", title="Diagnostics", icon="🩺"),
+    st.Page("pages/benchmark.py", title="Benchmark", icon=":material/speed:", default=True),
+    st.Page("pages/parity.py", title="Parity", icon=":material/rule:"),
+    st.Page("pages/engines.py", title="Engines", icon=":material/memory:"),
+    st.Page("pages/diagnostics.py", title="Diagnostics", icon=":material/troubleshoot:"),
 ]
 # The history page is written separately; navigation works with or without it.
 if (HERE / "pages" / "history.py").is_file():
-    pages.append(st.Page("pages/history.py", title="History", icon="🗂️"))
+    pages.append(st.Page("pages/history.py", title="History", icon=":material/history:"))
 
+# Pages opened before this entry ran (a bookmarked page URL on a fresh server, which
+# Streamlit's old pages/ folder routing serves directly) hand over to it; see
+# pages/common.py:ensure_entry.
+st.session_state[ENTRY_KEY] = True
 st.navigation(pages).run()

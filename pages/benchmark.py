@@ -25,6 +25,7 @@ from pages import common
 SLIDER_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 LIVE_KEY = "vb_live"
 
+common.ensure_entry()
 st.title("Benchmark")
 sel = common.selection()
 st.caption(

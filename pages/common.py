@@ -36,17 +36,28 @@ PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 DEFAULT_BATCHES = "1,2,4,8,16,32"
 SELECTION_KEY = "vb_selection"
 JOB_KEY = "vb_job"
+ENTRY_KEY = "vb_entry_ran"
+
+
+def ensure_entry() -> None:
+    """Make sure ``dashboard.py`` (navigation, page config) runs before any page.
+
+    With a ``pages/`` folder Streamlit serves a page's old-style URL directly until the
+    entry has called ``st.navigation`` once; such a page would lose the navigation.
+    """
+    if not st.session_state.get(ENTRY_KEY):
+        st.switch_page("dashboard.py")
 
 
 # -- errors ---------------------------------------------------------------------------
 def show_error(exc: BaseException, where: str = "") -> None:
     """An error box: the engine's own message, or the type and message of our bug."""
     if isinstance(exc, EngineError):
-        st.error(exc.user_message(), icon="⚠️")
+        st.error(exc.user_message(), icon=":material/warning:")
     else:
         first = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ""
         prefix = f"{where} failed: " if where else ""
-        st.error(f"{prefix}{type(exc).__name__}: {first}", icon="🛑")
+        st.error(f"{prefix}{type(exc).__name__}: {first}", icon=":material/error:")
 
 
 @contextlib.contextmanager
@@ -277,7 +288,7 @@ def selection() -> Selection:
 def show_problems(sel: Selection) -> bool:
     """Show the sidebar's input problems as errors; True when there are none."""
     for p in sel.problems:
-        st.error(p, icon="⚠️")
+        st.error(p, icon=":material/warning:")
     return not sel.problems
 
 

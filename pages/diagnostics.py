@@ -17,7 +17,12 @@ PROVIDERS = {
     "TensorRT": "TensorrtExecutionProvider",
     "CPU": "CPUExecutionProvider",
 }
-SEVERITY_ICONS = {"error": "🛑", "warning": "⚠️", "info": "ℹ️", "ok": "✅"}
+SEVERITY_ICONS = {
+    "error": ":material/error:",
+    "warning": ":material/warning:",
+    "info": ":material/info:",
+    "ok": ":material/check_circle:",
+}
 
 
 @st.cache_data(show_spinner=False)
@@ -27,6 +32,7 @@ def diagnose(requested: tuple[str, ...]):
     return run_diagnostics(requested)
 
 
+common.ensure_entry()
 st.title("Provider diagnostics")
 st.caption(
     "Checks the installed packages, libraries and driver, then runs a tiny model in a fresh "
@@ -46,11 +52,11 @@ if report is not None:
     asked = wanted.lower()
     got = report.verdict_provider.lower()
     if got == asked:
-        st.success(report.verdict, icon="✅")
+        st.success(report.verdict, icon=":material/check_circle:")
     elif got == "none":
-        st.error(report.verdict, icon="🛑")
+        st.error(report.verdict, icon=":material/error:")
     else:
-        st.warning(report.verdict, icon="⚠️")
+        st.warning(report.verdict, icon=":material/warning:")
     prov = report.providers
     c1, c2, c3 = st.columns(3)
     c1.metric("Requested", ", ".join(prov.get("requested") or []) or "–")
@@ -65,7 +71,6 @@ if report is not None:
     table = pd.DataFrame(
         [
             {
-                "": SEVERITY_ICONS.get(f.severity, ""),
                 "severity": f.severity,
                 "id": f.id,
                 "finding": f.title,
@@ -80,7 +85,7 @@ if report is not None:
     for f in report.findings:
         if f.severity in ("ok",) and not f.fix:
             continue
-        with st.expander(f"{SEVERITY_ICONS.get(f.severity, '')} {f.title}"):
+        with st.expander(f.title, icon=SEVERITY_ICONS.get(f.severity)):
             st.markdown(f.root_cause)
             if f.evidence:
                 st.caption("Evidence")

@@ -45,6 +45,7 @@ def op_chart(opt: inspect.OptimisedGraph) -> go.Figure:
     return fig
 
 
+common.ensure_entry()
 st.title("Engines")
 sel = common.selection()
 st.caption(f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size}.")

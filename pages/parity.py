@@ -17,6 +17,7 @@ from pages import common
 
 RESULT_KEY = "vb_parity"
 
+common.ensure_entry()
 st.title("Parity")
 sel = common.selection()
 ref_name = "ONNX Runtime FP32 on the CPU" if sel.model.onnx_path else "PyTorch FP32 on the CPU"

@@ -1,0 +1,163 @@
+"""End to end in a real headless Chromium: the dashboard as a user drives it.
+
+Starts ``streamlit run dashboard.py`` on a free loopback port with private data
+folders, picks a small model, moves the batch slider, runs a small sweep (PyTorch and
+ONNX Runtime FP32, batches 1 and 2), checks that the Plotly chart and the results table
+show numbers, and reads the diagnostics verdict. Screenshots go to ``artifacts/browser``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "artifacts" / "browser"
+CHROMIUM = os.environ.get("VISIONBENCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+MS = re.compile(r"\d+(\.\d+)? ms")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium (scripts/test.sh does)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"playwright is not installed ({exc}): pip install -r requirements-dev.txt")
+    port = free_port()
+    data = tmp_path_factory.mktemp("browser-data")
+    log = open(tmp_path_factory.mktemp("browser-log") / "streamlit.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "VISIONBENCH_DATA": str(data)},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.seek(0)
+            pytest.fail(f"streamlit did not come up:\n{log.read()[-3000:]}")
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1100})
+        pg.set_default_timeout(60_000)
+        pg.goto(server)
+        yield pg
+        browser.close()
+
+
+def settle(page, timeout_s: float = 120) -> None:
+    """Wait until Streamlit has finished the current run (its status widget is gone)."""
+    page.wait_for_timeout(1000)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(
+        state="detached", timeout=timeout_s * 1000
+    )
+
+
+def fill(page, label: str, value: str) -> None:
+    box = page.locator('[data-testid="stSidebar"]').get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+    settle(page)
+
+
+def test_benchmark_page_in_a_browser(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Run sweep").wait_for()
+    settle(page)
+    model = page.get_by_role("combobox", name="Model")
+    model.click()
+    model.fill("resnet18")
+    page.get_by_role("option", name="resnet18", exact=True).click()
+    settle(page)
+    fill(page, "Image size (pixels)", "64")
+    fill(page, "Batch sizes (comma-separated)", "1,2")
+    fill(page, "Timed iterations", "3")
+    fill(page, "Warm-up iterations", "1")
+    expect(page.locator('[data-testid="stCode"]').first).to_contain_text(
+        "--model resnet18 --image-size 64 --backend ort,torch --device cpu --precision fp32"
+        " --batch 1,2 --warmup 1 --iters 3"
+    )
+
+    # The slider: one key press moves it to the next batch size and measures there.
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    slider.press("ArrowLeft")
+    settle(page)
+    metrics = page.locator('[data-testid="stMetric"]')
+    metrics.nth(1).wait_for()
+    values = [
+        metrics.nth(i).locator('[data-testid="stMetricValue"]').inner_text() for i in range(2)
+    ]
+    assert all(MS.fullmatch(v.strip()) and float(v.split()[0]) > 0 for v in values), values
+    page.screenshot(path=str(SHOTS / "benchmark-live.png"), full_page=True)
+
+    page.get_by_role("button", name="Run sweep").click()
+    page.get_by_text(re.compile(r"Sweep finished: 4 of 4 points measured")).wait_for(
+        timeout=150_000
+    )
+    settle(page)
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.locator(".scatterlayer .trace").first.wait_for()
+    assert chart.locator(".scatterlayer .trace").count() >= 2
+    assert chart.locator(".xtick text").count() >= 2
+    # The results table draws on a canvas; it keeps its cells in a hidden accessible table.
+    table = page.locator('[data-testid="stDataFrame"]').last
+    table.scroll_into_view_if_needed()
+    table.locator("td").first.wait_for(state="attached")
+    cells = table.locator("td").all_text_contents()
+    numbers = [float(c) for c in cells if re.fullmatch(r"\d+\.\d+", c.strip())]
+    assert numbers and all(n > 0 for n in numbers), cells[:40]
+    page.screenshot(path=str(SHOTS / "benchmark-sweep.png"), full_page=True)
+
+
+def test_diagnostics_page_in_a_browser(page):
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Diagnostics").click()
+    verdict = page.locator('[data-testid="stAlert"]').first
+    verdict.wait_for(timeout=120_000)
+    settle(page)
+    assert "ONNX Runtime will run on" in verdict.inner_text()
+    page.screenshot(path=str(SHOTS / "diagnostics.png"), full_page=True)
