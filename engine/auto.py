@@ -2,7 +2,8 @@
 
 For each device the sweep asks for, a fixed list of candidate configurations is tried in
 "ladder" order: the naive baseline first (PyTorch FP32), then one setting at a time
-(TF32, FP16, channels-last, cuDNN autotuning with batch-norm folded, CUDA graphs, ONNX
+(TF32, FP16, channels-last, cuDNN autotuning with batch-norm folded, CUDA graphs, fused
+convolution + bias + ReLU, ONNX
 Runtime's CUDA EP with its own tuning, optionally torch.compile). All candidates are
 measured through :func:`engine.sweep.run_sweep`, the same code path as any sweep, with
 parity on; the winner at each batch size is the fastest row whose outputs agree with
@@ -44,9 +45,11 @@ def candidates(
             _spec("torch", device, "fp16", channels_last=True),
             _spec("torch", device, "fp16", **_TUNED_TORCH),
             _spec("torch", device, "fp16", **_TUNED_TORCH, cuda_graph=True),
-            _spec("torch", device, "bf16", **_TUNED_TORCH, cuda_graph=True),
+            _spec("torch", device, "fp16", **_TUNED_TORCH, cuda_graph=True, fuse_relu=True),
+            _spec("torch", device, "bf16", **_TUNED_TORCH, cuda_graph=True, fuse_relu=True),
             _spec("ort", device, "fp32"),
             _spec("ort", device, "fp16"),
+            _spec("ort", device, "fp16", cudnn_exhaustive=True, cuda_graph=True),
             _spec("ort", device, "fp16", **_TUNED_ORT),
             _spec("ort", device, "fp16", **_TUNED_ORT, cuda_graph=True),
         ]
@@ -67,6 +70,7 @@ _OPTION_WORDS = {
     "channels_last": "channels-last",
     "cudnn_benchmark": "cuDNN autotune",
     "fuse_bn": "BN folded",
+    "fuse_relu": "conv+bias+ReLU fused",
     "cuda_graph": "CUDA graph",
     "cudnn_exhaustive": "exhaustive cuDNN search",
     "prefer_nhwc": "NHWC kernels",

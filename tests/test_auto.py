@@ -118,3 +118,35 @@ def test_auto_refuses_backends_it_has_no_candidates_for():
     )
     with pytest.raises(BadInput):
         run_auto(config)
+
+
+def test_fused_conv_relu_keeps_the_function_and_fuses_every_relu():
+    """The last PyTorch step folds BN, then fuses conv + bias (+ residual) + ReLU."""
+    import torch
+    import torchvision
+
+    from engine.backends.torch_backend import ConvReLU, fuse_batchnorm, fuse_conv_relu
+
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        fused, n = fuse_conv_relu(fuse_batchnorm(model))
+        out = fused(x)
+    # resnet18: the stem's ReLU, then two per basic block (one after an add) × 8 blocks
+    assert n == 17
+    assert sum(isinstance(m, ConvReLU) for m in fused.modules()) == n
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    # a model with nothing to fuse comes back as it was
+    plain = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    assert fuse_conv_relu(plain)[1] == 0
+
+
+def test_cudnn_only_settings_are_refused_on_the_cpu():
+    from engine.backends import get_backend
+
+    for opt in ("fuse_relu", "cudnn_benchmark"):
+        with pytest.raises(BadInput):
+            get_backend("torch").check(RunnerSpec("torch", "cpu", "fp32", ((opt, True),)))

@@ -3,6 +3,7 @@
 # GPU machine, stages in order of importance, each stage's files copied to RESULTS as it
 # ends (so a lease that ends early still returns what was measured). Expects
 # onnxruntime-gpu in ORT_GPU_SITE (default /tmp/site) and nvidia-ml-py there too.
+# STAGES="device e2e" runs a subset (the second H100 session ran device profile e2e concurrency).
 #   setsid bash benchmarks/results/h100/session.sh /tmp/res > /tmp/res.log 2>&1 &
 set -uo pipefail
 res=${1:?usage: session.sh RESULTS_DIR}
@@ -12,9 +13,11 @@ site=${ORT_GPU_SITE:-/tmp/site}
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 VISIONBENCH_CACHE=${VISIONBENCH_CACHE:-/tmp/vbcache}
 mkdir -p "$res"
-stage() {  # name, command...
+want=" ${STAGES:-device profile harness sweep3 diagnostics e2e faults faults2 compile concurrency} "
+stage() {  # name, command...  (runs only if name is in $STAGES, default: all)
   local name=$1
   shift
+  [[ "$want" == *" $name "* ]] || return 0
   echo "=== $(date -u +%H:%M:%S) start $name"
   local t0=$SECONDS
   "$@" > "$res/$name.log" 2>&1
@@ -43,7 +46,11 @@ if [ -f benchmarks/h100_diagnostics.sh ]; then
 fi
 stage e2e python3 $g --out "$out" --stage e2e --repeats 3 --max-time 1.0
 if [ -f benchmarks/gpu_faults.py ]; then
-  stage faults python3 benchmarks/gpu_faults.py --out "$res/faults"
+  mkdir -p "$res/faults"
+  stage faults timeout 300 python3 benchmarks/gpu_faults.py oom --device cuda:0 \
+    --out "$res/faults/gpu_faults_oom.json"
+  stage faults2 timeout 300 python3 benchmarks/gpu_faults.py serialise --device cuda:0 \
+    --out "$res/faults/gpu_faults_serialise.json"
 fi
 stage compile python3 $g --out "$out" --stage compile --repeats 3 --compile-batches 32
 stage concurrency python3 $g --out "$out" --stage concurrency --batches 1,8,32,128,256
