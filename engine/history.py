@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import sqlite3
 import sys
 from collections.abc import Callable, Collection, Iterable
@@ -640,8 +641,10 @@ def validate_document(doc: Any, name: str = "document") -> tuple[dict[str, Any],
             raise _bad(name, f"row {i} has batch {batch!r}, not a positive whole number")
         for k in ("p50_ms", "p90_ms", "p99_ms", "throughput_ips"):
             v = raw.get(k)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                raise _bad(name, f"row {i} has {k} {v!r}, not a number")
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+            ):
+                raise _bad(name, f"row {i} has {k} {v!r}, not a finite number")
         if not isinstance(raw.get("options", {}), dict):
             raise _bad(name, f"row {i} has options that are not an object")
         row = ResultRow.from_dict(raw)

@@ -127,6 +127,8 @@ def _bad_documents(doc: dict) -> dict[str, tuple[bytes, str]]:
     del no_batch["rows"][0]["batch"]
     text_batch = copy.deepcopy(doc)
     text_batch["rows"][0]["batch"] = "8"
+    nan_latency = copy.deepcopy(doc)
+    nan_latency["rows"][0]["p50_ms"] = float("nan")
     newer = dict(doc, schema=JSON_SCHEMA + 1)
     return {
         "malformed": (dump(doc)[:-20], "not valid JSON"),
@@ -135,6 +137,7 @@ def _bad_documents(doc: dict) -> dict[str, tuple[bytes, str]]:
         "no environment": (dump(no_env), "no environment"),
         "row without batch": (dump(no_batch), "row 0 has no batch"),
         "batch as text": (dump(text_batch), "not a positive whole number"),
+        "NaN latency": (dump(nan_latency), "p50_ms nan, not a finite number"),
         "newer schema": (dump(newer), f"reads schema {JSON_SCHEMA} and older"),
     }
 
@@ -148,6 +151,7 @@ def _bad_documents(doc: dict) -> dict[str, tuple[bytes, str]]:
         "no environment",
         "row without batch",
         "batch as text",
+        "NaN latency",
         "newer schema",
     ],
 )
