@@ -246,9 +246,11 @@ def sidebar() -> Selection:
     avail = availability_table(device)
     usable = [b for b in backend_names() if avail[b][0]]
     backends = sb.multiselect("Backends", usable, **_kept("vb_backends", ["torch", "ort"], usable))
-    for b, (ok, reason) in avail.items():
-        if not ok:
-            sb.caption(f"**{b}** is not available on {device}: {reason}")
+    missing = {b: reason for b, (ok, reason) in avail.items() if not ok}
+    if missing:
+        with sb.expander(f"Not available on {device}: {', '.join(missing)}"):
+            for b, reason in missing.items():
+                st.caption(f"**{b}**: {reason}")
     precisions = sb.multiselect(
         "Precisions", list(PRECISIONS), **_kept("vb_precisions", ["fp32"], list(PRECISIONS))
     )

@@ -55,17 +55,19 @@ if report is not None:
         st.success(report.verdict, icon=":material/check_circle:")
     elif got == "none":
         st.error(report.verdict, icon=":material/error:")
-    else:
-        st.warning(report.verdict, icon=":material/warning:")
+    else:  # asked for one provider, runs on another: the silent fallback, said out loud
+        st.error(report.verdict, icon=":material/warning:")
     prov = report.providers
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Requested", ", ".join(prov.get("requested") or []) or "–")
-    c2.metric(
-        "Available",
-        str(len(prov.get("available") or [])),
-        help=", ".join(prov.get("available") or []),
+    st.markdown(
+        "  \n".join(
+            f"**{what}:** " + (", ".join(f"`{p}`" for p in prov.get(key) or []) or "none")
+            for what, key in (
+                ("Requested", "requested"),
+                ("Available in this build", "available"),
+                ("Really used", "used"),
+            )
+        )
     )
-    c3.metric("Used", ", ".join(prov.get("used") or []) or "–")
 
     st.subheader("Findings")
     table = pd.DataFrame(

@@ -139,6 +139,44 @@ def test_diagnostics_page_shows_a_verdict(app: AppTest):
     assert not app.exception
 
 
+def test_an_uploaded_onnx_file_runs_on_onnx_runtime(app: AppTest, small_artifacts, data_dir):
+    onnx_bytes = small_artifacts.onnx_path("fp32").read_bytes()
+    small_model(app)
+    app.radio(key="_vb_source").set_value("ONNX file").run()
+    assert "Upload an ONNX image classifier" in texts(app.error)
+    app.sidebar.get("file_uploader")[0].upload("../../evil name.onnx", onnx_bytes).run()
+    assert not app.error, texts(app.error)
+    command = texts(app.code)
+    assert "--onnx" in command and "--backend ort" in command and "torch" not in command
+    assert "PyTorch cannot run an ONNX file" in texts(app.caption)
+    saved = list((data_dir / "uploads").rglob("*.onnx"))
+    assert len(saved) == 1 and "evil" in saved[0].name and ".." not in saved[0].name
+    app.button(key="vb_run").click().run()
+    assert "Sweep finished: 2 of 2 points measured" in texts(app.success)
+
+
+def test_a_stopped_sweep_ends_early_and_says_so(small_spec, data_dir):
+    import time
+
+    from engine.config import BenchSettings, RunnerSpec, SweepConfig
+    from pages.common import SweepJob
+
+    config = SweepConfig(
+        small_spec,
+        [RunnerSpec("torch"), RunnerSpec("ort")],
+        [1, 2, 4, 8],
+        BenchSettings(warmup=1, iters=3),
+    )
+    job = SweepJob(config, str(data_dir / "stopped.sqlite")).start()
+    job.stop.set()
+    deadline = time.monotonic() + 300
+    while not job.finished and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job.finished and job.error is None, job.error
+    assert job.outcome.interrupted
+    assert len(job.outcome.measured) < 8
+
+
 @pytest.fixture(autouse=True)
 def _fresh_caches():
     # Runners and artifacts must not outlive the test that built them.
