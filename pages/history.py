@@ -21,6 +21,7 @@ from pages import common
 IMPORT_LOG_KEY = "vb_hist_import_log"
 IMPORTED_KEY = "vb_hist_imported"
 
+common.ensure_entry()
 st.title("History")
 st.caption(
     "Every run in the results store with the machine and library versions it ran on. "
