@@ -41,7 +41,7 @@ def test_two_sweep_processes_on_one_device_never_overlap(tmp_path):
             "--batches",
             "1,2",
             "--iters",
-            "3",
+            "10",  # long enough sections that the two processes do contend for the lock
             "--out",
             str(out),
         ],
