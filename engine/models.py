@@ -61,6 +61,36 @@ def check_image_size(size: Any) -> int:
     return size
 
 
+@lru_cache(maxsize=64)
+def check_model_takes_size(name: str, size: int) -> None:
+    """Refuse an image size the architecture cannot take (too small for its pooling,
+    or not the one size a ViT was built for), before anything is built or exported.
+
+    The check runs the model on the meta device: shapes only, no memory, no weights.
+    """
+    import warnings
+
+    import torch
+    import torchvision
+
+    with warnings.catch_warnings(), torch.device("meta"), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        try:
+            model = torchvision.models.get_model(name, weights=None).eval()
+        except Exception:  # noqa: BLE001 - some builders need real tensors: no early check
+            return
+        try:
+            model(torch.empty(1, 3, size, size))
+        except (RuntimeError, AssertionError, ValueError) as exc:
+            text = str(exc).strip()
+            first = text.splitlines()[0][:200].rstrip("!. ") if text else type(exc).__name__
+            raise BadInput(
+                f"{name} cannot take {size}×{size} images",
+                first,
+                "use a larger --image-size, e.g. 224 (ViT models need exactly their own size)",
+            ) from exc
+
+
 def check_batches(batches: Any, fixed: int | None = None) -> list[int]:
     out = []
     for b in batches:
@@ -354,6 +384,7 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
         return art
     check_model_name(spec.name)
     check_image_size(spec.image_size)
+    check_model_takes_size(spec.name, spec.image_size)
     if spec.weights == "random":
         digest = f"random-seed{spec.seed}"
     elif spec.weights == "pretrained":

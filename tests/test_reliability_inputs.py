@@ -290,6 +290,29 @@ def test_image_size_too_small(measured_db):
     )
 
 
+@pytest.mark.parametrize(
+    "model, size, text",
+    [
+        ("inception_v3", 64, "Kernel size can't be greater than actual input size"),
+        ("vit_b_16", 64, "Expected 224 but got 64"),
+    ],
+)
+def test_image_size_the_architecture_cannot_take(measured_db, model, size, text):
+    err = expect_refusal(
+        measured_db,
+        ["bench", "--model", model, "--image-size", str(size), "--batch", "1"],
+        f"{model} cannot take {size}×{size} images",
+    )
+    assert text in err
+
+
+def test_small_sizes_an_architecture_can_take_pass_the_check():
+    from engine.models import check_model_takes_size
+
+    for model, size in [("resnet18", 32), ("mobilenet_v3_small", 32), ("vit_b_16", 224)]:
+        check_model_takes_size(model, size)
+
+
 def test_unknown_model_suggests_close_names(measured_db):
     err = expect_refusal(
         measured_db, ["bench", "--model", "resnet5O", "--batch", "1"], "unknown model 'resnet5O'"
