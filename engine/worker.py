@@ -121,12 +121,12 @@ class _ReportingStore:
 
 def child_main() -> int:
     """Entry point of ``python -m engine.worker``: a job on stdin, messages on FD_ENV."""
-    # Ctrl-C reaches the whole process group; the parent decides how to stop the child.
     if not os.environ.get(FD_ENV, "").isdigit():
         print(
             "error: engine.worker is started by run_sweep_in_worker, not by hand", file=sys.stderr
         )
         return 2
+    # Ctrl-C reaches the whole process group; the parent decides how to stop the child.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     fd = int(os.environ[FD_ENV])
     lock = threading.Lock()
