@@ -147,7 +147,8 @@ def cache_rows(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any
         rows.append(
             {
                 "kind": item.kind,
-                "what": item.what,
+                "what": item.what
+                or " ".join(str(item.meta[k]) for k in ("format", "calibration") if k in item.meta),
                 "size": human_bytes(item.size_bytes),
                 "size_bytes": item.size_bytes,
                 "build_s": round(float(build_s), 2) if build_s is not None else None,

@@ -63,7 +63,9 @@ elif not st.session_state.get(LIVE_KEY):
     )
 elif specs:
     cols = st.columns(min(len(specs), 4))
-    live_settings = BenchSettings(warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5)
+    live_settings = BenchSettings(
+        warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5, threads=sel.threads
+    )
     for i, spec in enumerate(specs):
         box = cols[i % len(cols)]
         name = charts.series_name(spec.backend, spec.precision, spec.device)

@@ -84,6 +84,7 @@ class Selection:
     batches: tuple[int, ...] = (1, 2, 4, 8)
     iters: int = 20
     warmup: int = 3
+    threads: int | None = None
     problems: tuple[str, ...] = ()
 
     def combinations(self) -> tuple[list[RunnerSpec], list[str]]:
@@ -93,6 +94,8 @@ class Selection:
             backend = get_backend(name)
             for precision in self.precisions:
                 spec = RunnerSpec(name, self.device, precision)
+                if self.threads:
+                    spec = spec.with_options(intra_threads=self.threads)
                 try:
                     backend.check(spec)
                 except EngineError as exc:
@@ -105,7 +108,9 @@ class Selection:
         return specs, left_out
 
     def bench(self) -> BenchSettings:
-        return BenchSettings(warmup=self.warmup, iters=self.iters, max_time_s=30.0)
+        return BenchSettings(
+            warmup=self.warmup, iters=self.iters, max_time_s=30.0, threads=self.threads
+        )
 
     def sweep_config(self) -> SweepConfig:
         specs, _ = self.combinations()
@@ -264,6 +269,13 @@ def sidebar() -> Selection:
         batches = (1,)
     iters = int(sb.number_input("Timed iterations", 1, 1000, **_kept("vb_iters", 20)))
     warmup = int(sb.number_input("Warm-up iterations", 0, 100, **_kept("vb_warmup", 3)))
+    threads = int(
+        sb.number_input(
+            "CPU threads (0: the libraries' default)", 0, 256,
+            help="Threads for PyTorch and ONNX Runtime on the CPU, like the CLI's --threads.",
+            **_kept("vb_threads", 0),
+        )
+    )  # fmt: skip
     sel = Selection(
         model=ModelSpec(name=name, weights=weights, image_size=image_size, onnx_path=onnx_path),
         device=device,
@@ -272,6 +284,7 @@ def sidebar() -> Selection:
         batches=batches,
         iters=iters,
         warmup=warmup,
+        threads=threads or None,
         problems=tuple(problems),
     )
     st.session_state[SELECTION_KEY] = sel

@@ -89,11 +89,15 @@ def page(server):
 
 
 def settle(page, timeout_s: float = 120) -> None:
-    """Wait until Streamlit has finished the current run (its status widget is gone)."""
-    page.wait_for_timeout(1000)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(
-        state="detached", timeout=timeout_s * 1000
-    )
+    """Wait until Streamlit has finished its run: no status widget, no stale element."""
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while quiet < 3:
+        busy = page.locator('[data-testid="stStatusWidget"], [data-stale="true"]').count()
+        quiet = 0 if busy else quiet + 1
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page was still running after {timeout_s:.0f} s")
+        page.wait_for_timeout(400)
 
 
 def fill(page, label: str, value: str) -> None:
