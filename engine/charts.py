@@ -118,10 +118,23 @@ def _customdata(g: pd.DataFrame) -> list[list[Any]]:
     return [["?" if pd.isna(v) else v for v in row] for row in sub.itertuples(index=False)]
 
 
+REFERENCE_SYMBOLS = ("diamond-open", "square-open", "circle-open", "triangle-up-open", "x-thin")
+
+
+def _value_axis(title: str, values: Iterable[float]) -> dict[str, Any]:
+    """Linear, or logarithmic with one tick per decade when values span > 30×."""
+    vals = [v for v in values if v and v > 0]
+    if vals and max(vals) / min(vals) > 30:
+        return {"title": title, "type": "log", "dtick": 1}
+    return {"title": title, "type": "linear"}
+
+
 def _reference_traces(fig: go.Figure, reference: pd.DataFrame | None, y: str, unit: str) -> None:
     if reference is None or reference.empty:
         return
-    for name, g in reference.groupby("series", sort=True):
+    # One neutral colour and a symbol per quoted figure: they must not pass for our series.
+    for i, (name, g) in enumerate(reference.groupby("series", sort=True)):
+        symbol = REFERENCE_SYMBOLS[i % len(REFERENCE_SYMBOLS)]
         fig.add_trace(
             go.Scatter(
                 x=g["batch"],
@@ -130,7 +143,12 @@ def _reference_traces(fig: go.Figure, reference: pd.DataFrame | None, y: str, un
                 name=f"{name}, T4 ({QUOTED_SUFFIX})",
                 legendgroup="reference",
                 legendgrouptitle_text="Study on a T4, quoted",
-                marker={"symbol": "diamond-open", "size": 11, "line": {"width": 2}},
+                marker={
+                    "symbol": symbol,
+                    "size": 11,
+                    "color": "#555555",
+                    "line": {"width": 2, "color": "#555555"},
+                },
                 customdata=g["provider"].tolist(),
                 hovertemplate=(
                     f"<b>%{{fullData.name}}</b><br>batch %{{x}}<br>%{{y:.1f}} {unit}<br>"
@@ -174,11 +192,10 @@ def latency_chart(df: pd.DataFrame, reference: pd.DataFrame | None = None) -> go
     _reference_traces(fig, reference, "p50_ms", "ms")
     batches = list(data["batch"]) + ([] if reference is None else list(reference["batch"]))
     ys = list(data["p50_ms"]) + ([] if reference is None else list(reference["p50_ms"]))
-    spread = max(ys) / max(min(ys), 1e-9) if ys else 1
     fig.update_layout(
         title="Latency against batch size (p50, band p10–p90)",
         xaxis=_batch_axis(batches),
-        yaxis={"title": "latency per batch (ms)", "type": "log" if spread > 30 else "linear"},
+        yaxis=_value_axis("latency per batch (ms)", ys),
         hovermode="closest",
         legend={"orientation": "v"},
         margin={"t": 60},
@@ -205,10 +222,13 @@ def throughput_chart(df: pd.DataFrame, reference: pd.DataFrame | None = None) ->
         )  # fmt: skip
     _reference_traces(fig, reference, "throughput_ips", "images/s")
     batches = list(data["batch"]) + ([] if reference is None else list(reference["batch"]))
+    ys = list(data["throughput_ips"]) + (
+        [] if reference is None else list(reference["throughput_ips"])
+    )
     fig.update_layout(
         title="Throughput against batch size (batch ÷ p50)",
         xaxis=_batch_axis(batches),
-        yaxis={"title": "throughput (images/s)"},
+        yaxis=_value_axis("throughput (images/s)", ys),
         margin={"t": 60},
     )
     return fig

@@ -23,7 +23,8 @@ from engine.sweep import reproduce_command
 from pages import common
 
 SLIDER_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-LIVE_KEY = "vb_live"
+LIVE_PENDING = "vb_live_pending"
+LIVE_RESULTS = "vb_live_results"
 
 common.ensure_entry()
 st.title("Benchmark")
@@ -45,44 +46,54 @@ running = job is not None and not job.finished
 st.subheader("Live measurement")
 
 
-def _activate() -> None:
-    st.session_state[LIVE_KEY] = True
+def _request() -> None:
+    st.session_state[LIVE_PENDING] = True
 
 
 left, right = st.columns([3, 1])
 batch = left.select_slider(
-    "Batch size", SLIDER_BATCHES, value=8, key="vb_live_batch", on_change=_activate
+    "Batch size", SLIDER_BATCHES, value=8, key="vb_live_batch", on_change=_request
 )
-right.button("Measure", on_click=_activate, disabled=not specs, key="vb_measure")
-if running:
-    st.caption("A sweep is running; live measurements wait until it has finished.")
-elif not st.session_state.get(LIVE_KEY):
-    st.caption(
-        "Move the slider or press Measure: each backend is built once (export, quantisation, "
-        "session or engine build), cached, and timed at that batch size."
-    )
-elif specs:
-    cols = st.columns(min(len(specs), 4))
-    live_settings = BenchSettings(
-        warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5, threads=sel.threads
-    )
-    for i, spec in enumerate(specs):
-        box = cols[i % len(cols)]
-        name = charts.series_name(spec.backend, spec.precision, spec.device)
-        with box, common.guard(name):
-            with st.spinner(f"Preparing {name} (first use builds it)…"):
-                runner = common.cached_runner(sel.model, spec, batch)
-                art = common.artifacts(sel.model)
-            with device_lock(spec.device, timeout_s=120, on_wait=st.caption):
-                timing = time_runner(runner, art.sample_input(batch), live_settings)
-            st.metric(
+right.button("Measure", on_click=_request, disabled=not specs, key="vb_measure")
+# Only the slider and the button measure; other reruns show the last measurement again.
+if st.session_state.pop(LIVE_PENDING, False) and specs:
+    if running:
+        st.caption("A sweep is running; measure again when it has finished.")
+    else:
+        measured = []
+        live_settings = BenchSettings(
+            warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5, threads=sel.threads
+        )
+        for spec in specs:
+            name = charts.series_name(spec.backend, spec.precision, spec.device)
+            with common.guard(name):
+                with st.spinner(f"{name}: preparing (the first use builds it), then timing…"):
+                    runner = common.cached_runner(sel.model, spec, batch)
+                    art = common.artifacts(sel.model)
+                    with device_lock(spec.device, timeout_s=120, on_wait=st.caption):
+                        timing = time_runner(runner, art.sample_input(batch), live_settings)
+                measured.append((name, runner.provider, timing))
+        st.session_state[LIVE_RESULTS] = (sel.model.label, batch, measured)
+last = st.session_state.get(LIVE_RESULTS)
+if last:
+    label, at_batch, measured = last
+    if measured:
+        st.caption(f"{label}, batch {at_batch}:")
+        cols = st.columns(min(len(measured), 4))
+        for i, (name, provider, timing) in enumerate(measured):
+            cols[i % len(cols)].metric(
                 name,
                 f"{timing.p50_ms:.2f} ms",
                 f"{timing.throughput_ips:.0f} images/s",
                 delta_color="off",
-                help=f"p50 of {timing.iters} runs at batch {batch}; "
-                f"p10 {timing.p10_ms:.2f} ms, p90 {timing.p90_ms:.2f} ms; ran on {runner.provider}",
+                help=f"p50 of {timing.iters} runs at batch {at_batch}; p10 {timing.p10_ms:.2f} ms,"
+                f" p90 {timing.p90_ms:.2f} ms; ran on {provider}",
             )
+else:
+    st.caption(
+        "Move the slider or press Measure: each backend is built once (export, quantisation, "
+        "session or engine build), cached, and timed at that batch size."
+    )
 with st.expander("Cached runners"):
     live = common.live_runners()
     if live:
@@ -95,7 +106,7 @@ with st.expander("Cached runners"):
         st.caption("No runner is cached.")
     if st.button("Clear cached runners", key="vb_clear_runners"):
         common.clear_runners()
-        st.session_state[LIVE_KEY] = False
+        st.session_state.pop(LIVE_RESULTS, None)
         st.rerun()
 
 # -- sweep --------------------------------------------------------------------------------

@@ -76,9 +76,13 @@ def test_reference_overlay_is_labelled_quoted(rows):
     quoted = [t for t in fig.data if t.legendgroup == "reference"]
     assert len(quoted) == len(load_reference().rows)
     assert all(QUOTED in t.name and t.mode == "markers" for t in quoted)
+    assert len({t.marker.symbol for t in quoted}) == len(quoted)
     assert 32 in fig.layout.xaxis.tickvals
     # 1.5 ms against 3.68 s: the y axis goes logarithmic so both stay readable.
-    assert fig.layout.yaxis.type == "log"
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1
+    thr = charts.throughput_chart(charts.results_frame(rows), ref)
+    assert thr.layout.yaxis.type == "log"
+    assert charts.throughput_chart(charts.results_frame(rows)).layout.yaxis.type == "linear"
     only_ref = charts.latency_chart(charts.results_frame([]), ref)
     assert len(only_ref.data) == len(quoted)
 
