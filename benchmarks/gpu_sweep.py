@@ -492,8 +492,13 @@ def report(out: Path) -> str:
             docs[stage] = json.loads(f.read_text())
     if not docs:
         return "no gpu_*.json results in this folder"
-    first = next(iter(docs.values()))
+    first = docs.get("device") or next(iter(docs.values()))
     m, model = first["machine"], first["settings"]["model"]
+
+    def when(stage: str) -> str:
+        """Stages may come from different sessions on the same kind of machine: say when."""
+        return f"(measured {docs[stage]['machine'].get('date_utc')})"
+
     md = [
         f"# {model} on one GPU: from the naive baseline to the tuned end",
         "",
@@ -512,7 +517,7 @@ def report(out: Path) -> str:
         reps = max((r["repeat"] for r in d["rows"]), default=0) + 1
         md += [
             "",
-            f"## Device-resident ({reps} runs; repeat 1 is auto mode itself)",
+            f"## Device-resident ({reps} runs; repeat 1 is auto mode itself) {when('device')}",
             "",
             f"SM clock after each point: {clocks[0]}–{clocks[-1]} MHz." if clocks else "",
             "",
@@ -524,7 +529,7 @@ def report(out: Path) -> str:
     if "compile" in docs:
         c = docs["compile"]
         md += [
-            "## torch.compile (max-autotune, FP16, channels-last)",
+            f"## torch.compile (max-autotune, FP16, channels-last) {when('compile')}",
             "",
             summary_table(c["summary"]),
         ]
@@ -536,18 +541,15 @@ def report(out: Path) -> str:
             "",
         ]
     if "device" in docs:
-        md += ["## Targets (issue 7)", ""]
-        md += [
-            markdown_table(
-                ["target", "best reached", "verdict"], targets(docs["device"], docs.get("compile"))
-            )
-        ]
+        md += ["## Targets (issue 7; the device-resident run above only)", ""]
+        md += [markdown_table(["target", "best reached", "verdict"], targets(docs["device"], None))]
         md += ["", "## Auto mode", ""]
         md += [
             markdown_table(
                 [
                     "batch",
                     "auto picked",
+                    "p50 ms in the auto run",
                     "its median ms",
                     "fastest in the run",
                     "its median ms",
@@ -557,6 +559,7 @@ def report(out: Path) -> str:
                     [
                         p["batch"],
                         p["auto_pick"],
+                        f"{p['auto_pick_p50_ms_in_auto_run']:.3f}",
                         f"{p['auto_pick_median_p50_ms']:.3f}",
                         p["fastest_label"],
                         f"{p['fastest_median_p50_ms']:.3f}",
@@ -568,19 +571,21 @@ def report(out: Path) -> str:
             ),
             "",
             f"Auto mode took {docs['device']['auto']['seconds']:.0f} s for all candidates and"
-            " batch sizes, parity included.",
+            " batch sizes, parity included. 'auto / fastest' compares the median of auto's pick"
+            " with the fastest median of any configuration over the same repeats; picks that"
+            " failed parity (BF16 here) are never eligible.",
             "",
         ]
     if "e2e" in docs:
         md += [
-            "## End to end (host tensors in, host logits out)",
+            f"## End to end (host tensors in, host logits out) {when('e2e')}",
             "",
             summary_table(docs["e2e"]["summary"]),
             "",
         ]
         md += [ips_table(docs["e2e"]["summary"]), ""]
     if "profile" in docs:
-        md += ["## Where the time goes (torch.profiler, CUPTI kernel times)", ""]
+        md += [f"## Where the time goes (torch.profiler, CUPTI kernel times) {when('profile')}", ""]
         for p in docs["profile"]["profiles"]:
             md += [
                 f"**{p['label']}**, batch {p['batch']}: p50 {p['p50_ms']:.3f} ms; GPU kernels"
@@ -605,7 +610,7 @@ def report(out: Path) -> str:
             ]
     if "concurrency" in docs:
         pts = docs["concurrency"]["points"]
-        md += ["## Requests in flight", ""]
+        md += [f"## Requests in flight {when('concurrency')}", ""]
         md += [
             markdown_table(
                 ["configuration", "batch", "in flight", "img/s", "vs one"],
