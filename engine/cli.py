@@ -68,6 +68,11 @@ def bench_parser() -> argparse.ArgumentParser:
     run.add_argument("--cuda-graph", action="store_true", help="capture and replay CUDA graphs")
     run.add_argument("--cudnn-exhaustive", action="store_true", help="ort: exhaustive search")
     run.add_argument("--prefer-nhwc", action="store_true", help="ort CUDA EP: NHWC kernels")
+    run.add_argument("--cudnn-benchmark", action="store_true", help="torch: cuDNN autotune")
+    run.add_argument("--fuse-bn", action="store_true", help="torch: fold BatchNorm into convs")
+    run.add_argument(
+        "--fuse-relu", action="store_true", help="torch CUDA: conv+bias(+add)+ReLU in one call"
+    )
     run.add_argument("--calibration-dir", help="folder of images for int8 calibration")
     run.add_argument("--auto", action="store_true", help="find the fastest agreeing setting")
     run.add_argument(
@@ -103,7 +108,15 @@ def build_config(args: argparse.Namespace):
     )
     batches = check_batches(parse_list(args.batch, int, "batch size"))
     options = {}
-    for flag in ("channels_last", "cuda_graph", "cudnn_exhaustive", "prefer_nhwc"):
+    for flag in (
+        "channels_last",
+        "cuda_graph",
+        "cudnn_exhaustive",
+        "prefer_nhwc",
+        "cudnn_benchmark",
+        "fuse_bn",
+        "fuse_relu",
+    ):
         if getattr(args, flag):
             options[flag] = True
     if args.threads:
