@@ -54,28 +54,12 @@ def machine_facts(device: str = "cpu") -> dict[str, Any]:
 
 
 def gpu_clock_sample(device: str) -> dict[str, Any]:
-    """SM / memory clock now (NVML), or an empty dict off the GPU."""
+    """SM / memory clock, power and temperature now (NVML), or an empty dict off the GPU."""
     if not device.startswith("cuda"):
         return {}
-    from engine.gpu import _nvml
+    from engine.gpu import gpu_clocks
 
-    nv = _nvml()
-    if nv is None:
-        return {}
-    try:
-        h = nv.nvmlDeviceGetHandleByIndex(int(device.partition(":")[2] or 0))
-        out = {
-            "sm_clock_mhz": nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM),
-            "mem_clock_mhz": nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM),
-        }
-        try:
-            out["temperature_c"] = nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)
-            out["power_w"] = nv.nvmlDeviceGetPowerUsage(h) / 1000
-        except Exception:  # noqa: BLE001 - optional readings
-            pass
-        return out
-    except Exception:  # noqa: BLE001
-        return {}
+    return gpu_clocks(int(device.partition(":")[2] or 0))
 
 
 def spread(values: list[float]) -> dict[str, float]:

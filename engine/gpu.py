@@ -32,6 +32,31 @@ def nvml_used_mb(index: int = 0) -> float | None:
         return None
 
 
+def gpu_clocks(index: int = 0) -> dict[str, Any]:
+    """SM and memory clock now, with power draw and temperature where NVML gives them.
+
+    Benchmarks sample this after each measurement: a figure taken at a throttled clock
+    (power or heat) is not comparable with one taken at full clock.
+    """
+    nv = _nvml()
+    if nv is None:
+        return {}
+    try:
+        h = nv.nvmlDeviceGetHandleByIndex(index)
+        out: dict[str, Any] = {
+            "sm_clock_mhz": nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM),
+            "mem_clock_mhz": nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM),
+        }
+    except Exception:  # noqa: BLE001
+        return {}
+    try:
+        out["power_w"] = nv.nvmlDeviceGetPowerUsage(h) / 1000
+        out["temperature_c"] = nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)
+    except Exception:  # noqa: BLE001 - optional readings
+        pass
+    return out
+
+
 def gpu_facts(index: int = 0) -> dict[str, Any]:
     nv = _nvml()
     if nv is None:
