@@ -129,7 +129,9 @@ if show_reference:
     with common.guard("the reference study"):
         study = load_reference()
         reference = charts.results_frame(study.rows)
-        st.caption(f"{study.label}: {study.source}. Open diamonds; never measured on this machine.")
+        st.caption(
+            f"{study.label}: {study.source}. Grey open markers; never measured on this machine."
+        )
 
 
 def draw(rows, suffix: str) -> None:

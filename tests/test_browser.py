@@ -89,11 +89,13 @@ def page(server):
 
 
 def settle(page, timeout_s: float = 120) -> None:
-    """Wait until Streamlit has finished its run: no status widget, no stale element."""
+    """Wait until Streamlit has finished its run: the app says so and nothing is stale."""
     deadline = time.monotonic() + timeout_s
     quiet = 0
     while quiet < 3:
-        busy = page.locator('[data-testid="stStatusWidget"], [data-stale="true"]').count()
+        busy = page.locator(
+            '[data-testid="stApp"]:not([data-test-script-state="notRunning"]), [data-stale="true"]'
+        ).count()
         quiet = 0 if busy else quiet + 1
         if time.monotonic() > deadline:
             raise AssertionError(f"the page was still running after {timeout_s:.0f} s")
