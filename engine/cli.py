@@ -73,6 +73,9 @@ def bench_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--fuse-relu", action="store_true", help="torch CUDA: conv+bias(+add)+ReLU in one call"
     )
+    run.add_argument(
+        "--trt-ep", action="store_true", help="ort: ask for ONNX Runtime's TensorRT EP"
+    )
     run.add_argument("--calibration-dir", help="folder of images for int8 calibration")
     run.add_argument("--auto", action="store_true", help="find the fastest agreeing setting")
     run.add_argument(
@@ -116,6 +119,7 @@ def build_config(args: argparse.Namespace):
         "cudnn_benchmark",
         "fuse_bn",
         "fuse_relu",
+        "trt_ep",
     ):
         if getattr(args, flag):
             options[flag] = True

@@ -17,9 +17,11 @@ class EngineError(Exception):
         super().__init__(self.user_message())
 
     def user_message(self) -> str:
-        parts = [self.what.rstrip(".") + "."]
+        # "what: why." keeps names (files, models) exactly as given, in one sentence.
+        text = self.what.rstrip(".")
         if self.why:
-            parts.append(self.why.rstrip(".") + ".")
+            text += ": " + self.why.rstrip(".")
+        parts = [text + "."]
         if self.fix:
             parts.append("Fix: " + self.fix)
         return " ".join(parts)

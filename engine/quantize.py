@@ -73,7 +73,15 @@ def _calibration_source(calibration_dir: str | None) -> str:
     return "folder:" + h.hexdigest()
 
 
-def quantize_int8(art: ModelArtifacts, calibration_dir: str | None = None, progress=None) -> Path:
+def quantize_int8(
+    art: ModelArtifacts,
+    calibration_dir: str | None = None,
+    progress=None,
+    symmetric: bool = False,
+) -> Path:
+    """The QDQ int8 model. ``symmetric`` gives signed activations with zero points of 0,
+    which TensorRT's parser requires; ONNX Runtime's CPU kernels prefer the asymmetric
+    unsigned default."""
     from engine.models import file_sha256
 
     fp32 = art.onnx_path("fp32", progress=progress)
@@ -84,6 +92,7 @@ def quantize_int8(art: ModelArtifacts, calibration_dir: str | None = None, progr
         "images": CALIBRATION_IMAGES,
         "format": "QDQ",
         "per_channel": True,
+        "symmetric": symmetric,
     }
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
     folder = cache_dir() / "int8" / key[:32]
@@ -135,8 +144,9 @@ def quantize_int8(art: ModelArtifacts, calibration_dir: str | None = None, progr
             Reader(),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            activation_type=QuantType.QUInt8,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
         )
     except Exception as exc:  # noqa: BLE001 - the quantiser raises many kinds
         tmp.unlink(missing_ok=True)

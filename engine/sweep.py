@@ -263,6 +263,7 @@ def run_sweep(
             if runner is not None and runner_factory is None:
                 runner.close()
             release_memory()
+            outcome.notes.extend(n for n in ctx.notes if n not in outcome.notes)
             if outcome.interrupted:
                 break
     except KeyboardInterrupt:
