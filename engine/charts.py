@@ -279,3 +279,25 @@ def speedup_chart(df: pd.DataFrame) -> go.Figure:
         margin={"t": 60},
     )
     return fig
+
+
+def op_histogram_chart(
+    before: dict[str, int], after: dict[str, int], after_label: str = "after ONNX Runtime"
+) -> go.Figure:
+    """Operator counts of a graph before and after optimisation, side by side."""
+    ops = sorted(
+        set(before) | set(after), key=lambda op: (-(before.get(op, 0) + after.get(op, 0)), op)
+    )
+    fig = go.Figure(
+        [
+            go.Bar(name="exported", x=ops, y=[before.get(o, 0) for o in ops]),
+            go.Bar(name=after_label, x=ops, y=[after.get(o, 0) for o in ops]),
+        ]
+    )
+    fig.update_layout(
+        barmode="group",
+        title="Operators before and after graph optimisation",
+        yaxis_title="nodes",
+        margin={"t": 60},
+    )
+    return fig

@@ -68,7 +68,7 @@ if st.session_state.pop(LIVE_PENDING, False) and specs:
             name = charts.series_name(spec.backend, spec.precision, spec.device)
             with common.guard(name):
                 with st.spinner(f"{name}: preparing (the first use builds it), then timing…"):
-                    runner = common.cached_runner(sel.model, spec, batch)
+                    runner = common.cached_runner(sel.model, spec, batch, sel.batches)
                     art = common.artifacts(sel.model)
                     with device_lock(spec.device, timeout_s=120, on_wait=st.caption):
                         timing = time_runner(runner, art.sample_input(batch), live_settings)
@@ -177,8 +177,10 @@ if job is not None and job.finished:
             + (f", stored as run {outcome.run_id}" if outcome.run_id else "")
             + f" in {job.db_path.rsplit('/', 1)[-1]}."
         )
-        for note in outcome.notes:
-            st.caption(note)
+        if outcome.notes:
+            with st.expander(f"Notes from the sweep ({len(outcome.notes)})"):
+                for note in outcome.notes:
+                    st.caption(note)
         for err in {e.user_message() for e in outcome.errors}:
             st.warning(err)
     rows = job.rows

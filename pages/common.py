@@ -342,11 +342,22 @@ def _runner(model_key: str, runner_key: str, batches: tuple[int, ...]) -> Runner
     return runner
 
 
-def cached_runner(model: ModelSpec, spec: RunnerSpec, batch: int) -> Runner:
-    """A built runner from the shared cache; keyed by batch only where the build depends on it."""
+def cached_runner(
+    model: ModelSpec, spec: RunnerSpec, batch: int, batches: tuple[int, ...] = ()
+) -> Runner:
+    """A built runner from the shared cache, keyed by batch only where the build depends on it.
+
+    A captured graph is per batch; a TensorRT engine accepts batches up to its profile's
+    maximum, so one engine up to the largest batch in play serves every smaller one.
+    """
     backend = get_backend(spec.backend)
-    per_batch = bool(getattr(backend, "per_batch", lambda s: False)(spec))
-    return _runner(_key(model), _key(spec), (batch,) if per_batch else (1,))
+    if getattr(backend, "per_batch", lambda s: False)(spec):
+        key: tuple[int, ...] = (batch,)
+    elif spec.backend == "tensorrt":
+        key = (max(batch, *batches),)
+    else:
+        key = (1,)
+    return _runner(_key(model), _key(spec), key)
 
 
 def live_runners() -> list[dict[str, Any]]:

@@ -11,38 +11,14 @@ from __future__ import annotations
 import time
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from engine import inspect
+from engine import charts, inspect
 from engine.cache import human_bytes
 from engine.paths import default_db, short_path
 from pages import common
 
 RESULT_KEY = "vb_engines"
-
-
-def op_chart(opt: inspect.OptimisedGraph) -> go.Figure:
-    ops = sorted(
-        set(opt.original.op_histogram) | set(opt.optimised.op_histogram),
-        key=lambda op: (
-            -(opt.original.op_histogram.get(op, 0) + opt.optimised.op_histogram.get(op, 0))
-        ),
-    )
-    fig = go.Figure(
-        [
-            go.Bar(name="exported", x=ops, y=[opt.original.op_histogram.get(o, 0) for o in ops]),
-            go.Bar(
-                name="after ONNX Runtime",
-                x=ops,
-                y=[opt.optimised.op_histogram.get(o, 0) for o in ops],
-            ),
-        ]
-    )
-    fig.update_layout(
-        barmode="group", title="Operators before and after graph optimisation", yaxis_title="nodes"
-    )
-    return fig
 
 
 common.ensure_entry()
@@ -94,7 +70,10 @@ if result:
         )
         c4.metric("Opset", opt.original.opset)
         st.caption(f"File: {opt.original.path}")
-        st.plotly_chart(op_chart(opt), key=f"ops_{name}")
+        st.plotly_chart(
+            charts.op_histogram_chart(opt.original.op_histogram, opt.optimised.op_histogram),
+            key=f"ops_{name}",
+        )
         changes = opt.op_changes()
         if changes:
             st.caption("What the optimiser changed (fused, rewritten or removed operators):")
@@ -129,7 +108,7 @@ with common.guard("TensorRT"):
                 with st.spinner(
                     f"TensorRT {spec.precision}: building (or loading the cached plan)…"
                 ):
-                    runner = common.cached_runner(sel.model, spec, max(sel.batches))
+                    runner = common.cached_runner(sel.model, spec, max(sel.batches), sel.batches)
                 info = getattr(runner, "info", {}) or {}
                 st.markdown(f"**TensorRT {spec.precision}** on {spec.device}")
                 c1, c2, c3 = st.columns(3)

@@ -44,7 +44,7 @@ if st.button("Check parity", type="primary", disabled=not specs, key="vb_parity_
             progress.progress(i / len(specs), text=f"{name}: building and running")
             row = {"series": name, "provider": "", "result": "error"}
             try:
-                runner = common.cached_runner(sel.model, spec, PARITY_BATCH)
+                runner = common.cached_runner(sel.model, spec, PARITY_BATCH, sel.batches)
                 p = compare(reference, runner.infer(x), spec.precision)
                 row.update(
                     provider=runner.provider,

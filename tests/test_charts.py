@@ -139,3 +139,10 @@ def test_a_broken_reference_file_is_a_clear_error(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(EngineError, match="cannot be read"):
         load_reference(bad)
+
+
+def test_operator_histogram_lines_up_both_graphs():
+    fig = charts.op_histogram_chart({"Conv": 3, "Relu": 2}, {"FusedConv": 3})
+    before, after = fig.data
+    assert list(before.x) == list(after.x) == ["Conv", "FusedConv", "Relu"]
+    assert list(before.y) == [3, 0, 2] and list(after.y) == [0, 3, 0]
