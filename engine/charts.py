@@ -29,11 +29,16 @@ TABLE_COLUMNS = [
 ]  # fmt: skip
 
 
+def _switches(options: Any) -> dict[str, Any]:
+    """Options that change what runs; thread counts only change how many cores it gets."""
+    if not isinstance(options, dict):
+        return {}
+    return {k: v for k, v in options.items() if not k.endswith("_threads")}
+
+
 def series_name(backend: str, precision: str, device: str, options: dict | None = None) -> str:
     """A readable name for one runner configuration, e.g. ``ONNX Runtime int8 (cpu)``."""
-    extra = ",".join(
-        f"{k}={v}" for k, v in sorted((options or {}).items()) if not k.endswith("_threads")
-    )
+    extra = ",".join(f"{k}={v}" for k, v in sorted(_switches(options).items()))
     name = f"{BACKEND_TITLES.get(backend, backend)} {precision} ({device})"
     return f"{name} [{extra}]" if extra else name
 
@@ -241,7 +246,7 @@ def speedup_frame(df: pd.DataFrame) -> pd.DataFrame:
         return data.assign(speedup=pd.Series(dtype=float))
     base = data[(data["backend"] == "torch") & (data["precision"] == "fp32")]
     if "options" in base:  # a baseline with switches (channels_last, graphs) is no baseline
-        base = base[base["options"].map(lambda o: not o).astype(bool)]
+        base = base[base["options"].map(lambda o: not _switches(o)).astype(bool)]
     base = base.groupby(["device", "batch"], as_index=False)["p50_ms"].min()
     base = base.rename(columns={"p50_ms": "baseline_p50_ms"})
     out = data.merge(base, on=["device", "batch"], how="inner")

@@ -146,3 +146,15 @@ def test_operator_histogram_lines_up_both_graphs():
     before, after = fig.data
     assert list(before.x) == list(after.x) == ["Conv", "FusedConv", "Relu"]
     assert list(before.y) == [3, 0, 2] and list(after.y) == [0, 3, 0]
+
+
+def test_thread_counts_do_not_disqualify_the_baseline():
+    rows = [
+        row("torch", "fp32", 1, 4.0, options={"intra_threads": 1}),
+        row("torch", "fp32", 1, 3.0, device="cuda:0", options={"cuda_graph": True}),
+        row("ort", "fp32", 1, 2.0, options={"intra_threads": 1}),
+        row("ort", "fp32", 1, 1.0, device="cuda:0"),
+    ]
+    sp = charts.speedup_frame(charts.results_frame(rows))
+    assert set(sp["device"]) == {"cpu"}  # a CUDA-graph run is no plain FP32 baseline
+    assert sp.set_index("backend").loc["ort", "speedup"] == pytest.approx(2.0)
