@@ -115,9 +115,15 @@ config = sel.sweep_config() if specs else None
 if config is not None:
     st.caption("The same sweep from a terminal:")
     st.code(reproduce_command(config), language="bash")
+auto = st.toggle(
+    "Auto mode: try the candidate settings of the chosen backends and pick, per batch size,"
+    " the fastest whose outputs agree with PyTorch FP32",
+    value=False,
+    key="vb_auto",
+)
 c1, c2 = st.columns([1, 1])
 if c1.button("Run sweep", type="primary", disabled=config is None or running, key="vb_run"):
-    job = common.start_sweep(config)
+    job = common.start_sweep(config, auto=auto)
     running = True
 if running:
     c2.button("Stop", on_click=job.stop.set, key="vb_stop")
@@ -183,6 +189,15 @@ if job is not None and job.finished:
                     st.caption(note)
         for err in {e.user_message() for e in outcome.errors}:
             st.warning(err)
+        ladder = getattr(outcome, "ladder_records", None)
+        if ladder is not None and ladder():
+            st.subheader("Auto mode: what each setting bought")
+            best = ", ".join(
+                f"batch {b}: {step.label} ({step.p50_ms:.2f} ms)"
+                for b, step in sorted(outcome.best.items())
+            )
+            st.success(f"Fastest agreeing setting — {best}")
+            st.dataframe(ladder(), hide_index=True, key="vb_ladder")
     rows = job.rows
     draw(rows, "")
     if rows:

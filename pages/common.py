@@ -403,6 +403,7 @@ class SweepJob:
     finished: bool = False
     in_worker: bool = False
     worker_note: str = ""
+    auto: bool = False
     started_s: float = field(default_factory=time.time)
     thread: threading.Thread | None = None
 
@@ -424,10 +425,30 @@ class SweepJob:
                     f"worker is not available: {type(exc).__name__})."
                 )
             common = dict(on_progress=self.on_progress, on_row=self.on_row)
-            if run_sweep_in_worker is not None:
+            if self.auto:
+                # Auto mode compares many candidates and returns the ladder as Python
+                # objects, so it runs in this process (each point still takes the lock).
+                from engine.auto import run_auto
+                from engine.store import Store
+
+                store = Store(self.db_path)
+                try:
+                    self.outcome = run_auto(
+                        self.config, store, should_stop=self.stop.is_set, **common
+                    )
+                finally:
+                    store.close()
+            elif run_sweep_in_worker is not None:
                 self.in_worker = True
+                # A build that never ends (a native hang) is killed rather than waited on
+                # forever: generous, since a CPU sweep of a large model is legitimately slow.
+                points = len(self.config.runners) * len(self.config.batches)
                 self.outcome = run_sweep_in_worker(
-                    self.config, self.db_path, should_stop=self.stop.is_set, **common
+                    self.config,
+                    self.db_path,
+                    should_stop=self.stop.is_set,
+                    timeout_s=1800 + 600 * points,
+                    **common,
                 )
             else:
                 from engine.store import Store
@@ -451,8 +472,8 @@ class SweepJob:
         return self
 
 
-def start_sweep(config: SweepConfig, db_path: str | None = None) -> SweepJob:
-    job = SweepJob(config=config, db_path=str(db_path or default_db()))
+def start_sweep(config: SweepConfig, db_path: str | None = None, auto: bool = False) -> SweepJob:
+    job = SweepJob(config=config, db_path=str(db_path or default_db()), auto=auto)
     st.session_state[JOB_KEY] = job
     return job.start()
 

@@ -183,3 +183,18 @@ def _fresh_caches():
     st.cache_resource.clear()
     st.cache_data.clear()
     yield
+
+
+def test_auto_mode_picks_a_winner_and_shows_the_ladder(app: AppTest):
+    small_model(app, batches="2")
+    app.toggle(key="vb_auto").set_value(True).run()
+    app.button(key="vb_run").click().run()
+    assert not app.exception, app.exception
+    assert not app.error, texts(app.error)
+    winner = [s for s in texts(app.success).splitlines() if "Fastest agreeing setting" in s]
+    assert winner and "batch 2:" in winner[0], texts(app.success)
+    ladder = next(d.value for d in app.dataframe if "speedup" in d.value.columns)
+    assert len(ladder) >= 3 and ladder["best"].sum() == 1
+    best = ladder[ladder["best"]].iloc[0]
+    agreeing = ladder[(ladder["status"] == "ok") & (ladder["parity_ok"] == True)]  # noqa: E712
+    assert best["parity_ok"] and best["p50_ms"] == agreeing["p50_ms"].min()
