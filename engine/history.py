@@ -147,6 +147,32 @@ def _image_size(config: dict[str, Any]) -> int | None:
     return None
 
 
+def _run_info(
+    r: dict[str, Any],
+    n_rows: int,
+    backends: list[str],
+    precisions: list[str],
+    devices: list[str],
+) -> RunInfo:
+    """A RunInfo from one of Store.runs()/Store.run()'s dicts and the facets of its rows."""
+    return RunInfo(
+        id=r["id"],
+        created_at=r["created_at"],
+        label=r["label"],
+        model=r["model"],
+        image_size=_image_size(r["configuration"]),
+        status=r["status"],
+        source=r["source"],
+        machine=r.get("machine") or machine_label(r["environment"]),
+        n_rows=n_rows,
+        backends=backends,
+        precisions=precisions,
+        devices=devices,
+        environment=r["environment"],
+        command=r["command"],
+    )
+
+
 def list_runs(store: Store, include_reference: bool = True, limit: int = 100000) -> list[RunInfo]:
     """Every stored run, newest first; the quoted T4 reference first when included."""
     facets = store.run_facets()
@@ -154,21 +180,12 @@ def list_runs(store: Store, include_reference: bool = True, limit: int = 100000)
     for r in store.runs(limit=limit):
         f = facets.get(r["id"], {})
         out.append(
-            RunInfo(
-                id=r["id"],
-                created_at=r["created_at"],
-                label=r["label"],
-                model=r["model"],
-                image_size=_image_size(r["configuration"]),
-                status=r["status"],
-                source=r["source"],
-                machine=r.get("machine") or machine_label(r["environment"]),
-                n_rows=r["n_rows"],
-                backends=f.get("backends", []),
-                precisions=f.get("precisions", []),
-                devices=f.get("devices", []),
-                environment=r["environment"],
-                command=r["command"],
+            _run_info(
+                r,
+                r["n_rows"],
+                f.get("backends", []),
+                f.get("precisions", []),
+                f.get("devices", []),
             )
         )
     return out
@@ -335,21 +352,12 @@ def load_run(store: Store, run_id: int | str) -> RunRecord:
             fix="see the run ids with `python -m engine history`",
         ) from exc
     rows = store.rows(int(run_id))
-    info = RunInfo(
-        id=r["id"],
-        created_at=r["created_at"],
-        label=r["label"],
-        model=r["model"],
-        image_size=_image_size(r["configuration"]),
-        status=r["status"],
-        source=r["source"],
-        machine=r.get("machine") or machine_label(r["environment"]),
-        n_rows=len(rows),
-        backends=sorted({x.backend for x in rows}),
-        precisions=sorted({x.precision for x in rows}),
-        devices=sorted({x.device for x in rows}),
-        environment=r["environment"],
-        command=r["command"],
+    info = _run_info(
+        r,
+        len(rows),
+        sorted({x.backend for x in rows}),
+        sorted({x.precision for x in rows}),
+        sorted({x.device for x in rows}),
     )
     return RunRecord(info, r["configuration"], rows)
 
