@@ -21,7 +21,7 @@ import sys
 
 if __name__ == "__main__":
     # Run as a plain script, Python puts engine/ first on sys.path, where modules such as
-    # engine/inspect.py would shadow the standard library: drop that folder before importing.
+    # A module in engine/ named like a standard one would shadow it: drop that folder first.
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 

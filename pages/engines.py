@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from engine import charts, inspect
+from engine import charts, inspection
 from engine.cache import human_bytes
 from engine.paths import default_db, short_path
 from pages import common
@@ -38,7 +38,7 @@ if st.button("Inspect the model", type="primary", disabled=not ok, key="vb_inspe
         path = art.onnx_path("fp32")
         facts["export_wait_s"] = time.perf_counter() - t0
         progress.progress(0.5, text="letting ONNX Runtime optimise the graph")
-        facts["fp32"] = inspect.optimised_graph(path)
+        facts["fp32"] = inspection.optimised_graph(path)
         if "int8" in sel.precisions and "ort" in sel.backends:
             progress.progress(0.7, text="quantising to int8 (or reusing the cached model)")
             from engine.quantize import quantize_int8
@@ -46,7 +46,7 @@ if st.button("Inspect the model", type="primary", disabled=not ok, key="vb_inspe
             t0 = time.perf_counter()
             q = quantize_int8(art)
             facts["int8_wait_s"] = time.perf_counter() - t0
-            facts["int8"] = inspect.optimised_graph(q)
+            facts["int8"] = inspection.optimised_graph(q)
         progress.empty()
     st.session_state[RESULT_KEY] = (sel.model.label, facts)
 
@@ -129,12 +129,12 @@ with common.guard("TensorRT"):
 
 st.subheader("Artifact cache")
 with common.guard("the cache listing"):
-    summary = inspect.cache_summary()
+    summary = inspection.cache_summary()
     st.write(
         f"Cache folder `{summary['location']}` holds {human_bytes(summary['size_bytes'])}; "
         f"results database `{short_path(default_db())}`."
     )
-    rows = inspect.cache_rows()
+    rows = inspection.cache_rows()
     if rows:
         st.dataframe(pd.DataFrame(rows).drop(columns="size_bytes"), hide_index=True)
         st.caption(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnx
 import pytest
 
-from engine import inspect
+from engine import inspection
 from engine.errors import BadInput
 
 
@@ -15,7 +15,7 @@ def onnx_file(small_artifacts):
 
 
 def test_graph_facts_match_the_file(onnx_file):
-    facts = inspect.graph_facts(onnx_file)
+    facts = inspection.graph_facts(onnx_file)
     model = onnx.load(str(onnx_file))
     assert facts.node_count == len(model.graph.node)
     assert sum(facts.op_histogram.values()) == facts.node_count
@@ -25,7 +25,7 @@ def test_graph_facts_match_the_file(onnx_file):
 
 
 def test_onnx_runtime_optimisation_fuses_nodes(onnx_file):
-    opt = inspect.optimised_graph(onnx_file)
+    opt = inspection.optimised_graph(onnx_file)
     assert opt.level == "ORT_ENABLE_ALL"
     assert opt.optimised.node_count < opt.original.node_count
     assert opt.nodes_removed == opt.original.node_count - opt.optimised.node_count
@@ -33,37 +33,37 @@ def test_onnx_runtime_optimisation_fuses_nodes(onnx_file):
     # Relu and Add fold into the convolutions; no plain Relu survives.
     assert changes["Relu"][0] > 0 and changes["Relu"][1] == 0
     assert all(before != after for before, after in changes.values())
-    basic = inspect.optimised_graph(onnx_file, "ORT_ENABLE_BASIC")
+    basic = inspection.optimised_graph(onnx_file, "ORT_ENABLE_BASIC")
     assert basic.optimised.node_count >= opt.optimised.node_count
 
 
 def test_bad_files_and_levels_are_user_errors(tmp_path, onnx_file):
     with pytest.raises(BadInput, match="does not exist"):
-        inspect.graph_facts(tmp_path / "missing.onnx")
+        inspection.graph_facts(tmp_path / "missing.onnx")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00not a model")
     with pytest.raises(BadInput, match="not a readable ONNX model"):
-        inspect.graph_facts(junk)
+        inspection.graph_facts(junk)
     with pytest.raises(BadInput, match="unknown optimisation level"):
-        inspect.optimised_graph(onnx_file, "ORT_MAXIMUM")
+        inspection.optimised_graph(onnx_file, "ORT_MAXIMUM")
 
 
 def test_cache_listing_shows_the_export_with_its_time(onnx_file):
-    rows = inspect.cache_rows()
+    rows = inspection.cache_rows()
     mine = [r for r in rows if r["kind"] == "onnx" and onnx_file.parent.name in r["folder"]]
     assert len(mine) == 1
     assert mine[0]["size_bytes"] >= onnx_file.stat().st_size
     assert mine[0]["build_s"] is None or mine[0]["build_s"] > 0
     assert mine[0]["what"].startswith("resnet18")
-    summary = inspect.cache_summary()
+    summary = inspection.cache_summary()
     assert summary["by_kind"]["onnx"]["entries"] >= 1
     assert summary["size_bytes"] == sum(k["size_bytes"] for k in summary["by_kind"].values())
 
 
 def test_cache_summary_of_an_empty_folder(tmp_path):
-    assert inspect.cache_summary(tmp_path) == {
+    assert inspection.cache_summary(tmp_path) == {
         "location": str(tmp_path),
         "size_bytes": 0,
         "by_kind": {},
     }
-    assert inspect.cache_rows(tmp_path) == []
+    assert inspection.cache_rows(tmp_path) == []
