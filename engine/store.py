@@ -177,7 +177,7 @@ class Store:
             )
             self.db.db_name = self.path.name
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal()
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -186,6 +186,20 @@ class Store:
                 str(exc),
                 "pass another --db file; the existing file was left untouched",
             ) from exc
+
+    def _migrate_lock(self):
+        from filelock import FileLock
+
+        return FileLock(str(self.path) + ".migrate.lock")
+
+    def _enable_wal(self) -> None:
+        # WAL is stored in the file, so only a new store switches; switching fails at once
+        # (no busy wait) while another connection has the file open, so openers of a new
+        # store take turns under the same file lock as the migrations.
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return
+        with self._migrate_lock():
+            self.db.execute("PRAGMA journal_mode=WAL")
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -199,9 +213,7 @@ class Store:
             return
         # Two sweeps opening a new store at once must not both create its tables (SQLite's
         # executescript commits, so a transaction cannot hold the others off): a file lock.
-        from filelock import FileLock
-
-        with FileLock(str(self.path) + ".migrate.lock"):
+        with self._migrate_lock():
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             for step in range(version, SCHEMA_VERSION):
                 with self.db:

@@ -58,3 +58,28 @@ def test_newer_schema_is_refused_untouched(tmp_path):
     with pytest.raises(EngineError, match="schema"):
         Store(db)
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 5
+
+
+def _open_and_write(path: str) -> None:
+    store = Store(path)
+    store.create_run({"model": {"name": "m"}}, {}, "")
+    store.close()
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
+    """Switching a new file to WAL fails at once while another connection has it open;
+    without taking turns, some of these processes died with 'database is locked'."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    failures = 0
+    for i in range(30):
+        path = str(tmp_path / f"{i}.sqlite")
+        procs = [ctx.Process(target=_open_and_write, args=(path,)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        failures += sum(p.exitcode != 0 for p in procs)
+        assert len(Store(path).runs()) == sum(p.exitcode == 0 for p in procs)
+    assert failures == 0
