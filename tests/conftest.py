@@ -53,3 +53,23 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None):
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def pytest_collection_modifyitems(config, items):
+    """With VISIONBENCH_REQUIRE_GPU=1 (scripts/test-gpu.sh) a missing GPU stops the run.
+
+    Elsewhere every `gpu` test skips with its reason; on the GPU machine a log full of skips
+    would read as a pass, so there the absence of a usable CUDA device is an error.
+    """
+    if os.environ.get("VISIONBENCH_REQUIRE_GPU") != "1":
+        return
+    if not any(item.get_closest_marker("gpu") for item in items):
+        return
+    try:
+        import torch
+
+        ok = torch.cuda.is_available()
+    except ImportError:
+        ok = False
+    if not ok:
+        pytest.exit("VISIONBENCH_REQUIRE_GPU=1 but torch sees no CUDA device", returncode=3)
