@@ -1,0 +1,69 @@
+"""Static-shape models: the shape subgraph folds away and the arithmetic is unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from engine.static_shapes import shape_nodes, static_batch_model
+
+
+def _dynamic_model(path) -> str:
+    """x[N,3,8,8] → reshape to (N, -1) through Shape/Gather/Concat → MatMul → (N, 10)."""
+    w = np.random.default_rng(0).standard_normal((192, 10)).astype(np.float32)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "axes"], ["n1"]),
+        helper.make_node("Concat", ["n1", "minus1"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(0, np.int64), "zero"),
+        numpy_helper.from_array(np.array([0], np.int64), "axes"),
+        numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
+        numpy_helper.from_array(w, "w"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "dyn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, path)
+    return path
+
+
+def _run(path, x):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]
+
+
+def test_static_model_has_no_shape_nodes_and_the_same_outputs(tmp_path):
+    src = _dynamic_model(str(tmp_path / "dyn.onnx"))
+    assert shape_nodes(onnx.load(src)) == ["Shape"]
+    static = static_batch_model(src, 4, "abc123")
+    model = onnx.load(str(static))
+    assert shape_nodes(model) == []
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [4, 3, 8, 8]
+    x = np.random.default_rng(1).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(_run(static, x), _run(src, x), rtol=1e-6, atol=1e-6)
+
+
+def test_static_models_are_cached_per_batch(tmp_path):
+    src = _dynamic_model(str(tmp_path / "dyn.onnx"))
+    a = static_batch_model(src, 2, "k1")
+    mtime = a.stat().st_mtime_ns
+    assert static_batch_model(src, 2, "k1") == a and a.stat().st_mtime_ns == mtime
+    b = static_batch_model(src, 8, "k1")
+    assert b != a
+    assert [d.dim_value for d in onnx.load(str(b)).graph.input[0].type.tensor_type.shape.dim][
+        0
+    ] == 8
