@@ -203,7 +203,7 @@ def _table(items: list[CacheItem]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from engine.cli import _Parser
+    from engine.cliargs import Parser as _Parser
 
     p = _Parser(prog="python -m engine cache", description="list, size and prune the cache")
     p.add_argument("action", choices=["list", "size", "prune"])

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from engine.config import ResultRow
+from engine.text import chart_text
 
 BACKEND_TITLES = {"torch": "PyTorch", "ort": "ONNX Runtime", "tensorrt": "TensorRT"}
 PALETTE = (
@@ -60,6 +61,16 @@ def results_frame(rows: Iterable[ResultRow | dict[str, Any]]) -> pd.DataFrame:
             df[col] = pd.to_numeric(df[col], errors="coerce")
     df["batch"] = df["batch"].astype(int)
     return df
+
+
+def _plain(df: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The table with its text escaped for Plotly, which renders <a>, <b>, <br> in names."""
+    if df is None:
+        return None
+    text = [c for c in ("series", "provider") if c in df.columns]
+    if not text:
+        return df
+    return df.assign(**{c: [chart_text(v) for v in df[c]] for c in text})
 
 
 def measured(df: pd.DataFrame) -> pd.DataFrame:
@@ -165,7 +176,7 @@ def _reference_traces(fig: go.Figure, reference: pd.DataFrame | None, y: str, un
 
 def latency_chart(df: pd.DataFrame, reference: pd.DataFrame | None = None) -> go.Figure:
     """p50 latency per batch with a p10–p90 band per series; the reference as open markers."""
-    data = measured(df)
+    data, reference = measured(_plain(df)), _plain(reference)
     if data.empty and (reference is None or reference.empty):
         return _empty("Latency against batch size", "no measurements yet")
     colours = _colours(data["series"]) if not data.empty else {}
@@ -210,7 +221,7 @@ def latency_chart(df: pd.DataFrame, reference: pd.DataFrame | None = None) -> go
 
 def throughput_chart(df: pd.DataFrame, reference: pd.DataFrame | None = None) -> go.Figure:
     """Images per second (batch / p50) against batch size."""
-    data = measured(df)
+    data, reference = measured(_plain(df)), _plain(reference)
     if data.empty and (reference is None or reference.empty):
         return _empty("Throughput against batch size", "no measurements yet")
     colours = _colours(data["series"]) if not data.empty else {}
@@ -256,7 +267,7 @@ def speedup_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 def speedup_chart(df: pd.DataFrame) -> go.Figure:
     """Speed-up (×) over the PyTorch FP32 baseline; 1× is the baseline itself."""
-    sp = speedup_frame(df)
+    sp = speedup_frame(_plain(df))
     if sp.empty:
         return _empty(
             "Speed-up over PyTorch FP32",
@@ -303,6 +314,57 @@ def op_histogram_chart(
         barmode="group",
         title="Operators before and after graph optimisation",
         yaxis_title="nodes",
+        margin={"t": 60},
+    )
+    return fig
+
+
+def compare_chart(df: pd.DataFrame, a_name: str = "A", b_name: str = "B") -> go.Figure:
+    """Speed-up of B over A against batch size, one line per backend/precision/device.
+
+    ``df`` is :func:`engine.history.compare.speedup_frame`'s table of two runs.
+    """
+    df = _plain(df)
+    fig = go.Figure()
+    if df.empty:
+        fig.update_layout(title="Speed-up of B over A", xaxis={"visible": False})
+        fig.update_layout(yaxis={"visible": False})
+        fig.add_annotation(
+            text="the two runs share no measured point (backend, precision, device, batch)",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+        )
+        return fig
+    for name, g in df.sort_values("batch").groupby("series", sort=True):
+        fig.add_trace(
+            go.Scatter(
+                x=g["batch"],
+                y=g["speedup"],
+                mode="lines+markers",
+                name=name,
+                customdata=g[["a_p50_ms", "b_p50_ms"]].values.tolist(),
+                hovertemplate=(
+                    "<b>%{fullData.name}</b><br>batch %{x}<br>%{y:.2f}×<br>"
+                    f"{a_name} %{{customdata[0]:.3f}} ms → {b_name} %{{customdata[1]:.3f}} ms"
+                    "<extra></extra>"
+                ),
+            )
+        )
+    fig.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text="same speed")
+    spread = float(df["speedup"].max() / max(df["speedup"].min(), 1e-9))
+    top = int(df["batch"].max())
+    ticks = [2**i for i in range(top.bit_length() + 1) if 2**i <= top]
+    fig.update_layout(
+        title=f"Speed-up of {b_name} over {a_name} (p50 of {a_name} ÷ p50 of {b_name})",
+        xaxis={"type": "log", "title": "batch size", "tickvals": ticks},
+        # Log only when the ratios spread widely, so 0.5× and 2× sit as far from 1× as they should.
+        yaxis={
+            "title": "speed-up (×), above 1: B is faster",
+            "type": "log" if spread > 4 else "linear",
+        },
         margin={"t": 60},
     )
     return fig

@@ -15,15 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import BadInput, EngineError
+from engine.text import safe_stdout, safe_text
 
 # subcommand → "module:function" taking argv (list[str]) and returning an exit code
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("engine.cli:bench_main", "measure backends × precisions × batch sizes"),
     "export": ("engine.cli:export_main", "export a torchvision model to ONNX"),
     "diagnose": ("engine.diagnostics:main", "explain where ONNX Runtime will run, and why"),
-    "history": ("engine.history:main", "list and compare stored runs"),
-    "import": ("engine.history:import_main", "import bench --json documents"),
-    "report": ("engine.report:main", "write an HTML or markdown report"),
+    "history": ("engine.commands.history:main", "list and compare stored runs"),
+    "import": ("engine.commands.imports:main", "import bench --json documents"),
+    "report": ("engine.commands.report:main", "write an HTML or markdown report"),
     "cache": ("engine.cache:main", "list, size and prune the artifact cache"),
 }
 
@@ -333,7 +334,8 @@ def export_main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+        with safe_stdout():  # results may come from another machine: no escapes reach a terminal
+            return _dispatch(list(sys.argv[1:] if argv is None else argv))
     except BrokenPipeError:  # `python -m engine ... | head`: the reader left, not an error
         import os
 
@@ -356,7 +358,7 @@ def _dispatch(argv: list[str]) -> int:
         fn = getattr(importlib.import_module(module), func)
         return int(fn(rest) or 0)
     except EngineError as exc:
-        print(f"error: {exc.user_message()}", file=sys.stderr)
+        print(f"error: {safe_text(exc.user_message())}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -14,16 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import html
 import math
-import sys
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.config import ResultRow
 from engine.errors import BadInput
 from engine.history import (
     RunRecord,
-    compare_chart,
     env_diff,
     load_run,
     speedup_frame,
@@ -31,6 +28,7 @@ from engine.history import (
     unmatched_points,
 )
 from engine.store import Store
+from engine.text import code_fence, markdown_text, safe_text
 
 if TYPE_CHECKING:  # plotly loads only for the HTML page; markdown needs none of it
     import plotly.graph_objects as go
@@ -133,23 +131,36 @@ def _source_note(rec: RunRecord) -> str:
     return f"Measured on {i.machine}."
 
 
-def best_line(rec: RunRecord) -> str:
-    """The run's highest throughput and where it ran, or why there is none."""
+def best_line(rec: RunRecord, esc: Callable[[Any], str] = str) -> str:
+    """The run's highest throughput and where it ran, or why there is none.
+
+    ``esc`` escapes the fields that come from the run (for markdown); the page's
+    HTML escapes the whole line instead.
+    """
     rows = [r for r in _ok_rows(rec) if r.throughput_ips and not fell_back(r)]
     if not rows:
         return "No point was measured."
     r = max(rows, key=lambda r: r.throughput_ips or 0.0)
     return (
-        f"Best throughput: {r.throughput_ips:.1f} images/s with {r.backend} {r.precision} "
-        f"on {r.device} at batch {r.batch} (p50 {r.p50_ms:.3f} ms, ran on {r.provider})."
+        f"Best throughput: {r.throughput_ips:.1f} images/s with {esc(r.backend)} "
+        f"{esc(r.precision)} on {esc(r.device)} at batch {r.batch} "
+        f"(p50 {r.p50_ms:.3f} ms, ran on {esc(r.provider)})."
     )
 
 
 # -- markdown ------------------------------------------------------------------------------
 
 
-def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+# Every field of a run may come from another machine's document: each one is escaped
+# (or fenced) so it renders as its own characters, never as markup or HTML.
+_md = markdown_text
+
+
+def _md_code(text: Any) -> list[str]:
+    """A fenced block that ``text`` cannot close: one line, fence longer than its backticks."""
+    line = safe_text(text)
+    fence = code_fence(line)
+    return [fence, line, fence]
 
 
 def _md_table(head: list[str], lines: list[list[str]]) -> list[str]:
@@ -206,58 +217,67 @@ def _speedup_lines(a: RunRecord, b: RunRecord) -> list[list[str]]:
 _SPEEDUP_HEAD = ["backend", "precision", "device", "batch", "A p50 ms", "B p50 ms", "speed-up"]
 
 
+def _md_run(rec: RunRecord) -> list[str]:
+    i, env = rec.info, rec.info.environment
+    size = f", {i.image_size}×{i.image_size}" if i.image_size else ""
+    out = [f"### Run {_md(i.id)}: {_md(i.model)}{size} on {_md(i.machine)}", ""]
+    out += [f"_{_md(_source_note(rec))}_ {_md(i.label)}", ""]
+    facts = [f"started {_md(i.created_at or 'date unknown')}"]
+    facts.append(f"torch {_md(env.get('torch') or '-')}")
+    facts.append(f"onnxruntime {_md(env.get('onnxruntime') or '-')}")
+    if env.get("tensorrt"):
+        facts.append(f"TensorRT {_md(env['tensorrt'])}")
+    out += [" · ".join(facts), "", best_line(rec, _md), ""]
+    falls = [r for r in rec.rows if fell_back(r)]
+    if falls:
+        names = sorted({f"{r.backend} {r.precision}" for r in falls})
+        out += [
+            f"> **Warning:** {_md(', '.join(names))} asked for the GPU but ran on the CPU "
+            "(provider shown per row).",
+            "",
+        ]
+    out += _md_table(_RESULT_HEAD, _results_lines(rec)) + [""]
+    if i.command:
+        out += ["Reproduce:", "", *_md_code(i.command), ""]
+    return out
+
+
+def _md_compare(a: RunRecord, b: RunRecord) -> list[str]:
+    out = [
+        f"### Speed-up of run {_md(b.info.id)} over run {_md(a.info.id)}",
+        "",
+        "p50 of A ÷ p50 of B; above 1× run B is faster.",
+        "",
+    ]
+    lines = _speedup_lines(a, b)
+    out += _md_table(_SPEEDUP_HEAD, lines) if lines else ["No point measured by both."]
+    out.append("")
+    diff = env_diff(a, b)
+    if diff:
+        out += ["Differences that may explain it:", ""]
+        out += _md_table(
+            ["kind", "setting", f"run {a.info.id}", f"run {b.info.id}"],
+            [[d.kind, d.key, d.a, d.b] for d in diff],
+        )
+        out.append("")
+    return out
+
+
 def _markdown(recs: list[RunRecord], diag: dict[str, Any] | None, generated_at: str) -> str:
     out = [f"## visionbench report ({len(recs)} run{'s' if len(recs) != 1 else ''})", ""]
     for rec in recs:
-        i = rec.info
-        out += [f"### {_run_heading(rec)}", "", f"_{_source_note(rec)}_ {i.label}", ""]
-        when = i.created_at or "date unknown"
-        env = i.environment
-        facts = [f"started {when}", f"torch {env.get('torch') or '-'}"]
-        facts.append(f"onnxruntime {env.get('onnxruntime') or '-'}")
-        if env.get("tensorrt"):
-            facts.append(f"TensorRT {env['tensorrt']}")
-        out += [" · ".join(facts), "", best_line(rec), ""]
-        falls = [r for r in rec.rows if fell_back(r)]
-        if falls:
-            names = sorted({f"{r.backend} {r.precision}" for r in falls})
-            out += [
-                f"> **Warning:** {', '.join(names)} asked for the GPU but ran on the CPU "
-                "(provider shown per row).",
-                "",
-            ]
-        out += _md_table(_RESULT_HEAD, _results_lines(rec)) + [""]
-        if i.command:
-            out += ["Reproduce:", "", "```", i.command, "```", ""]
-    if len(recs) > 1:
-        a = recs[0]
-        for b in recs[1:]:
-            out += [
-                f"### Speed-up of run {b.info.id} over run {a.info.id}",
-                "",
-                "p50 of A ÷ p50 of B; above 1× run B is faster.",
-                "",
-            ]
-            lines = _speedup_lines(a, b)
-            out += _md_table(_SPEEDUP_HEAD, lines) if lines else ["No point measured by both."]
-            out.append("")
-            diff = env_diff(a, b)
-            if diff:
-                out += ["Differences that may explain it:", ""]
-                out += _md_table(
-                    ["kind", "setting", f"run {a.info.id}", f"run {b.info.id}"],
-                    [[d.kind, d.key, d.a, d.b] for d in diff],
-                )
-                out.append("")
+        out += _md_run(rec)
+    for b in recs[1:]:
+        out += _md_compare(recs[0], b)
     if diag is not None:
         if diag["available"]:
             out += [
                 f"**ONNX Runtime diagnostics** (on the machine that wrote this report, "
-                f"{generated_at}): {diag['verdict']}",
+                f"{generated_at}): {_md(diag['verdict'])}",
                 "",
             ]
         else:
-            out += [f"**ONNX Runtime diagnostics:** unavailable ({diag['why']})", ""]
+            out += [f"**ONNX Runtime diagnostics:** unavailable ({_md(diag['why'])})", ""]
     out += [f"<sub>Written by visionbench at {generated_at}.</sub>", ""]
     return "\n".join(out)
 
@@ -313,6 +333,7 @@ class _Figures:
 
 
 def _run_charts(rec: RunRecord, figure: _Figures) -> str:
+    """Latency and throughput figures of one run (the quoted study as reference markers)."""
     from engine.charts import latency_chart, results_frame, throughput_chart
 
     if rec.info.quoted:
@@ -353,6 +374,8 @@ def _diagnostics_html(diag: dict[str, Any] | None, generated_at: str) -> str:
 
 
 def _html(recs: list[RunRecord], diag: dict[str, Any] | None, generated_at: str) -> str:
+    from engine.charts import compare_chart
+
     figure = _Figures()
     parts = [
         "<!DOCTYPE html>",
@@ -454,39 +477,3 @@ def html_report(
     recs = load_runs(store, run_ids)
     diag = diagnostics_summary(probe) if diagnostics else None
     return _html(recs, diag, _now())
-
-
-def main(argv: list[str]) -> int:
-    """``python -m engine report``: write an HTML or markdown report of stored runs."""
-    from engine.cli import _Parser, parse_list
-
-    p = _Parser(prog="python -m engine report", description="write an HTML or markdown report")
-    p.add_argument("--db", help="results database (default: the user data folder)")
-    p.add_argument(
-        "--run",
-        action="append",
-        default=[],
-        help="run id (repeat or comma list; t4 = the quoted study); default: the newest run",
-    )
-    p.add_argument("--out", required=True, help="FILE.html or FILE.md")
-    p.add_argument(
-        "--probe", action="store_true", help="diagnostics with a live ONNX Runtime probe"
-    )
-    p.add_argument("--no-diagnostics", action="store_true", help="leave the diagnostics out")
-    args = p.parse_args(argv)
-    out = Path(args.out)
-    suffix = out.suffix.lower()
-    if suffix not in (".html", ".htm", ".md", ".markdown"):
-        raise BadInput(
-            f"--out {out.name} has no .html or .md suffix",
-            fix="name the report FILE.html (self-contained page) or FILE.md (markdown summary)",
-        )
-    run_ids = [x for text in args.run for x in parse_list(text, str, "run id")]
-    store = Store(args.db)
-    make = html_report if suffix in (".html", ".htm") else markdown_report
-    text = make(store, run_ids, diagnostics=not args.no_diagnostics, probe=args.probe)
-    if out.parent and not out.parent.exists():
-        raise BadInput(f"the folder for {out.name} does not exist", fix="create it first")
-    out.write_text(text, encoding="utf-8")
-    print(f"wrote {out} ({len(text.encode()) / 1024:.0f} KiB)", file=sys.stderr)
-    return 0

@@ -20,6 +20,7 @@ from engine.config import BenchSettings
 from engine.locks import device_lock
 from engine.reference import QUOTED, load_reference
 from engine.sweep import reproduce_command
+from engine.text import markdown_text
 from pages import common
 
 SLIDER_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -186,9 +187,9 @@ if job is not None and job.finished:
         if outcome.notes:
             with st.expander(f"Notes from the sweep ({len(outcome.notes)})"):
                 for note in outcome.notes:
-                    st.caption(note)
+                    st.caption(markdown_text(note))
         for err in {e.user_message() for e in outcome.errors}:
-            st.warning(err)
+            st.warning(markdown_text(err))
         ladder = getattr(outcome, "ladder_records", None)
         if ladder is not None and ladder():
             st.subheader("Auto mode: what each setting bought")

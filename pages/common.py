@@ -28,6 +28,7 @@ from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, Sweep
 from engine.errors import BadInput, EngineError
 from engine.models import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelArtifacts, load_artifacts
 from engine.paths import default_db
+from engine.text import markdown_text
 from engine.uploads import KINDS, save_upload
 
 MAX_CACHED_RUNNERS = 6
@@ -53,11 +54,11 @@ def ensure_entry() -> None:
 def show_error(exc: BaseException, where: str = "") -> None:
     """An error box: the engine's own message, or the type and message of our bug."""
     if isinstance(exc, EngineError):
-        st.error(exc.user_message(), icon=":material/warning:")
+        st.error(markdown_text(exc.user_message()), icon=":material/warning:")
     else:
         first = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ""
         prefix = f"{where} failed: " if where else ""
-        st.error(f"{prefix}{type(exc).__name__}: {first}", icon=":material/error:")
+        st.error(markdown_text(f"{prefix}{type(exc).__name__}: {first}"), icon=":material/error:")
 
 
 @contextlib.contextmanager
@@ -255,7 +256,7 @@ def sidebar() -> Selection:
     if missing:
         with sb.expander(f"Not available on {device}: {', '.join(missing)}"):
             for b, reason in missing.items():
-                st.caption(f"**{b}**: {reason}")
+                st.caption(f"**{b}**: {markdown_text(reason)}")
     precisions = sb.multiselect(
         "Precisions", list(PRECISIONS), **_kept("vb_precisions", ["fp32"], list(PRECISIONS))
     )

@@ -16,6 +16,7 @@ import streamlit as st
 from engine import charts, inspection
 from engine.cache import human_bytes
 from engine.paths import default_db, short_path
+from engine.text import markdown_text
 from pages import common
 
 RESULT_KEY = "vb_engines"
@@ -57,7 +58,7 @@ if result:
         opt = facts.get(name)
         if opt is None:
             continue
-        st.subheader(f"{title}: {label}")
+        st.subheader(f"{title}: {markdown_text(label)}")
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("File size", human_bytes(opt.original.size_bytes))
         c2.metric("Nodes exported", opt.original.node_count)
@@ -69,7 +70,7 @@ if result:
             help=f"{opt.level} on the CPU provider; optimising took {opt.optimise_s:.2f} s",
         )
         c4.metric("Opset", opt.original.opset)
-        st.caption(f"File: {opt.original.path}")
+        st.caption(f"File: {markdown_text(opt.original.path)}")
         st.plotly_chart(
             charts.op_histogram_chart(opt.original.op_histogram, opt.optimised.op_histogram),
             key=f"ops_{name}",

@@ -4,7 +4,9 @@ Lists every stored run with its environment fingerprint (the quoted T4 study too
 as not measured here), filters them, compares two as a speed-up per batch size next to the
 environment differences that explain it, imports ``bench --json`` documents from other
 machines, and offers the HTML / markdown reports and the CSV / JSON of the runs picked.
-All of it is ``engine.history`` and ``engine.report``; this script only draws.
+All of it is ``engine.history``, ``engine.documents`` and ``engine.report``; this script only
+draws. Every string a run carries may come from another machine's file, so none is given
+to a widget that renders markdown without ``markdown_text``; tables and pickers show text.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import json
 
 import streamlit as st
 
-from engine import history
+from engine import documents, history
+from engine.charts import compare_chart
 from engine.errors import EngineError
 from engine.store import Store
+from engine.text import markdown_text
 from pages import common
 
 IMPORT_LOG_KEY = "vb_hist_import_log"
 IMPORTED_KEY = "vb_hist_imported"
+IMPORT_MB = documents.MAX_IMPORT_BYTES // 2**20
 
 common.ensure_entry()
 st.title("History")
@@ -38,10 +43,15 @@ if store is not None:
         st.caption(
             "Upload documents written by `python -m engine bench --json FILE` on any machine "
             "(or `python -m engine import FILE` there). Their fingerprint is kept; the same "
-            f"document is never imported twice. Up to {history.MAX_IMPORT_BYTES // 2**20} MB each."
+            f"document is never imported twice. Up to {IMPORT_MB} MB each."
         )
         uploads = st.file_uploader(
-            "bench JSON documents", type=["json"], accept_multiple_files=True, key="vb_hist_upload"
+            "bench JSON documents",
+            type=["json"],
+            accept_multiple_files=True,
+            key="vb_hist_upload",
+            # The uploader states and enforces the same limit as the import itself.
+            max_upload_size=IMPORT_MB,
         )
         done: set[str] = st.session_state.setdefault(IMPORTED_KEY, set())
         log: list[tuple[str, str]] = st.session_state.setdefault(IMPORT_LOG_KEY, [])
@@ -49,20 +59,21 @@ if store is not None:
             # The uploader hands the same files back on every rerun; import each once.
             if up.file_id in done:
                 continue
-            done.add(up.file_id)
             try:
-                history.check_size(up.size, up.name)
-                doc = history.parse_document(up.getvalue(), up.name)
-                run_id, created = history.import_document(store, doc, up.name)
+                documents.check_size(up.size, up.name)
+                doc = documents.parse_document(up.getvalue(), up.name)
+                run_id, created = documents.import_document(store, doc, up.name)
             except EngineError as exc:
                 log.append(("error", exc.user_message()))
-                continue
-            if created:
-                log.append(("success", f"Imported {up.name} as run {run_id}."))
             else:
-                log.append(("info", f"{up.name} is already run {run_id}; not imported again."))
+                if created:
+                    log.append(("success", f"Imported {up.name} as run {run_id}."))
+                else:
+                    log.append(("info", f"{up.name} is already run {run_id}; not imported again."))
+            # Marked only once its outcome is in the log: a rerun never drops a file unsaid.
+            done.add(up.file_id)
         for kind, message in log:
-            getattr(st, kind)(message)
+            getattr(st, kind)(markdown_text(message))
 
 # -- list and filter -----------------------------------------------------------------------
 runs: list[history.RunInfo] = []
@@ -152,9 +163,7 @@ else:
             sp = history.speedup_frame(history.speedups(ra.rows, rb.rows))
             if ra.info.quoted or rb.info.quoted:
                 st.info("One side is the quoted T4 study: its figures were not measured here.")
-            st.plotly_chart(
-                history.compare_chart(sp, f"run {a_id}", f"run {b_id}"), key="vb_hist_chart"
-            )
+            st.plotly_chart(compare_chart(sp, f"run {a_id}", f"run {b_id}"), key="vb_hist_chart")
             if not sp.empty:
                 st.dataframe(
                     sp[["series", "batch", "a_p50_ms", "b_p50_ms", "speedup"]
@@ -164,9 +173,9 @@ else:
                 )  # fmt: skip
             only_a, only_b = history.unmatched_points(ra, rb)
             if only_a:
-                st.caption(f"Only in A: {'; '.join(only_a)}")
+                st.caption(f"Only in A: {markdown_text('; '.join(only_a))}")
             if only_b:
-                st.caption(f"Only in B: {'; '.join(only_b)}")
+                st.caption(f"Only in B: {markdown_text('; '.join(only_b))}")
             st.markdown("**Differences that may explain it**")
             diff = history.diff_frame(history.env_diff(ra, rb))
             if diff.empty:

@@ -1,0 +1,365 @@
+"""Bench documents from other machines: read, checked against the schema, imported.
+
+A ``bench --json`` document (``{schema, run, rows}``) travels between machines and
+people, so every byte of it is untrusted. This module is the one boundary it crosses:
+files are read with a hard cap and only when they are regular files (``/dev/zero`` has a
+reported size of 0 and no end; a FIFO blocks), JSON too deep for the parser is refused,
+and :func:`validate_document` checks every field's type and range against the schema
+(``ResultRow``'s own annotations for rows) and sanitises every string once, so nothing
+later (store, history, reports, pages) meets a number it cannot format, a list where a
+string belongs or a terminal escape. Imports are keyed on a hash of the canonical
+document, so the same file never lands twice; a multi-file import checks every file
+before it stores any. The CLI command is :mod:`engine.commands.imports`; the History
+page's uploader calls the same functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import sqlite3
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from engine.config import MAX_BATCH, ResultRow
+from engine.env import machine_label
+from engine.errors import BadInput
+from engine.store import JSON_SCHEMA, Store
+from engine.text import safe_text
+
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+MAX_ROWS = 100_000
+MAX_TEXT = 20_000  # characters in one string: a long reproduce command fits
+MAX_DEPTH = 8  # nesting of configuration and environment objects
+MAX_IMAGE_SIZE = 16_384
+MAX_MS = 1e9  # eleven days for one batch: anything larger is not a measurement
+MAX_NUMBER = 1e15  # any other figure (images/s, MiB, iterations)
+_FIX = "pass a file written by python -m engine bench --json"
+# Per-field ranges beyond "a finite number"; every other number must be within ±MAX_NUMBER.
+_RANGES: dict[str, tuple[float, float]] = {
+    "batch": (1, MAX_BATCH),
+    "image_size": (1, MAX_IMAGE_SIZE),
+    "iters": (0, MAX_NUMBER),
+    "threads": (1, 1_000_000),
+    "cosine": (-1.001, 1.001),
+    "top1_agree": (0.0, 1.0),
+    **{k: (0.0, MAX_MS) for k in ("p50_ms", "p90_ms", "p99_ms", "p10_ms", "mean_ms")},
+    **{k: (0.0, MAX_MS) for k in ("std_ms", "min_ms")},
+}
+# Text that names the machine: it feeds machine_label, filters and every title.
+_ENV_TEXT = ("host", "gpu", "cpu", "machine", "os")
+_MODEL_TYPES: dict[str, type] = {
+    "name": str,
+    "weights": str,
+    "onnx_path": str,
+    "image_size": int,
+    "seed": int,
+}
+
+
+def _bad(name: str, why: str) -> BadInput:
+    return BadInput(f"{safe_text(name)} is not a bench JSON document", why, _FIX)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def check_size(n_bytes: int, name: str) -> None:
+    if n_bytes > MAX_IMPORT_BYTES:
+        raise BadInput(
+            f"{safe_text(name)} is {n_bytes / 2**20:.0f} MB",
+            f"bench documents larger than {MAX_IMPORT_BYTES // 2**20} MB are not imported",
+            "import the document of one run, written by python -m engine bench --json",
+        )
+
+
+def _unreadable(p: Path, exc: OSError) -> BadInput:
+    why = exc.strerror or str(exc)
+    return BadInput(f"{safe_text(p.name)} cannot be read", why, "check the path")
+
+
+def _not_regular(p: Path) -> BadInput:
+    return BadInput(
+        f"{safe_text(p.name)} is not a regular file",
+        "a device, pipe, socket or folder has no document to read (and may never end)",
+        "pass the .json file itself",
+    )
+
+
+def read_capped(path: str | Path, cap: int = MAX_IMPORT_BYTES) -> bytes:
+    """The bytes of a regular file, reading at most ``cap`` + 1 of them whatever its size says."""
+    p = Path(path)
+    try:
+        if not stat.S_ISREG(os.stat(p).st_mode):
+            raise _not_regular(p)
+        # Non-blocking, so a FIFO put in the file's place after the check cannot hang us.
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise _unreadable(p, exc) from exc
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise _not_regular(p)
+        try:
+            data = f.read(cap + 1)
+        except OSError as exc:
+            raise _unreadable(p, exc) from exc
+    check_size(len(data), p.name)
+    return data
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not a number JSON allows")
+
+
+def parse_document(data: bytes | str, name: str = "document") -> Any:
+    """The JSON of a bench document; BadInput when it is not JSON or nested too deep to read."""
+    check_size(len(data), name)
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise _bad(name, "it is nested too deeply for a JSON parser to read") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(
+            f"{safe_text(name)} is not valid JSON", safe_text(str(exc)[:200]), _FIX
+        ) from exc
+
+
+def read_document_file(path: str | Path) -> Any:
+    """Read and parse one document file, refusing non-regular files and oversize ones."""
+    return parse_document(read_capped(path), Path(path).name)
+
+
+# -- checking --------------------------------------------------------------------------------
+
+
+def _scalar(value: Any, where: str, name: str) -> Any:
+    """A JSON scalar made safe: strings sanitised and bounded, numbers finite and bounded."""
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise _bad(name, f"{where} is a string of {len(value)} characters")
+        return safe_text(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+            raise _bad(name, f"{where} is {str(value)[:40]}, out of range")
+        return value
+    raise _bad(name, f"{where} is a JSON {type(value).__name__}, not a value")
+
+
+def _tree(value: Any, where: str, name: str, depth: int = 0, lists: bool = True) -> Any:
+    """A nested object of scalars, at most MAX_DEPTH levels, with every string sanitised."""
+    if depth > MAX_DEPTH:
+        raise _bad(name, f"{where} is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, dict):
+        return {
+            _scalar(str(k), f"a key of {where}", name): _tree(
+                v, f"{where}.{safe_text(k)[:40]}", name, depth + 1, lists
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list) and lists:
+        return [_tree(v, f"{where}[{i}]", name, depth + 1, lists) for i, v in enumerate(value)]
+    return _scalar(value, where, name)
+
+
+def _object(value: Any, where: str, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(name, f"{where} is not an object")
+    return value
+
+
+def _date(value: Any, where: str, name: str, empty_ok: bool = False) -> str:
+    if empty_ok and value in ("", None):
+        return ""
+    if not isinstance(value, str):
+        raise _bad(name, f"{where} is not a date string")
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _bad(name, f"{where} {safe_text(value)[:40]!r} is not an ISO date") from exc
+    return value
+
+
+def _typed(value: Any, kind: str, where: str, name: str) -> Any:
+    """``value`` checked against one ResultRow annotation (``int``, ``float | None``, ...)."""
+    optional = "None" in kind
+    base = kind.split("|")[0].strip()
+    if value is None and optional:
+        return None
+    if base == "str":
+        if not isinstance(value, str):
+            raise _bad(name, f"{where} is a JSON {type(value).__name__}, not a string")
+        return _scalar(value, where, name)
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise _bad(name, f"{where} is {str(value)[:40]}, not true or false")
+        return value
+    if base.startswith("dict"):  # options: one flat level of settings
+        items = _object(value, where, name).items()
+        return {safe_text(k): _scalar(v, f"{where}.{safe_text(k)[:40]}", name) for k, v in items}
+    whole = base == "int"
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        raise _bad(name, f"{where} is {str(value)[:40]}, not a {'whole ' if whole else ''}number")
+    low, high = _RANGES.get(where.rsplit(" ", 1)[-1], (-MAX_NUMBER, MAX_NUMBER))
+    if not math.isfinite(value) or not low <= value <= high:
+        raise _bad(name, f"{where} is {str(value)[:40]}, outside {low:g}..{high:g}")
+    return value
+
+
+_ROW_TYPES = {f.name: str(f.type) for f in fields(ResultRow)}
+_ROW_REQUIRED = ("model", "backend", "device", "precision", "batch")
+
+
+def _row(raw: Any, i: int, created_at: str, name: str) -> ResultRow:
+    raw = _object(raw, f"row {i}", name)
+    missing = [k for k in _ROW_REQUIRED if k not in raw]
+    if missing:
+        raise _bad(name, f"row {i} has no {', '.join(missing)}")
+    clean = {
+        k: _typed(raw[k], kind, f"row {i} {k}", name)
+        for k, kind in _ROW_TYPES.items()
+        if k in raw and k != "created_at"
+    }
+    clean["created_at"] = _date(raw.get("created_at"), f"row {i} created_at", name, True)
+    row = ResultRow.from_dict(clean)
+    row.created_at = row.created_at or created_at
+    return row
+
+
+def _schema(doc: Any, name: str) -> None:
+    if not isinstance(doc, dict):
+        raise _bad(name, f"its top level is a JSON {type(doc).__name__}, not an object")
+    missing = [k for k in ("schema", "run", "rows") if k not in doc]
+    if missing:
+        raise _bad(name, f"it has no {', '.join(missing)} key")
+    schema = doc["schema"]
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise _bad(name, f"its schema is {str(schema)[:40]}, not a positive whole number")
+    if schema > JSON_SCHEMA:
+        raise BadInput(
+            f"{safe_text(name)} has document schema {schema}",
+            f"this version of visionbench reads schema {JSON_SCHEMA} and older",
+            "upgrade visionbench to import it",
+        )
+
+
+def _run(raw: Any, name: str) -> dict[str, Any]:
+    raw = _object(raw, "its run", name)
+    missing = [k for k in ("created_at", "configuration", "environment") if k not in raw]
+    if missing:
+        raise _bad(name, f"its run has no {', '.join(missing)}")
+    run = {"created_at": _date(raw["created_at"], "its run's created_at", name)}
+    for k in ("label", "status", "reproduce"):
+        if raw.get(k) is not None:
+            run[k] = _typed(raw[k], "str", f"its run's {k}", name)
+    config = _tree(_object(raw["configuration"], "its configuration", name), "configuration", name)
+    model = config.get("model")
+    if isinstance(model, dict):
+        for k, kind in _MODEL_TYPES.items():
+            if model.get(k) is not None:
+                _typed(model[k], kind.__name__, f"configuration.model {k}", name)
+    elif model is not None and not isinstance(model, str):
+        raise _bad(name, "configuration.model is neither an object nor a name")
+    env = _tree(_object(raw["environment"], "its environment", name), "environment", name)
+    for k in _ENV_TEXT:
+        if env.get(k) is not None and not isinstance(env[k], str):
+            raise _bad(name, f"environment.{k} is not a string")
+    run.update(configuration=config, environment=env)
+    return run
+
+
+def validate_document(doc: Any, name: str = "document") -> tuple[dict[str, Any], list[ResultRow]]:
+    """The run and rows of a ``{schema, run, rows}`` document, checked and sanitised.
+
+    Raises BadInput naming the first field that is off; what it returns is safe to store,
+    print and render.
+    """
+    _schema(doc, name)
+    run = _run(doc["run"], name)
+    rows = doc["rows"]
+    if not isinstance(rows, list):
+        raise _bad(name, "its rows are not a list")
+    if len(rows) > MAX_ROWS:
+        raise _bad(name, f"it has {len(rows)} rows; one run has at most {MAX_ROWS}")
+    return run, [_row(raw, i, run["created_at"], name) for i, raw in enumerate(rows)]
+
+
+# -- storing ---------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckedDocument:
+    """A document that passed :func:`validate_document`, ready to store."""
+
+    name: str
+    run: dict[str, Any]
+    rows: list[ResultRow]
+
+    @property
+    def machine(self) -> str:
+        return machine_label(self.run["environment"])
+
+
+def check_document(doc: Any, name: str = "document") -> CheckedDocument:
+    return CheckedDocument(name, *validate_document(doc, name))
+
+
+def document_key(run: dict[str, Any], rows: list[ResultRow]) -> str:
+    """A hash of the canonical document: the same run gives the same key wherever it is.
+
+    The store-local id and source are left out, so a document exported again from the
+    store it was imported into is still recognised.
+    """
+    canon = {
+        "run": {
+            k: run.get(k)
+            for k in ("created_at", "label", "status", "configuration", "environment", "reproduce")
+        },
+        "rows": [r.to_dict() for r in rows],
+    }
+    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def store_document(store: Store, checked: CheckedDocument) -> tuple[int, bool]:
+    """Store a checked document as a run with source ``import``: (run id, created).
+
+    ``created`` is False when the same document (or the local run it was exported from)
+    is already in the store; nothing is written then.
+    """
+    run, rows = checked.run, checked.rows
+    key = document_key(run, rows)
+    existing = store.run_id_by_source_key(key)
+    if existing is None:
+        existing = store.same_run_id(run["created_at"], run["configuration"], run["environment"])
+    if existing is not None:
+        return existing, False
+    try:
+        return store.import_run(run, rows, key), True
+    except sqlite3.IntegrityError:
+        # Another process imported the same document between the lookup and the insert.
+        again = store.run_id_by_source_key(key)
+        if again is None:
+            raise
+        return again, False
+
+
+def import_document(store: Store, doc: Any, name: str = "document") -> tuple[int, bool]:
+    """Check a parsed document and store it: (run id, created)."""
+    return store_document(store, check_document(doc, name))
+
+
+def import_file(store: Store, path: str | Path) -> tuple[int, bool]:
+    return import_document(store, read_document_file(path), Path(path).name)
+
+
+def check_files(paths: Iterable[str | Path]) -> list[CheckedDocument]:
+    """Read and check every file; BadInput for the first bad one, before anything is stored."""
+    return [check_document(read_document_file(p), Path(p).name) for p in paths]
