@@ -113,15 +113,11 @@ def read_capped(path: str | Path, cap: int = MAX_IMPORT_BYTES) -> bytes:
     return data
 
 
-def _no_constant(text: str) -> float:
-    raise ValueError(f"{text} is not a number JSON allows")
-
-
 def parse_document(data: bytes | str, name: str = "document") -> Any:
     """The JSON of a bench document; BadInput when it is not JSON or nested too deep to read."""
     check_size(len(data), name)
     try:
-        return json.loads(data, parse_constant=_no_constant)
+        return json.loads(data)
     except RecursionError as exc:
         raise _bad(name, "it is nested too deeply for a JSON parser to read") from exc
     except (ValueError, UnicodeDecodeError) as exc:
@@ -138,35 +134,51 @@ def read_document_file(path: str | Path) -> Any:
 # -- checking --------------------------------------------------------------------------------
 
 
+def _shown(value: Any) -> str:
+    """A value quoted for a message: strings in quotes and sanitised, all of it short."""
+    text = repr(safe_text(value)) if isinstance(value, str) else safe_text(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value: Any, where: str, name: str, whole: bool = False) -> int | float:
+    """A finite number within its field's range; ``where`` reads "row 3 has p50_ms"."""
+    low, high = _RANGES.get(where.rsplit(" ", 1)[-1], (-MAX_NUMBER, MAX_NUMBER))
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        kind = ("positive whole number" if low >= 1 else "whole number") if whole else "number"
+        raise _bad(name, f"{where} {_shown(value)}, not a {kind}")
+    if not math.isfinite(value):
+        raise _bad(name, f"{where} {_shown(value)}, not a finite number")
+    if not low <= value <= high:
+        raise _bad(name, f"{where} {_shown(value)}, outside {low:g}..{high:g}")
+    return value
+
+
 def _scalar(value: Any, where: str, name: str) -> Any:
     """A JSON scalar made safe: strings sanitised and bounded, numbers finite and bounded."""
     if isinstance(value, str):
         if len(value) > MAX_TEXT:
-            raise _bad(name, f"{where} is a string of {len(value)} characters")
+            raise _bad(name, f"{where} a string of {len(value)} characters (at most {MAX_TEXT})")
         return safe_text(value)
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, (int, float)):
-        if not math.isfinite(value) or abs(value) > MAX_NUMBER:
-            raise _bad(name, f"{where} is {str(value)[:40]}, out of range")
-        return value
-    raise _bad(name, f"{where} is a JSON {type(value).__name__}, not a value")
+        return _number(value, where, name)
+    raise _bad(name, f"{where} a JSON {type(value).__name__} where a value belongs")
 
 
-def _tree(value: Any, where: str, name: str, depth: int = 0, lists: bool = True) -> Any:
+def _tree(value: Any, where: str, name: str, path: str = "", depth: int = 0) -> Any:
     """A nested object of scalars, at most MAX_DEPTH levels, with every string sanitised."""
     if depth > MAX_DEPTH:
-        raise _bad(name, f"{where} is nested more than {MAX_DEPTH} levels deep")
+        raise _bad(name, f"{where} {path} nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, dict):
-        return {
-            _scalar(str(k), f"a key of {where}", name): _tree(
-                v, f"{where}.{safe_text(k)[:40]}", name, depth + 1, lists
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, list) and lists:
-        return [_tree(v, f"{where}[{i}]", name, depth + 1, lists) for i, v in enumerate(value)]
-    return _scalar(value, where, name)
+        out = {}
+        for k, v in value.items():
+            key = _scalar(k, f"{where} a key", name)
+            out[key] = _tree(v, where, name, f"{path}.{key[:40]}" if path else key[:40], depth + 1)
+        return out
+    if isinstance(value, list):
+        return [_tree(v, where, name, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+    return _scalar(value, f"{where} {path}", name)
 
 
 def _object(value: Any, where: str, name: str) -> dict[str, Any]:
@@ -179,38 +191,34 @@ def _date(value: Any, where: str, name: str, empty_ok: bool = False) -> str:
     if empty_ok and value in ("", None):
         return ""
     if not isinstance(value, str):
-        raise _bad(name, f"{where} is not a date string")
+        raise _bad(name, f"{where} {_shown(value)}, not a date string")
     try:
         dt.datetime.fromisoformat(value)
     except ValueError as exc:
-        raise _bad(name, f"{where} {safe_text(value)[:40]!r} is not an ISO date") from exc
+        raise _bad(name, f"{where} {_shown(value)}, not an ISO date") from exc
     return value
 
 
 def _typed(value: Any, kind: str, where: str, name: str) -> Any:
-    """``value`` checked against one ResultRow annotation (``int``, ``float | None``, ...)."""
-    optional = "None" in kind
+    """``value`` checked against one annotation (``int``, ``float | None``, ``str``, ...)."""
     base = kind.split("|")[0].strip()
-    if value is None and optional:
+    if value is None and "None" in kind:
         return None
     if base == "str":
         if not isinstance(value, str):
-            raise _bad(name, f"{where} is a JSON {type(value).__name__}, not a string")
+            raise _bad(name, f"{where} a JSON {type(value).__name__} where a string belongs")
         return _scalar(value, where, name)
     if base == "bool":
         if not isinstance(value, bool):
-            raise _bad(name, f"{where} is {str(value)[:40]}, not true or false")
+            raise _bad(name, f"{where} {_shown(value)}, not true or false")
         return value
     if base.startswith("dict"):  # options: one flat level of settings
         items = _object(value, where, name).items()
-        return {safe_text(k): _scalar(v, f"{where}.{safe_text(k)[:40]}", name) for k, v in items}
-    whole = base == "int"
-    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
-        raise _bad(name, f"{where} is {str(value)[:40]}, not a {'whole ' if whole else ''}number")
-    low, high = _RANGES.get(where.rsplit(" ", 1)[-1], (-MAX_NUMBER, MAX_NUMBER))
-    if not math.isfinite(value) or not low <= value <= high:
-        raise _bad(name, f"{where} is {str(value)[:40]}, outside {low:g}..{high:g}")
-    return value
+        return {
+            _scalar(k, f"{where} a key", name): _scalar(v, f"{where} {safe_text(k)[:40]}", name)
+            for k, v in items
+        }
+    return _number(value, where, name, whole=base == "int")
 
 
 _ROW_TYPES = {f.name: str(f.type) for f in fields(ResultRow)}
@@ -223,11 +231,11 @@ def _row(raw: Any, i: int, created_at: str, name: str) -> ResultRow:
     if missing:
         raise _bad(name, f"row {i} has no {', '.join(missing)}")
     clean = {
-        k: _typed(raw[k], kind, f"row {i} {k}", name)
+        k: _typed(raw[k], kind, f"row {i} has {k}", name)
         for k, kind in _ROW_TYPES.items()
         if k in raw and k != "created_at"
     }
-    clean["created_at"] = _date(raw.get("created_at"), f"row {i} created_at", name, True)
+    clean["created_at"] = _date(raw.get("created_at"), f"row {i} has created_at", name, True)
     row = ResultRow.from_dict(clean)
     row.created_at = row.created_at or created_at
     return row
@@ -241,7 +249,7 @@ def _schema(doc: Any, name: str) -> None:
         raise _bad(name, f"it has no {', '.join(missing)} key")
     schema = doc["schema"]
     if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
-        raise _bad(name, f"its schema is {str(schema)[:40]}, not a positive whole number")
+        raise _bad(name, f"its schema is {_shown(schema)}, not a positive whole number")
     if schema > JSON_SCHEMA:
         raise BadInput(
             f"{safe_text(name)} has document schema {schema}",
@@ -255,22 +263,25 @@ def _run(raw: Any, name: str) -> dict[str, Any]:
     missing = [k for k in ("created_at", "configuration", "environment") if k not in raw]
     if missing:
         raise _bad(name, f"its run has no {', '.join(missing)}")
-    run = {"created_at": _date(raw["created_at"], "its run's created_at", name)}
+    run = {"created_at": _date(raw["created_at"], "its run has created_at", name)}
     for k in ("label", "status", "reproduce"):
         if raw.get(k) is not None:
-            run[k] = _typed(raw[k], "str", f"its run's {k}", name)
-    config = _tree(_object(raw["configuration"], "its configuration", name), "configuration", name)
+            run[k] = _typed(raw[k], "str", f"its run has {k}", name)
+    config = _object(raw["configuration"], "its run's configuration", name)
+    config = _tree(config, "its configuration has", name)
     model = config.get("model")
     if isinstance(model, dict):
         for k, kind in _MODEL_TYPES.items():
             if model.get(k) is not None:
-                _typed(model[k], kind.__name__, f"configuration.model {k}", name)
+                _typed(model[k], kind.__name__, f"its configuration's model has {k}", name)
     elif model is not None and not isinstance(model, str):
-        raise _bad(name, "configuration.model is neither an object nor a name")
-    env = _tree(_object(raw["environment"], "its environment", name), "environment", name)
+        raise _bad(name, "its configuration's model is neither an object nor a name")
+    env = _tree(
+        _object(raw["environment"], "its run's environment", name), "its environment has", name
+    )
     for k in _ENV_TEXT:
         if env.get(k) is not None and not isinstance(env[k], str):
-            raise _bad(name, f"environment.{k} is not a string")
+            raise _bad(name, f"its environment has {k} {_shown(env[k])}, not a string")
     run.update(configuration=config, environment=env)
     return run
 

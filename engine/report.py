@@ -269,15 +269,15 @@ def _markdown(recs: list[RunRecord], diag: dict[str, Any] | None, generated_at: 
         out += _md_run(rec)
     for b in recs[1:]:
         out += _md_compare(recs[0], b)
-    if diag is not None:
+    if diag is not None:  # written on this machine, not read from a file
         if diag["available"]:
             out += [
                 f"**ONNX Runtime diagnostics** (on the machine that wrote this report, "
-                f"{generated_at}): {_md(diag['verdict'])}",
+                f"{generated_at}): {diag['verdict']}",
                 "",
             ]
         else:
-            out += [f"**ONNX Runtime diagnostics:** unavailable ({_md(diag['why'])})", ""]
+            out += [f"**ONNX Runtime diagnostics:** unavailable ({diag['why']})", ""]
     out += [f"<sub>Written by visionbench at {generated_at}.</sub>", ""]
     return "\n".join(out)
 
