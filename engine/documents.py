@@ -92,8 +92,11 @@ def _not_regular(p: Path) -> BadInput:
     )
 
 
-def read_capped(path: str | Path, cap: int = MAX_IMPORT_BYTES) -> bytes:
-    """The bytes of a regular file, reading at most ``cap`` + 1 of them whatever its size says."""
+def read_capped(path: str | Path) -> bytes:
+    """A regular file's bytes, reading at most MAX_IMPORT_BYTES + 1 whatever its size says.
+
+    Files in /proc report a size of 0 and still have content; the cap does not trust it.
+    """
     p = Path(path)
     try:
         if not stat.S_ISREG(os.stat(p).st_mode):
@@ -106,7 +109,7 @@ def read_capped(path: str | Path, cap: int = MAX_IMPORT_BYTES) -> bytes:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise _not_regular(p)
         try:
-            data = f.read(cap + 1)
+            data = f.read(MAX_IMPORT_BYTES + 1)
         except OSError as exc:
             raise _unreadable(p, exc) from exc
     check_size(len(data), p.name)
