@@ -139,6 +139,8 @@ def read_document_file(path: str | Path) -> Any:
 
 def _shown(value: Any) -> str:
     """A value quoted for a message: strings in quotes and sanitised, all of it short."""
+    if isinstance(value, (list, dict)):  # never str() a container: it may be nested deep
+        return "an array" if isinstance(value, list) else "an object"
     text = repr(safe_text(value)) if isinstance(value, str) else safe_text(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -166,7 +168,7 @@ def _scalar(value: Any, where: str, name: str) -> Any:
         return value
     if isinstance(value, (int, float)):
         return _number(value, where, name)
-    raise _bad(name, f"{where} a JSON {type(value).__name__} where a value belongs")
+    raise _bad(name, f"{where} {_shown(value)}, not a single value")
 
 
 def _tree(value: Any, where: str, name: str, path: str = "", depth: int = 0) -> Any:
@@ -209,7 +211,7 @@ def _typed(value: Any, kind: str, where: str, name: str) -> Any:
         return None
     if base == "str":
         if not isinstance(value, str):
-            raise _bad(name, f"{where} a JSON {type(value).__name__} where a string belongs")
+            raise _bad(name, f"{where} {_shown(value)}, not a string")
         return _scalar(value, where, name)
     if base == "bool":
         if not isinstance(value, bool):
@@ -218,7 +220,7 @@ def _typed(value: Any, kind: str, where: str, name: str) -> Any:
     if base.startswith("dict"):  # options: one flat level of settings
         items = _object(value, where, name).items()
         return {
-            _scalar(k, f"{where} a key", name): _scalar(v, f"{where} {safe_text(k)[:40]}", name)
+            _scalar(k, f"{where} a key", name): _scalar(v, f"{where}.{safe_text(k)[:40]}", name)
             for k, v in items
         }
     return _number(value, where, name, whole=base == "int")

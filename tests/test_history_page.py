@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine import history
+from engine import documents, history
 from engine.config import BenchSettings, RunnerSpec, SweepConfig
 from engine.store import Store
 from engine.sweep import run_sweep
@@ -173,3 +173,30 @@ def test_page_through_the_dashboard(prepared, tmp_path, monkeypatch):
     assert not at.exception, at.exception
     assert [t.value for t in at.title] == ["History"]
     assert list(frame(at, "vb_hist_runs")["id"]) == ["t4", "3", "2", "1"]
+
+
+def test_uploader_states_and_enforces_the_import_limit(app):
+    """One number: the box's caption and the uploader's own limit (issue 17.7)."""
+    limit = documents.MAX_IMPORT_BYTES // 2**20
+    assert app.file_uploader(key="vb_hist_upload").proto.max_upload_size_mb == limit
+    captions = " ".join(c.value for c in app.caption)
+    assert f"Up to {limit} MB each" in captions
+
+
+def test_a_mistyped_upload_is_one_error_that_stays_on_rerun(app, prepared, tmp_path):
+    """A document with a number where a string belongs: one error box, kept on every rerun."""
+    _, upload = prepared
+    doc = json.loads(upload)
+    doc["rows"][0]["device"] = 0
+    doc["run"]["environment"]["gpu"] = "![p](http://127.0.0.1:8999/t.png)"
+    app.file_uploader(key="vb_hist_upload").set_value(
+        ("bad ![x](http://127.0.0.1:8999/n.png).json", json.dumps(doc).encode(), "application/json")
+    )
+    for _ in range(2):  # the uploader hands the file back on the rerun: still one message
+        app.run()
+        assert not app.exception
+        errors = [e.value for e in app.error]
+        assert len(errors) == 1 and "row 0 has device 0, not a string" in errors[0], errors
+        # The file name is text in the box, never a markdown image.
+        assert "![x](" not in errors[0] and "\\[x\\]" in errors[0]
+    assert n_runs(tmp_path) == 3

@@ -212,11 +212,14 @@ def _attacks(doc: dict) -> dict[str, tuple[str, str]]:
     return {
         "device as a number": (row("device", 0), "row 0 has device"),
         "provider as a number": (row("provider", 7), "row 0 has provider"),
-        "backend as a list": (row("backend", ["torch"]), "where a string belongs"),
+        "backend as a list": (row("backend", ["torch"]), "has backend an array, not a string"),
         "label as an object": (run("label", {"a": 1}), "its run has label"),
         "created_at not a date": (run("created_at", "not-a-date"), "not an ISO date"),
         "row created_at not a date": (row("created_at", "yesterday"), "not an ISO date"),
-        "nested options": (row("options", {"a": {"b": 1}}), "where a value belongs"),
+        "nested options": (
+            row("options", {"a": {"b": 1}}),
+            "has options.a an object, not a single value",
+        ),
         "environment 900 deep": (deep_env, "levels deep"),
         "200k nested arrays": (arrays, "nested too deeply"),
         "batch 10^30": (row("batch", 10**30), "outside 1..4096"),
