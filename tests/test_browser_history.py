@@ -1,0 +1,132 @@
+"""Markdown injection on the History page, in a real headless Chromium (issue 18.2).
+
+An imported run whose ``rows[].backend`` is ``![p](http://127.0.0.1:PORT/t.png)`` made the
+page fetch that URL on open: the "Only in A/B" caption rendered it as a markdown image.
+Here a local HTTP server counts every request it gets while the page draws the
+comparison; the page must show the text itself, hold no image from it and send nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from engine.config import BenchSettings, RunnerSpec, SweepConfig
+from engine.documents import import_document
+from engine.store import Store
+from engine.sweep import run_sweep
+from tests.test_browser import CHROMIUM, free_port, settle
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _Counter(http.server.BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        self.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def trap():
+    """A server on a free port that records every request made to it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Counter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], _Counter.hits
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, small_artifacts, trap):
+    """A results store: one real run, and the same run imported with markdown in its fields."""
+    port, _ = trap
+    folder = tmp_path_factory.mktemp("browser-history")
+    store = Store(folder / "results.sqlite")
+    config = SweepConfig(
+        model=small_artifacts.spec,
+        runners=[RunnerSpec("torch")],
+        batches=[1, 2],
+        bench=BenchSettings(warmup=1, iters=3, min_iters=1, max_time_s=5.0),
+    )
+    outcome = run_sweep(config, store=store, artifacts=small_artifacts)
+    assert outcome.measured
+    doc = copy.deepcopy(store.document(int(outcome.run_id)))
+    doc["run"]["created_at"] = "2099-01-01T00:00:00+00:00"  # the newest: the page's default B
+    doc["run"]["environment"]["gpu"] = f"![g](http://127.0.0.1:{port}/gpu.png)"
+    doc["rows"][0]["backend"] = f"![p](http://127.0.0.1:{port}/t.png)"
+    assert import_document(store, doc, "evil.json")[1]
+    store.close()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def url(data, tmp_path_factory):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    pytest.importorskip("playwright.sync_api")
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("browser-history-log") / "streamlit.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "VISIONBENCH_DATA": str(data)},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.seek(0)
+            pytest.fail(f"streamlit did not come up:\n{log.read()[-3000:]}")
+        time.sleep(0.5)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def test_history_page_renders_imported_markdown_as_text(url, trap):
+    from playwright.sync_api import sync_playwright
+
+    port, hits = trap
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        settle(page)
+        page.get_by_role("link", name="History").click()
+        settle(page)
+        page.get_by_text("Only in", exact=False).first.wait_for()
+        body = page.locator("body").inner_text()
+        images = page.locator(f'img[src*="127.0.0.1:{port}"]').count()
+        browser.close()
+    assert f"![p](http://127.0.0.1:{port}/t.png)" in body  # shown as the text it is
+    assert images == 0
+    assert hits == [], f"the page fetched {hits}"
