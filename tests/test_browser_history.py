@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import http.server
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -77,9 +78,6 @@ def data(tmp_path_factory, small_artifacts, trap):
 
 @pytest.fixture(scope="module")
 def url(data, tmp_path_factory):
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    pytest.importorskip("playwright.sync_api")
     port = free_port()
     log = open(tmp_path_factory.mktemp("browser-history-log") / "streamlit.log", "w+")
     proc = subprocess.Popen(
@@ -112,6 +110,9 @@ def url(data, tmp_path_factory):
 
 
 def test_history_page_renders_imported_markdown_as_text(url, trap):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    pytest.importorskip("playwright.sync_api")
     from playwright.sync_api import sync_playwright
 
     port, hits = trap
@@ -130,3 +131,30 @@ def test_history_page_renders_imported_markdown_as_text(url, trap):
     assert f"![p](http://127.0.0.1:{port}/t.png)" in body  # shown as the text it is
     assert images == 0
     assert hits == [], f"the page fetched {hits}"
+
+
+def _handshake(url: str, host: str, origin: str) -> str:
+    """The status line the dashboard answers to a WebSocket upgrade with these headers."""
+    port = int(url.rsplit(":", 1)[1])
+    request = (
+        "GET /_stcore/stream HTTP/1.1\r\n"
+        f"Host: {host}\r\nOrigin: {origin}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: streamlit\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(request.encode())
+        return s.recv(4096).decode("latin-1").split("\r\n", 1)[0]
+
+
+def test_websocket_with_a_forged_host_or_origin_is_refused(url):
+    """Issue 18.4: DNS rebinding or a page from elsewhere must not reach the app's socket."""
+    port = url.rsplit(":", 1)[1]
+    ours = f"127.0.0.1:{port}"
+    assert " 101 " in _handshake(url, ours, f"http://{ours}")  # the dashboard's own page
+    for host, origin in (
+        (f"evil.example:{port}", f"http://evil.example:{port}"),  # rebinding: both forged
+        (ours, "http://evil.example"),  # another site's page
+    ):
+        assert " 101 " not in _handshake(url, host, origin), (host, origin)
