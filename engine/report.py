@@ -373,9 +373,76 @@ def _diagnostics_html(diag: dict[str, Any] | None, generated_at: str) -> str:
     )
 
 
-def _html(recs: list[RunRecord], diag: dict[str, Any] | None, generated_at: str) -> str:
+def _html_run(rec: RunRecord, figure: _Figures) -> list[str]:
+    i = rec.info
+    parts = [f'<section class="run" id="run-{_h(i.id)}"><h2>{_h(_run_heading(rec))}</h2>']
+    cls = "quoted" if i.quoted or i.source == "import" else ""
+    parts.append(f'<p class="{cls}">{_h(_source_note(rec))} {_h(i.label)}. ')
+    parts.append(f"Started {_h(i.created_at or 'date unknown')}, status {_h(i.status)}.</p>")
+    parts.append(f"<p><b>{_h(best_line(rec))}</b></p>")
+    falls = [r for r in rec.rows if fell_back(r)]
+    if falls:
+        names = sorted({f"{r.backend} {r.precision} (ran on {r.provider})" for r in falls})
+        parts.append(
+            '<p class="bad"><b>Asked for the GPU, ran on the CPU:</b> '
+            + _h("; ".join(names))
+            + ". These figures are CPU figures.</p>"
+        )
+    parts.append(_run_charts(rec, figure))
+    parts.append("<h3>Results</h3>")
+    parts.append(_html_table(_RESULT_HEAD, _results_lines(rec), numeric=(4, 5, 6, 7)))
+    parity = _parity_rows(rec)
+    parts.append("<h3>Parity with the FP32 reference</h3>")
+    if parity:
+        lines = [
+            [
+                r.backend,
+                r.precision,
+                r.device,
+                "ok" if r.parity_ok else "FAIL",
+                _fmt(r.max_rel_err, 6),
+                _fmt(r.cosine, 6),
+                _fmt(r.top1_agree, 3),
+            ]
+            for r in parity
+        ]
+        head = ["backend", "precision", "device", "parity", "max rel err", "cosine"]
+        parts.append(_html_table(head + ["top-1 agree"], lines, numeric=(4, 5, 6)))
+    else:
+        parts.append("<p>No parity check was recorded for this run.</p>")
+    if i.command:
+        parts.append(f"<p>Reproduce: <code>{_h(i.command)}</code></p>")
+    parts.append("</section>")
+    return parts
+
+
+def _html_compare(a: RunRecord, b: RunRecord, figure: _Figures) -> list[str]:
     from engine.charts import compare_chart
 
+    sp = speedups(a.rows, b.rows)
+    parts = [f'<section class="compare"><h2>Run {_h(b.info.id)} against run {_h(a.info.id)}</h2>']
+    parts.append(figure(compare_chart(speedup_frame(sp), f"run {a.info.id}", f"run {b.info.id}")))
+    if sp:
+        parts.append(_html_table(_SPEEDUP_HEAD, _speedup_lines(a, b), numeric=(3, 4, 5, 6)))
+    only_a, only_b = unmatched_points(a, b)
+    for who, pts in ((a, only_a), (b, only_b)):
+        if pts:
+            parts.append(f"<p>Only in run {_h(who.info.id)}: {_h('; '.join(pts))}</p>")
+    diff = env_diff(a, b)
+    parts.append("<h3>Differences that may explain it</h3>")
+    parts.append(
+        _html_table(
+            ["kind", "setting", f"run {a.info.id}", f"run {b.info.id}"],
+            [[d.kind, d.key, d.a, d.b] for d in diff],
+        )
+        if diff
+        else "<p>Same environment and configuration.</p>"
+    )
+    parts.append("</section>")
+    return parts
+
+
+def _html(recs: list[RunRecord], diag: dict[str, Any] | None, generated_at: str) -> str:
     figure = _Figures()
     parts = [
         "<!DOCTYPE html>",
@@ -388,72 +455,9 @@ def _html(recs: list[RunRecord], diag: dict[str, Any] | None, generated_at: str)
         + ".</p>",
     ]
     for rec in recs:
-        i = rec.info
-        parts.append(f'<section class="run" id="run-{_h(i.id)}"><h2>{_h(_run_heading(rec))}</h2>')
-        cls = "quoted" if i.quoted or i.source == "import" else ""
-        parts.append(f'<p class="{cls}">{_h(_source_note(rec))} {_h(i.label)}. ')
-        parts.append(f"Started {_h(i.created_at or 'date unknown')}, status {_h(i.status)}.</p>")
-        parts.append(f"<p><b>{_h(best_line(rec))}</b></p>")
-        falls = [r for r in rec.rows if fell_back(r)]
-        if falls:
-            names = sorted({f"{r.backend} {r.precision} (ran on {r.provider})" for r in falls})
-            parts.append(
-                '<p class="bad"><b>Asked for the GPU, ran on the CPU:</b> '
-                + _h("; ".join(names))
-                + ". These figures are CPU figures.</p>"
-            )
-        parts.append(_run_charts(rec, figure))
-        parts.append("<h3>Results</h3>")
-        parts.append(_html_table(_RESULT_HEAD, _results_lines(rec), numeric=(4, 5, 6, 7)))
-        parity = _parity_rows(rec)
-        parts.append("<h3>Parity with the FP32 reference</h3>")
-        if parity:
-            lines = [
-                [
-                    r.backend,
-                    r.precision,
-                    r.device,
-                    "ok" if r.parity_ok else "FAIL",
-                    _fmt(r.max_rel_err, 6),
-                    _fmt(r.cosine, 6),
-                    _fmt(r.top1_agree, 3),
-                ]
-                for r in parity
-            ]
-            head = ["backend", "precision", "device", "parity", "max rel err", "cosine"]
-            parts.append(_html_table(head + ["top-1 agree"], lines, numeric=(4, 5, 6)))
-        else:
-            parts.append("<p>No parity check was recorded for this run.</p>")
-        if i.command:
-            parts.append(f"<p>Reproduce: <code>{_h(i.command)}</code></p>")
-        parts.append("</section>")
-    if len(recs) > 1:
-        a = recs[0]
-        for b in recs[1:]:
-            sp = speedups(a.rows, b.rows)
-            parts.append(
-                f'<section class="compare"><h2>Run {_h(b.info.id)} against run {_h(a.info.id)}</h2>'
-            )
-            parts.append(
-                figure(compare_chart(speedup_frame(sp), f"run {a.info.id}", f"run {b.info.id}"))
-            )
-            if sp:
-                parts.append(_html_table(_SPEEDUP_HEAD, _speedup_lines(a, b), numeric=(3, 4, 5, 6)))
-            only_a, only_b = unmatched_points(a, b)
-            for who, pts in ((a, only_a), (b, only_b)):
-                if pts:
-                    parts.append(f"<p>Only in run {_h(who.info.id)}: {_h('; '.join(pts))}</p>")
-            diff = env_diff(a, b)
-            parts.append("<h3>Differences that may explain it</h3>")
-            parts.append(
-                _html_table(
-                    ["kind", "setting", f"run {a.info.id}", f"run {b.info.id}"],
-                    [[d.kind, d.key, d.a, d.b] for d in diff],
-                )
-                if diff
-                else "<p>Same environment and configuration.</p>"
-            )
-            parts.append("</section>")
+        parts += _html_run(rec, figure)
+    for b in recs[1:]:
+        parts += _html_compare(recs[0], b, figure)
     parts.append("<h2>Environment</h2>")
     parts.append(_environment_html(recs))
     parts.append("<h2>ONNX Runtime diagnostics</h2>")
