@@ -124,6 +124,17 @@ def test_escapes_already_in_a_database_never_reach_the_terminal(document, tmp_pa
     assert code == 0 and not RAW_CONTROL.search(err), repr(err)
 
 
+def test_cache_listing_prints_no_escape_from_a_meta_file(tmp_path, capsys):
+    """Every command's stdout passes the one sanitiser in ``engine.cli.main``: cache too."""
+    entry = tmp_path / "onnx" / "abc123"
+    entry.mkdir(parents=True)
+    (entry / "meta.json").write_text(json.dumps({"created": 1.0e9, "model": OSC52}))
+    (entry / "model.onnx").write_bytes(b"x" * 10)
+    code, out, err = run_main(capsys, "cache", "list", "--cache-dir", str(tmp_path))
+    assert code == 0, err
+    assert "H100\\x1b]52" in out and not RAW_CONTROL.search(out + err), repr(out)
+
+
 def test_safe_text_shows_every_control_character_and_is_idempotent():
     dirty = "a\x00b\x1b[31mc\x7fd\x9be\u202ef\u2066g\ud800h\ni\tj"
     clean = safe_text(dirty)
