@@ -21,7 +21,7 @@ from engine.text import safe_stdout, safe_text
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("engine.cli:bench_main", "measure backends × precisions × batch sizes"),
     "export": ("engine.cli:export_main", "export a torchvision model to ONNX"),
-    "diagnose": ("engine.diagnostics:main", "explain where ONNX Runtime will run, and why"),
+    "diagnose": ("engine.diagnostics.cli:main", "explain where ONNX Runtime will run, and why"),
     "history": ("engine.commands.history:main", "list and compare stored runs"),
     "import": ("engine.commands.imports:main", "import bench --json documents"),
     "report": ("engine.commands.report:main", "write an HTML or markdown report"),
