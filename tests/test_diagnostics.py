@@ -25,7 +25,7 @@ HAS_DRIVER = diag.check_driver()["libcuda"]["loaded"]
 
 @pytest.fixture(scope="module")
 def report() -> diag.DiagnosticsReport:
-    return diag.run_diagnostics()
+    return diag.run_diagnostics(("CUDAExecutionProvider",))
 
 
 def test_tiny_model_both_ways_runs_in_onnxruntime():
@@ -177,7 +177,7 @@ def test_cli_as_plain_script_without_probe():
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "engine" / "diagnostics.py"),
+            str(ROOT / "engine" / "diagnostics"),
             "--no-probe",
             "--provider",
             "cuda",
