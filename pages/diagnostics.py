@@ -1,22 +1,28 @@
 """Diagnostics page: where will ONNX Runtime really run, and if not where asked, why?
 
-Shows the verdict of ``engine.diagnostics.run_diagnostics`` as a banner, its findings
-with evidence and fix commands, and the markdown report for pasting into an issue.
-The report is cached; "Re-check" runs the checks (and the probe process) again.
+Shows the verdict of ``engine.diagnostics.run_diagnostics`` as a banner, its findings with
+evidence and fix commands, and the report as text to copy or as files to download. Text from
+the report (package names, log lines, paths) is shown as plain text or code, never rendered
+as Markdown. The report is cached; "Re-check" runs the checks (and the probe process) again.
 """
 
 from __future__ import annotations
+
+import re
 
 import pandas as pd
 import streamlit as st
 
 from pages import common
 
+DEFAULT = "Default (CUDA with a GPU, else CPU)"
 PROVIDERS = {
+    DEFAULT: "",
     "CUDA": "CUDAExecutionProvider",
     "TensorRT": "TensorrtExecutionProvider",
     "CPU": "CPUExecutionProvider",
 }
+SHORT = {v: k for k, v in PROVIDERS.items() if v}
 SEVERITY_ICONS = {
     "error": ":material/error:",
     "warning": ":material/warning:",
@@ -25,42 +31,33 @@ SEVERITY_ICONS = {
 }
 
 
+def plain(text: str) -> str:
+    """Text for a widget that renders Markdown (banners, expander labels), shown literally."""
+    return re.sub(r"([\\`*_{}\[\]<>()#+!|~$:])", r"\\\1", text)
+
+
 @st.cache_data(show_spinner=False)
 def diagnose(requested: tuple[str, ...]):
     from engine.diagnostics import run_diagnostics
 
-    return run_diagnostics(requested)
+    return run_diagnostics(requested or None)
 
 
-common.ensure_entry()
-st.title("Provider diagnostics")
-st.caption(
-    "Checks the installed packages, libraries and driver, then runs a tiny model in a fresh "
-    "process to see which execution provider ONNX Runtime really uses, and why."
-)
-left, right = st.columns([3, 1])
-wanted = left.selectbox("Provider to check", list(PROVIDERS), key="vb_diag_provider")
-if right.button("Re-check", key="vb_diag_recheck"):
-    diagnose.clear()
-
-report = None
-with common.guard("the diagnostics"):
-    with st.spinner("Running the provider checks (a probe runs in a fresh process)…"):
-        report = diagnose((PROVIDERS[wanted],))
-
-if report is not None:
-    asked = wanted.lower()
-    got = report.verdict_provider.lower()
+def show_verdict(report) -> None:
+    asked = SHORT.get((report.providers.get("requested") or [""])[0], "")
+    got = report.verdict_provider
     if got == asked:
-        st.success(report.verdict, icon=":material/check_circle:")
+        st.success(plain(report.verdict), icon=":material/check_circle:")
     elif got == "none":
-        st.error(report.verdict, icon=":material/error:")
+        st.error(plain(report.verdict), icon=":material/error:")
     else:  # asked for one provider, runs on another: the silent fallback, said out loud
-        st.error(report.verdict, icon=":material/warning:")
+        st.error(plain(report.verdict), icon=":material/warning:")
+    if report.note:
+        st.caption(plain(f"Note: {report.note}"))
     prov = report.providers
-    st.markdown(
-        "  \n".join(
-            f"**{what}:** " + (", ".join(f"`{p}`" for p in prov.get(key) or []) or "none")
+    st.text(
+        "\n".join(
+            f"{what}: " + (", ".join(prov.get(key) or []) or "none")
             for what, key in (
                 ("Requested", "requested"),
                 ("Available in this build", "available"),
@@ -69,6 +66,8 @@ if report is not None:
         )
     )
 
+
+def show_findings(report) -> None:
     st.subheader("Findings")
     table = pd.DataFrame(
         [
@@ -85,15 +84,57 @@ if report is not None:
     if not table.empty:
         st.dataframe(table, hide_index=True)
     for f in report.findings:
-        if f.severity in ("ok",) and not f.fix:
+        if f.severity == "ok" and not f.fix:
             continue
-        with st.expander(f.title, icon=SEVERITY_ICONS.get(f.severity)):
-            st.markdown(f.root_cause)
+        with st.expander(plain(f.title), icon=SEVERITY_ICONS.get(f.severity)):
+            st.text(f.root_cause)
             if f.evidence:
                 st.caption("Evidence")
                 st.code(f.evidence, language="text")
             if f.fix:
                 st.caption("Fix")
                 st.code(f.fix, language="bash")
+
+
+def show_report_to_copy(report) -> None:
     st.subheader("Report to copy")
-    st.code(report.to_markdown(), language="markdown")
+    with st.expander("The report as text (paste it into a bug report)"):
+        st.code(report.to_text(), language="text")
+    left, right = st.columns(2)
+    left.download_button(
+        "Download as Markdown",
+        report.to_markdown(),
+        file_name="diagnostics.md",
+        mime="text/markdown",
+        key="vb_diag_md",
+    )
+    right.download_button(
+        "Download as JSON",
+        report.to_json(),
+        file_name="diagnostics.json",
+        mime="application/json",
+        key="vb_diag_json",
+    )
+
+
+common.ensure_entry()
+st.title("Provider diagnostics")
+st.caption(
+    "Checks the installed packages, libraries and driver, then runs a tiny model in a fresh "
+    "process to see which execution provider ONNX Runtime really uses, and why."
+)
+left, right = st.columns([3, 1])
+wanted = left.selectbox("Provider to check", list(PROVIDERS), key="vb_diag_provider")
+if right.button("Re-check", key="vb_diag_recheck"):
+    diagnose.clear()
+
+report = None
+with common.guard("the diagnostics"):
+    with st.spinner("Running the provider checks (a probe runs in a fresh process)…"):
+        requested = (PROVIDERS[wanted],) if PROVIDERS[wanted] else ()
+        report = diagnose(requested)
+
+if report is not None:
+    show_verdict(report)
+    show_findings(report)
+    show_report_to_copy(report)

@@ -134,9 +134,19 @@ def test_diagnostics_page_shows_a_verdict(app: AppTest):
     assert not app.exception, app.exception
     banners = list(app.success) + list(app.warning) + list(app.error)
     assert banners and "ONNX Runtime" in texts(banners)
-    assert "## ONNX Runtime provider diagnostics" in texts(app.code)
+    report_text = texts(app.code)
+    assert "ONNX Runtime provider diagnostics" in report_text
+    assert "<details>" not in report_text  # the copyable report is text, not raw Markdown
+    from engine.diagnostics import check_driver
+
+    if not check_driver()["libcuda"]["loaded"]:  # no GPU: the CPU is checked, and it works
+        assert app.success and not app.error, texts(app.error)
+        assert "CUDA would need" in report_text
     app.button(key="vb_diag_recheck").click().run()
     assert not app.exception
+    app.selectbox(key="vb_diag_provider").set_value("CUDA").run()
+    assert not app.exception
+    assert "requested: CUDAExecutionProvider" in texts(app.code)
 
 
 def test_an_uploaded_onnx_file_runs_on_onnx_runtime(app: AppTest, small_artifacts, data_dir):
