@@ -20,7 +20,7 @@ out=${1:?usage: bash benchmarks/h100_diagnostics.sh OUTPUT_DIR}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 py=${PYTHON:-python3}
 gpu_site=${ORT_GPU_SITE:-/tmp/site}
-diag="$here/engine/diagnostics.py"
+diag="$here/engine/diagnostics"  # the package folder runs as a script
 mkdir -p "$out"
 
 if [ ! -f "$gpu_site/onnxruntime/__init__.py" ]; then

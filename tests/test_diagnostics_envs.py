@@ -1,8 +1,8 @@
 """Provider diagnostics in real, bare environments built for each scenario.
 
 Each scenario is its own virtual environment holding only what it needs, so the project's
-onnxruntime-gpu cannot leak in, and the report is made by running engine/diagnostics.py there
-as a plain script (it needs nothing but the standard library and whatever onnxruntime exists):
+onnxruntime-gpu cannot leak in, and the report is made by running the engine/diagnostics folder
+there as a plain script (it needs nothing but the standard library and whatever onnxruntime exists):
 
 (a) the CPU-only onnxruntime package, (b) onnxruntime-gpu on a machine without a GPU, (c) both
 installed together, then the printed fix applied, (d) no onnxruntime at all.
@@ -27,7 +27,7 @@ import pytest
 from engine.diagnostics import check_driver
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "engine" / "diagnostics.py"
+SCRIPT = ROOT / "engine" / "diagnostics"  # a folder with __main__.py
 ORT_VERSION = "1.31.1"  # onnxruntime-gpu 1.31.1 is a CUDA 13.0 build
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "visionbench-test-envs"
 WHEELS = CACHE / "wheels"
@@ -163,7 +163,7 @@ def cpu_only_env(envs) -> Scenario:
 
 
 def test_a_cpu_only_package(cpu_only_env):
-    report, text = cpu_only_env.diagnose()
+    report, text = cpu_only_env.diagnose("--provider", "cuda")
     assert cpu_only_env.distributions(report) == ["onnxruntime"]
     assert report["verdict_provider"] == "CPU"
     assert "CPU-only build" in report["verdict"]
@@ -175,6 +175,9 @@ def test_a_cpu_only_package(cpu_only_env):
     # no onnx in this environment: the probe model came from the embedded protobuf bytes
     assert report["checks"]["probe"]["model_builder"] == "embedded protobuf"
     assert report["verdict"] in text
+    if not HAS_DRIVER:  # by default, a machine without a GPU checks the CPU: no red verdict
+        default, _ = cpu_only_env.diagnose()
+        assert ids(default) == ["ok-cpu"] and default["verdict"] == "ONNX Runtime will run on: CPU"
 
 
 @pytest.mark.skipif(
@@ -182,7 +185,7 @@ def test_a_cpu_only_package(cpu_only_env):
 )
 def test_b_gpu_package_without_gpu(envs):
     env = envs("gpu-no-gpu", f"onnxruntime-gpu=={ORT_VERSION}")
-    report, _ = env.diagnose()
+    report, _ = env.diagnose("--provider", "cuda")
     assert env.distributions(report) == ["onnxruntime-gpu"]
     assert report["checks"]["ort_build"]["cuda_version"] == "13.0"
     # compiled in, but not loadable: the trap this whole module exists for
@@ -204,7 +207,7 @@ def test_c_both_packages_then_the_printed_fix(envs):
     # The usual accident: onnxruntime-gpu first, then something pulls in onnxruntime, whose
     # files overwrite the GPU build's in the shared onnxruntime/ folder.
     env = envs("conflict", f"onnxruntime-gpu=={ORT_VERSION}", f"onnxruntime=={ORT_VERSION}")
-    before, _ = env.diagnose()
+    before, _ = env.diagnose("--provider", "cuda")
     assert env.distributions(before) == ["onnxruntime", "onnxruntime-gpu"]
     assert ids(before)[0] == "ort-package-conflict"
     conflict = finding(before, "ort-package-conflict")
@@ -214,15 +217,16 @@ def test_c_both_packages_then_the_printed_fix(envs):
     assert conflict["fix"].startswith("pip uninstall -y onnxruntime")
 
     env.run_fix(conflict["fix"])
-    after, _ = env.diagnose()
-    assert len(env.distributions(after)) == 1
+    after, _ = env.diagnose("--provider", "cuda")
     assert "ort-package-conflict" not in ids(after)
     assert after["verdict"] != before["verdict"]
-    if HAS_DRIVER:
-        assert env.distributions(after) == ["onnxruntime-gpu"]
-    else:  # without a GPU the fix keeps the CPU package, which now reports itself as such
-        assert env.distributions(after) == ["onnxruntime"]
-        assert ids(after)[0] == "ort-cpu-only-package"
+    # the fix installs what requirements.txt installs; onnxruntime-gpu runs on the CPU too
+    assert env.distributions(after) == ["onnxruntime-gpu"]
+    if not HAS_DRIVER:
+        assert ids(after)[0] == "cuda-driver-missing"
+        default, _ = env.diagnose()
+        assert default["providers"]["requested"] == ["CPUExecutionProvider"]
+        assert ids(default) == ["ok-cpu"] and default["verdict_provider"] == "CPU"
 
 
 def test_d_no_onnxruntime(envs):

@@ -142,6 +142,26 @@ def test_check_libraries_follows_the_needed_entries(tmp_path):
     assert libs["libs"]["nvrtc"]["soname"] == "libnvrtc.so.12"
 
 
+# check_driver() on an NVIDIA H200 (2026-11-30, driver 580.159.04), and that machine's
+# `nvidia-smi --query-gpu=name,compute_cap --format=csv,noheader`.
+H200_DRIVER = {
+    "libcuda": {
+        "loaded": True,
+        "path": "/usr/local/nvidia/lib64/libcuda.so.580.159.04",
+        "error": None,
+    },
+    "cuda_driver_version": "13.0",
+    "driver_version": "580.159.04",
+    "nvml": {"loaded": True, "error": None},
+    "gpus": [{"index": 0, "name": "NVIDIA H200", "cc": "9.0"}],
+    "gpu_source": "NVML",
+    "kernel_module": "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04"
+    "  Release Build  (nixbld@)",
+    "device_nodes": ["/dev/nvidia0"],
+}
+H200_NVIDIA_SMI = "NVIDIA H200, 9.0\n"
+
+
 def h200_checks(tmp_path: Path) -> dict:
     """This machine's real checks, with a CUDA 12.9 build of onnxruntime-gpu 1.22.0 (its CUDA
     EP written as an ELF with that build's NEEDED entries) and the driver facts of an H200."""
@@ -150,16 +170,7 @@ def h200_checks(tmp_path: Path) -> dict:
     build.update(package_name="onnxruntime-gpu", version="1.22.0", cuda_version="12.9")
     checks["ort_build"] = build
     checks["system"]["libraries"] = check_libraries(build, 12)
-    checks["system"]["driver"] = {
-        "libcuda": {"loaded": True, "path": "/usr/lib/x86_64-linux-gnu/libcuda.so.1"},
-        "cuda_driver_version": "13.0",
-        "driver_version": "580.95.05",
-        "nvml": {"loaded": True, "error": None},
-        "gpus": [{"index": 0, "name": "NVIDIA H200", "cc": "9.0"}],
-        "gpu_source": "NVML",
-        "kernel_module": "NVRM version: 580.95.05",
-        "device_nodes": ["/dev/nvidia0"],
-    }
+    checks["system"]["driver"] = copy.deepcopy(H200_DRIVER)
     return checks
 
 
@@ -220,7 +231,7 @@ RTX = {"installed": True, "version": "1.7.1.116", "module": "tensorrt_rtx_bindin
 
 
 def test_tensorrt_rtx_finding_from_recorded_facts():
-    gpus = parse_nvidia_smi("NVIDIA H200, 9.0\n")  # nvidia-smi output recorded on an H200
+    gpus = parse_nvidia_smi(H200_NVIDIA_SMI)
     assert gpus == [{"index": 0, "name": "NVIDIA H200", "cc": "9.0"}]
     f = rules_trt.rtx_unsupported_finding(RTX, gpus, "nvidia-smi")
     assert f is not None and f.id == "tensorrt-rtx-unsupported-gpu"
