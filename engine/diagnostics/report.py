@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from engine.diagnostics import output
+from engine.diagnostics.output import render_markdown, render_text
 
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -84,7 +84,7 @@ class DiagnosticsReport:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False, default=str)
 
     def to_text(self) -> str:
-        return output.render_text(self)
+        return render_text(self)
 
     def to_markdown(self) -> str:
-        return output.render_markdown(self)
+        return render_markdown(self)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from engine.diagnostics import rules_cuda, rules_trt
 from engine.diagnostics.context import Context, Verdict
 from engine.diagnostics.probe import Probes, probe_log
 from engine.diagnostics.report import CUDA_EP, SEVERITIES, Finding, short_name
+from engine.diagnostics.rules_cuda import RULES as CUDA_RULES
+from engine.diagnostics.rules_cuda import session_evidence
+from engine.diagnostics.rules_trt import rtx_unsupported_gpu, tensorrt_findings
 
 Rule = Callable[[Context], Verdict | None]
 
@@ -151,7 +153,7 @@ def cpu_only_build(ctx: Context) -> Verdict | None:
             root.fix,
             caused_by=root.id,
         )
-    rules_trt.tensorrt_findings(ctx, "")
+    tensorrt_findings(ctx, "")
     return ctx.verdict("CPU", root.root_cause)
 
 
@@ -164,7 +166,7 @@ def cpu_requested(ctx: Context) -> Verdict | None:
         "ok" if ok else "error",
         f"sessions run on {ctx.used[0] if ctx.used else 'nothing'}",
         "only the CPU was requested" if ok else "the CPU session could not be created",
-        rules_cuda.session_evidence(ctx.plain, ctx.first),
+        session_evidence(ctx.plain, ctx.first),
         "" if ok else f"pip install --force-reinstall {ctx.build.get('package_name')}",
     )
     return ctx.verdict("CPU" if ok else "none")
@@ -177,7 +179,7 @@ RULES: tuple[Rule, ...] = (
     import_failed,
     cpu_only_build,
     cpu_requested,
-    *rules_cuda.RULES,
+    *CUDA_RULES,
 )
 
 
@@ -191,7 +193,7 @@ def analyse(requested: list[str], checks: dict, probes: Probes, probed: bool) ->
             break
     if verdict is None:  # the last CUDA rule always answers; this keeps the type honest
         verdict = ctx.verdict("CPU", "the CUDA execution provider did not load")
-    rules_trt.rtx_unsupported_gpu(ctx)
+    rtx_unsupported_gpu(ctx)
     return order_findings(ctx.findings), verdict.text, verdict.provider, ctx.providers()
 
 

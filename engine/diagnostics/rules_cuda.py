@@ -8,12 +8,13 @@ library the provider needs (its DT_NEEDED entries), mapped to pip packages by `c
 
 from __future__ import annotations
 
-from engine.diagnostics import cuda_wheels, rules_trt
 from engine.diagnostics.context import Context, Verdict
+from engine.diagnostics.cuda_wheels import pip_install
 from engine.diagnostics.output import lib_summary
 from engine.diagnostics.packages import major
 from engine.diagnostics.probe import interesting_lines, load_errors, probe_log, used_providers
 from engine.diagnostics.report import CUDA_EP, short_name
+from engine.diagnostics.rules_trt import tensorrt_findings
 
 EP_LIB = "libonnxruntime_providers_cuda.so"
 PRELOAD_FIX = (
@@ -44,7 +45,7 @@ def lib_evidence(libs: dict) -> str:
 def _library_fix(ctx: Context) -> str:
     """One install line for every missing library, so that one command makes the EP loadable."""
     sonames = [v["soname"] for v in ctx.lib_missing.values()]
-    line = cuda_wheels.pip_install(sonames, ctx.cuda_major)
+    line = pip_install(sonames, ctx.cuda_major)
     return line + "  # then call onnxruntime.preload_dlls() before the first session"
 
 
@@ -101,7 +102,7 @@ def cuda_works(ctx: Context) -> Verdict | None:
         session_evidence(ctx.plain, ctx.first) + (f"\nGPU: {gpu}" if gpu else ""),
         "",
     )
-    rules_trt.tensorrt_findings(ctx, "")
+    tensorrt_findings(ctx, "")
     return ctx.verdict(short_name(ctx.used[0]))
 
 
@@ -262,7 +263,7 @@ def fixed_by_remedy(ctx: Context) -> Verdict | None:
         session_evidence(probe, ctx.first),
         PRELOAD_FIX if preload else "import torch  # before import onnxruntime",
     )
-    rules_trt.tensorrt_findings(ctx, "")
+    tensorrt_findings(ctx, "")
     used = short_name((used_providers(probe, ctx.first) or [CUDA_EP])[0])
     text = f"ONNX Runtime will run on: {used}, once {remedy} runs before the first"
     root = ctx.root
@@ -273,7 +274,7 @@ def fixed_by_remedy(ctx: Context) -> Verdict | None:
 def static_only(ctx: Context) -> Verdict | None:
     if ctx.root is not None or ctx.probed:
         return None
-    rules_trt.tensorrt_findings(ctx, "")
+    tensorrt_findings(ctx, "")
     return ctx.verdict("CUDA")
 
 
@@ -297,7 +298,7 @@ def cpu_fallback(ctx: Context) -> Verdict:
             root.fix if root else "",
             caused_by=root.id if root else "",
         )
-    rules_trt.tensorrt_findings(ctx, ctx.caused)
+    tensorrt_findings(ctx, ctx.caused)
     because = root.root_cause if root else "the CUDA execution provider did not load"
     return ctx.verdict("CPU", because)
 

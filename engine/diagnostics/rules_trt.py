@@ -6,10 +6,15 @@ a cause only where TensorRT is installed and the EP still could not start (no dr
 
 from __future__ import annotations
 
-from engine.diagnostics import trt_rtx
 from engine.diagnostics.context import Context
 from engine.diagnostics.probe import interesting_lines, load_errors, probe_log, used_providers
 from engine.diagnostics.report import TRT_EP, Finding
+from engine.diagnostics.trt_rtx import (
+    FULL_TENSORRT_INSTALL,
+    support_row,
+    supports,
+    unsupported_reason,
+)
 
 
 def tensorrt_findings(ctx: Context, caused: str) -> None:
@@ -49,12 +54,12 @@ def rtx_unsupported_finding(rtx: dict, gpus: list[dict], gpu_source: str = "") -
     if not rtx.get("installed") or not gpus:
         return None
     version = rtx.get("version")
-    row = trt_rtx.support_row(version)
-    bad = [g for g in gpus if not trt_rtx.supports(str(g.get("cc", "")), version)]
+    row = support_row(version)
+    bad = [g for g in gpus if not supports(str(g.get("cc", "")), version)]
     if not bad:
         return None
     ccs = sorted({str(g["cc"]) for g in bad})
-    reasons = [trt_rtx.unsupported_reason(cc, version) for cc in ccs]
+    reasons = [unsupported_reason(cc, version) for cc in ccs]
     source = f" (from {gpu_source})" if gpu_source else ""
     evidence = [
         f"GPU {g.get('index')}: {g.get('name')}, compute capability {g['cc']}{source}" for g in gpus
@@ -69,7 +74,7 @@ def rtx_unsupported_finding(rtx: dict, gpus: list[dict], gpu_source: str = "") -
         f"TensorRT-RTX does not run on {', '.join(sorted({g['name'] for g in bad}))}",
         "; ".join(r for r in reasons if r),
         "\n".join(evidence),
-        f"# {reasons[0]}:\n{trt_rtx.FULL_TENSORRT_INSTALL}"
+        f"# {reasons[0]}:\n{FULL_TENSORRT_INSTALL}"
         "  # then choose the full TensorRT flavour of the tensorrt backend",
     )
 
