@@ -200,6 +200,9 @@ def test_without_a_gpu_the_default_check_is_the_cpu():
     assert not [f for f in report.findings if f.severity == "error"]
     assert "CUDA would need an NVIDIA driver" in report.note
     assert report.note in report.to_text()
+    static = diag.run_diagnostics(probe=False)  # what History's reports ask for
+    assert static.verdict_provider == "CPU" and static.finding_ids == ["ok-cpu"]
+    assert static.verdict.startswith("ONNX Runtime will run on: CPU (static checks only")
 
 
 @pytest.mark.skipif(HAS_DRIVER, reason="needs a machine without an NVIDIA driver")

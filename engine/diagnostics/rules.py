@@ -160,6 +160,16 @@ def cpu_only_build(ctx: Context) -> Verdict | None:
 def cpu_requested(ctx: Context) -> Verdict | None:
     if ctx.cuda_wanted:
         return None
+    if not ctx.probed:  # every onnxruntime build has the CPU EP; without a probe, say no more
+        ctx.add(
+            "ok-cpu",
+            "ok",
+            f"sessions will run on {ctx.first}",
+            "only the CPU was requested, and every onnxruntime build has the CPU provider",
+            "(not probed)",
+            "",
+        )
+        return ctx.verdict("CPU")
     ok = bool(ctx.used) and ctx.used[0] == ctx.first
     ctx.add(
         "ok-cpu" if ok else "probe-failed",
