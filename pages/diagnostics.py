@@ -8,11 +8,10 @@ as Markdown. The report is cached; "Re-check" runs the checks (and the probe pro
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 import streamlit as st
 
+from engine.text import markdown_text as plain
 from pages import common
 
 DEFAULT = "Default (CUDA with a GPU, else CPU)"
@@ -29,11 +28,6 @@ SEVERITY_ICONS = {
     "info": ":material/info:",
     "ok": ":material/check_circle:",
 }
-
-
-def plain(text: str) -> str:
-    """Text for a widget that renders Markdown (banners, expander labels), shown literally."""
-    return re.sub(r"([\\`*_{}\[\]<>()#+!|~$:])", r"\\\1", text)
 
 
 @st.cache_data(show_spinner=False)
