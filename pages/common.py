@@ -234,6 +234,7 @@ def sidebar() -> Selection:
         saved = st.session_state.get("vb_onnx_saved")
         if saved and Path(saved[1]).is_file():
             onnx_path = saved[1]
+            name = Path(onnx_path).stem  # stored runs name the file, not a torchvision model
             sb.caption(f"Using the uploaded {saved[0]}.")
         elif up is None:
             problems.append("Upload an ONNX image classifier, or pick a torchvision model.")
