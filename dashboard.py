@@ -15,7 +15,9 @@ from pages.common import ENTRY_KEY
 
 HERE = Path(__file__).resolve().parent
 
-st.set_page_config(page_title="visionbench", page_icon=":material/speed:", layout="wide")
+# The tab icon is an emoji: Streamlit fetches a ":material/…" favicon from fonts.gstatic.com
+# (the icons in the page itself come from its bundled font), and nothing may leave the machine.
+st.set_page_config(page_title="visionbench", page_icon="⏱️", layout="wide")
 
 pages = [
     st.Page("pages/benchmark.py", title="Benchmark", icon=":material/speed:", default=True),

@@ -80,10 +80,23 @@ def measured(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["status"] == "ok") & df["p50_ms"].notna()].sort_values(["series", "batch"])
 
 
-def table_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The columns a results table shows, measured rows first, then skipped or failed."""
+def table_frame(df: pd.DataFrame, onnx_source: bool = False) -> pd.DataFrame:
+    """The columns a results table shows, measured rows first, then skipped or failed.
+
+    For a user's ONNX file the parity reference is ONNX Runtime FP32 on the CPU, so that
+    configuration's own rows read "reference": comparing it with itself proves nothing.
+    """
     cols = [c for c in TABLE_COLUMNS if c in df.columns]
     out = df[cols].copy()
+    if onnx_source and "parity_ok" in out and not df.empty:
+        is_ref = (
+            (df["backend"] == "ort") & (df["precision"] == "fp32") & (df["device"] == "cpu")
+            & ~df["options"].map(lambda o: bool(_switches(o))).astype(bool)
+        )  # fmt: skip
+        out["parity_ok"] = [
+            "" if v is None or pd.isna(v) else "reference" if ref else "pass" if v else "FAIL"
+            for ref, v in zip(is_ref, out["parity_ok"], strict=True)
+        ]
     out["_ok"] = out["status"] != "ok"
     return out.sort_values(["_ok", "series", "batch"]).drop(columns="_ok").reset_index(drop=True)
 

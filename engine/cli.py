@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import BadInput, EngineError
+from engine.errors import BadInput, EngineError, Unavailable
 from engine.text import safe_stdout, safe_text
 
 # subcommand → "module:function" taking argv (list[str]) and returning an exit code
@@ -27,6 +27,34 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("engine.commands.report:main", "write an HTML or markdown report"),
     "cache": ("engine.cache:main", "list, size and prune the artifact cache"),
 }
+
+
+# import name → pip name of every package requirements.txt installs (TensorRT is optional
+# and each backend reports its own absence).
+REQUIRED_MODULES: dict[str, str] = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "onnx": "onnx",
+    "onnxscript": "onnxscript",
+    "onnxruntime": "onnxruntime-gpu",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "PIL": "pillow",
+    "streamlit": "streamlit",
+    "plotly": "plotly",
+    "filelock": "filelock",
+    "pynvml": "nvidia-ml-py",
+}
+
+
+def missing_package(package: str) -> Unavailable:
+    """A required package that this Python lacks: almost always the wrong interpreter."""
+    return Unavailable(
+        f"the package {package} is not installed for this Python ({sys.executable})",
+        "the commands need the environment the README's install command creates",
+        "run them with .venv/bin/python -m engine … (or activate it: source .venv/bin/activate),"
+        " or install the requirements: pip install -r requirements.txt",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,8 +86,8 @@ def bench_parser() -> argparse.ArgumentParser:
     src.add_argument("--model", default="resnet50", help="torchvision classifier name")
     src.add_argument("--onnx", help="a user ONNX file (one NCHW float input) instead of --model")
     src.add_argument("--weights", default="random", help="random | pretrained | FILE")
-    src.add_argument("--image-size", type=int, default=224)
-    src.add_argument("--seed", type=int, default=0)
+    src.add_argument("--image-size", type=int, default=224, help="input height and width, pixels")
+    src.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     run = p.add_argument_group("what to run")
     run.add_argument("--backend", default="torch,ort", help="comma list: torch, ort, tensorrt")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (comma list allowed)")
@@ -83,10 +111,15 @@ def bench_parser() -> argparse.ArgumentParser:
         "--with-compile", action="store_true", help="auto: also try torch.compile (minutes)"
     )
     tm = p.add_argument_group("timing")
-    tm.add_argument("--warmup", type=int, default=5)
-    tm.add_argument("--iters", type=int, default=50)
+    tm.add_argument("--warmup", type=int, default=5, help="untimed runs before timing each point")
+    tm.add_argument("--iters", type=int, default=50, help="timed runs per point (up to --max-time)")
     tm.add_argument("--max-time", type=float, default=10.0, help="seconds per point at most")
-    tm.add_argument("--mode", default="device", choices=["device", "e2e"])
+    tm.add_argument(
+        "--mode",
+        default="device",
+        choices=["device", "e2e"],
+        help="device: inputs already on the device; e2e: host in, host out, copies timed",
+    )
     tm.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
     tm.add_argument("--no-parity", action="store_true", help="skip the output comparison")
     out = p.add_argument_group("output")
@@ -104,7 +137,7 @@ def build_config(args: argparse.Namespace):
     if args.onnx and not Path(args.onnx).is_file():
         raise BadInput(f"ONNX file {Path(args.onnx).name} does not exist", fix="check the path")
     model = ModelSpec(
-        name=args.model,
+        name=Path(args.onnx).stem if args.onnx else args.model,  # a file is named for itself
         weights=args.weights,
         image_size=args.image_size,
         onnx_path=str(Path(args.onnx).resolve()) if args.onnx else None,
@@ -244,7 +277,9 @@ def bench_main(argv: list[str]) -> int:
     from engine.store import Store
 
     store = Store(args.db)
-    command = shlex.join(["python", "-m", "engine", "bench", *argv])
+    from engine.paths import python_command
+
+    command = shlex.join([python_command(), "-m", "engine", "bench", *argv])
     progress = Progress(args.quiet)
     if args.auto:
         from engine.auto import run_auto
@@ -360,6 +395,12 @@ def _dispatch(argv: list[str]) -> int:
     except EngineError as exc:
         print(f"error: {safe_text(exc.user_message())}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        package = REQUIRED_MODULES.get((exc.name or "").partition(".")[0])
+        if package is None:
+            raise  # not one of our requirements: our bug, keep the traceback
+        print(f"error: {missing_package(package).user_message()}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -7,9 +7,22 @@ Defaults live under the user's cache / data folders; ``VISIONBENCH_CACHE`` and
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 APP = "visionbench"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def python_command() -> str:
+    """How a printed command should start so that pasting it works.
+
+    The README installs into the checkout's ``.venv``; the system ``python`` there lacks
+    our packages, so commands run from that environment say ``.venv/bin/python``.
+    """
+    if Path(sys.prefix).resolve() == (ROOT / ".venv").resolve():
+        return ".venv/bin/python"
+    return "python"
 
 
 def cache_dir() -> Path:

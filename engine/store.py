@@ -236,6 +236,8 @@ class Store:
     ) -> int:
         model = config.get("model", {})
         model_name = model.get("name", "") if isinstance(model, dict) else str(model)
+        if isinstance(model, dict) and model.get("onnx_path"):  # older configs kept "resnet50"
+            model_name = Path(str(model["onnx_path"])).stem
         with self.db:
             cur = self.db.execute(
                 "INSERT INTO runs (created_at, label, model, source, source_key, config_json,"
@@ -298,6 +300,8 @@ class Store:
         config, env = run["configuration"], run["environment"]
         model = config.get("model", {})
         model_name = model.get("name", "") if isinstance(model, dict) else str(model)
+        if isinstance(model, dict) and model.get("onnx_path"):  # older configs kept "resnet50"
+            model_name = Path(str(model["onnx_path"])).stem
         with self.db:
             cur = self.db.execute(
                 "INSERT INTO runs (created_at, label, model, status, source, source_key,"

@@ -24,6 +24,7 @@ from engine.errors import BadInput, EngineError
 from engine.locks import device_lock
 from engine.models import ModelArtifacts, check_batches, load_artifacts
 from engine.parity import PARITY_BATCH, compare
+from engine.paths import python_command
 
 ProgressFn = Callable[[int, int, str], None]
 RunnerFactory = Callable[[RunnerSpec, ModelArtifacts, PrepareContext], Runner]
@@ -48,7 +49,7 @@ def reproduce_command(config: SweepConfig) -> str:
     backends = sorted({r.backend for r in config.runners})
     precisions = sorted({r.precision for r in config.runners})
     devices = sorted({r.device for r in config.runners})
-    args = ["python", "-m", "engine", "bench"]
+    args = [python_command(), "-m", "engine", "bench"]
     args += ["--onnx", m.onnx_path] if m.onnx_path else ["--model", m.name]
     if m.weights != "random" and not m.onnx_path:
         args += ["--weights", m.weights]
@@ -136,11 +137,20 @@ def run_sweep(
     gpu = next((r.device for r in config.runners if r.device.startswith("cuda")), "cpu")
     env = fingerprint(gpu if _cuda_ok(gpu) else "cpu")
     run_id = None
-    if store is not None:
-        run_id = store.create_run(
-            config.to_dict(), env, command or reproduce_command(config), label=art.spec.label
-        )
     outcome = SweepOutcome(run_id, notes=list(art.notes))
+    # A run is stored once something is attempted: a sweep whose every configuration was
+    # refused before running (TensorRT on a machine without it) is an error, not a run.
+    pending: list[ResultRow] = []
+
+    def open_run() -> None:
+        nonlocal run_id
+        if store is not None and run_id is None:
+            run_id = outcome.run_id = store.create_run(
+                config.to_dict(), env, command or reproduce_command(config), label=art.spec.label
+            )
+            for held in pending:
+                store.add_row(run_id, held)
+
     total = len(config.runners) * len(batches)
     done = 0
 
@@ -153,6 +163,8 @@ def run_sweep(
         done += 1
         if store is not None and run_id is not None:
             store.add_row(run_id, row)
+        elif store is not None:
+            pending.append(row)
         outcome.rows.append(row)
         if on_row:
             on_row(row)
@@ -178,6 +190,7 @@ def run_sweep(
                 for b in batches:
                     emit(_skip(_base_row(art, spec, b, config), exc))
                 continue
+            open_run()
             ctx = PrepareContext(
                 batches=tuple(batches),
                 calibration_dir=config.calibration_dir,

@@ -30,9 +30,17 @@ LIVE_RESULTS = "vb_live_results"
 common.ensure_entry()
 st.title("Benchmark")
 sel = common.selection()
+onnx_source = sel.model.onnx_path is not None
+# What outputs are checked against: an ONNX file cannot run on PyTorch.
+ref_name = "ONNX Runtime FP32 on the CPU" if onnx_source else "PyTorch FP32"
+if onnx_source:
+    about = "The file's own weights; parity is checked against ONNX Runtime FP32 on the CPU."
+elif sel.model.weights == "random":
+    about = "Random weights give real timings but meaningless predictions; parity is still checked."
+else:
+    about = "Parity is checked against PyTorch FP32 on the CPU."
 st.caption(
-    f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size} on {sel.device}. "
-    "Random weights give real timings but meaningless predictions; parity is still checked."
+    f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size} on {sel.device}. {about}"
 )
 inputs_ok = common.show_problems(sel)
 specs, left_out = sel.combinations() if inputs_ok else ([], [])
@@ -82,14 +90,14 @@ if last:
         st.caption(f"{label}, batch {at_batch}:")
         cols = st.columns(min(len(measured), 4))
         for i, (name, provider, timing) in enumerate(measured):
+            # Throughput is a second reading, not a change: a caption, not a metric delta.
             cols[i % len(cols)].metric(
                 name,
                 f"{timing.p50_ms:.2f} ms",
-                f"{timing.throughput_ips:.0f} images/s",
-                delta_color="off",
                 help=f"p50 of {timing.iters} runs at batch {at_batch}; p10 {timing.p10_ms:.2f} ms,"
                 f" p90 {timing.p90_ms:.2f} ms; ran on {provider}",
             )
+            cols[i % len(cols)].caption(f"{timing.throughput_ips:.0f} images/s")
 else:
     st.caption(
         "Move the slider or press Measure: each backend is built once (export, quantisation, "
@@ -118,7 +126,7 @@ if config is not None:
     st.code(reproduce_command(config), language="bash")
 auto = st.toggle(
     "Auto mode: try the candidate settings of the chosen backends and pick, per batch size,"
-    " the fastest whose outputs agree with PyTorch FP32",
+    f" the fastest whose outputs agree with {ref_name}",
     value=False,
     key="vb_auto",
 )
@@ -126,8 +134,9 @@ c1, c2 = st.columns([1, 1])
 if c1.button("Run sweep", type="primary", disabled=config is None or running, key="vb_run"):
     job = common.start_sweep(config, auto=auto)
     running = True
+stop_slot = c2.empty()  # emptied when the sweep ends: a Stop for a finished sweep does nothing
 if running:
-    c2.button("Stop", on_click=job.stop.set, key="vb_stop")
+    stop_slot.button("Stop", on_click=job.stop.set, key="vb_stop")
 show_reference = st.toggle(
     f"Show the study's T4 figures ({QUOTED})", value=True, key="vb_reference"
 )
@@ -145,9 +154,16 @@ def draw(rows, suffix: str) -> None:
     df = charts.results_frame(rows)
     st.plotly_chart(charts.latency_chart(df, reference), key=f"lat{suffix}")
     st.plotly_chart(charts.throughput_chart(df, reference), key=f"thr{suffix}")
-    st.plotly_chart(charts.speedup_chart(df), key=f"spd{suffix}")
+    if not charts.speedup_frame(df).empty:
+        st.plotly_chart(charts.speedup_chart(df), key=f"spd{suffix}")
+    elif not df.empty:
+        st.caption(
+            "No speed-up chart: it compares with PyTorch FP32 on the same device, "
+            + ("which cannot run an ONNX file." if onnx_source else "which these results lack.")
+        )
     if not df.empty:
-        st.dataframe(charts.table_frame(df), hide_index=True, key=f"tab{suffix}")
+        table = charts.table_frame(df, onnx_source=onnx_source)
+        st.dataframe(table, hide_index=True, key=f"tab{suffix}")
 
 
 if running:
@@ -168,6 +184,7 @@ if running:
         time.sleep(0.3)
     progress.empty()
     live_area.empty()
+    stop_slot.empty()
 
 if job is not None and job.finished:
     if job.in_worker:
@@ -202,7 +219,7 @@ if job is not None and job.finished:
     rows = job.rows
     draw(rows, "")
     if rows:
-        df = charts.table_frame(charts.results_frame(rows))
+        df = charts.table_frame(charts.results_frame(rows), onnx_source=onnx_source)
         st.download_button(
             "Download CSV",
             df.to_csv(index=False).encode(),

@@ -29,7 +29,7 @@ from engine.errors import BadInput, EngineError
 from engine.models import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelArtifacts, load_artifacts
 from engine.paths import default_db
 from engine.text import markdown_text
-from engine.uploads import KINDS, save_upload
+from engine.uploads import KINDS, save_onnx_upload
 
 MAX_CACHED_RUNNERS = 6
 MAX_UPLOAD_MB = KINDS["onnx"][1] // 2**20
@@ -223,18 +223,20 @@ def sidebar() -> Selection:
         up = sb.file_uploader(
             f"ONNX file (up to {MAX_UPLOAD_MB} MB)", type=["onnx"], key="vb_upload"
         )
-        if up is not None:
+        if up is not None and st.session_state.get("vb_onnx_file_id") != up.file_id:
+            # Checked once per upload, at once: a bad file is an error now, not at Run sweep.
+            st.session_state.pop("vb_onnx_saved", None)
             try:
-                st.session_state["vb_onnx_saved"] = (
-                    up.name,
-                    str(save_upload(up.name, up.getvalue())),
-                )
+                path = save_onnx_upload(up.name, up.getvalue())
+                st.session_state["vb_onnx_saved"] = (up.name, str(path))
+                st.session_state["vb_onnx_file_id"] = up.file_id
             except EngineError as exc:
                 problems.append(exc.user_message())
         saved = st.session_state.get("vb_onnx_saved")
         if saved and Path(saved[1]).is_file():
             onnx_path = saved[1]
-            sb.caption(f"Using the uploaded {saved[0]}.")
+            name = Path(onnx_path).stem  # stored runs name the file, not a torchvision model
+            sb.caption(f"Using the uploaded {markdown_text(saved[0])}.")
         elif up is None:
             problems.append("Upload an ONNX image classifier, or pick a torchvision model.")
     image_size = int(

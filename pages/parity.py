@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import charts
+from engine.config import RunnerSpec
 from engine.parity import PARITY_BATCH, compare
 from engine.sweep import reference_outputs
 from pages import common
@@ -46,13 +47,17 @@ if st.button("Check parity", type="primary", disabled=not specs, key="vb_parity_
             try:
                 runner = common.cached_runner(sel.model, spec, PARITY_BATCH, sel.batches)
                 p = compare(reference, runner.infer(x), spec.precision)
+                # For an ONNX file this configuration is the reference: no comparison.
+                is_ref = sel.model.onnx_path and spec.with_options(intra_threads=None) == (
+                    RunnerSpec("ort", "cpu", "fp32").with_options(intra_threads=None)
+                )
                 row.update(
                     provider=runner.provider,
                     max_rel_err=p.max_rel_err,
                     mean_rel_err=p.mean_rel_err,
                     cosine=p.cosine,
                     top1_agree=p.top1_agree,
-                    result="pass" if p.ok else "FAIL",
+                    result="reference" if is_ref else "pass" if p.ok else "FAIL",
                     tolerance=p.tolerance,
                 )
             except Exception as exc:  # noqa: BLE001 - one backend failing must not hide the rest
@@ -77,8 +82,13 @@ if result:
             "top1_agree": st.column_config.NumberColumn("top-1 agree", format="%.3f"),
         },
     )
-    failed = df[df["result"] != "pass"]
-    if failed.empty:
+    failed = df[~df["result"].isin(["pass", "reference"])]
+    if (df["result"] == "reference").all():
+        st.info(
+            f"Only {ref} itself was chosen, and it is the reference: pick another precision"
+            " or device to compare with it."
+        )
+    elif failed.empty:
         st.success("Every backend agrees with the reference within its tolerance.")
     else:
         st.warning(f"{len(failed)} of {len(df)} configurations are outside tolerance or failed.")

@@ -47,6 +47,11 @@ class PrepareContext:
         if self.progress:
             self.progress(message)
 
+    def step(self, message: str) -> None:
+        """A progress line only ("creating a session…"): not worth keeping as a note."""
+        if self.progress:
+            self.progress(message)
+
 
 class Runner(ABC):
     """A prepared model on one backend. Use as ``with backend.prepare(...) as runner:``."""

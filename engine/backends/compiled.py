@@ -66,7 +66,7 @@ class CompiledRunner(TorchRunner):
     def _forward(self, x: Any) -> Any:
         shape = tuple(x.shape)
         if shape not in self.compile_s:
-            self.ctx.say(
+            self.ctx.step(
                 f"compiling {self.spec.backend} ({self.mode}) for input {list(shape)}: minutes"
                 " the first time, seconds when the on-disk cache has it"
             )
@@ -144,5 +144,5 @@ class TorchCompileBackend(Backend):
     def prepare(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
         cls.check(spec)
         cls.availability(spec.device).raise_if_missing(f"torch.compile on {spec.device}")
-        ctx.say(f"preparing torch.compile ({spec.label}); cache folder inductor/")
+        ctx.step(f"preparing torch.compile ({spec.label}); cache folder inductor/")
         return CompiledRunner(spec, artifacts.torch_module(), ctx)

@@ -366,14 +366,14 @@ class OrtBackend(Backend):
         if spec.precision == "int8":
             from engine.quantize import quantize_int8
 
-            return str(quantize_int8(artifacts, ctx.calibration_dir, progress=ctx.say))
+            return str(quantize_int8(artifacts, ctx.calibration_dir, progress=ctx.step))
         precision = "fp16" if spec.precision == "fp16" else "fp32"
-        return str(artifacts.onnx_path(precision, progress=ctx.say))
+        return str(artifacts.onnx_path(precision, progress=ctx.step))
 
     @classmethod
     def prepare(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
         cls.check(spec)
         cls.availability(spec.device).raise_if_missing(f"ONNX Runtime on {spec.device}")
         path = cls.model_path(spec, artifacts, ctx)
-        ctx.say(f"creating an ONNX Runtime session ({spec.label})")
+        ctx.step(f"creating an ONNX Runtime session ({spec.label})")
         return OrtRunner(spec, path, ctx)

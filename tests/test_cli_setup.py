@@ -1,0 +1,98 @@
+"""The CLI as a newcomer meets it: the wrong Python, the help text, runs where nothing ran.
+
+Each test drives ``python -m engine`` in a child process, as the README's commands do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, SMALL, SMALL_SIZE, run_cli
+
+
+def test_a_python_without_the_requirements_gets_one_line_and_exit_3():
+    # -S: no site-packages, like the system Python the README's commands met.
+    proc = subprocess.run(
+        [sys.executable, "-S", "-m", "engine", "bench", "--model", SMALL, "--batch", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert lines[0].startswith("error: the package ") and "is not installed" in lines[0]
+    assert (
+        ".venv/bin/python -m engine" in lines[0] and "pip install -r requirements.txt" in lines[0]
+    )
+
+
+def test_every_bench_option_has_help_text():
+    from engine.cli import bench_parser
+
+    undocumented = [
+        a.option_strings[0]
+        for a in bench_parser()._actions
+        if a.option_strings and a.option_strings[0] != "-h" and not a.help
+    ]
+    assert undocumented == []
+
+
+def test_a_sweep_where_nothing_ran_is_not_stored_as_a_run(tmp_path):
+    db = str(tmp_path / "results.sqlite")
+    proc = run_cli(
+        "bench", "--model", SMALL, "--image-size", str(SMALL_SIZE), "--backend", "tensorrt",
+        "--device", "cuda", "--batch", "1", "--db", db, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    assert "stored as run" not in proc.stderr
+    listed = run_cli("history", "--db", db, "--no-reference", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+
+
+def test_a_sweep_with_one_runnable_backend_keeps_the_skipped_rows(tmp_path):
+    db = str(tmp_path / "results.sqlite")
+    proc = run_cli(
+        "bench", "--model", SMALL, "--image-size", str(SMALL_SIZE), "--backend", "tensorrt,ort",
+        "--batch", "1", "--warmup", "0", "--iters", "2", "--no-parity", "--db", db, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    listed = json.loads(run_cli("history", "--db", db, "--no-reference", "--json").stdout)
+    assert len(listed) == 1
+    from engine.store import Store
+
+    store = Store(db)
+    statuses = sorted((r.backend, r.status) for r in store.rows(listed[0]["id"]))
+    store.close()
+    assert statuses == [("ort", "ok"), ("tensorrt", "skipped")]
+
+
+def test_an_onnx_file_is_stored_under_its_own_name(tmp_path, small_artifacts):
+    onnx = tmp_path / "tiny.onnx"
+    onnx.write_bytes(small_artifacts.onnx_path("fp32").read_bytes())
+    db = str(tmp_path / "results.sqlite")
+    proc = run_cli(
+        "bench", "--onnx", str(onnx), "--backend", "ort", "--batch", "1", "--warmup", "0",
+        "--iters", "2", "--no-parity", "--db", db, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    listed = json.loads(run_cli("history", "--db", db, "--no-reference", "--json").stdout)
+    assert [r["model"] for r in listed] == ["tiny"]
+
+
+def test_reproduce_commands_start_like_the_readme_in_its_environment(monkeypatch, small_spec):
+    from engine.config import RunnerSpec, SweepConfig
+    from engine.sweep import reproduce_command
+
+    config = SweepConfig(small_spec, [RunnerSpec("ort")], [1])
+    monkeypatch.setattr(sys, "prefix", str(ROOT / ".venv"))
+    assert reproduce_command(config).startswith(".venv/bin/python -m engine bench ")
+    monkeypatch.setattr(sys, "prefix", "/usr")
+    assert reproduce_command(config).startswith("python -m engine bench ")
