@@ -14,11 +14,14 @@ import numpy as np
 from engine.backends.base import Runner
 from engine.config import BenchSettings, Timing
 from engine.errors import BadInput
+from engine.gpu import ClockSampler
+from engine.stability import keep_samples, spread
 
 
 def stats(samples_ms: list[float], batch: int, peak_mem_mb: float | None = None) -> Timing:
     a = np.asarray(samples_ms, dtype=np.float64)
     p10, p50, p90, p99 = np.percentile(a, [10, 50, 90, 99])
+    sp = spread(a)
     return Timing(
         p50_ms=float(p50),
         p90_ms=float(p90),
@@ -30,6 +33,11 @@ def stats(samples_ms: list[float], batch: int, peak_mem_mb: float | None = None)
         iters=len(a),
         throughput_ips=float(batch * 1000.0 / p50) if p50 > 0 else 0.0,
         peak_mem_mb=peak_mem_mb,
+        samples_ms=keep_samples(samples_ms),
+        cv=sp.cv,
+        tail_ratio=sp.tail_ratio,
+        stable=sp.stable,
+        stability_note=sp.reason,
     )
 
 
@@ -57,10 +65,21 @@ def time_runner(runner: Runner, x: np.ndarray, settings: BenchSettings) -> Timin
     samples: list[float] = []
     deadline = time.perf_counter() + settings.max_time_s
     clock = time.perf_counter
-    while len(samples) < settings.iters:
-        t0 = clock()
-        step()
-        samples.append((clock() - t0) * 1000.0)
-        if len(samples) >= settings.min_iters and clock() > deadline:
-            break
-    return stats(samples, x.shape[0], runner.peak_memory_mb())
+    with _sampler(runner) as sampler:  # clocks/power/throttling over the loop, not after it
+        while len(samples) < settings.iters:
+            t0 = clock()
+            step()
+            samples.append((clock() - t0) * 1000.0)
+            if len(samples) >= settings.min_iters and clock() > deadline:
+                break
+    timing = stats(samples, x.shape[0], runner.peak_memory_mb())
+    timing.machine = sampler.summary()
+    timing.throttled = timing.machine.get("throttled")
+    timing.power_capped = timing.machine.get("power_capped")
+    return timing
+
+
+def _sampler(runner: Runner) -> ClockSampler:
+    device = str(getattr(getattr(runner, "spec", None), "device", "cpu"))
+    index = int(device.partition(":")[2] or 0) if device.startswith("cuda") else None
+    return ClockSampler(index)  # None (a CPU runner): no thread, empty summary

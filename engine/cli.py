@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import BadInput, EngineError, Unavailable
+from engine.stability import POINT_COLUMNS, point_cells
 from engine.text import safe_stdout, safe_text
 
 # subcommand → "module:function" taking argv (list[str]) and returning an exit code
@@ -122,6 +123,10 @@ def bench_parser() -> argparse.ArgumentParser:
     )
     tm.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
     tm.add_argument("--no-parity", action="store_true", help="skip the output comparison")
+    tm.add_argument(
+        "--until-stable", action="store_true", help="repeat an unstable point (docs/stability.md)"
+    )
+    tm.add_argument("--stable-budget", type=float, default=60.0, help="seconds per point at most")
     out = p.add_argument_group("output")
     out.add_argument("--json", help="write the run as a JSON document")
     out.add_argument("--db", help="results database (default: the user data folder)")
@@ -173,6 +178,8 @@ def build_config(args: argparse.Namespace):
         max_time_s=args.max_time,
         mode=args.mode,
         threads=args.threads,
+        until_stable=args.until_stable,
+        stable_budget_s=args.stable_budget,
     )
     if bench.iters < 1 or bench.warmup < 0 or bench.max_time_s <= 0:
         raise BadInput("--iters must be ≥ 1, --warmup ≥ 0 and --max-time > 0")
@@ -223,6 +230,7 @@ def format_table(rows) -> str:
         "p99 ms",
         "img/s",
         "parity",
+        *POINT_COLUMNS,
     ]
     lines = []
     for r in rows:
@@ -239,6 +247,7 @@ def format_table(rows) -> str:
                     "-",
                     "-",
                     r.reason[:60],
+                    *("-" * len(POINT_COLUMNS)),
                 ]
             )
             continue
@@ -255,6 +264,7 @@ def format_table(rows) -> str:
                 f"{r.p99_ms:.2f}",
                 f"{r.throughput_ips:.1f}",
                 parity,
+                *point_cells(r),
             ]
         )
     widths = [

@@ -115,6 +115,8 @@ class BenchSettings:
     min_iters: int = 3
     mode: str = "device"
     threads: int | None = None
+    until_stable: bool = False  # repeat a point until stable, at most stable_budget_s
+    stable_budget_s: float = 60.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,6 +173,15 @@ class Timing:
     iters: int
     throughput_ips: float
     peak_mem_mb: float | None = None
+    samples_ms: list[float] | None = None  # per iteration, in order (engine.stability)
+    cv: float | None = None
+    tail_ratio: float | None = None
+    stable: bool | None = None
+    stability_note: str = ""
+    rounds: int = 1
+    machine: dict[str, Any] = field(default_factory=dict)
+    throttled: bool | None = None
+    power_capped: bool | None = None
 
 
 @dataclass
@@ -217,6 +228,21 @@ class ResultRow:
     top1_agree: float | None = None
     threads: int | None = None
     created_at: str = ""
+    # stability (engine/stability.py), hardware limits (flops.py, peaks.py), machine state
+    samples_ms: list[float] | None = None
+    cv: float | None = None
+    tail_ratio: float | None = None
+    stable: bool | None = None
+    stability_note: str = ""
+    rounds: int = 1
+    gflop: float | None = None  # one image's forward pass
+    tflops: float | None = None
+    peak_tflops: float | None = None
+    peak_pct: float | None = None
+    peak_source: str = ""
+    machine: dict[str, Any] = field(default_factory=dict)
+    throttled: bool | None = None
+    power_capped: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

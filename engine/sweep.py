@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 from engine.backends import PrepareContext, Runner, get_backend
-from engine.bench import time_runner
 from engine.config import ResultRow, RunnerSpec, SweepConfig
 from engine.env import fingerprint
 from engine.errors import BadInput, EngineError
+from engine.flops import gflop_per_image
 from engine.locks import device_lock
+from engine.machine import annotate_point, busy_check
+from engine.measure import time_point
 from engine.models import ModelArtifacts, check_batches, load_artifacts
 from engine.parity import PARITY_BATCH, compare
 from engine.paths import python_command
@@ -60,6 +62,8 @@ def reproduce_command(config: SweepConfig) -> str:
     args += ["--warmup", str(b.warmup), "--iters", str(b.iters), "--mode", b.mode]
     if b.threads:
         args += ["--threads", str(b.threads)]
+    if b.until_stable:
+        args += ["--until-stable", "--stable-budget", f"{b.stable_budget_s:g}"]
     opts = sorted({k for r in config.runners for k, v in r.options if v is True})
     args += [f"--{k.replace('_', '-')}" for k in opts]
     if config.calibration_dir:
@@ -136,8 +140,11 @@ def run_sweep(
         torch.set_num_threads(config.bench.threads)
     gpu = next((r.device for r in config.runners if r.device.startswith("cuda")), "cpu")
     env = fingerprint(gpu if _cuda_ok(gpu) else "cpu")
+    busy = busy_check(gpu_index=int(gpu.partition(":")[2] or 0) if _cuda_ok(gpu) else None)
+    env["busy_check"] = busy.to_dict()  # measured now, stored with the run (engine.machine)
     run_id = None
-    outcome = SweepOutcome(run_id, notes=list(art.notes))
+    outcome = SweepOutcome(run_id, notes=[*busy.notes, *art.notes])
+    gflop = gflop_per_image(art)
     # A run is stored once something is attempted: a sweep whose every configuration was
     # refused before running (TensorRT on a machine without it) is an error, not a run.
     pending: list[ResultRow] = []
@@ -242,10 +249,11 @@ def run_sweep(
                         runner = factory(spec, art, bctx)
                     progress(f"timing {spec.label} at batch {b}")
                     with device_lock(spec.device, on_wait=progress):
-                        timing = time_runner(runner, art.sample_input(b), config.bench)
+                        timing = time_point(runner, art.sample_input(b), config.bench)
                     row.provider = runner.provider
                     for k, v in vars(timing).items():
                         setattr(row, k, v)
+                    annotate_point(row, runner, gflop, env.get("gpu_name") or env.get("gpu"))
                     if parity is not None:
                         row.parity_ok = parity.ok
                         row.max_rel_err = parity.max_rel_err
