@@ -97,7 +97,10 @@ POWER_CAP_MASK = 0x4
 
 
 def _reasons(nv: Any, h: Any) -> int:
-    fn = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or nv.nvmlDeviceGetCurrentClocksThrottleReasons  # the older name in nvidia-ml-py before 12.535
+    fn = (
+        getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None)
+        or nv.nvmlDeviceGetCurrentClocksThrottleReasons
+    )  # the older name in nvidia-ml-py before 12.535
     return int(fn(h))
 
 
