@@ -19,6 +19,7 @@ from typing import Any
 
 from engine.config import ResultRow, RunnerSpec, SweepConfig
 from engine.errors import BadInput
+from engine.stability import overlap, pick_with_ties, row_ci
 from engine.sweep import ProgressFn, SweepOutcome, run_sweep
 
 _TUNED_TORCH = {"channels_last": True, "cudnn_benchmark": True, "fuse_bn": True}
@@ -107,6 +108,8 @@ class LadderStep:
     parity_ok: bool | None = None
     best: bool = False
     reason: str = ""
+    ci_ms: tuple[float, float] | None = None  # ~95 % CI of the median (engine.stability)
+    tie_note: str = ""  # on the best step: why it won (outside the noise, or which tie rule)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,11 +148,10 @@ def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
                     speedup=speedup,
                     parity_ok=r.parity_ok,
                     reason=reason,
+                    ci_ms=row_ci(r) if r.status == "ok" else None,
                 )
             )
-        eligible = [s for s in steps if s.status == "ok" and s.parity_ok is not False and s.p50_ms]
-        if eligible:
-            min(eligible, key=lambda s: s.p50_ms).best = True
+        _choose(steps)
         out[batch] = steps
     return out
 
@@ -223,22 +225,31 @@ def run_auto(
     if len(devices) > 1:  # one ladder per batch across devices: re-pick the overall best
         for steps in result.ladders.values():
             for s in steps:
-                s.best = False
-            ok = [s for s in steps if s.status == "ok" and s.parity_ok is not False and s.p50_ms]
-            if ok:
-                min(ok, key=lambda s: s.p50_ms).best = True
+                s.best, s.tie_note = False, ""
+            _choose(steps)
     return result
+
+
+def _choose(steps: list[LadderStep]) -> None:
+    """Mark the best agreeing step; settings within noise of the fastest are ties."""
+    ok = [s for s in steps if s.status == "ok" and s.parity_ok is not False and s.p50_ms]
+    if ok:
+        pick, why = pick_with_ties(ok, ci=lambda s: s.ci_ms)
+        pick.best, pick.tie_note = True, why
 
 
 def format_ladder(outcome: AutoOutcome) -> str:
     """The ladder as text: one block per batch size, the chosen step marked."""
     lines: list[str] = []
     for batch, steps in sorted(outcome.ladders.items()):
-        lines.append(f"batch {batch}:")
+        why = next((s.tie_note for s in steps if s.best), "")
+        lines.append(f"batch {batch}:" + (f" (chosen: {why})" if why else ""))
         for s in steps:
             mark = "*" if s.best else " "
             if s.status == "ok":
                 speed = f"{s.speedup:.2f}x" if s.speedup else "-"
+                if s.step and overlap(steps[0].ci_ms, s.ci_ms):
+                    speed = "noise"  # within the baseline's noise: not a speed-up
                 parity = {True: "ok", False: "FAIL", None: "-"}[s.parity_ok]
                 lines.append(
                     f" {mark} {s.label:<70} {s.p50_ms:9.3f} ms {s.throughput_ips:10.1f} img/s"

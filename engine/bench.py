@@ -73,9 +73,9 @@ def time_runner(runner: Runner, x: np.ndarray, settings: BenchSettings) -> Timin
             if len(samples) >= settings.min_iters and clock() > deadline:
                 break
     timing = stats(samples, x.shape[0], runner.peak_memory_mb())
-    timing.machine = sampler.summary()
-    timing.throttled = timing.machine.get("throttled")
-    timing.power_capped = timing.machine.get("power_capped")
+    timing.machine_state = sampler.summary()
+    timing.throttled = timing.machine_state.get("throttled")
+    timing.power_capped = timing.machine_state.get("power_capped")
     return timing
 
 

@@ -179,7 +179,7 @@ class Timing:
     stable: bool | None = None
     stability_note: str = ""
     rounds: int = 1
-    machine: dict[str, Any] = field(default_factory=dict)
+    machine_state: dict[str, Any] = field(default_factory=dict)
     throttled: bool | None = None
     power_capped: bool | None = None
 
@@ -240,7 +240,7 @@ class ResultRow:
     peak_tflops: float | None = None
     peak_pct: float | None = None
     peak_source: str = ""
-    machine: dict[str, Any] = field(default_factory=dict)
+    machine_state: dict[str, Any] = field(default_factory=dict)
     throttled: bool | None = None
     power_capped: bool | None = None
 

@@ -193,4 +193,23 @@ def annotate_point(row: Any, runner: Any, gflop: float | None, gpu_name: str | N
 
     annotate(row, gflop, gpu_name)
     if not str(row.device).startswith("cuda"):
-        row.machine = {**(row.machine or {}), **thread_counts(runner)}
+        row.machine_state = {**(row.machine_state or {}), **thread_counts(runner)}
+
+
+def busy_summary(environment: dict[str, Any] | None) -> str:
+    """One phrase for a run's busy check: 'idle', 'not checked' or what was busy."""
+    check = (environment or {}).get("busy_check")
+    if not isinstance(check, dict):
+        return "not checked"
+    parts = []
+    share = check.get("cpu_other_share")
+    if isinstance(share, (int, float)) and share >= BUSY_CPU_SHARE:
+        parts.append(f"other processes used {share:.0%} of the CPU")
+    if check.get("gpu_others"):
+        parts.append(f"{len(check['gpu_others'])} other process(es) on the GPU")
+    return "; ".join(parts) or "idle"
+
+
+def without_busy(environment: dict[str, Any] | None) -> dict[str, Any]:
+    """The environment without its per-sweep busy check (compared apart, as machine state)."""
+    return {k: v for k, v in (environment or {}).items() if k != "busy_check"}

@@ -27,6 +27,7 @@ from engine.history import (
     speedups,
     unmatched_points,
 )
+from engine.stability import POINT_COLUMNS, point_cells, speedup_text
 from engine.store import Store
 from engine.text import code_fence, markdown_text, safe_text
 
@@ -186,17 +187,19 @@ def _results_lines(rec: RunRecord) -> list[list[str]]:
                     _fmt(r.p90_ms),
                     _fmt(r.throughput_ips, 1),
                     parity,
+                    *point_cells(r),
                 ]
             )
         else:
             lines.append(
                 [r.backend, r.precision, r.device, r.status, str(r.batch), "-", "-", "-", r.reason]
+                + ["-"] * len(POINT_COLUMNS)
             )
     return lines
 
 
 _RESULT_HEAD = ["backend", "precision", "device", "ran on", "batch", "p50 ms", "p90 ms"]
-_RESULT_HEAD += ["images/s", "parity"]
+_RESULT_HEAD += ["images/s", "parity", *POINT_COLUMNS]
 
 
 def _speedup_lines(a: RunRecord, b: RunRecord) -> list[list[str]]:
@@ -208,7 +211,7 @@ def _speedup_lines(a: RunRecord, b: RunRecord) -> list[list[str]]:
             str(s.batch),
             _fmt(s.a_p50_ms),
             _fmt(s.b_p50_ms),
-            f"{s.speedup:.2f}×",
+            speedup_text(s.speedup, s.noise).replace("x", "×"),
         ]
         for s in speedups(a.rows, b.rows)
     ]

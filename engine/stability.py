@@ -102,12 +102,16 @@ def row_ci(row: Any) -> tuple[float, float] | None:
     return p50 - Z95 * se, p50 + Z95 * se
 
 
-def within_noise(a: Any, b: Any) -> bool | None:
-    """True when the two rows' median CIs overlap; None when either CI is unknown."""
-    ca, cb = row_ci(a), row_ci(b)
+def overlap(ca: tuple[float, float] | None, cb: tuple[float, float] | None) -> bool | None:
+    """Do two intervals overlap? None when either is unknown."""
     if ca is None or cb is None:
         return None
     return ca[0] <= cb[1] and cb[0] <= ca[1]
+
+
+def within_noise(a: Any, b: Any) -> bool | None:
+    """True when the two rows' median CIs overlap; None when either CI is unknown."""
+    return overlap(row_ci(a), row_ci(b))
 
 
 def compare_words(a: Any, b: Any) -> str:
@@ -125,16 +129,30 @@ def speedup_text(speedup: float, verdict: str) -> str:
     return "within noise" if verdict == "within noise" else f"{speedup:.2f}x"
 
 
+_PRECISION_RANK = {"fp32": 0, "tf32": 1, "bf16": 2, "fp16": 2, "int8": 3}
+
+# Auto mode's tie rules, in order: among settings within noise of the fastest, prefer the
+# one that changes the numbers least, then the one with fewer switches, then the earlier
+# (simpler) ladder step. The lower p50 is only the last resort and is then called noise.
+AUTO_TIE_RULES: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("the higher precision", lambda s: _PRECISION_RANK.get(s.precision, 9)),
+    ("fewer switches", lambda s: sum(1 for v in s.options.values() if v is True)),
+    ("the earlier ladder step", lambda s: getattr(s, "step", 0)),
+)
+
+
 def pick_with_ties(
-    rows: Sequence[Any], tie_rules: Sequence[tuple[str, Callable[[Any], Any]]]
+    items: Sequence[Any],
+    tie_rules: Sequence[tuple[str, Callable[[Any], Any]]] = AUTO_TIE_RULES,
+    ci: Callable[[Any], tuple[float, float] | None] = row_ci,
 ) -> tuple[Any, str]:
-    """The fastest row, treating rows within noise of it as ties broken by ``tie_rules``.
+    """The fastest item, treating items within noise of it as ties broken by ``tie_rules``.
 
     Returns the pick and a sentence naming the rule that decided (for auto mode's ladder).
-    Each rule is (name, key): the lowest key wins; the last fallback is the lower p50.
+    Each rule is (name, key): the lowest key wins. An item whose CI is unknown is not tied.
     """
-    fastest = min(rows, key=lambda r: r.p50_ms)
-    tied = [r for r in rows if r is fastest or within_noise(r, fastest)]
+    fastest = min(items, key=lambda r: r.p50_ms)
+    tied = [r for r in items if r is fastest or overlap(ci(r), ci(fastest))]
     if len(tied) == 1:
         return fastest, "fastest, outside the others' noise"
     n = len(tied)
@@ -162,7 +180,7 @@ def point_cells(row: Any) -> list[str]:
 
 def machine_flags(row: Any) -> str:
     """'throttled', 'power-capped', clock range, or thread counts: what the machine did."""
-    m = getattr(row, "machine", None) or {}
+    m = getattr(row, "machine_state", None) or {}
     flags = [
         w for w, on in (("throttled", row.throttled), ("power-capped", row.power_capped)) if on
     ]

@@ -23,6 +23,7 @@ from engine.history import (
     speedups,
     unmatched_points,
 )
+from engine.stability import speedup_text
 from engine.store import Store
 from engine.text import safe_text
 
@@ -64,7 +65,8 @@ def format_comparison(a: RunRecord, b: RunRecord) -> str:
     sp, diff = speedups(a.rows, b.rows), env_diff(a, b)
     out = [f"A: {safe_text(a.info.title)}", f"B: {safe_text(b.info.title)}", ""]
     if sp:
-        out.append("speed-up = p50 of A / p50 of B (above 1: B is faster)")
+        out.append("speed-up = p50 of A / p50 of B (above 1: B is faster); 'within noise' when")
+        out.append("the two medians' 95% confidence intervals overlap (docs/stability.md)")
         lines = [
             [
                 s.backend,
@@ -73,7 +75,7 @@ def format_comparison(a: RunRecord, b: RunRecord) -> str:
                 str(s.batch),
                 f"{s.a_p50_ms:.3f}",
                 f"{s.b_p50_ms:.3f}",
-                f"{s.speedup:.2f}x",
+                speedup_text(s.speedup, s.noise),
                 s.a_provider,
                 s.b_provider,
             ]

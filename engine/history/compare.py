@@ -16,6 +16,8 @@ import pandas as pd
 
 from engine.config import ResultRow, weights_label
 from engine.history.queries import QUOTED_SOURCE, RunRecord, load_run
+from engine.machine import busy_summary, without_busy
+from engine.stability import compare_words
 from engine.store import Store
 
 _ENV_ORDER = (
@@ -55,6 +57,7 @@ class SpeedupRow:
     b_provider: str = ""
     a_options: str = ""
     b_options: str = ""
+    noise: str = ""  # "within noise", "B faster", "B slower" or "noise unknown" (stability.py)
 
 
 @dataclass
@@ -112,6 +115,7 @@ def speedups(a_rows: Iterable[ResultRow], b_rows: Iterable[ResultRow]) -> list[S
                 b_provider=rb.provider,
                 a_options=_options_label(ra.options),
                 b_options=_options_label(rb.options),
+                noise=compare_words(ra, rb),
             )
         )
     return out
@@ -173,7 +177,7 @@ def _config_facts(rec: RunRecord) -> dict[str, Any]:
 
 def env_diff(a: RunRecord, b: RunRecord) -> list[EnvDiff]:
     """Settings that differ between two runs: fingerprint first, then configuration."""
-    ea, eb = _flatten(a.info.environment), _flatten(b.info.environment)
+    ea, eb = (_flatten(without_busy(r.info.environment)) for r in (a, b))
     rank = {k: i for i, k in enumerate(_ENV_ORDER)}
     keys = sorted(ea.keys() | eb.keys(), key=lambda k: (rank.get(k, len(rank)), k))
     out = [
@@ -181,6 +185,9 @@ def env_diff(a: RunRecord, b: RunRecord) -> list[EnvDiff]:
         for k in keys
         if _show(ea.get(k)) != _show(eb.get(k))
     ]
+    ba, bb = busy_summary(a.info.environment), busy_summary(b.info.environment)
+    if ba != bb:  # measured per sweep: a state of the machine, not of its setup
+        out.append(EnvDiff("busy before the sweep", ba, bb, "machine state"))
     ca, cb = _config_facts(a), _config_facts(b)
     for k in ca:
         if _show(ca[k]) != _show(cb[k]):
