@@ -27,6 +27,7 @@ QUOTED_SUFFIX = "quoted, not measured here"
 TABLE_COLUMNS = [
     "series", "batch", "status", "p50_ms", "p10_ms", "p90_ms", "p99_ms", "throughput_ips",
     "provider", "parity_ok", "max_rel_err", "cosine", "iters", "peak_mem_mb", "reason",
+    "tflops", "peak_pct", "stable", "stability_note", "cv", "throttled", "power_capped",
 ]  # fmt: skip
 
 
@@ -258,6 +259,50 @@ def throughput_chart(df: pd.DataFrame, reference: pd.DataFrame | None = None) ->
         title="Throughput against batch size (batch ÷ p50)",
         xaxis=_batch_axis(batches),
         yaxis=_value_axis("throughput (images/s)", ys),
+        margin={"t": 60},
+    )
+    return fig
+
+
+def efficiency_chart(df: pd.DataFrame) -> go.Figure:
+    """% of the device's dense peak per batch (TFLOP/s where no peak is known).
+
+    Unstable points are open markers and throttled or power-capped ones say so on hover,
+    so a low or high figure is read with its caveat (engine.stability, engine.peaks).
+    """
+    data = measured(df)
+    if "tflops" in data:
+        data = data[pd.to_numeric(data["tflops"], errors="coerce").notna()]
+    if data.empty or "tflops" not in data:
+        return _empty("Achieved compute", "no FLOP count for these points")
+    has_peak = "peak_pct" in data and pd.to_numeric(data["peak_pct"], errors="coerce").notna().any()
+    y, title = ("peak_pct", "% of dense peak") if has_peak else ("tflops", "TFLOP/s")
+    colours = _colours(data["series"])
+    fig = go.Figure()
+    for name, g in data.groupby("series", sort=True):
+        unstable = [v is False for v in g.get("stable", [None] * len(g))]
+        flags = [
+            ", ".join(w for w, on in (("throttled", t is True), ("power-capped", c is True)) if on)
+            for t, c in zip(
+                g.get("throttled", [None] * len(g)),
+                g.get("power_capped", [None] * len(g)),
+                strict=True,
+            )
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=g["batch"], y=pd.to_numeric(g[y], errors="coerce"), mode="lines+markers",
+                name=name, line={"color": colours[name], "width": 2},
+                marker={"symbol": ["circle-open" if u else "circle" for u in unstable], "size": 9},
+                customdata=[[t, "unstable" if u else "", f] for t, u, f in zip(g["tflops"], unstable, flags, strict=True)],
+                hovertemplate="<b>%{fullData.name}</b><br>batch %{x}<br>%{y:.3g} " + title
+                + "<br>%{customdata[0]:.3g} TFLOP/s %{customdata[1]} %{customdata[2]}<extra></extra>",
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        title=f"Achieved compute against batch size ({title}; open markers: unstable)",
+        xaxis=_batch_axis(data["batch"]),
+        yaxis={"title": title, "rangemode": "tozero"},
         margin={"t": 60},
     )
     return fig

@@ -150,6 +150,13 @@ if show_reference:
         )
 
 
+show_compute = st.toggle(
+    "Show achieved TFLOP/s and % of the GPU's dense peak (docs/stability.md)",
+    value=False,
+    key="vb_compute",
+)
+
+
 def draw(rows, suffix: str) -> None:
     df = charts.results_frame(rows)
     st.plotly_chart(charts.latency_chart(df, reference), key=f"lat{suffix}")
@@ -161,6 +168,8 @@ def draw(rows, suffix: str) -> None:
             "No speed-up chart: it compares with PyTorch FP32 on the same device, "
             + ("which cannot run an ONNX file." if onnx_source else "which these results lack.")
         )
+    if show_compute:
+        st.plotly_chart(charts.efficiency_chart(df), key=f"eff{suffix}")
     if not df.empty:
         table = charts.table_frame(df, onnx_source=onnx_source)
         st.dataframe(table, hide_index=True, key=f"tab{suffix}")
@@ -171,17 +180,19 @@ if running:
         st.caption(job.worker_note)
     progress = st.progress(0.0, text="starting the sweep")
     live_area = st.empty()
-    shown = -1
+    shown, said = -1, ""
     while not job.finished:
         frac = job.done_count / job.total if job.total else 0.0
-        progress.progress(
-            min(frac, 1.0), text=f"{job.done_count}/{job.total or '?'} · {job.message}"
-        )
+        text = f"{job.done_count}/{job.total or '?'} · {job.message}"
+        if text != said:  # each update is a message to the browser, which redraws
+            said = text
+            progress.progress(min(frac, 1.0), text=text)
         if len(job.rows) != shown:
             shown = len(job.rows)
             with live_area.container():
                 draw(job.rows, f"_live{shown}")
-        time.sleep(0.3)
+        # The dashboard shares the cores with the sweep it watches: poll slowly.
+        time.sleep(1.0)
     progress.empty()
     live_area.empty()
     stop_slot.empty()

@@ -87,6 +87,7 @@ class Selection:
     warmup: int = 3
     threads: int | None = None
     problems: tuple[str, ...] = ()
+    until_stable: bool = False
 
     def combinations(self) -> tuple[list[RunnerSpec], list[str]]:
         """Runnable specs, and a reason for each backend × precision left out."""
@@ -110,8 +111,9 @@ class Selection:
 
     def bench(self) -> BenchSettings:
         return BenchSettings(
-            warmup=self.warmup, iters=self.iters, max_time_s=30.0, threads=self.threads
-        )
+            warmup=self.warmup, iters=self.iters, max_time_s=30.0, threads=self.threads,
+            until_stable=self.until_stable,
+        )  # fmt: skip
 
     def sweep_config(self) -> SweepConfig:
         specs, _ = self.combinations()
@@ -279,6 +281,12 @@ def sidebar() -> Selection:
             **_kept("vb_threads", 0),
         )
     )  # fmt: skip
+    until_stable = sb.toggle(
+        "Repeat unstable points",
+        help="Re-time a point whose samples are unstable, for at most 60 s per point "
+        "(the CLI's --until-stable; thresholds in docs/stability.md).",
+        **_kept("vb_until_stable", False),
+    )
     sel = Selection(
         model=ModelSpec(name=name, weights=weights, image_size=image_size, onnx_path=onnx_path),
         device=device,
@@ -289,6 +297,7 @@ def sidebar() -> Selection:
         warmup=warmup,
         threads=threads or None,
         problems=tuple(problems),
+        until_stable=until_stable,
     )
     st.session_state[SELECTION_KEY] = sel
     return sel
