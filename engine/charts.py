@@ -377,6 +377,10 @@ def op_histogram_chart(
     return fig
 
 
+def _noise_symbol(noise: str) -> str:
+    return "circle-open" if noise == "within noise" else "circle"
+
+
 def compare_chart(df: pd.DataFrame, a_name: str = "A", b_name: str = "B") -> go.Figure:
     """Speed-up of B over A against batch size, one line per backend/precision/device.
 
@@ -397,15 +401,20 @@ def compare_chart(df: pd.DataFrame, a_name: str = "A", b_name: str = "B") -> go.
         )
         return fig
     for name, g in df.sort_values("batch").groupby("series", sort=True):
+        noise = list(g["noise"]) if "noise" in g else [""] * len(g)
         fig.add_trace(
             go.Scatter(
                 x=g["batch"],
                 y=g["speedup"],
                 mode="lines+markers",
                 name=name,
-                customdata=g[["a_p50_ms", "b_p50_ms"]].values.tolist(),
+                # open markers: within the two runs' noise (engine.stability), not a speed-up
+                marker={"symbol": [_noise_symbol(n) for n in noise], "size": 9},
+                customdata=[
+                    [a, b, n] for a, b, n in zip(g["a_p50_ms"], g["b_p50_ms"], noise, strict=True)
+                ],
                 hovertemplate=(
-                    "<b>%{fullData.name}</b><br>batch %{x}<br>%{y:.2f}×<br>"
+                    "<b>%{fullData.name}</b><br>batch %{x}<br>%{y:.2f}× (%{customdata[2]})<br>"
                     f"{a_name} %{{customdata[0]:.3f}} ms → {b_name} %{{customdata[1]:.3f}} ms"
                     "<extra></extra>"
                 ),

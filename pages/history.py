@@ -165,8 +165,10 @@ else:
                 st.info("One side is the quoted T4 study: its figures were not measured here.")
             st.plotly_chart(compare_chart(sp, f"run {a_id}", f"run {b_id}"), key="vb_hist_chart")
             if not sp.empty:
+                # a ratio inside the two runs' noise is not shown as a speed-up
+                sp["speedup"] = sp["speedup"].where(sp["noise"] != "within noise")
                 st.dataframe(
-                    sp[["series", "batch", "a_p50_ms", "b_p50_ms", "speedup"]
+                    sp[["series", "batch", "a_p50_ms", "b_p50_ms", "speedup", "noise"]
                        + ["a_provider", "b_provider"]],
                     hide_index=True,
                     key="vb_hist_speedups",
