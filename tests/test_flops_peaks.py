@@ -113,3 +113,26 @@ def test_annotate_sets_percent_of_peak_on_a_known_gpu_only():
     cpu = _measured("cpu", "fp32")
     peaks.annotate(cpu, 8.2, "NVIDIA H100 80GB HBM3")
     assert cpu.tflops and cpu.peak_pct is None and cpu.peak_tflops is None
+
+
+def test_efficiency_chart_shows_percent_of_peak_and_marks_unstable_points():
+    from engine import charts
+
+    rows = []
+    for batch, stable in ((1, True), (8, False)):
+        r = _measured("cuda:0")
+        r.batch, r.p50_ms, r.status, r.stable = batch, 1.0, "ok", stable
+        peaks.annotate(r, 8.2, "NVIDIA H100 80GB HBM3")
+        rows.append(r)
+    fig = charts.efficiency_chart(charts.results_frame(rows))
+    trace = fig.data[0]
+    assert list(trace.y) == pytest.approx([rows[0].peak_pct, rows[1].peak_pct])
+    assert list(trace.marker.symbol) == ["circle", "circle-open"]
+    assert "% of dense peak" in fig.layout.yaxis.title.text
+    cpu = _measured("cpu", "fp32")
+    cpu.p50_ms, cpu.status = 1.0, "ok"
+    peaks.annotate(cpu, 8.2, None)
+    assert (
+        fig.layout.yaxis.title.text
+        != charts.efficiency_chart(charts.results_frame([cpu])).layout.yaxis.title.text
+    )  # no peak known: TFLOP/s, not a percentage
