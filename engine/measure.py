@@ -1,8 +1,8 @@
 """One point's measurement, optionally repeated until its samples are stable.
 
 ``until_stable`` re-times a point while its verdict (engine.stability) is "unstable",
-within ``stable_budget_s`` seconds per point (a round's own time limit shrinks to what is
-left of it; each round still runs ``min_iters``). The last round is kept whatever its verdict,
+within ``stable_budget_s`` seconds per point: a new round starts only while one as long
+as the last still fits, so every round is timed with the same settings. The last round is kept whatever its verdict,
 so a point that never settled says so instead of showing its luckiest round; ``rounds``
 records how many were taken.
 """
@@ -10,7 +10,6 @@ records how many were taken.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import numpy as np
 
@@ -23,19 +22,19 @@ def time_point(runner: Runner, x: np.ndarray, settings: BenchSettings) -> Timing
     """Time ``runner`` once, or until stable when ``settings.until_stable`` (time-bounded)."""
     start = time.monotonic()
     timing = time_runner(runner, x, settings)
-    rounds = 1
+    rounds, last_s = 1, time.monotonic() - start
     while settings.until_stable and timing.stable is False:
         left = settings.stable_budget_s - (time.monotonic() - start)
-        if left <= 0:
+        if left < last_s:  # another round like the last would overrun the budget
             break
-        # a round's own time budget shrinks to what is left (min_iters still run)
-        timing = time_runner(
-            runner, x, replace(settings, max_time_s=min(settings.max_time_s, left))
-        )
-        rounds += 1
+        t0 = time.monotonic()
+        timing = time_runner(runner, x, settings)
+        rounds, last_s = rounds + 1, time.monotonic() - t0
     timing.rounds = rounds
-    if settings.until_stable and timing.stable is False:
-        timing.stability_note += f"; still unstable after {rounds} rounds"
-    elif rounds > 1:
-        timing.stability_note = f"stable after {rounds} rounds"
+    if rounds > 1:
+        verdict = {True: "stable", False: "still unstable", None: "not judged"}[timing.stable]
+        lead = f"{verdict} after {rounds} rounds"
+        timing.stability_note = (
+            f"{lead}; {timing.stability_note}" if timing.stability_note else lead
+        )
     return timing

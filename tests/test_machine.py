@@ -126,12 +126,12 @@ class _Jumpy(Runner):
 
 
 def test_until_stable_repeats_within_its_time_budget_and_says_so():
-    settings = BenchSettings(warmup=0, iters=20, until_stable=True, stable_budget_s=0.6)
+    settings = BenchSettings(warmup=0, iters=20, until_stable=True, stable_budget_s=2.0)
     t0 = time.monotonic()
     timing = time_point(_Jumpy(), np.zeros((1, 3, 4, 4), np.float32), settings)
-    assert timing.stable is False and timing.rounds >= 2
-    assert f"still unstable after {timing.rounds} rounds" in timing.stability_note
-    assert time.monotonic() - t0 < 0.6 + 20 * 0.01 + 1.0  # the budget plus one short round
+    assert timing.stable is False and timing.rounds >= 2 and timing.iters == 20
+    assert timing.stability_note.startswith(f"still unstable after {timing.rounds} rounds; ")
+    assert time.monotonic() - t0 <= 2.0 + 1.5  # rounds start only while one still fits
     once = time_point(_Jumpy(), np.zeros((1, 3, 4, 4), np.float32), BenchSettings(iters=20))
     assert once.rounds == 1
 
