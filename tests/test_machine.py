@@ -155,3 +155,20 @@ def test_bench_json_carries_samples_compute_and_machine_state(tmp_path):
     assert "busy_check" in doc["run"]["environment"]
     assert "--until-stable" in doc["run"]["reproduce"]
     assert "TFLOP/s" in done.stdout and "% peak" in done.stdout
+
+
+def test_dashboard_toggle_sets_until_stable_in_the_reproduce_command(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("VISIONBENCH_DATA", str(tmp_path))
+    monkeypatch.chdir(root)
+    at = AppTest.from_file(str(root / "dashboard.py"), default_timeout=300)
+    at.run()
+    assert "--until-stable" not in "\n".join(c.value for c in at.code)
+    at.toggle(key="_vb_until_stable").set_value(True)
+    at.run()
+    assert not at.exception, at.exception
+    assert "--until-stable --stable-budget 60" in "\n".join(c.value for c in at.code)
