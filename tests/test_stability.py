@@ -15,6 +15,7 @@ import pytest
 from engine import history, report
 from engine.auto import AutoOutcome, format_ladder, ladders_from_rows
 from engine.cli import format_table
+from engine.commands.history import format_comparison
 from engine.config import ResultRow
 from engine.stability import (
     CV_LIMIT,
@@ -138,7 +139,7 @@ def test_the_issue_case_two_noisy_dashboard_runs_are_not_a_speed_up(tmp_path):
         ids.append(rid)
     a, b = (history.load_run(store, i) for i in ids)
     assert a.rows[0].p50_ms == pytest.approx(9.09) and b.rows[0].p50_ms == pytest.approx(21.2)
-    text = history.format_comparison(a, b)
+    text = format_comparison(a, b)
     table_line = next(line for line in text.splitlines() if line.startswith("ort"))
     assert "within noise" in table_line and "0.43x" not in text
     md = report.markdown_report(store, ids, diagnostics=False)
