@@ -30,6 +30,7 @@ from typing import Any
 from engine.config import MAX_BATCH, ResultRow
 from engine.env import machine_label
 from engine.errors import BadInput
+from engine.stability import SAMPLE_CAP
 from engine.store import JSON_SCHEMA, Store
 from engine.text import safe_text
 
@@ -217,6 +218,10 @@ def _typed(value: Any, kind: str, where: str, name: str) -> Any:
         if not isinstance(value, bool):
             raise _bad(name, f"{where} {_shown(value)}, not true or false")
         return value
+    if base.startswith("list"):  # samples_ms: numbers, at most the stored cap
+        if not isinstance(value, list) or len(value) > SAMPLE_CAP:
+            raise _bad(name, f"{where} {_shown(value)}, not a list of ≤ {SAMPLE_CAP} numbers")
+        return [_number(v, where, name) for v in value]
     if base.startswith("dict"):  # options: one flat level of settings
         items = _object(value, where, name).items()
         return {
@@ -238,8 +243,11 @@ def _row(raw: Any, i: int, created_at: str, name: str) -> ResultRow:
     clean = {
         k: _typed(raw[k], kind, f"row {i} has {k}", name)
         for k, kind in _ROW_TYPES.items()
-        if k in raw and k != "created_at"
+        if k in raw and k not in ("created_at", "machine_state")
     }
+    if "machine_state" in raw:  # NVML readings nest one level (clock-event reasons)
+        where = f"row {i} has machine_state"
+        clean["machine_state"] = _tree(_object(raw["machine_state"], where, name), where, name)
     clean["created_at"] = _date(raw.get("created_at"), f"row {i} has created_at", name, True)
     row = ResultRow.from_dict(clean)
     row.created_at = row.created_at or created_at

@@ -185,3 +185,27 @@ def test_cli_table_shows_verdict_compute_and_machine_state():
     text = format_table([r])
     for word in ("TFLOP/s", "% peak", "12.5", "1.3%", "NO: p90/p50", "throttled", "SM 1545-1980"):
         assert word in text
+
+
+def test_a_document_with_samples_and_machine_state_imports_and_bad_samples_do_not(tmp_path):
+    from engine.documents import validate_document
+    from engine.errors import BadInput
+    from engine.store import Store
+
+    row = _row(_normal(10.0, 0.2, n=50))
+    row.machine_state = {"sm_clock_mhz_min": 1545, "clock_event_reasons": {"sw_power_cap": 0.5}}
+    store = Store(tmp_path / "d.sqlite")
+    rid = store.create_run({"model": {"name": "resnet18"}}, {"cpu": "x"}, "cmd", label="t")
+    store.add_row(rid, row)
+    store.finish_run(rid, "done")
+    doc = store.document(rid)
+    store.close()
+    _, rows = validate_document(json.loads(json.dumps(doc)))
+    assert rows[0].samples_ms == row.samples_ms
+    assert rows[0].machine_state["clock_event_reasons"] == {"sw_power_cap": 0.5}
+    doc["rows"][0]["samples_ms"] = [1.0, "x"]
+    with pytest.raises(BadInput, match="samples_ms"):
+        validate_document(doc)
+    doc["rows"][0]["samples_ms"] = [1.0] * (SAMPLE_CAP + 1)
+    with pytest.raises(BadInput, match="samples_ms"):
+        validate_document(doc)
