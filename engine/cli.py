@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import BadInput, EngineError, Unavailable
-from engine.stability import POINT_COLUMNS, point_cells
 from engine.text import safe_stdout, safe_text
 
 # subcommand → "module:function" taking argv (list[str]) and returning an exit code
@@ -219,6 +218,8 @@ class Progress:
 
 
 def format_table(rows) -> str:
+    from engine.stability import POINT_COLUMNS, point_cells  # numpy: not at CLI start-up
+
     head = [
         "backend",
         "precision",
