@@ -1,13 +1,17 @@
-"""TensorRT's on-disk caches: built plans, timing caches, and the optimisation profile.
+"""TensorRT's on-disk caches: built plans, timing and runtime caches, the optimisation profile.
 
-A plan is only valid for the TensorRT version, GPU and build settings that made it, so
-its key holds all of them (TensorRT version, GPU name, compute capability, ONNX hash,
-precision, profile, workspace limit, optimisation level, build path). Plans live under
+A plan is only valid for the TensorRT flavour and version, GPU and build settings that
+made it, so its key holds all of them (flavour, version, GPU name, compute capability,
+target compute capabilities, ONNX hash, precision, profile, workspace limit, optimisation
+level, build path). A TensorRT-RTX plan built without a GPU has no build GPU: its key
+names the compute capabilities it targets instead. Plans live under
 ``cache_dir()/"tensorrt"/plan-<key>/`` with a ``meta.json`` that records the plan's
 SHA-256; a plan is handed to TensorRT only after that hash matches, and a plan whose
 record is missing, unreadable or mismatched is removed with a note so it gets rebuilt.
 The timing cache (kernel timings TensorRT measured) is keyed by TensorRT version and GPU
-only, so every build on that GPU reuses it. Nothing here imports TensorRT.
+only, so every build on that GPU reuses it. TensorRT-RTX compiles kernels just in time
+when a plan is loaded; its runtime cache keeps them, beside the plans, keyed by version
+and the GPU it runs on. Nothing here imports TensorRT.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from engine.paths import cache_dir
 
 # Bump when what we put into a plan changes (e.g. the profiling verbosity), so old plans
 # are not reused for a build that would differ.
-PLAN_SCHEMA = 1
+PLAN_SCHEMA = 2
 PLAN_FILE = "plan.engine"
 TIMING_FILE = "timing.cache"
+RUNTIME_FILE = "runtime.cache"
 DEFAULT_WORKSPACE_MB = 4096
 DEFAULT_OPT_LEVEL = 3
 MAX_OPT_LEVEL = 5
@@ -123,13 +128,22 @@ class PlanKey:
     workspace_mb: int
     opt_level: int
     schema: int = PLAN_SCHEMA
+    flavour: str = "full"  # "full" TensorRT or "rtx" (TensorRT for RTX)
+    targets: str = ""  # RTX: the compute capabilities the plan was built for, e.g. "8.6,8.9"
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
 
     @property
     def folder(self) -> Path:
-        return trt_root() / f"plan-{self.digest()[:32]}"
+        return trt_root() / self.name
+
+    @property
+    def name(self) -> str:
+        """The cache key as shown to users: flavour, targets and a digest of the rest."""
+        where = f"sm{self.targets.replace('.', '').replace(',', '-')}" if self.targets else ""
+        parts = ["plan", "rtx" if self.flavour == "rtx" else "", where, self.digest()[:32]]
+        return "-".join(p for p in parts if p)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,6 +199,15 @@ def store_plan(key: PlanKey, plan: bytes, record: dict[str, Any] | None = None) 
     return folder / PLAN_FILE
 
 
+def plan_record(key: PlanKey) -> dict[str, Any]:
+    """The stored record of a cached plan (build time, layer log), {} if there is none."""
+    try:
+        record = json.loads((key.folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def discard_plan(key: PlanKey) -> None:
     shutil.rmtree(key.folder, ignore_errors=True)
 
@@ -193,20 +216,36 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()[:40]
 
 
+def _gpu_cache_file(kind: str, file: str, version: str, gpu_name: str, cc: str) -> Path:
+    ident = f"{version}|{gpu_name}|{cc}"
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
+    gpu = _slug(gpu_name) or "no-gpu"
+    return trt_root() / f"{kind}-{gpu}-trt{_slug(version)}-{digest}" / file
+
+
 def timing_cache_file(trt_version: str, gpu_name: str, compute_capability: str) -> Path:
     """Where the timing cache for this TensorRT version and GPU lives."""
-    ident = f"{trt_version}|{gpu_name}|{compute_capability}"
-    digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
-    folder = trt_root() / f"timing-{_slug(gpu_name)}-trt{_slug(trt_version)}-{digest}"
-    return folder / TIMING_FILE
+    return _gpu_cache_file("timing", TIMING_FILE, trt_version, gpu_name, compute_capability)
+
+
+def runtime_cache_file(rtx_version: str, gpu_name: str, compute_capability: str) -> Path:
+    """Where TensorRT-RTX's runtime cache (JIT-compiled kernels) for this GPU lives.
+
+    Beside the plans and keyed by the GPU that runs them, not by the plan: the same
+    kernels serve every plan loaded on that GPU, and another GPU needs its own.
+    """
+    return _gpu_cache_file("runtime", RUNTIME_FILE, rtx_version, gpu_name, compute_capability)
 
 
 def read_timing_cache(path: Path) -> bytes:
-    """The stored timing cache, or b"" (TensorRT then starts an empty one)."""
+    """The stored timing (or runtime) cache, or b"" (TensorRT then starts an empty one)."""
     try:
         return path.read_bytes()
     except OSError:
         return b""
+
+
+read_runtime_cache = read_timing_cache
 
 
 def write_timing_cache(path: Path, data: bytes, record: dict[str, Any] | None = None) -> None:
@@ -216,3 +255,6 @@ def write_timing_cache(path: Path, data: bytes, record: dict[str, Any] | None = 
     os.replace(tmp, path)
     meta = {**(record or {}), "sha256": _sha(data), "bytes": len(data), "created": time.time()}
     (path.parent / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+write_runtime_cache = write_timing_cache

@@ -1,0 +1,216 @@
+"""The TensorRT backend: checks, the flavour and GPU gate, and prepare (plan → runner).
+
+Options (``RunnerSpec.options``) this backend reads are :data:`OPTIONS`; the CLI gives
+every runner the same option set, so other backends' switches are ignored, not refused.
+``trt_flavour`` picks full TensorRT or TensorRT-RTX (``auto``: full where installed);
+``rtx_cc`` names TensorRT-RTX's target compute capabilities (default: the GPU in use).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.backends.base import Availability, Backend, PrepareContext, Runner
+from engine.backends.tensorrt.build import BuildSettings
+from engine.backends.tensorrt.cache import MAX_OPT_LEVEL, BatchProfile, profile_for
+from engine.backends.tensorrt.flavour import (
+    Flavour,
+    check_flavour,
+    check_rtx_gpu,
+    parse_targets,
+    rtx_targets,
+    tensorrt_availability,
+    trt_major,
+)
+from engine.backends.tensorrt.load import obtain_engine
+from engine.backends.tensorrt.recipe import PRECISIONS, build_recipe, onnx_for
+from engine.backends.tensorrt.runner import TensorRTRunner
+from engine.config import RunnerSpec
+from engine.errors import BadInput, Unavailable
+
+# Ampere (8.0) is the first architecture with BF16 tensor cores; TensorRT refuses BF16 below.
+BF16_MIN_CC = (8, 0)
+OPTIONS = ("workspace_mb", "opt_level", "opt_batch", "max_batch", "trt_flavour", "rtx_cc")
+# The flavour option, declared here until the typed option declarations of
+# engine.backends.base take it: CLI flag --trt-flavour, sidebar select box.
+FLAVOUR_OPTION = {
+    "name": "trt_flavour",
+    "type": str,
+    "default": "auto",
+    "choices": ("auto", "full", "rtx"),
+    "help": "TensorRT flavour: auto (full TensorRT where installed, else TensorRT-RTX),"
+    " full, or rtx (TensorRT for RTX: GeForce/RTX GPUs of compute capability 7.5-12.x)",
+}
+
+
+def _gpu_facts(index: int) -> tuple[str, str, tuple[int, int]]:
+    import torch
+
+    cap = torch.cuda.get_device_capability(index)
+    return torch.cuda.get_device_name(index), f"{cap[0]}.{cap[1]}", tuple(cap)
+
+
+def _visible_cc(device: str) -> str | None:
+    """The compute capability of ``device`` where torch sees a CUDA GPU, else None."""
+    try:
+        import torch
+
+        from engine.devices import parse_device
+
+        _, index = parse_device(device)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            return None
+        return _gpu_facts(index)[1]
+    except Exception:  # noqa: BLE001 - no GPU to ask is the same as no answer
+        return None
+
+
+def _rtx_gate(flavour: Flavour, device: str) -> Availability:
+    """Refused when the GPU of ``device`` is one TensorRT-RTX has no kernels for."""
+    cc = _visible_cc(device)
+    if flavour.name != "rtx" or cc is None:
+        return Availability(True)
+    try:
+        check_rtx_gpu(cc, flavour.module)
+    except Unavailable as exc:
+        return Availability(False, f"{exc.what} ({exc.why})", exc.fix)
+    return Availability(True)
+
+
+def resolve_flavour(spec: RunnerSpec) -> Flavour:
+    """The flavour the spec asks for, imported; Unavailable with the reason where it is not."""
+    choice = check_flavour(spec.opts.get("trt_flavour", "auto"))
+    flavour, ok = tensorrt_availability(choice)
+    ok.raise_if_missing("TensorRT" if choice == "auto" else f"TensorRT flavour '{choice}'")
+    assert flavour is not None
+    return flavour
+
+
+class TensorRTBackend(Backend):
+    NAME = "tensorrt"
+    TITLE = "TensorRT"
+    PRECISIONS = PRECISIONS
+    DEVICES = ("cuda",)
+
+    @classmethod
+    def availability(cls, device: str = "cuda") -> Availability:
+        from engine.devices import cuda_availability, parse_device
+
+        kind, _ = parse_device(device)
+        flavour, trt_ok = tensorrt_availability()
+        if kind == "cpu":
+            reason = "TensorRT runs only on NVIDIA GPUs"
+            if not trt_ok.ok:
+                reason += f"; also {trt_ok.reason}"
+            return Availability(False, reason, "use --device cuda")
+        gpu = cuda_availability(device)
+        if not gpu.ok:
+            # The generic CUDA fix offers --device cpu, which TensorRT can never use.
+            gpu = Availability(False, gpu.reason, gpu.fix.split(", or use --device cpu")[0])
+        # TensorRT's own absence is reported first: it is what the user asked for, and a
+        # GPU machine without it would otherwise only learn about it on the next try.
+        if not trt_ok.ok and not gpu.ok:
+            return Availability(
+                False, f"{trt_ok.reason}; and {gpu.reason}", f"{trt_ok.fix}; {gpu.fix}"
+            )
+        if not trt_ok.ok or not gpu.ok:
+            return trt_ok if not trt_ok.ok else gpu
+        assert flavour is not None
+        return _rtx_gate(flavour, device)
+
+    @classmethod
+    def check(cls, spec: RunnerSpec) -> None:
+        if spec.device.split(":", 1)[0] == "cpu":
+            _, trt_ok = tensorrt_availability()
+            also = "" if trt_ok.ok else f"; TensorRT is not installed here either ({trt_ok.fix})"
+            raise BadInput(
+                "TensorRT runs only on NVIDIA GPUs",
+                f"device '{spec.device}' was requested",
+                f"use --device cuda{also}",
+            )
+        super().check(spec)
+        cls._check_options(spec.opts)
+        choice = check_flavour(spec.opts.get("trt_flavour", "auto"))
+        flavour, ok = tensorrt_availability(choice)
+        if choice != "auto" and not ok.ok:
+            ok.raise_if_missing(f"TensorRT flavour '{choice}'")
+        if flavour is not None and flavour.name == "rtx":
+            parse_targets(spec.opts.get("rtx_cc"), flavour.module)
+            cc = _visible_cc(spec.device)
+            if cc is not None:
+                check_rtx_gpu(cc, flavour.module)
+
+    @staticmethod
+    def _check_options(opts: dict[str, Any]) -> None:
+        for name, lo, hi in (("workspace_mb", 64, 1 << 20), ("opt_level", 0, MAX_OPT_LEVEL)):
+            if name in opts:
+                value = opts[name]
+                if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                    raise BadInput(
+                        f"the TensorRT option {name}={value!r} is out of range",
+                        f"it must be a whole number from {lo} to {hi}",
+                    )
+        for name in ("opt_batch", "max_batch"):
+            value = opts.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise BadInput(f"the TensorRT option {name}={value!r} is not a whole number")
+
+    @classmethod
+    def plan_profile(cls, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> BatchProfile:
+        """min 1, opt the chosen (default largest) batch, max the largest incl. parity's."""
+        from engine.parity import PARITY_BATCH
+
+        opts = spec.opts
+        return profile_for(
+            ctx.batches,
+            opt_batch=opts.get("opt_batch"),
+            max_batch=opts.get("max_batch"),
+            fixed_batch=getattr(artifacts, "fixed_batch", None),
+            extra=(PARITY_BATCH,),
+        )
+
+    @classmethod
+    def prepare(cls, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> Runner:
+        cls.check(spec)
+        cls.availability(spec.device).raise_if_missing(f"TensorRT on {spec.device}")
+        return cls._build(spec, artifacts, ctx)
+
+    @classmethod
+    def _build(cls, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> Runner:
+        import torch
+
+        from engine.devices import parse_device
+
+        flavour = resolve_flavour(spec)
+        trt = flavour.module
+        _, index = parse_device(spec.device)
+        gpu_name, cc, cap = _gpu_facts(index)
+        major = trt_major(flavour.version) if flavour.name == "full" else 0
+        recipe = build_recipe(major, spec.precision, trt, flavour.name)
+        if spec.precision == "bf16" and cap < BF16_MIN_CC:
+            raise BadInput(
+                f"bf16 is not possible on {gpu_name} (compute capability {cc})",
+                "BF16 needs compute capability 8.0 (Ampere) or newer",
+                "use fp16 on this GPU",
+            )
+        targets: tuple[str, ...] = ()
+        if flavour.name == "rtx":
+            check_rtx_gpu(cc, trt)
+            targets = parse_targets(spec.opts.get("rtx_cc"), trt) or (cc,)
+            if cc not in targets:
+                raise BadInput(
+                    f"the TensorRT-RTX targets {','.join(targets)} leave out this GPU ({cc})",
+                    "a plan runs only on the compute capabilities it was built for",
+                    f"add {cc} to rtx_cc, or leave rtx_cc out",
+                )
+        profile = cls.plan_profile(spec, artifacts, ctx)
+        onnx_path = onnx_for(recipe, artifacts, ctx)
+        settings = BuildSettings.from_spec(spec, targets)
+        with torch.cuda.device(index):
+            loaded = obtain_engine(
+                trt, onnx_path, recipe, profile, settings, gpu_name, cc, artifacts.image_hw, ctx
+            )
+            return TensorRTRunner(spec, loaded, profile, index, recipe, flavour)
+
+
+__all__ = ["OPTIONS", "TensorRTBackend", "resolve_flavour", "rtx_targets"]

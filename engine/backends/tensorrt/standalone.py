@@ -1,0 +1,216 @@
+"""Build a TensorRT plan without running it: ``python -m engine trt-build`` and the Engines page.
+
+TensorRT-RTX builds on a machine without a GPU or driver, for named compute capabilities
+(default: every one the library targets), so a plan can be made here and run on a
+GeForce/RTX machine. Full TensorRT needs a GPU to build. The plan goes into the same
+cache as a sweep's (a second build is a cache hit) and, if asked, to a file. What is
+known without a GPU is reported as such: build time, plan size, the cache key, the
+layers from the builder's log, and the library's own verdict on loading it here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.backends.base import PrepareContext
+from engine.backends.tensorrt.backend import _visible_cc
+from engine.backends.tensorrt.build import BuildSettings
+from engine.backends.tensorrt.cache import plan_record, profile_for
+from engine.backends.tensorrt.flavour import (
+    Flavour,
+    parse_targets,
+    rtx_targets,
+    tensorrt_availability,
+    trt_major,
+    unsupported_message,
+)
+from engine.backends.tensorrt.inspector import EngineLayer, layers_from_build_log
+from engine.backends.tensorrt.load import fetch_plan, plan_key, plan_lock
+from engine.backends.tensorrt.recipe import BuildRecipe, build_recipe
+from engine.errors import BadInput, Unavailable
+
+# ONNX TensorProto element types of the float precisions a strongly typed build keeps.
+_ONNX_FLOAT = {1: "fp32", 10: "fp16", 16: "bf16"}
+
+
+@dataclass
+class StandaloneBuild:
+    """The facts of one plan built without running it."""
+
+    trt: str  # "TensorRT-RTX 1.7.1.116"
+    flavour: str
+    precision: str
+    onnx: str
+    profile: str
+    targets: tuple[str, ...]
+    key: str
+    source: str  # "built" | "rebuilt" | "cache"
+    build_s: float | None
+    plan_bytes: int
+    gpu: str  # the GPU here, or "none"
+    loadable: str  # what the library says about loading the plan on this machine
+    out: str = ""
+    layers: list[EngineLayer] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        """What the CLI prints and the page shows, one fact a line."""
+        took = f"{self.build_s:.2f} s" if self.build_s is not None else "0 s (cache hit)"
+        return [
+            f"flavour: {self.trt}",
+            f"model: {self.onnx} ({self.precision}, {self.profile})",
+            f"targets: compute capability {', '.join(self.targets) or 'of this GPU'}",
+            f"build: {self.source}, {took}",
+            f"plan: {self.plan_bytes / 2**20:.1f} MiB ({self.plan_bytes} bytes)",
+            f"cache key: {self.key}",
+            f"layers: {len(self.layers)} engine layers" if self.layers else "layers: not known",
+            f"GPU here: {self.gpu}; {self.loadable}",
+            *([f"written to {self.out}"] if self.out else []),
+            *self.notes,
+        ]
+
+
+def onnx_precision(onnx_path: Path) -> str:
+    """The float type of an ONNX file's first input (fp32, fp16, bf16), '' if another."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    inputs = {i.name for i in model.graph.initializer}
+    first = next((i for i in model.graph.input if i.name not in inputs), None)
+    elem = first.type.tensor_type.elem_type if first is not None else 0
+    return _ONNX_FLOAT.get(elem, "")
+
+
+def check_typed(onnx_path: Path, recipe: BuildRecipe) -> None:
+    """A strongly typed build keeps the file's types: refuse an fp16 build of an FP32 file."""
+    if recipe.typing.startswith("weakly") or recipe.precision == "int8":
+        return
+    found = onnx_precision(onnx_path)
+    if found and found != recipe.precision:
+        raise BadInput(
+            f"{onnx_path.name} is a {found} model, not {recipe.precision}",
+            f"{recipe.flavour_title} builds strongly typed networks: the ONNX file's own types"
+            " decide the precision",
+            f"export it as {recipe.precision} (python -m engine export --precision"
+            f" {recipe.precision}), or build --precision {found}",
+        )
+
+
+def _targets(flavour: Flavour, text: str, cc: str | None) -> tuple[tuple[str, ...], list[str]]:
+    """RTX build targets: as given, else this GPU's, else every one the library builds for."""
+    notes: list[str] = []
+    given = parse_targets(text, flavour.module)
+    if given:
+        return given, notes
+    supported, source = rtx_targets(flavour.module)
+    if cc is not None and cc in supported:
+        return (cc,), notes
+    if cc is not None:
+        notes.append(f"{unsupported_message(cc)}: built for other GPUs only")
+    notes.append(f"targets: every compute capability of the {source}")
+    return supported, notes
+
+
+def _loadable(flavour: Flavour, plan: bytes, cc: str | None) -> str:
+    check = getattr(flavour.module.Runtime, "get_engine_validity", None)
+    if check is None:
+        return "not loaded (building only)"
+    from engine.backends.tensorrt.progress import _make_logger
+
+    validity, flags = flavour.module.Runtime(_make_logger(flavour.module)).get_engine_validity(plan)
+    names = [
+        n
+        for n, v in flavour.module.EngineInvalidityDiagnostics.__members__.items()
+        if int(flags) & int(v)
+    ]
+    verdict = f"{flavour.title} says the plan is {validity.name} here" + (
+        f" ({', '.join(names)})" if names else ""
+    )
+    if cc is None:
+        verdict += "; no GPU to run on: built, not run"
+    return verdict
+
+
+def _write(out: str, plan: bytes) -> str:
+    path = Path(out)
+    if not path.parent.is_dir():
+        raise BadInput(
+            f"the folder of {path.name} does not exist",
+            fix="create it, or give --out in an existing folder",
+        )
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(plan)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def _flavour_for_build(choice: str, cc: str | None) -> Flavour:
+    flavour, ok = tensorrt_availability(choice)
+    ok.raise_if_missing("TensorRT" if choice == "auto" else f"TensorRT flavour '{choice}'")
+    assert flavour is not None
+    if flavour.name == "full" and cc is None:
+        raise Unavailable(
+            "full TensorRT cannot build without a GPU",
+            "its builder times kernels on the GPU it builds for",
+            "build on the GPU machine, or use --flavour rtx (TensorRT-RTX builds without a GPU)",
+        )
+    return flavour
+
+
+def build_standalone(
+    onnx_path: Path,
+    precision: str,
+    batches: list[int],
+    image_hw: tuple[int, int],
+    flavour_choice: str = "auto",
+    targets: str = "",
+    out: str = "",
+    progress: Any = None,
+) -> StandaloneBuild:
+    """Build (or take from the cache) a plan for ``onnx_path`` and report its facts."""
+    from engine.models import file_sha256
+
+    cc = _visible_cc("cuda")
+    flavour = _flavour_for_build(flavour_choice, cc)
+    trt = flavour.module
+    major = trt_major(flavour.version) if flavour.name == "full" else 0
+    recipe = build_recipe(major, precision, trt, flavour.name)
+    check_typed(onnx_path, recipe)
+    chosen, notes = _targets(flavour, targets, cc) if flavour.name == "rtx" else ((), [])
+    settings = BuildSettings(targets=chosen)
+    profile = profile_for(batches)
+    gpu = _gpu_name() if cc is not None else ""
+    key = plan_key(trt, file_sha256(onnx_path), recipe, profile, settings, gpu, cc or "")
+    ctx = PrepareContext(batches=tuple(batches), progress=progress)
+    with plan_lock(key):
+        got = fetch_plan(trt, key, onnx_path, recipe, profile, settings, image_hw, ctx)
+    layers = layers_from_build_log(got.layer_log or plan_record(key).get("layer_log", ""))
+    return StandaloneBuild(
+        trt=flavour.label,
+        flavour=flavour.name,
+        precision=precision,
+        onnx=onnx_path.name,
+        profile=profile.label,
+        targets=chosen,
+        key=key.name,
+        source=got.source,
+        build_s=got.build_s,
+        plan_bytes=len(got.plan),
+        gpu=f"{gpu} (compute capability {cc})" if cc else "none",
+        loadable=_loadable(flavour, got.plan, cc),
+        out=_write(out, got.plan) if out else "",
+        layers=layers,
+        notes=[*got.notes, *notes],
+    )
+
+
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
