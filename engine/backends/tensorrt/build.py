@@ -167,7 +167,10 @@ def build_plan(
         raise EngineError(
             f"TensorRT could not build {onnx_path.name} ({recipe.precision})",
             _logged(logger) or "the builder returned no plan",
-            "raise the tensorrt option workspace_mb, or try another precision",
+            "build fp16, or leave out compute capabilities whose kernels the log names"
+            " (option rtx_cc, e.g. 8.6,8.9)"
+            if recipe.flavour == "rtx"
+            else "raise the tensorrt option workspace_mb, or try another precision",
         )
     if timing is not None and timing_file is not None:
         write_timing_cache(

@@ -138,7 +138,10 @@ def fetch_plan(
         f"building a {recipe.flavour_title} {recipe.precision} engine ({recipe.typing},"
         f" {profile.label}); this takes minutes the first time"
     )
-    timing = timing_cache_file(key.trt_version, key.gpu_name, key.compute_capability)
+    # TensorRT-RTX times no kernels at build time (it warns and ignores a timing cache).
+    timing = None
+    if recipe.flavour != "rtx":
+        timing = timing_cache_file(key.trt_version, key.gpu_name, key.compute_capability)
     # Progress goes to the live callback only; ctx.notes keeps what is worth keeping.
     plan, facts = build_plan(
         trt, onnx_path, recipe, profile, settings, image_hw, timing, BuildProgress(ctx.progress)

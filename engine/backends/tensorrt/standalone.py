@@ -172,6 +172,7 @@ def build_standalone(
     targets: str = "",
     out: str = "",
     progress: Any = None,
+    fixed_batch: int | None = None,
 ) -> StandaloneBuild:
     """Build (or take from the cache) a plan for ``onnx_path`` and report its facts."""
     from engine.models import file_sha256
@@ -184,7 +185,7 @@ def build_standalone(
     check_typed(onnx_path, recipe)
     chosen, notes = _targets(flavour, targets, cc) if flavour.name == "rtx" else ((), [])
     settings = BuildSettings(targets=chosen)
-    profile = profile_for(batches)
+    profile = profile_for(batches, fixed_batch=fixed_batch)
     gpu = _gpu_name() if cc is not None else ""
     key = plan_key(trt, file_sha256(onnx_path), recipe, profile, settings, gpu, cc or "")
     ctx = PrepareContext(batches=tuple(batches), progress=progress)
