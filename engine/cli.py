@@ -106,6 +106,8 @@ def bench_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--trt-ep", action="store_true", help="ort: ask for ONNX Runtime's TensorRT EP"
     )
+    run.add_argument("--trt-flavour", help="tensorrt: auto (default), full or rtx (TensorRT-RTX)")
+    run.add_argument("--rtx-cc", help="tensorrt rtx: target compute capabilities, e.g. 8.6,8.9")
     run.add_argument("--calibration-dir", help="folder of images for int8 calibration")
     run.add_argument("--auto", action="store_true", help="find the fastest agreeing setting")
     run.add_argument(
@@ -162,6 +164,9 @@ def build_config(args: argparse.Namespace):
     ):
         if getattr(args, flag):
             options[flag] = True
+    for name in ("trt_flavour", "rtx_cc"):  # TensorRT's own, until typed options take them
+        if getattr(args, name, None):
+            options[name] = getattr(args, name)
     if args.threads:
         if args.threads < 1:
             raise BadInput("--threads must be at least 1")

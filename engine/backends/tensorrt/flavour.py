@@ -145,22 +145,30 @@ def missing_reason(import_error: str, facts: dict[str, Any] | None = None) -> st
     return f"the tensorrt{version} package is installed but does not load ({import_error}){lib}"
 
 
-def _full_availability() -> tuple[Flavour | None, Availability]:
-    trt, error = try_import("full")
-    if trt is None:
-        return None, Availability(False, missing_reason(error, _disk_facts()), install_command())
-    version = str(getattr(trt, "__version__", "?"))
+def version_problem(version: str) -> Availability | None:
+    """Why full TensorRT ``version`` cannot be used (unreadable, older than 10.0), else None."""
     try:
         major = trt_major(version)
     except Unavailable as exc:
-        return None, Availability(False, exc.what, install_command())
+        return Availability(False, exc.what, install_command())
     if major < min(SUPPORTED_MAJORS):
-        return None, Availability(
+        return Availability(
             False,
             f"TensorRT {version} is older than 10.0, which this product needs (name-based I/O"
             " tensors, execute_async_v3, no implicit batch)",
             f"{install_command()} --upgrade",
         )
+    return None
+
+
+def _full_availability() -> tuple[Flavour | None, Availability]:
+    trt, error = try_import("full")
+    if trt is None:
+        return None, Availability(False, missing_reason(error, _disk_facts()), install_command())
+    version = str(getattr(trt, "__version__", "?"))
+    problem = version_problem(version)
+    if problem is not None:
+        return None, problem
     return Flavour("full", trt, version), Availability(True)
 
 

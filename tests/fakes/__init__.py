@@ -1,0 +1,1 @@
+"""Stand-ins for libraries this machine cannot run; each says what it is kept for."""
