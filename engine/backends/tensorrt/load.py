@@ -136,7 +136,8 @@ def fetch_plan(
         return PlanResult(key, plan, "cache", None, notes)
     ctx.say(
         f"building a {recipe.flavour_title} {recipe.precision} engine ({recipe.typing},"
-        f" {profile.label}); this takes minutes the first time"
+        f" {profile.label})"
+        + ("" if recipe.flavour == "rtx" else "; this takes minutes the first time")
     )
     # TensorRT-RTX times no kernels at build time (it warns and ignores a timing cache).
     timing = None
