@@ -88,6 +88,7 @@ class Selection:
     threads: int | None = None
     problems: tuple[str, ...] = ()
     until_stable: bool = False
+    trt_flavour: str = "auto"  # TensorRT's flavour option, until typed options generate it
 
     def combinations(self) -> tuple[list[RunnerSpec], list[str]]:
         """Runnable specs, and a reason for each backend × precision left out."""
@@ -98,6 +99,8 @@ class Selection:
                 spec = RunnerSpec(name, self.device, precision)
                 if self.threads:
                     spec = spec.with_options(intra_threads=self.threads)
+                if name == "tensorrt" and self.trt_flavour != "auto":
+                    spec = spec.with_options(trt_flavour=self.trt_flavour)
                 try:
                     backend.check(spec)
                 except EngineError as exc:
@@ -256,6 +259,12 @@ def sidebar() -> Selection:
     avail = availability_table(device)
     usable = [b for b in backend_names() if avail[b][0]]
     backends = sb.multiselect("Backends", usable, **_kept("vb_backends", ["torch", "ort"], usable))
+    trt_flavour = "auto"
+    if "tensorrt" in backends:
+        from engine.backends.tensorrt import FLAVOUR_OPTION as FO
+
+        kept = _kept("vb_trt_flavour", FO["default"], list(FO["choices"]))
+        trt_flavour = sb.selectbox("TensorRT flavour", FO["choices"], help=FO["help"], **kept)
     missing = {b: reason for b, (ok, reason) in avail.items() if not ok}
     if missing:
         with sb.expander(f"Not available on {device}: {', '.join(missing)}"):
@@ -298,6 +307,7 @@ def sidebar() -> Selection:
         threads=threads or None,
         problems=tuple(problems),
         until_stable=until_stable,
+        trt_flavour=trt_flavour,
     )
     st.session_state[SELECTION_KEY] = sel
     return sel

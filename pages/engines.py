@@ -128,6 +128,35 @@ with common.guard("TensorRT"):
                         )
                         st.dataframe(layers, hide_index=True)
 
+# Build without running: TensorRT-RTX makes a plan even where no GPU or driver is present.
+st.markdown("**Build a TensorRT plan without running it** (like `python -m engine trt-build`)")
+with common.guard("the TensorRT build"):
+    from engine.backends.tensorrt.standalone import build_standalone
+
+    trt_precision = "fp16" if "fp16" in sel.precisions else "fp32"
+    st.caption(
+        f"{trt_precision} export of {sel.model.label}, batches {', '.join(map(str, sel.batches))},"
+        f" flavour {sel.trt_flavour}; TensorRT-RTX targets this GPU, or every GeForce/RTX"
+        " architecture where there is none."
+    )
+    if st.button("Build a TensorRT plan", key="vb_trt_build", disabled=not ok):
+        art = common.artifacts(sel.model)
+        with st.spinner("exporting (or reusing the export) and building the plan…"):
+            built = build_standalone(
+                art.onnx_path(trt_precision), trt_precision, list(sel.batches),
+                art.image_hw, sel.trt_flavour, fixed_batch=art.fixed_batch,
+            )  # fmt: skip
+        st.session_state["vb_trt_built"] = built
+    built = st.session_state.get("vb_trt_built")
+    if built is not None:
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Flavour", built.trt)
+        c2.metric("Build time", f"{built.build_s:.2f} s" if built.build_s else "cached")
+        c3.metric("Plan size", human_bytes(built.plan_bytes))
+        st.text("\n".join(built.lines()))
+        if built.layers:
+            st.dataframe(pd.DataFrame([layer.to_dict() for layer in built.layers]), hide_index=True)
+
 st.subheader("Artifact cache")
 with common.guard("the cache listing"):
     summary = inspection.cache_summary()

@@ -281,3 +281,28 @@ def test_trt_build_without_the_flavour_exits_3(tmp_path):
         "--onnx", str(tiny_onnx(tmp_path / "m.onnx")), "--flavour", "full", tmp_path=tmp_path
     )
     assert proc.returncode == 3 and "pip install tensorrt-cu" in proc.stderr
+
+
+# --------------------------------------------------------------------------- Engines page
+
+
+def test_engines_page_builds_a_plan_without_a_gpu(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600)
+    at.run()
+    at.selectbox(key="_vb_model").set_value("resnet18")
+    at.number_input(key="_vb_size").set_value(64)
+    at.text_input(key="_vb_batches").set_value("1,4")
+    at.multiselect(key="_vb_precisions").set_value(["fp16"])
+    at.run()
+    at.switch_page("pages/engines.py").run()
+    at.button(key="vb_trt_build").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Flavour"] == f"TensorRT-RTX {rtx.__version__}"
+    assert metrics["Plan size"].endswith("MB") or metrics["Plan size"].endswith("MiB")
+    shown = "\n".join(str(t.value) for t in at.text)
+    assert "cache key: plan-rtx-" in shown and "no GPU to run on" in shown
+    assert len(at.dataframe[-2].value) > 5  # the plan's layers, from the builder's log
