@@ -42,6 +42,7 @@ def fingerprint(device: str = "cpu") -> dict[str, Any]:
         "onnxruntime": _version(ort_pkg) if ort_pkg else None,
         "onnxruntime_package": ort_pkg,
         "tensorrt": _version("tensorrt") or _version("tensorrt-cu12") or _version("tensorrt-cu13"),
+        "tensorrt_rtx": _version("tensorrt-rtx-cu13-bindings"),
     }
     try:
         import torch

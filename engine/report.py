@@ -230,6 +230,8 @@ def _md_run(rec: RunRecord) -> list[str]:
     facts.append(f"onnxruntime {_md(env.get('onnxruntime') or '-')}")
     if env.get("tensorrt"):
         facts.append(f"TensorRT {_md(env['tensorrt'])}")
+    if env.get("tensorrt_rtx"):
+        facts.append(f"TensorRT-RTX {_md(env['tensorrt_rtx'])}")
     out += [" · ".join(facts), "", best_line(rec, _md), ""]
     falls = [r for r in rec.rows if fell_back(r)]
     if falls:

@@ -628,3 +628,15 @@ def test_version_major_is_read():
     assert trt_major("10.14.1.48") == 10 and trt_major("11.3.0") == 11
     with pytest.raises(EngineError):
         trt_major("not a version")
+
+
+def test_history_keeps_tensorrt_flavours_apart():
+    from engine.config import ResultRow
+    from engine.history import best_points
+
+    full = ResultRow("resnet18", "tensorrt", "cuda:0", "fp16", 8, provider="tensorrt 10.8.0")
+    rtx = ResultRow("resnet18", "tensorrt", "cuda", "fp16", 8, provider="tensorrt-rtx 1.7.1.116")
+    full.p50_ms, rtx.p50_ms = 2.0, 1.0
+    points = best_points([full, rtx])
+    assert points[("tensorrt", "fp16", "cuda", 8)] is full
+    assert points[("tensorrt-rtx", "fp16", "cuda", 8)] is rtx

@@ -71,8 +71,11 @@ class EnvDiff:
 
 
 def _point(row: ResultRow) -> tuple[str, str, str, int]:
-    # cuda:0 on one machine is the same kind of point as cuda on another.
-    return (row.backend, row.precision, row.device.split(":")[0], int(row.batch))
+    # cuda:0 on one machine is the same kind of point as cuda on another; a TensorRT-RTX
+    # plan is not the same kind of point as a full TensorRT one.
+    rtx = str(row.provider or "").startswith("tensorrt-rtx")
+    backend = "tensorrt-rtx" if rtx else row.backend
+    return (backend, row.precision, row.device.split(":")[0], int(row.batch))
 
 
 def _options_label(opts: dict[str, Any]) -> str:
