@@ -204,16 +204,15 @@ def test_tensorrt_plans_are_deserialised_only_from_the_checked_cache():
         for func, name in _calls_by_function(f):
             if name == "deserialize_cuda_engine":
                 sites.append((f.relative_to(ROOT).as_posix(), func))
-    assert sites == [("engine/backends/tensorrt.py", "_deserialize")]
-    callers = {
-        func
-        for func, name in _calls_by_function(ROOT / "engine" / "backends" / "tensorrt.py")
-        if name == "_deserialize"
-    }
+    assert sites == [("engine/backends/tensorrt/load.py", "deserialize")]
+    load = ROOT / "engine" / "backends" / "tensorrt" / "load.py"
+    callers = {func for func, name in _calls_by_function(load) if name == "deserialize"}
     assert callers == {"obtain_engine"}
-    source = (ROOT / "engine" / "backends" / "tensorrt.py").read_text()
+    source = load.read_text()
+    fetch = source[source.index("def fetch_plan") : source.index("def plan_lock")]
+    assert "load_plan(key)" in fetch  # the hash-checked cache, else a fresh build
     obtain = source[source.index("def obtain_engine") :]
-    assert obtain.index("load_plan(") < obtain.index("_deserialize(")
+    assert obtain.index("fetch_plan(") < obtain.index("deserialize(")
     for suffixes, _ in KINDS.values():
         assert not {".engine", ".plan", ".trt"} & set(suffixes)
 
