@@ -47,10 +47,17 @@ H200_REFUSAL = (
 HOPPER = "TensorRT-RTX does not run on compute capability 9.0; full TensorRT is needed"
 
 
+@pytest.fixture
+def shared_cache():
+    """The session's cache (conftest): the ResNet18 export is made once for every test file."""
+
+
 @pytest.fixture(autouse=True)
-def _tmp_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("VISIONBENCH_DATA", str(tmp_path / "data"))
+def _tmp_cache(request, tmp_path, monkeypatch):
+    # A private plan cache per test, so "built" and "cache" mean this test's builds.
+    if "shared_cache" not in request.fixturenames:
+        monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setenv("VISIONBENCH_DATA", str(tmp_path / "data"))
 
 
 def tiny_onnx(path: Path, batch: str | int = "batch", bad: bool = False) -> Path:
@@ -180,11 +187,10 @@ def test_fixed_batch_onnx_pins_the_profile(tmp_path):
     assert got.profile == BatchProfile(2, 2, 2).label
 
 
-def test_resnet18_fp16_export_builds_for_every_target_and_types_decide(tmp_path):
-    from engine.config import ModelSpec
-    from engine.models import load_artifacts
-
-    art = load_artifacts(ModelSpec("resnet18", image_size=64))
+def test_resnet18_fp16_export_builds_for_every_target_and_types_decide(
+    tmp_path, shared_cache, small_artifacts
+):
+    art = small_artifacts
     fp16 = art.onnx_path("fp16")
     got = build_standalone(
         fp16, "fp16", [1, 8, 32], art.image_hw, "rtx", out=str(tmp_path / "r.plan")
@@ -286,7 +292,7 @@ def test_trt_build_without_the_flavour_exits_3(tmp_path):
 # --------------------------------------------------------------------------- Engines page
 
 
-def test_engines_page_builds_a_plan_without_a_gpu(tmp_path, monkeypatch):
+def test_engines_page_builds_a_plan_without_a_gpu(tmp_path, monkeypatch, shared_cache):
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.chdir(ROOT)
