@@ -243,6 +243,26 @@ def test_backend_check_skips_rtx_on_hopper(monkeypatch):
         TensorRTBackend.check(spec.with_options(trt_flavour="fast"))
 
 
+def test_sweep_skips_the_rtx_row_on_hopper_and_measures_the_rest(monkeypatch, tmp_path):
+    from engine.backends.tensorrt import backend
+    from engine.config import BenchSettings, ModelSpec, SweepConfig
+    from engine.sweep import run_sweep
+
+    monkeypatch.setattr(backend, "_visible_cc", lambda device: "9.0")
+    model = ModelSpec(onnx_path=str(tiny_onnx(tmp_path / "m.onnx")))
+    runners = [
+        RunnerSpec("tensorrt", "cuda", "fp16", (("trt_flavour", "rtx"),)),
+        RunnerSpec("ort", "cpu", "fp32"),
+    ]
+    config = SweepConfig(model, runners, [1], BenchSettings(warmup=0, iters=2), parity=False)
+    out = run_sweep(config)
+    by_backend = {row.backend: row for row in out.rows}
+    assert by_backend["tensorrt"].status == "skipped"
+    assert by_backend["tensorrt"].reason.startswith(HOPPER)
+    assert by_backend["ort"].status == "ok" and by_backend["ort"].p50_ms > 0
+    assert [e.exit_code for e in out.errors] == [3]
+
+
 # --------------------------------------------------------------------------- trt-build command
 
 
