@@ -60,13 +60,10 @@ from engine.backends.tensorrt.recipe import (
 )
 from engine.backends.tensorrt.runner import TensorRTRunner
 
-PROVIDER = "tensorrt"
-
 __all__ = [
     "BF16_MIN_CC",
     "FLAVOUR_OPTION",
     "OPTIONS",
-    "PROVIDER",
     "SUPPORTED_MAJORS",
     "BatchProfile",
     "BuildProgress",

@@ -87,7 +87,10 @@ def rtx_validity(trt: Any, runtime: Any, plan: bytes, cc: str) -> None:
     diagnostics = getattr(trt, "EngineInvalidityDiagnostics", None)
     if check is None or diagnostics is None:
         return
-    _, flags = check(plan)
+    try:
+        _, flags = check(plan)
+    except Exception:  # noqa: BLE001 - no verdict; deserialising will say what is wrong
+        return
     if int(flags) & int(diagnostics.UNSUPPORTED_CC):
         raise rtx_refusal(
             cc, "TensorRT-RTX's engine validity check: unsupported compute capability"

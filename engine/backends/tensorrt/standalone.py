@@ -29,6 +29,7 @@ from engine.backends.tensorrt.flavour import (
 )
 from engine.backends.tensorrt.inspector import EngineLayer, layers_from_build_log
 from engine.backends.tensorrt.load import fetch_plan, plan_key, plan_lock
+from engine.backends.tensorrt.progress import _make_logger
 from engine.backends.tensorrt.recipe import BuildRecipe, build_recipe
 from engine.errors import BadInput, Unavailable
 
@@ -118,23 +119,17 @@ def _targets(flavour: Flavour, text: str, cc: str | None) -> tuple[tuple[str, ..
 
 
 def _loadable(flavour: Flavour, plan: bytes, cc: str | None) -> str:
-    check = getattr(flavour.module.Runtime, "get_engine_validity", None)
-    if check is None:
-        return "not loaded (building only)"
-    from engine.backends.tensorrt.progress import _make_logger
-
-    validity, flags = flavour.module.Runtime(_make_logger(flavour.module)).get_engine_validity(plan)
-    names = [
-        n
-        for n, v in flavour.module.EngineInvalidityDiagnostics.__members__.items()
-        if int(flags) & int(v)
-    ]
-    verdict = f"{flavour.title} says the plan is {validity.name} here" + (
-        f" ({', '.join(names)})" if names else ""
-    )
-    if cc is None:
-        verdict += "; no GPU to run on: built, not run"
-    return verdict
+    """The library's own verdict on loading ``plan`` here, where it has one."""
+    trt = flavour.module
+    where = "; no GPU to run on: built, not run" if cc is None else ""
+    try:
+        validity, flags = trt.Runtime(_make_logger(trt)).get_engine_validity(plan)
+        members = trt.EngineInvalidityDiagnostics.__members__.items()
+    except (AttributeError, RuntimeError, TypeError):
+        return "not loaded (building only)" + where
+    names = [n for n, v in members if int(flags) & int(v)]
+    found = f" ({', '.join(names)})" if names else ""
+    return f"{flavour.title} says the plan is {validity.name} here{found}{where}"
 
 
 def _write(out: str, plan: bytes) -> str:
