@@ -170,6 +170,8 @@ def test_plan_cache_misses_then_hits_and_keys_name_flavour_and_targets(tmp_path)
     assert other.key.startswith("plan-rtx-sm86-89-")
     wider = _build(path, batches=[1, 8])
     assert wider.source == "built" and wider.key != first.key
+    renamed = _build(tiny_onnx(tmp_path / "n.onnx", batch="n"))  # another file: another key
+    assert renamed.source == "built" and renamed.key != first.key
 
 
 def test_corrupt_cached_plan_is_rebuilt_with_a_note(tmp_path):
