@@ -121,6 +121,13 @@ def test_flavour_is_detected_and_named():
     assert flavour.provider == f"tensorrt-rtx {rtx.__version__}"
 
 
+@pytest.mark.skipif(GPU_CC is not None, reason="a GPU is visible")
+def test_without_a_gpu_the_backend_says_plans_can_still_be_built():
+    avail = TensorRTBackend.availability("cuda")
+    assert not avail.ok and "python -m engine trt-build" in avail.fix
+    assert f"TensorRT-RTX {rtx.__version__}" in avail.fix
+
+
 def test_parse_error_names_the_failing_node(tmp_path):
     with pytest.raises(BadInput) as info:
         _build(tiny_onnx(tmp_path / "bad.onnx", bad=True))

@@ -113,8 +113,14 @@ class TensorRTBackend(Backend):
             return Availability(
                 False, f"{trt_ok.reason}; and {gpu.reason}", f"{trt_ok.fix}; {gpu.fix}"
             )
-        if not trt_ok.ok or not gpu.ok:
-            return trt_ok if not trt_ok.ok else gpu
+        if not trt_ok.ok:
+            return trt_ok
+        if not gpu.ok:
+            if flavour is not None and flavour.name == "rtx":
+                # TensorRT-RTX builds without a GPU: say so where it cannot run.
+                extra = f"; {flavour.label} can still build plans here: python -m engine trt-build"
+                return Availability(False, gpu.reason, gpu.fix + extra)
+            return gpu
         assert flavour is not None
         return _rtx_gate(flavour, device)
 
