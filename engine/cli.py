@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("engine.commands.imports:main", "import bench --json documents"),
     "report": ("engine.commands.report:main", "write an HTML or markdown report"),
     "cache": ("engine.cache:main", "list, size and prune the artifact cache"),
-    "trt-build": ("engine.trt_build:main", "build a TensorRT plan without running it"),
+    "trt-build": ("engine.commands.trt_build:main", "build a TensorRT plan without running it"),
 }
 
 

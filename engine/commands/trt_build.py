@@ -12,20 +12,20 @@ import json
 import sys
 from pathlib import Path
 
+from engine.cliargs import Parser, parse_list
 from engine.errors import BadInput
+from engine.text import safe_text
 
 PROG = "python -m engine trt-build"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises BadInput (exit 2, one line) instead of printing usage."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise BadInput(f"{self.prog}: {message}", fix=f"see `{self.prog} --help`")
+def _say(message: str) -> None:
+    # stderr is not behind the CLI's stdout sanitiser; TensorRT's log text passes here.
+    print(safe_text(message), file=sys.stderr)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="build a TensorRT plan without running it")
+    p = Parser(prog=PROG, description="build a TensorRT plan without running it")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="torchvision classifier name (exported with random weights)")
     src.add_argument("--onnx", help="an ONNX file of the precision asked for")
@@ -54,8 +54,7 @@ def _onnx(args: argparse.Namespace) -> tuple[Path, tuple[int, int], int | None]:
     from engine.models import load_artifacts
 
     art = load_artifacts(ModelSpec(args.model, "random", args.image_size))
-    say = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    return Path(art.onnx_path(args.precision, progress=say)), art.image_hw, None
+    return Path(art.onnx_path(args.precision, progress=_say)), art.image_hw, None
 
 
 def main(argv: list[str]) -> int:
@@ -65,7 +64,6 @@ def main(argv: list[str]) -> int:
 
         set_cache_dir(args.cache_dir)
     from engine.backends.tensorrt.standalone import build_standalone
-    from engine.cli import parse_list
     from engine.models import check_batches
 
     batches = check_batches(parse_list(args.batch, int, "batch size"))
@@ -87,7 +85,7 @@ def main(argv: list[str]) -> int:
         targets=args.rtx_cc,
         out=args.out or "",
         fixed_batch=fixed,
-        progress=lambda m: print(m, file=sys.stderr),
+        progress=_say,
     )
     if args.json:
         doc = result.to_dict()
