@@ -11,7 +11,7 @@ TensorRT-RTX refuses GPUs it has no kernels for (Hopper, compute capability 9.0,
 on an H200 it answers "Error Code 6: API Usage Error (The engine cannot run on this GPU,
 which has compute capability 9.0. Supported compute capabilities: None. …)"). The GPUs it
 supports are read from the library's own ``ComputeCapability`` targets where it imports,
-else from :data:`RTX_TARGETS_TABLE`.
+else from the support-matrix table of :mod:`engine.diagnostics.trt_rtx`.
 """
 
 from __future__ import annotations
@@ -28,11 +28,8 @@ FLAVOURS = ("auto", "full", "rtx")
 TITLES = {"full": "TensorRT", "rtx": "TensorRT-RTX"}
 MODULES = {"full": "tensorrt", "rtx": "tensorrt_rtx_bindings"}
 RTX_INSTALL = "pip install tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings"
-# Fallback only, when the bindings do not import: the targets of TensorRT-RTX 1.7.1's
-# ComputeCapability enum (SM75, SM80, SM86, SM89, SM120, SM121), read from the 1.7.1.116
-# wheel on 2026-11-30. NVIDIA's support matrix for 1.7 lists 7.5, 8.6, 8.9 and 12.0.
-RTX_TARGETS_TABLE = {"1.7": ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1")}
-RTX_TABLE_SOURCE = "TensorRT-RTX 1.7.1.116 ComputeCapability enum"
+# Where the bindings do not import, the GPUs TensorRT-RTX runs on come from the support-matrix
+# table of engine.diagnostics.trt_rtx (standard library only, shared with diagnostics).
 _REFUSAL_RE = re.compile(r"Error Code 6\b.*?compute capability (\d+\.\d+)", re.S)
 
 
@@ -216,10 +213,14 @@ def rtx_targets(module: Any = None) -> tuple[tuple[str, ...], str]:
         if found:
             version = getattr(module, "__version__", "?")
             return tuple(found), f"TensorRT-RTX {version} ComputeCapability enum"
-    return RTX_TARGETS_TABLE["1.7"], RTX_TABLE_SOURCE + " (table; the bindings did not answer)"
+    from engine.diagnostics.trt_rtx import support_row
+
+    row = support_row(getattr(module, "__version__", None) if module is not None else None)
+    return row.compute_capabilities, f"support matrix {row.source} (the bindings did not answer)"
 
 
 def unsupported_message(cc: str) -> str:
+    # The same sentence as engine.diagnostics.trt_rtx.unsupported_reason's finding.
     return f"TensorRT-RTX does not run on compute capability {cc}; full TensorRT is needed"
 
 
