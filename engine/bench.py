@@ -59,8 +59,12 @@ def time_runner(runner: Runner, x: np.ndarray, settings: BenchSettings) -> Timin
         def step() -> None:
             runner.infer(x)
 
+    # Warm-up shares the point's time budget: --warmup 100000 --max-time 1 stops at 1 s.
+    warm_deadline = time.perf_counter() + settings.max_time_s
     for _ in range(settings.warmup):
         step()
+        if time.perf_counter() > warm_deadline:
+            break
     runner.synchronize()
     samples: list[float] = []
     deadline = time.perf_counter() + settings.max_time_s

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import shutil
+import stat
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -56,7 +58,7 @@ class CacheItem:
 
 
 def _size(path: Path) -> int:
-    if path.is_symlink() or path.is_file():
+    if not _real_dir(path):
         return path.lstat().st_size
     total = 0
     for root, _, files in os.walk(path):  # os.walk does not follow links by default
@@ -69,7 +71,7 @@ def _size(path: Path) -> int:
 
 
 def _busy(path: Path) -> bool:
-    if not path.is_dir() or path.is_symlink():
+    if not _real_dir(path):
         return False
     now = time.time()
     for f in path.iterdir():
@@ -84,7 +86,7 @@ def _busy(path: Path) -> bool:
 
 def _read_meta(folder: Path) -> dict[str, Any]:
     meta = folder / "meta.json"
-    if folder.is_symlink() or not meta.is_file():
+    if not _real_dir(folder) or not meta.is_file() or meta.is_symlink():
         return {}
     try:
         data = json.loads(meta.read_text())
@@ -105,12 +107,38 @@ def cache_entries(root: str | os.PathLike[str] | None = None) -> list[CacheItem]
         for entry in sorted(kind_dir.iterdir()):
             meta = _read_meta(entry)
             created = meta.get("created")
-            if not isinstance(created, int | float):
+            if not _plausible_time(created):  # a meta file is data: -1e18 or nan is no date
                 created = entry.lstat().st_mtime
             items.append(
                 CacheItem(kind_dir.name, entry.name, entry, _size(entry), float(created), meta)
             )
     return sorted(items, key=lambda i: i.created_s)
+
+
+def _plausible_time(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and 0 <= value <= time.time() + 86400 * 366
+
+
+def _real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def check_amount(flag: str, value: float | None) -> float | None:
+    """A finite, non-negative number (nan would silently match nothing, inf overflow)."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise BadInput(
+            f"{flag} {value:g} is not a usable amount",
+            "it must be a finite number of 0 or more",
+            f"use e.g. {flag} 30",
+        )
+    return value
 
 
 def cache_size_bytes(root: str | os.PathLike[str] | None = None) -> int:
@@ -138,6 +166,8 @@ def prune(
         raise BadInput(f"--older-than {older_than_days:g} is negative", fix="use e.g. 30")
     if max_size_bytes is not None and max_size_bytes < 0:
         raise BadInput("--max-size is negative", fix="use e.g. 20 (GB)")
+    check_amount("--older-than", older_than_days)
+    check_amount("--max-size", max_size_bytes)
     items = [i for i in cache_entries(root) if not _busy(i.path)]
     doomed: list[CacheItem] = []
     if everything:
@@ -165,7 +195,9 @@ def _remove(path: Path, base: Path) -> None:
     # Only a direct child of a kind folder of this cache; a link is removed, not followed.
     if path.parent.parent.resolve() != base.resolve():
         raise BadInput(f"{path.name} is not an entry of the cache", fix="report this as a bug")
-    if path.is_symlink() or path.is_file():
+    # Anything but a real folder (a file, a link, a FIFO, a socket) is unlinked: rmtree
+    # would open a FIFO given as its top path, and wait forever for a writer.
+    if not _real_dir(path):
         path.unlink(missing_ok=True)
     else:
         shutil.rmtree(path, ignore_errors=True)
@@ -237,6 +269,8 @@ def main(argv: list[str]) -> int:
         else:
             print(f"{human_bytes(total)} in {short_path(root)}")
     else:
+        check_amount("--older-than", args.older_than)
+        check_amount("--max-size", args.max_size)
         max_bytes = None if args.max_size is None else int(args.max_size * GB)
         gone = prune(args.older_than, max_bytes, args.all, root, args.dry_run)
         freed = sum(i.size_bytes for i in gone)

@@ -10,11 +10,14 @@ import argparse
 import importlib
 import json
 import shlex
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import BadInput, EngineError, Unavailable
+from engine.runend import Terminated, install_sigterm
+from engine.safeio import check_regular_target
 from engine.text import safe_stdout, safe_text
 
 # subcommand → "module:function" taking argv (list[str]) and returning an exit code
@@ -291,6 +294,8 @@ def bench_main(argv: list[str]) -> int:
 
         set_cache_dir(args.cache_dir)
     config = build_config(args)
+    if args.json:
+        check_regular_target(Path(args.json), "--json")  # before the sweep, not after
     from engine.store import Store
 
     store = Store(args.db)
@@ -328,14 +333,22 @@ def bench_main(argv: list[str]) -> int:
     }
     for backend, precision, device, status, reason in sorted(reasons):
         print(f"{status} {backend} {precision} on {device}: {reason}", file=sys.stderr)
-    if args.json and outcome.run_id is not None:
-        store.export_json(outcome.run_id, args.json)
-        print(f"wrote {args.json}", file=sys.stderr)
     if outcome.run_id is not None:
         print(f"stored as run {outcome.run_id} in {store.path.name}", file=sys.stderr)
+    if args.json and outcome.run_id is not None:
+        try:
+            store.export_json(outcome.run_id, args.json)
+        except EngineError as exc:  # the run is stored: say so, and how to write it again
+            print(
+                f"error: {exc.user_message()} The run is kept: run {outcome.run_id} and its"
+                f" {len(outcome.rows)} rows are stored in {store.path.name}",
+                file=sys.stderr,
+            )
+            return exc.exit_code
+        print(f"wrote {args.json}", file=sys.stderr)
     if outcome.interrupted:
         print("interrupted: the points measured so far are stored", file=sys.stderr)
-        return 130
+        return 143 if outcome.end_reason == "terminated by SIGTERM" else 130
     if not outcome.measured:
         codes = [e.exit_code for e in outcome.errors] or [1]
         code = 3 if 3 in codes else max(codes)
@@ -358,18 +371,17 @@ def export_main(argv: list[str]) -> int:
         from engine.paths import set_cache_dir
 
         set_cache_dir(args.cache_dir)
-    import shutil
-
     from engine.config import ModelSpec
     from engine.models import load_artifacts
+    from engine.safeio import copy_file
+
+    check_regular_target(Path(args.out), "--out")  # before minutes of export, not after
 
     art = load_artifacts(ModelSpec(args.model, args.weights, args.image_size))
     path = art.onnx_path(args.precision, progress=lambda m: print(m, file=sys.stderr))
     for note in art.notes:
         print(f"note: {note}", file=sys.stderr)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, out)
+    out = copy_file(path, args.out, "--out")
     print(
         json.dumps(
             {
@@ -385,6 +397,7 @@ def export_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    old = install_sigterm()  # SIGTERM ends a run like Ctrl-C: recorded, exit 143
     try:
         with safe_stdout():  # results may come from another machine: no escapes reach a terminal
             return _dispatch(list(sys.argv[1:] if argv is None else argv))
@@ -393,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
 
 
 def _dispatch(argv: list[str]) -> int:
@@ -418,8 +434,14 @@ def _dispatch(argv: list[str]) -> int:
             raise  # not one of our requirements: our bug, keep the traceback
         print(f"error: {missing_package(package).user_message()}", file=sys.stderr)
         return 3
+    except Terminated:
+        print("terminated by SIGTERM", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory. Fix: use a smaller --batch or image size", file=sys.stderr)
+        return 3
     except SystemExit as exc:  # argparse --help
         return int(exc.code or 0)

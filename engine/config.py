@@ -7,11 +7,42 @@ re-measures. Names carry units: ``p50_ms``, ``throughput_ips``, ``image_size``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from engine.errors import BadInput
+from engine.safeio import finite
+
 DEFAULT_MODEL = "resnet50"
 MAX_BATCH = 4096
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and every backend take 32-bit seeds
+MAX_ITERS = 10_000_000
+MAX_SECONDS = 86_400.0  # a day per point is already absurd; nan and inf are never a budget
+
+
+def check_whole(flag: str, value: Any, low: int, high: int) -> int:
+    """A whole number in [low, high], else one BadInput naming the flag."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadInput(
+            f"{flag} {value!r} is out of range",
+            f"it must be a whole number from {low} to {high}",
+            f"use e.g. {flag} {max(low, 1)}",
+        )
+    return value
+
+
+def check_seconds(flag: str, value: Any, high: float = MAX_SECONDS) -> float:
+    """A finite number of seconds above 0 (nan, inf and 0 are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadInput(f"{flag} {value!r} is not a number", fix=f"use e.g. {flag} 10")
+    if not (math.isfinite(value) and 0 < value <= high):
+        raise BadInput(
+            f"{flag} {value!r} is out of range",
+            f"it must be a finite number of seconds above 0 and at most {high:g}",
+            f"use e.g. {flag} 10",
+        )
+    return float(value)
 
 
 def _from_dict(cls, data: dict[str, Any]):
@@ -32,6 +63,9 @@ class ModelSpec:
     image_size: int = 224
     onnx_path: str | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_whole("--seed", self.seed, 0, MAX_SEED)
 
     @property
     def label(self) -> str:
@@ -117,6 +151,16 @@ class BenchSettings:
     threads: int | None = None
     until_stable: bool = False  # repeat a point until stable, at most stable_budget_s
     stable_budget_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        # Here, not in the CLI, so the dashboard and every caller get the same limits.
+        check_whole("--warmup", self.warmup, 0, MAX_ITERS)
+        check_whole("--iters", self.iters, 1, MAX_ITERS)
+        check_whole("min_iters", self.min_iters, 1, MAX_ITERS)
+        check_seconds("--max-time", self.max_time_s)
+        check_seconds("--stable-budget", self.stable_budget_s)
+        if self.threads is not None:
+            check_whole("--threads", self.threads, 1, 65_536)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -252,4 +296,5 @@ class ResultRow:
         return _from_dict(cls, data)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict())
+        # allow_nan=False: a NaN measurement is stored as null, never as invalid JSON.
+        return json.dumps(finite(self.to_dict()), allow_nan=False)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from engine.config import MAX_BATCH
 from engine.errors import BadInput, EngineError
 from engine.paths import cache_dir
+from engine.safeio import cache_full, disk_full, disk_full_anywhere, os_problem
 
 if TYPE_CHECKING:
     from engine.models import ModelArtifacts
@@ -86,9 +87,15 @@ def cached_artifact(folder: Path, name: str) -> Path | None:
 def finish_artifact(folder: Path, tmp: Path, name: str, record: dict) -> Path:
     """Move a freshly written file into place with its hash record (atomic rename)."""
     final = folder / name
-    os.replace(tmp, final)
-    record = {**record, "sha256": _sha(final), "created": time.time()}
-    (folder / "meta.json").write_text(json.dumps(record, indent=1))
+    try:
+        os.replace(tmp, final)
+        record = {**record, "sha256": _sha(final), "created": time.time()}
+        (folder / "meta.json").write_text(json.dumps(record, indent=1))
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if disk_full(exc):
+            raise cache_full(f"cannot store {name} in the cache", cache_dir()) from exc
+        raise os_problem(exc, folder / "meta.json") from exc
     return final
 
 
@@ -146,6 +153,10 @@ def _export(art: ModelArtifacts, precision: str, out: Path) -> None:
         onnx.shape_inference.infer_shapes_path(str(out))
     except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
         out.unlink(missing_ok=True)
+        if disk_full_anywhere(exc):  # not the model's fault: no opset or size would help
+            raise cache_full(
+                f"exporting {art.spec.name} ({precision}) to ONNX failed", cache_dir()
+            ) from exc
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise EngineError(
             f"exporting {art.spec.name} ({precision}) to ONNX failed",

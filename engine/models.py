@@ -17,9 +17,14 @@ from typing import Any
 
 from engine.config import MAX_BATCH, ModelSpec, weights_label
 from engine.errors import BadInput
-
-MIN_IMAGE_SIZE = 32
-MAX_IMAGE_SIZE = 1024
+from engine.limits import (
+    MAX_IMAGE_SIZE,
+    MIN_IMAGE_SIZE,
+    check_declared_input,
+    check_declared_output,
+    check_input_fits,
+    tensor_bytes,
+)
 
 
 @lru_cache(maxsize=1)
@@ -181,6 +186,11 @@ def build_torch_model(spec: ModelSpec):
     if spec.weights != "random":
         path = _pretrained_file(spec.name) if spec.weights == "pretrained" else spec.weights
         state = load_state_dict(path)
+        classes = head_classes(model.state_dict(), state)
+        if classes is not None:  # fine-tuned: the head's size comes from the weights
+            torch.manual_seed(spec.seed)
+            model = torchvision.models.get_model(spec.name, weights=None, num_classes=classes)
+        check_shapes(model.state_dict(), state, Path(path).name, spec.name)
         result = model.load_state_dict(state, strict=False)
         if result.missing_keys or result.unexpected_keys:
             missing = ", ".join(result.missing_keys[:5])
@@ -191,6 +201,40 @@ def build_torch_model(spec: ModelSpec):
                 "pass weights saved from the same architecture",
             )
     return model.eval()
+
+
+def head_classes(expected: dict[str, Any], state: dict[str, Any]) -> int | None:
+    """The class count of a fine-tuned head: when the only tensors whose shapes differ are
+    the last layer's weight and bias, and differ only in their first dimension."""
+    names = [k for k in expected if k.endswith(".weight")]
+    if not names:
+        return None
+    last = names[-1].removesuffix(".weight")
+    head = {f"{last}.weight", f"{last}.bias"}
+    differ = {
+        k for k, v in state.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)
+    }
+    w, mine = state.get(f"{last}.weight"), expected[f"{last}.weight"]
+    if not differ or not differ <= head or w is None or w.ndim != mine.ndim:
+        return None
+    if tuple(w.shape[1:]) != tuple(mine.shape[1:]) or w.shape[0] < 1:
+        return None
+    return int(w.shape[0])
+
+
+def check_shapes(expected: dict[str, Any], state: dict[str, Any], file: str, name: str) -> None:
+    """One line naming the first tensors whose shapes differ, instead of torch's traceback."""
+    bad = [
+        f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if k in expected and tuple(v.shape) != tuple(expected[k].shape)
+    ]
+    if bad:
+        raise BadInput(
+            f"weights file {file} does not fit {name}",
+            f"tensor shapes differ (file vs model): {'; '.join(bad[:3])}",
+            "pass weights saved from the same architecture",
+        )
 
 
 @dataclass
@@ -246,8 +290,10 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
             f"the input '{inp.name}' of {p.name} has shape {dims}",
             "an image classifier takes batch × 3 × height × width",
         )
+    check_declared_input(dims, inp.name, p.name)
     if not graph.output:
         raise BadInput(f"{p.name} has no outputs")
+    check_declared_output(graph.output[0], p.name)
     hist: dict[str, int] = {}
     for node in graph.node:
         hist[node.op_type] = hist.get(node.op_type, 0) + 1
@@ -284,6 +330,15 @@ def check_external_data(model: Any, folder: Path) -> None:
             raise BadInput(
                 f"the ONNX file's external data '{loc}' is missing",
                 fix="copy the data file next to the model file",
+            )
+        entry = {e.key: e.value for e in tensor.external_data}
+        need = int(entry.get("offset") or 0) + int(entry.get("length") or tensor_bytes(tensor) or 0)
+        have = target.stat().st_size
+        if have < need:
+            raise BadInput(
+                f"the ONNX file's external data '{loc}' is cut short",
+                f"it holds {have} bytes; the tensor {tensor.name} needs {need}",
+                "copy the complete data file next to the model file, or export again",
             )
 
 
@@ -367,6 +422,7 @@ class ModelArtifacts:
         from engine.quantize import generated_images
 
         h, w = self.image_hw
+        check_input_fits(batch, h, w)
         return np.concatenate(list(generated_images(batch, h, w, seed=seed + batch)))
 
 

@@ -10,6 +10,9 @@ import os
 import sys
 from pathlib import Path
 
+from engine.errors import BadInput
+from engine.safeio import os_problem, unwritable_folder
+
 APP = "visionbench"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,8 +35,7 @@ def cache_dir() -> Path:
     else:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         root = Path(base) / APP
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return _folder(root, "VISIONBENCH_CACHE or --cache-dir")
 
 
 def data_dir() -> Path:
@@ -43,7 +45,28 @@ def data_dir() -> Path:
     else:
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         root = Path(base) / APP
-    root.mkdir(parents=True, exist_ok=True)
+    return _folder(root, "VISIONBENCH_DATA or --db")
+
+
+def _folder(root: Path, setting: str) -> Path:
+    # A file where the folder should be, or a folder we cannot write, is the user's setting
+    # to fix: say which, instead of a FileExistsError (or a lock library's PermissionError)
+    # from deep inside a build.
+    if root.exists() and not root.is_dir():
+        raise BadInput(
+            f"the folder {root} is a file", f"it comes from {setting}", "point it at a folder"
+        )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_problem(exc, root, "create the folder") from exc
+    why = unwritable_folder(root)
+    if why:
+        raise BadInput(
+            f"the folder {root} is not writable",
+            f"{why}; it comes from {setting}",
+            "point it at a folder you can write, or fix its permissions",
+        )
     return root
 
 

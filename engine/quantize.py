@@ -19,6 +19,7 @@ import numpy as np
 from engine.errors import BadInput, EngineError
 from engine.export import cached_artifact, finish_artifact
 from engine.paths import cache_dir
+from engine.safeio import cache_full, disk_full_anywhere
 
 if TYPE_CHECKING:
     from engine.models import ModelArtifacts
@@ -43,7 +44,9 @@ def generated_images(n: int, h: int, w: int, seed: int = 7) -> Iterator[np.ndarr
 def folder_images(folder: Path, n: int, h: int, w: int) -> Iterator[np.ndarray]:
     from PIL import Image
 
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
     if not files:
         raise BadInput(
             f"the calibration folder {folder.name} holds no images",
@@ -65,11 +68,18 @@ def _calibration_source(calibration_dir: str | None) -> str:
     folder = Path(calibration_dir)
     if not folder.is_dir():
         raise BadInput(f"calibration folder {folder.name} does not exist", fix="check the path")
+    from engine.models import file_sha256
+
+    # Content, not names and sizes: images replaced by others of the same names and sizes
+    # must not reuse the int8 model calibrated on the old ones. Only the images calibration
+    # reads are hashed (the first CALIBRATION_IMAGES, in name order).
     h = hashlib.sha256()
-    for p in sorted(folder.iterdir()):
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            h.update(p.name.encode())
-            h.update(str(p.stat().st_size).encode())
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
+    for p in files[:CALIBRATION_IMAGES]:
+        h.update(p.name.encode())
+        h.update(file_sha256(p).encode())
     return "folder:" + h.hexdigest()
 
 
@@ -150,6 +160,8 @@ def quantize_int8(
         )
     except Exception as exc:  # noqa: BLE001 - the quantiser raises many kinds
         tmp.unlink(missing_ok=True)
+        if disk_full_anywhere(exc):
+            raise cache_full("int8 quantisation failed", cache_dir()) from exc
         raise EngineError(
             "int8 quantisation failed", str(exc).splitlines()[0][:300] if str(exc) else ""
         ) from exc

@@ -3,13 +3,20 @@
 A run keeps its full configuration, environment fingerprint and the CLI command that
 reproduces it; each measurement is committed as soon as it is made, so an interrupted
 sweep keeps what it measured. WAL mode lets the dashboard read while a sweep writes.
+
+A store carries its own ``application_id``; a SQLite file that is not ours (another
+application's, or one that claims our schema but has no tables) is refused before anything
+is written to it, and the read-only commands open the file read-only, so they never
+create, convert or add files beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -17,10 +24,15 @@ from typing import Any
 
 from engine.config import ResultRow
 from engine.env import machine_label
-from engine.errors import EngineError
+from engine.errors import BadInput, EngineError, Unavailable
 from engine.paths import default_db
+from engine.runend import STALE, process_gone, this_host
+from engine.safeio import json_text, write_text
+from engine.sqlite_guard import APPLICATION_ID, check_ours, check_path, connect, db_error
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+SQLITE_INT = (-(2**63), 2**63 - 1)
+RESERVE_BYTES = 256 * 1024  # room kept for recording how a run ended (a few WAL frames)
 JSON_SCHEMA = 1
 ROW_COLUMNS = ("model", "backend", "device", "precision", "batch", "provider", "status")
 
@@ -77,115 +89,65 @@ def _v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS rows_point ON rows(backend, precision, device, batch)")
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    # Who runs a run (pid, host), so History can tell a live run from one whose process is
+    # gone, and why it ended. Idempotent for the same reason as _v2.
+    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)").fetchall()}
+    for name, decl in (
+        ("pid", "INTEGER"),
+        ("host", "TEXT NOT NULL DEFAULT ''"),
+        ("end_reason", "TEXT NOT NULL DEFAULT ''"),
+    ):
+        if name not in columns:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
+
+
 # Index i upgrades a store from user_version i to i + 1. Never edit one that shipped.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
-
-_LOCKED = ("locked", "busy")
-_DAMAGED = ("malformed", "not a database", "disk i/o", "corrupt", "unable to open")
-
-
-def db_error(exc: sqlite3.Error, name: str) -> EngineError | None:
-    """SQLite's "locked" and "damaged" as a user message; None for anything else (our bug)."""
-    text = str(exc).lower()
-    if any(t in text for t in _LOCKED):
-        return EngineError(
-            f"the results database {name} is locked",
-            "another program or sweep has held a write lock on it for longer than the wait",
-            "let it finish (or close it) and retry, or pass another --db; stored rows are safe",
-        )
-    if any(t in text for t in _DAMAGED):
-        return EngineError(
-            f"the results database {name} is damaged",
-            str(exc),
-            "pass another --db file; this one is left untouched for recovery"
-            " (sqlite3 FILE .recover)",
-        )
-    return None
-
-
-def _guard(name: str, call, *args):
-    try:
-        return call(*args)
-    except sqlite3.DatabaseError as exc:
-        if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
-            raise
-        err = db_error(exc, name)
-        if err is None:
-            raise
-        raise err from exc
-
-
-class _GuardedCursor(sqlite3.Cursor):
-    """Damage can surface while rows are fetched, not only when a statement starts."""
-
-    def execute(self, *args):  # type: ignore[override]
-        return _guard(self.connection.db_name, super().execute, *args)
-
-    def executemany(self, *args):  # type: ignore[override]
-        return _guard(self.connection.db_name, super().executemany, *args)
-
-    def fetchone(self):  # type: ignore[override]
-        return _guard(self.connection.db_name, super().fetchone)
-
-    def fetchmany(self, *args):  # type: ignore[override]
-        return _guard(self.connection.db_name, super().fetchmany, *args)
-
-    def fetchall(self):  # type: ignore[override]
-        return _guard(self.connection.db_name, super().fetchall)
-
-    def __next__(self):
-        return _guard(self.connection.db_name, super().__next__)
-
-
-class _GuardedConnection(sqlite3.Connection):
-    """A connection whose locked / damaged errors reach users as EngineError, not a traceback.
-
-    Integrity errors (a duplicate import key) and SQL mistakes pass through unchanged.
-    """
-
-    db_name = "results database"
-
-    def cursor(self, factory=None):  # type: ignore[override]
-        return super().cursor(factory or _GuardedCursor)
-
-    def execute(self, *args):  # type: ignore[override]
-        return self.cursor().execute(*args)
-
-    def executemany(self, *args):  # type: ignore[override]
-        return self.cursor().executemany(*args)
-
-    def executescript(self, script):  # type: ignore[override]
-        return _guard(self.db_name, super().executescript, script)
-
-    def commit(self) -> None:
-        _guard(self.db_name, super().commit)
-
-    def __exit__(self, *exc):  # type: ignore[override]
-        return _guard(self.db_name, super().__exit__, *exc)
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 
 
 class Store:
-    def __init__(self, path: str | Path | None = None, timeout_s: float = 30.0) -> None:
+    """The results database. ``readonly`` opens an existing store without writing to it
+    (history, report); a missing file is then an error, not a new empty store."""
+
+    def __init__(
+        self, path: str | Path | None = None, timeout_s: float = 30.0, readonly: bool = False
+    ) -> None:
         self.path = Path(path) if path else default_db()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        check_path(self.path, readonly)
         try:
-            self.db = sqlite3.connect(
-                str(self.path),
-                timeout=timeout_s,
-                check_same_thread=False,
-                factory=_GuardedConnection,
-            )
-            self.db.db_name = self.path.name
-            self.db.row_factory = sqlite3.Row
-            self._enable_wal()
+            check_ours(self.path, readonly, SCHEMA_VERSION)
+            self.db = connect(self.path, readonly, timeout_s)
+            self._refuse_newer()
+            if readonly and self._version() < SCHEMA_VERSION:
+                self.db.close()  # our own older store: upgrade it once, as a writer would
+                self.db = connect(self.path, False, timeout_s)
+                self.readonly = readonly = False
+            if not readonly:
+                self._enable_wal()
             self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            if not readonly:
+                self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise EngineError(
+            self._close_quietly()
+            raise db_error(exc, self.path.name, self.path) or EngineError(
                 f"the results database {self.path.name} cannot be opened",
                 str(exc),
                 "pass another --db file; the existing file was left untouched",
             ) from exc
+        except BaseException:
+            self._close_quietly()
+            raise
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+
+    def _version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate_lock(self):
         from filelock import FileLock
@@ -201,20 +163,27 @@ class Store:
         with self._migrate_lock():
             self.db.execute("PRAGMA journal_mode=WAL")
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+    def _refuse_newer(self) -> None:
+        version = self._version()
         if version > SCHEMA_VERSION:
             raise EngineError(
                 f"the results database {self.path.name} has schema {version}",
                 f"this version of the tool reads schema {SCHEMA_VERSION} and older",
                 "upgrade the tool, or use another --db file",
             )
+
+    def _migrate(self) -> None:
+        version = self._version()
         if version == SCHEMA_VERSION:
+            if self.db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             return
         # Two sweeps opening a new store at once must not both create its tables (SQLite's
         # executescript commits, so a transaction cannot hold the others off): a file lock.
         with self._migrate_lock():
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            # The mark goes first, so a process opening the file meanwhile sees ours.
+            self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             for step in range(version, SCHEMA_VERSION):
                 with self.db:
                     MIGRATIONS[step](self.db)
@@ -241,7 +210,7 @@ class Store:
         with self.db:
             cur = self.db.execute(
                 "INSERT INTO runs (created_at, label, model, source, source_key, config_json,"
-                " env_json, command, machine) VALUES (?,?,?,?,?,?,?,?,?)",
+                " env_json, command, machine, pid, host) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     created_at or now(),
                     label,
@@ -252,9 +221,13 @@ class Store:
                     json.dumps(env),
                     command,
                     machine_label(env),
+                    os.getpid(),
+                    this_host(),
                 ),
             )
-        return int(cur.lastrowid)
+        run_id = int(cur.lastrowid)
+        self._hold_reserve(run_id)
+        return run_id
 
     def add_row(self, run_id: int, row: ResultRow) -> int:
         if not row.created_at:
@@ -281,9 +254,32 @@ class Store:
             )
         return int(cur.lastrowid)
 
-    def finish_run(self, run_id: int, status: str = "done") -> None:
-        with self.db:
-            self.db.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
+    def finish_run(self, run_id: int, status: str = "done", reason: str = "") -> None:
+        """Record how run ``run_id`` ended (see engine/runend.py), even on a full disk."""
+
+        def update() -> None:
+            with self.db:
+                self.db.execute(
+                    "UPDATE runs SET status=?, end_reason=? WHERE id=?", (status, reason, run_id)
+                )
+
+        reserve = self._reserve(run_id)
+        try:
+            update()
+        except Unavailable:  # the disk is full: give back the room kept for this moment
+            reserve.unlink(missing_ok=True)
+            update()
+        finally:
+            reserve.unlink(missing_ok=True)
+
+    def _reserve(self, run_id: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.run{run_id}.reserve")
+
+    def _hold_reserve(self, run_id: int) -> None:
+        # A run that ends because the disk filled up still has to record that it ended:
+        # a little room is set aside while it runs and freed for that last update.
+        with contextlib.suppress(OSError), open(self._reserve(run_id), "wb") as f:
+            f.write(b"\0" * RESERVE_BYTES)
 
     def import_run(
         self,
@@ -354,6 +350,8 @@ class Store:
         return [self._run_dict(r) for r in cur.fetchall()]
 
     def run(self, run_id: int) -> dict[str, Any]:
+        if not SQLITE_INT[0] <= int(run_id) <= SQLITE_INT[1]:  # SQLite would overflow
+            raise BadInput(f"run {run_id} is not in {self.path.name}", fix="see its run ids")
         r = self.db.execute("SELECT *, 0 AS n_rows FROM runs WHERE id=?", (run_id,)).fetchone()
         if r is None:
             raise EngineError(f"run {run_id} is not in {self.path.name}")
@@ -397,6 +395,8 @@ class Store:
         d = dict(r)
         d["configuration"] = json.loads(d.pop("config_json"))
         d["environment"] = json.loads(d.pop("env_json"))
+        if d.get("status") == "running" and process_gone(d.get("pid"), d.get("host")):
+            d["status"] = STALE  # killed outright (SIGKILL, power): it cannot say so itself
         return d
 
     def rows(self, run_id: int | None = None) -> list[ResultRow]:
@@ -427,7 +427,7 @@ class Store:
         }
 
     def export_json(self, run_id: int, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.document(run_id), indent=1))
+        write_text(path, json_text(self.document(run_id), indent=1), "--json")
 
     def export_csv(self, run_id: int | None, path: str | Path) -> None:
         rows = [r.to_dict() for r in self.rows(run_id)]

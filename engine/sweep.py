@@ -21,12 +21,14 @@ from engine.config import ResultRow, RunnerSpec, SweepConfig
 from engine.env import fingerprint
 from engine.errors import BadInput, EngineError
 from engine.flops import gflop_per_image
+from engine.limits import check_input_fits, check_threads
 from engine.locks import device_lock
 from engine.machine import annotate_point, busy_check
 from engine.measure import time_point
 from engine.models import ModelArtifacts, check_batches, load_artifacts
 from engine.parity import PARITY_BATCH, compare
 from engine.paths import python_command
+from engine.runend import end_of
 
 ProgressFn = Callable[[int, int, str], None]
 RunnerFactory = Callable[[RunnerSpec, ModelArtifacts, PrepareContext], Runner]
@@ -39,6 +41,7 @@ class SweepOutcome:
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
     errors: list[EngineError] = field(default_factory=list)
+    end_reason: str = ""  # why the run stopped early (engine/runend.py), "" when done
 
     @property
     def measured(self) -> list[ResultRow]:
@@ -130,6 +133,7 @@ def run_sweep(
 ) -> SweepOutcome:
     art = artifacts or load_artifacts(config.model)
     batches = check_batches(config.batches, art.fixed_batch)
+    check_input_fits(max(batches), *art.image_hw)  # before a run exists or memory is taken
     if not config.runners:
         raise BadInput("no backend configuration to run", fix="pick at least one backend")
     for spec in config.runners:
@@ -137,6 +141,7 @@ def run_sweep(
     if config.bench.threads:
         import torch
 
+        check_threads(config.bench.threads)
         torch.set_num_threads(config.bench.threads)
     gpu = next((r.device for r in config.runners if r.device.startswith("cuda")), "cpu")
     env = fingerprint(gpu if _cuda_ok(gpu) else "cpu")
@@ -177,11 +182,12 @@ def run_sweep(
             on_row(row)
         progress(f"{row.backend} {row.precision} batch {row.batch}: {row.status}")
 
-    pbatch = art.fixed_batch or PARITY_BATCH
-    parity_x = art.sample_input(pbatch, seed=99)
     reference: np.ndarray | None = None
     factory = runner_factory or (lambda s, a, c: get_backend(s.backend).prepare(s, a, c))
+    ended: BaseException | None = None
     try:
+        pbatch = art.fixed_batch or PARITY_BATCH
+        parity_x = art.sample_input(pbatch, seed=99)
         for spec in config.runners:
             if should_stop and should_stop():
                 outcome.interrupted = True
@@ -287,12 +293,27 @@ def run_sweep(
             outcome.notes.extend(n for n in ctx.notes if n not in outcome.notes)
             if outcome.interrupted:
                 break
-    except KeyboardInterrupt:
-        outcome.interrupted = True
+    except KeyboardInterrupt as exc:
+        outcome.interrupted, ended = True, exc
+    except BaseException as exc:
+        ended = exc
+        raise
     finally:
-        if store is not None and run_id is not None:
-            store.finish_run(run_id, "interrupted" if outcome.interrupted else "done")
+        _record_end(store, run_id, ended, outcome)
     return outcome
+
+
+def _record_end(store: Any, run_id: int | None, ended: BaseException | None, outcome) -> None:
+    # Every way out of a sweep says how it ended; recording it must not hide the reason
+    # (on a full disk the status update can fail too).
+    status, reason = end_of(ended, outcome.interrupted)
+    outcome.end_reason = reason
+    if store is None or run_id is None:
+        return
+    try:
+        store.finish_run(run_id, status, reason)
+    except EngineError as exc:
+        outcome.notes.append(f"run {run_id} could not be marked {status}: {exc.user_message()}")
 
 
 def _cuda_ok(device: str) -> bool:

@@ -449,6 +449,7 @@ def _settle(
         store.finish_run(
             outcome.run_id,
             "interrupted" if outcome.interrupted and not outcome.timed_out else "failed",
+            outcome.failure or "",
         )
     finally:
         store.close()

@@ -13,6 +13,7 @@ import pytest
 
 from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
 from engine.errors import BadInput
+from engine.store import Store
 from engine.worker import CRASH_HOOK_ENV, run_sweep_in_worker, signal_name
 
 QUICK = BenchSettings(warmup=1, iters=2, max_time_s=5.0, min_iters=1)
@@ -99,6 +100,7 @@ def test_hang_is_killed_at_the_timeout_and_recorded(tmp_path, crash_hook):
     status, rows = _stored(db, out.run_id)
     assert status == "failed" and rows == [(1, "failed")]
     assert "timed out" in out.rows[0].reason
+    assert "timed out after 40 s" in Store(db).run(out.run_id)["end_reason"]  # the run says why
 
 
 def test_stop_is_honoured_between_points(tmp_path):

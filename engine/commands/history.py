@@ -7,7 +7,6 @@ line goes through :func:`engine.text.safe_text` before it is printed.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict
 
@@ -23,6 +22,7 @@ from engine.history import (
     speedups,
     unmatched_points,
 )
+from engine.safeio import json_text
 from engine.stability import speedup_text
 from engine.store import Store
 from engine.text import safe_text
@@ -39,7 +39,7 @@ def text_table(head: list[str], lines: list[list[str]]) -> str:
 
 def format_runs(runs: list[RunInfo]) -> str:
     head = ["id", "created (UTC)", "source", "model", "size", "machine", "backends"]
-    head += ["precisions", "devices", "rows", "torch", "onnxruntime", "label"]
+    head += ["precisions", "devices", "rows", "status", "torch", "onnxruntime", "label"]
     lines = [
         [
             str(r.id),
@@ -52,6 +52,7 @@ def format_runs(runs: list[RunInfo]) -> str:
             ",".join(r.precisions),
             ",".join(r.devices),
             str(r.n_rows),
+            r.status,
             str(r.environment.get("torch") or "-"),
             str(r.environment.get("onnxruntime") or "-")[:20],
             r.label[:60],
@@ -116,7 +117,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help=f"ids, or {REFERENCE_ID}")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
-    store = Store(args.db)
+    store = Store(args.db, readonly=True)
     if args.compare:
         a, b = (load_run(store, x) for x in args.compare)
         if args.json:
@@ -126,7 +127,7 @@ def main(argv: list[str]) -> int:
                 "speedups": [asdict(s) for s in speedups(a.rows, b.rows)],
                 "differences": [asdict(d) for d in env_diff(a, b)],
             }
-            print(json.dumps(doc, indent=1))
+            print(json_text(doc, indent=1))
         else:
             print(format_comparison(a, b))
         return 0
@@ -140,7 +141,7 @@ def main(argv: list[str]) -> int:
         since=args.since,
     )
     if args.json:
-        print(json.dumps([r.to_dict() for r in runs], indent=1))
+        print(json_text([r.to_dict() for r in runs], indent=1))
     elif runs:
         print(format_runs(runs))
     else:

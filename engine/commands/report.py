@@ -11,6 +11,7 @@ from pathlib import Path
 from engine.cliargs import Parser, parse_list
 from engine.errors import BadInput
 from engine.report import html_report, markdown_report
+from engine.safeio import check_regular_target, write_text
 from engine.store import Store
 from engine.text import safe_text
 
@@ -39,11 +40,12 @@ def main(argv: list[str]) -> int:
             fix="name the report FILE.html (self-contained page) or FILE.md (markdown summary)",
         )
     run_ids = [x for text in args.run for x in parse_list(text, str, "run id")]
-    store = Store(args.db)
+    check_regular_target(out, "--out")
+    store = Store(args.db, readonly=True)
     make = html_report if suffix in (".html", ".htm") else markdown_report
     text = make(store, run_ids, diagnostics=not args.no_diagnostics, probe=args.probe)
     if out.parent and not out.parent.exists():
         raise BadInput(f"the folder for {out.name} does not exist", fix="create it first")
-    out.write_text(text, encoding="utf-8")
+    write_text(out, text, "--out")
     print(f"wrote {safe_text(out)} ({len(text.encode()) / 1024:.0f} KiB)", file=sys.stderr)
     return 0

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import stat
 import sys
+import tempfile
 
 from engine.diagnostics.run import run_diagnostics
 
@@ -34,8 +37,32 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(report.to_text())
     for path, text in ((args.json, report.to_json()), (args.markdown, report.to_markdown())):
         if path:
-            folder = os.path.dirname(os.path.abspath(path))
-            os.makedirs(folder, exist_ok=True)
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text + ("" if text.endswith("\n") else "\n"))
+            problem = _write_report(path, text + ("" if text.endswith("\n") else "\n"))
+            if problem:
+                print(f"error: {problem[1]}", file=sys.stderr)
+                return problem[0]
     return 0
+
+
+def _write_report(path: str, text: str) -> tuple[int, str] | None:
+    """engine.safeio's rules without importing it (this package runs alone): regular files
+    only, temp file + rename, an OSError as one line. Returns (exit code, message)."""
+    try:
+        if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+            return 2, f"cannot write {path}: it is not a regular file. Fix: name a regular file"
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".diagnose.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+        why = "the disk is full" if full else (exc.strerror or type(exc).__name__)
+        return (3 if full else 2), f"cannot write {path}: {why}. Fix: pick another path"
+    return None
