@@ -235,12 +235,18 @@ def check_ours(path: Path, readonly: bool, newest: int) -> None:
         uri += "&immutable=1"
     try:
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            tables = sorted(
-                r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            )
+            # One statement, one snapshot (the header above may predate it: a store being
+            # created meanwhile marks itself before it adds tables).
+            app, version, names = db.execute(
+                "SELECT (SELECT application_id FROM pragma_application_id),"
+                " (SELECT user_version FROM pragma_user_version),"
+                " (SELECT group_concat(name, char(10)) FROM sqlite_master WHERE type='table')"
+            ).fetchone()
     except sqlite3.DatabaseError:
         return  # damaged: the real open says so, with its own message
+    if app == APPLICATION_ID:
+        return
+    tables = sorted(names.split("\n")) if names else []
     if app == 0 and not tables and version == 0 and not readonly:
         return  # a new file: ours to create
     if app == 0 and version > newest:

@@ -255,6 +255,7 @@ def test_a_bad_document_is_refused_in_one_line_and_nothing_breaks(document, tmp_
                                                                   attack):  # fmt: skip
     text, expected = _attacks(document)[attack]
     db = tmp_path / "mine.sqlite"
+    Store(db).close()  # an existing store: history refuses a missing one (it never creates it)
     code, _, err = run_main(capsys, "import", str(write(tmp_path / "bad.json", text)),
                             "--db", str(db))  # fmt: skip
     assert_one_error(code, err, expected)
