@@ -3,10 +3,10 @@
 For each device the sweep asks for, a fixed list of candidate configurations is tried in
 "ladder" order: the naive baseline first (PyTorch FP32), then one setting at a time
 (TF32, FP16, channels-last, cuDNN autotuning with batch-norm folded, CUDA graphs, fused
-convolution + bias + ReLU, ONNX
-Runtime's CUDA EP with its own tuning, optionally torch.compile). All candidates are
-measured through :func:`engine.sweep.run_sweep`, the same code path as any sweep, with
-parity on; the winner at each batch size is the fastest row whose outputs agree with
+convolution + bias + ReLU; ONNX Runtime as shipped, then FP16, NHWC kernels and CUDA
+graphs; optionally torch.compile). All candidates are measured as one sweep through
+the caller's launcher (:mod:`engine.launch`: in-process or in a worker), the same code
+path as any sweep, with parity on; the winner at each batch size is the fastest row whose outputs agree with
 the FP32 reference. The ladder (baseline → each step → best) is plain data computed from
 the rows, so a stored run can be charted again without measuring anything.
 """
@@ -14,16 +14,20 @@ the rows, so a stored run can be charted again without measuring anything.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from engine.backends import get_backend, option_words, precision_text, title
 from engine.config import ResultRow, RunnerSpec, SweepConfig
 from engine.errors import BadInput
+from engine.plan import Callbacks
+from engine.reproduce import reproduce_command
 from engine.stability import overlap, pick_with_ties, row_ci
-from engine.sweep import ProgressFn, SweepOutcome, run_sweep
+from engine.sweep import SweepOutcome, run_sweep
 
 _TUNED_TORCH = {"channels_last": True, "cudnn_benchmark": True, "fuse_bn": True}
-_TUNED_ORT = {"cudnn_exhaustive": True, "prefer_nhwc": True}
+# ORT's own defaults already search cuDNN exhaustively: the steps add only departures.
+_TUNED_ORT = {"prefer_nhwc": True}
 
 
 def _spec(backend: str, device: str, precision: str, **options: Any) -> RunnerSpec:
@@ -48,9 +52,9 @@ def candidates(
             _spec("torch", device, "fp16", **_TUNED_TORCH, cuda_graph=True),
             _spec("torch", device, "fp16", **_TUNED_TORCH, cuda_graph=True, fuse_relu=True),
             _spec("torch", device, "bf16", **_TUNED_TORCH, cuda_graph=True, fuse_relu=True),
-            _spec("ort", device, "fp32"),
+            _spec("ort", device, "fp32"),  # ONNX Runtime as shipped
             _spec("ort", device, "fp16"),
-            _spec("ort", device, "fp16", cudnn_exhaustive=True, cuda_graph=True),
+            _spec("ort", device, "fp16", cuda_graph=True),
             _spec("ort", device, "fp16", **_TUNED_ORT),
             _spec("ort", device, "fp16", **_TUNED_ORT, cuda_graph=True),
         ]
@@ -67,27 +71,10 @@ def candidates(
     return specs
 
 
-_OPTION_WORDS = {
-    "channels_last": "channels-last",
-    "cudnn_benchmark": "cuDNN autotune",
-    "fuse_bn": "BN folded",
-    "fuse_relu": "conv+bias+ReLU fused",
-    "cuda_graph": "CUDA graph",
-    "cudnn_exhaustive": "exhaustive cuDNN search",
-    "prefer_nhwc": "NHWC kernels",
-    "compile_mode": "mode",
-}
-_BACKEND_WORDS = {"torch": "PyTorch", "ort": "ONNX Runtime", "torch_compile": "torch.compile"}
-
-
-def step_label(backend: str, precision: str, options: dict[str, Any]) -> str:
+def step_label(backend: str, precision: str, options: dict[str, Any], device: str = "cpu") -> str:
     """A short human name for one configuration, e.g. 'PyTorch FP16 + channels-last'."""
-    words = [_BACKEND_WORDS.get(backend, backend), precision.upper()]
-    extras = [
-        _OPTION_WORDS.get(k, k) if v is True else f"{_OPTION_WORDS.get(k, k)}={v}"
-        for k, v in sorted(options.items())
-        if v and k not in ("intra_threads", "inter_threads")
-    ]
+    words = [title(backend), precision_text(backend, precision.upper(), device, options)]
+    extras = option_words(backend, options)
     return " ".join(words) + (" + " + ", ".join(extras) if extras else "")
 
 
@@ -138,7 +125,7 @@ def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
                 LadderStep(
                     batch=batch,
                     step=i,
-                    label=step_label(r.backend, r.precision, r.options),
+                    label=step_label(r.backend, r.precision, r.options, r.device),
                     backend=r.backend,
                     precision=r.precision,
                     options=dict(r.options),
@@ -171,16 +158,8 @@ class AutoOutcome(SweepOutcome):
         return [s.to_dict() for steps in self.ladders.values() for s in steps]
 
 
-def run_auto(
-    config: SweepConfig,
-    store: Any = None,
-    command: str | None = None,
-    on_progress: ProgressFn | None = None,
-    on_row: Callable[[ResultRow], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    include_compile: bool = False,
-) -> AutoOutcome:
-    """Measure the candidates for the config's devices and backends; pick per batch.
+def plan_auto(config: SweepConfig, include_compile: bool = False) -> SweepConfig:
+    """The one sweep auto mode measures: the candidates for the config's devices and backends.
 
     The config's model, batches and timing settings are used as given; its runner list
     only says which devices and backends to consider. Parity is always on: a faster
@@ -189,7 +168,8 @@ def run_auto(
     devices = list(dict.fromkeys(r.device for r in config.runners)) or ["cpu"]
     backends = list(dict.fromkeys(r.backend for r in config.runners)) or None
     if config.model.onnx_path:
-        backends = [b for b in (backends or ["ort"]) if b not in ("torch", "torch_compile")]
+        onnx_ok = [n for n in (backends or ["ort"]) if get_backend(n).RUNS_ONNX_FILES]
+        backends = onnx_ok
     threads = config.bench.threads
     runners: list[RunnerSpec] = []
     for device in devices:
@@ -201,7 +181,7 @@ def run_auto(
             f"it knows torch, ort and torch_compile; asked for {', '.join(backends or [])}",
             "use --backend torch,ort with --auto",
         )
-    auto_config = SweepConfig(
+    return SweepConfig(
         model=config.model,
         runners=runners,
         batches=list(config.batches),
@@ -209,15 +189,38 @@ def run_auto(
         parity=True,
         calibration_dir=config.calibration_dir,
     )
-    outcome = run_sweep(
-        auto_config,
-        store=store,
-        command=command,
-        on_progress=on_progress,
-        on_row=on_row,
-        should_stop=should_stop,
-    )
-    result = AutoOutcome(**vars(outcome))
+
+
+SweepFn = Callable[[SweepConfig, Any, "str | None", Callbacks], SweepOutcome]
+
+
+def _inline_sweep(config: SweepConfig, store: Any, command: str | None, cb: Callbacks):
+    return run_sweep(config, store=store, command=command, callbacks=cb)
+
+
+def run_auto(
+    config: SweepConfig,
+    store: Any = None,
+    command: str | None = None,
+    callbacks: Callbacks | None = None,
+    include_compile: bool = False,
+    sweep: SweepFn | None = None,
+) -> AutoOutcome:
+    """Measure the candidates (through ``sweep``, a launcher's; default in-process); pick per batch.
+
+    The stored command is ``command`` or the reproduce command of ``config`` with
+    ``--auto``, never the expanded candidate list (which the CLI cannot express).
+    """
+    auto_config = plan_auto(config, include_compile)
+    command = command or reproduce_command(config, auto=True, include_compile=include_compile)
+    outcome = (sweep or _inline_sweep)(auto_config, store, command, callbacks or Callbacks())
+    return auto_outcome(outcome)
+
+
+def auto_outcome(outcome: SweepOutcome) -> AutoOutcome:
+    """The ladders per batch (one per device, then the overall best) from a sweep's rows."""
+    result = AutoOutcome(**{f.name: getattr(outcome, f.name) for f in fields(SweepOutcome)})
+    devices = list(dict.fromkeys(r.device for r in outcome.rows))
     for device in devices:
         rows = [r for r in outcome.rows if r.device == device]
         for batch, steps in ladders_from_rows(rows).items():

@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from engine.backends import BASELINE, precision_text, title
 from engine.config import ResultRow
 from engine.text import chart_text
 
-BACKEND_TITLES = {"torch": "PyTorch", "ort": "ONNX Runtime", "tensorrt": "TensorRT"}
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -41,7 +41,9 @@ def _switches(options: Any) -> dict[str, Any]:
 def series_name(backend: str, precision: str, device: str, options: dict | None = None) -> str:
     """A readable name for one runner configuration, e.g. ``ONNX Runtime int8 (cpu)``."""
     extra = ",".join(f"{k}={v}" for k, v in sorted(_switches(options).items()))
-    name = f"{BACKEND_TITLES.get(backend, backend)} {precision} ({device})"
+    name = (
+        f"{title(backend)} {precision_text(backend, precision, device, options or {})} ({device})"
+    )
     return f"{name} [{extra}]" if extra else name
 
 
@@ -313,7 +315,7 @@ def speedup_frame(df: pd.DataFrame) -> pd.DataFrame:
     data = measured(df)
     if data.empty:
         return data.assign(speedup=pd.Series(dtype=float))
-    base = data[(data["backend"] == "torch") & (data["precision"] == "fp32")]
+    base = data[(data["backend"] == BASELINE[0]) & (data["precision"] == BASELINE[1])]
     if "options" in base:  # a baseline with switches (channels_last, graphs) is no baseline
         base = base[base["options"].map(lambda o: not _switches(o)).astype(bool)]
     base = base.groupby(["device", "batch"], as_index=False)["p50_ms"].min()

@@ -97,20 +97,11 @@ def bench_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (comma list allowed)")
     run.add_argument("--precision", default="fp32", help="comma list: fp32 tf32 fp16 bf16 int8")
     run.add_argument("--batch", default="1,8,32", help="comma list of batch sizes")
-    run.add_argument("--channels-last", action="store_true", help="torch: NHWC memory layout")
-    run.add_argument("--cuda-graph", action="store_true", help="capture and replay CUDA graphs")
-    run.add_argument("--cudnn-exhaustive", action="store_true", help="ort: exhaustive search")
-    run.add_argument("--prefer-nhwc", action="store_true", help="ort CUDA EP: NHWC kernels")
-    run.add_argument("--cudnn-benchmark", action="store_true", help="torch: cuDNN autotune")
-    run.add_argument("--fuse-bn", action="store_true", help="torch: fold BatchNorm into convs")
     run.add_argument(
-        "--fuse-relu", action="store_true", help="torch CUDA: conv+bias(+add)+ReLU in one call"
+        "--only-runnable",
+        action="store_true",
+        help="leave out backend × precision pairs that can never run (as the dashboard does)",
     )
-    run.add_argument(
-        "--trt-ep", action="store_true", help="ort: ask for ONNX Runtime's TensorRT EP"
-    )
-    run.add_argument("--trt-flavour", help="tensorrt: auto (default), full or rtx (TensorRT-RTX)")
-    run.add_argument("--rtx-cc", help="tensorrt rtx: target compute capabilities, e.g. 8.6,8.9")
     run.add_argument("--calibration-dir", help="folder of images for int8 calibration")
     run.add_argument("--auto", action="store_true", help="find the fastest agreeing setting")
     run.add_argument(
@@ -120,6 +111,7 @@ def bench_parser() -> argparse.ArgumentParser:
     tm.add_argument("--warmup", type=int, default=5, help="untimed runs before timing each point")
     tm.add_argument("--iters", type=int, default=50, help="timed runs per point (up to --max-time)")
     tm.add_argument("--max-time", type=float, default=10.0, help="seconds per point at most")
+    tm.add_argument("--min-iters", type=int, default=3, help="timed runs even past --max-time")
     tm.add_argument(
         "--mode",
         default="device",
@@ -137,11 +129,21 @@ def bench_parser() -> argparse.ArgumentParser:
     out.add_argument("--db", help="results database (default: the user data folder)")
     out.add_argument("--cache-dir", help="artifact cache (default: the user cache folder)")
     out.add_argument("--quiet", action="store_true", help="no progress output")
+    out.add_argument(
+        "--inline",
+        action="store_true",
+        help="run in this process (default: a worker process, so a native crash is a row)",
+    )
+    from engine.backends import declared_options
+    from engine.options import add_cli_flags
+
+    # Every registered backend's options, generated from their declarations.
+    add_cli_flags(p.add_argument_group("backend options"), declared_options())
     return p
 
 
 def build_config(args: argparse.Namespace):
-    from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
+    from engine.config import BenchSettings, ModelSpec, SweepConfig
     from engine.models import check_batches
 
     if args.onnx and not Path(args.onnx).is_file():
@@ -154,43 +156,35 @@ def build_config(args: argparse.Namespace):
         seed=args.seed,
     )
     batches = check_batches(parse_list(args.batch, int, "batch size"))
-    options = {}
-    for flag in (
-        "channels_last",
-        "cuda_graph",
-        "cudnn_exhaustive",
-        "prefer_nhwc",
-        "cudnn_benchmark",
-        "fuse_bn",
-        "fuse_relu",
-        "trt_ep",
-    ):
-        if getattr(args, flag):
-            options[flag] = True
-    for name in ("trt_flavour", "rtx_cc"):  # TensorRT's own, until typed options take them
-        if getattr(args, name, None):
-            options[name] = getattr(args, name)
+    from engine.backends import declared_options
+    from engine.options import from_cli
+    from engine.plan import runner_grid
+
+    options = from_cli(args, declared_options())
     if args.threads:
         if args.threads < 1:
             raise BadInput("--threads must be at least 1")
         options["intra_threads"] = args.threads
-    runners = [
-        RunnerSpec(b, d, p, tuple(sorted(options.items())))
-        for d in parse_list(args.device, str, "device")
-        for b in parse_list(args.backend, str, "backend")
-        for p in parse_list(args.precision, str, "precision")
-    ]
+    runners, _ = runner_grid(
+        parse_list(args.backend, str, "backend"),
+        parse_list(args.device, str, "device"),
+        parse_list(args.precision, str, "precision"),
+        options,
+        model,
+        only_runnable=args.only_runnable,
+    )
     bench = BenchSettings(
         warmup=args.warmup,
         iters=args.iters,
         max_time_s=args.max_time,
+        min_iters=args.min_iters,
         mode=args.mode,
         threads=args.threads,
         until_stable=args.until_stable,
         stable_budget_s=args.stable_budget,
     )
-    if bench.iters < 1 or bench.warmup < 0 or bench.max_time_s <= 0:
-        raise BadInput("--iters must be ≥ 1, --warmup ≥ 0 and --max-time > 0")
+    if bench.iters < 1 or bench.warmup < 0 or bench.max_time_s <= 0 or bench.min_iters < 1:
+        raise BadInput("--iters and --min-iters must be ≥ 1, --warmup ≥ 0 and --max-time > 0")
     return SweepConfig(
         model=model,
         runners=runners,
@@ -303,20 +297,11 @@ def bench_main(argv: list[str]) -> int:
 
     command = shlex.join([python_command(), "-m", "engine", "bench", *argv])
     progress = Progress(args.quiet)
-    if args.auto:
-        from engine.auto import run_auto
+    from engine.launch import Callbacks, Job, launcher_for
 
-        outcome = run_auto(
-            config,
-            store=store,
-            command=command,
-            on_progress=progress,
-            include_compile=args.with_compile,
-        )
-    else:
-        from engine.sweep import run_sweep
-
-        outcome = run_sweep(config, store=store, command=command, on_progress=progress)
+    job = Job(config, auto=args.auto, include_compile=args.with_compile, command=command)
+    launcher = launcher_for(inline=args.inline)
+    outcome = launcher.launch(job, store, Callbacks(progress=progress))
     progress.close()
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)

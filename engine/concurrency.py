@@ -122,14 +122,10 @@ def measure_concurrency(
         raise BadInput("the measuring window must be longer than 0 s")
     backend = get_backend(spec.backend)
     backend.check(spec)
-    backend.availability(spec.device).raise_if_missing(f"{backend.NAME} on {spec.device}")
-    if spec.backend == "torch_compile":
-        raise BadInput(
-            "torch.compile's CUDA graphs are not safe to replay from several threads",
-            fix="measure concurrency with the torch backend and cuda_graph",
-        )
+    backend.check_concurrency(spec)
+    backend.availability(spec.device).raise_if_missing(f"{backend.TITLE} on {spec.device}")
     say = on_progress or (lambda _m: None)
-    per_batch = bool(getattr(backend, "per_batch", lambda s: False)(spec))
+    per_batch = backend.per_batch(spec)
     counts = sorted(set(streams) | {1})
     points: list[ConcurrencyPoint] = []
     pool: list[Runner] = []

@@ -93,9 +93,10 @@ def weights_label(weights: str) -> str:
 class RunnerSpec:
     """One backend configuration. ``options`` holds backend-specific switches.
 
-    Known options: torch ``channels_last``, ``cuda_graph``; ort ``cudnn_exhaustive``,
-    ``prefer_nhwc``, ``cuda_graph``, ``io_binding`` (default on for CUDA);
-    all: ``intra_threads``, ``inter_threads``.
+    Each backend declares its options as a dataclass (``Options`` on the backend class,
+    see :mod:`engine.options`); here they are stored as sorted ``(name, value)`` pairs so
+    the spec stays hashable. ``from_dict`` accepts the dict form of JSON documents and
+    the pair lists of older databases.
     """
 
     backend: str
@@ -123,12 +124,17 @@ class RunnerSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunnerSpec:
         opts = data.get("options") or {}
-        items = opts.items() if isinstance(opts, dict) else opts
+        items = dict(opts.items() if isinstance(opts, dict) else (tuple(p) for p in opts))
+        if "cudnn_exhaustive" in items:
+            # Before ONNX Runtime ran as shipped, its CUDA EP was forced to DEFAULT search
+            # unless this switch asked for EXHAUSTIVE: keep what really ran.
+            exhaustive = items.pop("cudnn_exhaustive")
+            items["cudnn_conv_algo_search"] = "EXHAUSTIVE" if exhaustive else "DEFAULT"
         return cls(
             data["backend"],
             data.get("device", "cpu"),
             data.get("precision", "fp32"),
-            tuple(sorted((k, v) for k, v in items)),
+            tuple(sorted(items.items())),
         )
 
 

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from engine.backends.base import Availability
-from engine.errors import BadInput
+from dataclasses import dataclass
+
+from engine.errors import BadInput, Unavailable
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether something can run here; if not, why and the fix."""
+
+    ok: bool
+    reason: str = ""
+    fix: str = ""
+
+    def raise_if_missing(self, what: str) -> None:
+        if not self.ok:
+            raise Unavailable(f"{what} is not available on this machine", self.reason, self.fix)
 
 
 def parse_device(device: str) -> tuple[str, int]:

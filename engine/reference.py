@@ -11,8 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.config import ResultRow
+from engine.config import ResultRow, RunnerSpec
 from engine.errors import EngineError
+from engine.plan import ModelFacts, new_row
 
 STUDY_FILE = Path(__file__).resolve().parent.parent / "data" / "t4_study.json"
 QUOTED = "quoted, not measured here"
@@ -39,15 +40,16 @@ def load_reference(path: str | Path | None = None) -> ReferenceStudy:
             "restore data/t4_study.json from the repository",
         ) from exc
     rows = []
+    # The study states neither image size nor weights: the row defaults stand for them.
+    facts = ModelFacts(data.get("model", ""), ResultRow.image_size, ResultRow.weights)
     for r in raw_rows:
         batch, p50 = int(r["batch"]), float(r["p50_ms"])
+        spec = RunnerSpec(r["backend"], r.get("device", "cuda"), r["precision"])
         rows.append(
-            ResultRow(
-                model=data.get("model", ""),
-                backend=r["backend"],
-                device=r.get("device", "cuda"),
-                precision=r["precision"],
-                batch=batch,
+            new_row(
+                facts,
+                spec,
+                batch,
                 provider=r.get("provider", "quoted"),
                 status="quoted",
                 reason=QUOTED,

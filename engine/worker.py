@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from engine import errors as _errors
-from engine.config import ResultRow, RunnerSpec, SweepConfig
+from engine.config import ResultRow, SweepConfig
 from engine.errors import EngineError
-from engine.sweep import ProgressFn, SweepOutcome
+from engine.plan import Callbacks, ModelFacts, new_row, normalise, plan_points
+from engine.sweep import SweepOutcome
 
 CRASH_HOOK_ENV = "VISIONBENCH_TEST_CRASH"
 FD_ENV = "VISIONBENCH_WORKER_FD"
@@ -162,14 +163,12 @@ def child_main() -> int:
             send(["row", row.to_dict()])
             _test_hook(rows)
 
-        outcome = run_sweep(
-            config,
-            store=store,
-            command=job.get("command"),
-            on_progress=lambda d, t, m: send(["progress", d, t, m]),
+        callbacks = Callbacks(
+            progress=lambda d, t, m: send(["progress", d, t, m]),
             on_row=on_row,
             should_stop=stop.is_set,
         )
+        outcome = run_sweep(config, store=store, command=job.get("command"), callbacks=callbacks)
         send(
             [
                 "done",
@@ -189,36 +188,6 @@ def child_main() -> int:
 # -- the parent ---------------------------------------------------------------------
 
 
-def _plan(config: SweepConfig) -> list[tuple[RunnerSpec, int]]:
-    """The (runner, batch) points in the order run_sweep emits them."""
-    batches = sorted({int(b) for b in config.batches})
-    return [(spec, b) for spec in config.runners for b in batches]
-
-
-def _row_for(config: SweepConfig, spec: RunnerSpec, batch: int, like: ResultRow | None):
-    m = config.model
-    if like is not None:
-        model, image_size, weights = like.model, like.image_size, like.weights
-    else:
-        from engine.config import weights_label
-
-        model = Path(m.onnx_path).stem if m.onnx_path else m.name
-        image_size = m.image_size
-        weights = "weights inside the ONNX file" if m.onnx_path else weights_label(m.weights)
-    return ResultRow(
-        model=model,
-        backend=spec.backend,
-        device=spec.device,
-        precision=spec.precision,
-        batch=batch,
-        image_size=image_size,
-        weights=weights,
-        mode=config.bench.mode,
-        options=dict(spec.options),
-        threads=config.bench.threads,
-    )
-
-
 def _child_env(read_fd: int, write_fd: int) -> dict[str, str]:
     env = dict(os.environ)
     env[FD_ENV] = str(write_fd)
@@ -231,9 +200,7 @@ def run_sweep_in_worker(
     config: SweepConfig,
     db_path: str,
     command: str | None = None,
-    on_progress: ProgressFn | None = None,
-    on_row: Callable[[ResultRow], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    callbacks: Callbacks | None = None,
     timeout_s: float | None = None,
     stop_grace_s: float = STOP_GRACE_S,
 ) -> WorkerOutcome:
@@ -244,6 +211,7 @@ def run_sweep_in_worker(
     outcome then carries ``failure`` (the signal or the timeout), a ``failed`` row for the
     point that was running (not for a stop), and every row the child committed.
     """
+    cb = callbacks or Callbacks()
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
@@ -274,13 +242,11 @@ def run_sweep_in_worker(
         if kind == "run":
             outcome.run_id = msg[1]
         elif kind == "progress":
-            if on_progress:
-                on_progress(msg[1], msg[2], msg[3])
+            cb.say(msg[1], msg[2], msg[3])
         elif kind == "row":
             row = ResultRow.from_dict(msg[1])
             delivered.append(row)
-            if on_row:
-                on_row(row)
+            cb.row(row)
         elif kind == "done":
             _, run_id, interrupted, notes, errs = msg
             outcome.run_id = run_id
@@ -322,7 +288,7 @@ def run_sweep_in_worker(
     try:
         while drain(_POLL_S):
             now = time.monotonic()
-            if stop_asked_at is None and should_stop and should_stop():
+            if stop_asked_at is None and cb.stop_requested():
                 ask_stop()
                 stop_asked_at = now
                 outcome.interrupted = True
@@ -378,7 +344,7 @@ def run_sweep_in_worker(
                 if outcome.crashed
                 else f"the sweep worker ended with {signal_name(proc.returncode)}"
             )
-    _settle(config, db_path, outcome, delivered, on_row, state["finished"])
+    _settle(config, db_path, outcome, delivered, cb, state["finished"])
     return outcome
 
 
@@ -402,7 +368,7 @@ def _settle(
     db_path: str,
     outcome: WorkerOutcome,
     delivered: list[ResultRow],
-    on_row: Callable[[ResultRow], None] | None,
+    cb: Callbacks,
     finished: bool,
 ) -> None:
     """Make the outcome match the store, and record how an unfinished child ended."""
@@ -419,23 +385,27 @@ def _settle(
         # made it through the pipe.
         stored = store.rows(outcome.run_id)
         for row in stored[len(delivered) :]:
-            if on_row:
-                on_row(row)
+            cb.row(row)
         outcome.rows = list(stored)
         if finished:
             return
         if outcome.failure:
-            plan = _plan(config)
+            # The child ran the config reduced to each backend's own options: so does the plan.
+            plan = plan_points(normalise(config)[0])
             stopped = outcome.interrupted and not outcome.timed_out
             if len(stored) < len(plan) and not stopped:
                 spec, batch = plan[len(stored)]
-                row = _row_for(config, spec, batch, stored[-1] if stored else None)
-                row.status = "failed"
-                row.reason = f"{outcome.failure} while building or timing this point"
+                like = stored[-1] if stored else None
+                facts = (
+                    ModelFacts(like.model, like.image_size, like.weights)
+                    if like
+                    else ModelFacts.of_config(config)
+                )
+                reason = f"{outcome.failure} while building or timing this point"
+                row = new_row(facts, spec, batch, config, status="failed", reason=reason)
                 store.add_row(outcome.run_id, row)
                 outcome.rows.append(row)
-                if on_row:
-                    on_row(row)
+                cb.row(row)
                 left = len(plan) - len(stored) - 1
                 if left:
                     outcome.notes.append(f"{left} later point(s) were not run")

@@ -74,7 +74,7 @@ if st.session_state.pop(LIVE_PENDING, False) and specs:
             warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5, threads=sel.threads
         )
         for spec in specs:
-            name = charts.series_name(spec.backend, spec.precision, spec.device)
+            name = charts.series_name(spec.backend, spec.precision, spec.device, spec.opts)
             with common.guard(name):
                 with st.spinner(f"{name}: preparing (the first use builds it), then timing…"):
                     runner = common.cached_runner(sel.model, spec, batch, sel.batches)
@@ -121,15 +121,15 @@ with st.expander("Cached runners"):
 # -- sweep --------------------------------------------------------------------------------
 st.subheader("Sweep")
 config = sel.sweep_config() if specs else None
-if config is not None:
-    st.caption("The same sweep from a terminal:")
-    st.code(reproduce_command(config), language="bash")
 auto = st.toggle(
     "Auto mode: try the candidate settings of the chosen backends and pick, per batch size,"
     f" the fastest whose outputs agree with {ref_name}",
     value=False,
     key="vb_auto",
 )
+if config is not None:
+    st.caption("The same sweep from a terminal:")
+    st.code(reproduce_command(config, auto=auto), language="bash")
 c1, c2 = st.columns([1, 1])
 if c1.button("Run sweep", type="primary", disabled=config is None or running, key="vb_run"):
     job = common.start_sweep(config, auto=auto)

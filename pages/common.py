@@ -4,8 +4,10 @@ The sidebar is drawn once by ``dashboard.py`` (so its widgets keep their values 
 pages) and its result is a :class:`Selection`. Built runners (ONNX Runtime sessions,
 PyTorch modules, TensorRT engines) live in ``st.cache_resource`` so reruns and other
 browser sessions reuse them; the cache is bounded and closes what it evicts. A sweep
-runs in a background thread (which hands it to ``engine.worker`` when that exists) so
-the page can stream its progress and a stop button can end it between batches.
+runs in a background thread through the worker launcher (:mod:`engine.launch`, a child
+process a native crash cannot take down) so the page can stream its progress and a stop
+button can end it between batches. The backend option controls are generated from each
+backend's declared options (:mod:`engine.options`): one control per option name.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from typing import Any
 
 import streamlit as st
 
-from engine.backends import Runner, backend_names, get_backend
+from engine.backends import Runner, backend_names, declared_options, get_backend, spec_label
 from engine.backends.base import PrepareContext
 from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
 from engine.errors import BadInput, EngineError
 from engine.models import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelArtifacts, load_artifacts
 from engine.paths import default_db
+from engine.plan import Callbacks, normalise, runner_grid
 from engine.text import markdown_text
 from engine.uploads import KINDS, save_onnx_upload
 
@@ -88,29 +91,25 @@ class Selection:
     threads: int | None = None
     problems: tuple[str, ...] = ()
     until_stable: bool = False
-    trt_flavour: str = "auto"  # TensorRT's flavour option, until typed options generate it
+    options: tuple[tuple[str, Any], ...] = ()  # backend options set away from their defaults
 
     def combinations(self) -> tuple[list[RunnerSpec], list[str]]:
-        """Runnable specs, and a reason for each backend × precision left out."""
-        specs, left_out = [], []
-        for name in self.backends:
-            backend = get_backend(name)
-            for precision in self.precisions:
-                spec = RunnerSpec(name, self.device, precision)
-                if self.threads:
-                    spec = spec.with_options(intra_threads=self.threads)
-                if name == "tensorrt" and self.trt_flavour != "auto":
-                    spec = spec.with_options(trt_flavour=self.trt_flavour)
-                try:
-                    backend.check(spec)
-                except EngineError as exc:
-                    left_out.append(f"{name} {precision}: {exc.why or exc.what}")
-                    continue
-                if self.model.onnx_path and name == "torch":
-                    left_out.append(f"torch {precision}: PyTorch cannot run an ONNX file")
-                    continue
-                specs.append(spec)
-        return specs, left_out
+        """Runnable specs (each with its backend's own options), and why each other was left out."""
+        opts = dict(self.options)
+        if self.threads:
+            opts["intra_threads"] = self.threads
+        specs, left_out = runner_grid(
+            list(self.backends), [self.device], list(self.precisions), opts, self.model, True
+        )
+        if not specs:
+            return [], left_out
+        config = SweepConfig(self.model, specs, list(self.batches))
+        return normalise(config)[0].runners, left_out
+
+    @property
+    def trt_flavour(self) -> str:
+        """TensorRT's flavour option as selected (its declared default where not set)."""
+        return str(dict(self.options).get("trt_flavour", "auto"))
 
     def bench(self) -> BenchSettings:
         return BenchSettings(
@@ -259,17 +258,12 @@ def sidebar() -> Selection:
     avail = availability_table(device)
     usable = [b for b in backend_names() if avail[b][0]]
     backends = sb.multiselect("Backends", usable, **_kept("vb_backends", ["torch", "ort"], usable))
-    trt_flavour = "auto"
-    if "tensorrt" in backends:
-        from engine.backends.tensorrt import FLAVOUR_OPTION as FO
-
-        kept = _kept("vb_trt_flavour", FO["default"], list(FO["choices"]))
-        trt_flavour = sb.selectbox("TensorRT flavour", FO["choices"], help=FO["help"], **kept)
     missing = {b: reason for b, (ok, reason) in avail.items() if not ok}
     if missing:
         with sb.expander(f"Not available on {device}: {', '.join(missing)}"):
             for b, reason in missing.items():
                 st.caption(f"**{b}**: {markdown_text(reason)}")
+    options = option_controls(sb, backends)
     precisions = sb.multiselect(
         "Precisions", list(PRECISIONS), **_kept("vb_precisions", ["fp32"], list(PRECISIONS))
     )
@@ -307,10 +301,49 @@ def sidebar() -> Selection:
         threads=threads or None,
         problems=tuple(problems),
         until_stable=until_stable,
-        trt_flavour=trt_flavour,
+        options=tuple(sorted(options.items())),
     )
     st.session_state[SELECTION_KEY] = sel
     return sel
+
+
+def option_controls(sb: Any, backends: list[str]) -> dict[str, Any]:
+    """One control per option the selected backends declare; the values set away from default.
+
+    Generated from the backends' option dataclasses: a new backend's options appear here
+    without any change to this page. A name several backends share is one control.
+    """
+    merged = {
+        name: (f, [b for b in owners if b in backends])
+        for name, (f, owners) in declared_options().items()
+        if f.cli and any(b in backends for b in owners)
+    }
+    values: dict[str, Any] = {}
+    if not merged:
+        return values
+    with sb.expander("Backend options (defaults: each library as shipped)"):
+        for name, (f, owners) in merged.items():
+            label = f"{f.label} ({', '.join(owners)})"
+            key = f"vb_opt_{name}"
+            if f.kind is bool:
+                value = st.checkbox(label, help=f.help, **_kept(key, f.default))
+            elif f.choices:
+                shown = ["library default", *f.choices] if f.optional else list(f.choices)
+                first = "library default" if f.default is None else f.default
+                value = st.selectbox(label, shown, help=f.help, **_kept(key, first, shown))
+                value = None if value == "library default" else value
+            else:
+                value = st.number_input(
+                    f"{label}, 0: library default" if f.optional else label,
+                    min_value=0 if f.optional else (f.minimum or 0),
+                    max_value=f.maximum,
+                    help=f.help,
+                    **_kept(key, 0 if f.default is None else f.default),
+                )
+                value = None if f.optional and not value else f.kind(value)
+            if value != f.default:
+                values[name] = value
+    return values
 
 
 def selection() -> Selection:
@@ -360,7 +393,7 @@ def _runner(model_key: str, runner_key: str, batches: tuple[int, ...]) -> Runner
     art = _artifacts(model_key)
     spec = RunnerSpec.from_dict(json.loads(runner_key))
     runner = get_backend(spec.backend).prepare(spec, art, PrepareContext(batches=batches))
-    _live_runners()[f"{spec.label} · {art.spec.label} · {art.image_hw[0]} px"] = runner
+    _live_runners()[f"{spec_label(spec)} · {art.spec.label} · {art.image_hw[0]} px"] = runner
     return runner
 
 
@@ -372,13 +405,7 @@ def cached_runner(
     A captured graph is per batch; a TensorRT engine accepts batches up to its profile's
     maximum, so one engine up to the largest batch in play serves every smaller one.
     """
-    backend = get_backend(spec.backend)
-    if getattr(backend, "per_batch", lambda s: False)(spec):
-        key: tuple[int, ...] = (batch,)
-    elif spec.backend == "tensorrt":
-        key = (max(batch, *batches),)
-    else:
-        key = (1,)
+    key = get_backend(spec.backend).build_batches(spec, batch, tuple(batches))
     return _runner(_key(model), _key(spec), key)
 
 
@@ -437,52 +464,21 @@ class SweepJob:
         self.rows.append(row)
 
     def _run(self) -> None:
+        from engine.launch import Job, WorkerLauncher
+        from engine.store import Store
+
         try:
+            # A build that never ends (a native hang) is killed rather than waited on
+            # forever: generous, since a CPU sweep of a large model is legitimately slow.
+            points = len(self.config.runners) * len(self.config.batches) * (12 if self.auto else 1)
+            launcher = WorkerLauncher(timeout_s=1800 + 600 * points)
+            self.in_worker = True
+            store = Store(self.db_path)
+            callbacks = Callbacks(self.on_progress, self.on_row, self.stop.is_set)
             try:
-                from engine.worker import run_sweep_in_worker
-            except Exception as exc:  # noqa: BLE001 - the worker module may not exist yet
-                run_sweep_in_worker = None
-                self.worker_note = (
-                    "The sweep runs inside the dashboard's process (the process-isolating "
-                    f"worker is not available: {type(exc).__name__})."
-                )
-            common = dict(on_progress=self.on_progress, on_row=self.on_row)
-            if self.auto:
-                # Auto mode compares many candidates and returns the ladder as Python
-                # objects, so it runs in this process (each point still takes the lock).
-                from engine.auto import run_auto
-                from engine.store import Store
-
-                store = Store(self.db_path)
-                try:
-                    self.outcome = run_auto(
-                        self.config, store, should_stop=self.stop.is_set, **common
-                    )
-                finally:
-                    store.close()
-            elif run_sweep_in_worker is not None:
-                self.in_worker = True
-                # A build that never ends (a native hang) is killed rather than waited on
-                # forever: generous, since a CPU sweep of a large model is legitimately slow.
-                points = len(self.config.runners) * len(self.config.batches)
-                self.outcome = run_sweep_in_worker(
-                    self.config,
-                    self.db_path,
-                    should_stop=self.stop.is_set,
-                    timeout_s=1800 + 600 * points,
-                    **common,
-                )
-            else:
-                from engine.store import Store
-                from engine.sweep import run_sweep
-
-                store = Store(self.db_path)
-                try:
-                    self.outcome = run_sweep(
-                        self.config, store, should_stop=self.stop.is_set, **common
-                    )
-                finally:
-                    store.close()
+                self.outcome = launcher.launch(Job(self.config, auto=self.auto), store, callbacks)
+            finally:
+                store.close()
         except BaseException as exc:  # noqa: BLE001 - the page shows every failure
             self.error = exc
         finally:

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import charts, inspection
+from engine.backends import backend_names, get_backend
 from engine.cache import human_bytes
 from engine.paths import default_db, short_path
 from engine.text import markdown_text
@@ -40,7 +41,7 @@ if st.button("Inspect the model", type="primary", disabled=not ok, key="vb_inspe
         facts["export_wait_s"] = time.perf_counter() - t0
         progress.progress(0.5, text="letting ONNX Runtime optimise the graph")
         facts["fp32"] = inspection.optimised_graph(path)
-        if "int8" in sel.precisions and "ort" in sel.backends:
+        if "int8" in sel.precisions:  # the QDQ model ONNX Runtime and TensorRT run for int8
             progress.progress(0.7, text="quantising to int8 (or reusing the cached model)")
             from engine.quantize import quantize_int8
 
@@ -90,43 +91,51 @@ if result:
 else:
     st.caption("Press “Inspect the model” to export it (or reuse the cache) and look inside.")
 
-st.subheader("TensorRT")
-with common.guard("TensorRT"):
-    from engine.backends import get_backend
 
-    trt_backend = get_backend("tensorrt")
-    device = sel.device if sel.device.startswith("cuda") else "cuda"
-    avail = trt_backend.availability(device)
-    trt_specs = [s for s in specs if s.backend == "tensorrt"]
+def _inspect_section(name: str) -> None:
+    """Built engines of one inspecting backend: facts and layers, from its declared hooks."""
+    backend = get_backend(name)
+    title = backend.TITLE
+    st.subheader(title)
+    device = sel.device if "cpu" in backend.DEVICES or sel.device != "cpu" else "cuda"
+    avail = backend.availability(device)
+    own = [s for s in specs if s.backend == name]
     if not avail.ok:
         fix = f" Fix: {avail.fix}" if avail.fix else ""
-        st.info(f"TensorRT is not available here: {avail.reason}{fix}")
-    elif not trt_specs:
-        st.caption("Select the tensorrt backend (and a CUDA device) to see its engines' layers.")
-    elif st.button("Build or load the TensorRT engines", key="vb_trt_inspect"):
-        for spec in trt_specs:
+        st.info(f"{title} is not available here: {avail.reason}{fix}")
+    elif not own:
+        st.caption(
+            f"Select the {name} backend (and a device it runs on) to see its engines' layers."
+        )
+    elif st.button(f"Build or load the {title} engines", key=f"vb_inspect_{name}"):
+        for spec in own:
             with common.guard(spec.label):
-                with st.spinner(
-                    f"TensorRT {spec.precision}: building (or loading the cached plan)…"
-                ):
+                with st.spinner(f"{title} {spec.precision}: building (or loading the cache)…"):
                     runner = common.cached_runner(sel.model, spec, max(sel.batches), sel.batches)
-                info = getattr(runner, "info", {}) or {}
-                st.markdown(f"**TensorRT {spec.precision}** on {spec.device}")
-                c1, c2, c3 = st.columns(3)
-                c1.metric("Plan size", human_bytes(info.get("plan_bytes") or 0))
-                build_s = info.get("build_s")
-                c2.metric("Build time", f"{build_s:.1f} s" if build_s else "cached")
-                c3.metric("TensorRT", str(info.get("trt_version", "?")))
-                inspect_layers = getattr(runner, "inspect", None)
-                if inspect_layers is not None:
-                    layers = pd.DataFrame([layer.to_dict() for layer in inspect_layers()])
-                    if not layers.empty:
+                st.markdown(f"**{title} {spec.precision}** on {spec.device}")
+                facts = {k: v for k, v in runner.facts().items() if not isinstance(v, (dict, list))}
+                if facts:
+                    st.dataframe(
+                        pd.DataFrame(
+                            {"fact": list(facts), "value": [str(v) for v in facts.values()]}
+                        ),
+                        hide_index=True,
+                    )
+                layers = pd.DataFrame([layer.to_dict() for layer in runner.inspect()])
+                if not layers.empty:
+                    if "onnx_nodes" in layers:
                         layers["onnx_nodes"] = layers["onnx_nodes"].map(len)
-                        st.caption(
-                            f"{len(layers)} engine layers replace the ONNX graph's nodes "
-                            "(onnx_nodes: how many each fused)."
-                        )
-                        st.dataframe(layers, hide_index=True)
+                    st.caption(
+                        f"{len(layers)} engine layers replace the ONNX graph's nodes "
+                        "(onnx_nodes: how many each fused)."
+                    )
+                    st.dataframe(layers, hide_index=True)
+
+
+for backend_name in backend_names():
+    with common.guard(backend_name):
+        if get_backend(backend_name).INSPECTS:
+            _inspect_section(backend_name)
 
 # Build without running: TensorRT-RTX makes a plan even where no GPU or driver is present.
 st.markdown("**Build a TensorRT plan without running it** (like `python -m engine trt-build`)")

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import charts
+from engine.backends import get_backend
 from engine.config import RunnerSpec
 from engine.parity import PARITY_BATCH, compare
 from engine.sweep import reference_outputs
@@ -41,12 +42,13 @@ if st.button("Check parity", type="primary", disabled=not specs, key="vb_parity_
         progress.progress(0.0, text=f"computing the reference ({ref_name})")
         reference = reference_outputs(art, x)
         for i, spec in enumerate(specs):
-            name = charts.series_name(spec.backend, spec.precision, spec.device)
+            name = charts.series_name(spec.backend, spec.precision, spec.device, spec.opts)
             progress.progress(i / len(specs), text=f"{name}: building and running")
             row = {"series": name, "provider": "", "result": "error"}
             try:
                 runner = common.cached_runner(sel.model, spec, PARITY_BATCH, sel.batches)
-                p = compare(reference, runner.infer(x), spec.precision)
+                judged_at = get_backend(spec.backend).parity_precision(spec)
+                p = compare(reference, runner.infer(x), judged_at)
                 # For an ONNX file this configuration is the reference: no comparison.
                 is_ref = sel.model.onnx_path and spec.with_options(intra_threads=None) == (
                     RunnerSpec("ort", "cpu", "fp32").with_options(intra_threads=None)

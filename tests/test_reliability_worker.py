@@ -13,6 +13,7 @@ import pytest
 
 from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
 from engine.errors import BadInput
+from engine.plan import Callbacks
 from engine.store import Store
 from engine.worker import CRASH_HOOK_ENV, run_sweep_in_worker, signal_name
 
@@ -50,8 +51,9 @@ def test_worker_streams_rows_and_progress_like_run_sweep(tmp_path):
     out = run_sweep_in_worker(
         _config((1, 2)),
         db,
-        on_row=seen.append,
-        on_progress=lambda d, t, m: progress.append((d, t, m)),
+        callbacks=Callbacks(
+            on_row=seen.append, progress=lambda d, t, m: progress.append((d, t, m))
+        ),
     )
     assert out.failure == "" and out.exit_code == 0 and not out.interrupted
     assert [(r.batch, r.status, r.provider) for r in seen] == [
@@ -77,7 +79,7 @@ def test_native_crash_is_a_failed_outcome_and_earlier_rows_are_kept(
     crash_hook(f"{kind}@1")
     db = str(tmp_path / "r.sqlite")
     seen = []
-    out = run_sweep_in_worker(_config(), db, on_row=seen.append, timeout_s=300)
+    out = run_sweep_in_worker(_config(), db, callbacks=Callbacks(on_row=seen.append), timeout_s=300)
     assert out.crashed and out.exit_code < 0 and signal_name(out.exit_code) == sig
     assert sig in out.failure and sig in out.errors[-1].user_message()
     status, rows = _stored(db, out.run_id)
@@ -108,7 +110,8 @@ def test_stop_is_honoured_between_points(tmp_path):
     seen = []
     config = _config(range(1, 17))
     config.bench = BenchSettings(warmup=1, iters=20, max_time_s=30.0)  # each point ≫ 0.1 s
-    out = run_sweep_in_worker(config, db, on_row=seen.append, should_stop=lambda: bool(seen))
+    stop = Callbacks(on_row=seen.append, should_stop=lambda: bool(seen))
+    out = run_sweep_in_worker(config, db, callbacks=stop)
     assert out.interrupted and out.failure == "" and out.exit_code == 0
     status, rows = _stored(db, out.run_id)
     assert status == "interrupted"
@@ -120,7 +123,10 @@ def test_stop_ignored_by_a_hung_child_ends_in_termination(tmp_path, crash_hook):
     db = str(tmp_path / "r.sqlite")
     seen = []
     out = run_sweep_in_worker(
-        _config((1, 2)), db, on_row=seen.append, should_stop=lambda: bool(seen), stop_grace_s=1
+        _config((1, 2)),
+        db,
+        callbacks=Callbacks(on_row=seen.append, should_stop=lambda: bool(seen)),
+        stop_grace_s=1,
     )
     assert out.interrupted and "did not stop within 1 s" in out.failure
     assert out.exit_code == -15

@@ -1,6 +1,7 @@
 from engine.backends import PrepareContext, get_backend
 from engine.bench import time_runner
 from engine.config import BenchSettings, RunnerSpec, SweepConfig
+from engine.plan import Callbacks
 from engine.store import Store
 from engine.sweep import reproduce_command, run_sweep
 
@@ -30,7 +31,9 @@ def test_sweep_stores_rows_skips_and_parity(tmp_path, small_spec, small_artifact
         bench=BenchSettings(warmup=1, iters=3),
     )
     seen = []
-    out = run_sweep(config, store=store, on_row=seen.append, artifacts=small_artifacts)
+    out = run_sweep(
+        config, store=store, callbacks=Callbacks(on_row=seen.append), artifacts=small_artifacts
+    )
     assert len(out.rows) == 6 and seen == out.rows
     by = {(r.backend, r.precision, r.batch): r for r in store.rows(out.run_id)}
     assert by[("torch", "int8", 1)].status == "skipped"
@@ -55,8 +58,7 @@ def test_stop_keeps_measured_points(tmp_path, small_spec, small_artifacts):
     out = run_sweep(
         config,
         store=store,
-        on_row=rows.append,
-        should_stop=lambda: len(rows) >= 1,
+        callbacks=Callbacks(on_row=rows.append, should_stop=lambda: len(rows) >= 1),
         artifacts=small_artifacts,
     )
     assert out.interrupted and len(store.rows(out.run_id)) == 1

@@ -1,7 +1,14 @@
-"""The one small interface every backend implements.
+"""The one small interface every backend implements, with its lifecycle in one place.
 
 A backend answers "can I run here, and if not why and how to fix it", checks a
-configuration, and prepares a :class:`Runner`. A runner is a context manager that owns
+configuration, and builds a :class:`Runner`. Like Polygraphy's ``activate()`` /
+``activate_impl()``, :meth:`Backend.prepare` is a template the base owns (check, then
+availability, then the backend's :meth:`Backend._build`), so no backend and no caller
+repeats those steps. Every hook a caller may use is declared here with its default
+(per-batch runners, the batches a cached runner is built for, the precision parity is
+judged at, label words, inspection, concurrency), so nothing reads a backend with
+``getattr`` and nothing outside ``engine/backends/`` compares backend names. Options are
+a dataclass per backend (:mod:`engine.options`). A runner is a context manager that owns
 its device memory, turns host inputs into device-resident ones once, runs a batch, and
 says which provider really ran. Heavy libraries are imported lazily so that a missing
 backend never breaks ``import engine``.
@@ -11,26 +18,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, final
 
 import numpy as np
 
+from engine import options as opt
 from engine.config import RunnerSpec
-from engine.errors import BadInput, Unavailable
+from engine.devices import Availability, parse_device
+from engine.errors import BadInput
 
 if TYPE_CHECKING:
+    from engine.config import ModelSpec
     from engine.models import ModelArtifacts
-
-
-@dataclass(frozen=True)
-class Availability:
-    ok: bool
-    reason: str = ""
-    fix: str = ""
-
-    def raise_if_missing(self, what: str) -> None:
-        if not self.ok:
-            raise Unavailable(f"{what} is not available on this machine", self.reason, self.fix)
 
 
 @dataclass
@@ -58,7 +57,7 @@ class Runner(ABC):
 
     spec: RunnerSpec
     provider: str = ""
-    info: dict[str, Any]
+    info: dict[str, Any]  # facts about what was built (set by each runner's __init__)
 
     def __enter__(self) -> Runner:
         return self
@@ -94,13 +93,36 @@ class Runner(ABC):
     def close(self) -> None:
         """Free what the runner holds."""
 
+    def facts(self) -> dict[str, Any]:
+        """What was built and how (plan size, build time, node placement...), for pages."""
+        return dict(self.__dict__.get("info") or {})
+
+    def inspect(self) -> list[Any]:
+        """The built engine's layers (objects with ``to_dict()``), where the backend can say."""
+        return []
+
 
 class Backend(ABC):
+    """A backend: class attributes and class methods only (it holds no state).
+
+    Fill in :meth:`availability` and :meth:`_build`; extend :meth:`check` with
+    ``super().check(spec)``; override the hooks below only where the default is wrong.
+    """
+
     NAME: ClassVar[str]
+    TITLE: ClassVar[str]  # the one human name, used by labels, charts and messages
     PRECISIONS: ClassVar[tuple[str, ...]]
     DEVICES: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
-    TITLE: ClassVar[str] = ""
+    Options: ClassVar[type] = opt.NoOptions
+    RUNS_ONNX_FILES: ClassVar[bool] = True  # False: it needs the torch module
+    INSPECTS: ClassVar[bool] = False  # True: its runners' inspect() lists layers
 
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "prepare" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} overrides prepare(); fill in _build() instead")
+
+    # -- the lifecycle ------------------------------------------------------------------
     @classmethod
     @abstractmethod
     def availability(cls, device: str = "cpu") -> Availability:
@@ -109,7 +131,7 @@ class Backend(ABC):
     @classmethod
     def check(cls, spec: RunnerSpec) -> None:
         """Raise BadInput for combinations that can never work."""
-        kind = spec.device.split(":", 1)[0]
+        kind, _ = parse_device(spec.device)
         if kind not in cls.DEVICES:
             raise BadInput(
                 f"backend '{cls.NAME}' cannot run on device '{spec.device}'",
@@ -122,8 +144,85 @@ class Backend(ABC):
                 f"it supports {', '.join(cls.PRECISIONS)}",
                 "choose one of those precisions, or another backend",
             )
+        cls.options(spec)
+
+    @final
+    @classmethod
+    def prepare(cls, spec: RunnerSpec, artifacts: ModelArtifacts, ctx: PrepareContext) -> Runner:
+        """Check, confirm availability, then build (or load from cache) and return a runner."""
+        cls.check(spec)
+        cls.availability(spec.device).raise_if_missing(f"{cls.TITLE} on {spec.device}")
+        return cls._build(spec, artifacts, ctx)
 
     @classmethod
     @abstractmethod
-    def prepare(cls, spec: RunnerSpec, artifacts: ModelArtifacts, ctx: PrepareContext) -> Runner:
-        """Build (or load from cache) whatever runs the model and return a runner."""
+    def _build(cls, spec: RunnerSpec, artifacts: ModelArtifacts, ctx: PrepareContext) -> Runner:
+        """The backend's own part of :meth:`prepare`: spec already checked and available."""
+
+    # -- options ------------------------------------------------------------------------
+    @classmethod
+    def options(cls, spec: RunnerSpec) -> Any:
+        """The spec's options as this backend's typed dataclass (unknown names ignored)."""
+        return opt.validate(cls.Options, spec.opts, cls.TITLE)
+
+    @classmethod
+    def own_spec(cls, spec: RunnerSpec) -> tuple[RunnerSpec, list[str]]:
+        """The spec with only this backend's non-default options, and a note per dropped one."""
+        dropped = opt.unknown(cls.Options, spec.opts)
+        kept = opt.non_default(cls.Options, spec.opts)
+        # --threads is meant for the backends that use CPU threads: no note for the others.
+        notes = [
+            f"{cls.NAME} ignores {name}: not one of its options"
+            for name in dropped
+            if not name.endswith("_threads")
+        ]
+        return RunnerSpec(
+            spec.backend, spec.device, spec.precision, tuple(sorted(kept.items()))
+        ), notes
+
+    # -- hooks with defaults --------------------------------------------------------------
+    @classmethod
+    def per_batch(cls, spec: RunnerSpec) -> bool:
+        """True when a runner serves one batch size only (a captured graph, a compile)."""
+        return False
+
+    @classmethod
+    def build_batches(
+        cls, spec: RunnerSpec, batch: int, batches: tuple[int, ...]
+    ) -> tuple[int, ...]:
+        """The batches a runner that will run ``batch`` (of ``batches`` in play) is built for.
+
+        A cache of built runners keys on this: equal answers share one runner.
+        """
+        return (batch,) if cls.per_batch(spec) else (1,)
+
+    @classmethod
+    def parity_precision(cls, spec: RunnerSpec) -> str:
+        """The precision whose tolerance judges this spec's outputs (what the math really is)."""
+        return spec.precision
+
+    @classmethod
+    def precision_note(cls, precision: str, device: str, options: dict[str, Any]) -> str:
+        """Words after the precision that say what the math is, where the name alone does not."""
+        return ""
+
+    @classmethod
+    def option_words(cls, options: dict[str, Any]) -> list[str]:
+        return opt.option_words(cls.Options, options, quiet=("intra_threads", "inter_threads"))
+
+    @classmethod
+    def check_model(cls, model: ModelSpec) -> None:
+        """Raise BadInput when this backend cannot run that model source."""
+        if model.onnx_path and not cls.RUNS_ONNX_FILES:
+            raise BadInput(
+                f"{cls.TITLE} cannot run an ONNX file",
+                "it needs the torchvision model",
+                "use ort or tensorrt for an ONNX file",
+            )
+
+    @classmethod
+    def check_concurrency(cls, spec: RunnerSpec) -> None:
+        """Raise BadInput when several runners of this spec must not run from threads at once."""
+
+
+__all__ = ["Availability", "Backend", "PrepareContext", "Runner"]

@@ -13,15 +13,31 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from engine.backends.base import Availability, Backend, PrepareContext, Runner
 from engine.backends.torch_backend import TorchBackend, TorchRunner
 from engine.config import RunnerSpec
 from engine.errors import BadInput
+from engine.options import option
 from engine.paths import cache_dir
 
 MODES = ("max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead", "default")
+
+
+@dataclass(frozen=True)
+class TorchCompileOptions:
+    """torch.compile's switches; CUDA graphs come from Inductor's own modes, not an option."""
+
+    compile_mode: str = option("max-autotune", "torch.compile mode", "mode", choices=MODES)
+    freezing: bool = option(
+        True, "Inductor freezing: weights as constants, BN folded", off_label="no freezing"
+    )
+    channels_last: bool = option(False, "NHWC memory layout", "channels-last")
+    intra_threads: int | None = option(
+        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1
+    )
 
 
 def inductor_cache_dir() -> str:
@@ -49,9 +65,10 @@ class CompiledRunner(TorchRunner):
 
         # Freezing turns weights into constants, so BN folds into the conv and
         # layouts are chosen once; it is only valid for inference, which this is.
-        inductor_config.freezing = bool(spec.opts.get("freezing", True))
+        o = TorchCompileBackend.options(spec)
+        inductor_config.freezing = o.freezing
         inductor_config.fx_graph_cache = True
-        self.mode = str(spec.opts.get("compile_mode", "max-autotune"))
+        self.mode = o.compile_mode
         self.compiled = torch.compile(self.model, mode=self.mode, dynamic=False, fullgraph=False)
         # Inductor brings its own CUDA graphs in max-autotune / reduce-overhead modes.
         self.use_graph = False
@@ -102,8 +119,10 @@ class CompiledRunner(TorchRunner):
 
 class TorchCompileBackend(Backend):
     NAME = "torch_compile"
-    TITLE = "PyTorch (torch.compile)"
+    TITLE = "torch.compile"
     PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+    Options = TorchCompileOptions
+    RUNS_ONNX_FILES = False
 
     @classmethod
     def availability(cls, device: str = "cpu") -> Availability:
@@ -120,20 +139,21 @@ class TorchCompileBackend(Backend):
 
     @classmethod
     def check(cls, spec: RunnerSpec) -> None:
-        TorchBackend.check(spec)
-        mode = spec.opts.get("compile_mode", "max-autotune")
-        if mode not in MODES:
-            raise BadInput(
-                f"unknown torch.compile mode '{mode}'",
-                f"modes are {', '.join(MODES)}",
-                "use max-autotune",
-            )
         if spec.opts.get("cuda_graph"):
             raise BadInput(
                 "torch_compile captures its own CUDA graphs",
                 "max-autotune records them through Inductor",
                 "drop cuda_graph for torch_compile (use compile_mode=max-autotune)",
             )
+        TorchBackend.check(spec)
+        super().check(spec)
+
+    @classmethod
+    def check_concurrency(cls, spec: RunnerSpec) -> None:
+        raise BadInput(
+            "torch.compile's CUDA graphs are not safe to replay from several threads",
+            fix="measure concurrency with the torch backend and cuda_graph",
+        )
 
     @classmethod
     def per_batch(cls, spec: RunnerSpec) -> bool:
@@ -141,8 +161,6 @@ class TorchCompileBackend(Backend):
         return True
 
     @classmethod
-    def prepare(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
-        cls.check(spec)
-        cls.availability(spec.device).raise_if_missing(f"torch.compile on {spec.device}")
+    def _build(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
         ctx.step(f"preparing torch.compile ({spec.label}); cache folder inductor/")
         return CompiledRunner(spec, artifacts.torch_module(), ctx)

@@ -1,8 +1,15 @@
-"""ONNX Runtime with the CPU or CUDA execution provider (int8 QDQ on the CPU).
+"""ONNX Runtime with the CPU or CUDA execution provider (int8 QDQ on the CPU), as shipped.
 
-After every session is created, the providers it really uses are compared with the
-ones requested, and one profiled run counts the nodes each provider executed: a CUDA
-result that ran (even partly) on the CPU is an error that names the cause, never a row.
+The plain rows are ONNX Runtime with its own provider defaults: only ``device_id`` is
+set (:func:`cuda_provider_options`). Those defaults allow TF32 in the CUDA EP
+(``use_tf32=1``) and search cuDNN's algorithms exhaustively, so an FP32 row on CUDA is
+labelled "FP32, TF32 allowed (ORT default)" and judged at the TF32 tolerance. Every
+departure is a declared, labelled option (:class:`OrtOptions`): ``strict_fp32``
+(``use_tf32=0``), ``cudnn_conv_algo_search``, ``prefer_nhwc``, ``cuda_graph``,
+``trt_ep``. The timed session is created without profiling: a separate one-off session
+with profiling on runs one batch and counts the nodes each provider executed; the providers the timed
+session really uses are compared with the ones requested: a CUDA result that ran (even
+partly) on the CPU is an error that names the cause, never a row.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +26,59 @@ from engine.backends.base import Availability, Backend, PrepareContext, Runner
 from engine.config import RunnerSpec
 from engine.devices import cuda_availability, parse_device
 from engine.errors import BadInput, ProviderFallback
+from engine.options import option
+
+CONV_SEARCHES = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
+
+
+@dataclass(frozen=True)
+class OrtOptions:
+    """Departures from ONNX Runtime as shipped; each is passed on only when set."""
+
+    strict_fp32: bool = option(
+        False, "CUDA EP: use_tf32=0 (ORT's default allows TF32)", "strict FP32 (use_tf32=0)"
+    )
+    cudnn_conv_algo_search: str | None = option(
+        None, "CUDA EP: cuDNN convolution search (ORT's default is EXHAUSTIVE)",
+        "cuDNN search", choices=CONV_SEARCHES,
+    )  # fmt: skip
+    prefer_nhwc: bool = option(False, "CUDA EP: prefer_nhwc=1 (NHWC kernels)", "NHWC kernels")
+    cuda_graph: bool = option(False, "CUDA EP: enable_cuda_graph=1", "CUDA graph")
+    trt_ep: bool = option(False, "ask for ONNX Runtime's TensorRT EP", "TensorRT EP")
+    intra_threads: int | None = option(
+        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1
+    )
+    inter_threads: int | None = option(
+        None, "ONNX Runtime inter-op threads", "inter-op threads", minimum=1
+    )
+
+
+def cuda_provider_options(spec: RunnerSpec) -> dict[str, Any]:
+    """The CUDA EP's options: ``device_id`` and exactly the departures the spec names."""
+    o = OrtBackend.options(spec)
+    _, index = parse_device(spec.device)
+    out: dict[str, Any] = {"device_id": index}
+    if o.strict_fp32:
+        out["use_tf32"] = 0
+    if o.cudnn_conv_algo_search:
+        out["cudnn_conv_algo_search"] = o.cudnn_conv_algo_search
+    if o.prefer_nhwc:
+        out["prefer_nhwc"] = 1
+    if o.cuda_graph:
+        out["enable_cuda_graph"] = 1
+    return out
+
+
+def _tf32_by_default(precision: str, device: str, options: dict[str, Any]) -> bool:
+    """True for the FP32 CUDA EP row that runs ORT's default math (TF32 allowed)."""
+    on_cuda = parse_device(device)[0] == "cuda"
+    return (
+        on_cuda
+        and precision == "fp32"
+        and not options.get("strict_fp32")
+        and not options.get("trt_ep")
+    )
+
 
 COMPUTE_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose", "QLinearConv", "MatMulInteger"}
 PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -125,6 +186,54 @@ def trt_ep_options(spec: RunnerSpec, index: int) -> dict[str, Any]:
     }
 
 
+def session_options(ort: Any, o: OrtOptions) -> Any:
+    """Session options as shipped (all graph optimisations, no profiling) plus thread counts."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    if o.intra_threads:
+        so.intra_op_num_threads = o.intra_threads
+    if o.inter_threads:
+        so.inter_op_num_threads = o.inter_threads
+    return so
+
+
+def _without_graph_capture(providers: list[Any]) -> list[Any]:
+    out = []
+    for p in providers:
+        if isinstance(p, tuple):
+            p = (p[0], {k: v for k, v in p[1].items() if k != "enable_cuda_graph"})
+        out.append(p)
+    return out
+
+
+def probe_placement(
+    ort: Any, model_path: str, o: OrtOptions, providers: list[Any], batch: int
+) -> dict[str, dict[str, int]]:
+    """Provider → op type → nodes run there, from a one-off profiled session and one run.
+
+    A session of its own, so the timed session is never profiled (ONNX Runtime as
+    shipped is not). Graph capture is left off here: the probe runs without I/O binding,
+    and the partitioning it reports is decided when the session is created.
+    """
+    so = session_options(ort, o)
+    so.enable_profiling = True
+    so.profile_file_prefix = os.path.join(tempfile.gettempdir(), f"vb-ort-probe-{os.getpid()}")
+    session = ort.InferenceSession(
+        model_path, sess_options=so, providers=_without_graph_capture(providers)
+    )
+    inp = session.get_inputs()[0]
+    dims = [d if isinstance(d, int) else batch for d in inp.shape]
+    dtype = np.float16 if "float16" in inp.type else np.float32
+    session.run([session.get_outputs()[0].name], {inp.name: np.zeros(dims, dtype=dtype)})
+    path = session.end_profiling()
+    try:
+        return node_placement(path)
+    finally:
+        if path and os.path.exists(path):
+            os.unlink(path)
+
+
 class OrtRunner(Runner):
     def __init__(self, spec: RunnerSpec, model_path: str, ctx: PrepareContext) -> None:
         ort = import_ort()
@@ -132,14 +241,8 @@ class OrtRunner(Runner):
         self.ort = ort
         kind, index = parse_device(spec.device)
         self.kind, self.index = kind, index
-        opts = spec.opts
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
-        if opts.get("intra_threads"):
-            so.intra_op_num_threads = int(opts["intra_threads"])
-        if opts.get("inter_threads"):
-            so.inter_op_num_threads = int(opts["inter_threads"])
+        o = OrtBackend.options(spec)
+        so = session_options(ort, o)
         if kind == "cuda":
             # CUDA EP libraries come from torch's CUDA wheels; loading torch first finds them.
             import torch  # noqa: F401
@@ -149,61 +252,36 @@ class OrtRunner(Runner):
                     ort.preload_dlls()
                 except Exception:  # noqa: BLE001 - diagnostics explains failures in depth
                     pass
-            cuda_opts = {
-                "device_id": index,
-                "cudnn_conv_algo_search": "EXHAUSTIVE"
-                if opts.get("cudnn_exhaustive")
-                else "DEFAULT",
-                "use_tf32": 1 if spec.precision == "tf32" else 0,
-                "prefer_nhwc": 1 if opts.get("prefer_nhwc") else 0,
-                "enable_cuda_graph": 1 if opts.get("cuda_graph") else 0,
-            }
-            providers: list[Any] = [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
-            if opts.get("trt_ep"):
+            providers: list[Any] = [
+                ("CUDAExecutionProvider", cuda_provider_options(spec)),
+                "CPUExecutionProvider",
+            ]
+            if o.trt_ep:
                 providers.insert(0, (TRT_EP, trt_ep_options(spec, index)))
         else:
             providers = ["CPUExecutionProvider"]
-        so.enable_profiling = True
-        so.profile_file_prefix = os.path.join(tempfile.gettempdir(), f"vb-ort-{os.getpid()}")
         try:
             self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own classes for each cause
             raise session_error(exc, model_path) from exc
-        self.requested = TRT_EP if kind == "cuda" and opts.get("trt_ep") else PROVIDER_NAMES[kind]
+        self.requested = TRT_EP if kind == "cuda" and o.trt_ep else PROVIDER_NAMES[kind]
         self.used = self.session.get_providers()
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.output_name = self.session.get_outputs()[0].name
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32
         self.provider = self.requested if self.requested in self.used else self.used[0]
-        self.placement: dict[str, dict[str, int]] = {}
         self._out_tail: tuple[int, ...] | None = None
         self._in_tail: tuple[int, ...] = ()
         self._static: dict[tuple, Any] = {}
-        self.use_graph = bool(opts.get("cuda_graph")) and kind == "cuda"
+        self.use_graph = o.cuda_graph and kind == "cuda"
         self.info = {"providers_used": self.used, "model_path": model_path}
-        self._profile_once(ctx)
+        self.placement: dict[str, dict[str, int]] = {}
+        if self.requested in self.used:
+            batch = min(ctx.batches) if ctx.batches else 1
+            self.placement = probe_placement(ort, model_path, o, providers, batch)
         check_placement(self.requested, self.used, self.placement)
         self.info["node_placement"] = self.placement
-
-    def _profile_once(self, ctx: PrepareContext) -> None:
-        batch = min(ctx.batches) if ctx.batches else 1
-        shape = self.session.get_inputs()[0].shape
-        dims = [d if isinstance(d, int) else batch for d in shape]
-        if isinstance(shape[0], int):
-            dims[0] = shape[0]
-        x = np.zeros(dims, dtype=self.input_dtype)
-        if self.use_graph:
-            # CUDA graphs need bound device buffers; profile through the same path.
-            self.run(self.to_device(x.astype(np.float32)))
-        else:
-            self.session.run([self.output_name], {self.input_name: x})
-        path = self.session.end_profiling()
-        try:
-            self.placement = node_placement(path)
-        finally:
-            if path and os.path.exists(path):
-                os.unlink(path)
 
     def to_device(self, x: np.ndarray) -> Any:
         if self.kind == "cpu":
@@ -313,6 +391,7 @@ class OrtBackend(Backend):
     NAME = "ort"
     TITLE = "ONNX Runtime"
     PRECISIONS = ("fp32", "tf32", "fp16", "int8")
+    Options = OrtOptions
 
     @classmethod
     def availability(cls, device: str = "cpu") -> Availability:
@@ -336,7 +415,8 @@ class OrtBackend(Backend):
     @classmethod
     def check(cls, spec: RunnerSpec) -> None:
         super().check(spec)
-        cpu = spec.device.startswith("cpu")
+        o = cls.options(spec)
+        cpu = parse_device(spec.device)[0] == "cpu"
         if spec.precision == "int8" and not cpu:
             raise BadInput(
                 "int8 with ONNX Runtime runs on the CPU execution provider here",
@@ -349,7 +429,13 @@ class OrtBackend(Backend):
                 "the CPU execution provider has no fast kernels for it",
                 "use fp32 or int8 on the CPU",
             )
-        if spec.opts.get("trt_ep") and (cpu or spec.precision not in ("fp32", "fp16")):
+        if spec.precision == "tf32" and o.strict_fp32:
+            raise BadInput(
+                "tf32 and strict_fp32 contradict each other",
+                "strict_fp32 sets use_tf32=0",
+                "use fp32 with strict_fp32, or tf32 without it",
+            )
+        if o.trt_ep and (cpu or spec.precision not in ("fp32", "fp16")):
             raise BadInput(
                 f"the TensorRT EP cannot run {spec.precision} on {spec.device} here",
                 "it is offered on CUDA devices for fp32 and fp16",
@@ -359,7 +445,20 @@ class OrtBackend(Backend):
     @classmethod
     def per_batch(cls, spec: RunnerSpec) -> bool:
         """A CUDA graph is captured for one input shape: one session per batch size."""
-        return bool(spec.opts.get("cuda_graph")) and not spec.device.startswith("cpu")
+        return cls.options(spec).cuda_graph and parse_device(spec.device)[0] != "cpu"
+
+    @classmethod
+    def parity_precision(cls, spec: RunnerSpec) -> str:
+        """ORT's default FP32 on CUDA allows TF32: judge it at the TF32 tolerance."""
+        if _tf32_by_default(spec.precision, spec.device, spec.opts):
+            return "tf32"
+        return spec.precision
+
+    @classmethod
+    def precision_note(cls, precision: str, device: str, options: dict[str, Any]) -> str:
+        if _tf32_by_default(precision, device, options):
+            return "TF32 allowed (ORT default)"
+        return ""
 
     @classmethod
     def model_path(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> str:
@@ -371,9 +470,7 @@ class OrtBackend(Backend):
         return str(artifacts.onnx_path(precision, progress=ctx.step))
 
     @classmethod
-    def prepare(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
-        cls.check(spec)
-        cls.availability(spec.device).raise_if_missing(f"ONNX Runtime on {spec.device}")
+    def _build(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
         path = cls.model_path(spec, artifacts, ctx)
         ctx.step(f"creating an ONNX Runtime session ({spec.label})")
         return OrtRunner(spec, path, ctx)

@@ -10,6 +10,7 @@ then replay: no per-kernel launch cost).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,26 @@ from engine.backends.base import Availability, Backend, PrepareContext, Runner
 from engine.config import RunnerSpec
 from engine.devices import cuda_availability, parse_device
 from engine.errors import BadInput
+from engine.options import option
+
+
+@dataclass(frozen=True)
+class TorchOptions:
+    """Eager PyTorch's switches (the speed ladder steps through them)."""
+
+    channels_last: bool = option(False, "NHWC memory layout", "channels-last")
+    cudnn_benchmark: bool = option(
+        False, "CUDA: let cuDNN time its algorithms once per shape", "cuDNN autotune"
+    )
+    fuse_bn: bool = option(False, "fold BatchNorm into the preceding convolution", "BN folded")
+    fuse_relu: bool = option(
+        False, "CUDA: conv+bias(+add)+ReLU as one cuDNN call (BN folded first)",
+        "conv+bias+ReLU fused",
+    )  # fmt: skip
+    cuda_graph: bool = option(False, "CUDA: capture and replay CUDA graphs", "CUDA graph")
+    intra_threads: int | None = option(
+        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1
+    )
 
 
 class TorchRunner(Runner):
@@ -32,12 +53,13 @@ class TorchRunner(Runner):
             spec.precision, torch.float32
         )
         self.tf32 = spec.precision == "tf32"
-        self.channels_last = bool(spec.opts.get("channels_last"))
+        o = TorchBackend.options(spec)
+        self.channels_last = o.channels_last
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         import copy
 
-        self.fuse_relu = bool(spec.opts.get("fuse_relu"))
-        self.fuse_bn = bool(spec.opts.get("fuse_bn")) or self.fuse_relu
+        self.fuse_relu = o.fuse_relu
+        self.fuse_bn = o.fuse_bn or self.fuse_relu
         copied = self.dtype != torch.float32 or kind == "cuda" or self.fuse_bn
         model = copy.deepcopy(module) if copied else module
         if self.fuse_bn:
@@ -48,7 +70,7 @@ class TorchRunner(Runner):
         model = model.to(device=self.device, dtype=self.dtype, memory_format=self.memory_format)
         self.model = model.eval()
         self.provider = "torch-cuda" if kind == "cuda" else "torch-cpu"
-        self.cudnn_benchmark = bool(spec.opts.get("cudnn_benchmark"))
+        self.cudnn_benchmark = o.cudnn_benchmark
         self.info = {
             "channels_last": self.channels_last,
             "tf32": self.tf32,
@@ -58,8 +80,8 @@ class TorchRunner(Runner):
         }
         self._pool: Any = None
         self._graphs: dict[tuple, Any] = {}
-        self.use_graph = bool(spec.opts.get("cuda_graph")) and kind == "cuda"
-        threads = spec.opts.get("intra_threads")
+        self.use_graph = o.cuda_graph and kind == "cuda"
+        threads = o.intra_threads
         if threads and kind == "cpu":
             torch.set_num_threads(int(threads))
 
@@ -267,8 +289,10 @@ def fuse_conv_relu(model: Any) -> tuple[Any, int]:
 
 class TorchBackend(Backend):
     NAME = "torch"
-    TITLE = "PyTorch (eager)"
+    TITLE = "PyTorch"
     PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+    Options = TorchOptions
+    RUNS_ONNX_FILES = False
 
     @classmethod
     def availability(cls, device: str = "cpu") -> Availability:
@@ -287,16 +311,16 @@ class TorchBackend(Backend):
                 "use --backend ort --precision int8 on the CPU",
             )
         super().check(spec)
-        if spec.precision == "tf32" and spec.device.startswith("cpu"):
+        cpu = parse_device(spec.device)[0] == "cpu"
+        o = cls.options(spec)
+        if spec.precision == "tf32" and cpu:
             raise BadInput("tf32 is a GPU math mode", "the CPU has no TF32", "use fp32 on the CPU")
-        if spec.opts.get("cuda_graph") and spec.device.startswith("cpu"):
+        if o.cuda_graph and cpu:
             raise BadInput("CUDA graphs need a CUDA device", fix="drop cuda_graph on the CPU")
-        for opt in ("cudnn_benchmark", "fuse_relu"):
-            if spec.opts.get(opt) and spec.device.startswith("cpu"):
-                raise BadInput(f"{opt} is a cuDNN setting", fix="drop it on the CPU")
+        for name in ("cudnn_benchmark", "fuse_relu"):
+            if getattr(o, name) and cpu:
+                raise BadInput(f"{name} is a cuDNN setting", fix="drop it on the CPU")
 
     @classmethod
-    def prepare(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
-        cls.check(spec)
-        cls.availability(spec.device).raise_if_missing(f"PyTorch on {spec.device}")
+    def _build(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
         return TorchRunner(spec, artifacts.torch_module())

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from engine.backends.tensorrt.backend import (
     BF16_MIN_CC,
-    FLAVOUR_OPTION,
     OPTIONS,
     TensorRTBackend,
+    TensorRTOptions,
     resolve_flavour,
 )
 from engine.backends.tensorrt.build import BuildSettings, build_plan, parser_errors
@@ -62,7 +62,6 @@ from engine.backends.tensorrt.runner import TensorRTRunner
 
 __all__ = [
     "BF16_MIN_CC",
-    "FLAVOUR_OPTION",
     "OPTIONS",
     "SUPPORTED_MAJORS",
     "BatchProfile",
@@ -74,6 +73,7 @@ __all__ = [
     "LoadedEngine",
     "PlanKey",
     "TensorRTBackend",
+    "TensorRTOptions",
     "TensorRTRunner",
     "build_plan",
     "build_recipe",

@@ -8,11 +8,18 @@ every runner the same option set, so other backends' switches are ignored, not r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from engine.backends.base import Availability, Backend, PrepareContext, Runner
 from engine.backends.tensorrt.build import BuildSettings
-from engine.backends.tensorrt.cache import MAX_OPT_LEVEL, BatchProfile, profile_for
+from engine.backends.tensorrt.cache import (
+    DEFAULT_OPT_LEVEL,
+    DEFAULT_WORKSPACE_MB,
+    MAX_OPT_LEVEL,
+    BatchProfile,
+    profile_for,
+)
 from engine.backends.tensorrt.flavour import (
     Flavour,
     check_flavour,
@@ -27,20 +34,39 @@ from engine.backends.tensorrt.recipe import PRECISIONS, build_recipe, onnx_for
 from engine.backends.tensorrt.runner import TensorRTRunner
 from engine.config import RunnerSpec
 from engine.errors import BadInput, Unavailable
+from engine.options import option
 
 # Ampere (8.0) is the first architecture with BF16 tensor cores; TensorRT refuses BF16 below.
 BF16_MIN_CC = (8, 0)
 OPTIONS = ("workspace_mb", "opt_level", "opt_batch", "max_batch", "trt_flavour", "rtx_cc")
-# The flavour option, declared here until the typed option declarations of
-# engine.backends.base take it: CLI flag --trt-flavour, sidebar select box.
-FLAVOUR_OPTION = {
-    "name": "trt_flavour",
-    "type": str,
-    "default": "auto",
-    "choices": ("auto", "full", "rtx"),
-    "help": "TensorRT flavour: auto (full TensorRT where installed, else TensorRT-RTX),"
-    " full, or rtx (TensorRT for RTX: GeForce/RTX GPUs of compute capability 7.5-12.x)",
-}
+
+
+@dataclass(frozen=True)
+class TensorRTOptions:
+    """The builder's settings and the flavour (engine.options makes flags and controls of them)."""
+
+    workspace_mb: int = option(
+        DEFAULT_WORKSPACE_MB, "builder workspace in MiB", "workspace MiB", minimum=64,
+        maximum=1 << 20,
+    )  # fmt: skip
+    opt_level: int = option(
+        DEFAULT_OPT_LEVEL, "builder optimisation level", "opt level", minimum=0,
+        maximum=MAX_OPT_LEVEL,
+    )  # fmt: skip
+    opt_batch: int | None = option(
+        None, "the profile's opt batch (default: the largest)", "opt batch", minimum=1
+    )
+    max_batch: int | None = option(None, "the profile's max batch", "max batch", minimum=1)
+    trt_flavour: str = option(
+        "auto",
+        "TensorRT flavour: auto (full TensorRT where installed, else TensorRT-RTX), full, or"
+        " rtx (TensorRT for RTX: GeForce/RTX GPUs of compute capability 7.5-12.x)",
+        "flavour",
+        choices=("auto", "full", "rtx"),
+    )
+    rtx_cc: str | None = option(
+        None, "TensorRT-RTX target compute capabilities, e.g. 8.6,8.9", "RTX targets"
+    )
 
 
 def _gpu_facts(index: int) -> tuple[str, str, tuple[int, int]]:
@@ -91,6 +117,15 @@ class TensorRTBackend(Backend):
     TITLE = "TensorRT"
     PRECISIONS = PRECISIONS
     DEVICES = ("cuda",)
+    Options = TensorRTOptions
+    INSPECTS = True
+
+    @classmethod
+    def build_batches(
+        cls, spec: RunnerSpec, batch: int, batches: tuple[int, ...]
+    ) -> tuple[int, ...]:
+        """An engine accepts batches up to its profile's maximum: one serves every smaller one."""
+        return (max(batch, *batches),)
 
     @classmethod
     def availability(cls, device: str = "cuda") -> Availability:
@@ -174,12 +209,6 @@ class TensorRTBackend(Backend):
             fixed_batch=getattr(artifacts, "fixed_batch", None),
             extra=(PARITY_BATCH,),
         )
-
-    @classmethod
-    def prepare(cls, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> Runner:
-        cls.check(spec)
-        cls.availability(spec.device).raise_if_missing(f"TensorRT on {spec.device}")
-        return cls._build(spec, artifacts, ctx)
 
     @classmethod
     def _build(cls, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> Runner:
