@@ -121,9 +121,8 @@ def measure_concurrency(
     if window_s <= 0:
         raise BadInput("the measuring window must be longer than 0 s")
     backend = get_backend(spec.backend)
-    backend.check(spec)
     backend.check_concurrency(spec)
-    backend.availability(spec.device).raise_if_missing(f"{backend.TITLE} on {spec.device}")
+    backend.ready(spec, artifacts.spec)
     say = on_progress or (lambda _m: None)
     per_batch = backend.per_batch(spec)
     counts = sorted(set(streams) | {1})

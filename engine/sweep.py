@@ -142,9 +142,7 @@ class _Sweep:
     def run_spec(self, spec: RunnerSpec) -> None:
         backend = get_backend(spec.backend)
         try:
-            backend.check(spec)
-            backend.check_model(self.config.model)
-            backend.availability(spec.device).raise_if_missing(f"{backend.TITLE} on {spec.device}")
+            backend.ready(spec, self.config.model)
         except EngineError as exc:
             self.emit_all(spec, "skipped", exc)
             return

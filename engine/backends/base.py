@@ -119,8 +119,9 @@ class Backend(ABC):
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
-        if "prepare" in cls.__dict__:
-            raise TypeError(f"{cls.__name__} overrides prepare(); fill in _build() instead")
+        for name in ("prepare", "ready"):
+            if name in cls.__dict__:
+                raise TypeError(f"{cls.__name__} overrides {name}(); fill in _build() instead")
 
     # -- the lifecycle ------------------------------------------------------------------
     @classmethod
@@ -150,9 +151,21 @@ class Backend(ABC):
     @classmethod
     def prepare(cls, spec: RunnerSpec, artifacts: ModelArtifacts, ctx: PrepareContext) -> Runner:
         """Check, confirm availability, then build (or load from cache) and return a runner."""
-        cls.check(spec)
-        cls.availability(spec.device).raise_if_missing(f"{cls.TITLE} on {spec.device}")
+        cls.ready(spec)
         return cls._build(spec, artifacts, ctx)
+
+    @final
+    @classmethod
+    def ready(cls, spec: RunnerSpec, model: ModelSpec | None = None) -> None:
+        """Raise BadInput or Unavailable unless ``spec`` (and ``model``) can be built here.
+
+        The one place these checks run: :meth:`prepare` calls it, and a sweep calls it
+        first so that a point that can never run is a skipped row, not a failed one.
+        """
+        cls.check(spec)
+        if model is not None:
+            cls.check_model(model)
+        cls.availability(spec.device).raise_if_missing(f"{cls.TITLE} on {spec.device}")
 
     @classmethod
     @abstractmethod
