@@ -19,6 +19,7 @@ from typing import Any
 
 from engine.backends import get_backend, option_words, precision_text, title
 from engine.config import ResultRow, RunnerSpec, SweepConfig
+from engine.devices import is_cuda
 from engine.errors import BadInput
 from engine.plan import Callbacks
 from engine.reproduce import reproduce_command
@@ -42,7 +43,7 @@ def candidates(
     ``backends`` limits them to those backends (the baseline stays if its backend is in).
     torch.compile searches for minutes per batch size, so it is only tried when asked.
     """
-    if device.startswith("cuda"):
+    if is_cuda(device):
         specs = [
             _spec("torch", device, "fp32"),
             _spec("torch", device, "tf32"),

@@ -31,6 +31,14 @@ def parse_device(device: str) -> tuple[str, int]:
     return kind, int(index or 0)
 
 
+def is_cuda(device: str) -> bool:
+    """True for ``cuda`` / ``cuda:N``; False for the CPU and for names that do not parse."""
+    try:
+        return parse_device(device)[0] == "cuda"
+    except BadInput:
+        return False
+
+
 def cuda_availability(device: str) -> Availability:
     kind, index = parse_device(device)
     if kind == "cpu":

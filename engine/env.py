@@ -8,6 +8,8 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
+from engine.devices import is_cuda, parse_device
+
 
 def _version(dist: str) -> str | None:
     try:
@@ -49,8 +51,8 @@ def fingerprint(device: str = "cpu") -> dict[str, Any]:
 
         fp["torch_threads"] = torch.get_num_threads()
         fp["cuda"] = torch.version.cuda
-        if device.startswith("cuda") and torch.cuda.is_available():
-            index = int(device.partition(":")[2] or 0)
+        if is_cuda(device) and torch.cuda.is_available():
+            index = parse_device(device)[1]
             fp["gpu"] = torch.cuda.get_device_name(index)
             cap = torch.cuda.get_device_capability(index)
             fp["compute_capability"] = f"{cap[0]}.{cap[1]}"

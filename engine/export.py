@@ -64,7 +64,7 @@ def export_key(art: ModelArtifacts, precision: str) -> str:
 
 
 def _sha(path: Path) -> str:
-    from engine.models import file_sha256
+    from engine.hashing import file_sha256
 
     return file_sha256(path)
 
@@ -172,7 +172,7 @@ def convert_precision(src: Path, precision: str, progress=None) -> Path:
             f"a user ONNX file can be run in fp32 or fp16, not {precision}",
             fix="export from PyTorch by model name for other precisions",
         )
-    from engine.models import file_sha256
+    from engine.hashing import file_sha256
 
     key = hashlib.sha256(f"{file_sha256(src)}:{precision}".encode()).hexdigest()
     folder = cache_dir() / "onnx-user" / key[:32]

@@ -8,7 +8,6 @@ loaded with ``weights_only=True`` so a pickle cannot run code.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -17,6 +16,7 @@ from typing import Any
 
 from engine.config import MAX_BATCH, ModelSpec, weights_label
 from engine.errors import BadInput
+from engine.hashing import file_sha256  # noqa: F401 - callers import it from here too
 from engine.limits import (
     MAX_IMAGE_SIZE,
     MIN_IMAGE_SIZE,
@@ -32,14 +32,6 @@ def classification_models() -> tuple[str, ...]:
     import torchvision
 
     return tuple(sorted(torchvision.models.list_models(module=torchvision.models)))
-
-
-def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_model_name(name: str) -> None:

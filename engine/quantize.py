@@ -92,7 +92,7 @@ def quantize_int8(
     """The QDQ int8 model. ``symmetric`` gives signed activations with zero points of 0,
     which TensorRT's parser requires; ONNX Runtime's CPU kernels prefer the asymmetric
     unsigned default."""
-    from engine.models import file_sha256
+    from engine.hashing import file_sha256
 
     fp32 = art.onnx_path("fp32", progress=progress)
     source = _calibration_source(calibration_dir)

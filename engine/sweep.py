@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.backends import Backend, PrepareContext, Runner, get_backend, spec_label
 from engine.config import ResultRow, RunnerSpec, SweepConfig
+from engine.devices import is_cuda
 from engine.env import fingerprint
 from engine.errors import EngineError
 from engine.flops import gflop_per_image
@@ -248,7 +249,7 @@ def run_sweep(
 
         check_threads(config.bench.threads)
         torch.set_num_threads(config.bench.threads)
-    gpu = next((r.device for r in config.runners if r.device.startswith("cuda")), "cpu")
+    gpu = next((r.device for r in config.runners if is_cuda(r.device)), "cpu")
     env = fingerprint(gpu if _cuda_ok(gpu) else "cpu")
     busy = busy_check(gpu_index=int(gpu.partition(":")[2] or 0) if _cuda_ok(gpu) else None)
     env["busy_check"] = busy.to_dict()  # measured now, stored with the run (engine.machine)
@@ -293,7 +294,7 @@ def _record_end(store: Any, run_id: int | None, ended: BaseException | None, out
 
 
 def _cuda_ok(device: str) -> bool:
-    if not device.startswith("cuda"):
+    if not is_cuda(device):
         return False
     try:
         import torch

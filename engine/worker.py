@@ -1,5 +1,6 @@
 """Run a sweep in a child process so a native crash or a hang cannot take the caller down.
 
+Front ends reach it through :class:`engine.launch.WorkerLauncher`.
 :func:`run_sweep_in_worker` has the semantics of :func:`engine.sweep.run_sweep`, but the
 sweep runs in a ``python -m engine.worker`` child that commits each row to the SQLite
 store itself and streams progress and rows back as JSON lines on a pipe of its own (not
@@ -196,6 +197,136 @@ def _child_env(read_fd: int, write_fd: int) -> dict[str, str]:
     return env
 
 
+class _Child:
+    """The parent's side of one worker: the process, its message pipe, what it reported."""
+
+    def __init__(self, config: SweepConfig, db_path: str, command: str | None, cb: Callbacks):
+        self.cb = cb
+        self.outcome = WorkerOutcome(run_id=None)
+        self.delivered: list[ResultRow] = []
+        self.finished = False
+        self.error: EngineError | None = None
+        self.bug: str | None = None
+        self.buf = b""
+        self.read_fd, write_fd = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "engine.worker"],
+                stdin=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                env=_child_env(self.read_fd, write_fd),
+                close_fds=True,
+            )
+        finally:
+            os.close(write_fd)  # the parent sees EOF once the child is gone
+        job = {"config": config.to_dict(), "db_path": str(db_path), "command": command}
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(job) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def handle(self, line: bytes) -> None:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            return  # a line cut off by a crash mid-write
+        kind, out = msg[0], self.outcome
+        if kind == "run":
+            out.run_id = msg[1]
+        elif kind == "progress":
+            self.cb.say(msg[1], msg[2], msg[3])
+        elif kind == "row":
+            row = ResultRow.from_dict(msg[1])
+            self.delivered.append(row)
+            self.cb.row(row)
+        elif kind == "done":
+            _, out.run_id, interrupted, notes, errs = msg
+            out.interrupted = out.interrupted or interrupted
+            out.notes.extend(notes)
+            out.errors.extend(_error_from_payload(e) for e in errs)
+            self.finished = True
+        elif kind in ("error", "bug"):
+            if kind == "error":
+                self.error = _error_from_payload(msg[1])
+            else:
+                self.bug = msg[1]
+            self.finished = True
+
+    def drain(self, wait_s: float) -> bool:
+        """Handle complete lines from the child; False at EOF (the child is gone)."""
+        ready, _, _ = select.select([self.read_fd], [], [], wait_s)
+        if not ready:
+            return True
+        chunk = os.read(self.read_fd, 1 << 16)
+        if not chunk:
+            return False
+        self.buf += chunk
+        *lines, self.buf = self.buf.split(b"\n")
+        for line in lines:
+            self.handle(line)
+        return True
+
+    def ask_stop(self) -> None:
+        try:
+            self.proc.stdin.write(b"stop\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass
+
+    def watch(self, timeout_s: float | None, stop_grace_s: float) -> None:
+        """Pass messages on until the child ends, a stop is not honoured, or time is up."""
+        out, started, stop_asked_at = self.outcome, time.monotonic(), None
+        while self.drain(_POLL_S):
+            now = time.monotonic()
+            if stop_asked_at is None and self.cb.stop_requested():
+                self.ask_stop()
+                stop_asked_at = now
+                out.interrupted = True
+            if stop_asked_at is not None and now - stop_asked_at > stop_grace_s:
+                _end(self.proc, kill=False)
+                out.failure = (
+                    f"the sweep worker did not stop within {stop_grace_s:g} s and was terminated"
+                )
+                return
+            if timeout_s is not None and now - started > timeout_s:
+                _end(self.proc, kill=True)
+                out.timed_out = True
+                out.failure = f"the sweep worker timed out after {timeout_s:g} s and was killed"
+                return
+
+    def close(self) -> None:
+        """Read what is left (the "done" line, a last row) until EOF, briefly; reap the child."""
+        deadline = time.monotonic() + 10
+        try:
+            while self.drain(0.2) and time.monotonic() < deadline:
+                pass
+        except OSError:
+            pass
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            _end(self.proc, kill=True)
+        os.close(self.read_fd)
+        if self.proc.stdin:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        self.outcome.exit_code = self.proc.returncode
+
+    def judge_end(self) -> None:
+        """Raise what the child raised; name how a child that did not finish ended."""
+        if self.error is not None:
+            raise self.error
+        if self.bug is not None:
+            raise RuntimeError(f"the sweep worker raised an unexpected error:\n{self.bug}")
+        out, code = self.outcome, self.proc.returncode
+        if self.finished or out.failure or (out.interrupted and code == 0):
+            return
+        out.crashed = code is not None and code < 0
+        how = "was killed by" if out.crashed else "ended with"
+        out.failure = f"the sweep worker {how} {signal_name(code)}"
+
+
 def run_sweep_in_worker(
     config: SweepConfig,
     db_path: str,
@@ -212,140 +343,21 @@ def run_sweep_in_worker(
     point that was running (not for a stop), and every row the child committed.
     """
     cb = callbacks or Callbacks()
-    read_fd, write_fd = os.pipe()
+    child = _Child(config, db_path, command, cb)
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.worker"],
-            stdin=subprocess.PIPE,
-            pass_fds=(write_fd,),
-            env=_child_env(read_fd, write_fd),
-            close_fds=True,
-        )
-    finally:
-        os.close(write_fd)  # the parent sees EOF once the child is gone
-    job = {"config": config.to_dict(), "db_path": str(db_path), "command": command}
-    assert proc.stdin is not None
-    proc.stdin.write((json.dumps(job) + "\n").encode())
-    proc.stdin.flush()
-
-    outcome = WorkerOutcome(run_id=None)
-    delivered: list[ResultRow] = []
-    state: dict[str, Any] = {"finished": False, "error": None, "bug": None}
-    buf = b""
-
-    def handle(line: bytes) -> None:
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            return  # a line cut off by a crash mid-write
-        kind = msg[0]
-        if kind == "run":
-            outcome.run_id = msg[1]
-        elif kind == "progress":
-            cb.say(msg[1], msg[2], msg[3])
-        elif kind == "row":
-            row = ResultRow.from_dict(msg[1])
-            delivered.append(row)
-            cb.row(row)
-        elif kind == "done":
-            _, run_id, interrupted, notes, errs = msg
-            outcome.run_id = run_id
-            outcome.interrupted = outcome.interrupted or interrupted
-            outcome.notes.extend(notes)
-            outcome.errors.extend(_error_from_payload(e) for e in errs)
-            state["finished"] = True
-        elif kind == "error":
-            state["error"] = _error_from_payload(msg[1])
-            state["finished"] = True
-        elif kind == "bug":
-            state["bug"] = msg[1]
-            state["finished"] = True
-
-    def drain(wait_s: float) -> bool:
-        """Handle complete lines from the child; False at EOF (the child is gone)."""
-        nonlocal buf
-        ready, _, _ = select.select([read_fd], [], [], wait_s)
-        if not ready:
-            return True
-        chunk = os.read(read_fd, 1 << 16)
-        if not chunk:
-            return False
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            handle(line)
-        return True
-
-    def ask_stop() -> None:
-        try:
-            proc.stdin.write(b"stop\n")
-            proc.stdin.flush()
-        except OSError:
-            pass
-
-    started = time.monotonic()
-    stop_asked_at: float | None = None
-    try:
-        while drain(_POLL_S):
-            now = time.monotonic()
-            if stop_asked_at is None and cb.stop_requested():
-                ask_stop()
-                stop_asked_at = now
-                outcome.interrupted = True
-            if stop_asked_at is not None and now - stop_asked_at > stop_grace_s:
-                _end(proc, kill=False)
-                outcome.failure = (
-                    f"the sweep worker did not stop within {stop_grace_s:g} s and was terminated"
-                )
-                break
-            if timeout_s is not None and now - started > timeout_s:
-                _end(proc, kill=True)
-                outcome.timed_out = True
-                outcome.failure = f"the sweep worker timed out after {timeout_s:g} s and was killed"
-                break
+        child.watch(timeout_s, stop_grace_s)
     except KeyboardInterrupt:
-        ask_stop()
-        outcome.interrupted = True
+        child.ask_stop()
+        child.outcome.interrupted = True
         try:
-            proc.wait(stop_grace_s)
+            child.proc.wait(stop_grace_s)
         except subprocess.TimeoutExpired:
-            _end(proc, kill=False)
+            _end(child.proc, kill=False)
     finally:
-        # Read what is left (the "done" line, a last row) until EOF, briefly.
-        deadline = time.monotonic() + 10
-        try:
-            while drain(0.2) and time.monotonic() < deadline:
-                pass
-        except OSError:
-            pass
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            _end(proc, kill=True)
-        os.close(read_fd)
-        if proc.stdin:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-    outcome.exit_code = proc.returncode
-
-    if state["error"] is not None:
-        raise state["error"]
-    if state["bug"] is not None:
-        raise RuntimeError(f"the sweep worker raised an unexpected error:\n{state['bug']}")
-    if not state["finished"] and not outcome.failure:
-        if outcome.interrupted and proc.returncode == 0:
-            pass
-        else:
-            outcome.crashed = proc.returncode is not None and proc.returncode < 0
-            outcome.failure = (
-                f"the sweep worker was killed by {signal_name(proc.returncode)}"
-                if outcome.crashed
-                else f"the sweep worker ended with {signal_name(proc.returncode)}"
-            )
-    _settle(config, db_path, outcome, delivered, cb, state["finished"])
-    return outcome
+        child.close()
+    child.judge_end()
+    _settle(config, db_path, child.outcome, child.delivered, cb, child.finished)
+    return child.outcome
 
 
 def _end(proc: subprocess.Popen, kill: bool) -> None:
