@@ -11,10 +11,13 @@ from the rows.
 
 The CLI uses the worker by default (``--inline`` runs in-process); the dashboard uses
 the worker for every sweep. What the worker costs: starting the child (a new Python
-that imports torch, onnxruntime and the engine) adds about
-:data:`WORKER_START_COST_S` seconds per sweep, measured on a 2-core CPU machine
-(2026-11-30, resnet18 at 32 px, one point: ``--inline`` against the default, median
-of 3; ``tests/test_launch.py`` has the measuring test).
+that imports torch, onnxruntime and the engine, fingerprints the machine and loads the
+model again) added a median of 9.5 s (8.2–15.8 s over 5 rounds) to a one-point sweep of
+resnet18 at 32 px on the CPU, on a shared 2-core machine under a load average of about 9
+(2026-11-30; ``benchmarks/worker_start_cost.py``, results in
+``benchmarks/results/cpu/worker_start_cost.json``); it was not measured on an idle
+machine. It is paid once per sweep, and buys a failed row instead of a lost process
+when a backend library crashes.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from engine.config import SweepConfig
 from engine.plan import Callbacks
 from engine.sweep import SweepOutcome
 
-WORKER_START_COST_S = 2.5
 __all__ = ["Callbacks", "InlineLauncher", "Job", "Launcher", "WorkerLauncher", "launcher_for"]
 
 
