@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
 from engine.backends import PrepareContext, Runner, get_backend  # noqa: E402
 from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig  # noqa: E402
 from engine.models import ModelArtifacts  # noqa: E402
+from engine.plan import Callbacks  # noqa: E402
 
 
 def machine(device: str) -> dict[str, Any]:
@@ -103,7 +104,7 @@ def run_oom(args: argparse.Namespace) -> dict[str, Any]:
 
     db = Path(args.db or tempfile.mkdtemp(prefix="vb-oom-")) / "oom.sqlite"
     store = Store(db)
-    outcome = run_sweep(config, store=store, on_row=on_row)
+    outcome = run_sweep(config, store=store, callbacks=Callbacks(on_row=on_row))
     stored = [(r.backend, r.batch, r.status) for r in store.rows(outcome.run_id)]
     after = memory_now(device)
     oom_at = [i for i, r in enumerate(rows) if r["status"] == "oom"]
@@ -212,7 +213,11 @@ def timed_child(args: argparse.Namespace) -> int:
     while not go.exists():  # both processes start their sweeps together
         time.sleep(0.01)
     outcome = run_sweep(
-        config, store=Store(args.db), runner_factory=factory, on_progress=progress, artifacts=art
+        config,
+        store=Store(args.db),
+        runner_factory=factory,
+        callbacks=Callbacks(progress=progress),
+        artifacts=art,
     )
     for r in built:
         r.close()

@@ -40,12 +40,13 @@ from sweep import gpu_clock_sample, machine_facts, markdown_table, spread  # noq
 
 from engine.auto import candidates, run_auto, step_label  # noqa: E402
 from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig  # noqa: E402
+from engine.plan import Callbacks  # noqa: E402
 
 # ResNet50 at 224×224: 4.1 GMAC per image (torchvision's figure), 2 FLOP per MAC.
 GFLOP_PER_IMAGE = {"resnet50": 8.18}
 TUNED_TORCH = {"channels_last": True, "cudnn_benchmark": True, "fuse_bn": True}
 FUSED_TORCH = {**TUNED_TORCH, "fuse_relu": True, "cuda_graph": True}
-TUNED_ORT = {"cudnn_exhaustive": True, "prefer_nhwc": True}
+TUNED_ORT = {"prefer_nhwc": True}  # exhaustive cuDNN search is ONNX Runtime's default
 
 
 def _spec(backend: str, device: str, precision: str, **options: Any) -> RunnerSpec:
@@ -76,7 +77,7 @@ def _clocked(device: str, rep: int, store: list[dict[str, Any]]):
         store.append(d)
         if row.status == "ok":
             print(
-                f"  rep {rep} {step_label(row.backend, row.precision, row.options)} b{row.batch}:"
+                f"  rep {rep} {step_label(row.backend, row.precision, row.options, row.device)} b{row.batch}:"
                 f" {row.p50_ms:.3f} ms {row.throughput_ips:.0f} img/s"
                 f" parity {row.parity_ok} clocks {d['gpu_clocks'].get('sm_clock_mhz')} MHz",
                 file=sys.stderr,
@@ -99,7 +100,9 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ok = [g for g in group if g["status"] == "ok"]
         parity = [g["parity_ok"] for g in group if g.get("parity_ok") is not None]
         entry: dict[str, Any] = {
-            "label": step_label(backend, precision, json.loads(opts)),
+            "label": step_label(
+                backend, precision, json.loads(opts), group[0].get("device", "cuda")
+            ),
             "backend": backend,
             "precision": precision,
             "options": json.loads(opts),
@@ -131,8 +134,7 @@ def stage_device(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     auto = run_auto(
         _config(args, runners, "device", True),
-        on_progress=_progress,
-        on_row=_clocked(args.device, 0, rows),
+        callbacks=Callbacks(_progress, _clocked(args.device, 0, rows)),
     )
     auto_s = time.perf_counter() - t0
     for rep in range(1, args.repeats):
@@ -141,8 +143,7 @@ def stage_device(args: argparse.Namespace) -> dict[str, Any]:
 
         run_sweep(
             _config(args, runners, "device", False),
-            on_progress=_progress,
-            on_row=_clocked(args.device, rep, rows),
+            callbacks=Callbacks(_progress, _clocked(args.device, rep, rows)),
         )
     summary = summarise(rows)
     picks = []
@@ -200,8 +201,7 @@ def stage_e2e(args: argparse.Namespace) -> dict[str, Any]:
         print(f"e2e repeat {rep + 1}", file=sys.stderr)
         run_sweep(
             _config(args, runners, "e2e", rep == 0),
-            on_progress=_progress,
-            on_row=_clocked(d, rep, rows),
+            callbacks=Callbacks(_progress, _clocked(d, rep, rows)),
         )
     return {"stage": "e2e", "rows": rows, "summary": summarise(rows)}
 
@@ -233,8 +233,7 @@ def stage_compile(args: argparse.Namespace) -> dict[str, Any]:
         for rep in range(args.repeats):
             run_sweep(
                 _config(cargs, [spec], "device", False),
-                on_progress=_progress,
-                on_row=_clocked(args.device, rep, rows),
+                callbacks=Callbacks(_progress, _clocked(args.device, rep, rows)),
                 runner_factory=factory,
                 artifacts=art,
             )
@@ -288,7 +287,7 @@ def stage_profile(args: argparse.Namespace) -> dict[str, Any]:
         _spec("torch", d, "fp16", **FUSED_TORCH),
         _spec("torch", d, "fp16", **TUNED_TORCH, cuda_graph=True),
         _spec("ort", d, "fp16", **TUNED_ORT, cuda_graph=True),
-        _spec("ort", d, "fp16", cudnn_exhaustive=True, cuda_graph=True),
+        _spec("ort", d, "fp16", cuda_graph=True),
     ]
     gflop = GFLOP_PER_IMAGE.get(args.model)
     out = []
@@ -320,7 +319,7 @@ def stage_profile(args: argparse.Namespace) -> dict[str, Any]:
             top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[: args.top]
             kernel_ms = total_us / 1000 / n
             entry = {
-                "label": step_label(spec.backend, spec.precision, spec.opts),
+                "label": step_label(spec.backend, spec.precision, spec.opts, spec.device),
                 "batch": batch,
                 "p50_ms": timing.p50_ms,
                 "wall_ms_under_profiler": wall_ms,
@@ -365,7 +364,7 @@ def stage_concurrency(args: argparse.Namespace) -> dict[str, Any]:
     ):
         for p in measure_concurrency(spec, art, batches, streams=(1, 2, 4), window_s=1.5):
             d_ = p.to_dict()
-            d_["label"] = step_label(p.backend, p.precision, p.options)
+            d_["label"] = step_label(p.backend, p.precision, p.options, p.device)
             points.append(d_)
             print(
                 f"{d_['label']} b{p.batch} x{p.streams}: {p.throughput_ips:.0f} img/s"

@@ -119,11 +119,12 @@ def runnable(specs: list[RunnerSpec]) -> list[RunnerSpec]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.plan import Callbacks
     from engine.store import Store
     from engine.sweep import run_sweep
 
     opts: dict[str, Any] = {}
-    for flag in ("channels_last", "cuda_graph", "cudnn_exhaustive", "prefer_nhwc"):
+    for flag in ("channels_last", "cuda_graph", "prefer_nhwc"):
         if getattr(args, flag):
             opts[flag] = True
     specs = runnable(
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         def progress(done: int, total: int, msg: str) -> None:
             print(f"[{done}/{total}] {msg}", file=sys.stderr, flush=True)
 
-        outcome = run_sweep(config, store=store, on_progress=progress)
+        outcome = run_sweep(config, store=store, callbacks=Callbacks(progress=progress))
         doc = store.document(outcome.run_id)
         store.close()
     doc["machine"] = machine_facts(args.device)
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--max-time", type=float, default=10.0)
     p.add_argument("--threads", type=int)
-    for flag in ("channels-last", "cuda-graph", "cudnn-exhaustive", "prefer-nhwc"):
+    for flag in ("channels-last", "cuda-graph", "prefer-nhwc"):
         p.add_argument(f"--{flag}", action="store_true")
     args = p.parse_args(argv)
     doc = run(args)

@@ -46,22 +46,9 @@ class ConcurrencyPoint:
         return asdict(self)
 
 
-def _stream_context(runner: Runner) -> tuple[Any, Callable[[], None]]:
-    """A CUDA stream for a torch runner (and a wait for it alone), or nothing."""
-    device = getattr(runner, "device", None)
-    if getattr(device, "type", None) == "cuda":
-        import torch
-
-        stream = torch.cuda.Stream(device)
-        return torch.cuda.stream(stream), stream.synchronize
-    import contextlib
-
-    return contextlib.nullcontext(), lambda: None
-
-
 def _drive(runners: list[Runner], x: Any, window_s: float, warmup: int) -> tuple[int, float]:
     """Run every runner in its own thread for ``window_s``; return batches done, seconds."""
-    contexts = [_stream_context(r) for r in runners]
+    contexts = [r.stream() for r in runners]
     inputs = []
     for r, (ctx, wait) in zip(runners, contexts, strict=True):
         with ctx:

@@ -93,6 +93,16 @@ class Runner(ABC):
     def close(self) -> None:
         """Free what the runner holds."""
 
+    def stream(self) -> tuple[Any, Any]:
+        """A context that puts this runner's work on a stream of its own, and a wait for it.
+
+        Used to drive several runners at once; the default (no stream of its own) waits
+        for nothing.
+        """
+        import contextlib
+
+        return contextlib.nullcontext(), lambda: None
+
     def facts(self) -> dict[str, Any]:
         """What was built and how (plan size, build time, node placement...), for pages."""
         return dict(self.__dict__.get("info") or {})

@@ -144,6 +144,12 @@ class TorchRunner(Runner):
     def to_host(self, y_dev: Any) -> np.ndarray:
         return y_dev.detach().float().cpu().numpy()
 
+    def stream(self) -> tuple[Any, Any]:
+        if self.device.type != "cuda":
+            return super().stream()
+        stream = self.torch.cuda.Stream(self.device)
+        return self.torch.cuda.stream(stream), stream.synchronize
+
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             self.torch.cuda.synchronize(self.device)
