@@ -221,6 +221,7 @@ class Progress:
 
 
 def format_table(rows) -> str:
+    from engine.backends import precision_text
     from engine.stability import POINT_COLUMNS, point_cells  # numpy: not at CLI start-up
 
     head = [
@@ -259,7 +260,7 @@ def format_table(rows) -> str:
         lines.append(
             [
                 r.backend,
-                r.precision,
+                precision_text(r.backend, r.precision, r.device, r.options),
                 r.device,
                 r.provider,
                 str(r.batch),
