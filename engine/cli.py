@@ -93,7 +93,11 @@ def bench_parser() -> argparse.ArgumentParser:
     src.add_argument("--image-size", type=int, default=224, help="input height and width, pixels")
     src.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     run = p.add_argument_group("what to run")
-    run.add_argument("--backend", default="torch,ort", help="comma list: torch, ort, tensorrt")
+    from engine.backends import backend_names
+
+    run.add_argument(
+        "--backend", default="torch,ort", help=f"comma list: {', '.join(backend_names())}"
+    )
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (comma list allowed)")
     run.add_argument("--precision", default="fp32", help="comma list: fp32 tf32 fp16 bf16 int8")
     run.add_argument("--batch", default="1,8,32", help="comma list of batch sizes")

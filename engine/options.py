@@ -212,7 +212,7 @@ def add_cli_flags(parser: Any, merged: dict[str, tuple[OptionField, list[str]]])
                 type=f.kind,
                 default=None,
                 choices=list(f.choices) or None,
-                help=f"{help_} (default {f.default})",
+                help=help_ if f.default is None else f"{help_} (default {f.default})",
             )
 
 
