@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ort_plain import plain_session, provider_options, time_plain  # noqa: E402
 
 OPTIONS = {
-    "cudnn_exhaustive": True,
     "cudnn_conv_algo_search": "EXHAUSTIVE",
     "prefer_nhwc": True,
     "cuda_graph": True,

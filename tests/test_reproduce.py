@@ -23,7 +23,7 @@ from pages.common import Selection
 
 def _parsed(command: str) -> tuple[SweepConfig, object]:
     argv = shlex.split(command)
-    assert argv[:4] == ["python", "-m", "engine", "bench"]
+    assert argv[1:4] == ["-m", "engine", "bench"]
     args = bench_parser().parse_args(argv[4:])
     return normalise(build_config(args))[0], args
 

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
+from engine.plan import Callbacks
 from engine.sweep import run_sweep
 from engine.worker import CRASH_HOOK_ENV, run_sweep_in_worker, signal_name
 
@@ -58,8 +59,7 @@ def test_worker_stop_on_cuda_between_points(cuda, tmp_path):
     out = run_sweep_in_worker(
         _config(range(1, 17), bench=bench),
         str(tmp_path / "r.sqlite"),
-        on_row=seen.append,
-        should_stop=lambda: bool(seen),
+        callbacks=Callbacks(on_row=seen.append, should_stop=lambda: bool(seen)),
     )
     assert out.interrupted and out.exit_code == 0
     assert 1 <= len([r for r in out.rows if r.status == "ok"]) < 16
@@ -109,7 +109,7 @@ def test_device_lock_serialises_two_processes(cuda, tmp_path):
         assert holder.stdout.readline().strip() == "held"
         messages = []
         t0 = time.monotonic()
-        out = run_sweep(_config((1,)), on_progress=lambda d, t, m: messages.append(m))
+        out = run_sweep(_config((1,)), callbacks=Callbacks(lambda d, t, m: messages.append(m)))
         waited = time.monotonic() - t0
     finally:
         holder.wait(timeout=30)
