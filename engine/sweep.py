@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.backends import Backend, PrepareContext, Runner, get_backend, spec_label
 from engine.config import ResultRow, RunnerSpec, SweepConfig
-from engine.devices import is_cuda
+from engine.devices import is_cuda, parse_device
 from engine.env import fingerprint
 from engine.errors import EngineError
 from engine.flops import gflop_per_image
@@ -251,7 +251,7 @@ def run_sweep(
         torch.set_num_threads(config.bench.threads)
     gpu = next((r.device for r in config.runners if is_cuda(r.device)), "cpu")
     env = fingerprint(gpu if _cuda_ok(gpu) else "cpu")
-    busy = busy_check(gpu_index=int(gpu.partition(":")[2] or 0) if _cuda_ok(gpu) else None)
+    busy = busy_check(gpu_index=parse_device(gpu)[1] if _cuda_ok(gpu) else None)
     env["busy_check"] = busy.to_dict()  # measured now, stored with the run (engine.machine)
 
     def open_run() -> int:

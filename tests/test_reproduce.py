@@ -39,6 +39,7 @@ SELECTIONS = [
         iters=7,
         warmup=0,
         threads=3,
+        until_stable=True,
         options=(
             ("channels_last", True),
             ("cuda_graph", True),
