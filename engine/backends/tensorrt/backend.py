@@ -169,6 +169,9 @@ class TensorRTBackend(Backend):
                 f"device '{spec.device}' was requested",
                 f"use --device cuda{also}",
             )
+        check_flavour(
+            spec.opts.get("trt_flavour", "auto")
+        )  # its own words before the generic check
         super().check(spec)
         cls._check_options(spec.opts)
         choice = check_flavour(spec.opts.get("trt_flavour", "auto"))
