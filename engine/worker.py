@@ -37,6 +37,7 @@ from engine import errors as _errors
 from engine.config import ResultRow, SweepConfig
 from engine.errors import EngineError
 from engine.plan import Callbacks, ModelFacts, new_row, normalise, plan_points
+from engine.runend import end_of
 from engine.sweep import SweepOutcome
 
 CRASH_HOOK_ENV = "VISIONBENCH_TEST_CRASH"
@@ -346,9 +347,10 @@ def run_sweep_in_worker(
     child = _Child(config, db_path, command, cb)
     try:
         child.watch(timeout_s, stop_grace_s)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (engine.runend.Terminated)
         child.ask_stop()
         child.outcome.interrupted = True
+        child.outcome.end_reason = end_of(exc, True)[1]
         try:
             child.proc.wait(stop_grace_s)
         except subprocess.TimeoutExpired:
@@ -357,7 +359,20 @@ def run_sweep_in_worker(
         child.close()
     child.judge_end()
     _settle(config, db_path, child.outcome, child.delivered, cb, child.finished)
+    if child.outcome.end_reason and child.outcome.run_id is not None and child.finished:
+        _record_reason(db_path, child.outcome)
     return child.outcome
+
+
+def _record_reason(db_path: str, outcome: WorkerOutcome) -> None:
+    """The child stopped because it was asked to; the run says what asked (Ctrl-C, SIGTERM)."""
+    from engine.store import Store
+
+    store = Store(db_path)
+    try:
+        store.finish_run(outcome.run_id, "interrupted", outcome.end_reason)
+    finally:
+        store.close()
 
 
 def _end(proc: subprocess.Popen, kill: bool) -> None:
