@@ -68,7 +68,7 @@ def _calibration_source(calibration_dir: str | None) -> str:
     folder = Path(calibration_dir)
     if not folder.is_dir():
         raise BadInput(f"calibration folder {folder.name} does not exist", fix="check the path")
-    from engine.models import file_sha256
+    from engine.hashing import file_sha256
 
     # Content, not names and sizes: images replaced by others of the same names and sizes
     # must not reuse the int8 model calibrated on the old ones. Only the images calibration

@@ -21,6 +21,7 @@ import pytest
 
 from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
 from engine.errors import BadInput, EngineError, Unavailable
+from engine.plan import Callbacks
 from engine.runend import STALE
 from engine.sqlite_guard import APPLICATION_ID
 from engine.store import Store
@@ -92,7 +93,9 @@ def test_disk_full_mid_sweep_ends_failed_and_keeps_the_points(tmp_path, small_ar
         parity=False,
     )
     with pytest.raises(Unavailable, match="disk is full") as info:
-        run_sweep(config, store=store, on_row=on_row, artifacts=small_artifacts)
+        run_sweep(
+            config, store=store, callbacks=Callbacks(on_row=on_row), artifacts=small_artifacts
+        )
     assert "damaged" not in str(info.value)
     run = store.run(1)
     assert run["status"] == "failed" and run["end_reason"] == "disk full"
