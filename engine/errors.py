@@ -11,6 +11,7 @@ class EngineError(Exception):
     """Base: a message a user can act on. ``exit_code`` is what the CLI returns."""
 
     exit_code = 1
+    row_status = "failed"  # what a sweep records for a point this error stops
 
     def __init__(self, what: str, why: str = "", fix: str = "") -> None:
         self.what, self.why, self.fix = what, why, fix
@@ -41,6 +42,13 @@ class Unavailable(EngineError):
 
 class ProviderFallback(Unavailable):
     """ONNX Runtime ran (part of) the graph somewhere other than requested."""
+
+
+class NotApplicable(Unavailable):
+    """A setting that cannot apply to this model (e.g. a CUDA graph of a graph with CPU
+    nodes): the point is skipped with the reason, never counted as a failure."""
+
+    row_status = "skipped"
 
 
 class ParityError(EngineError):

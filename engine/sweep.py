@@ -213,7 +213,7 @@ class _Sweep:
                 row.cosine, row.top1_agree = parity.cosine, parity.top1_agree
         except EngineError as exc:
             self.outcome.errors.append(exc)
-            row.status, row.reason = "failed", exc.user_message()
+            row.status, row.reason = exc.row_status, exc.user_message()
         except Exception as exc:  # noqa: BLE001 - a backend fault must not end the sweep
             if is_oom(exc):
                 row.status, row.reason = "oom", f"out of memory at batch {b}"

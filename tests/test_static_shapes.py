@@ -67,3 +67,35 @@ def test_static_models_are_cached_per_batch(tmp_path):
     assert [d.dim_value for d in onnx.load(str(b)).graph.input[0].type.tensor_type.shape.dim][
         0
     ] == 8
+
+
+def test_cpu_nodes_make_a_cuda_graph_not_applicable_with_the_nodes_named():
+    import pytest
+
+    from engine.backends.ort import check_graph_capture
+    from engine.errors import NotApplicable
+
+    check_graph_capture({"CUDAExecutionProvider": {"Conv": 20, "MatMul": 3}})
+    with pytest.raises(NotApplicable) as err:
+        check_graph_capture(
+            {
+                "CUDAExecutionProvider": {"Conv": 2},
+                "CPUExecutionProvider": {"Shape": 1, "Gather": 2},
+            }
+        )
+    assert err.value.row_status == "skipped"
+    assert "2× Gather, 1× Shape" in err.value.user_message()
+
+
+def test_a_cuda_graph_row_runs_on_the_static_model_for_its_batch(small_artifacts):
+    from engine.backends import PrepareContext, get_backend
+    from engine.config import RunnerSpec
+
+    spec = RunnerSpec("ort", "cuda", "fp16").with_options(cuda_graph=True)
+    path = get_backend("ort").model_path(spec, small_artifacts, PrepareContext(batches=(8,)))
+    dims = [d.dim_value for d in onnx.load(path).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [8, 3, 64, 64]
+    plain = get_backend("ort").model_path(
+        RunnerSpec("ort", "cuda", "fp16"), small_artifacts, PrepareContext(batches=(8,))
+    )
+    assert plain != path

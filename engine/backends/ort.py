@@ -25,7 +25,7 @@ import numpy as np
 from engine.backends.base import Availability, Backend, PrepareContext, Runner
 from engine.config import RunnerSpec
 from engine.devices import cuda_availability, parse_device
-from engine.errors import BadInput, ProviderFallback
+from engine.errors import BadInput, NotApplicable, ProviderFallback
 from engine.options import option
 
 CONV_SEARCHES = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
@@ -43,7 +43,10 @@ class OrtOptions:
         "cuDNN search", choices=CONV_SEARCHES,
     )  # fmt: skip
     prefer_nhwc: bool = option(False, "CUDA EP: prefer_nhwc=1 (NHWC kernels)", "NHWC kernels")
-    cuda_graph: bool = option(False, "CUDA EP: enable_cuda_graph=1", "CUDA graph")
+    cuda_graph: bool = option(
+        False, "CUDA EP: enable_cuda_graph=1 on a static-shape copy of the model per batch",
+        "CUDA graph (static shape per batch)",
+    )  # fmt: skip
     trt_ep: bool = option(False, "ask for ONNX Runtime's TensorRT EP", "TensorRT EP")
     intra_threads: int | None = option(
         None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1
@@ -234,6 +237,19 @@ def probe_placement(
             os.unlink(path)
 
 
+def check_graph_capture(placement: dict[str, dict[str, int]]) -> None:
+    """NotApplicable when any node runs on the CPU: a CUDA graph needs every node on the GPU."""
+    on_cpu = placement.get("CPUExecutionProvider", {})
+    if on_cpu:
+        listing = ", ".join(f"{n}× {op}" for op, n in sorted(on_cpu.items()))
+        raise NotApplicable(
+            "ONNX Runtime cannot capture a CUDA graph of this model",
+            f"even with a static batch these nodes run on the CPU ({listing}), and a CUDA"
+            " graph needs every node on the GPU",
+            "measure it without the CUDA graph option",
+        )
+
+
 class OrtRunner(Runner):
     def __init__(self, spec: RunnerSpec, model_path: str, ctx: PrepareContext) -> None:
         ort = import_ort()
@@ -260,6 +276,13 @@ class OrtRunner(Runner):
                 providers.insert(0, (TRT_EP, trt_ep_options(spec, index)))
         else:
             providers = ["CPUExecutionProvider"]
+        self.use_graph = o.cuda_graph and kind == "cuda"
+        batch = min(ctx.batches) if ctx.batches else 1
+        if self.use_graph:
+            # Known before capture: ONNX Runtime refuses to create a graph-capturing session
+            # when any node is placed on the CPU, so look at the placement first.
+            graph_placement = probe_placement(ort, model_path, o, providers, batch)
+            check_graph_capture(graph_placement)
         try:
             self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own classes for each cause
@@ -274,11 +297,13 @@ class OrtRunner(Runner):
         self._out_tail: tuple[int, ...] | None = None
         self._in_tail: tuple[int, ...] = ()
         self._static: dict[tuple, Any] = {}
-        self.use_graph = o.cuda_graph and kind == "cuda"
         self.info = {"providers_used": self.used, "model_path": model_path}
+        if self.use_graph:
+            self.info["static_shape_batch"] = batch
         self.placement: dict[str, dict[str, int]] = {}
-        if self.requested in self.used:
-            batch = min(ctx.batches) if ctx.batches else 1
+        if self.use_graph:
+            self.placement = graph_placement
+        elif self.requested in self.used:
             self.placement = probe_placement(ort, model_path, o, providers, batch)
         check_placement(self.requested, self.used, self.placement)
         self.info["node_placement"] = self.placement
@@ -467,7 +492,16 @@ class OrtBackend(Backend):
 
             return str(quantize_int8(artifacts, ctx.calibration_dir, progress=ctx.step))
         precision = "fp16" if spec.precision == "fp16" else "fp32"
-        return str(artifacts.onnx_path(precision, progress=ctx.step))
+        path = artifacts.onnx_path(precision, progress=ctx.step)
+        if cls.per_batch(spec):
+            # A CUDA graph is captured for one batch: a static-shape copy for that batch folds
+            # the shape subgraph ONNX Runtime would otherwise run on the CPU (ViT, ConvNeXt).
+            from engine.hashing import file_sha256
+            from engine.static_shapes import static_batch_model
+
+            ctx.step(f"making a static-shape model for batch {ctx.batches[0]}")
+            return str(static_batch_model(path, ctx.batches[0], file_sha256(path)))
+        return str(path)
 
     @classmethod
     def _build(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:

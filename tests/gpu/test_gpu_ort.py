@@ -51,7 +51,7 @@ def test_session_is_not_profiling(ort_cuda, art):
         ({"cudnn_conv_algo_search": "DEFAULT"}, "cudnn_conv_algo_search", "DEFAULT"),
         ({"prefer_nhwc": True}, "prefer_nhwc", "1"),
         ({"cuda_graph": True}, "enable_cuda_graph", "1"),
-        ({"use_tf32": False}, "use_tf32", "0"),
+        ({"strict_fp32": True}, "use_tf32", "0"),
     ],
 )
 def test_each_option_reaches_the_provider(ort_cuda, art, options, key, value):
@@ -89,7 +89,7 @@ def test_cuda_graph_is_replayed_with_new_data(ort_cuda, art):
     "precision, options",
     [
         ("fp32", {}),
-        ("fp32", {"use_tf32": False}),
+        ("fp32", {"strict_fp32": True}),
         ("fp16", {}),
         ("fp16", {"cudnn_conv_algo_search": "EXHAUSTIVE", "prefer_nhwc": True}),
         ("fp16", {"prefer_nhwc": True, "cuda_graph": True}),
@@ -99,7 +99,8 @@ def test_cuda_rows_agree_with_the_reference(ort_cuda, art, precision, options):
     x = art.sample_input(8, seed=99)
     reference = reference_outputs(art, x)
     with _runner(art, precision, batches=(8,), **options) as r:
-        parity = compare(reference, r.infer(x), "tf32" if precision == "fp32" else precision)
+        judged_at = get_backend("ort").parity_precision(r.spec)
+        parity = compare(reference, r.infer(x), judged_at)
     assert parity.ok, (precision, options, parity)
 
 
@@ -157,3 +158,29 @@ def test_sessions_and_exports_are_reused_from_the_cache(ort_cuda, art):
     with _runner(art, "fp16") as r:
         assert r.info["model_path"] == str(path)
     assert art.onnx_path("fp16").stat().st_mtime_ns == mtime
+
+
+def test_convnext_captures_a_cuda_graph_on_its_static_shape_model(ort_cuda):
+    """ConvNeXt's dynamic-batch export computes shapes on the CPU; the static copy does not."""
+    from engine.config import ModelSpec
+    from engine.models import load_artifacts
+
+    art = load_artifacts(ModelSpec(name="convnext_tiny", image_size=64))
+    with _runner(art, "fp16", batches=(4,), cuda_graph=True) as r:
+        assert r.info["static_shape_batch"] == 4
+        assert "CPUExecutionProvider" not in r.placement
+        a, b = art.sample_input(4, seed=1), art.sample_input(4, seed=2)
+        assert not np.allclose(r.infer(a), r.infer(b))
+
+
+def test_a_graph_with_cpu_nodes_is_not_applicable_not_failed(ort_cuda, tmp_path):
+    from engine.config import BenchSettings, ModelSpec, SweepConfig
+    from engine.sweep import run_sweep
+
+    path = _qlinear_model(str(tmp_path / "qconv.onnx"))
+    spec = RunnerSpec("ort", "cuda", "fp32").with_options(cuda_graph=True)
+    quick = BenchSettings(warmup=1, iters=2, max_time_s=2.0, min_iters=1)
+    out = run_sweep(SweepConfig(ModelSpec(onnx_path=path), [spec], [2], quick, parity=False))
+    row = out.rows[0]
+    assert row.status == "skipped", row.reason
+    assert "cannot capture a CUDA graph" in row.reason and "QLinearConv" in row.reason
