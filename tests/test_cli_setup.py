@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, SMALL, SMALL_SIZE, run_cli
+from tests.conftest import ROOT, SMALL, SMALL_SIZE, run_cli
 
 
 def test_a_python_without_the_requirements_gets_one_line_and_exit_3():

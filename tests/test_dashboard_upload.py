@@ -8,9 +8,10 @@ import json
 
 import pytest
 import streamlit as st
-from conftest import run_cli
 from streamlit.testing.v1 import AppTest
 from test_dashboard import APP, ROOT, TIMEOUT_S, small_model, texts
+
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
