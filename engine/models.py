@@ -25,6 +25,7 @@ from engine.limits import (
     check_input_fits,
     tensor_bytes,
 )
+from engine.weights import make_healthy, weights_digest
 
 
 @lru_cache(maxsize=1)
@@ -175,7 +176,9 @@ def build_torch_model(spec: ModelSpec):
     check_model_name(spec.name)
     torch.manual_seed(spec.seed)
     model = torchvision.models.get_model(spec.name, weights=None)
-    if spec.weights != "random":
+    if spec.weights == "random":
+        make_healthy(model, spec.seed, spec.image_size)
+    else:
         path = _pretrained_file(spec.name) if spec.weights == "pretrained" else spec.weights
         state = load_state_dict(path)
         classes = head_classes(model.state_dict(), state)
@@ -434,7 +437,7 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
     check_image_size(spec.image_size)
     check_model_takes_size(spec.name, spec.image_size)
     if spec.weights == "random":
-        digest = f"random-seed{spec.seed}"
+        digest = ""  # named below from the settled tensors themselves
     elif spec.weights == "pretrained":
         digest = file_sha256(_pretrained_file(spec.name))
     else:
@@ -442,5 +445,7 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
             raise BadInput(f"weights file {Path(spec.weights).name} does not exist")
         digest = file_sha256(spec.weights)
     art = ModelArtifacts(spec=spec, weights_hash=digest)
-    art.torch_module()  # fail early on bad weights or a wrong architecture
+    module = art.torch_module()  # fail early on bad weights or a wrong architecture
+    if spec.weights == "random":
+        art.weights_hash = weights_digest(module, spec.seed)
     return art

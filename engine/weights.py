@@ -1,0 +1,200 @@
+"""Random weights that behave like a trained network's, so parity has something to judge.
+
+torchvision's initialisers are made for training, not for running untrained: ViT's head
+is all zeros (every logit is exactly 0), ConvNeXt's layer scales are 1e-6, and the
+batch-norm statistics (mean 0, variance 1) do not fit the activations, so in
+EfficientNet-B0 and MobileNetV3 the logits shrink to about 1e-14 and 1e-10. Such logits
+carry no input-dependent signal at FP16 resolution, and a parity check on them says
+nothing. This module gives, deterministically and on the CPU:
+
+1. every parameter that starts all zero or near zero (biases aside) a seeded value of a
+   normal scale, found generically rather than by a list of architectures;
+2. settled batch-norm statistics: a few forward passes over seeded synthetic images with
+   the batch-norm layers in train mode and cumulative averaging (``momentum=None``).
+
+The recipe has a version (:data:`RECIPE_VERSION`); the weights hash names it and the
+settled tensors, so export and engine caches follow any change here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+# Bump when anything below changes the weights it produces: cache keys follow it.
+RECIPE_VERSION = 1
+# A parameter whose every value is below this (in magnitude) is treated as dead.
+DEAD_ABS = 1e-4
+# A layer weight whose std is below this share of 1/sqrt(fan_in) shrinks the signal at
+# every pass (MobileNetV3's classifier: N(0, 0.01²) on 960 and 1280 inputs, 0.31 and
+# 0.36); PyTorch's own Linear default is 0.58, which stays as it is.
+WEAK_RATIO = 0.4
+# Synthetic images used to settle batch-norm statistics, in batches of SETTLE_BATCH.
+SETTLE_IMAGES = 16
+SETTLE_BATCH = 8
+# ViT/Swin embeddings and tokens are trained from N(0, 0.02²): the same for dead ones.
+TOKEN_STD = 0.02
+# A layer scale of 1 lets each residual branch count fully; 0.1 keeps deep stacks of
+# random branches (ConvNeXt-L has 36 blocks) from drowning the stem's signal.
+LAYER_SCALE = 0.1
+# The least centred logit spread the head is scaled to (trained ImageNet heads: units).
+LOGIT_SPREAD = 1.0
+
+
+def make_healthy(model: Any, seed: int, image_size: int) -> None:
+    """Revive dead parameters and settle batch-norm statistics of ``model`` in place."""
+    import torch
+
+    with torch.no_grad():
+        revive_dead_parameters(model, seed)
+        settle_norm_statistics(model, seed, image_size)
+        model.eval()
+        centre_head(model, seed, image_size)
+
+
+def _is_dead(p: Any) -> bool:
+    return p.numel() > 0 and bool(p.detach().abs().max() < DEAD_ABS)
+
+
+def _is_weak(p: Any) -> bool:
+    fan_in = p[0].numel()
+    return fan_in > 1 and float(p.detach().std()) < WEAK_RATIO / math.sqrt(fan_in)
+
+
+def revive_dead_parameters(model: Any, seed: int) -> list[str]:
+    """Give each dead parameter a seeded value of a normal scale; the names revived.
+
+    Biases stay zero (a zero bias is what trained networks start from and is harmless).
+    Weights of layers (2-D and up), dead or (Linear ones) weak, get N(0, 1/fan_in), which keeps the output's scale
+    equal to the input's; 1-D scales (layer scale, gamma) get :data:`LAYER_SCALE`;
+    anything else (class tokens, embeddings) gets N(0, TOKEN_STD²).
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(10_007 + seed)
+    revived = []
+    for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+        leaf = name.rsplit(".", 1)[-1]
+        if "bias" in leaf or not p.dtype.is_floating_point:
+            continue
+        layer_weight = leaf == "weight" and p.dim() >= 2
+        # Only matrices (Linear) can be weak: a convolution's scale is undone by the
+        # batch norm after it, and torchvision's fan-out init is meant for that.
+        if not (_is_dead(p) or (layer_weight and p.dim() == 2 and _is_weak(p))):
+            continue
+        if layer_weight:
+            fan_in = p[0].numel()
+            value = torch.randn(p.shape, generator=gen) / math.sqrt(fan_in)
+        elif "scale" in leaf or "gamma" in leaf or leaf == "weight":
+            value = torch.full(p.shape, LAYER_SCALE)
+        else:
+            value = torch.randn(p.shape, generator=gen) * TOKEN_STD
+        with torch.no_grad():
+            p.copy_(value.to(p.dtype))
+        revived.append(name)
+    return revived
+
+
+def synthetic_images(n: int, size: int, seed: int) -> Any:
+    """Smooth seeded colour fields with a little noise, ImageNet-normalised (N×3×H×W)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(20_011 + seed)
+    cells = max(size // 16, 2)
+    coarse = torch.rand(n, 3, cells, cells, generator=gen)
+    img = torch.nn.functional.interpolate(coarse, size=(size, size), mode="nearest")
+    img = (img + 0.05 * torch.randn(img.shape, generator=gen)).clamp(0, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (img - mean) / std
+
+
+def settle_norm_statistics(model: Any, seed: int, image_size: int) -> int:
+    """Recompute every batch-norm layer's running statistics on synthetic images.
+
+    Only the batch-norm layers run in train mode (dropout and stochastic depth stay in
+    eval, so the passes are deterministic); ``momentum=None`` makes the statistics a
+    plain average over the passes. Returns how many layers were settled.
+    """
+    import torch
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in norms if m.track_running_stats]
+    if not norms:
+        return 0
+    model.eval()
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    images = synthetic_images(SETTLE_IMAGES, image_size, seed)
+    try:
+        with torch.no_grad():
+            for chunk in images.split(SETTLE_BATCH):
+                model(chunk)
+    finally:
+        for m, momentum in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            m.eval()
+    return len(norms)
+
+
+def _head(model: Any) -> Any:
+    """The layer that writes the logits: torchvision registers its classifier last."""
+    import torch
+
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
+    return layers[-1] if layers else None
+
+
+def _centred_std(logits: Any) -> float:
+    flat = logits.double().flatten(1)
+    return float((flat - flat.mean(dim=0, keepdim=True)).std())
+
+
+def centre_head(model: Any, seed: int, image_size: int) -> bool:
+    """Balance the classifier over synthetic images: zero mean logit per class, and a
+    centred spread of at least :data:`LOGIT_SPREAD`.
+
+    A trained classifier spreads its predictions over the classes; a random head whose
+    per-class offsets outweigh the input-dependent part predicts one class for every
+    image (ViT-B/16: 2 distinct top-1 classes in 64 images). Networks without
+    normalisation (VGG, SqueezeNet) shrink the signal to a centred spread near 0.01;
+    scaling the last layer multiplies the logits (whatever follows it is ReLU and
+    pooling), which changes no ratio that parity judges.
+    """
+    import torch
+
+    head = _head(model)
+    if head is None or head.bias is None:
+        return False
+    seen: list[Any] = []
+    hook = head.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
+    images = synthetic_images(SETTLE_BATCH, image_size, seed + 1)
+    try:
+        with torch.no_grad():
+            logits = model(images)
+            out = seen[-1].double()
+            dims = [d for d in range(out.dim()) if d != 1]
+            head.bias.sub_(out.mean(dim=dims).to(head.bias.dtype))
+            if isinstance(logits, torch.Tensor) and logits.shape == out.shape:
+                spread = _centred_std(out)  # the head writes the logits: no second pass
+            else:
+                spread = _centred_std(model(images))
+            if 0 < spread < LOGIT_SPREAD:
+                head.weight.mul_(LOGIT_SPREAD / spread)
+                head.bias.mul_(LOGIT_SPREAD / spread)
+    finally:
+        hook.remove()
+    return True
+
+
+def weights_digest(model: Any, seed: int) -> str:
+    """Names the seeded, settled weights: recipe version plus a hash of every tensor."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items(), key=lambda kv: kv[0]):
+        h.update(name.encode())
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return f"random-seed{seed}-recipe{RECIPE_VERSION}-{h.hexdigest()[:16]}"

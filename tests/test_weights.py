@@ -1,0 +1,95 @@
+"""Random weights that behave like a trained network's (engine/weights.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from engine import weights
+from engine.config import ModelSpec
+from engine.export import export_key
+from engine.models import load_artifacts
+
+
+def _spread(model: torch.nn.Module, size: int) -> tuple[float, int]:
+    x = weights.synthetic_images(64, size, seed=4321)
+    with torch.no_grad():
+        y = model(x).double()
+    centred = y - y.mean(dim=0, keepdim=True)
+    return float(centred.std()), len(set(y.argmax(dim=1).tolist()))
+
+
+def test_vanishing_logits_are_revived():
+    # torchvision's own init: MobileNetV3's logits are about 1e-10 and one class wins.
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v3_small().eval()
+    std_before, _ = _spread(model, 64)
+    assert std_before < 1e-3
+    weights.make_healthy(model, seed=0, image_size=64)
+    std, distinct = _spread(model, 64)
+    assert std >= 0.1 and distinct >= 8
+
+
+def test_zero_head_layer_scale_and_token_are_revived_biases_stay():
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3)
+            self.token = torch.nn.Parameter(torch.zeros(1, 8, 1, 1))
+            self.layer_scale = torch.nn.Parameter(torch.full((8, 1, 1), 1e-6))
+            self.head = torch.nn.Linear(8, 10)
+            torch.nn.init.zeros_(self.head.weight)
+            torch.nn.init.zeros_(self.head.bias)
+
+        def forward(self, x):
+            h = self.conv(x) * self.layer_scale + self.token
+            return self.head(h.mean(dim=(2, 3)))
+
+    model = Tiny().eval()
+    assert _spread(model, 32)[0] == 0.0
+    revived = weights.revive_dead_parameters(model, seed=0)
+    assert revived == ["head.weight", "layer_scale", "token"]
+    assert torch.all(model.layer_scale == weights.LAYER_SCALE)
+    assert float(model.head.weight.detach().std()) == pytest.approx(8**-0.5, rel=0.5)
+    assert torch.all(model.head.bias == 0)
+    with torch.no_grad():
+        weights.centre_head(model, seed=0, image_size=32)
+    std, distinct = _spread(model, 32)
+    assert std >= 0.1 and distinct >= 3
+
+
+def test_batch_norm_statistics_are_settled_deterministically():
+    def build():
+        torch.manual_seed(0)
+        model = torchvision.models.resnet18().eval()
+        weights.make_healthy(model, seed=0, image_size=32)
+        return model
+
+    a, b = build(), build()
+    assert torch.equal(a.bn1.running_mean, b.bn1.running_mean)
+    assert not torch.all(a.bn1.running_var == 1)  # torchvision starts every variance at 1
+    assert a.bn1.momentum == 0.1 and not a.bn1.training
+    assert weights.weights_digest(a, 0) == weights.weights_digest(b, 0)
+
+
+def test_weights_hash_names_recipe_and_tensors(monkeypatch, small_spec):
+    art = load_artifacts(small_spec)
+    assert art.weights_hash.startswith(f"random-seed0-recipe{weights.RECIPE_VERSION}-")
+    other = load_artifacts(ModelSpec(name="resnet18", image_size=64, seed=1))
+    assert other.weights_hash != art.weights_hash
+    assert export_key(other, "fp32") != export_key(art, "fp32")
+    monkeypatch.setattr(weights, "RECIPE_VERSION", weights.RECIPE_VERSION + 1)
+    bumped = weights.weights_digest(art.torch_module(), 0)
+    assert bumped != art.weights_hash and bumped.endswith(art.weights_hash[-16:])
+
+
+def test_weights_from_a_file_are_not_touched(tmp_path):
+    torch.manual_seed(3)
+    source = torchvision.models.mobilenet_v3_small()
+    path = tmp_path / "w.pt"
+    torch.save(source.state_dict(), path)
+    art = load_artifacts(ModelSpec(name="mobilenet_v3_small", image_size=64, weights=str(path)))
+    loaded = art.torch_module().state_dict()
+    for key, value in source.state_dict().items():
+        assert torch.equal(loaded[key], value), key
