@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from engine.backends import get_backend, option_words, precision_text, title
-from engine.config import ResultRow, RunnerSpec, SweepConfig
+from engine.config import ResultRow, RunnerSpec, SweepConfig, parity_label
 from engine.devices import is_cuda
 from engine.errors import BadInput
 from engine.plan import Callbacks
@@ -98,6 +98,13 @@ class LadderStep:
     reason: str = ""
     ci_ms: tuple[float, float] | None = None  # ~95 % CI of the median (engine.stability)
     tie_note: str = ""  # on the best step: why it won (outside the noise, or which tie rule)
+    parity_status: str = "off"
+
+    @property
+    def eligible(self) -> bool:
+        """Only a row whose parity was judged and passed can win: "off" and "not judged"
+        say nothing about whether it computes the same thing."""
+        return self.status == "ok" and self.parity_status == "ok" and bool(self.p50_ms)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,7 +114,7 @@ def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
     """Batch → ladder, from a sweep's rows in the order they were measured.
 
     The first row of each batch is the baseline. The best step is the fastest measured
-    row whose parity passed (or was not checked, which only happens with parity off).
+    row whose parity was judged and passed.
     Pure: the dashboard can chart a stored run with it.
     """
     by_batch: dict[int, list[ResultRow]] = {}
@@ -120,8 +127,11 @@ def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
         for i, r in enumerate(group):
             speedup = base / r.p50_ms if (base and r.status == "ok" and r.p50_ms) else None
             reason = r.reason
-            if r.status == "ok" and r.parity_ok is False:
+            if r.status == "ok" and r.parity_status == "failed":
                 reason = f"outputs disagree with FP32 (max rel err {r.max_rel_err:.3g})"
+            elif r.status == "ok" and r.parity_status != "ok":
+                why = f": {r.parity_reason}" if r.parity_reason else ""
+                reason = f"cannot win: parity {r.parity_status}{why}"
             steps.append(
                 LadderStep(
                     batch=batch,
@@ -137,6 +147,7 @@ def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
                     parity_ok=r.parity_ok,
                     reason=reason,
                     ci_ms=row_ci(r) if r.status == "ok" else None,
+                    parity_status=r.parity_status,
                 )
             )
         _choose(steps)
@@ -236,7 +247,7 @@ def auto_outcome(outcome: SweepOutcome) -> AutoOutcome:
 
 def _choose(steps: list[LadderStep]) -> None:
     """Mark the best agreeing step; settings within noise of the fastest are ties."""
-    ok = [s for s in steps if s.status == "ok" and s.parity_ok is not False and s.p50_ms]
+    ok = [s for s in steps if s.eligible]
     if ok:
         pick, why = pick_with_ties(ok, ci=lambda s: s.ci_ms)
         pick.best, pick.tie_note = True, why
@@ -248,13 +259,17 @@ def format_ladder(outcome: AutoOutcome) -> str:
     for batch, steps in sorted(outcome.ladders.items()):
         why = next((s.tie_note for s in steps if s.best), "")
         lines.append(f"batch {batch}:" + (f" (chosen: {why})" if why else ""))
+        if not any(s.best for s in steps):
+            lines.append("   no winner: no measured candidate's parity was judged and passed")
         for s in steps:
             mark = "*" if s.best else " "
             if s.status == "ok":
                 speed = f"{s.speedup:.2f}x" if s.speedup else "-"
                 if s.step and overlap(steps[0].ci_ms, s.ci_ms):
                     speed = "noise"  # within the baseline's noise: not a speed-up
-                parity = {True: "ok", False: "FAIL", None: "-"}[s.parity_ok]
+                parity = parity_label(s.parity_status)
+                if s.parity_status in ("not judged", "off"):
+                    lines.append(f"   ({s.reason[:120]})")
                 lines.append(
                     f" {mark} {s.label:<70} {s.p50_ms:9.3f} ms {s.throughput_ips:10.1f} img/s"
                     f" {speed:>7} parity {parity}"

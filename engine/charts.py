@@ -26,7 +26,7 @@ PALETTE = (
 QUOTED_SUFFIX = "quoted, not measured here"
 TABLE_COLUMNS = [
     "series", "batch", "status", "p50_ms", "p10_ms", "p90_ms", "p99_ms", "throughput_ips",
-    "provider", "parity_ok", "max_rel_err", "cosine", "iters", "peak_mem_mb", "reason",
+    "provider", "parity_status", "max_rel_err", "cosine", "iters", "peak_mem_mb", "reason",
     "tflops", "peak_pct", "stable", "stability_note", "cv", "throttled", "power_capped",
 ]  # fmt: skip
 

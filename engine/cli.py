@@ -226,6 +226,7 @@ class Progress:
 
 def format_table(rows) -> str:
     from engine.backends import precision_text
+    from engine.config import parity_label
     from engine.stability import POINT_COLUMNS, point_cells  # numpy: not at CLI start-up
 
     head = [
@@ -260,7 +261,7 @@ def format_table(rows) -> str:
                 ]
             )
             continue
-        parity = "-" if r.parity_ok is None else ("ok" if r.parity_ok else "FAIL")
+        parity = parity_label(r.parity_status)
         lines.append(
             [
                 r.backend,

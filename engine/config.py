@@ -242,8 +242,19 @@ class Parity:
     mean_rel_err: float
     cosine: float
     top1_agree: float
-    ok: bool
+    ok: bool | None  # None: not judged (see ``status``)
     tolerance: str = ""
+    status: str = ""  # ok | failed | not judged
+    reason: str = ""
+
+
+PARITY_STATUSES = ("ok", "failed", "not judged", "off")
+PARITY_FROM_OK = {True: "ok", False: "failed", None: "off"}
+
+
+def parity_label(status: str) -> str:
+    """How a table cell shows a parity status: a failure stands out, "off" is a dash."""
+    return {"ok": "ok", "failed": "FAIL", "not judged": "not judged"}.get(status, "-")
 
 
 @dataclass
@@ -293,6 +304,13 @@ class ResultRow:
     machine_state: dict[str, Any] = field(default_factory=dict)
     throttled: bool | None = None
     power_capped: bool | None = None
+    parity_status: str = ""  # ok | failed | not judged | off; from parity_ok when missing
+    parity_reason: str = ""
+
+    def __post_init__(self) -> None:
+        # Rows stored before "not judged" existed only had parity_ok.
+        if not self.parity_status:
+            self.parity_status = PARITY_FROM_OK.get(self.parity_ok, "off")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,9 +26,54 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 }
 
 
+# precision → (relative rounding step, smallest normal number): what the compared
+# precision can resolve at all. int8 is quantised to about 1/127 of each tensor's range.
+RESOLUTION: dict[str, tuple[float, float]] = {
+    "fp32": (2.0**-23, 1.2e-38),
+    "tf32": (2.0**-10, 1.2e-38),
+    "fp16": (2.0**-10, 6.1e-5),
+    "bf16": (2.0**-7, 1.2e-38),
+    "int8": (2.0**-7, 1.2e-38),
+}
+# The rounding of the logits alone may use at most this share of the allowed error;
+# beyond it a "failed" would only say that the precision cannot hold the signal.
+ROUNDING_SHARE = 0.25
+NOT_JUDGED = "not judged"
+
+
 def centred(logits: np.ndarray) -> np.ndarray:
     x = np.asarray(logits, dtype=np.float64).reshape(logits.shape[0], -1)
     return x - x.mean(axis=0, keepdims=True)
+
+
+def why_not_judged(reference: np.ndarray, precision: str = "fp32") -> str:
+    """Why the reference cannot judge ``precision`` ("" when it can).
+
+    Parity compares the input-dependent part of the logits; when that part is zero, not
+    finite, or smaller than what the compared precision can resolve at the logits'
+    magnitude, agreement or disagreement says nothing about the backend.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    if not np.isfinite(ref).all():
+        return "the reference logits are not finite"  # before centring: inf - inf warns
+    spread = float(centred(ref).std())
+    magnitude = float(np.abs(ref).max())
+    if spread == 0.0:
+        return "the reference logits do not depend on the input (the same for every image)"
+    eps, tiny = RESOLUTION.get(precision, RESOLUTION["fp32"])
+    max_err = TOLERANCES.get(precision, TOLERANCES["fp32"])[0]
+    if spread < tiny:
+        return (
+            f"the input-dependent part of the logits ({spread:.2g}) is below the smallest"
+            f" {precision} number ({tiny:.2g})"
+        )
+    if eps * magnitude > ROUNDING_SHARE * max_err * spread:
+        return (
+            f"the input-dependent part of the logits ({spread:.2g}) is too small for"
+            f" {precision} at their magnitude ({magnitude:.2g}, resolution"
+            f" {eps * magnitude:.2g})"
+        )
+    return ""
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, precision: str = "fp32") -> Parity:
@@ -36,20 +81,31 @@ def compare(reference: np.ndarray, candidate: np.ndarray, precision: str = "fp32
         raise ValueError(f"shape mismatch: {reference.shape} vs {candidate.shape}")
     if reference.shape[0] < 2:
         raise ValueError("parity needs a batch of at least 2 to centre the logits")
-    ref, cand = centred(reference), centred(candidate)
-    spread = float(ref.std()) or 1e-12
-    err = np.abs(cand - ref) / spread
-    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
-    cos = np.sum(ref * cand, axis=1) / np.maximum(norms, 1e-30)
-    top1 = float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1)))
     max_err, min_cos = TOLERANCES.get(precision, TOLERANCES["fp32"])
-    finite = bool(np.isfinite(cand).all())
+    tolerance = f"max rel err ≤ {max_err}, cosine ≥ {min_cos}"
+    reason = why_not_judged(reference, precision)
+    finite = bool(np.isfinite(candidate).all())
+    with np.errstate(all="ignore"):  # non-finite logits are reported, not warned about
+        ref, cand = centred(reference), centred(candidate)
+        spread = float(ref.std()) if np.isfinite(ref).all() else 0.0
+        err = np.abs(cand - ref) / (spread or 1e-12)
+        norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
+        cos = np.sum(ref * cand, axis=1) / np.maximum(norms, 1e-30)
+    top1 = float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1)))
+    measured = finite and not reason
     ok = finite and float(err.max()) <= max_err and float(cos.mean()) >= min_cos
+    if reason:
+        status, verdict = NOT_JUDGED, None
+    else:
+        status, verdict = ("ok" if ok else "failed"), ok
+        reason = "" if ok or finite else "the outputs are not finite"
     return Parity(
-        max_rel_err=float(err.max()) if finite else float("inf"),
-        mean_rel_err=float(err.mean()) if finite else float("inf"),
-        cosine=float(cos.mean()) if finite else 0.0,
+        max_rel_err=float(err.max()) if measured else float("inf"),
+        mean_rel_err=float(err.mean()) if measured else float("inf"),
+        cosine=float(cos.mean()) if measured else 0.0,
         top1_agree=top1,
-        ok=ok,
-        tolerance=f"max rel err ≤ {max_err}, cosine ≥ {min_cos}",
+        ok=verdict,
+        tolerance=tolerance,
+        status=status,
+        reason=reason,
     )

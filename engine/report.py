@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from engine.config import ResultRow
+from engine.config import ResultRow, parity_label
 from engine.errors import BadInput
 from engine.history import (
     RunRecord,
@@ -111,7 +111,7 @@ def _parity_rows(rec: RunRecord) -> list[ResultRow]:
     seen, out = set(), []
     for r in rec.rows:
         key = (r.backend, r.precision, r.device, tuple(sorted(r.options.items())))
-        if r.parity_ok is not None and key not in seen:
+        if r.parity_status != "off" and key not in seen:
             seen.add(key)
             out.append(r)
     return out
@@ -175,7 +175,7 @@ def _results_lines(rec: RunRecord) -> list[list[str]]:
     for r in sorted(rec.rows, key=lambda r: (r.backend, r.precision, r.device, r.batch)):
         if r.status in ("ok", "quoted"):
             ran = r.provider + (" ⚠ fell back to the CPU" if fell_back(r) else "")
-            parity = "-" if r.parity_ok is None else ("ok" if r.parity_ok else "FAIL")
+            parity = parity_label(r.parity_status)
             lines.append(
                 [
                     r.backend,
@@ -404,7 +404,8 @@ def _html_run(rec: RunRecord, figure: _Figures) -> list[str]:
                 r.backend,
                 r.precision,
                 r.device,
-                "ok" if r.parity_ok else "FAIL",
+                parity_label(r.parity_status)
+                + (f" ({r.parity_reason})" if r.parity_reason else ""),
                 _fmt(r.max_rel_err, 6),
                 _fmt(r.cosine, 6),
                 _fmt(r.top1_agree, 3),

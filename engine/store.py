@@ -30,7 +30,7 @@ from engine.runend import STALE, process_gone, this_host
 from engine.safeio import json_text, write_text
 from engine.sqlite_guard import APPLICATION_ID, check_ours, check_path, connect, db_error
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SQLITE_INT = (-(2**63), 2**63 - 1)
 RESERVE_BYTES = 256 * 1024  # room kept for recording how a run ended (a few WAL frames)
 JSON_SCHEMA = 1
@@ -102,8 +102,22 @@ def _v3(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
 
 
+def _v4(db: sqlite3.Connection) -> None:
+    # Parity's third outcome, "not judged", as its own column; older rows had only
+    # parity_ok in their JSON: True → ok, False → failed, None → off. Idempotent like _v2.
+    columns = {r[1] for r in db.execute("PRAGMA table_info(rows)").fetchall()}
+    if "parity_status" not in columns:
+        db.execute("ALTER TABLE rows ADD COLUMN parity_status TEXT NOT NULL DEFAULT ''")
+    for row_id, data_json in db.execute("SELECT id, data_json FROM rows").fetchall():
+        try:
+            status = ResultRow.from_dict(json.loads(data_json)).parity_status
+        except (ValueError, TypeError, KeyError):
+            status = "off"
+        db.execute("UPDATE rows SET parity_status=? WHERE id=?", (status, row_id))
+
+
 # Index i upgrades a store from user_version i to i + 1. Never edit one that shipped.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 
 
 class Store:
@@ -235,8 +249,8 @@ class Store:
         with self.db:
             cur = self.db.execute(
                 "INSERT INTO rows (run_id, created_at, model, backend, device, precision, batch,"
-                " provider, status, p50_ms, throughput_ips, data_json)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " provider, status, p50_ms, throughput_ips, data_json, parity_status)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     row.created_at,
@@ -250,6 +264,7 @@ class Store:
                     row.p50_ms,
                     row.throughput_ips,
                     row.to_json(),
+                    row.parity_status,
                 ),
             )
         return int(cur.lastrowid)
@@ -318,8 +333,8 @@ class Store:
             run_id = int(cur.lastrowid)
             self.db.executemany(
                 "INSERT INTO rows (run_id, created_at, model, backend, device, precision, batch,"
-                " provider, status, p50_ms, throughput_ips, data_json)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " provider, status, p50_ms, throughput_ips, data_json, parity_status)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         run_id,
@@ -334,6 +349,7 @@ class Store:
                         r.p50_ms,
                         r.throughput_ips,
                         r.to_json(),
+                        r.parity_status,
                     )
                     for r in rows
                 ],

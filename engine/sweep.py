@@ -211,6 +211,7 @@ class _Sweep:
             if parity is not None:
                 row.parity_ok, row.max_rel_err = parity.ok, parity.max_rel_err
                 row.cosine, row.top1_agree = parity.cosine, parity.top1_agree
+                row.parity_status, row.parity_reason = parity.status, parity.reason
         except EngineError as exc:
             self.outcome.errors.append(exc)
             row.status, row.reason = exc.row_status, exc.user_message()

@@ -173,6 +173,14 @@ else:
                     hide_index=True,
                     key="vb_hist_speedups",
                 )  # fmt: skip
+            unsure = [
+                f"{side}: {r.backend} {r.precision} {r.device} batch {r.batch} {r.parity_status}"
+                for side, rec in (("A", ra), ("B", rb))
+                for r in rec.rows
+                if r.status == "ok" and r.parity_status in ("failed", "not judged")
+            ]
+            if unsure:
+                st.caption("Parity failed or not judged: " + "; ".join(unsure[:12]))
             only_a, only_b = history.unmatched_points(ra, rb)
             if only_a:
                 st.caption(f"Only in A: {markdown_text('; '.join(only_a))}")

@@ -150,3 +150,21 @@ def test_cudnn_only_settings_are_refused_on_the_cpu():
     for opt in ("fuse_relu", "cudnn_benchmark"):
         with pytest.raises(BadInput):
             get_backend("torch").check(RunnerSpec("torch", "cpu", "fp32", ((opt, True),)))
+
+
+def test_a_row_whose_parity_was_off_or_not_judged_never_wins():
+    off = _row(8, "ort", 1.0, None)
+    unjudged = _row(8, "ort", 0.5, None, fuse_relu=True)
+    unjudged.parity_status = "not judged"
+    unjudged.parity_reason = "the reference logits do not depend on the input"
+    rows = [_row(8, "torch", 10.0, True), off, unjudged]
+    steps = ladders_from_rows(rows)[8]
+    assert [s.best for s in steps] == [True, False, False]
+    text = format_ladder(AutoOutcome(run_id=None, ladders={8: steps}))
+    lines = text.splitlines()
+    above = lines.index(next(ln for ln in lines if "conv+bias+ReLU" in ln)) - 1
+    assert "cannot win: parity not judged: the reference logits do not" in lines[above]
+    assert "cannot win: parity off" in text
+    only_unjudged = ladders_from_rows([unjudged])[8]
+    assert not only_unjudged[0].best
+    assert "no winner" in format_ladder(AutoOutcome(run_id=None, ladders={8: only_unjudged}))

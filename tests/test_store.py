@@ -83,3 +83,53 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
         failures += sum(p.exitcode != 0 for p in procs)
         assert len(Store(path).runs()) == sum(p.exitcode == 0 for p in procs)
     assert failures == 0
+
+
+def test_a_version_2_store_gains_parity_status_from_parity_ok(tmp_path):
+    from engine.store import MIGRATIONS
+
+    db = tmp_path / "v2.sqlite"
+    con = sqlite3.connect(db)
+    for step in MIGRATIONS[:2]:
+        step(con)
+    con.execute("PRAGMA user_version=2")
+    con.execute(
+        "INSERT INTO runs (created_at, config_json, env_json) VALUES ('2026-11-01', '{}', '{}')"
+    )
+    for ok in (True, False, None):
+        data = {k: v for k, v in _row(1).to_dict().items() if not k.startswith("parity_s")}
+        data.pop("parity_reason")
+        data["parity_ok"] = ok
+        con.execute(
+            "INSERT INTO rows (run_id, created_at, data_json) VALUES (1, '2026-11-01', ?)",
+            (json.dumps(data),),
+        )
+    con.commit()
+    con.close()
+    store = Store(db)
+    stored = [r[0] for r in store.db.execute("SELECT parity_status FROM rows ORDER BY id")]
+    assert stored == ["ok", "failed", "off"]
+    assert [r.parity_status for r in store.rows()] == ["ok", "failed", "off"]
+    row = _row(2)
+    row.parity_ok, row.parity_status, row.parity_reason = None, "not judged", "constant logits"
+    store.add_row(1, row)
+    last = store.db.execute("SELECT parity_status FROM rows ORDER BY id DESC").fetchone()[0]
+    assert last == "not judged" and store.rows()[-1].parity_reason == "constant logits"
+    store.export_csv(1, tmp_path / "r.csv")
+    assert list(csv.DictReader(open(tmp_path / "r.csv")))[-1]["parity_status"] == "not judged"
+
+
+def test_committed_result_documents_still_load_with_a_parity_status():
+    from pathlib import Path
+
+    files = sorted((Path(__file__).parents[1] / "benchmarks" / "results").rglob("*.json"))
+    docs = [json.loads(f.read_text()) for f in files]
+    rows = [
+        ResultRow.from_dict(r)
+        for doc in docs
+        if isinstance(doc, dict) and "schema" in doc and "run" in doc
+        for r in doc["rows"]
+    ]
+    assert rows, "no committed result rows found"
+    for r in rows:
+        assert r.parity_status == {True: "ok", False: "failed", None: "off"}[r.parity_ok]
