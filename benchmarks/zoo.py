@@ -1,0 +1,247 @@
+"""The zoo: auto mode over torchvision classifiers of many families, with the peers beside it.
+
+For each model (random weights, engine/weights.py) on one device: auto mode
+(engine.auto.run_auto, parity on) at the given batch sizes; its ladder already holds the
+PyTorch FP32 eager baseline and the plain ONNX Runtime FP32 row, which are reported as
+peers. With ``--compile-models``, torch.compile max-autotune (auto mode's compile
+candidate) runs at ``--compile-batch`` for those models, parity checked on the compiled
+runner. When the largest batch runs out of memory, it is halved until it fits.
+
+One JSON per model (``<out>/<model>.json``, with the machine fingerprint, date and
+versions) is written when the model is complete, so a run cut short by ``--budget-s``
+or by the end of a lease resumes where it stopped: models with a JSON are skipped.
+``--merge`` writes ``<out>/zoo.md`` from every JSON there (any number of sessions).
+
+    python benchmarks/zoo.py --out benchmarks/results/zoo --models resnet50,vit_b_16 \\
+        --compile-models resnet50 --budget-s 540
+    python benchmarks/zoo.py --out benchmarks/results/zoo --merge
+    python benchmarks/zoo.py --out /tmp/zoo --device cpu --models resnet18 --batch 1 \\
+        --image-size 64                                             # dry run on a CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# Twelve families: ResNet, ResNeXt, RegNet, DenseNet, EfficientNet, EfficientNetV2,
+# MobileNetV2, MobileNetV3, ShuffleNet, SqueezeNet, ConvNeXt, ViT, Swin.
+DEFAULT_MODELS = (
+    "resnet50,resnext50_32x4d,regnet_y_1_6gf,densenet121,efficientnet_b0,efficientnet_v2_s,"
+    "mobilenet_v2,mobilenet_v3_large,shufflenet_v2_x1_0,squeezenet1_1,convnext_tiny,"
+    "vit_b_16,swin_t"
+)
+DEFAULT_COMPILE = "resnet50,efficientnet_b0,convnext_tiny,vit_b_16"
+
+
+def _settings(args: argparse.Namespace):
+    from engine.config import BenchSettings
+
+    return BenchSettings(warmup=args.warmup, iters=args.iters, max_time_s=args.max_time_s)
+
+
+def _auto(name: str, batches: list[int], args: argparse.Namespace, stop) -> tuple[Any, list]:
+    """Auto mode at ``batches``; the largest batch is halved while its baseline is OOM."""
+    from engine.auto import run_auto
+    from engine.config import ModelSpec, RunnerSpec, SweepConfig
+
+    model = ModelSpec(name=name, image_size=args.image_size)
+    runners = [RunnerSpec("torch", args.device, "fp32"), RunnerSpec("ort", args.device, "fp32")]
+    notes: list[str] = []
+    while True:
+        config = SweepConfig(model=model, runners=runners, batches=batches, bench=_settings(args))
+        outcome = run_auto(config, should_stop=stop)
+        top = max(batches)
+        base = next((r for r in outcome.rows if r.batch == top), None)
+        if base is None or base.status != "oom" or top == 1 or stop():
+            return outcome, notes
+        notes.append(f"batch {top} ran out of memory: tried {top // 2}")
+        batches = sorted({*(b for b in batches if b != top), top // 2})
+
+
+def _compile(name: str, args: argparse.Namespace, stop) -> list[dict]:
+    """torch.compile max-autotune: auto mode's candidate (FP16, channels-last) on a GPU,
+    FP32 on a CPU dry run."""
+    from dataclasses import replace
+
+    from engine.auto import candidates
+    from engine.config import ModelSpec, SweepConfig
+    from engine.sweep import run_sweep
+
+    specs = candidates("cuda", ["torch_compile"], include_compile=True)
+    cpu = not args.device.startswith("cuda")
+    specs = [
+        replace(s, device=args.device, precision="fp32" if cpu else s.precision) for s in specs
+    ]
+    config = SweepConfig(
+        model=ModelSpec(name=name, image_size=args.image_size),
+        runners=specs,
+        batches=[args.compile_batch],
+        bench=_settings(args),
+    )
+    return [r.to_dict() for r in run_sweep(config, should_stop=stop).rows]
+
+
+def run_model(name: str, args: argparse.Namespace, deadline: float) -> dict | None:
+    """One model's record, or None when the budget ran out before it was complete."""
+    from engine.env import fingerprint
+    from engine.errors import EngineError
+
+    def stop() -> bool:
+        return time.monotonic() > deadline
+
+    t0 = time.monotonic()
+    batches = sorted({int(b) for b in args.batch.split(",")})
+    outcome, notes = _auto(name, batches, args, stop)
+    compiled: list[dict] = []
+    if name in args.compile_models.split(","):
+        try:
+            compiled = _compile(name, args, stop)
+        except EngineError as exc:  # the auto-mode figures stand without it
+            notes.append(f"torch.compile: {exc}")
+    if outcome.interrupted or stop():
+        return None
+    return {
+        "model": name,
+        "image_size": args.image_size,
+        "device": args.device,
+        "weights": "random weights",
+        "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "environment": fingerprint(args.device),
+        "batches": batches,
+        "notes": notes + [str(e) for e in outcome.errors][:20],
+        "ladder": outcome.ladder_records(),
+        "rows": [r.to_dict() for r in outcome.rows],
+        "compile_rows": compiled,
+        "wall_s": round(time.monotonic() - t0, 1),
+    }
+
+
+def run_all(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + args.budget_s
+    for name in filter(None, args.models.split(",")):
+        path = out / f"{name}.json"
+        if path.is_file():
+            print(f"{name}: already measured ({path.name})", flush=True)
+            continue
+        if time.monotonic() > deadline:
+            print(f"{name}: not started, the budget of {args.budget_s:.0f} s is spent", flush=True)
+            continue
+        print(f"{name}: measuring", flush=True)
+        rec = run_model(name, args, deadline)
+        if rec is None:
+            print(f"{name}: cut short by the budget; not written, a later run redoes it")
+            continue
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(rec, indent=1))
+        os.replace(tmp, path)
+        print(f"{name}: done in {rec['wall_s']} s", flush=True)
+
+
+def _peer(rows: list[dict], batch: int, backend: str, precision: str) -> dict | None:
+    # The plain row of a backend: no options beyond thread counts.
+    for r in rows:
+        opts = {k: v for k, v in r.get("options", {}).items() if not k.endswith("_threads")}
+        if (r["batch"], r["backend"], r["precision"]) == (batch, backend, precision) and not any(
+            opts.values()
+        ):
+            return r
+    return None
+
+
+def _cell(row: dict | None) -> str:
+    if row is None:
+        return "-"
+    if row.get("status") != "ok" or row.get("p50_ms") is None:
+        return f"{row.get('status')}"
+    from engine.config import ResultRow
+
+    status = ResultRow.from_dict(row).parity_status
+    return f"{row['p50_ms']:.3f} ms (parity {status})"
+
+
+def _table_row(rec: dict, batch: int) -> list[str]:
+    steps = [s for s in rec["ladder"] if s["batch"] == batch]
+    rows = [r for r in rec["rows"] if r["batch"] == batch]
+    best = next((s for s in steps if s["best"]), None)
+    comp = next((r for r in rec.get("compile_rows") or [] if r["batch"] == batch), None)
+    unsure = [s for s in steps if s.get("parity_status") in ("not judged", "failed")]
+    return [
+        rec["model"],
+        str(batch),
+        best["label"] if best else ("no winner" if steps else "auto mode not run at this batch"),
+        f"{best['p50_ms']:.3f} ms" if best else "-",
+        f"{best['speedup']:.2f}x" if best and best.get("speedup") else "-",
+        best.get("parity_status", "-") if best else "-",
+        _cell(_peer(rows, batch, "torch", "fp32")),
+        _cell(_peer(rows, batch, "ort", "fp32")),
+        _cell(comp),
+        f"{len(unsure)} of {len(steps)}",
+    ]
+
+
+def merge(out: Path) -> Path:
+    """``zoo.md``: per model and batch, auto mode's pick beside the peers."""
+    recs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    recs = [r for r in recs if isinstance(r, dict) and "ladder" in r]
+    head = [
+        "| model | batch | winner (auto mode) | winner p50 | speed-up over PyTorch FP32 |"
+        " winner parity | PyTorch FP32 eager | ONNX Runtime FP32 (plain) |"
+        " torch.compile max-autotune | rows not judged / failed |",
+        "|---|---:|---|---:|---:|---|---|---|---|---|",
+    ]
+    lines = [
+        "| " + " | ".join(_table_row(rec, batch)) + " |"
+        for rec in recs
+        for batch in sorted(
+            {s["batch"] for s in rec["ladder"]} | {r["batch"] for r in rec.get("compile_rows", [])}
+        )
+    ]
+    machines = sorted({r["environment"].get("gpu") or r["environment"].get("cpu") for r in recs})
+    dates = sorted({r["date"] for r in recs})
+    intro = [
+        "# Zoo: auto mode on torchvision classifiers, with its peers",
+        "",
+        f"Machine: {', '.join(map(str, machines)) or '?'}; dates: {', '.join(dates) or '?'}."
+        " Random weights (engine/weights.py). Made by `benchmarks/zoo.py`; speed-up is the"
+        " PyTorch FP32 eager baseline's p50 over the winner's, in the same run.",
+        "",
+    ]
+    path = out / "zoo.md"
+    path.write_text("\n".join(intro + head + lines) + "\n")
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="folder for one JSON per model and zoo.md")
+    ap.add_argument("--models", default=DEFAULT_MODELS)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--batch", default="1,32,256")
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--compile-models", default=DEFAULT_COMPILE, help="'' for none")
+    ap.add_argument("--compile-batch", type=int, default=32)
+    ap.add_argument("--budget-s", type=float, default=540.0, help="stop starting work after")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--max-time-s", type=float, default=2.0, help="per point")
+    ap.add_argument("--merge", action="store_true", help="only write zoo.md")
+    args = ap.parse_args()
+    if not args.merge:
+        run_all(args)
+    print(merge(Path(args.out)))
+
+
+if __name__ == "__main__":
+    main()
