@@ -24,9 +24,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 ZOO = (
-    "resnet18@64,mobilenet_v3_large@64,efficientnet_b0@64,convnext_tiny@64,vit_b_16@224,"
-    "regnet_y_400mf@64,shufflenet_v2_x1_0@64,squeezenet1_1@64,densenet121@64,swin_t@64,"
-    "mnasnet1_0@64,efficientnet_v2_s@64"
+    "resnet18@64,mobilenet_v3_large@64,efficientnet_b0@64,convnext_tiny@64,regnet_y_400mf@64,"
+    "shufflenet_v2_x1_0@64,squeezenet1_1@64,densenet121@64,swin_t@64,mnasnet1_0@64,"
+    "efficientnet_v2_s@64,vit_b_16@224"
 )
 RAW = "efficientnet_b0@64,mobilenet_v3_large@64,vit_b_16@224"
 
@@ -121,12 +121,20 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    recs: list[dict] = []
+    lines = out / "parity.jsonl"  # one line per comparison as it is made: a cut run resumes
+    recs = [json.loads(ln) for ln in lines.read_text().splitlines()] if lines.is_file() else []
+    done = {(r["model"], r["image_size"], r["weights"]) for r in recs}
     for group, raw in ((args.models, False), (args.raw, True)):
         for item in filter(None, group.split(",")):
             name, _, size = item.partition("@")
-            recs += measure(name, int(size or 224), raw)
-            print(json.dumps(recs[-1]), flush=True)
+            weights = "torchvision init" if raw else "engine random weights"
+            if (name, int(size or 224), weights) in done:
+                continue
+            new = measure(name, int(size or 224), raw)
+            with lines.open("a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in new)
+            recs += new
+            print(json.dumps(new[-1]), flush=True)
     env = fingerprint("cpu")
     (out / "parity.json").write_text(json.dumps({"environment": env, "rows": recs}, indent=1))
     (out / "parity.md").write_text(markdown(recs, env))
