@@ -59,8 +59,12 @@ if st.button("Check parity", type="primary", disabled=not specs, key="vb_parity_
                     mean_rel_err=p.mean_rel_err,
                     cosine=p.cosine,
                     top1_agree=p.top1_agree,
-                    result="reference" if is_ref else "pass" if p.ok else "FAIL",
-                    tolerance=p.tolerance,
+                    result=(
+                        "reference"
+                        if is_ref
+                        else {"ok": "pass", "failed": "FAIL"}.get(p.status, p.status)
+                    ),
+                    tolerance=p.reason or p.tolerance,
                 )
             except Exception as exc:  # noqa: BLE001 - one backend failing must not hide the rest
                 common.show_error(exc, name)
@@ -84,15 +88,21 @@ if result:
             "top1_agree": st.column_config.NumberColumn("top-1 agree", format="%.3f"),
         },
     )
-    failed = df[~df["result"].isin(["pass", "reference"])]
+    unjudged = df[df["result"] == "not judged"]
+    failed = df[~df["result"].isin(["pass", "reference", "not judged"])]
+    if not unjudged.empty:
+        st.info(
+            f"{len(unjudged)} of {len(df)} configurations were not judged: the reference's"
+            " input-dependent part is too small for their precision (see the reason)."
+        )
     if (df["result"] == "reference").all():
         st.info(
             f"Only {ref} itself was chosen, and it is the reference: pick another precision"
             " or device to compare with it."
         )
-    elif failed.empty:
+    elif failed.empty and unjudged.empty:
         st.success("Every backend agrees with the reference within its tolerance.")
-    else:
+    elif not failed.empty:
         st.warning(f"{len(failed)} of {len(df)} configurations are outside tolerance or failed.")
 else:
     st.caption("Press “Check parity” to build each runner (cached) and compare it.")
