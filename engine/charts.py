@@ -91,14 +91,14 @@ def table_frame(df: pd.DataFrame, onnx_source: bool = False) -> pd.DataFrame:
     """
     cols = [c for c in TABLE_COLUMNS if c in df.columns]
     out = df[cols].copy()
-    if onnx_source and "parity_ok" in out and not df.empty:
+    if onnx_source and "parity_status" in out and not df.empty:
         is_ref = (
             (df["backend"] == "ort") & (df["precision"] == "fp32") & (df["device"] == "cpu")
             & ~df["options"].map(lambda o: bool(_switches(o))).astype(bool)
         )  # fmt: skip
-        out["parity_ok"] = [
-            "" if v is None or pd.isna(v) else "reference" if ref else "pass" if v else "FAIL"
-            for ref, v in zip(is_ref, out["parity_ok"], strict=True)
+        out["parity_status"] = [
+            "reference" if ref and v != "off" else v
+            for ref, v in zip(is_ref, out["parity_status"], strict=True)
         ]
     out["_ok"] = out["status"] != "ok"
     return out.sort_values(["_ok", "series", "batch"]).drop(columns="_ok").reset_index(drop=True)

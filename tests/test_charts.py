@@ -158,3 +158,27 @@ def test_thread_counts_do_not_disqualify_the_baseline():
     sp = charts.speedup_frame(charts.results_frame(rows))
     assert set(sp["device"]) == {"cpu"}  # a CUDA-graph run is no plain FP32 baseline
     assert sp.set_index("backend").loc["ort", "speedup"] == pytest.approx(2.0)
+
+
+def test_table_shows_parity_status_and_names_the_onnx_reference():
+    from engine.charts import results_frame, table_frame
+    from engine.config import ResultRow
+
+    def row(precision, device, **kw):
+        return ResultRow(
+            model="m", backend="ort", device=device, precision=precision, batch=2,
+            p50_ms=1.0, throughput_ips=2000.0, **kw,
+        )  # fmt: skip
+
+    rows = [
+        row("fp32", "cpu", parity_ok=True),
+        row("fp16", "cuda", parity_status="not judged", parity_reason="constant logits"),
+        row("fp32", "cuda", parity_ok=False),
+    ]
+    table = table_frame(results_frame(rows), onnx_source=True)
+    assert "parity_ok" not in table
+    assert dict(zip(table["series"], table["parity_status"], strict=True)) == {
+        "ONNX Runtime fp32 (cpu)": "reference",
+        "ONNX Runtime fp16 (cuda)": "not judged",
+        "ONNX Runtime fp32 (cuda)": "failed",
+    }
