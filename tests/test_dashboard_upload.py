@@ -56,7 +56,7 @@ def test_an_uploaded_onnx_sweep_reads_as_an_onnx_file(app: AppTest, small_artifa
     assert len(app.get("plotly_chart")) == 2
     assert "No speed-up chart" in texts(app.caption)
     table = app.dataframe[-1].value
-    assert set(table["parity_ok"]) == {"reference"}
+    assert set(table["parity_status"]) == {"reference"}
 
     listed = run_cli("history", "--db", str(data_dir / "results.sqlite"), "--json")
     runs = [r for r in json.loads(listed.stdout) if r["source"] == "local"]
