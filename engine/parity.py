@@ -14,11 +14,26 @@ from engine.config import Parity
 PARITY_BATCH = 8
 
 # precision → (max error relative to the centred spread, minimum mean cosine)
+#
+# Measured on the CPU (AMD EPYC, torch 2.14.1, 2026-11-30) over 12 classifiers with the
+# engine's random weights at 64 px (ViT-B/16 at 224), PARITY_BATCH inputs; FP16 and BF16
+# emulated by casting the PyTorch model (benchmarks/parity_tolerances.py, results in
+# benchmarks/results/parity_tolerances/):
+# - FP32, ONNX Runtime against PyTorch: max rel err ≤ 1.8e-4, cosine 1.000000.
+# - FP16: max rel err 0.006–0.40 (RegNetY-400MF 0.40, MNASNet 0.27, ShuffleNet 0.22),
+#   cosine ≥ 0.996: 0.25 failed two healthy networks, so 0.5; the cosine bound stays.
+# - BF16 rounds 8× coarser than FP16: max rel err 0.05–1.96, cosine 0.88–0.9999. The
+#   error bound scales to 2.0; the cosine (0.95) carries the verdict: below it (RegNetY
+#   0.88, ShuffleNet and MNASNet 0.93, top-1 agreement 50%) a BF16 run of that random
+#   network no longer tracks the reference, and auto mode must not pick it.
+# - TF32 cannot be emulated on the CPU. It rounds the products' inputs like FP16 but keeps
+#   FP32 activations, so it is at least as close as FP16: FP16's error bound, a cosine
+#   just below FP16's worst measured (0.996).
 TOLERANCES: dict[str, tuple[float, float]] = {
     "fp32": (0.01, 0.9999),
-    "tf32": (0.15, 0.995),
-    "fp16": (0.25, 0.99),
-    "bf16": (0.6, 0.95),
+    "tf32": (0.5, 0.995),
+    "fp16": (0.5, 0.99),
+    "bf16": (2.0, 0.95),
     # Random-weight ResNet50 quantised with generated calibration images measured cosine
     # 0.87 at 224 px (2026-11-25): int8 parity is a coarse check unless real weights and a
     # folder of real calibration images are used.
