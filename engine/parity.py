@@ -3,6 +3,8 @@
 Random-weight classifiers give nearly the same logits for every input, so raw top-1
 agreement is meaningless; centring the logits by their batch mean keeps only what
 depends on the input. Errors are relative to the spread of the centred reference.
+When that spread is zero, not finite, or below what the compared precision can resolve,
+the answer is "not judged" with the reason: neither ok nor failed, and never a winner.
 """
 
 from __future__ import annotations
