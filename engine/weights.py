@@ -23,7 +23,7 @@ import math
 from typing import Any
 
 # Bump when anything below changes the weights it produces: cache keys follow it.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: a head without a bias (MaxViT) is scaled too
 # A parameter whose every value is below this (in magnitude) is treated as dead.
 DEAD_ABS = 1e-4
 # A layer weight whose std is below this share of 1/sqrt(fan_in) shrinks the signal at
@@ -168,7 +168,7 @@ def centre_head(model: Any, seed: int, image_size: int) -> bool:
     import torch
 
     head = _head(model)
-    if head is None or head.bias is None:
+    if head is None:
         return False
     seen: list[Any] = []
     hook = head.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
@@ -178,14 +178,16 @@ def centre_head(model: Any, seed: int, image_size: int) -> bool:
             logits = model(images)
             out = seen[-1].double()
             dims = [d for d in range(out.dim()) if d != 1]
-            head.bias.sub_(out.mean(dim=dims).to(head.bias.dtype))
+            if head.bias is not None:  # MaxViT's last layer has none: scaled, not centred
+                head.bias.sub_(out.mean(dim=dims).to(head.bias.dtype))
             if isinstance(logits, torch.Tensor) and logits.shape == out.shape:
                 spread = _centred_std(out)  # the head writes the logits: no second pass
             else:
                 spread = _centred_std(model(images))
             if 0 < spread < LOGIT_SPREAD:
                 head.weight.mul_(LOGIT_SPREAD / spread)
-                head.bias.mul_(LOGIT_SPREAD / spread)
+                if head.bias is not None:
+                    head.bias.mul_(LOGIT_SPREAD / spread)
     finally:
         hook.remove()
     return True

@@ -148,6 +148,13 @@ def _records(out: Path) -> list[dict]:
     return list(last.values())
 
 
+def _missing(recs: list[dict]) -> list[str]:
+    import torchvision
+
+    names = set(torchvision.models.list_models(module=torchvision.models))
+    return sorted(names - {r["model"] for r in recs})
+
+
 def write_markdown(out: Path) -> Path:
     recs = _records(out)
     env = json.loads((out / "machine.json").read_text()) if (out / "machine.json").is_file() else {}
@@ -165,6 +172,11 @@ def write_markdown(out: Path) -> Path:
         " classes.",
         "",
         "Totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+        "",
+        f"Not run yet: {', '.join(_missing(recs)) or 'none'}.",
+        "",
+        "Recipe 1 of engine/weights.py for every model but maxvit_t, measured with recipe 2"
+        " (recipe 2 only changes heads without a bias, which MaxViT alone has).",
         "",
         "| model | size | centred std | distinct top-1 | result | build + settle s |",
         "|---|---:|---:|---:|---|---:|",
