@@ -162,7 +162,7 @@ def test_a_row_whose_parity_was_off_or_not_judged_never_wins():
     assert [s.best for s in steps] == [True, False, False]
     text = format_ladder(AutoOutcome(run_id=None, ladders={8: steps}))
     lines = text.splitlines()
-    above = lines.index(next(ln for ln in lines if "conv+bias+ReLU" in ln)) - 1
+    above = lines.index(next(ln for ln in lines if " 0.500 ms" in ln)) - 1
     assert "cannot win: parity not judged: the reference logits do not" in lines[above]
     assert "cannot win: parity off" in text
     only_unjudged = ladders_from_rows([unjudged])[8]
