@@ -53,13 +53,14 @@ def _auto(name: str, batches: list[int], args: argparse.Namespace, stop) -> tupl
     """Auto mode at ``batches``; the largest batch is halved while its baseline is OOM."""
     from engine.auto import run_auto
     from engine.config import ModelSpec, RunnerSpec, SweepConfig
+    from engine.plan import Callbacks
 
     model = ModelSpec(name=name, image_size=args.image_size)
     runners = [RunnerSpec("torch", args.device, "fp32"), RunnerSpec("ort", args.device, "fp32")]
     notes: list[str] = []
     while True:
         config = SweepConfig(model=model, runners=runners, batches=batches, bench=_settings(args))
-        outcome = run_auto(config, should_stop=stop)
+        outcome = run_auto(config, callbacks=Callbacks(should_stop=stop))
         top = max(batches)
         base = next((r for r in outcome.rows if r.batch == top), None)
         if base is None or base.status != "oom" or top == 1 or stop():
@@ -75,6 +76,7 @@ def _compile(name: str, args: argparse.Namespace, stop) -> list[dict]:
 
     from engine.auto import candidates
     from engine.config import ModelSpec, SweepConfig
+    from engine.plan import Callbacks
     from engine.sweep import run_sweep
 
     specs = candidates("cuda", ["torch_compile"], include_compile=True)
@@ -88,7 +90,7 @@ def _compile(name: str, args: argparse.Namespace, stop) -> list[dict]:
         batches=[args.compile_batch],
         bench=_settings(args),
     )
-    return [r.to_dict() for r in run_sweep(config, should_stop=stop).rows]
+    return [r.to_dict() for r in run_sweep(config, callbacks=Callbacks(should_stop=stop)).rows]
 
 
 def run_model(name: str, args: argparse.Namespace, deadline: float) -> dict | None:
