@@ -10,7 +10,7 @@
   its real runners so the moment a timed section starts (inside the device lock) and
   ends is logged. Expected: no timed section of one process overlaps one of the other,
   and both sweeps complete. The lock is per device, so this runs on ``cpu`` as well;
-  tests/test_reliability_concurrency.py runs it there.
+  tests/reliability/test_reliability_concurrency.py runs it there.
 
 Each writes one JSON file with the machine facts, the rows and a ``checks`` object.
 

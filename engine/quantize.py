@@ -83,6 +83,23 @@ def _calibration_source(calibration_dir: str | None) -> str:
     return "folder:" + h.hexdigest()
 
 
+def calibration_feeds(
+    art: ModelArtifacts, input_name: str, calibration_dir: str | None
+) -> list[dict[str, np.ndarray]]:
+    """The calibration batches: images from the folder, or generated ones, at the model's size."""
+    h, w = art.image_hw
+    if calibration_dir:
+        images = list(folder_images(Path(calibration_dir), CALIBRATION_IMAGES, h, w))
+    else:
+        images = list(generated_images(CALIBRATION_IMAGES, h, w))
+    batch = art.fixed_batch or 1
+    n = max(1, len(images) // batch)
+    return [
+        {input_name: np.concatenate([images[(i * batch + j) % len(images)] for j in range(batch)])}
+        for i in range(n)
+    ]
+
+
 def quantize_int8(
     art: ModelArtifacts,
     calibration_dir: str | None = None,
@@ -124,17 +141,7 @@ def quantize_int8(
     input_name = (
         ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     )
-    h, w = art.image_hw
-    if calibration_dir:
-        images = list(folder_images(Path(calibration_dir), CALIBRATION_IMAGES, h, w))
-    else:
-        images = list(generated_images(CALIBRATION_IMAGES, h, w))
-    batch = art.fixed_batch or 1
-    n = max(1, len(images) // batch)
-    feeds = [
-        {input_name: np.concatenate([images[(i * batch + j) % len(images)] for j in range(batch)])}
-        for i in range(n)
-    ]
+    feeds = calibration_feeds(art, input_name, calibration_dir)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

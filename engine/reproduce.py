@@ -6,7 +6,7 @@ runners are the runnable part of the grid, as the dashboard builds them), timing
 (warm-up, iterations, time limit, minimum iterations, mode, threads), parity on or off,
 auto mode and the calibration folder. Parsing the command back with the CLI's parser
 gives an equal configuration once each runner is reduced to its own options (the test
-``tests/test_reproduce.py`` checks this for dashboard-made runs).
+``tests/engine/test_reproduce.py`` checks this for dashboard-made runs).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-trt-rtx.txt || echo "TensorRT-RTX wheels did not install; tests/test_tensorrt_rtx.py will say why it is skipped"
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-trt-rtx.txt || echo "TensorRT-RTX wheels did not install; tests/backends/test_tensorrt_rtx.py will say why it is skipped"
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
     || echo "could not install chromium; the browser test will say why it is skipped"

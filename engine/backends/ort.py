@@ -14,18 +14,24 @@ partly) on the CPU is an error that names the cause, never a row.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from engine.backends.base import Availability, Backend, PrepareContext, Runner
+from engine.backends.ort_placement import (  # noqa: F401 - re-exported for callers and tests
+    COMPUTE_OPS,
+    TRT_EP,
+    check_graph_capture,
+    check_placement,
+    node_placement,
+    probe_placement,
+)
 from engine.config import RunnerSpec
 from engine.devices import cuda_availability, parse_device
-from engine.errors import BadInput, NotApplicable, ProviderFallback
+from engine.errors import BadInput
 from engine.options import option
 
 CONV_SEARCHES = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
@@ -83,9 +89,7 @@ def _tf32_by_default(precision: str, device: str, options: dict[str, Any]) -> bo
     )
 
 
-COMPUTE_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose", "QLinearConv", "MatMulInteger"}
 PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-TRT_EP = "TensorrtExecutionProvider"
 
 
 def import_ort():
@@ -120,55 +124,6 @@ def session_error(exc: Exception, model_path: str) -> Exception:
     )
 
 
-def node_placement(profile_path: str) -> dict[str, dict[str, int]]:
-    """From an ORT profile: provider → op type → nodes run there."""
-    with open(profile_path) as f:
-        events = json.load(f)
-    seen: dict[str, dict[str, str]] = {}
-    for ev in events:
-        args = ev.get("args") or {}
-        if ev.get("cat") == "Node" and "provider" in args and "op_name" in args:
-            name = ev.get("name", "").removesuffix("_kernel_time")
-            seen.setdefault(args["provider"], {})[name] = args["op_name"]
-    out: dict[str, dict[str, int]] = {}
-    for provider, nodes in seen.items():
-        counts: dict[str, int] = {}
-        for op in nodes.values():
-            counts[op] = counts.get(op, 0) + 1
-        out[provider] = counts
-    return out
-
-
-def check_placement(requested: str, used: list[str], placement: dict[str, dict[str, int]]):
-    """Raise ProviderFallback for a whole or partial fallback away from ``requested``."""
-    if requested not in used:
-        raise ProviderFallback(
-            f"ONNX Runtime was asked for {requested} but the session uses only {', '.join(used)}",
-            "the provider's libraries failed to load (ONNX Runtime's log says which)",
-            "run `python -m engine diagnose` for the root cause and the fix",
-        )
-    if requested == "CPUExecutionProvider":
-        return
-    on_cpu = placement.get("CPUExecutionProvider", {})
-    heavy = {op: n for op, n in on_cpu.items() if op in COMPUTE_OPS}
-    if heavy:
-        listing = ", ".join(f"{n}× {op}" for op, n in sorted(heavy.items()))
-        raise ProviderFallback(
-            f"{requested} ran, but compute nodes fell back to the CPU ({listing})",
-            "ONNX Runtime assigns nodes the provider cannot run to the CPU",
-            "use a precision or opset the provider supports, or see `python -m engine diagnose`",
-        )
-    on_cuda = placement.get("CUDAExecutionProvider", {}) if requested == TRT_EP else {}
-    heavy = {op: n for op, n in on_cuda.items() if op in COMPUTE_OPS}
-    if heavy:
-        listing = ", ".join(f"{n}× {op}" for op, n in sorted(heavy.items()))
-        raise ProviderFallback(
-            f"{requested} ran, but compute nodes fell back to the CUDA EP ({listing})",
-            "ONNX Runtime gives nodes TensorRT's parser cannot take to the next provider",
-            "use the tensorrt backend to see the parser's errors per node",
-        )
-
-
 def trt_ep_options(spec: RunnerSpec, index: int) -> dict[str, Any]:
     """TensorRT EP settings: engines and timings cached under our cache folder."""
     from engine.paths import cache_dir
@@ -199,55 +154,6 @@ def session_options(ort: Any, o: OrtOptions) -> Any:
     if o.inter_threads:
         so.inter_op_num_threads = o.inter_threads
     return so
-
-
-def _without_graph_capture(providers: list[Any]) -> list[Any]:
-    out = []
-    for p in providers:
-        if isinstance(p, tuple):
-            p = (p[0], {k: v for k, v in p[1].items() if k != "enable_cuda_graph"})
-        out.append(p)
-    return out
-
-
-def probe_placement(
-    ort: Any, model_path: str, o: OrtOptions, providers: list[Any], batch: int
-) -> dict[str, dict[str, int]]:
-    """Provider → op type → nodes run there, from a one-off profiled session and one run.
-
-    A session of its own, so the timed session is never profiled (ONNX Runtime as
-    shipped is not). Graph capture is left off here: the probe runs without I/O binding,
-    and the partitioning it reports is decided when the session is created.
-    """
-    so = session_options(ort, o)
-    so.enable_profiling = True
-    so.profile_file_prefix = os.path.join(tempfile.gettempdir(), f"vb-ort-probe-{os.getpid()}")
-    session = ort.InferenceSession(
-        model_path, sess_options=so, providers=_without_graph_capture(providers)
-    )
-    inp = session.get_inputs()[0]
-    dims = [d if isinstance(d, int) else batch for d in inp.shape]
-    dtype = np.float16 if "float16" in inp.type else np.float32
-    session.run([session.get_outputs()[0].name], {inp.name: np.zeros(dims, dtype=dtype)})
-    path = session.end_profiling()
-    try:
-        return node_placement(path)
-    finally:
-        if path and os.path.exists(path):
-            os.unlink(path)
-
-
-def check_graph_capture(placement: dict[str, dict[str, int]]) -> None:
-    """NotApplicable when any node runs on the CPU: a CUDA graph needs every node on the GPU."""
-    on_cpu = placement.get("CPUExecutionProvider", {})
-    if on_cpu:
-        listing = ", ".join(f"{n}× {op}" for op, n in sorted(on_cpu.items()))
-        raise NotApplicable(
-            "ONNX Runtime cannot capture a CUDA graph of this model",
-            f"even with a static batch these nodes run on the CPU ({listing}), and a CUDA"
-            " graph needs every node on the GPU",
-            "measure it without the CUDA graph option",
-        )
 
 
 class OrtRunner(Runner):
@@ -281,7 +187,9 @@ class OrtRunner(Runner):
         if self.use_graph:
             # Known before capture: ONNX Runtime refuses to create a graph-capturing session
             # when any node is placed on the CPU, so look at the placement first.
-            graph_placement = probe_placement(ort, model_path, o, providers, batch)
+            graph_placement = probe_placement(
+                ort, model_path, session_options(ort, o), providers, batch
+            )
             check_graph_capture(graph_placement)
         try:
             self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
@@ -304,7 +212,9 @@ class OrtRunner(Runner):
         if self.use_graph:
             self.placement = graph_placement
         elif self.requested in self.used:
-            self.placement = probe_placement(ort, model_path, o, providers, batch)
+            self.placement = probe_placement(
+                ort, model_path, session_options(ort, o), providers, batch
+            )
         check_placement(self.requested, self.used, self.placement)
         self.info["node_placement"] = self.placement
 

@@ -5,7 +5,7 @@ and the backend class with ``availability`` and ``_build``. Registered with one 
 (``engine.backends.register("ort_level", "tests.examples.ort_graph_level:OrtLevelBackend")``,
 or one entry in ``_REGISTRY``), its ``graph_level`` option appears as ``--graph-level``
 in the CLI, as a select box in the dashboard's sidebar and in reproduce commands, with
-nothing else touched. ``docs/extending.md`` walks through it; ``tests/test_extending.py``
+nothing else touched. ``docs/extending.md`` walks through it; ``tests/engine/test_extending.py``
 runs it.
 """
 

@@ -6,7 +6,7 @@ TensorRT does not install here), so the plan cache's reuse and rebuild of a plan
 does not load, TensorRT-RTX's runtime cache (read and written through a loaded
 engine) and the engine inspector. Builds, parser errors, profiles, plan keys and the
 plan cache's hits and misses are tested with real TensorRT-RTX builds in
-tests/test_tensorrt_rtx.py. It mirrors only the API surface we call, with the 10.x /
+tests/backends/test_tensorrt_rtx.py. It mirrors only the API surface we call, with the 10.x /
 11.x differences that matter (11.x has no FP16/BF16/INT8 builder flags and no
 EXPLICIT_BATCH network flag), so a call that the real version would reject fails here
 too; it records what our code asks and never stands in for a measured result.

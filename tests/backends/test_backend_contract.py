@@ -80,7 +80,9 @@ def test_real_run_on_the_cpu_where_it_can(name, small_artifacts):
     if "cpu" not in b.DEVICES or not b.availability("cpu").ok:
         pytest.skip(f"{name} does not run on this machine's CPU")
     if name == "torch_compile":
-        pytest.skip("covered by tests/test_compiled.py (an Inductor compile takes minutes)")
+        pytest.skip(
+            "covered by tests/backends/test_compiled.py (an Inductor compile takes minutes)"
+        )
     spec = RunnerSpec(name, "cpu", "fp32")
     x = small_artifacts.sample_input(2)
     with b.prepare(spec, small_artifacts, PrepareContext(batches=(2,))) as runner:

@@ -26,7 +26,7 @@ import pytest
 
 from engine.diagnostics import check_driver
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "engine" / "diagnostics"  # a folder with __main__.py
 ORT_VERSION = "1.31.1"  # onnxruntime-gpu 1.31.1 is a CUDA 13.0 build
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "visionbench-test-envs"

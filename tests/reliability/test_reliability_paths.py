@@ -28,7 +28,7 @@ from engine.store import Store
 from engine.sweep import run_sweep
 from tests.conftest import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QUICK = BenchSettings(warmup=1, iters=2, max_time_s=5.0, min_iters=1)
 TINY = ["--model", "resnet18", "--image-size", "64", "--backend", "torch", "--quiet"]
 TINY += ["--iters", "2", "--warmup", "1", "--no-parity"]

@@ -21,7 +21,7 @@ from engine.errors import BadInput
 from engine.paths import uploads_dir
 from engine.uploads import KINDS, save_upload
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = ("engine", "pages", "benchmarks", "scripts")
 
 

@@ -22,7 +22,7 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "browser"
 CHROMIUM = os.environ.get("VISIONBENCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 MS = re.compile(r"\d+(\.\d+)? ms")

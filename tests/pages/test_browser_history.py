@@ -25,10 +25,10 @@ from engine.config import BenchSettings, RunnerSpec, SweepConfig
 from engine.documents import import_document
 from engine.store import Store
 from engine.sweep import run_sweep
-from tests.test_browser import CHROMIUM, free_port, settle
+from tests.pages.test_browser import CHROMIUM, free_port, settle
 
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Counter(http.server.BaseHTTPRequestHandler):

@@ -20,7 +20,7 @@ from engine.errors import BadInput, EngineError
 from engine.store import JSON_SCHEMA, SCHEMA_VERSION, Store
 from engine.sweep import run_sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 H100_ENV = {
     "cpu": "Intel(R) Xeon(R) Platinum 8480+",
     "cpu_count": 52,

@@ -122,7 +122,7 @@ def test_a_version_2_store_gains_parity_status_from_parity_ok(tmp_path):
 def test_committed_result_documents_still_load_with_a_parity_status():
     from pathlib import Path
 
-    files = sorted((Path(__file__).parents[1] / "benchmarks" / "results").rglob("*.json"))
+    files = sorted((Path(__file__).parents[2] / "benchmarks" / "results").rglob("*.json"))
     docs = [json.loads(f.read_text()) for f in files]
     rows = [
         ResultRow.from_dict(r)

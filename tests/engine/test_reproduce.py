@@ -11,14 +11,19 @@ import shlex
 
 import pytest
 
-from engine.auto import plan_auto
-from engine.cli import bench_parser, build_config
-from engine.config import ModelSpec, SweepConfig
-from engine.launch import InlineLauncher, Job
-from engine.plan import normalise
-from engine.reproduce import reproduce_command
-from engine.store import Store
-from pages.common import Selection
+pytest.importorskip(
+    "streamlit", reason="the dashboard-made runs need Streamlit, which is not installed here"
+)
+
+
+from engine.auto import plan_auto  # noqa: E402
+from engine.cli import bench_parser, build_config  # noqa: E402
+from engine.config import ModelSpec, SweepConfig  # noqa: E402
+from engine.launch import InlineLauncher, Job  # noqa: E402
+from engine.plan import normalise  # noqa: E402
+from engine.reproduce import reproduce_command  # noqa: E402
+from engine.store import Store  # noqa: E402
+from pages.common import Selection  # noqa: E402
 
 
 def _parsed(command: str) -> tuple[SweepConfig, object]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine import charts
-from engine.config import ResultRow
-from engine.reference import QUOTED, load_reference
+pytest.importorskip("plotly", reason="engine.charts draws with Plotly, which is not installed here")
+
+
+from engine import charts  # noqa: E402
+from engine.config import ResultRow  # noqa: E402
+from engine.reference import QUOTED, load_reference  # noqa: E402
 
 
 def row(backend: str, precision: str, batch: int, p50: float, device: str = "cpu", **kw):

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes.tensorrt_standin import make_fake_tensorrt
 
 from engine.backends import PrepareContext, get_backend
 from engine.backends.tensorrt import (
@@ -52,8 +51,9 @@ from engine.backends.tensorrt.flavour import version_problem
 from engine.backends.tensorrt.runner import RuntimeCache
 from engine.config import RunnerSpec
 from engine.errors import BadInput, EngineError, Unavailable
+from tests.fakes.tensorrt_standin import make_fake_tensorrt
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _real_trt():

@@ -22,7 +22,7 @@ from engine.config import BenchSettings, ModelSpec, RunnerSpec
 from engine.locks import device_lock
 from engine.models import load_artifacts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_two_sweep_processes_on_one_device_never_overlap(tmp_path):

@@ -15,15 +15,20 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from engine import documents, history
-from engine.config import BenchSettings, RunnerSpec, SweepConfig
-from engine.store import Store
-from engine.sweep import run_sweep
-from pages.common import ENTRY_KEY
+pytest.importorskip(
+    "streamlit", reason="the dashboard pages need Streamlit, which is not installed here"
+)
 
-ROOT = Path(__file__).resolve().parents[1]
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from engine import documents, history  # noqa: E402
+from engine.config import BenchSettings, RunnerSpec, SweepConfig  # noqa: E402
+from engine.store import Store  # noqa: E402
+from engine.sweep import run_sweep  # noqa: E402
+from pages.common import ENTRY_KEY  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "history.py")
 H100 = "NVIDIA H100 80GB HBM3"
 

@@ -36,7 +36,7 @@ rtx = pytest.importorskip(
     reason="the TensorRT-RTX wheels are not installed (pip install -r requirements-trt-rtx.txt)",
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Measured by the author on an H200 (2026-11-30), the refusal this maps.
 H200_REFUSAL = (
     "IRuntime::deserializeCudaEngine: Error Code 6: API Usage Error (The engine cannot run on"

@@ -26,7 +26,7 @@ from engine.models import build_torch_model, load_artifacts
 from engine.quantize import _calibration_source
 from engine.store import Store
 from tests.conftest import run_cli
-from tests.test_reliability_paths import one_line, tmpfs
+from tests.reliability.test_reliability_paths import one_line, tmpfs
 
 
 def _model(

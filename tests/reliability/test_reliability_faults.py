@@ -27,7 +27,7 @@ from engine.quantize import quantize_int8
 from engine.store import Store
 from engine.sweep import run_sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QUICK = BenchSettings(warmup=1, iters=2, max_time_s=5.0, min_iters=1)
 
 

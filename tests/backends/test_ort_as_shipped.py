@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import pytest
 
-from engine.auto import candidates, step_label
-from engine.backends import get_backend, spec_label
-from engine.backends.ort import OrtOptions, cuda_provider_options, probe_placement
-from engine.charts import series_name
-from engine.config import RunnerSpec
-from engine.errors import BadInput
+pytest.importorskip("plotly", reason="engine.charts draws with Plotly, which is not installed here")
+
+
+from engine.auto import candidates, step_label  # noqa: E402
+from engine.backends import get_backend, spec_label  # noqa: E402
+from engine.backends.ort import (
+    OrtOptions,
+    cuda_provider_options,
+    probe_placement,
+    session_options,
+)  # noqa: E402
+from engine.charts import series_name  # noqa: E402
+from engine.config import RunnerSpec  # noqa: E402
+from engine.errors import BadInput  # noqa: E402
 
 
 def _spec(device="cuda:1", precision="fp32", **opts):
@@ -93,5 +101,7 @@ def test_timed_session_is_not_profiled_and_the_probe_finds_placement(small_artif
         assert r.session.end_profiling() == ""
         assert r.info["node_placement"]["CPUExecutionProvider"]["Conv"] > 0
     path = str(small_artifacts.onnx_path("fp32"))
-    placement = probe_placement(ort, path, OrtOptions(), ["CPUExecutionProvider"], 1)
+    placement = probe_placement(
+        ort, path, session_options(ort, OrtOptions()), ["CPUExecutionProvider"], 1
+    )
     assert sum(placement["CPUExecutionProvider"].values()) > 0

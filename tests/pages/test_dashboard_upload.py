@@ -7,11 +7,16 @@ from __future__ import annotations
 import json
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
-from test_dashboard import APP, ROOT, TIMEOUT_S, small_model, texts
 
-from tests.conftest import run_cli
+pytest.importorskip(
+    "streamlit", reason="the dashboard pages need Streamlit, which is not installed here"
+)
+
+import streamlit as st  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from tests.conftest import run_cli  # noqa: E402
+from tests.pages.test_dashboard import APP, ROOT, TIMEOUT_S, small_model, texts  # noqa: E402
 
 
 @pytest.fixture(scope="module")

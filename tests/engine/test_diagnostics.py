@@ -16,7 +16,7 @@ import pytest
 
 from engine import diagnostics as diag
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 ort = pytest.importorskip("onnxruntime")
 GPU_BUILD = "CUDAExecutionProvider" in ort.get_available_providers()

@@ -162,7 +162,7 @@ def test_dashboard_toggle_sets_until_stable_in_the_reproduce_command(tmp_path, m
 
     from streamlit.testing.v1 import AppTest
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     monkeypatch.setenv("VISIONBENCH_DATA", str(tmp_path))
     monkeypatch.chdir(root)
     at = AppTest.from_file(str(root / "dashboard.py"), default_timeout=300)
