@@ -40,6 +40,9 @@ def test_dashboard_serves_on_the_gpu_machine(cuda, tmp_path):
             "run",
             "dashboard.py",
             "--server.headless=true",
+            # Streamlit installed outside site-packages (scripts/test-gpu.sh) thinks it is a
+            # development checkout, which forbids --server.port.
+            "--global.developmentMode=false",
             f"--server.port={port}",
             "--server.address=127.0.0.1",
         ],

@@ -66,24 +66,30 @@ def test_worker_stop_on_cuda_between_points(cuda, tmp_path):
 
 
 def test_out_of_memory_is_a_row_and_the_sweep_goes_on(cuda, tmp_path):
-    """A real torch OOM: this process may use 3 GiB of the GPU, batch 1024 at 224 px needs more."""
+    """A real torch OOM: this process may use 3 GiB of the GPU, batch 1024 at 224 px needs more.
+
+    Batches run in ascending order, so the second configuration shows the sweep going on.
+    """
     total = cuda.cuda.get_device_properties(0).total_memory
     cuda.cuda.set_per_process_memory_fraction(3 * 2**30 / total, 0)
     try:
+        fp32 = RunnerSpec("torch", "cuda", "fp32")
         config = SweepConfig(
             ModelSpec(name="resnet18", image_size=224),
-            [RunnerSpec("torch", "cuda", "fp32")],
-            [2, 1024, 4],
+            [fp32, fp32.with_options(channels_last=True)],
+            [2, 1024],
             QUICK,
             parity=False,
         )
         out = run_sweep(config)
     finally:
         cuda.cuda.set_per_process_memory_fraction(1.0, 0)
-    statuses = [r.status for r in out.rows]
-    assert statuses == ["ok", "oom", "ok"], [r.reason for r in out.rows]
+    statuses = [(r.batch, r.status) for r in out.rows]
+    assert statuses == [(2, "ok"), (1024, "oom"), (2, "ok"), (1024, "oom")], [
+        r.reason for r in out.rows
+    ]
     assert "out of memory at batch 1024" in out.rows[1].reason
-    assert cuda.cuda.memory_allocated(0) < 2**30  # released after the oom row
+    assert cuda.cuda.memory_allocated(0) < 2**30  # released after the oom rows
 
 
 def test_device_lock_serialises_two_processes(cuda, tmp_path):
