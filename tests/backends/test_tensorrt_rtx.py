@@ -2,7 +2,7 @@
 
 Every test here calls the real TensorRT-RTX library (the wheels of
 requirements-trt-rtx.txt) on small real models: the project's ResNet18 FP16 export at
-64 px and a 4-node ONNX at 16 px, and skips with the reason where the wheels are
+64 px and a 4-node ONNX at 32 px, and skips with the reason where the wheels are
 missing. What needs a loaded engine (execution, runtime-cache hits, the engine
 inspector) cannot happen without a driver; those use the stand-in of
 tests/fakes/tensorrt_standin.py in test_tensorrt.py.
@@ -94,7 +94,7 @@ def tiny_onnx(path: Path, batch: str | int = "batch", bad: bool = False) -> Path
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, 16, 16])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, 32, 32])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 4])],
         [w],
     )
@@ -107,7 +107,7 @@ def tiny_onnx(path: Path, batch: str | int = "batch", bad: bool = False) -> Path
 def _build(path: Path, **kw):
     kw.setdefault("targets", "8.6")
     return build_standalone(
-        path, kw.pop("precision", "fp32"), kw.pop("batches", [1, 4]), (16, 16), "rtx", **kw
+        path, kw.pop("precision", "fp32"), kw.pop("batches", [1, 4]), (32, 32), "rtx", **kw
     )
 
 
@@ -155,14 +155,14 @@ def test_profile_spans_the_batch_range_and_settings_reach_the_builder(tmp_path):
         recipe,
         BatchProfile(1, 4, 8),
         settings,
-        (16, 16),
+        (32, 32),
         None,
         BuildProgress(said.append),
     )
     assert len(plan) > 0 and facts["build_s"] > 0 and facts["network_layers"] >= 4
     # The builder's own listing of the plan's I/O: the profile as it was built.
     assert (
-        "MinShape: [1,3,16,16], OptShape: [4,3,16,16], MaxShape: [8,3,16,16]" in facts["layer_log"]
+        "MinShape: [1,3,32,32], OptShape: [4,3,32,32], MaxShape: [8,3,32,32]" in facts["layer_log"]
     )
     assert any(parse_build_progress(m) == 1.0 for m in said)
 
@@ -228,7 +228,7 @@ def test_resnet18_fp16_export_builds_for_every_target_and_types_decide(
     assert {layer.precision for layer in got.layers} >= {"fp16"}
     # Strongly typed: an fp16 build of the FP32 file would be an FP32 plan; refused.
     with pytest.raises(BadInput, match="fp32 model, not fp16"):
-        build_standalone(tiny_onnx(tmp_path / "m.onnx"), "fp16", [1], (16, 16), "rtx")
+        build_standalone(tiny_onnx(tmp_path / "m.onnx"), "fp16", [1], (32, 32), "rtx")
 
 
 @pytest.mark.skipif(
@@ -272,7 +272,7 @@ def test_on_a_gpu_rtx_cannot_run_every_front_end_names_the_compute_capability(tm
         TensorRTBackend.check(RunnerSpec("tensorrt", "cuda", "fp16", (("trt_flavour", "rtx"),)))
     assert before.value.what == answer
     model = tiny_onnx(tmp_path / "m.onnx")
-    got = build_standalone(model, "fp32", [1], (16, 16), "rtx", "8.6", str(tmp_path / "m.plan"))
+    got = build_standalone(model, "fp32", [1], (32, 32), "rtx", "8.6", str(tmp_path / "m.plan"))
     plan = Path(got.out).read_bytes()
     with pytest.raises(Unavailable) as validity:
         deserialize(rtx, plan, "rtx", GPU_CC)
