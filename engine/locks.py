@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from filelock import FileLock, Timeout
 
+from engine.devices import parse_device
 from engine.errors import EngineError
 from engine.paths import cache_dir
 
@@ -18,7 +19,9 @@ from engine.paths import cache_dir
 def lock_path(device: str) -> str:
     folder = cache_dir() / "locks"
     folder.mkdir(parents=True, exist_ok=True)
-    return str(folder / f"{device.replace(':', '_')}.lock")
+    # One lock per physical device: "cuda" and "cuda:0" name the same GPU.
+    kind, index = parse_device(device)
+    return str(folder / ("cpu.lock" if kind == "cpu" else f"cuda_{index}.lock"))
 
 
 @contextlib.contextmanager
