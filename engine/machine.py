@@ -187,11 +187,13 @@ def physical_cores() -> int:
     return len(cores) or os.cpu_count() or 1
 
 
-def annotate_point(row: Any, runner: Any, gflop: float | None, gpu_name: str | None) -> None:
+def annotate_point(
+    row: Any, runner: Any, gflop: float | None, gpu_name: str | None, math: str | None = None
+) -> None:
     """Add FLOP/s against the peak and, on the CPU, the thread counts to a measured row."""
     from engine.peaks import annotate
 
-    annotate(row, gflop, gpu_name)
+    annotate(row, gflop, gpu_name, math)
     if not str(row.device).startswith("cuda"):
         row.machine_state = {**(row.machine_state or {}), **thread_counts(runner)}
 

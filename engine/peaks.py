@@ -106,13 +106,19 @@ def achieved_tflops(gflop_per_image: float | None, throughput_ips: float | None)
     return gflop_per_image * throughput_ips / 1000.0
 
 
-def annotate(row: object, gflop_per_image: float | None, gpu_name: str | None) -> None:
-    """Set ``gflop``, ``tflops`` and, on a known GPU, ``peak_tflops``/``peak_pct``/source."""
+def annotate(
+    row: object, gflop_per_image: float | None, gpu_name: str | None, math: str | None = None
+) -> None:
+    """Set ``gflop``, ``tflops`` and, on a known GPU, ``peak_tflops``/``peak_pct``/source.
+
+    ``math`` is the precision the arithmetic really used when it differs from the row's
+    label: ONNX Runtime's FP32 on CUDA allows TF32 by default, so its peak is TF32's.
+    """
     row.gflop = gflop_per_image  # type: ignore[attr-defined]
     row.tflops = achieved_tflops(gflop_per_image, getattr(row, "throughput_ips", None))  # type: ignore[attr-defined]
     if not str(getattr(row, "device", "")).startswith("cuda"):
         return  # CPUs: no table of peaks, so no percentage
-    found = peak(gpu_name, getattr(row, "precision", ""))
+    found = peak(gpu_name, math or getattr(row, "precision", ""))
     if found is None or row.tflops is None:  # type: ignore[attr-defined]
         return
     row.peak_tflops, row.peak_source = found  # type: ignore[attr-defined]

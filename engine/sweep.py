@@ -207,7 +207,8 @@ class _Sweep:
             row.provider = runner.provider
             for k, v in vars(timing).items():
                 setattr(row, k, v)
-            annotate_point(row, runner, self.gflop, self.gpu_name)
+            math = get_backend(spec.backend).parity_precision(spec)
+            annotate_point(row, runner, self.gflop, self.gpu_name, math)
             if parity is not None:
                 row.parity_ok, row.max_rel_err = parity.ok, parity.max_rel_err
                 row.cosine, row.top1_agree = parity.cosine, parity.top1_agree

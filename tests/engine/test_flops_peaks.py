@@ -136,3 +136,18 @@ def test_efficiency_chart_shows_percent_of_peak_and_marks_unstable_points():
         fig.layout.yaxis.title.text
         != charts.efficiency_chart(charts.results_frame([cpu])).layout.yaxis.title.text
     )  # no peak known: TFLOP/s, not a percentage
+
+
+def test_ort_fp32_that_allows_tf32_is_measured_against_the_tf32_peak():
+    """ORT's FP32 row on CUDA runs TF32 by default: 60 TFLOP/s is not 90% of FP32's 67."""
+    from engine.backends import get_backend
+    from engine.config import RunnerSpec
+
+    row = _measured("cuda:0", "fp32")
+    math = get_backend("ort").parity_precision(RunnerSpec("ort", "cuda:0", "fp32"))
+    peaks.annotate(row, 8.2, "NVIDIA H200", math)
+    assert math == "tf32" and row.peak_tflops == 494.5
+    strict = _measured("cuda:0", "fp32")
+    spec = RunnerSpec("ort", "cuda:0", "fp32").with_options(strict_fp32=True)
+    peaks.annotate(strict, 8.2, "NVIDIA H200", get_backend("ort").parity_precision(spec))
+    assert strict.peak_tflops == 67
