@@ -12,9 +12,9 @@ import json
 import shlex
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from engine.cliargs import Parser, parse_list
 from engine.errors import BadInput, EngineError, Unavailable
 from engine.runend import Terminated, install_sigterm
 from engine.safeio import check_regular_target
@@ -61,31 +61,8 @@ def missing_package(package: str) -> Unavailable:
     )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises BadInput instead of printing usage and exiting."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise BadInput(f"{self.prog}: {message}", fix=f"see `{self.prog} --help`")
-
-
-def parse_list(text: str, kind: Callable = str, what: str = "value") -> list:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise BadInput(f"no {what} given")
-    out = []
-    for t in items:
-        try:
-            out.append(kind(t))
-        except ValueError as exc:
-            raise BadInput(
-                f"{what} '{t}' is not valid",
-                fix=f"give a comma list, e.g. {what}s 1,8,32" if kind is int else "",
-            ) from exc
-    return out
-
-
 def bench_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m engine bench", description=COMMANDS["bench"][1])
+    p = Parser(prog="python -m engine bench", description=COMMANDS["bench"][1])
     src = p.add_argument_group("model")
     src.add_argument("--model", default="resnet50", help="torchvision classifier name")
     src.add_argument("--onnx", help="a user ONNX file (one NCHW float input) instead of --model")
@@ -350,7 +327,7 @@ def bench_main(argv: list[str]) -> int:
 
 
 def export_main(argv: list[str]) -> int:
-    p = _Parser(prog="python -m engine export", description=COMMANDS["export"][1])
+    p = Parser(prog="python -m engine export", description=COMMANDS["export"][1])
     p.add_argument("--model", default="resnet50")
     p.add_argument("--weights", default="random")
     p.add_argument("--image-size", type=int, default=224)
