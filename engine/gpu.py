@@ -6,6 +6,7 @@ Everything returns None when NVML is not there.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
@@ -21,12 +22,34 @@ def _nvml() -> Any:
         return None
 
 
+def nvml_target(cuda_index: int) -> int | str:
+    """NVML's name for CUDA device ``cuda_index``: NVML ignores CUDA_VISIBLE_DEVICES.
+
+    With ``CUDA_VISIBLE_DEVICES=1`` CUDA's device 0 is NVML's device 1; entries may also be
+    UUIDs. Without the mapping, clocks and other processes would be read off another GPU.
+    """
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")]
+    visible = [v for v in visible if v]
+    if cuda_index >= len(visible):
+        return cuda_index
+    entry = visible[cuda_index]
+    return int(entry) if entry.isdigit() else entry
+
+
+def nvml_handle(nv: Any, cuda_index: int) -> Any:
+    """The NVML handle of CUDA device ``cuda_index`` (by index or UUID, see nvml_target)."""
+    target = nvml_target(cuda_index)
+    if isinstance(target, str):
+        return nv.nvmlDeviceGetHandleByUUID(target)
+    return nv.nvmlDeviceGetHandleByIndex(target)
+
+
 def nvml_used_mb(index: int = 0) -> float | None:
     nv = _nvml()
     if nv is None:
         return None
     try:
-        info = nv.nvmlDeviceGetMemoryInfo(nv.nvmlDeviceGetHandleByIndex(index))
+        info = nv.nvmlDeviceGetMemoryInfo(nvml_handle(nv, index))
         return info.used / 2**20
     except Exception:  # noqa: BLE001
         return None
@@ -42,7 +65,7 @@ def gpu_clocks(index: int = 0) -> dict[str, Any]:
     if nv is None:
         return {}
     try:
-        h = nv.nvmlDeviceGetHandleByIndex(index)
+        h = nvml_handle(nv, index)
         out: dict[str, Any] = {
             "sm_clock_mhz": nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM),
             "mem_clock_mhz": nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM),
@@ -62,7 +85,7 @@ def gpu_facts(index: int = 0) -> dict[str, Any]:
     if nv is None:
         return {}
     try:
-        h = nv.nvmlDeviceGetHandleByIndex(index)
+        h = nvml_handle(nv, index)
         facts = {
             "gpu_name": nv.nvmlDeviceGetName(h),
             "driver": nv.nvmlSystemGetDriverVersion(),
@@ -122,7 +145,7 @@ class ClockSampler:
         self._nv, self._h, self.limit_w = (_nvml() if index is not None else None), None, None
         if self._nv is not None:
             try:
-                self._h = self._nv.nvmlDeviceGetHandleByIndex(index)
+                self._h = nvml_handle(self._nv, index)
                 self.limit_w = self._nv.nvmlDeviceGetEnforcedPowerLimit(self._h) / 1000
             except Exception:  # noqa: BLE001 - no such GPU or no power reading: sample what works
                 pass

@@ -106,7 +106,7 @@ def cpu_others(window_s: float = 0.5) -> tuple[float, float, list[dict[str, Any]
 
 def gpu_others(index: int = 0) -> list[dict[str, Any]]:
     """Processes outside our tree holding GPU ``index`` (NVML), with their memory."""
-    from engine.gpu import _nvml
+    from engine.gpu import _nvml, nvml_handle
 
     nv = _nvml()
     if nv is None:
@@ -114,7 +114,7 @@ def gpu_others(index: int = 0) -> list[dict[str, Any]]:
     mine = own_tree(read_procs())
     out = []
     try:
-        h = nv.nvmlDeviceGetHandleByIndex(index)
+        h = nvml_handle(nv, index)
         procs = list(nv.nvmlDeviceGetComputeRunningProcesses(h))
         procs += list(nv.nvmlDeviceGetGraphicsRunningProcesses(h))
     except Exception:  # noqa: BLE001 - a driver without per-process accounting

@@ -172,3 +172,18 @@ def test_dashboard_toggle_sets_until_stable_in_the_reproduce_command(tmp_path, m
     at.run()
     assert not at.exception, at.exception
     assert "--until-stable --stable-budget 60" in "\n".join(c.value for c in at.code)
+
+
+def test_nvml_reads_the_gpu_cuda_sees(monkeypatch):
+    """NVML ignores CUDA_VISIBLE_DEVICES: CUDA's device 0 may be NVML's device 1 (seen on a
+    two-GPU H200 host, where clocks and the busy check were read off the other GPU)."""
+    from engine.gpu import nvml_target
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert nvml_target(0) == 0 and nvml_target(1) == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert nvml_target(0) == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3, 2")
+    assert nvml_target(0) == 3 and nvml_target(1) == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-37c22c9a-0483-f2c7-0ac2-434cd0e65e30")
+    assert nvml_target(0) == "GPU-37c22c9a-0483-f2c7-0ac2-434cd0e65e30"
