@@ -13,6 +13,7 @@ import numpy as np
 
 from engine.backends.base import Runner
 from engine.config import BenchSettings, Timing
+from engine.devices import is_cuda, parse_device
 from engine.errors import BadInput
 from engine.gpu import ClockSampler
 from engine.stability import keep_samples, spread
@@ -85,5 +86,5 @@ def time_runner(runner: Runner, x: np.ndarray, settings: BenchSettings) -> Timin
 
 def _sampler(runner: Runner) -> ClockSampler:
     device = str(getattr(getattr(runner, "spec", None), "device", "cpu"))
-    index = int(device.partition(":")[2] or 0) if device.startswith("cuda") else None
+    index = parse_device(device)[1] if is_cuda(device) else None
     return ClockSampler(index)  # None (a CPU runner): no thread, empty summary

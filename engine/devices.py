@@ -31,6 +31,14 @@ def parse_device(device: str) -> tuple[str, int]:
     return kind, int(index or 0)
 
 
+def device_kind(device: str) -> str:
+    """``cpu`` or ``cuda`` for a device string; a stored name that does not parse as itself."""
+    try:
+        return parse_device(device)[0]
+    except BadInput:
+        return device.split(":", 1)[0]
+
+
 def is_cuda(device: str) -> bool:
     """True for ``cuda`` / ``cuda:N``; False for the CPU and for names that do not parse."""
     try:

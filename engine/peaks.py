@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.devices import is_cuda
+
 _HOPPER = "https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet"
 _H200 = "https://www.nvidia.com/en-us/data-center/h200/"
 _A100 = (
@@ -116,7 +118,7 @@ def annotate(
     """
     row.gflop = gflop_per_image  # type: ignore[attr-defined]
     row.tflops = achieved_tflops(gflop_per_image, getattr(row, "throughput_ips", None))  # type: ignore[attr-defined]
-    if not str(getattr(row, "device", "")).startswith("cuda"):
+    if not is_cuda(str(getattr(row, "device", ""))):
         return  # CPUs: no table of peaks, so no percentage
     found = peak(gpu_name, math or getattr(row, "precision", ""))
     if found is None or row.tflops is None:  # type: ignore[attr-defined]

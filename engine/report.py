@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.config import ResultRow, parity_label
+from engine.devices import is_cuda
 from engine.errors import BadInput
 from engine.history import (
     RunRecord,
@@ -63,7 +64,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 def fell_back(row: ResultRow) -> bool:
     """A GPU request that a CPU served: the failure this product exists to catch."""
-    return row.status == "ok" and row.device.startswith("cuda") and "cpu" in row.provider.lower()
+    return row.status == "ok" and is_cuda(row.device) and "cpu" in row.provider.lower()
 
 
 def load_runs(store: Store, run_ids: Sequence[int | str]) -> list[RunRecord]:

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from engine.config import ResultRow, weights_label
+from engine.devices import device_kind
 from engine.history.queries import QUOTED_SOURCE, RunRecord, load_run
 from engine.machine import busy_summary, without_busy
 from engine.stability import compare_words
@@ -75,7 +76,7 @@ def _point(row: ResultRow) -> tuple[str, str, str, int]:
     # plan is not the same kind of point as a full TensorRT one.
     rtx = str(row.provider or "").startswith("tensorrt-rtx")
     backend = "tensorrt-rtx" if rtx else row.backend
-    return (backend, row.precision, row.device.split(":")[0], int(row.batch))
+    return (backend, row.precision, device_kind(row.device), int(row.batch))
 
 
 def _options_label(opts: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from engine.config import ResultRow
+from engine.devices import device_kind
 from engine.env import machine_label
 from engine.errors import BadInput, EngineError
 from engine.store import Store
@@ -178,7 +179,7 @@ def _as_set(value: str | Collection[str] | None) -> set[str]:
 
 def _device_matches(devices: Iterable[str], wanted: set[str]) -> bool:
     # "cuda" picks cuda:0 and cuda:1 as well.
-    return any(d.lower() in wanted or d.lower().split(":")[0] in wanted for d in devices)
+    return any(d.lower() in wanted or device_kind(d.lower()) in wanted for d in devices)
 
 
 def filter_runs(

@@ -33,6 +33,7 @@ from engine.backends.tensorrt.load import obtain_engine
 from engine.backends.tensorrt.recipe import PRECISIONS, build_recipe, onnx_for
 from engine.backends.tensorrt.runner import TensorRTRunner
 from engine.config import RunnerSpec
+from engine.devices import device_kind
 from engine.errors import BadInput, Unavailable
 from engine.options import option
 
@@ -161,7 +162,7 @@ class TensorRTBackend(Backend):
 
     @classmethod
     def check(cls, spec: RunnerSpec) -> None:
-        if spec.device.split(":", 1)[0] == "cpu":
+        if device_kind(spec.device) == "cpu":
             _, trt_ok = tensorrt_availability()
             also = "" if trt_ok.ok else f"; TensorRT is not installed here either ({trt_ok.fix})"
             raise BadInput(
