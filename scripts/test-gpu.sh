@@ -82,7 +82,7 @@ EOF
 cat "$LOG"
 
 VISIONBENCH_REQUIRE_GPU=1 "$PY" -m pytest -m gpu -p no:cacheprovider -rs --durations=15 tests \
-  2>&1 | tee -a "$LOG"
+  2>&1 | sed -u "s#^rootdir: .*#rootdir: <repository root>#" | tee -a "$LOG"
 rc=${PIPESTATUS[0]}
 echo "exit code: $rc" | tee -a "$LOG"
 exit "$rc"
