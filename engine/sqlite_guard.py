@@ -33,6 +33,9 @@ def db_error(exc: sqlite3.Error, name: str, path: Path | None = None) -> EngineE
     anything else (our bug)."""
     text = str(exc).lower()
     damaged = any(t in text for t in _DAMAGED)
+    # A stored value whose bytes are not text: damage inside a page that SQLite's own
+    # checks pass (Python's sqlite3 says "Could not decode to UTF-8 column ...").
+    garbled = "could not decode" in text
     if any(t in text for t in _FULL) or (damaged and path is not None and _no_room(path)):
         return Unavailable(
             f"the results database {name} cannot grow",
@@ -57,7 +60,7 @@ def db_error(exc: sqlite3.Error, name: str, path: Path | None = None) -> EngineE
             "another program or sweep has held a write lock on it for longer than the wait",
             "let it finish (or close it) and retry, or pass another --db; stored rows are safe",
         )
-    if any(t in text for t in _DAMAGED):
+    if damaged or garbled:
         return EngineError(
             f"the results database {name} is damaged",
             str(exc),

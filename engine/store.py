@@ -120,6 +120,20 @@ def _v4(db: sqlite3.Connection) -> None:
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 
 
+def _stored_json(text: str, name: str) -> Any:
+    """A stored JSON record. Damage inside a page (a torn write, a bad sector) can leave
+    SQLite's structure intact and garble only a value; that is a damaged file, not our bug."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise EngineError(
+            f"the results database {name} is damaged",
+            f"a stored record is not readable JSON ({exc})",
+            "pass another --db file; this one is left untouched for recovery"
+            " (sqlite3 FILE .recover)",
+        ) from exc
+
+
 class Store:
     """The results database. ``readonly`` opens an existing store without writing to it
     (history, report); a missing file is then an error, not a new empty store."""
@@ -406,11 +420,10 @@ class Store:
             }
         return out
 
-    @staticmethod
-    def _run_dict(r: sqlite3.Row) -> dict[str, Any]:
+    def _run_dict(self, r: sqlite3.Row) -> dict[str, Any]:
         d = dict(r)
-        d["configuration"] = json.loads(d.pop("config_json"))
-        d["environment"] = json.loads(d.pop("env_json"))
+        d["configuration"] = _stored_json(d.pop("config_json"), self.path.name)
+        d["environment"] = _stored_json(d.pop("env_json"), self.path.name)
         if d.get("status") == "running" and process_gone(d.get("pid"), d.get("host")):
             d["status"] = STALE  # killed outright (SIGKILL, power): it cannot say so itself
         return d
@@ -422,7 +435,8 @@ class Store:
             cur = self.db.execute(
                 "SELECT data_json FROM rows WHERE run_id=? ORDER BY id", (run_id,)
             )
-        return [ResultRow.from_dict(json.loads(r[0])) for r in cur.fetchall()]
+        name = self.path.name
+        return [ResultRow.from_dict(_stored_json(r[0], name)) for r in cur.fetchall()]
 
     def document(self, run_id: int) -> dict[str, Any]:
         """The portable JSON document of one run: ``{schema, run, rows}``."""

@@ -97,7 +97,7 @@ def tiny_onnx(path: Path, batch: str | int = "batch") -> Path:
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, 16, 16])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, 32, 32])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 4])],
         [w],
     )
@@ -138,7 +138,7 @@ def _obtain(trt, onnx_path, precision="fp32", profile=None, settings=None):
         settings or BuildSettings(),
         "Fake GPU",
         "8.9",
-        (16, 16),
+        (32, 32),
         ctx,
     )
     return loaded, said
@@ -496,7 +496,7 @@ def _quantized(tmp_path: Path, symmetric: bool) -> Path:
 
     src = tiny_onnx(tmp_path / "f.onnx")
     rng = np.random.default_rng(1)
-    feeds = [{"input": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(4)]
+    feeds = [{"input": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)} for _ in range(4)]
 
     class Reader(CalibrationDataReader):
         def __init__(self):

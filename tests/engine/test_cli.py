@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from engine.paths import python_command
 from tests.conftest import run_cli
 
 COMMON = ["--image-size", "64", "--iters", "3", "--warmup", "1", "--quiet"]
@@ -31,7 +32,9 @@ def test_bench_resnet50_json(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     doc = json.loads(out.read_text())
-    assert doc["schema"] == 1 and doc["run"]["reproduce"].startswith("python -m engine bench")
+    # the subprocess runs this interpreter, so it names the same command prefix
+    reproduce = doc["run"]["reproduce"]
+    assert doc["schema"] == 1 and reproduce.startswith(f"{python_command()} -m engine bench")
     assert doc["run"]["environment"]["torch"]
     rows = {(r["backend"], r["precision"]): r for r in doc["rows"]}
     assert rows[("torch", "int8")]["status"] == "skipped"

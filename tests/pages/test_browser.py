@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.paths import python_command
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,9 +125,10 @@ def test_benchmark_page_in_a_browser(page):
     fill(page, "Batch sizes (comma-separated)", "1,2")
     fill(page, "Timed iterations", "3")
     fill(page, "Warm-up iterations", "1")
+    # The server runs this interpreter, so its command starts as python_command() says here.
     expect(page.locator('[data-testid="stCode"]').first).to_contain_text(
-        "--model resnet18 --image-size 64 --backend ort,torch --device cpu --precision fp32"
-        " --batch 1,2 --warmup 1 --iters 3"
+        f"{python_command()} -m engine bench --model resnet18 --image-size 64 --seed 0"
+        " --backend torch,ort --device cpu --precision fp32 --batch 1,2 --warmup 1 --iters 3"
     )
 
     # The slider: one key press moves it to the next batch size and measures there.

@@ -19,7 +19,7 @@ from onnx import TensorProto, helper
 
 from engine.backends import get_backend
 from engine.backends.ort import OrtRunner
-from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
+from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
 from engine.errors import BadInput, EngineError
 from engine.export import export_onnx
 from engine.models import file_sha256, load_artifacts
@@ -211,7 +211,6 @@ def test_damaged_database_is_refused_clearly_and_left_untouched(tmp_path, art):
     store = Store(db)
     run_id = store.create_run({"model": {"name": "x"}}, {}, "")
     _, rows = _store_with_rows(db, art, n=1)
-    from engine.config import ResultRow
 
     for i in range(200):
         store.add_row(run_id, ResultRow.from_dict({**rows[0], "reason": "x" * 300, "batch": i + 1}))
@@ -222,6 +221,29 @@ def test_damaged_database_is_refused_clearly_and_left_untouched(tmp_path, art):
         data[off + 100 : off + 600] = b"\xde\xad" * 250
     db.write_bytes(bytes(data))
     with pytest.raises(EngineError, match="torn.sqlite is damaged"):
+        Store(db).rows(run_id)
+
+
+@pytest.mark.parametrize(
+    "garbage, why",
+    [(b"\xde\xad" * 10 + b"!", "not readable JSON"), (b"\xff" * 21, "Could not decode")],
+    ids=["text-not-json", "bytes-not-text"],
+)
+def test_a_garbled_record_in_an_intact_file_is_a_damaged_database(tmp_path, art, garbage, why):
+    # A torn page can garble a stored value and leave SQLite's structure sound: the file
+    # still opens and reads, and only the record is broken (as text, or as bytes).
+    db = tmp_path / "garbled.sqlite"
+    run_id, rows = _store_with_rows(db, art, n=1)
+    store = Store(db)
+    store.add_row(run_id, ResultRow.from_dict({**rows[0], "reason": "torn here", "batch": 2}))
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = db.read_bytes()
+    marker = b'"reason": "torn here"'
+    assert data.count(marker) == 1
+    db.write_bytes(data.replace(marker, garbage))  # same length: the page stays sound
+    assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    with pytest.raises(EngineError, match=f"garbled.sqlite is damaged.*{why}"):
         Store(db).rows(run_id)
 
 
@@ -257,7 +279,14 @@ def _start_long_sweep(db: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as in a terminal: a suite started in the background (`cmd &` in a script) inherits
+        # an ignored SIGINT, and the CLI would rightly go on through the simulated Ctrl-C
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stored(db: Path) -> tuple[list, list]:
