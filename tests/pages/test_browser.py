@@ -8,6 +8,7 @@ show numbers, and reads the diagnostics verdict. Screenshots go to ``artifacts/b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,17 +38,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium (scripts/test.sh does)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"playwright is not installed ({exc}): pip install -r requirements-dev.txt")
+@contextlib.contextmanager
+def streamlit_server(data: Path, log_path: Path) -> Iterator[str]:
+    """`streamlit run dashboard.py` on a free local port with ``data`` as its store folder."""
     port = free_port()
-    data = tmp_path_factory.mktemp("browser-data")
-    log = open(tmp_path_factory.mktemp("browser-log") / "streamlit.log", "w+")
+    log = open(log_path, "w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
@@ -67,13 +63,29 @@ def server(tmp_path_factory):
             log.seek(0)
             pytest.fail(f"streamlit did not come up:\n{log.read()[-3000:]}")
         time.sleep(0.5)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium (scripts/test.sh does)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"playwright is not installed ({exc}): pip install -r requirements-dev.txt")
+    data = tmp_path_factory.mktemp("browser-data")
+    log_path = tmp_path_factory.mktemp("browser-log") / "streamlit.log"
+    with streamlit_server(data, log_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import copy
 import http.server
-import os
 import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,7 +20,7 @@ from engine.config import BenchSettings, RunnerSpec, SweepConfig
 from engine.documents import import_document
 from engine.store import Store
 from engine.sweep import run_sweep
-from tests.pages.test_browser import CHROMIUM, free_port, settle
+from tests.pages.test_browser import CHROMIUM, free_port, settle, streamlit_server
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,35 +73,9 @@ def data(tmp_path_factory, small_artifacts, trap):
 
 @pytest.fixture(scope="module")
 def url(data, tmp_path_factory):
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("browser-history-log") / "streamlit.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "VISIONBENCH_DATA": str(data)},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.seek(0)
-            pytest.fail(f"streamlit did not come up:\n{log.read()[-3000:]}")
-        time.sleep(0.5)
-    yield base
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    log_path = tmp_path_factory.mktemp("browser-history-log") / "streamlit.log"
+    with streamlit_server(data, log_path) as base:
+        yield base
 
 
 def test_history_page_renders_imported_markdown_as_text(url, trap):
