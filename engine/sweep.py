@@ -205,6 +205,7 @@ class _Sweep:
             with device_lock(spec.device, on_wait=self.progress):
                 timing = time_point(runner, self.art.sample_input(b), self.config.bench)
             row.provider = runner.provider
+            drop_inert_options(row, runner)
             for k, v in vars(timing).items():
                 setattr(row, k, v)
             math = get_backend(spec.backend).parity_precision(spec)
@@ -230,6 +231,16 @@ class _Sweep:
             release_memory()
         self.emit(row)
         return runner
+
+
+def drop_inert_options(row: ResultRow, runner: Runner) -> None:
+    """A row names only the options that took effect; the others go into its reason."""
+    inert = runner.inert_options()
+    if not inert:
+        return
+    row.options = {k: v for k, v in row.options.items() if k not in inert}
+    said = "; ".join(inert[k] for k in sorted(inert))
+    row.reason = f"had no effect, left out of the label: {said}"
 
 
 def run_sweep(

@@ -52,6 +52,7 @@ def check_one(name: str) -> dict:
     import numpy as np
     import torch
 
+    from engine import weights
     from engine.config import ModelSpec
     from engine.models import build_torch_model
     from engine.quantize import generated_images
@@ -77,6 +78,7 @@ def check_one(name: str) -> dict:
         "finite": finite,
         "status": "pass" if ok else "fail",
         "build_and_settle_s": round(build_s, 2),
+        "recipe": weights.RECIPE_VERSION,
     }
 
 
@@ -175,8 +177,9 @@ def write_markdown(out: Path) -> Path:
         "",
         f"Not run yet: {', '.join(_missing(recs)) or 'none'}.",
         "",
-        "Recipe 1 of engine/weights.py for every model but maxvit_t, measured with recipe 2"
-        " (recipe 2 only changes heads without a bias, which MaxViT alone has).",
+        "Weights recipe (engine/weights.py RECIPE_VERSION): "
+        + ", ".join(sorted({str(r.get("recipe", "1 or 2")) for r in recs}) or ["?"])
+        + ".",
         "",
         "| model | size | centred std | distinct top-1 | result | build + settle s |",
         "|---|---:|---:|---:|---|---:|",

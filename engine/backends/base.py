@@ -111,6 +111,12 @@ class Runner(ABC):
         """The built engine's layers (objects with ``to_dict()``), where the backend can say."""
         return []
 
+    def inert_options(self) -> dict[str, str]:
+        """Options that changed nothing on this model, each with why (BN folding on a
+        model without batch norm). A row's options and label leave them out, so a label
+        names only what ran; the reason goes on the row."""
+        return {}
+
 
 class Backend(ABC):
     """A backend: class attributes and class methods only (it holds no state).

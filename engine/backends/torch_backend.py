@@ -60,10 +60,14 @@ class TorchRunner(Runner):
 
         self.fuse_relu = o.fuse_relu
         self.fuse_bn = o.fuse_bn or self.fuse_relu
+        self.asked_fuse_bn = o.fuse_bn
         copied = self.dtype != torch.float32 or kind == "cuda" or self.fuse_bn
         model = copy.deepcopy(module) if copied else module
+        self.folded_bn = 0
         if self.fuse_bn:
+            before = count_batchnorms(model)
             model = fuse_batchnorm(model.eval())
+            self.folded_bn = before - count_batchnorms(model)
         self.fused_convs = 0
         if self.fuse_relu:
             model, self.fused_convs = fuse_conv_relu(model)
@@ -76,6 +80,7 @@ class TorchRunner(Runner):
             "tf32": self.tf32,
             "cudnn_benchmark": self.cudnn_benchmark,
             "fuse_bn": self.fuse_bn,
+            "folded_batchnorms": self.folded_bn,
             "fused_conv_relu": self.fused_convs,
         }
         self._pool: Any = None
@@ -84,6 +89,14 @@ class TorchRunner(Runner):
         threads = o.intra_threads
         if threads and kind == "cpu":
             torch.set_num_threads(int(threads))
+
+    def inert_options(self) -> dict[str, str]:
+        inert = {}
+        if self.asked_fuse_bn and not self.folded_bn:
+            inert["fuse_bn"] = "BN folding: no batch norm follows a convolution here"
+        if self.fuse_relu and not self.fused_convs:
+            inert["fuse_relu"] = "conv+bias+ReLU fusion: no convolution is followed by a ReLU"
+        return inert
 
     def _set_math_mode(self) -> None:
         if self.device.type == "cuda":
@@ -169,6 +182,12 @@ class TorchRunner(Runner):
         self.model = None
         if self.device.type == "cuda":
             self.torch.cuda.empty_cache()
+
+
+def count_batchnorms(model: Any) -> int:
+    import torch
+
+    return sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def fuse_batchnorm(model: Any) -> Any:

@@ -81,3 +81,24 @@ def test_reproduce_command_round_trips():
     again = build_config(bench_parser().parse_args(argv))
     assert again.model == config.model and again.batches == config.batches
     assert {(r.backend, r.precision) for r in again.runners} >= {("torch", "fp32"), ("ort", "int8")}
+
+
+def test_options_that_changed_nothing_leave_the_label(tmp_path):
+    # SqueezeNet has no batch norm: BN folding changes nothing, so the row must not be
+    # labelled "BN folded"; its reason says why. ResNet18's BNs fold and the option stays.
+    from engine.auto import step_label
+    from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
+    from engine.sweep import run_sweep
+
+    bench = BenchSettings(warmup=1, iters=2, max_time_s=1.0)
+    fold = RunnerSpec("torch", "cpu", "fp32", (("fuse_bn", True),))
+    rows = {}
+    for name in ("squeezenet1_1", "resnet18"):
+        config = SweepConfig(ModelSpec(name, image_size=32), [fold], [1], bench, parity=False)
+        (rows[name],) = run_sweep(config).rows
+    plain, folded = rows["squeezenet1_1"], rows["resnet18"]
+    assert plain.status == "ok" and plain.options == {}
+    assert "no batch norm follows a convolution" in plain.reason
+    assert "BN folded" not in step_label(plain.backend, plain.precision, plain.options)
+    assert folded.options == {"fuse_bn": True} and folded.reason == ""
+    assert "BN folded" in step_label(folded.backend, folded.precision, folded.options)

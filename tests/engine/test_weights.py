@@ -93,3 +93,56 @@ def test_weights_from_a_file_are_not_touched(tmp_path):
     loaded = art.torch_module().state_dict()
     for key, value in source.state_dict().items():
         assert torch.equal(loaded[key], value), key
+
+
+def _fp16_error(model: torch.nn.Module, size: int) -> float:
+    """How far FP16 rounding alone moves the centred logits (max, relative to spread)."""
+    import copy
+
+    from engine.parity import compare
+
+    x = weights.synthetic_images(8, size, seed=99)
+    with torch.no_grad():
+        ref = model(x).double().numpy()
+        half = copy.deepcopy(model).half()(x.half()).double().numpy()
+    return compare(ref, half, "fp16").max_rel_err
+
+
+def test_residual_branches_end_small_so_rounding_stays_small():
+    # ResNet50 with every branch at full scale is chaotic: FP16 rounding moved its centred
+    # logits by 0.34 of their spread. Identity blocks' bn3 end their branches at
+    # BRANCH_GAMMA; the three downsampling blocks restart the stream and keep 1.
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50().eval()
+    assert weights.scale_residual_branches(model) == 16 - 4
+    gammas = {
+        n: float(m.bn3.weight[0].detach()) for n, m in model.named_modules() if hasattr(m, "bn3")
+    }
+    assert gammas["layer1.1"] == pytest.approx(weights.BRANCH_GAMMA) and gammas["layer1.0"] == 1.0
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50().eval()
+    weights.make_healthy(model, seed=0, image_size=32)
+    assert _fp16_error(model, 32) < 0.1
+    torch.manual_seed(0)
+    inverted = torchvision.models.mobilenet_v2().eval()  # x + block(x), the block ends in BN
+    assert weights.scale_residual_branches(inverted) == 10
+
+
+def test_a_head_without_bias_is_balanced_through_the_layer_before():
+    class TanhHead(torch.nn.Module):  # MaxViT's classifier: Linear, Tanh, Linear(bias=False)
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 16, 3)
+            self.pre = torch.nn.Linear(16, 16)
+            self.head = torch.nn.Linear(16, 50, bias=False)
+            torch.nn.init.constant_(self.pre.bias, 3.0)  # tanh saturates: one class wins
+
+        def forward(self, x):
+            return self.head(torch.tanh(self.pre(self.conv(x).mean(dim=(2, 3)))))
+
+    torch.manual_seed(0)
+    model = TanhHead().eval()
+    assert _spread(model, 32)[1] < 8
+    with torch.no_grad():
+        weights.centre_head(model, seed=0, image_size=32)
+    assert _spread(model, 32)[1] >= 8
