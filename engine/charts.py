@@ -66,6 +66,20 @@ def results_frame(rows: Iterable[ResultRow | dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def landed_text(rows: Iterable[ResultRow], last: int = 12) -> str:
+    """The points that have landed, as plain fixed-width text (cheap to redraw while a
+    sweep runs; the charts come at its end). The newest ``last`` of them."""
+    rows = list(rows)
+    lines = []
+    for r in rows[-last:]:
+        name = series_name(r.backend, r.precision, r.device, r.options)
+        took = f"{r.p50_ms:10.3f} ms" if r.status == "ok" and r.p50_ms else f"{r.status:>13}"
+        lines.append(f"batch {r.batch:>4}  {took}  {name}")
+    more = len(rows) - len(lines)
+    head = f"{len(rows)} points so far" + (f" (the last {len(lines)} shown)" if more else "")
+    return "\n".join([head, *lines])
+
+
 def _plain(df: pd.DataFrame | None) -> pd.DataFrame | None:
     """The table with its text escaped for Plotly, which renders <a>, <b>, <br> in names."""
     if df is None:

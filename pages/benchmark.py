@@ -137,6 +137,15 @@ if c1.button("Run sweep", type="primary", disabled=config is None or running, ke
 stop_slot = c2.empty()  # emptied when the sweep ends: a Stop for a finished sweep does nothing
 if running:
     stop_slot.button("Stop", on_click=job.stop.set, key="vb_stop")
+live_charts = st.toggle(
+    "Redraw the charts while the sweep runs",
+    value=False,
+    key="vb_live_charts",
+    help="Off by default: redrawing the charts takes the dashboard's server and your"
+    " browser about half a core on each new point, and on a small machine that slowed the"
+    " sweep it watched by 5-35% (benchmarks/results/dashboard-disturbance). While off, the"
+    " points that have landed are listed as plain text and the charts appear at the end.",
+)
 show_reference = st.toggle(
     f"Show the study's T4 figures ({QUOTED})", value=True, key="vb_reference"
 )
@@ -190,7 +199,10 @@ if running:
         if len(job.rows) != shown:
             shown = len(job.rows)
             with live_area.container():
-                draw(job.rows, f"_live{shown}")
+                if live_charts:
+                    draw(job.rows, f"_live{shown}")
+                else:
+                    st.text(charts.landed_text(job.rows))
         # The dashboard shares the cores with the sweep it watches: poll slowly.
         time.sleep(1.0)
     progress.empty()

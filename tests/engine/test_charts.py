@@ -183,3 +183,14 @@ def test_table_shows_parity_status_and_names_the_onnx_reference():
     statuses = dict(zip(table["series"], table["parity_status"], strict=True))
     assert statuses["ONNX Runtime fp32 (cpu)"] == "reference"
     assert sorted(statuses.values()) == ["failed", "not judged", "reference"]
+
+
+def test_landed_points_as_plain_text_newest_last():
+    rows = [row("torch", "fp32", b, 10.0 * b) for b in (1, 2, 4)]
+    rows.append(row("ort", "fp32", 8, 1.0, status="oom"))
+    text = charts.landed_text(rows, last=3)
+    lines = text.splitlines()
+    assert lines[0] == "4 points so far (the last 3 shown)"
+    assert "batch    2" in lines[1] and "20.000 ms" in lines[1]
+    assert "oom" in lines[-1] and "ms" not in lines[-1]
+    assert charts.landed_text(rows[:1]).splitlines()[0] == "1 points so far"

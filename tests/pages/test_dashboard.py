@@ -59,6 +59,8 @@ def test_sweep_draws_charts_and_a_table_with_numbers(app: AppTest, data_dir):
     small_model(app)
     assert not app.error, texts(app.error)
     assert "python -m engine bench --model resnet18" in texts(app.code)
+    # Live charts cost the sweep CPU time on a small machine: off unless asked for.
+    assert app.toggle(key="vb_live_charts").value is False
     app.button(key="vb_run").click().run()
     assert not app.exception, app.exception
     assert not app.error, texts(app.error)
