@@ -14,6 +14,8 @@ or by the end of a lease resumes where it stopped: models with a JSON are skippe
 
     python benchmarks/zoo.py --out benchmarks/results/zoo --models resnet50,vit_b_16 \\
         --compile-models resnet50 --budget-s 540
+    python benchmarks/zoo.py --out benchmarks/results/zoo --compile-only \\
+        --compile-models resnet50,vit_b_16          # compile rows added to measured models
     python benchmarks/zoo.py --out benchmarks/results/zoo --merge
     python benchmarks/zoo.py --out /tmp/zoo --device cpu --models resnet18 --batch 1 \\
         --image-size 64                                             # dry run on a CPU
@@ -151,6 +153,29 @@ def run_all(args: argparse.Namespace) -> None:
         print(f"{name}: done in {rec['wall_s']} s", flush=True)
 
 
+def add_compile_rows(args: argparse.Namespace) -> None:
+    """``--compile-only``: torch.compile rows for models already measured without them,
+    written into their JSON (so the long autotuning runs after every model's auto mode)."""
+    out = Path(args.out)
+    deadline = time.monotonic() + args.budget_s
+    for name in filter(None, args.compile_models.split(",")):
+        path = out / f"{name}.json"
+        rec = json.loads(path.read_text()) if path.is_file() else None
+        if rec is None or rec.get("compile_rows"):
+            print(f"{name}: {'no JSON yet' if rec is None else 'compiled already'}", flush=True)
+            continue
+        if time.monotonic() > deadline:
+            print(f"{name}: not compiled, the budget of {args.budget_s:.0f} s is spent", flush=True)
+            continue
+        t0 = time.monotonic()
+        rec["compile_rows"] = _compile(name, args, lambda: time.monotonic() > deadline)
+        rec["compile_wall_s"] = round(time.monotonic() - t0, 1)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(rec, indent=1))
+        os.replace(tmp, path)
+        print(f"{name}: compiled and timed in {rec['compile_wall_s']} s", flush=True)
+
+
 def _peer(rows: list[dict], batch: int, backend: str, precision: str) -> dict | None:
     # The plain row of a backend: no options beyond thread counts.
     for r in rows:
@@ -239,8 +264,13 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--max-time-s", type=float, default=2.0, help="per point")
     ap.add_argument("--merge", action="store_true", help="only write zoo.md")
+    ap.add_argument(
+        "--compile-only", action="store_true", help="add torch.compile rows to measured models"
+    )
     args = ap.parse_args()
-    if not args.merge:
+    if args.compile_only:
+        add_compile_rows(args)
+    elif not args.merge:
         run_all(args)
     print(merge(Path(args.out)))
 
