@@ -168,7 +168,14 @@ def add_compile_rows(args: argparse.Namespace) -> None:
             print(f"{name}: not compiled, the budget of {args.budget_s:.0f} s is spent", flush=True)
             continue
         t0 = time.monotonic()
-        rec["compile_rows"] = _compile(name, args, lambda: time.monotonic() > deadline)
+        # Once started, autotuning runs to its end: stopping at the deadline would throw
+        # away minutes of tuning and leave no row (as on the H200 on 2026-11-30).
+        rows = _compile(name, args, lambda: False)
+        if not rows or any(r["status"] != "ok" for r in rows):
+            print(f"{name}: torch.compile gave no timed row: {rows}", flush=True)
+            if not rows:
+                continue
+        rec["compile_rows"] = rows
         rec["compile_wall_s"] = round(time.monotonic() - t0, 1)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(rec, indent=1))
@@ -245,8 +252,24 @@ def merge(out: Path) -> Path:
         " PyTorch FP32 eager baseline's p50 over the winner's, in the same run.",
         "",
     ]
+    lost = [
+        f"{r['model']} ({r['compile_wall_s']:.0f} s)"
+        for r in recs
+        if r.get("compile_wall_s") and not r.get("compile_rows")
+    ]
+    tail = (
+        [
+            "",
+            "torch.compile max-autotune was compiled but never timed for "
+            + ", ".join(lost)
+            + ": the session's deadline stopped the sweep after compiling (fixed since:"
+            " a started compile now runs to its timed row).",
+        ]
+        if lost
+        else []
+    )
     path = out / "zoo.md"
-    path.write_text("\n".join(intro + head + lines) + "\n")
+    path.write_text("\n".join(intro + head + lines + tail) + "\n")
     return path
 
 

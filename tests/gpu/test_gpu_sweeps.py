@@ -93,32 +93,46 @@ def test_out_of_memory_is_a_row_and_the_sweep_goes_on(cuda, tmp_path):
 
 
 def test_device_lock_serialises_two_processes(cuda, tmp_path):
-    """Another process holding cuda:0's lock makes this sweep wait, and say so."""
+    """Another process holding cuda:0's lock makes this sweep wait, and say so.
+
+    The holder keeps the lock until the sweep reports that it waits (then 2 s more), so
+    the outcome does not depend on how long this machine takes to prepare the sweep (a
+    fixed 4 s hold was over before a busy H200 host had built the runner)."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             textwrap.dedent(
                 """
-                import sys, time
+                import select, sys, time
                 from engine.locks import device_lock
                 with device_lock("cuda"):
                     print("held", flush=True)
-                    time.sleep(4)
+                    select.select([sys.stdin], [], [], 120)  # until told (at most 2 min)
+                    time.sleep(2)
                 """
             ),
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    messages: list[str] = []
+
+    def progress(_done, _total, message: str) -> None:
+        messages.append(message)
+        if "waiting for another run on cuda" in message:
+            holder.stdin.write("go\n")
+            holder.stdin.flush()
+
     try:
         assert holder.stdout.readline().strip() == "held"
-        messages = []
         t0 = time.monotonic()
-        out = run_sweep(_config((1,)), callbacks=Callbacks(lambda d, t, m: messages.append(m)))
+        out = run_sweep(_config((1,)), callbacks=Callbacks(progress))
         waited = time.monotonic() - t0
     finally:
-        holder.wait(timeout=30)
+        holder.stdin.close()
+        holder.wait(timeout=150)
     assert any("waiting for another run on cuda" in m for m in messages), messages
     assert waited > 2 and out.rows[0].status == "ok"
 
