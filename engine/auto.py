@@ -110,6 +110,10 @@ class LadderStep:
         return asdict(self)
 
 
+def _key(options: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in options.items() if not k.endswith("_threads")))
+
+
 def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
     """Batch → ladder, from a sweep's rows in the order they were measured.
 
@@ -124,9 +128,13 @@ def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
     for batch, group in sorted(by_batch.items()):
         base = group[0].p50_ms if group[0].status == "ok" else None
         steps = []
+        seen: dict[tuple, int] = {}
         for i, r in enumerate(group):
             speedup = base / r.p50_ms if (base and r.status == "ok" and r.p50_ms) else None
             reason = r.reason
+            same = seen.setdefault((r.backend, r.precision, _key(r.options)), i)
+            if same != i:
+                reason = f"the same configuration as step {same}: {reason or 'nothing changed'}"
             if r.status == "ok" and r.parity_status == "failed":
                 reason = f"outputs disagree with FP32 (max rel err {r.max_rel_err:.3g})"
             elif r.status == "ok" and r.parity_status != "ok":

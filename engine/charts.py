@@ -91,10 +91,13 @@ def _plain(df: pd.DataFrame | None) -> pd.DataFrame | None:
 
 
 def measured(df: pd.DataFrame) -> pd.DataFrame:
-    """Only rows with a real measurement (status ``ok`` and a p50)."""
+    """Only rows with a real measurement (status ``ok`` and a p50); one per series and
+    batch, the first measured (auto mode can time one configuration twice when a step's
+    extra options changed nothing on the model, engine.sweep.drop_inert_options)."""
     if df.empty:
         return df
-    return df[(df["status"] == "ok") & df["p50_ms"].notna()].sort_values(["series", "batch"])
+    ok = df[(df["status"] == "ok") & df["p50_ms"].notna()]
+    return ok.drop_duplicates(["series", "batch"], keep="first").sort_values(["series", "batch"])
 
 
 def table_frame(df: pd.DataFrame, onnx_source: bool = False) -> pd.DataFrame:

@@ -168,3 +168,18 @@ def test_a_row_whose_parity_was_off_or_not_judged_never_wins():
     only_unjudged = ladders_from_rows([unjudged])[8]
     assert not only_unjudged[0].best
     assert "no winner" in format_ladder(AutoOutcome(run_id=None, ladders={8: only_unjudged}))
+
+
+def test_a_step_whose_extra_options_changed_nothing_says_so():
+    # On a model without batch norm the folding step runs what the step before it ran:
+    # the sweep drops the inert option from the row, and the ladder names the twin.
+    rows = [
+        _row(8, "torch", 10.0, True),
+        _row(8, "torch", 4.0, True, channels_last=True),
+        _row(8, "torch", 4.1, True, channels_last=True),
+    ]
+    rows[2].reason = "had no effect, left out of the label: BN folding: no batch norm"
+    steps = ladders_from_rows(rows)[8]
+    assert steps[2].label == steps[1].label
+    assert steps[2].reason.startswith("the same configuration as step 1: had no effect")
+    assert steps[1].reason == ""

@@ -194,3 +194,15 @@ def test_landed_points_as_plain_text_newest_last():
     assert "batch    2" in lines[1] and "20.000 ms" in lines[1]
     assert "oom" in lines[-1] and "ms" not in lines[-1]
     assert charts.landed_text(rows[:1]).splitlines()[0] == "1 points so far"
+
+
+def test_a_configuration_timed_twice_at_one_batch_is_drawn_once():
+    rows = [
+        row("torch", "fp16", 8, 4.0),
+        row("torch", "fp16", 8, 4.2),
+        row("torch", "fp16", 1, 1.0),
+    ]
+    df = charts.measured(charts.results_frame(rows))
+    assert list(df["batch"]) == [1, 8] and list(df["p50_ms"]) == [1.0, 4.0]
+    trace = [t for t in charts.latency_chart(charts.results_frame(rows)).data if t.mode]
+    assert [len(t.x) for t in trace if t.mode == "lines+markers"] == [2]
