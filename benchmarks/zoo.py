@@ -131,6 +131,8 @@ def run_model(name: str, args: argparse.Namespace, deadline: float) -> dict | No
 
 
 def run_all(args: argparse.Namespace) -> None:
+    from engine.errors import EngineError
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.budget_s
@@ -143,7 +145,11 @@ def run_all(args: argparse.Namespace) -> None:
             print(f"{name}: not started, the budget of {args.budget_s:.0f} s is spent", flush=True)
             continue
         print(f"{name}: measuring", flush=True)
-        rec = run_model(name, args, deadline)
+        try:
+            rec = run_model(name, args, deadline)
+        except EngineError as exc:  # e.g. a model that cannot take this image size
+            print(f"{name}: not measured: {exc.user_message()}", flush=True)
+            continue
         if rec is None:
             print(f"{name}: cut short by the budget; not written, a later run redoes it")
             continue
