@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import glob
 import json
 import os
 import sqlite3
@@ -254,6 +255,7 @@ class Store:
                 ),
             )
         run_id = int(cur.lastrowid)
+        self._drop_orphan_reserves()
         self._hold_reserve(run_id)
         return run_id
 
@@ -303,6 +305,20 @@ class Store:
 
     def _reserve(self, run_id: int) -> Path:
         return self.path.with_name(f"{self.path.name}.run{run_id}.reserve")
+
+    def _drop_orphan_reserves(self) -> None:
+        """Free the room held for runs that can no longer use it: a run killed outright
+        (SIGKILL, --inline) never reached :meth:`finish_run`, and its reserve stayed."""
+        for path in self.path.parent.glob(f"{glob.escape(self.path.name)}.run*.reserve"):
+            number = path.name[len(self.path.name) + 4 : -len(".reserve")]
+            if not number.isdigit():
+                continue
+            got = self.db.execute(
+                "SELECT status, pid, host FROM runs WHERE id=?", (int(number),)
+            ).fetchone()
+            if got is None or got[0] != "running" or process_gone(got[1], got[2]):
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     def _hold_reserve(self, run_id: int) -> None:
         # A run that ends because the disk filled up still has to record that it ended:

@@ -133,3 +133,26 @@ def test_committed_result_documents_still_load_with_a_parity_status():
     assert rows, "no committed result rows found"
     for r in rows:
         assert r.parity_status == {True: "ok", False: "failed", None: "off"}[r.parity_ok]
+
+
+def test_a_killed_runs_reserve_is_freed_by_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "r.sqlite"
+    store = Store(db)
+    killed = store.create_run({"model": {"name": "m"}}, {}, "")
+    alive = store.create_run({"model": {"name": "m"}}, {}, "")  # this process: still running
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    store.db.execute("UPDATE runs SET pid=? WHERE id=?", (int(dead.stdout), killed))
+    store.db.commit()
+    reserves = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".reserve"))
+    assert reserves == [f"r.sqlite.run{killed}.reserve", f"r.sqlite.run{alive}.reserve"]
+    third = store.create_run({"model": {"name": "m"}}, {}, "")
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".reserve"))
+    assert left == [f"r.sqlite.run{alive}.reserve", f"r.sqlite.run{third}.reserve"]
+    for run in (alive, third):
+        store.finish_run(run)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".reserve")]
+    store.close()
