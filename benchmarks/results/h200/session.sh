@@ -10,6 +10,12 @@
 #   both: more models at batch 1 and 32 while time is left (deadline: SESSION_S)
 #
 #   setsid nohup bash benchmarks/results/h200/session.sh COMMIT TREE > /tmp/session.log 2>&1 &
+#
+# Run again, it resumes: the committed zoo JSONs are copied in first, so only what is missing
+# runs (on 2026-11-30: efficientnet_v2_s, shufflenet_v2_x1_0 and torch.compile for four
+# models); STABILITY=0 skips the ResNet50 run. Times per model on the H200 that day: 55 s
+# (squeezenet1_1) to 204 s (efficientnet_b0) for auto mode at three batch sizes; compile
+# 98 s (vit_b_16) and 301 s (resnet50).
 set -u
 cd "$(dirname "$0")/../../.."
 export VISIONBENCH_COMMIT=${1:-unknown} VISIONBENCH_TREE=${2:-unknown}
@@ -18,6 +24,8 @@ SITE=/tmp/visionbench-gpu-site
 END=$(($(date +%s) + ${SESSION_S:-1080}))
 left() { echo $((END - $(date +%s))); }
 cat /tmp/p/part.* > /tmp/wheels.tar && tar xf /tmp/wheels.tar -C /tmp && rm -f /tmp/wheels.tar
+# Resume the committed zoo: models with a JSON are skipped, compile rows are added to them.
+mkdir -p $R/zoo && cp benchmarks/results/zoo/*.json $R/zoo/ 2>/dev/null
 echo "gpus: $(nvidia-smi -L | wc -l)" | tee $R/session.txt
 export PYTHONUNBUFFERED=1
 py=python3
@@ -48,7 +56,7 @@ for _ in $(seq 150); do [ -d $SITE/onnxruntime ] && break; sleep 2; done
 export PYTHONPATH=$SITE
 
 # GPU 1: issue 14's run (TFLOP/s, % of peak, clocks and throttle reasons per point).
-(
+[ "${STABILITY:-1}" = 1 ] && (
   export CUDA_VISIBLE_DEVICES=1 VISIONBENCH_CACHE=/tmp/vbcache-1 VISIONBENCH_DATA=/tmp/vbdata-1
   $py -m engine bench --model resnet50 --backend torch,ort --device cuda \
     --precision fp32,fp16 --batch 1,32,256 --warmup 10 --iters 100 --max-time 5 --inline \
