@@ -228,7 +228,18 @@ def _table_row(rec: dict, batch: int) -> list[str]:
         _cell(_peer(rows, batch, "ort", "fp32")),
         _cell(comp),
         f"{len(unsure)} of {len(steps)}",
+        _busy(rec),
     ]
+
+
+def _busy(rec: dict) -> str:
+    """Other processes' CPU use at the start of the model's sweeps (engine.machine)."""
+    env = rec.get("environment") or {}
+    check = env.get("busy_check") or {}
+    cores = check.get("cpu_other_cores")
+    if cores is None:
+        return "-"
+    return f"{cores:.1f} of {env.get('cpu_count', '?')}"
 
 
 def merge(out: Path) -> Path:
@@ -238,8 +249,8 @@ def merge(out: Path) -> Path:
     head = [
         "| model | batch | winner (auto mode) | winner p50 | speed-up over PyTorch FP32 |"
         " winner parity | PyTorch FP32 eager | ONNX Runtime FP32 (plain) |"
-        " torch.compile max-autotune | rows not judged / failed |",
-        "|---|---:|---|---:|---:|---|---|---|---|---|",
+        " torch.compile max-autotune | rows not judged / failed | other processes' cores |",
+        "|---|---:|---|---:|---:|---|---|---|---|---|---:|",
     ]
     lines = [
         "| " + " | ".join(_table_row(rec, batch)) + " |"
@@ -255,7 +266,11 @@ def merge(out: Path) -> Path:
         "",
         f"Machine: {', '.join(map(str, machines)) or '?'}; dates: {', '.join(dates) or '?'}."
         " Random weights (engine/weights.py). Made by `benchmarks/zoo.py`; speed-up is the"
-        " PyTorch FP32 eager baseline's p50 over the winner's, in the same run.",
+        " PyTorch FP32 eager baseline's p50 over the winner's, in the same run. The last"
+        " column is the busy check at the start of the model's sweeps: CPU cores used by other"
+        " processes. Batch-1 eager PyTorch is bound by the host's kernel launches, so other"
+        " load on the host slows it (and inflates batch-1 speed-ups) far more than the"
+        " GPU-bound batches.",
         "",
     ]
     lost = [
