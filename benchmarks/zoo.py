@@ -130,6 +130,13 @@ def run_model(name: str, args: argparse.Namespace, deadline: float) -> dict | No
     }
 
 
+def _write(path: Path, rec: dict) -> None:
+    """A model's JSON, replaced whole (a reader never sees half of it)."""
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(rec, indent=1))
+    os.replace(tmp, path)
+
+
 def run_all(args: argparse.Namespace) -> None:
     from engine.errors import EngineError
 
@@ -153,9 +160,7 @@ def run_all(args: argparse.Namespace) -> None:
         if rec is None:
             print(f"{name}: cut short by the budget; not written, a later run redoes it")
             continue
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(rec, indent=1))
-        os.replace(tmp, path)
+        _write(path, rec)
         print(f"{name}: done in {rec['wall_s']} s", flush=True)
 
 
@@ -183,9 +188,7 @@ def add_compile_rows(args: argparse.Namespace) -> None:
                 continue
         rec["compile_rows"] = rows
         rec["compile_wall_s"] = round(time.monotonic() - t0, 1)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(rec, indent=1))
-        os.replace(tmp, path)
+        _write(path, rec)
         print(f"{name}: compiled and timed in {rec['compile_wall_s']} s", flush=True)
 
 

@@ -238,15 +238,19 @@ def _head(model: Any) -> Any:
     return layers[-1] if layers else None
 
 
-def _centre_outputs(model: Any, layer: Any, images: Any) -> None:
-    """Subtract from ``layer``'s bias the mean of its outputs over ``images``."""
+def _run_seeing(model: Any, layer: Any, images: Any) -> tuple[Any, Any]:
+    """The model's output on ``images`` and what ``layer`` wrote meanwhile (as float64)."""
     seen: list[Any] = []
     hook = layer.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
     try:
-        model(images)
+        logits = model(images)
     finally:
         hook.remove()
-    out = seen[-1].double()
+    return logits, seen[-1].double()
+
+
+def _centre_bias(layer: Any, out: Any) -> None:
+    """Subtract from ``layer``'s bias the mean of its outputs ``out`` (per channel)."""
     layer.bias.sub_(out.mean(dim=[d for d in range(out.dim()) if d != 1]).to(layer.bias.dtype))
 
 
@@ -255,7 +259,7 @@ def _centre_before_head(model: Any, images: Any) -> None:
     bias): centre the layer before it instead, so what the head sees is balanced."""
     layers = _layers(model)
     if len(layers) >= 2 and layers[-1].bias is None and layers[-2].bias is not None:
-        _centre_outputs(model, layers[-2], images)
+        _centre_bias(layers[-2], _run_seeing(model, layers[-2], images)[1])
 
 
 def _centred_std(logits: Any) -> float:
@@ -282,25 +286,17 @@ def centre_head(model: Any, seed: int, image_size: int) -> bool:
     images = synthetic_images(SETTLE_BATCH, image_size, seed + 1)
     with torch.no_grad():
         _centre_before_head(model, images)
-    seen: list[Any] = []
-    hook = head.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
-    try:
-        with torch.no_grad():
-            logits = model(images)
-            out = seen[-1].double()
-            dims = [d for d in range(out.dim()) if d != 1]
-            if head.bias is not None:  # MaxViT's last layer has none: scaled, not centred
-                head.bias.sub_(out.mean(dim=dims).to(head.bias.dtype))
-            if isinstance(logits, torch.Tensor) and logits.shape == out.shape:
-                spread = _centred_std(out)  # the head writes the logits: no second pass
-            else:
-                spread = _centred_std(model(images))
-            if 0 < spread < LOGIT_SPREAD:
-                head.weight.mul_(LOGIT_SPREAD / spread)
-                if head.bias is not None:
-                    head.bias.mul_(LOGIT_SPREAD / spread)
-    finally:
-        hook.remove()
+        logits, out = _run_seeing(model, head, images)
+        if head.bias is not None:  # MaxViT's last layer has none: scaled, not centred
+            _centre_bias(head, out)
+        if isinstance(logits, torch.Tensor) and logits.shape == out.shape:
+            spread = _centred_std(out)  # the head writes the logits: no second pass
+        else:
+            spread = _centred_std(model(images))
+        if 0 < spread < LOGIT_SPREAD:
+            head.weight.mul_(LOGIT_SPREAD / spread)
+            if head.bias is not None:
+                head.bias.mul_(LOGIT_SPREAD / spread)
     return True
 
 
