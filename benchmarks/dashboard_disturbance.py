@@ -5,7 +5,7 @@ dashboard.py`` driven by Playwright/Chromium (the page's own "Run sweep" button,
 worker, its live charts), ``--trials`` times each, in the order CLI, dashboard, CLI, ...
 so a slow drift of the machine hits both alike. Per point (backend, batch) it reports the
 p50 of every trial, the dashboard/CLI ratio of the medians, and whether the two are within
-noise (engine.stability: the medians' 95 % intervals overlap). It also counts the CPU time
+noise (engine.core.stability: the medians' 95 % intervals overlap). It also counts the CPU time
 the Streamlit server process (not its sweep worker) and Chromium spent during each
 dashboard sweep: that is the disturbance itself, in cores.
 
@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.config import ResultRow  # noqa: E402
-from engine.env import fingerprint  # noqa: E402
-from engine.machine import busy_check, own_tree, read_procs  # noqa: E402
-from engine.stability import within_noise  # noqa: E402
+from engine.core.config import ResultRow  # noqa: E402
+from engine.core.stability import within_noise  # noqa: E402
+from engine.hardware.env import fingerprint  # noqa: E402
+from engine.hardware.machine import busy_check, own_tree, read_procs  # noqa: E402
 
 CHROMIUM = os.environ.get("VISIONBENCH_CHROMIUM") or "/usr/bin/chromium"
 
@@ -130,7 +130,7 @@ def dashboard_overhead_pids(server_pid: int) -> set[int]:
 
 
 def last_run_rows(db: Path) -> list[ResultRow]:
-    from engine.store import Store
+    from engine.storage.store import Store
 
     store = Store(db)
     try:

@@ -35,14 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from engine.artifacts.models import ModelArtifacts  # noqa: E402
 from engine.backends import PrepareContext, Runner, get_backend  # noqa: E402
-from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig  # noqa: E402
-from engine.models import ModelArtifacts  # noqa: E402
-from engine.plan import Callbacks  # noqa: E402
+from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig  # noqa: E402
+from engine.running.plan import Callbacks  # noqa: E402
 
 
 def machine(device: str) -> dict[str, Any]:
-    from engine.env import fingerprint
+    from engine.hardware.env import fingerprint
 
     facts: dict[str, Any] = {"date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     facts.update(fingerprint(device if device.startswith("cuda") else "cpu"))
@@ -54,7 +54,7 @@ def memory_now(device: str) -> dict[str, float | None]:
         return {}
     import torch
 
-    from engine.gpu import nvml_used_mb
+    from engine.hardware.gpu import nvml_used_mb
 
     index = int(device.partition(":")[2] or 0)
     return {
@@ -68,8 +68,8 @@ def memory_now(device: str) -> dict[str, float | None]:
 
 
 def run_oom(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.store import Store
-    from engine.sweep import run_sweep
+    from engine.running.sweep import run_sweep
+    from engine.storage.store import Store
 
     device = args.device
     runners = []
@@ -182,8 +182,8 @@ class Stamped(Runner):
 
 def timed_child(args: argparse.Namespace) -> int:
     """One of the two competing sweeps (started by ``run_serialise``)."""
-    from engine.store import Store
-    from engine.sweep import run_sweep
+    from engine.running.sweep import run_sweep
+    from engine.storage.store import Store
 
     log: list[dict[str, Any]] = []
     waits: list[float] = []
@@ -205,7 +205,7 @@ def timed_child(args: argparse.Namespace) -> int:
         bench=BenchSettings(warmup=2, iters=args.iters, max_time_s=30.0),
         parity=False,
     )
-    from engine.models import load_artifacts
+    from engine.artifacts.models import load_artifacts
 
     art = load_artifacts(config.model)  # imports torch and builds the model before the race
     Path(args.log + ".ready").touch()

@@ -3,7 +3,7 @@
 Stages (each writes ``<out>/gpu_<stage>.json``; ``report`` turns them into
 ``<out>/gpu_sweep.md``), so that one long run can be cut into pieces that fit a lease:
 
-- ``device``  auto mode's candidates (engine.auto.candidates: PyTorch FP32 → TF32 → FP16
+- ``device``  auto mode's candidates (engine.running.auto.candidates: PyTorch FP32 → TF32 → FP16
   → channels-last → cuDNN autotune + BN folded → CUDA graph, BF16, ONNX Runtime FP32 /
   FP16 / exhaustive + NHWC / CUDA graph), device-resident. Repeat 1 *is* auto mode
   (run_auto, parity on); repeats 2.. measure the same list again through run_sweep. Each
@@ -15,7 +15,7 @@ Stages (each writes ``<out>/gpu_<stage>.json``; ``report`` turns them into
   compiled runner itself.
 - ``profile``  torch.profiler kernel times of the fastest configurations at batch 32:
   GPU busy time per batch, the top kernels, achieved TFLOP/s against the floor.
-- ``concurrency`` images/s with 1, 2, 4 requests in flight (engine.concurrency).
+- ``concurrency`` images/s with 1, 2, 4 requests in flight (engine.running.concurrency).
 
 GPU clocks (NVML) are sampled after every measurement. Random weights throughout.
 
@@ -36,11 +36,12 @@ for p in (ROOT, ROOT / "benchmarks"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from sweep import gpu_clock_sample, machine_facts, markdown_table, spread  # noqa: E402
+from gpu_sweep_report import STAGE_NAMES, report  # noqa: E402
+from sweep import gpu_clock_sample, machine_facts, spread  # noqa: E402
 
-from engine.auto import candidates, run_auto, step_label  # noqa: E402
-from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig  # noqa: E402
-from engine.plan import Callbacks  # noqa: E402
+from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig  # noqa: E402
+from engine.running.auto import candidates, run_auto, step_label  # noqa: E402
+from engine.running.plan import Callbacks  # noqa: E402
 
 # ResNet50 at 224×224: 4.1 GMAC per image (torchvision's figure), 2 FLOP per MAC.
 GFLOP_PER_IMAGE = {"resnet50": 8.18}
@@ -139,7 +140,7 @@ def stage_device(args: argparse.Namespace) -> dict[str, Any]:
     auto_s = time.perf_counter() - t0
     for rep in range(1, args.repeats):
         print(f"repeat {rep + 1}: the same candidates through run_sweep", file=sys.stderr)
-        from engine.sweep import run_sweep
+        from engine.running.sweep import run_sweep
 
         run_sweep(
             _config(args, runners, "device", False),
@@ -188,7 +189,7 @@ def stage_device(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def stage_e2e(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.sweep import run_sweep
+    from engine.running.sweep import run_sweep
 
     d = args.device
     runners = [
@@ -208,10 +209,10 @@ def stage_e2e(args: argparse.Namespace) -> dict[str, Any]:
 
 def stage_compile(args: argparse.Namespace) -> dict[str, Any]:
     """torch.compile at the given batches: compiled once per batch, timed ``repeats`` times."""
-    from engine.bench import time_runner
-    from engine.models import load_artifacts
-    from engine.parity import compare
-    from engine.sweep import reference_outputs, run_sweep
+    from engine.artifacts.models import load_artifacts
+    from engine.core.parity import compare
+    from engine.running.sweep import reference_outputs, run_sweep
+    from engine.running.timing import time_runner
 
     spec = _spec("torch_compile", args.device, "fp16", channels_last=True)
     built: dict[tuple, Any] = {}
@@ -276,9 +277,9 @@ def stage_profile(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    from engine.artifacts.models import load_artifacts
     from engine.backends import PrepareContext, get_backend
-    from engine.bench import time_runner
-    from engine.models import load_artifacts
+    from engine.running.timing import time_runner
 
     art = load_artifacts(ModelSpec(args.model, image_size=args.image_size))
     batch = args.profile_batch
@@ -351,8 +352,8 @@ def stage_profile(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def stage_concurrency(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.concurrency import measure_concurrency
-    from engine.models import load_artifacts
+    from engine.artifacts.models import load_artifacts
+    from engine.running.concurrency import measure_concurrency
 
     art = load_artifacts(ModelSpec(args.model, image_size=args.image_size))
     d = args.device
@@ -381,254 +382,7 @@ STAGES = {
     "profile": stage_profile,
     "concurrency": stage_concurrency,
 }
-
-
-def _fmt_p50(s: dict[str, Any]) -> str:
-    if s["status"] != "ok":
-        return s["status"]
-    p = s["p50_ms"]
-    return f"{p['median']:.3f} ({p['min']:.3f}–{p['max']:.3f}, ±{p['spread_pct'] / 2:.1f}%)"
-
-
-def summary_table(summary: list[dict[str, Any]]) -> str:
-    batches = sorted({s["batch"] for s in summary})
-    labels = list(dict.fromkeys(s["label"] for s in summary))
-    lines = []
-    for label in labels:
-        cells = [label]
-        for b in batches:
-            s = next((x for x in summary if x["label"] == label and x["batch"] == b), None)
-            cells.append("-" if s is None else _fmt_p50(s))
-        par = [
-            x["parity_ok"] for x in summary if x["label"] == label and x["parity_ok"] is not None
-        ]
-        cells.append("-" if not par else ("ok" if all(par) else "FAIL"))
-        lines.append(cells)
-    head = ["configuration", *[f"b{b} p50 ms (min–max)" for b in batches], "parity"]
-    return markdown_table(head, lines)
-
-
-def ips_table(summary: list[dict[str, Any]]) -> str:
-    batches = sorted({s["batch"] for s in summary})
-    labels = list(dict.fromkeys(s["label"] for s in summary))
-    lines = []
-    for label in labels:
-        cells = [label]
-        for b in batches:
-            s = next((x for x in summary if x["label"] == label and x["batch"] == b), None)
-            ok = s is not None and s["status"] == "ok"
-            cells.append(f"{s['throughput_ips']:,.0f}" if ok else "-")
-        lines.append(cells)
-    return markdown_table(["configuration", *[f"b{b} img/s" for b in batches]], lines)
-
-
-def targets(device_doc: dict[str, Any], compile_doc: dict[str, Any] | None) -> list[list[str]]:
-    summary = [s for s in device_doc["summary"] if s["status"] == "ok"]
-    if compile_doc:
-        summary += [s for s in compile_doc["summary"] if s["status"] == "ok"]
-    good = [s for s in summary if s["parity_ok"] is not False]
-
-    def best(b: int) -> dict[str, Any] | None:
-        c = [s for s in good if s["batch"] == b]
-        return min(c, key=lambda s: s["p50_ms"]["median"]) if c else None
-
-    def base(b: int) -> dict[str, Any] | None:
-        return next((s for s in summary if s["batch"] == b and s["label"] == "PyTorch FP32"), None)
-
-    out = []
-    b32, f32 = best(32), base(32)
-    if b32 and f32:
-        ms = b32["p50_ms"]["median"]
-        x = f32["p50_ms"]["median"] / ms
-        ok = ms <= 1.8 and x >= 6.5
-        out.append(
-            [
-                "batch 32 ≤ 1.8 ms and ≥ 6.5× FP32",
-                f"{ms:.3f} ms, {x:.1f}× ({b32['label']})",
-                "met" if ok else "not met",
-            ]
-        )
-    b1 = best(1)
-    if b1:
-        ms = b1["p50_ms"]["median"]
-        out.append(
-            [
-                "batch 1 ≤ 0.55 ms",
-                f"{ms:.3f} ms ({b1['label']})",
-                "met" if ms <= 0.55 else "not met",
-            ]
-        )
-    b256 = best(256)
-    if b256:
-        ips = b256["throughput_ips"]
-        out.append(
-            [
-                "batch 256 ≥ 20,000 img/s",
-                f"{ips:,.0f} img/s ({b256['label']})",
-                "met" if ips >= 20000 else "not met",
-            ]
-        )
-    worst = max(
-        (p["auto_over_fastest"] for p in device_doc["auto"]["picks"] if p["auto_over_fastest"]),
-        default=None,
-    )
-    if worst is not None:
-        out.append(
-            [
-                "auto within 5% of the fastest",
-                f"worst batch: {100 * (worst - 1):+.1f}%",
-                "met" if worst <= 1.05 else "not met",
-            ]
-        )
-    return out
-
-
-def report(out: Path) -> str:
-    docs = {}
-    for stage in STAGES:
-        f = out / f"gpu_{stage}.json"
-        if f.exists():
-            docs[stage] = json.loads(f.read_text())
-    if not docs:
-        return "no gpu_*.json results in this folder"
-    first = docs.get("device") or next(iter(docs.values()))
-    m, model = first["machine"], first["settings"]["model"]
-
-    def when(stage: str) -> str:
-        """Stages may come from different sessions on the same kind of machine: say when."""
-        return f"(measured {docs[stage]['machine'].get('date_utc')})"
-
-    md = [
-        f"# {model} on one GPU: from the naive baseline to the tuned end",
-        "",
-        f"{m.get('gpu')} (driver {m.get('driver')}, {m.get('memory_total_mb', 0) / 1024:.0f} GiB,"
-        f" SM clock max {m.get('max_sm_clock_mhz')} MHz), {m.get('date_utc')};"
-        f" torch {m.get('torch')} (CUDA {m.get('cuda')}, cuDNN {m.get('cudnn')}),"
-        f" onnxruntime {m.get('onnxruntime')} ({m.get('onnxruntime_package')}), Python"
-        f" {m.get('python')}. {model}, random weights, {first['settings']['image_size']} px. Each figure is the median p50"
-        " over repeated runs (each run a fresh build: session, capture, cuDNN search), with"
-        " min–max and ± half the spread; clocks sampled by NVML after every point"
-        " (benchmarks/gpu_sweep.py).",
-    ]
-    if "device" in docs:
-        d = docs["device"]
-        clocks = sorted(c for s in d["summary"] for c in s.get("sm_clock_mhz", []) if c is not None)
-        reps = max((r["repeat"] for r in d["rows"]), default=0) + 1
-        md += [
-            "",
-            f"## Device-resident ({reps} runs; repeat 1 is auto mode itself) {when('device')}",
-            "",
-            f"SM clock after each point: {clocks[0]}–{clocks[-1]} MHz." if clocks else "",
-            "",
-            summary_table(d["summary"]),
-            "",
-            ips_table(d["summary"]),
-            "",
-        ]
-    if "compile" in docs:
-        c = docs["compile"]
-        md += [
-            f"## torch.compile (max-autotune, FP16, channels-last) {when('compile')}",
-            "",
-            summary_table(c["summary"]),
-        ]
-        md += [
-            "",
-            f"Compile time per batch size (first start): {c['compile_s']} s; a second start in a"
-            f" fresh runner took {c['second_start']['seconds']:.1f} s in all (on-disk cache),"
-            f" p50 {c['second_start']['p50_ms']:.3f} ms.",
-            "",
-        ]
-    if "device" in docs:
-        md += ["## Targets (issue 7; the device-resident run above only)", ""]
-        md += [markdown_table(["target", "best reached", "verdict"], targets(docs["device"], None))]
-        md += ["", "## Auto mode", ""]
-        md += [
-            markdown_table(
-                [
-                    "batch",
-                    "auto picked",
-                    "p50 ms in the auto run",
-                    "its median ms",
-                    "fastest in the run",
-                    "its median ms",
-                    "auto / fastest",
-                ],
-                [
-                    [
-                        p["batch"],
-                        p["auto_pick"],
-                        f"{p['auto_pick_p50_ms_in_auto_run']:.3f}",
-                        f"{p['auto_pick_median_p50_ms']:.3f}",
-                        p["fastest_label"],
-                        f"{p['fastest_median_p50_ms']:.3f}",
-                        f"{p['auto_over_fastest']:.3f}",
-                    ]
-                    for p in docs["device"]["auto"]["picks"]
-                    if p["auto_over_fastest"]
-                ],
-            ),
-            "",
-            f"Auto mode took {docs['device']['auto']['seconds']:.0f} s for all candidates and"
-            " batch sizes, parity included. 'auto / fastest' compares the median of auto's pick"
-            " with the fastest median of any configuration over the same repeats; picks that"
-            " failed parity (BF16 here) are never eligible.",
-            "",
-        ]
-    if "e2e" in docs:
-        md += [
-            f"## End to end (host tensors in, host logits out) {when('e2e')}",
-            "",
-            summary_table(docs["e2e"]["summary"]),
-            "",
-        ]
-        md += [ips_table(docs["e2e"]["summary"]), ""]
-    if "profile" in docs:
-        md += [f"## Where the time goes (torch.profiler, CUPTI kernel times) {when('profile')}", ""]
-        for p in docs["profile"]["profiles"]:
-            md += [
-                f"**{p['label']}**, batch {p['batch']}: p50 {p['p50_ms']:.3f} ms; GPU kernels"
-                f" {p['gpu_kernel_ms_per_batch']:.3f} ms per batch in"
-                f" {p['kernels_per_batch']:.0f} launches (busy"
-                f" {100 * (p['gpu_busy_fraction'] or 0):.0f}% of the latency);"
-                f" {p['achieved_tflops'] or 0:.0f} TFLOP/s achieved.",
-                "",
-                markdown_table(
-                    ["kernel", "ms / batch", "calls", "share"],
-                    [
-                        [
-                            k["name"][:90].replace("|", "/"),
-                            f"{k['ms_per_batch']:.4f}",
-                            f"{k['calls_per_batch']:.0f}",
-                            f"{100 * k['share']:.1f}%",
-                        ]
-                        for k in p["top_kernels"]
-                    ],
-                ),
-                "",
-            ]
-    if "concurrency" in docs:
-        pts = docs["concurrency"]["points"]
-        md += [f"## Requests in flight {when('concurrency')}", ""]
-        md += [
-            markdown_table(
-                ["configuration", "batch", "in flight", "img/s", "vs one"],
-                [
-                    [
-                        p["label"],
-                        p["batch"],
-                        p["streams"],
-                        f"{p['throughput_ips']:,.0f}",
-                        f"{p['gain']:.2f}×",
-                    ]
-                    for p in pts
-                ],
-            ),
-            "",
-        ]
-    text = "\n".join(md) + "\n"
-    (out / "gpu_sweep.md").write_text(text)
-    return text
+assert tuple(STAGES) == STAGE_NAMES
 
 
 def main(argv: list[str] | None = None) -> int:

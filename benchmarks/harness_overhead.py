@@ -2,7 +2,7 @@
 
 The same prepared runner is timed two ways, alternately, several times:
 
-- ``harness``: :func:`engine.bench.time_runner` (device mode), its p50 and mean;
+- ``harness``: :func:`engine.running.timing.time_runner` (device mode), its p50 and mean;
 - ``bare``: a plain Python loop of ``runner.run(x); runner.synchronize()`` with one clock
   reading per iteration, the least a latency measurement can do.
 
@@ -29,10 +29,10 @@ for p in (ROOT, ROOT / "benchmarks"):
 
 from sweep import machine_facts, markdown_table, spread  # noqa: E402
 
+from engine.artifacts.models import load_artifacts  # noqa: E402
 from engine.backends import PrepareContext, get_backend  # noqa: E402
-from engine.bench import time_runner  # noqa: E402
-from engine.config import BenchSettings, ModelSpec, RunnerSpec  # noqa: E402
-from engine.models import load_artifacts  # noqa: E402
+from engine.core.config import BenchSettings, ModelSpec, RunnerSpec  # noqa: E402
+from engine.running.timing import time_runner  # noqa: E402
 
 
 def bare_loop(runner: Any, x_dev: Any, iters: int) -> list[float]:

@@ -1,7 +1,7 @@
 """Is the engine's tuned ONNX Runtime path as fast as a plain script? (issue 12 item 5)
 
 In one process, alternating for ``--rounds`` rounds at each batch size: the engine's runner
-(``engine.backends`` → ``engine.bench.time_runner``) and ``ort_plain.py`` (which does not
+(``engine.backends`` → ``engine.running.timing.time_runner``) and ``ort_plain.py`` (which does not
 import ``engine``), on the same FP16 model file with the same provider options (exhaustive
 search, NHWC, CUDA graph, I/O binding). A third arm is the plain script with profiling on,
 which isolates what profiling costs. Writes JSON and prints a table.
@@ -31,7 +31,7 @@ OPTIONS = {
 
 def engine_runner(art, batch: int):
     from engine.backends import PrepareContext, get_backend
-    from engine.config import RunnerSpec
+    from engine.core.config import RunnerSpec
 
     spec = RunnerSpec("ort", "cuda", "fp16").with_options(**OPTIONS)
     return get_backend("ort").prepare(spec, art, PrepareContext(batches=(batch,)))
@@ -46,10 +46,10 @@ def main() -> None:
     p.add_argument("--out", required=True)
     args = p.parse_args()
 
-    from engine.bench import time_runner
-    from engine.config import BenchSettings, ModelSpec
-    from engine.env import fingerprint
-    from engine.models import load_artifacts
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import BenchSettings, ModelSpec
+    from engine.hardware.env import fingerprint
+    from engine.running.timing import time_runner
 
     art = load_artifacts(ModelSpec(name=args.model))
     art.onnx_path("fp16")  # export before timing anything

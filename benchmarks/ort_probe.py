@@ -110,9 +110,9 @@ def main() -> None:
     p.add_argument("--models", default="vit_b_16,convnext_tiny,efficientnet_b0,resnet50")
     p.add_argument("--batch", type=int, default=32)
     args = p.parse_args()
-    from engine.config import ModelSpec
-    from engine.env import fingerprint
-    from engine.models import load_artifacts
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
+    from engine.hardware.env import fingerprint
 
     doc = {"environment": fingerprint("cuda:0"), "models": {}}
     for name in args.models.split(","):

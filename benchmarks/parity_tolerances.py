@@ -3,7 +3,7 @@
 For a zoo of small torchvision classifiers with the engine's random weights, on the CPU:
 ONNX Runtime FP32 (the engine's own runner) against PyTorch FP32, and FP16 / BF16
 emulated by casting a copy of the PyTorch model and its input (PyTorch's CPU kernels
-compute in that type). Each comparison goes through ``engine.parity.compare`` on the
+compute in that type). Each comparison goes through ``engine.core.parity.compare`` on the
 parity check's own inputs, so the numbers are the ones the tolerances judge. ``--raw``
 adds models with torchvision's untouched initialisation, to show "not judged".
 
@@ -44,11 +44,11 @@ def measure(name: str, size: int, raw: bool) -> list[dict]:
     import torch
     import torchvision
 
+    from engine.artifacts.models import load_artifacts
     from engine.backends import get_backend
     from engine.backends.base import PrepareContext
-    from engine.config import ModelSpec, RunnerSpec
-    from engine.models import load_artifacts
-    from engine.parity import PARITY_BATCH, compare
+    from engine.core.config import ModelSpec, RunnerSpec
+    from engine.core.parity import PARITY_BATCH, compare
 
     art = load_artifacts(ModelSpec(name=name, image_size=size))
     x = art.sample_input(PARITY_BATCH, seed=99)
@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--models", default=ZOO, help="name@size,...")
     ap.add_argument("--raw", default=RAW, help="name@size,... with torchvision's own init")
     args = ap.parse_args()
-    from engine.env import fingerprint
+    from engine.hardware.env import fingerprint
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Issue 3's benchmark: backends × precisions × batch sizes → JSON and a markdown table.
 
-Runs through :func:`engine.sweep.run_sweep` (the one code path of the CLI and the
+Runs through :func:`engine.running.sweep.run_sweep` (the one code path of the CLI and the
 dashboard) into a throw-away SQLite store, then writes ``<out>/<name>.json`` (the
 store's JSON document plus the machine, the date and the library versions) and
 ``<out>/<name>.md``. Combinations a backend can never run (int8 in eager PyTorch, fp16
@@ -29,8 +29,8 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from engine.backends import get_backend  # noqa: E402
-from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig  # noqa: E402
-from engine.errors import EngineError  # noqa: E402
+from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig  # noqa: E402
+from engine.core.errors import EngineError  # noqa: E402
 
 
 def utc_now() -> str:
@@ -39,12 +39,12 @@ def utc_now() -> str:
 
 def machine_facts(device: str = "cpu") -> dict[str, Any]:
     """Date, hardware and versions, for every result file (GPU clocks through NVML)."""
-    from engine.env import fingerprint
+    from engine.hardware.env import fingerprint
 
     facts: dict[str, Any] = {"date_utc": utc_now(), "hostname_kind": platform.machine()}
     facts.update(fingerprint.__wrapped__(device))  # fresh: clocks change between calls
     if device.startswith("cuda"):
-        from engine.gpu import gpu_facts
+        from engine.hardware.gpu import gpu_facts
 
         index = int(device.partition(":")[2] or 0)
         facts["gpu_clocks_at_write"] = {
@@ -57,7 +57,7 @@ def gpu_clock_sample(device: str) -> dict[str, Any]:
     """SM / memory clock, power and temperature now (NVML), or an empty dict off the GPU."""
     if not device.startswith("cuda"):
         return {}
-    from engine.gpu import gpu_clocks
+    from engine.hardware.gpu import gpu_clocks
 
     return gpu_clocks(int(device.partition(":")[2] or 0))
 
@@ -119,9 +119,9 @@ def runnable(specs: list[RunnerSpec]) -> list[RunnerSpec]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.plan import Callbacks
-    from engine.store import Store
-    from engine.sweep import run_sweep
+    from engine.running.plan import Callbacks
+    from engine.running.sweep import run_sweep
+    from engine.storage.store import Store
 
     opts: dict[str, Any] = {}
     for flag in ("channels_last", "cuda_graph", "prefer_nhwc"):

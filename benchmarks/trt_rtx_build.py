@@ -33,10 +33,10 @@ def main() -> int:
     args = p.parse_args()
     # A private cache: the first build of each model is a real build, not an earlier run's plan.
     os.environ["VISIONBENCH_CACHE"] = tempfile.mkdtemp(prefix="trt-rtx-bench-")
+    from engine.artifacts.models import load_artifacts
     from engine.backends.tensorrt.standalone import build_standalone
-    from engine.config import ModelSpec
-    from engine.env import fingerprint
-    from engine.models import load_artifacts
+    from engine.core.config import ModelSpec
+    from engine.hardware.env import fingerprint
 
     batches = [int(b) for b in args.batch.split(",")]
     rows = []

@@ -1,8 +1,8 @@
 """What crash isolation costs: one sweep through the worker launcher against the same sweep inline.
 
 The same one-point sweep (resnet18 at 32 px, torch on the CPU, batch 1, parity off) is
-run alternately through :class:`engine.launch.InlineLauncher` and
-:class:`engine.launch.WorkerLauncher`, several rounds, wall time around ``launch``. The
+run alternately through :class:`engine.running.launch.InlineLauncher` and
+:class:`engine.running.launch.WorkerLauncher`, several rounds, wall time around ``launch``. The
 model is loaded once first so the inline runs do not pay for it; the worker pays for a
 new Python that imports torch and the engine and loads the model again: that is the
 start-up cost. Median and spread over rounds go to JSON.
@@ -28,10 +28,10 @@ for p in (ROOT, ROOT / "benchmarks"):
 
 from sweep import machine_facts  # noqa: E402
 
-from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig  # noqa: E402
-from engine.launch import InlineLauncher, Job, WorkerLauncher  # noqa: E402
-from engine.models import load_artifacts  # noqa: E402
-from engine.store import Store  # noqa: E402
+from engine.artifacts.models import load_artifacts  # noqa: E402
+from engine.core.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig  # noqa: E402
+from engine.running.launch import InlineLauncher, Job, WorkerLauncher  # noqa: E402
+from engine.storage.store import Store  # noqa: E402
 
 
 def main() -> int:

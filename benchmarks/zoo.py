@@ -1,7 +1,7 @@
 """The zoo: auto mode over torchvision classifiers of many families, with the peers beside it.
 
-For each model (random weights, engine/weights.py) on one device: auto mode
-(engine.auto.run_auto, parity on) at the given batch sizes; its ladder already holds the
+For each model (random weights, engine/artifacts/weights.py) on one device: auto mode
+(engine.running.auto.run_auto, parity on) at the given batch sizes; its ladder already holds the
 PyTorch FP32 eager baseline and the plain ONNX Runtime FP32 row, which are reported as
 peers. With ``--compile-models``, torch.compile max-autotune (auto mode's compile
 candidate) runs at ``--compile-batch`` for those models, parity checked on the compiled
@@ -46,16 +46,16 @@ DEFAULT_COMPILE = "resnet50,efficientnet_b0,convnext_tiny,vit_b_16"
 
 
 def _settings(args: argparse.Namespace):
-    from engine.config import BenchSettings
+    from engine.core.config import BenchSettings
 
     return BenchSettings(warmup=args.warmup, iters=args.iters, max_time_s=args.max_time_s)
 
 
 def _auto(name: str, batches: list[int], args: argparse.Namespace, stop) -> tuple[Any, list]:
     """Auto mode at ``batches``; the largest batch is halved while its baseline is OOM."""
-    from engine.auto import run_auto
-    from engine.config import ModelSpec, RunnerSpec, SweepConfig
-    from engine.plan import Callbacks
+    from engine.core.config import ModelSpec, RunnerSpec, SweepConfig
+    from engine.running.auto import run_auto
+    from engine.running.plan import Callbacks
 
     model = ModelSpec(name=name, image_size=args.image_size)
     runners = [RunnerSpec("torch", args.device, "fp32"), RunnerSpec("ort", args.device, "fp32")]
@@ -76,10 +76,10 @@ def _compile(name: str, args: argparse.Namespace, stop) -> list[dict]:
     FP32 on a CPU dry run."""
     from dataclasses import replace
 
-    from engine.auto import candidates
-    from engine.config import ModelSpec, SweepConfig
-    from engine.plan import Callbacks
-    from engine.sweep import run_sweep
+    from engine.core.config import ModelSpec, SweepConfig
+    from engine.running.auto import candidates
+    from engine.running.plan import Callbacks
+    from engine.running.sweep import run_sweep
 
     specs = candidates("cuda", ["torch_compile"], include_compile=True)
     cpu = not args.device.startswith("cuda")
@@ -97,8 +97,8 @@ def _compile(name: str, args: argparse.Namespace, stop) -> list[dict]:
 
 def run_model(name: str, args: argparse.Namespace, deadline: float) -> dict | None:
     """One model's record, or None when the budget ran out before it was complete."""
-    from engine.env import fingerprint
-    from engine.errors import EngineError
+    from engine.core.errors import EngineError
+    from engine.hardware.env import fingerprint
 
     def stop() -> bool:
         return time.monotonic() > deadline
@@ -138,7 +138,7 @@ def _write(path: Path, rec: dict) -> None:
 
 
 def run_all(args: argparse.Namespace) -> None:
-    from engine.errors import EngineError
+    from engine.core.errors import EngineError
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,7 +208,7 @@ def _cell(row: dict | None) -> str:
         return "-"
     if row.get("status") != "ok" or row.get("p50_ms") is None:
         return f"{row.get('status')}"
-    from engine.config import ResultRow
+    from engine.core.config import ResultRow
 
     status = ResultRow.from_dict(row).parity_status
     return f"{row['p50_ms']:.3f} ms (parity {status})"
@@ -236,7 +236,7 @@ def _table_row(rec: dict, batch: int) -> list[str]:
 
 
 def _busy(rec: dict) -> str:
-    """Other processes' CPU use at the start of the model's sweeps (engine.machine)."""
+    """Other processes' CPU use at the start of the model's sweeps (engine.hardware.machine)."""
     env = rec.get("environment") or {}
     check = env.get("busy_check") or {}
     cores = check.get("cpu_other_cores")
@@ -268,7 +268,7 @@ def merge(out: Path) -> Path:
         "# Zoo: auto mode on torchvision classifiers, with its peers",
         "",
         f"Machine: {', '.join(map(str, machines)) or '?'}; dates: {', '.join(dates) or '?'}."
-        " Random weights (engine/weights.py). Made by `benchmarks/zoo.py`; speed-up is the"
+        " Random weights (engine/artifacts/weights.py). Made by `benchmarks/zoo.py`; speed-up is the"
         " PyTorch FP32 eager baseline's p50 over the winner's, in the same run. The last"
         " column is the busy check at the start of the model's sweeps: CPU cores used by other"
         " processes. Batch-1 eager PyTorch is bound by the host's kernel launches, so other"

@@ -9,164 +9,215 @@ batches.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from engine import charts
-from engine.bench import time_runner
-from engine.config import BenchSettings
-from engine.locks import device_lock
-from engine.reference import QUOTED, load_reference
-from engine.sweep import reproduce_command
-from engine.text import markdown_text
+from engine.core.config import BenchSettings, ResultRow, RunnerSpec
+from engine.core.text import markdown_text
+from engine.reporting import charts
+from engine.running.locks import device_lock
+from engine.running.sweep import reproduce_command
+from engine.running.timing import time_runner
+from engine.storage.reference import QUOTED, load_reference
 from pages import common
 
 SLIDER_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 LIVE_PENDING = "vb_live_pending"
 LIVE_RESULTS = "vb_live_results"
 
-common.ensure_entry()
-st.title("Benchmark")
-sel = common.selection()
-onnx_source = sel.model.onnx_path is not None
-# What outputs are checked against: an ONNX file cannot run on PyTorch.
-ref_name = "ONNX Runtime FP32 on the CPU" if onnx_source else "PyTorch FP32"
-if onnx_source:
-    about = "The file's own weights; parity is checked against ONNX Runtime FP32 on the CPU."
-elif sel.model.weights == "random":
-    about = "Random weights give real timings but meaningless predictions; parity is still checked."
-else:
-    about = "Parity is checked against PyTorch FP32 on the CPU."
-st.caption(
-    f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size} on {sel.device}. {about}"
-)
-inputs_ok = common.show_problems(sel)
-specs, left_out = sel.combinations() if inputs_ok else ([], [])
-if left_out:
-    st.caption("Not run: " + "; ".join(left_out) + ".")
-if inputs_ok and not specs:
-    st.warning("No runnable backend × precision is selected. Pick them in the sidebar.")
-job = common.current_job()
-running = job is not None and not job.finished
+
+def _heading(sel: common.Selection) -> tuple[list[RunnerSpec], str]:
+    """What the selection will measure and check against; the runnable specs and the
+    reference's name."""
+    onnx_source = sel.model.onnx_path is not None
+    # What outputs are checked against: an ONNX file cannot run on PyTorch.
+    ref_name = "ONNX Runtime FP32 on the CPU" if onnx_source else "PyTorch FP32"
+    if onnx_source:
+        about = "The file's own weights; parity is checked against ONNX Runtime FP32 on the CPU."
+    elif sel.model.weights == "random":
+        about = (
+            "Random weights give real timings but meaningless predictions; parity is still checked."
+        )
+    else:
+        about = "Parity is checked against PyTorch FP32 on the CPU."
+    st.caption(
+        f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size} on {sel.device}. {about}"
+    )
+    inputs_ok = common.show_problems(sel)
+    specs, left_out = sel.combinations() if inputs_ok else ([], [])
+    if left_out:
+        st.caption("Not run: " + "; ".join(left_out) + ".")
+    if inputs_ok and not specs:
+        st.warning("No runnable backend × precision is selected. Pick them in the sidebar.")
+    return specs, ref_name
+
 
 # -- live single-batch measurement ------------------------------------------------------
-st.subheader("Live measurement")
-
-
 def _request() -> None:
     st.session_state[LIVE_PENDING] = True
 
 
-left, right = st.columns([3, 1])
-batch = left.select_slider(
-    "Batch size", SLIDER_BATCHES, value=8, key="vb_live_batch", on_change=_request
-)
-right.button("Measure", on_click=_request, disabled=not specs, key="vb_measure")
-# Only the slider and the button measure; other reruns show the last measurement again.
-if st.session_state.pop(LIVE_PENDING, False) and specs:
-    if running:
-        st.caption("A sweep is running; measure again when it has finished.")
-    else:
-        measured = []
-        live_settings = BenchSettings(
-            warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5, threads=sel.threads
-        )
-        for spec in specs:
-            name = charts.series_name(spec.backend, spec.precision, spec.device, spec.opts)
-            with common.guard(name):
-                with st.spinner(f"{name}: preparing (the first use builds it), then timing…"):
-                    runner = common.cached_runner(sel.model, spec, batch, sel.batches)
-                    art = common.artifacts(sel.model)
-                    with device_lock(spec.device, timeout_s=120, on_wait=st.caption):
-                        timing = time_runner(runner, art.sample_input(batch), live_settings)
-                measured.append((name, runner.provider, timing))
-        st.session_state[LIVE_RESULTS] = (sel.model.label, batch, measured)
-last = st.session_state.get(LIVE_RESULTS)
-if last:
-    label, at_batch, measured = last
-    if measured:
-        st.caption(f"{label}, batch {at_batch}:")
-        cols = st.columns(min(len(measured), 4))
-        for i, (name, provider, timing) in enumerate(measured):
-            # Throughput is a second reading, not a change: a caption, not a metric delta.
-            cols[i % len(cols)].metric(
-                name,
-                f"{timing.p50_ms:.2f} ms",
-                help=f"p50 of {timing.iters} runs at batch {at_batch}; p10 {timing.p10_ms:.2f} ms,"
-                f" p90 {timing.p90_ms:.2f} ms; ran on {provider}",
-            )
-            cols[i % len(cols)].caption(f"{timing.throughput_ips:.0f} images/s")
-else:
-    st.caption(
-        "Move the slider or press Measure: each backend is built once (export, quantisation, "
-        "session or engine build), cached, and timed at that batch size."
+def _live_section(sel: common.Selection, specs: list[RunnerSpec], running: bool) -> None:
+    st.subheader("Live measurement")
+    left, right = st.columns([3, 1])
+    batch = left.select_slider(
+        "Batch size", SLIDER_BATCHES, value=8, key="vb_live_batch", on_change=_request
     )
-with st.expander("Cached runners"):
-    live = common.live_runners()
-    if live:
-        st.dataframe(pd.DataFrame(live), hide_index=True)
-        st.caption(
-            "Device memory is what each runner reports (GPU runners); CPU runners hold host "
-            f"memory only. At most {common.MAX_CACHED_RUNNERS} are kept; the oldest is evicted."
-        )
+    right.button("Measure", on_click=_request, disabled=not specs, key="vb_measure")
+    # Only the slider and the button measure; other reruns show the last measurement again.
+    if st.session_state.pop(LIVE_PENDING, False) and specs:
+        if running:
+            st.caption("A sweep is running; measure again when it has finished.")
+        else:
+            _measure(sel, specs, batch)
+    _show_last_measurement()
+    _cached_runners()
+
+
+def _measure(sel: common.Selection, specs: list[RunnerSpec], batch: int) -> None:
+    measured = []
+    live_settings = BenchSettings(
+        warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5, threads=sel.threads
+    )
+    for spec in specs:
+        name = charts.series_name(spec.backend, spec.precision, spec.device, spec.opts)
+        with common.guard(name):
+            with st.spinner(f"{name}: preparing (the first use builds it), then timing…"):
+                runner = common.cached_runner(sel.model, spec, batch, sel.batches)
+                art = common.artifacts(sel.model)
+                with device_lock(spec.device, timeout_s=120, on_wait=st.caption):
+                    timing = time_runner(runner, art.sample_input(batch), live_settings)
+            measured.append((name, runner.provider, timing))
+    st.session_state[LIVE_RESULTS] = (sel.model.label, batch, measured)
+
+
+def _show_last_measurement() -> None:
+    last = st.session_state.get(LIVE_RESULTS)
+    if last:
+        label, at_batch, measured = last
+        if measured:
+            st.caption(f"{label}, batch {at_batch}:")
+            cols = st.columns(min(len(measured), 4))
+            for i, (name, provider, timing) in enumerate(measured):
+                # Throughput is a second reading, not a change: a caption, not a metric delta.
+                cols[i % len(cols)].metric(
+                    name,
+                    f"{timing.p50_ms:.2f} ms",
+                    help=f"p50 of {timing.iters} runs at batch {at_batch}; p10 {timing.p10_ms:.2f} ms,"
+                    f" p90 {timing.p90_ms:.2f} ms; ran on {provider}",
+                )
+                cols[i % len(cols)].caption(f"{timing.throughput_ips:.0f} images/s")
     else:
-        st.caption("No runner is cached.")
-    if st.button("Clear cached runners", key="vb_clear_runners"):
-        common.clear_runners()
-        st.session_state.pop(LIVE_RESULTS, None)
-        st.rerun()
+        st.caption(
+            "Move the slider or press Measure: each backend is built once (export, quantisation, "
+            "session or engine build), cached, and timed at that batch size."
+        )
+
+
+def _cached_runners() -> None:
+    with st.expander("Cached runners"):
+        live = common.live_runners()
+        if live:
+            st.dataframe(pd.DataFrame(live), hide_index=True)
+            st.caption(
+                "Device memory is what each runner reports (GPU runners); CPU runners hold host "
+                f"memory only. At most {common.MAX_CACHED_RUNNERS} are kept; the oldest is evicted."
+            )
+        else:
+            st.caption("No runner is cached.")
+        if st.button("Clear cached runners", key="vb_clear_runners"):
+            common.clear_runners()
+            st.session_state.pop(LIVE_RESULTS, None)
+            st.rerun()
+
 
 # -- sweep --------------------------------------------------------------------------------
-st.subheader("Sweep")
-config = sel.sweep_config() if specs else None
-auto = st.toggle(
-    "Auto mode: try the candidate settings of the chosen backends and pick, per batch size,"
-    f" the fastest whose outputs agree with {ref_name}",
-    value=False,
-    key="vb_auto",
-)
-if config is not None:
-    st.caption("The same sweep from a terminal:")
-    st.code(reproduce_command(config, auto=auto), language="bash")
-c1, c2 = st.columns([1, 1])
-if c1.button("Run sweep", type="primary", disabled=config is None or running, key="vb_run"):
-    job = common.start_sweep(config, auto=auto)
-    running = True
-stop_slot = c2.empty()  # emptied when the sweep ends: a Stop for a finished sweep does nothing
-if running:
-    stop_slot.button("Stop", on_click=job.stop.set, key="vb_stop")
-live_charts = st.toggle(
-    "Redraw the charts while the sweep runs",
-    value=False,
-    key="vb_live_charts",
-    help="Off by default: redrawing the charts takes the dashboard's server and your"
-    " browser about half a core on each new point, and on a small machine that slowed the"
-    " sweep it watched by 5-35% (benchmarks/results/dashboard-disturbance). While off, the"
-    " points that have landed are listed as plain text and the charts appear at the end.",
-)
-show_reference = st.toggle(
-    f"Show the study's T4 figures ({QUOTED})", value=True, key="vb_reference"
-)
-reference = None
-if show_reference:
-    with common.guard("the reference study"):
-        study = load_reference()
-        reference = charts.results_frame(study.rows)
-        st.caption(
-            f"{study.label}: {study.source}. Grey open markers; never measured on this machine."
-        )
+def _sweep_section(
+    sel: common.Selection,
+    specs: list[RunnerSpec],
+    ref_name: str,
+    job: common.SweepJob | None,
+    running: bool,
+) -> None:
+    st.subheader("Sweep")
+    config = sel.sweep_config() if specs else None
+    auto = st.toggle(
+        "Auto mode: try the candidate settings of the chosen backends and pick, per batch size,"
+        f" the fastest whose outputs agree with {ref_name}",
+        value=False,
+        key="vb_auto",
+    )
+    if config is not None:
+        st.caption("The same sweep from a terminal:")
+        st.code(reproduce_command(config, auto=auto), language="bash")
+    c1, c2 = st.columns([1, 1])
+    if c1.button("Run sweep", type="primary", disabled=config is None or running, key="vb_run"):
+        job = common.start_sweep(config, auto=auto)
+        running = True
+    stop_slot = c2.empty()  # emptied when the sweep ends: a Stop for a finished sweep does nothing
+    if running:
+        stop_slot.button("Stop", on_click=job.stop.set, key="vb_stop")
+    live_charts = st.toggle(
+        "Redraw the charts while the sweep runs",
+        value=False,
+        key="vb_live_charts",
+        help="Off by default: redrawing the charts takes the dashboard's server and your"
+        " browser about half a core on each new point, and on a small machine that slowed the"
+        " sweep it watched by 5-35% (benchmarks/results/dashboard-disturbance). While off, the"
+        " points that have landed are listed as plain text and the charts appear at the end.",
+    )
+    reference = _reference()
+    show_compute = st.toggle(
+        "Show achieved TFLOP/s and % of the GPU's dense peak (docs/stability.md)",
+        value=False,
+        key="vb_compute",
+    )
+    onnx_source = sel.model.onnx_path is not None
+    draw = functools.partial(
+        _draw, reference=reference, onnx_source=onnx_source, show_compute=show_compute
+    )
+    if running:
+        _follow(job, stop_slot, live_charts, draw)
+    if job is not None and job.finished:
+        _show_outcome(job)
+        _results(job.rows, draw, onnx_source)
+    elif not running:
+        st.caption("No sweep yet in this session. Earlier runs are on the History page.")
+        if reference is not None:
+            st.plotly_chart(
+                charts.latency_chart(charts.results_frame([]), reference), key="lat_ref"
+            )
 
 
-show_compute = st.toggle(
-    "Show achieved TFLOP/s and % of the GPU's dense peak (docs/stability.md)",
-    value=False,
-    key="vb_compute",
-)
+def _reference() -> pd.DataFrame | None:
+    """The quoted study's figures as a results frame, when the toggle asks for them."""
+    show_reference = st.toggle(
+        f"Show the study's T4 figures ({QUOTED})", value=True, key="vb_reference"
+    )
+    reference = None
+    if show_reference:
+        with common.guard("the reference study"):
+            study = load_reference()
+            reference = charts.results_frame(study.rows)
+            st.caption(
+                f"{study.label}: {study.source}. Grey open markers; never measured on this machine."
+            )
+    return reference
 
 
-def draw(rows, suffix: str) -> None:
+def _draw(
+    rows: list[ResultRow],
+    suffix: str,
+    *,
+    reference: pd.DataFrame | None,
+    onnx_source: bool,
+    show_compute: bool,
+) -> None:
     df = charts.results_frame(rows)
     st.plotly_chart(charts.latency_chart(df, reference), key=f"lat{suffix}")
     st.plotly_chart(charts.throughput_chart(df, reference), key=f"thr{suffix}")
@@ -184,7 +235,13 @@ def draw(rows, suffix: str) -> None:
         st.dataframe(table, hide_index=True, key=f"tab{suffix}")
 
 
-if running:
+def _follow(
+    job: common.SweepJob,
+    stop_slot: Any,
+    live_charts: bool,
+    draw: Callable[[list[ResultRow], str], None],
+) -> None:
+    """Stream the running sweep's progress and landed points until it finishes."""
     if job.worker_note:
         st.caption(job.worker_note)
     progress = st.progress(0.0, text="starting the sweep")
@@ -209,7 +266,9 @@ if running:
     live_area.empty()
     stop_slot.empty()
 
-if job is not None and job.finished:
+
+def _show_outcome(job: common.SweepJob) -> None:
+    """Where the finished sweep ran, how it ended, its notes and errors, auto mode's ladder."""
     if job.in_worker:
         st.caption("The sweep ran in a separate worker process.")
     elif job.worker_note:
@@ -217,29 +276,35 @@ if job is not None and job.finished:
     if job.error is not None:
         common.show_error(job.error, "the sweep")
     outcome = job.outcome
-    if outcome is not None:
-        state = "stopped early" if outcome.interrupted else "finished"
-        st.success(
-            f"Sweep {state}: {len(outcome.measured)} of {len(outcome.rows)} points measured"
-            + (f", stored as run {outcome.run_id}" if outcome.run_id else "")
-            + f" in {job.db_path.rsplit('/', 1)[-1]}."
+    if outcome is None:
+        return
+    state = "stopped early" if outcome.interrupted else "finished"
+    st.success(
+        f"Sweep {state}: {len(outcome.measured)} of {len(outcome.rows)} points measured"
+        + (f", stored as run {outcome.run_id}" if outcome.run_id else "")
+        + f" in {job.db_path.rsplit('/', 1)[-1]}."
+    )
+    if outcome.notes:
+        with st.expander(f"Notes from the sweep ({len(outcome.notes)})"):
+            for note in outcome.notes:
+                st.caption(markdown_text(note))
+    for err in {e.user_message() for e in outcome.errors}:
+        st.warning(markdown_text(err))
+    ladder = getattr(outcome, "ladder_records", None)
+    if ladder is not None and ladder():
+        st.subheader("Auto mode: what each setting bought")
+        best = ", ".join(
+            f"batch {b}: {step.label} ({step.p50_ms:.2f} ms)"
+            for b, step in sorted(outcome.best.items())
         )
-        if outcome.notes:
-            with st.expander(f"Notes from the sweep ({len(outcome.notes)})"):
-                for note in outcome.notes:
-                    st.caption(markdown_text(note))
-        for err in {e.user_message() for e in outcome.errors}:
-            st.warning(markdown_text(err))
-        ladder = getattr(outcome, "ladder_records", None)
-        if ladder is not None and ladder():
-            st.subheader("Auto mode: what each setting bought")
-            best = ", ".join(
-                f"batch {b}: {step.label} ({step.p50_ms:.2f} ms)"
-                for b, step in sorted(outcome.best.items())
-            )
-            st.success(f"Fastest agreeing setting — {best}")
-            st.dataframe(ladder(), hide_index=True, key="vb_ladder")
-    rows = job.rows
+        st.success(f"Fastest agreeing setting — {best}")
+        st.dataframe(ladder(), hide_index=True, key="vb_ladder")
+
+
+def _results(
+    rows: list[ResultRow], draw: Callable[[list[ResultRow], str], None], onnx_source: bool
+) -> None:
+    """The finished sweep's charts and table, and its rows as CSV."""
     draw(rows, "")
     if rows:
         df = charts.table_frame(charts.results_frame(rows), onnx_source=onnx_source)
@@ -250,7 +315,17 @@ if job is not None and job.finished:
             mime="text/csv",
             key="vb_csv",
         )
-elif not running:
-    st.caption("No sweep yet in this session. Earlier runs are on the History page.")
-    if reference is not None:
-        st.plotly_chart(charts.latency_chart(charts.results_frame([]), reference), key="lat_ref")
+
+
+def main() -> None:
+    common.ensure_entry()
+    st.title("Benchmark")
+    sel = common.selection()
+    specs, ref_name = _heading(sel)
+    job = common.current_job()
+    running = job is not None and not job.finished
+    _live_section(sel, specs, running)
+    _sweep_section(sel, specs, ref_name, job, running)
+
+
+main()

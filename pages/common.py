@@ -4,10 +4,11 @@ The sidebar is drawn once by ``dashboard.py`` (so its widgets keep their values 
 pages) and its result is a :class:`Selection`. Built runners (ONNX Runtime sessions,
 PyTorch modules, TensorRT engines) live in ``st.cache_resource`` so reruns and other
 browser sessions reuse them; the cache is bounded and closes what it evicts. A sweep
-runs in a background thread through the worker launcher (:mod:`engine.launch`, a child
+runs in a background thread through the worker launcher (:mod:`engine.running.launch`, a child
 process a native crash cannot take down) so the page can stream its progress and a stop
-button can end it between batches. The backend option controls are generated from each
-backend's declared options (:mod:`engine.options`): one control per option name.
+button can end it between batches. The sidebar's widgets keep their values across pages,
+and its backend option controls are generated from the backends' declared options; both
+live in :mod:`pages.widgets`.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ from typing import Any
 
 import streamlit as st
 
-from engine.backends import Runner, backend_names, declared_options, get_backend, spec_label
+from engine.artifacts.models import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelArtifacts, load_artifacts
+from engine.artifacts.uploads import KINDS, save_onnx_upload
+from engine.backends import Runner, backend_names, get_backend, spec_label
 from engine.backends.base import PrepareContext
-from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
-from engine.errors import BadInput, EngineError
-from engine.models import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelArtifacts, load_artifacts
-from engine.paths import default_db
-from engine.plan import Callbacks, normalise, runner_grid
-from engine.text import markdown_text
-from engine.uploads import KINDS, save_onnx_upload
+from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
+from engine.core.errors import BadInput, EngineError
+from engine.core.paths import default_db
+from engine.core.text import markdown_text
+from engine.running.plan import Callbacks, normalise, runner_grid
+from pages.widgets import kept, option_controls
 
 MAX_CACHED_RUNNERS = 6
 MAX_UPLOAD_MB = KINDS["onnx"][1] // 2**20
@@ -139,7 +141,7 @@ def parse_batches(text: str) -> tuple[int, ...]:
 
 @st.cache_data(show_spinner=False)
 def model_names() -> list[str]:
-    from engine.models import classification_models
+    from engine.artifacts.models import classification_models
 
     return list(classification_models())
 
@@ -161,7 +163,7 @@ def availability_table(device: str) -> dict[str, tuple[bool, str]]:
 
 def cuda_devices() -> tuple[list[str], str]:
     """CUDA devices torch can see, or why there are none."""
-    from engine.devices import cuda_availability
+    from engine.core.devices import cuda_availability
 
     a = cuda_availability("cuda")
     if not a.ok:
@@ -171,127 +173,42 @@ def cuda_devices() -> tuple[list[str], str]:
     return [f"cuda:{i}" for i in range(torch.cuda.device_count())], ""
 
 
-def _save(key: str) -> None:
-    st.session_state[key] = st.session_state["_" + key]
-
-
-def _kept(key: str, default: Any, options: list | None = None) -> dict[str, Any]:
-    """Widget arguments that keep a value across pages.
-
-    Streamlit forgets a widget's value on a run that does not draw it (another page), so
-    each widget writes through to a plain session key, which seeds it when drawn again.
-    """
-    state = st.session_state
-    value = state.get(key, default)
-    if options is not None:
-        if isinstance(value, list):
-            value = [v for v in value if v in options]
-        elif value not in options:
-            value = default if default in options else options[0]
-    state[key] = value
-    state["_" + key] = value
-    return {"key": "_" + key, "on_change": _save, "args": (key,)}
-
-
 def sidebar() -> Selection:
     """Draw the shared sidebar and return what it selects (also kept in session state)."""
     sb = st.sidebar
     problems: list[str] = []
     sb.header("Model")
-    sources = ["torchvision model", "ONNX file"]
-    source = sb.radio("Source", sources, horizontal=True, **_kept("vb_source", sources[0], sources))
-    onnx_path = None
-    name = "resnet50"
-    weights = "random"
-    if source == "torchvision model":
-        names = model_names()
-        name = sb.selectbox("Model", names, **_kept("vb_model", "resnet50", names))
-        kinds = ["random weights", "local file", "pretrained (if cached)"]
-        kind = sb.radio(
-            "Weights",
-            kinds,
-            help="Nothing is downloaded: random weights are seeded and labelled so; "
-            "pretrained weights are used only if torchvision's file is already cached.",
-            **_kept("vb_weights_kind", kinds[0], kinds),
-        )
-        if kind == "local file":
-            weights = sb.text_input(
-                "Weights file (state_dict)", **_kept("vb_weights_path", "")
-            ).strip()
-            if not weights:
-                problems.append("Give the path of a weights file, or pick random weights.")
-                weights = "random"
-        elif kind == "pretrained (if cached)":
-            weights = "pretrained"
-    else:
-        up = sb.file_uploader(
-            f"ONNX file (up to {MAX_UPLOAD_MB} MB)", type=["onnx"], key="vb_upload"
-        )
-        if up is not None and st.session_state.get("vb_onnx_file_id") != up.file_id:
-            # Checked once per upload, at once: a bad file is an error now, not at Run sweep.
-            st.session_state.pop("vb_onnx_saved", None)
-            try:
-                path = save_onnx_upload(up.name, up.getvalue())
-                st.session_state["vb_onnx_saved"] = (up.name, str(path))
-                st.session_state["vb_onnx_file_id"] = up.file_id
-            except EngineError as exc:
-                problems.append(exc.user_message())
-        saved = st.session_state.get("vb_onnx_saved")
-        if saved and Path(saved[1]).is_file():
-            onnx_path = saved[1]
-            name = Path(onnx_path).stem  # stored runs name the file, not a torchvision model
-            sb.caption(f"Using the uploaded {markdown_text(saved[0])}.")
-        elif up is None:
-            problems.append("Upload an ONNX image classifier, or pick a torchvision model.")
-    image_size = int(
-        sb.number_input(
-            "Image size (pixels)", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, step=16,
-            **_kept("vb_size", 224),
-        )
-    )  # fmt: skip
+    model = _model_inputs(sb, problems)
     sb.header("Run")
-    cuda, why_no_cuda = cuda_devices()
-    devices = ["cpu", *cuda]
-    device = sb.selectbox("Device", devices, **_kept("vb_device", "cpu", devices))
-    if not cuda:
-        sb.caption(f"No CUDA device: {why_no_cuda}.")
-    avail = availability_table(device)
-    usable = [b for b in backend_names() if avail[b][0]]
-    backends = sb.multiselect("Backends", usable, **_kept("vb_backends", ["torch", "ort"], usable))
-    missing = {b: reason for b, (ok, reason) in avail.items() if not ok}
-    if missing:
-        with sb.expander(f"Not available on {device}: {', '.join(missing)}"):
-            for b, reason in missing.items():
-                st.caption(f"**{b}**: {markdown_text(reason)}")
-    options = option_controls(sb, backends)
+    device, backends, options = _backend_inputs(sb)
     precisions = sb.multiselect(
-        "Precisions", list(PRECISIONS), **_kept("vb_precisions", ["fp32"], list(PRECISIONS))
+        "Precisions", list(PRECISIONS), **kept("vb_precisions", ["fp32"], list(PRECISIONS))
     )
     batch_text = sb.text_input(
-        "Batch sizes (comma-separated)", **_kept("vb_batches", DEFAULT_BATCHES)
+        "Batch sizes (comma-separated)", **kept("vb_batches", DEFAULT_BATCHES)
     )
     try:
         batches = parse_batches(batch_text)
     except EngineError as exc:
         problems.append(exc.user_message())
         batches = (1,)
-    iters = int(sb.number_input("Timed iterations", 1, 1000, **_kept("vb_iters", 20)))
-    warmup = int(sb.number_input("Warm-up iterations", 0, 100, **_kept("vb_warmup", 3)))
+    iters = int(sb.number_input("Timed iterations", 1, 1000, **kept("vb_iters", 20)))
+    warmup = int(sb.number_input("Warm-up iterations", 0, 100, **kept("vb_warmup", 3)))
     threads = int(
         sb.number_input(
             "CPU threads (0: the libraries' default)", 0, 256,
             help="Threads for PyTorch and ONNX Runtime on the CPU, like the CLI's --threads.",
-            **_kept("vb_threads", 0),
+            **kept("vb_threads", 0),
         )
     )  # fmt: skip
     until_stable = sb.toggle(
         "Repeat unstable points",
         help="Re-time a point whose samples are unstable, for at most 60 s per point "
         "(the CLI's --until-stable; thresholds in docs/stability.md).",
-        **_kept("vb_until_stable", False),
+        **kept("vb_until_stable", False),
     )
     sel = Selection(
-        model=ModelSpec(name=name, weights=weights, image_size=image_size, onnx_path=onnx_path),
+        model=model,
         device=device,
         backends=tuple(backends),
         precisions=tuple(precisions),
@@ -307,43 +224,88 @@ def sidebar() -> Selection:
     return sel
 
 
-def option_controls(sb: Any, backends: list[str]) -> dict[str, Any]:
-    """One control per option the selected backends declare; the values set away from default.
+def _model_inputs(sb: Any, problems: list[str]) -> ModelSpec:
+    """The sidebar's Model section: a torchvision model or an uploaded ONNX file, its size."""
+    sources = ["torchvision model", "ONNX file"]
+    source = sb.radio("Source", sources, horizontal=True, **kept("vb_source", sources[0], sources))
+    onnx_path = None
+    weights = "random"
+    if source == "torchvision model":
+        name, weights = _torchvision_inputs(sb, problems)
+    else:
+        name, onnx_path = _onnx_upload(sb, problems)
+    image_size = int(
+        sb.number_input(
+            "Image size (pixels)", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, step=16,
+            **kept("vb_size", 224),
+        )
+    )  # fmt: skip
+    return ModelSpec(name=name, weights=weights, image_size=image_size, onnx_path=onnx_path)
 
-    Generated from the backends' option dataclasses: a new backend's options appear here
-    without any change to this page. A name several backends share is one control.
-    """
-    merged = {
-        name: (f, [b for b in owners if b in backends])
-        for name, (f, owners) in declared_options().items()
-        if f.cli and any(b in backends for b in owners)
-    }
-    values: dict[str, Any] = {}
-    if not merged:
-        return values
-    with sb.expander("Backend options (defaults: each library as shipped)"):
-        for name, (f, owners) in merged.items():
-            label = f"{f.label} ({', '.join(owners)})"
-            key = f"vb_opt_{name}"
-            if f.kind is bool:
-                value = st.checkbox(label, help=f.help, **_kept(key, f.default))
-            elif f.choices:
-                shown = ["library default", *f.choices] if f.optional else list(f.choices)
-                first = "library default" if f.default is None else f.default
-                value = st.selectbox(label, shown, help=f.help, **_kept(key, first, shown))
-                value = None if value == "library default" else value
-            else:
-                value = st.number_input(
-                    f"{label}, 0: library default" if f.optional else label,
-                    min_value=0 if f.optional else (f.minimum or 0),
-                    max_value=f.maximum,
-                    help=f.help,
-                    **_kept(key, 0 if f.default is None else f.default),
-                )
-                value = None if f.optional and not value else f.kind(value)
-            if value != f.default:
-                values[name] = value
-    return values
+
+def _torchvision_inputs(sb: Any, problems: list[str]) -> tuple[str, str]:
+    """A torchvision model's name and its weights (``random``, ``pretrained`` or a path)."""
+    names = model_names()
+    name = sb.selectbox("Model", names, **kept("vb_model", "resnet50", names))
+    kinds = ["random weights", "local file", "pretrained (if cached)"]
+    kind = sb.radio(
+        "Weights",
+        kinds,
+        help="Nothing is downloaded: random weights are seeded and labelled so; "
+        "pretrained weights are used only if torchvision's file is already cached.",
+        **kept("vb_weights_kind", kinds[0], kinds),
+    )
+    weights = "random"
+    if kind == "local file":
+        weights = sb.text_input("Weights file (state_dict)", **kept("vb_weights_path", "")).strip()
+        if not weights:
+            problems.append("Give the path of a weights file, or pick random weights.")
+            weights = "random"
+    elif kind == "pretrained (if cached)":
+        weights = "pretrained"
+    return name, weights
+
+
+def _onnx_upload(sb: Any, problems: list[str]) -> tuple[str, str | None]:
+    """The uploaded ONNX file: the model's name and the saved file's path (None: no file)."""
+    name = "resnet50"
+    onnx_path = None
+    up = sb.file_uploader(f"ONNX file (up to {MAX_UPLOAD_MB} MB)", type=["onnx"], key="vb_upload")
+    if up is not None and st.session_state.get("vb_onnx_file_id") != up.file_id:
+        # Checked once per upload, at once: a bad file is an error now, not at Run sweep.
+        st.session_state.pop("vb_onnx_saved", None)
+        try:
+            path = save_onnx_upload(up.name, up.getvalue())
+            st.session_state["vb_onnx_saved"] = (up.name, str(path))
+            st.session_state["vb_onnx_file_id"] = up.file_id
+        except EngineError as exc:
+            problems.append(exc.user_message())
+    saved = st.session_state.get("vb_onnx_saved")
+    if saved and Path(saved[1]).is_file():
+        onnx_path = saved[1]
+        name = Path(onnx_path).stem  # stored runs name the file, not a torchvision model
+        sb.caption(f"Using the uploaded {markdown_text(saved[0])}.")
+    elif up is None:
+        problems.append("Upload an ONNX image classifier, or pick a torchvision model.")
+    return name, onnx_path
+
+
+def _backend_inputs(sb: Any) -> tuple[str, list[str], dict[str, Any]]:
+    """The device, the backends usable on it (and why others are not), their options."""
+    cuda, why_no_cuda = cuda_devices()
+    devices = ["cpu", *cuda]
+    device = sb.selectbox("Device", devices, **kept("vb_device", "cpu", devices))
+    if not cuda:
+        sb.caption(f"No CUDA device: {why_no_cuda}.")
+    avail = availability_table(device)
+    usable = [b for b in backend_names() if avail[b][0]]
+    backends = sb.multiselect("Backends", usable, **kept("vb_backends", ["torch", "ort"], usable))
+    missing = {b: reason for b, (ok, reason) in avail.items() if not ok}
+    if missing:
+        with sb.expander(f"Not available on {device}: {', '.join(missing)}"):
+            for b, reason in missing.items():
+                st.caption(f"**{b}**: {markdown_text(reason)}")
+    return device, backends, option_controls(sb, backends)
 
 
 def selection() -> Selection:
@@ -464,8 +426,8 @@ class SweepJob:
         self.rows.append(row)
 
     def _run(self) -> None:
-        from engine.launch import Job, WorkerLauncher
-        from engine.store import Store
+        from engine.running.launch import Job, WorkerLauncher
+        from engine.storage.store import Store
 
         try:
             # A build that never ends (a native hang) is killed rather than waited on

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine.text import markdown_text as plain
+from engine.core.text import markdown_text as plain
 from pages import common
 
 DEFAULT = "Default (CUDA with a GPU, else CPU)"

@@ -13,86 +13,84 @@ import time
 import pandas as pd
 import streamlit as st
 
-from engine import charts, inspection
+from engine.artifacts import inspection
+from engine.artifacts.cache import human_bytes
 from engine.backends import backend_names, get_backend
-from engine.cache import human_bytes
-from engine.paths import default_db, short_path
-from engine.text import markdown_text
+from engine.core.config import RunnerSpec
+from engine.core.paths import default_db, short_path
+from engine.core.text import markdown_text
+from engine.reporting import charts
 from pages import common
 
 RESULT_KEY = "vb_engines"
 
 
-common.ensure_entry()
-st.title("Engines")
-sel = common.selection()
-st.caption(f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size}.")
-ok = common.show_problems(sel)
-specs, _ = sel.combinations() if ok else ([], [])
-
-if st.button("Inspect the model", type="primary", disabled=not ok, key="vb_inspect"):
-    facts: dict = {}
-    with common.guard("the inspection"):
-        progress = st.progress(0.0, text="loading the model")
-        art = common.artifacts(sel.model)
-        progress.progress(0.2, text="exporting to ONNX (or reusing the cached export)")
-        t0 = time.perf_counter()
-        path = art.onnx_path("fp32")
-        facts["export_wait_s"] = time.perf_counter() - t0
-        progress.progress(0.5, text="letting ONNX Runtime optimise the graph")
-        facts["fp32"] = inspection.optimised_graph(path)
-        if "int8" in sel.precisions:  # the QDQ model ONNX Runtime and TensorRT run for int8
-            progress.progress(0.7, text="quantising to int8 (or reusing the cached model)")
-            from engine.quantize import quantize_int8
-
+def _inspect_model(sel: common.Selection, ok: bool) -> None:
+    if st.button("Inspect the model", type="primary", disabled=not ok, key="vb_inspect"):
+        facts: dict = {}
+        with common.guard("the inspection"):
+            progress = st.progress(0.0, text="loading the model")
+            art = common.artifacts(sel.model)
+            progress.progress(0.2, text="exporting to ONNX (or reusing the cached export)")
             t0 = time.perf_counter()
-            q = quantize_int8(art)
-            facts["int8_wait_s"] = time.perf_counter() - t0
-            facts["int8"] = inspection.optimised_graph(q)
-        progress.empty()
-    st.session_state[RESULT_KEY] = (sel.model.label, facts)
+            path = art.onnx_path("fp32")
+            facts["export_wait_s"] = time.perf_counter() - t0
+            progress.progress(0.5, text="letting ONNX Runtime optimise the graph")
+            facts["fp32"] = inspection.optimised_graph(path)
+            if "int8" in sel.precisions:  # the QDQ model ONNX Runtime and TensorRT run for int8
+                progress.progress(0.7, text="quantising to int8 (or reusing the cached model)")
+                from engine.artifacts.quantize import quantize_int8
 
-result = st.session_state.get(RESULT_KEY)
-if result:
-    label, facts = result
-    for name, title in (("fp32", "ONNX export (fp32)"), ("int8", "int8 model (QDQ)")):
-        opt = facts.get(name)
-        if opt is None:
-            continue
-        st.subheader(f"{title}: {markdown_text(label)}")
-        c1, c2, c3, c4 = st.columns(4)
-        c1.metric("File size", human_bytes(opt.original.size_bytes))
-        c2.metric("Nodes exported", opt.original.node_count)
-        c3.metric(
-            "Nodes after ONNX Runtime",
-            opt.optimised.node_count,
-            f"{-opt.nodes_removed:+d}",
-            delta_color="inverse",
-            help=f"{opt.level} on the CPU provider; optimising took {opt.optimise_s:.2f} s",
-        )
-        c4.metric("Opset", opt.original.opset)
-        st.caption(f"File: {markdown_text(opt.original.path)}")
-        st.plotly_chart(
-            charts.op_histogram_chart(opt.original.op_histogram, opt.optimised.op_histogram),
-            key=f"ops_{name}",
-        )
-        changes = opt.op_changes()
-        if changes:
-            st.caption("What the optimiser changed (fused, rewritten or removed operators):")
-            st.dataframe(
-                pd.DataFrame(changes, columns=["operator", "exported", "after ONNX Runtime"]),
-                hide_index=True,
+                t0 = time.perf_counter()
+                q = quantize_int8(art)
+                facts["int8_wait_s"] = time.perf_counter() - t0
+                facts["int8"] = inspection.optimised_graph(q)
+            progress.empty()
+        st.session_state[RESULT_KEY] = (sel.model.label, facts)
+
+
+def _show_model_facts() -> None:
+    result = st.session_state.get(RESULT_KEY)
+    if result:
+        label, facts = result
+        for name, title in (("fp32", "ONNX export (fp32)"), ("int8", "int8 model (QDQ)")):
+            opt = facts.get(name)
+            if opt is None:
+                continue
+            st.subheader(f"{title}: {markdown_text(label)}")
+            c1, c2, c3, c4 = st.columns(4)
+            c1.metric("File size", human_bytes(opt.original.size_bytes))
+            c2.metric("Nodes exported", opt.original.node_count)
+            c3.metric(
+                "Nodes after ONNX Runtime",
+                opt.optimised.node_count,
+                f"{-opt.nodes_removed:+d}",
+                delta_color="inverse",
+                help=f"{opt.level} on the CPU provider; optimising took {opt.optimise_s:.2f} s",
             )
-    if "export_wait_s" in facts:
-        st.caption(
-            f"Getting the fp32 ONNX file took {facts['export_wait_s']:.1f} s this time "
-            "(near zero means the cached export was reused)."
-        )
-else:
-    st.caption("Press “Inspect the model” to export it (or reuse the cache) and look inside.")
+            c4.metric("Opset", opt.original.opset)
+            st.caption(f"File: {markdown_text(opt.original.path)}")
+            st.plotly_chart(
+                charts.op_histogram_chart(opt.original.op_histogram, opt.optimised.op_histogram),
+                key=f"ops_{name}",
+            )
+            changes = opt.op_changes()
+            if changes:
+                st.caption("What the optimiser changed (fused, rewritten or removed operators):")
+                st.dataframe(
+                    pd.DataFrame(changes, columns=["operator", "exported", "after ONNX Runtime"]),
+                    hide_index=True,
+                )
+        if "export_wait_s" in facts:
+            st.caption(
+                f"Getting the fp32 ONNX file took {facts['export_wait_s']:.1f} s this time "
+                "(near zero means the cached export was reused)."
+            )
+    else:
+        st.caption("Press “Inspect the model” to export it (or reuse the cache) and look inside.")
 
 
-def _inspect_section(name: str) -> None:
+def _inspect_section(name: str, sel: common.Selection, specs: list[RunnerSpec]) -> None:
     """Built engines of one inspecting backend: facts and layers, from its declared hooks."""
     backend = get_backend(name)
     title = backend.TITLE
@@ -132,54 +130,74 @@ def _inspect_section(name: str) -> None:
                     st.dataframe(layers, hide_index=True)
 
 
-for backend_name in backend_names():
-    with common.guard(backend_name):
-        if get_backend(backend_name).INSPECTS:
-            _inspect_section(backend_name)
+def _trt_build(sel: common.Selection, ok: bool) -> None:
+    # Build without running: TensorRT-RTX makes a plan even where no GPU or driver is present.
+    st.markdown("**Build a TensorRT plan without running it** (like `python -m engine trt-build`)")
+    with common.guard("the TensorRT build"):
+        from engine.backends.tensorrt.standalone import build_standalone
 
-# Build without running: TensorRT-RTX makes a plan even where no GPU or driver is present.
-st.markdown("**Build a TensorRT plan without running it** (like `python -m engine trt-build`)")
-with common.guard("the TensorRT build"):
-    from engine.backends.tensorrt.standalone import build_standalone
-
-    trt_precision = "fp16" if "fp16" in sel.precisions else "fp32"
-    st.caption(
-        f"{trt_precision} export of {sel.model.label}, batches {', '.join(map(str, sel.batches))},"
-        f" flavour {sel.trt_flavour}; TensorRT-RTX targets this GPU, or every GeForce/RTX"
-        " architecture where there is none."
-    )
-    if st.button("Build a TensorRT plan", key="vb_trt_build", disabled=not ok):
-        art = common.artifacts(sel.model)
-        with st.spinner("exporting (or reusing the export) and building the plan…"):
-            built = build_standalone(
-                art.onnx_path(trt_precision), trt_precision, list(sel.batches),
-                art.image_hw, sel.trt_flavour, fixed_batch=art.fixed_batch,
-            )  # fmt: skip
-        st.session_state["vb_trt_built"] = built
-    built = st.session_state.get("vb_trt_built")
-    if built is not None:
-        c1, c2, c3 = st.columns(3)
-        c1.metric("Flavour", built.trt)
-        c2.metric("Build time", f"{built.build_s:.2f} s" if built.build_s else "cached")
-        c3.metric("Plan size", human_bytes(built.plan_bytes))
-        st.text("\n".join(built.lines()))
-        if built.layers:
-            st.dataframe(pd.DataFrame([layer.to_dict() for layer in built.layers]), hide_index=True)
-
-st.subheader("Artifact cache")
-with common.guard("the cache listing"):
-    summary = inspection.cache_summary()
-    st.write(
-        f"Cache folder `{summary['location']}` holds {human_bytes(summary['size_bytes'])}; "
-        f"results database `{short_path(default_db())}`."
-    )
-    rows = inspection.cache_rows()
-    if rows:
-        st.dataframe(pd.DataFrame(rows).drop(columns="size_bytes"), hide_index=True)
+        trt_precision = "fp16" if "fp16" in sel.precisions else "fp32"
         st.caption(
-            "build_s: export, quantisation or engine build time where the cache recorded it."
+            f"{trt_precision} export of {sel.model.label}, batches {', '.join(map(str, sel.batches))},"
+            f" flavour {sel.trt_flavour}; TensorRT-RTX targets this GPU, or every GeForce/RTX"
+            " architecture where there is none."
         )
-    else:
-        st.caption("The cache is empty.")
-    live = common.live_runners()
-    st.caption(f"Runners cached in this dashboard process: {len(live)}.")
+        if st.button("Build a TensorRT plan", key="vb_trt_build", disabled=not ok):
+            art = common.artifacts(sel.model)
+            with st.spinner("exporting (or reusing the export) and building the plan…"):
+                built = build_standalone(
+                    art.onnx_path(trt_precision), trt_precision, list(sel.batches),
+                    art.image_hw, sel.trt_flavour, fixed_batch=art.fixed_batch,
+                )  # fmt: skip
+            st.session_state["vb_trt_built"] = built
+        built = st.session_state.get("vb_trt_built")
+        if built is not None:
+            c1, c2, c3 = st.columns(3)
+            c1.metric("Flavour", built.trt)
+            c2.metric("Build time", f"{built.build_s:.2f} s" if built.build_s else "cached")
+            c3.metric("Plan size", human_bytes(built.plan_bytes))
+            st.text("\n".join(built.lines()))
+            if built.layers:
+                st.dataframe(
+                    pd.DataFrame([layer.to_dict() for layer in built.layers]), hide_index=True
+                )
+
+
+def _artifact_cache() -> None:
+    st.subheader("Artifact cache")
+    with common.guard("the cache listing"):
+        summary = inspection.cache_summary()
+        st.write(
+            f"Cache folder `{summary['location']}` holds {human_bytes(summary['size_bytes'])}; "
+            f"results database `{short_path(default_db())}`."
+        )
+        rows = inspection.cache_rows()
+        if rows:
+            st.dataframe(pd.DataFrame(rows).drop(columns="size_bytes"), hide_index=True)
+            st.caption(
+                "build_s: export, quantisation or engine build time where the cache recorded it."
+            )
+        else:
+            st.caption("The cache is empty.")
+        live = common.live_runners()
+        st.caption(f"Runners cached in this dashboard process: {len(live)}.")
+
+
+def main() -> None:
+    common.ensure_entry()
+    st.title("Engines")
+    sel = common.selection()
+    st.caption(f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size}.")
+    ok = common.show_problems(sel)
+    specs, _ = sel.combinations() if ok else ([], [])
+    _inspect_model(sel, ok)
+    _show_model_facts()
+    for backend_name in backend_names():
+        with common.guard(backend_name):
+            if get_backend(backend_name).INSPECTS:
+                _inspect_section(backend_name, sel, specs)
+    _trt_build(sel, ok)
+    _artifact_cache()
+
+
+main()

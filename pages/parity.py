@@ -10,30 +10,18 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine import charts
 from engine.backends import get_backend
-from engine.config import RunnerSpec
-from engine.parity import PARITY_BATCH, compare
-from engine.sweep import reference_outputs
+from engine.core.config import RunnerSpec
+from engine.core.parity import PARITY_BATCH, compare
+from engine.reporting import charts
+from engine.running.sweep import reference_outputs
 from pages import common
 
 RESULT_KEY = "vb_parity"
 
-common.ensure_entry()
-st.title("Parity")
-sel = common.selection()
-ref_name = "ONNX Runtime FP32 on the CPU" if sel.model.onnx_path else "PyTorch FP32 on the CPU"
-st.caption(
-    f"Every backend × precision against {ref_name}, on the same {PARITY_BATCH} seeded inputs. "
-    "Logits are centred by their batch mean first, so random weights still give a meaningful "
-    "check; errors are relative to the spread of the centred reference."
-)
-ok = common.show_problems(sel)
-specs, left_out = sel.combinations() if ok else ([], [])
-if left_out:
-    st.caption("Not checked: " + "; ".join(left_out) + ".")
 
-if st.button("Check parity", type="primary", disabled=not specs, key="vb_parity_run"):
+def _check(sel: common.Selection, specs: list[RunnerSpec], ref_name: str) -> None:
+    """Run every spec on the same seeded inputs and keep one row per spec for the table."""
     rows = []
     with common.guard("the reference"):
         progress = st.progress(0.0, text="loading the model")
@@ -73,36 +61,62 @@ if st.button("Check parity", type="primary", disabled=not specs, key="vb_parity_
         progress.empty()
     st.session_state[RESULT_KEY] = (sel.model.label, ref_name, rows)
 
-result = st.session_state.get(RESULT_KEY)
-if result:
-    label, ref, rows = result
-    st.subheader(f"{label} against {ref}")
-    df = pd.DataFrame(rows)
-    st.dataframe(
-        df,
-        hide_index=True,
-        column_config={
-            "max_rel_err": st.column_config.NumberColumn("max rel err", format="%.2e"),
-            "mean_rel_err": st.column_config.NumberColumn("mean rel err", format="%.2e"),
-            "cosine": st.column_config.NumberColumn("cosine", format="%.6f"),
-            "top1_agree": st.column_config.NumberColumn("top-1 agree", format="%.3f"),
-        },
+
+def _show_result() -> None:
+    result = st.session_state.get(RESULT_KEY)
+    if result:
+        label, ref, rows = result
+        st.subheader(f"{label} against {ref}")
+        df = pd.DataFrame(rows)
+        st.dataframe(
+            df,
+            hide_index=True,
+            column_config={
+                "max_rel_err": st.column_config.NumberColumn("max rel err", format="%.2e"),
+                "mean_rel_err": st.column_config.NumberColumn("mean rel err", format="%.2e"),
+                "cosine": st.column_config.NumberColumn("cosine", format="%.6f"),
+                "top1_agree": st.column_config.NumberColumn("top-1 agree", format="%.3f"),
+            },
+        )
+        unjudged = df[df["result"] == "not judged"]
+        failed = df[~df["result"].isin(["pass", "reference", "not judged"])]
+        if not unjudged.empty:
+            st.info(
+                f"{len(unjudged)} of {len(df)} configurations were not judged: the reference's"
+                " input-dependent part is too small for their precision (see the reason)."
+            )
+        if (df["result"] == "reference").all():
+            st.info(
+                f"Only {ref} itself was chosen, and it is the reference: pick another precision"
+                " or device to compare with it."
+            )
+        elif failed.empty and unjudged.empty:
+            st.success("Every backend agrees with the reference within its tolerance.")
+        elif not failed.empty:
+            st.warning(
+                f"{len(failed)} of {len(df)} configurations are outside tolerance or failed."
+            )
+    else:
+        st.caption("Press “Check parity” to build each runner (cached) and compare it.")
+
+
+def main() -> None:
+    common.ensure_entry()
+    st.title("Parity")
+    sel = common.selection()
+    ref_name = "ONNX Runtime FP32 on the CPU" if sel.model.onnx_path else "PyTorch FP32 on the CPU"
+    st.caption(
+        f"Every backend × precision against {ref_name}, on the same {PARITY_BATCH} seeded inputs. "
+        "Logits are centred by their batch mean first, so random weights still give a meaningful "
+        "check; errors are relative to the spread of the centred reference."
     )
-    unjudged = df[df["result"] == "not judged"]
-    failed = df[~df["result"].isin(["pass", "reference", "not judged"])]
-    if not unjudged.empty:
-        st.info(
-            f"{len(unjudged)} of {len(df)} configurations were not judged: the reference's"
-            " input-dependent part is too small for their precision (see the reason)."
-        )
-    if (df["result"] == "reference").all():
-        st.info(
-            f"Only {ref} itself was chosen, and it is the reference: pick another precision"
-            " or device to compare with it."
-        )
-    elif failed.empty and unjudged.empty:
-        st.success("Every backend agrees with the reference within its tolerance.")
-    elif not failed.empty:
-        st.warning(f"{len(failed)} of {len(df)} configurations are outside tolerance or failed.")
-else:
-    st.caption("Press “Check parity” to build each runner (cached) and compare it.")
+    ok = common.show_problems(sel)
+    specs, left_out = sel.combinations() if ok else ([], [])
+    if left_out:
+        st.caption("Not checked: " + "; ".join(left_out) + ".")
+    if st.button("Check parity", type="primary", disabled=not specs, key="vb_parity_run"):
+        _check(sel, specs, ref_name)
+    _show_result()
+
+
+main()

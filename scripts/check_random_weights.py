@@ -2,7 +2,7 @@
 
 For every model in ``torchvision.models.list_models(module=torchvision.models)``, build it
 as the engine does (seeded, dead parameters revived, batch-norm statistics settled, head
-balanced: engine/weights.py) at the smallest image size it accepts out of
+balanced: engine/artifacts/weights.py) at the smallest image size it accepts out of
 ``SIZES`` (ViT needs exactly 224), run 64 generated images (the benchmark's own input
 generator, another seed than the settling's) in FP32 on the CPU, and record the
 batch-centred standard deviation of the logits and the number of distinct top-1 classes.
@@ -35,8 +35,8 @@ MIN_DISTINCT = 8
 
 
 def smallest_size(name: str) -> int:
-    from engine.errors import BadInput
-    from engine.models import check_model_takes_size
+    from engine.artifacts.models import check_model_takes_size
+    from engine.core.errors import BadInput
 
     for size in SIZES:
         try:
@@ -52,10 +52,10 @@ def check_one(name: str) -> dict:
     import numpy as np
     import torch
 
-    from engine import weights
-    from engine.config import ModelSpec
-    from engine.models import build_torch_model
-    from engine.quantize import generated_images
+    from engine.artifacts import weights
+    from engine.artifacts.images import generated_images
+    from engine.artifacts.models import build_torch_model
+    from engine.core.config import ModelSpec
 
     size = smallest_size(name)
     t0 = time.perf_counter()
@@ -121,7 +121,7 @@ def _child(name: str, cap_s: float) -> dict:
 
 
 def run_all(out: Path, cap_s: float, names: list[str]) -> None:
-    from engine.env import fingerprint
+    from engine.hardware.env import fingerprint
 
     out.mkdir(parents=True, exist_ok=True)
     lines = out / "check.jsonl"
@@ -177,7 +177,7 @@ def write_markdown(out: Path) -> Path:
         "",
         f"Not run yet: {', '.join(_missing(recs)) or 'none'}.",
         "",
-        "Weights recipe (engine/weights.py RECIPE_VERSION): "
+        "Weights recipe (engine/artifacts/weights.py RECIPE_VERSION): "
         + ", ".join(sorted({str(r.get("recipe", "1 or 2")) for r in recs}) or ["?"])
         + ".",
         "",

@@ -31,14 +31,14 @@ def _private_dirs(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def small_spec():
-    from engine.config import ModelSpec
+    from engine.core.config import ModelSpec
 
     return ModelSpec(name=SMALL, image_size=SMALL_SIZE)
 
 
 @pytest.fixture(scope="session")
 def small_artifacts(small_spec):
-    from engine.models import load_artifacts
+    from engine.artifacts.models import load_artifacts
 
     return load_artifacts(small_spec)
 

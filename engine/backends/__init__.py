@@ -3,6 +3,9 @@
 Everything the rest of the product needs from "the backends" is here too: the one
 title of each, the labels of a configuration, and the options every registered
 backend declares (from which the CLI and the sidebar draw their flags and controls).
+
+May import ``engine.core``, ``engine.hardware``, ``engine.diagnostics`` and
+``engine.artifacts``; never storage, running, reporting or the CLI.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine.backends.base import Availability, Backend, PrepareContext, Runner
-from engine.config import RunnerSpec
-from engine.errors import BadInput
+from engine.core.config import RunnerSpec
+from engine.core.errors import BadInput
 
 _REGISTRY: dict[str, str] = {
     "torch": "engine.backends.torch_backend:TorchBackend",
@@ -79,7 +82,7 @@ def option_words(backend: str, options: dict[str, Any]) -> list[str]:
     b = _backend_or_none(backend)
     if b is None:
         return [f"{k}={v}" for k, v in sorted(opts.items())]
-    from engine.options import fields_of
+    from engine.core.options import fields_of
 
     known = {f.name for f in fields_of(b.Options)}
     words = b.option_words({k: v for k, v in opts.items() if k in known})
@@ -96,7 +99,7 @@ def spec_label(spec: RunnerSpec) -> str:
 
 def declared_options() -> dict:
     """Option name → (field, backends declaring it), over every registered backend."""
-    from engine.options import merged_fields
+    from engine.core.options import merged_fields
 
     classes = [(n, b.Options) for n in _REGISTRY if (b := _backend_or_none(n)) is not None]
     return merged_fields(classes)

@@ -8,7 +8,7 @@ repeats those steps. Every hook a caller may use is declared here with its defau
 (per-batch runners, the batches a cached runner is built for, the precision parity is
 judged at, label words, inspection, concurrency), so nothing reads a backend with
 ``getattr`` and nothing outside ``engine/backends/`` compares backend names. Options are
-a dataclass per backend (:mod:`engine.options`). A runner is a context manager that owns
+a dataclass per backend (:mod:`engine.core.options`). A runner is a context manager that owns
 its device memory, turns host inputs into device-resident ones once, runs a batch, and
 says which provider really ran. Heavy libraries are imported lazily so that a missing
 backend never breaks ``import engine``.
@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, final
 
 import numpy as np
 
-from engine import options as opt
-from engine.config import RunnerSpec
-from engine.devices import Availability, parse_device
-from engine.errors import BadInput
+from engine.core import options as opt
+from engine.core.config import RunnerSpec
+from engine.core.devices import Availability, parse_device
+from engine.core.errors import BadInput
 
 if TYPE_CHECKING:
-    from engine.config import ModelSpec
-    from engine.models import ModelArtifacts
+    from engine.artifacts.models import ModelArtifacts
+    from engine.core.config import ModelSpec
 
 
 @dataclass

@@ -18,10 +18,10 @@ from typing import Any
 
 from engine.backends.base import Availability, Backend, PrepareContext, Runner
 from engine.backends.torch_backend import TorchBackend, TorchRunner
-from engine.config import RunnerSpec
-from engine.errors import BadInput
-from engine.options import option
-from engine.paths import cache_dir
+from engine.core.config import RunnerSpec
+from engine.core.errors import BadInput
+from engine.core.options import option
+from engine.core.paths import cache_dir
 
 MODES = ("max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead", "default")
 

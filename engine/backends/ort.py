@@ -29,10 +29,10 @@ from engine.backends.ort_placement import (  # noqa: F401 - re-exported for call
     node_placement,
     probe_placement,
 )
-from engine.config import RunnerSpec
-from engine.devices import cuda_availability, parse_device
-from engine.errors import BadInput
-from engine.options import option
+from engine.core.config import RunnerSpec
+from engine.core.devices import cuda_availability, parse_device
+from engine.core.errors import BadInput
+from engine.core.options import option
 
 CONV_SEARCHES = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
 
@@ -126,7 +126,7 @@ def session_error(exc: Exception, model_path: str) -> Exception:
 
 def trt_ep_options(spec: RunnerSpec, index: int) -> dict[str, Any]:
     """TensorRT EP settings: engines and timings cached under our cache folder."""
-    from engine.paths import cache_dir
+    from engine.core.paths import cache_dir
 
     try:  # a pip-installed TensorRT puts libnvinfer where the EP finds it only after import
         import tensorrt  # noqa: F401
@@ -313,7 +313,7 @@ class OrtRunner(Runner):
     def peak_memory_mb(self) -> float | None:
         if self.kind != "cuda":
             return None
-        from engine.gpu import nvml_used_mb
+        from engine.hardware.gpu import nvml_used_mb
 
         return nvml_used_mb(self.index)
 
@@ -398,7 +398,7 @@ class OrtBackend(Backend):
     @classmethod
     def model_path(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> str:
         if spec.precision == "int8":
-            from engine.quantize import quantize_int8
+            from engine.artifacts.quantize import quantize_int8
 
             return str(quantize_int8(artifacts, ctx.calibration_dir, progress=ctx.step))
         precision = "fp16" if spec.precision == "fp16" else "fp32"
@@ -406,8 +406,8 @@ class OrtBackend(Backend):
         if cls.per_batch(spec):
             # A CUDA graph is captured for one batch: a static-shape copy for that batch folds
             # the shape subgraph ONNX Runtime would otherwise run on the CPU (ViT, ConvNeXt).
-            from engine.hashing import file_sha256
-            from engine.static_shapes import static_batch_model
+            from engine.artifacts.static_shapes import static_batch_model
+            from engine.core.hashing import file_sha256
 
             ctx.step(f"making a static-shape model for batch {ctx.batches[0]}")
             return str(static_batch_model(path, ctx.batches[0], file_sha256(path)))

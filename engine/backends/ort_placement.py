@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import NotApplicable, ProviderFallback
+from engine.core.errors import NotApplicable, ProviderFallback
 
 COMPUTE_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose", "QLinearConv", "MatMulInteger"}
 TRT_EP = "TensorrtExecutionProvider"

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from engine.backends.base import Availability, Backend, PrepareContext, Runner
-from engine.config import RunnerSpec
-from engine.devices import cuda_availability, parse_device
-from engine.errors import BadInput
-from engine.options import option
+from engine.core.config import RunnerSpec
+from engine.core.devices import cuda_availability, parse_device
+from engine.core.errors import BadInput
+from engine.core.options import option
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_report(path: str, text: str) -> tuple[int, str] | None:
-    """engine.safeio's rules without importing it (this package runs alone): regular files
+    """engine.core.safeio's rules without importing it (this package runs alone): regular files
     only, temp file + rename, an OSError as one line. Returns (exit code, message)."""
     try:
         if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):

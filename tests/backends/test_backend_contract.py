@@ -21,9 +21,9 @@ from engine.backends import (
     get_backend,
     spec_label,
 )
-from engine.config import ModelSpec, RunnerSpec
-from engine.errors import BadInput, EngineError, Unavailable
-from engine.options import fields_of
+from engine.core.config import ModelSpec, RunnerSpec
+from engine.core.errors import BadInput, EngineError, Unavailable
+from engine.core.options import fields_of
 
 NAMES = backend_names()
 

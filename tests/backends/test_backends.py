@@ -3,9 +3,9 @@ import pytest
 
 from engine.backends import PrepareContext, get_backend
 from engine.backends.ort import OrtRunner, check_placement
-from engine.config import RunnerSpec
-from engine.errors import BadInput, ProviderFallback, Unavailable
-from engine.parity import compare
+from engine.core.config import RunnerSpec
+from engine.core.errors import BadInput, ProviderFallback, Unavailable
+from engine.core.parity import compare
 
 
 def _infer(spec, art, batch=4):

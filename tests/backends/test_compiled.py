@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from engine.backends import PrepareContext, backend_names, get_backend
-from engine.config import ModelSpec, RunnerSpec
-from engine.errors import BadInput
+from engine.core.config import ModelSpec, RunnerSpec
+from engine.core.errors import BadInput
 
 
 def test_registered_and_per_batch():
@@ -58,8 +58,8 @@ def test_cache_goes_under_the_product_cache(monkeypatch, tmp_path):
     reason="Inductor on the CPU needs a C++ compiler and none is on PATH",
 )
 def test_compiles_on_cpu_matches_eager_and_reports_progress(monkeypatch, tmp_path):
-    from engine.models import load_artifacts
-    from engine.parity import compare
+    from engine.artifacts.models import load_artifacts
+    from engine.core.parity import compare
 
     monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path))
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
@@ -87,8 +87,8 @@ def test_compiles_on_cpu_matches_eager_and_reports_progress(monkeypatch, tmp_pat
 
 def test_sweep_builds_per_batch_runners_for_their_batch_alone(small_artifacts):
     """A per-batch backend is prepared once per batch size, with only that batch."""
-    from engine.config import BenchSettings, SweepConfig
-    from engine.sweep import run_sweep
+    from engine.core.config import BenchSettings, SweepConfig
+    from engine.running.sweep import run_sweep
 
     seen: list[tuple[tuple[int, ...], bool]] = []
 

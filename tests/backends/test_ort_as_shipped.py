@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("plotly", reason="engine.charts draws with Plotly, which is not installed here")
+pytest.importorskip(
+    "plotly", reason="engine.reporting.charts draws with Plotly, which is not installed here"
+)
 
 
-from engine.auto import candidates, step_label  # noqa: E402
 from engine.backends import get_backend, spec_label  # noqa: E402
 from engine.backends.ort import (
     OrtOptions,
@@ -20,9 +21,10 @@ from engine.backends.ort import (
     probe_placement,
     session_options,
 )  # noqa: E402
-from engine.charts import series_name  # noqa: E402
-from engine.config import RunnerSpec  # noqa: E402
-from engine.errors import BadInput  # noqa: E402
+from engine.core.config import RunnerSpec  # noqa: E402
+from engine.core.errors import BadInput  # noqa: E402
+from engine.reporting.charts import series_name  # noqa: E402
+from engine.running.auto import candidates, step_label  # noqa: E402
 
 
 def _spec(device="cuda:1", precision="fp32", **opts):

@@ -49,8 +49,8 @@ from engine.backends.tensorrt import (
 )
 from engine.backends.tensorrt.flavour import version_problem
 from engine.backends.tensorrt.runner import RuntimeCache
-from engine.config import RunnerSpec
-from engine.errors import BadInput, EngineError, Unavailable
+from engine.core.config import RunnerSpec
+from engine.core.errors import BadInput, EngineError, Unavailable
 from tests.fakes.tensorrt_standin import make_fake_tensorrt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -285,7 +285,7 @@ def test_backend_profile_covers_the_sweep_and_parity():
     spec = RunnerSpec("tensorrt", "cuda", "fp16")
     art = types.SimpleNamespace(fixed_batch=None)
     prof = TensorRTBackend.plan_profile(spec, art, PrepareContext(batches=(1, 2)))
-    from engine.parity import PARITY_BATCH
+    from engine.core.parity import PARITY_BATCH
 
     assert prof.min_batch == 1 and prof.opt_batch == 2
     assert prof.max_batch == max(2, PARITY_BATCH)
@@ -486,7 +486,7 @@ def test_inspector_json_becomes_layer_rows():
 
 
 def _quantized(tmp_path: Path, symmetric: bool) -> Path:
-    """A real Q/DQ model from ONNX Runtime's quantiser (asymmetric uint8 like engine.quantize)."""
+    """A real Q/DQ model from ONNX Runtime's quantiser (asymmetric uint8 like engine.artifacts.quantize)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -538,7 +538,7 @@ def test_ort_trt_ep_is_refused_on_cpu():
 
 def test_ort_trt_ep_partial_fallback_to_cuda_is_an_error():
     from engine.backends.ort import TRT_EP, check_placement
-    from engine.errors import ProviderFallback
+    from engine.core.errors import ProviderFallback
 
     used = [TRT_EP, "CUDAExecutionProvider", "CPUExecutionProvider"]
     check_placement(TRT_EP, used, {TRT_EP: {"TRTKernel_graph": 1}})
@@ -558,7 +558,7 @@ def test_ort_trt_ep_without_tensorrt_is_caught_as_a_fallback(tmp_path):
     if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has no TensorRT EP built in (onnxruntime-gpu has one)")
     from engine.backends.ort import OrtRunner
-    from engine.errors import ProviderFallback
+    from engine.core.errors import ProviderFallback
 
     spec = RunnerSpec("ort", "cuda", "fp32", (("trt_ep", True),))
     with pytest.raises(ProviderFallback) as info:
@@ -581,8 +581,8 @@ def _need_real_tensorrt():
 @pytest.fixture(scope="module")
 def small_model():
     _need_real_tensorrt()  # before the model is built, so a skip costs nothing
-    from engine.config import ModelSpec
-    from engine.models import load_artifacts
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
 
     return load_artifacts(ModelSpec("resnet18", image_size=64))
 
@@ -591,8 +591,8 @@ def small_model():
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_real_build_run_parity_cache_and_inspect(small_model, precision):
     _need_real_tensorrt()
-    from engine.parity import compare
-    from engine.sweep import reference_outputs
+    from engine.core.parity import compare
+    from engine.running.sweep import reference_outputs
 
     spec = RunnerSpec("tensorrt", "cuda", precision, (("workspace_mb", 1024),))
     ctx = PrepareContext(batches=(1, 8))
@@ -631,8 +631,8 @@ def test_version_major_is_read():
 
 
 def test_history_keeps_tensorrt_flavours_apart():
-    from engine.config import ResultRow
-    from engine.history import best_points
+    from engine.core.config import ResultRow
+    from engine.storage.history import best_points
 
     full = ResultRow("resnet18", "tensorrt", "cuda:0", "fp16", 8, provider="tensorrt 10.8.0")
     rtx = ResultRow("resnet18", "tensorrt", "cuda", "fp16", 8, provider="tensorrt-rtx 1.7.1.116")

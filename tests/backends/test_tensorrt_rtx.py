@@ -28,8 +28,8 @@ from engine.backends.tensorrt.flavour import (
 from engine.backends.tensorrt.load import deserialize
 from engine.backends.tensorrt.progress import _make_logger, parse_build_progress
 from engine.backends.tensorrt.standalone import build_standalone
-from engine.config import RunnerSpec
-from engine.errors import BadInput, Unavailable
+from engine.core.config import RunnerSpec
+from engine.core.errors import BadInput, Unavailable
 
 rtx = pytest.importorskip(
     "tensorrt_rtx_bindings",
@@ -307,8 +307,8 @@ def test_backend_check_skips_rtx_on_hopper(monkeypatch):
 
 def test_sweep_skips_the_rtx_row_on_hopper_and_measures_the_rest(monkeypatch, tmp_path):
     from engine.backends.tensorrt import backend
-    from engine.config import BenchSettings, ModelSpec, SweepConfig
-    from engine.sweep import run_sweep
+    from engine.core.config import BenchSettings, ModelSpec, SweepConfig
+    from engine.running.sweep import run_sweep
 
     monkeypatch.setattr(backend, "_visible_cc", lambda device: "9.0")
     model = ModelSpec(onnx_path=str(tiny_onnx(tmp_path / "m.onnx")))

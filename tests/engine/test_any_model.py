@@ -16,12 +16,12 @@ from functools import cache
 import numpy as np
 import pytest
 
+from engine.artifacts.models import MIN_IMAGE_SIZE, load_artifacts
 from engine.backends import get_backend
 from engine.backends.base import PrepareContext
-from engine.config import ModelSpec, RunnerSpec
-from engine.models import MIN_IMAGE_SIZE, load_artifacts
-from engine.parity import PARITY_BATCH, centred, compare
-from engine.sweep import reference_outputs
+from engine.core.config import ModelSpec, RunnerSpec
+from engine.core.parity import PARITY_BATCH, centred, compare
+from engine.running.sweep import reference_outputs
 
 FAMILIES = {
     "resnet18": 64,  # ResNet

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from engine.auto import AutoOutcome, candidates, format_ladder, ladders_from_rows, run_auto
-from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
-from engine.errors import BadInput
+from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
+from engine.core.errors import BadInput
+from engine.running.auto import AutoOutcome, candidates, format_ladder, ladders_from_rows, run_auto
 
 
 def test_cpu_candidates_start_with_the_pytorch_baseline():
@@ -75,7 +75,7 @@ def test_ladder_picks_the_fastest_row_whose_outputs_agree():
 
 @pytest.fixture(scope="module")
 def cpu_auto(tmp_path_factory):
-    from engine.store import Store
+    from engine.storage.store import Store
 
     db = tmp_path_factory.mktemp("auto") / "auto.sqlite"
     config = SweepConfig(

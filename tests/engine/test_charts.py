@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("plotly", reason="engine.charts draws with Plotly, which is not installed here")
+pytest.importorskip(
+    "plotly", reason="engine.reporting.charts draws with Plotly, which is not installed here"
+)
 
 
-from engine import charts  # noqa: E402
-from engine.config import ResultRow  # noqa: E402
-from engine.reference import QUOTED, load_reference  # noqa: E402
+from engine.core.config import ResultRow  # noqa: E402
+from engine.reporting import charts  # noqa: E402
+from engine.storage.reference import QUOTED, load_reference  # noqa: E402
 
 
 def row(backend: str, precision: str, batch: int, p50: float, device: str = "cpu", **kw):
@@ -136,7 +138,7 @@ def test_reference_rows_come_from_the_study_file():
 
 
 def test_a_broken_reference_file_is_a_clear_error(tmp_path):
-    from engine.errors import EngineError
+    from engine.core.errors import EngineError
 
     bad = tmp_path / "study.json"
     bad.write_text("{not json")
@@ -164,8 +166,8 @@ def test_thread_counts_do_not_disqualify_the_baseline():
 
 
 def test_table_shows_parity_status_and_names_the_onnx_reference():
-    from engine.charts import results_frame, table_frame
-    from engine.config import ResultRow
+    from engine.core.config import ResultRow
+    from engine.reporting.charts import results_frame, table_frame
 
     def row(precision, device, **kw):
         return ResultRow(

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from engine.paths import python_command
+from engine.core.paths import python_command
 from tests.conftest import run_cli
 
 COMMON = ["--image-size", "64", "--iters", "3", "--warmup", "1", "--quiet"]

@@ -34,7 +34,7 @@ def test_a_python_without_the_requirements_gets_one_line_and_exit_3():
 
 
 def test_every_bench_option_has_help_text():
-    from engine.cli import bench_parser
+    from engine.cli.main import bench_parser
 
     undocumented = [
         a.option_strings[0]
@@ -66,7 +66,7 @@ def test_a_sweep_with_one_runnable_backend_keeps_the_skipped_rows(tmp_path):
     assert proc.returncode == 0, proc.stderr
     listed = json.loads(run_cli("history", "--db", db, "--no-reference", "--json").stdout)
     assert len(listed) == 1
-    from engine.store import Store
+    from engine.storage.store import Store
 
     store = Store(db)
     statuses = sorted((r.backend, r.status) for r in store.rows(listed[0]["id"]))
@@ -88,8 +88,8 @@ def test_an_onnx_file_is_stored_under_its_own_name(tmp_path, small_artifacts):
 
 
 def test_reproduce_commands_start_like_the_readme_in_its_environment(monkeypatch, small_spec):
-    from engine.config import RunnerSpec, SweepConfig
-    from engine.sweep import reproduce_command
+    from engine.core.config import RunnerSpec, SweepConfig
+    from engine.running.sweep import reproduce_command
 
     config = SweepConfig(small_spec, [RunnerSpec("ort")], [1])
     monkeypatch.setattr(sys, "prefix", str(ROOT / ".venv"))

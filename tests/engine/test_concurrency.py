@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from engine.concurrency import measure_concurrency
-from engine.config import RunnerSpec
-from engine.errors import BadInput
+from engine.core.config import RunnerSpec
+from engine.core.errors import BadInput
+from engine.running.concurrency import measure_concurrency
 
 
 @pytest.fixture(scope="module")
 def mobilenet():
-    from engine.config import ModelSpec
-    from engine.models import load_artifacts
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
 
     return load_artifacts(ModelSpec("mobilenet_v3_small", image_size=64))
 

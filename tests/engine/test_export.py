@@ -5,7 +5,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from engine.export import export_onnx
+from engine.artifacts.export import export_onnx
 
 
 def test_export_is_cached_and_dynamic(small_artifacts):

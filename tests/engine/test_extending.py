@@ -13,12 +13,12 @@ import pytest
 
 from engine import backends
 from engine.backends import spec_label
-from engine.cli import bench_parser, build_config
-from engine.config import BenchSettings, RunnerSpec, SweepConfig
-from engine.launch import InlineLauncher, Job
-from engine.plan import normalise
-from engine.reproduce import reproduce_command
-from engine.store import Store
+from engine.cli.main import bench_parser, build_config
+from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
+from engine.running.launch import InlineLauncher, Job
+from engine.running.plan import normalise
+from engine.running.reproduce import reproduce_command
+from engine.storage.store import Store
 
 TARGET = "tests.examples.ort_graph_level:OrtLevelBackend"
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torchvision
 
-from engine import peaks
-from engine.config import ResultRow
-from engine.flops import onnx_gflop, torch_gflop
+from engine.artifacts.flops import onnx_gflop, torch_gflop
+from engine.core.config import ResultRow
+from engine.hardware import peaks
 
 
 def test_resnet50_at_224_is_about_8_2_gflop():
@@ -116,7 +116,7 @@ def test_annotate_sets_percent_of_peak_on_a_known_gpu_only():
 
 
 def test_efficiency_chart_shows_percent_of_peak_and_marks_unstable_points():
-    from engine import charts
+    from engine.reporting import charts
 
     rows = []
     for batch, stable in ((1, True), (8, False)):
@@ -141,7 +141,7 @@ def test_efficiency_chart_shows_percent_of_peak_and_marks_unstable_points():
 def test_ort_fp32_that_allows_tf32_is_measured_against_the_tf32_peak():
     """ORT's FP32 row on CUDA runs TF32 by default: 60 TFLOP/s is not 90% of FP32's 67."""
     from engine.backends import get_backend
-    from engine.config import RunnerSpec
+    from engine.core.config import RunnerSpec
 
     row = _measured("cuda:0", "fp32")
     math = get_backend("ort").parity_precision(RunnerSpec("ort", "cuda:0", "fp32"))

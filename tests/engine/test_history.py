@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli, history
-from engine.config import BenchSettings, ResultRow, RunnerSpec, SweepConfig
-from engine.errors import BadInput, EngineError
-from engine.store import JSON_SCHEMA, SCHEMA_VERSION, Store
-from engine.sweep import run_sweep
+from engine.cli import main as cli
+from engine.core.config import BenchSettings, ResultRow, RunnerSpec, SweepConfig
+from engine.core.errors import BadInput, EngineError
+from engine.running.sweep import run_sweep
+from engine.storage import history
+from engine.storage.store import JSON_SCHEMA, SCHEMA_VERSION, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 H100_ENV = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import onnx
 import pytest
 
-from engine import inspection
-from engine.errors import BadInput
+from engine.artifacts import inspection
+from engine.core.errors import BadInput
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 
-from engine.auto import AutoOutcome
-from engine.config import BenchSettings, RunnerSpec, SweepConfig
-from engine.launch import Job, WorkerLauncher, launcher_for
-from engine.plan import Callbacks
-from engine.store import Store
-from engine.worker import CRASH_HOOK_ENV
+from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
+from engine.running.auto import AutoOutcome
+from engine.running.launch import Job, WorkerLauncher, launcher_for
+from engine.running.plan import Callbacks
+from engine.running.worker import CRASH_HOOK_ENV
+from engine.storage.store import Store
 from tests.conftest import run_cli
 
 ARGS = ["--model", "resnet18", "--image-size", "32", "--backend", "torch", "--batch", "1,2"]

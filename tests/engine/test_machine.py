@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from engine.backends.base import Runner
-from engine.config import BenchSettings, RunnerSpec
-from engine.gpu import ClockSampler, _nvml
-from engine.machine import busy_check, cpu_others, own_tree, read_procs, thread_counts
-from engine.measure import time_point
+from engine.core.config import BenchSettings, RunnerSpec
+from engine.hardware.gpu import ClockSampler, _nvml
+from engine.hardware.machine import busy_check, cpu_others, own_tree, read_procs, thread_counts
+from engine.running.measure import time_point
 
 BUSY = "import time\nend = time.time() + 30\nwhile time.time() < end: pass"
 
@@ -177,7 +177,7 @@ def test_dashboard_toggle_sets_until_stable_in_the_reproduce_command(tmp_path, m
 def test_nvml_reads_the_gpu_cuda_sees(monkeypatch):
     """NVML ignores CUDA_VISIBLE_DEVICES: CUDA's device 0 may be NVML's device 1 (seen on a
     two-GPU H200 host, where clocks and the busy check were read off the other GPU)."""
-    from engine.gpu import nvml_target
+    from engine.hardware.gpu import nvml_target
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert nvml_target(0) == 0 and nvml_target(1) == 1

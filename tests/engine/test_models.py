@@ -3,15 +3,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.config import ModelSpec
-from engine.errors import BadInput
-from engine.models import (
+from engine.artifacts.models import (
     check_batches,
     check_image_size,
     inspect_onnx,
     load_artifacts,
     load_state_dict,
 )
+from engine.core.config import ModelSpec
+from engine.core.errors import BadInput
 
 
 def test_random_weights_are_seeded_and_labelled(small_spec):

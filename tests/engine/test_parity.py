@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from engine.parity import centred, compare
+from engine.core.parity import centred, compare
 
 
 def test_centring_removes_the_input_independent_part():

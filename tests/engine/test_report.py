@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli, history
-from engine.config import BenchSettings, RunnerSpec, SweepConfig
-from engine.report import html_report, markdown_report
-from engine.store import Store
-from engine.sweep import run_sweep
+from engine.cli import main as cli
+from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
+from engine.reporting.report import html_report, markdown_report
+from engine.running.sweep import run_sweep
+from engine.storage import history
+from engine.storage.store import Store
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -16,13 +16,13 @@ pytest.importorskip(
 )
 
 
-from engine.auto import plan_auto  # noqa: E402
-from engine.cli import bench_parser, build_config  # noqa: E402
-from engine.config import ModelSpec, SweepConfig  # noqa: E402
-from engine.launch import InlineLauncher, Job  # noqa: E402
-from engine.plan import normalise  # noqa: E402
-from engine.reproduce import reproduce_command  # noqa: E402
-from engine.store import Store  # noqa: E402
+from engine.cli.main import bench_parser, build_config  # noqa: E402
+from engine.core.config import ModelSpec, SweepConfig  # noqa: E402
+from engine.running.auto import plan_auto  # noqa: E402
+from engine.running.launch import InlineLauncher, Job  # noqa: E402
+from engine.running.plan import normalise  # noqa: E402
+from engine.running.reproduce import reproduce_command  # noqa: E402
+from engine.storage.store import Store  # noqa: E402
 from pages.common import Selection  # noqa: E402
 
 

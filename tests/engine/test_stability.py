@@ -12,12 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import history, report
-from engine.auto import AutoOutcome, format_ladder, ladders_from_rows
-from engine.cli import format_table
-from engine.commands.history import format_comparison
-from engine.config import ResultRow
-from engine.stability import (
+from engine.cli.history import format_comparison
+from engine.cli.main import format_table
+from engine.core.config import ResultRow
+from engine.core.stability import (
     CV_LIMIT,
     MIN_JUDGED,
     SAMPLE_CAP,
@@ -29,6 +27,9 @@ from engine.stability import (
     spread,
     within_noise,
 )
+from engine.reporting import report
+from engine.running.auto import AutoOutcome, format_ladder, ladders_from_rows
+from engine.storage import history
 
 RECORDED = Path(__file__).parents[1] / "data" / "noise_same_config.json"
 
@@ -126,7 +127,7 @@ def test_the_issue_case_two_noisy_dashboard_runs_are_not_a_speed_up(tmp_path):
     A core taken by another process half the time makes the samples bimodal; with ~20
     iterations the median lands on either mode, and the CIs of both medians span both.
     """
-    from engine.store import Store
+    from engine.storage.store import Store
 
     noisy_a = [9.0 + i * 0.01 for i in range(10)] + [21.2 + i * 0.01 for i in range(9)]
     noisy_b = [9.0 + i * 0.01 for i in range(9)] + [21.2 + i * 0.01 for i in range(10)]
@@ -188,9 +189,9 @@ def test_cli_table_shows_verdict_compute_and_machine_state():
 
 
 def test_a_document_with_samples_and_machine_state_imports_and_bad_samples_do_not(tmp_path):
-    from engine.documents import validate_document
-    from engine.errors import BadInput
-    from engine.store import Store
+    from engine.core.errors import BadInput
+    from engine.storage.documents import validate_document
+    from engine.storage.store import Store
 
     row = _row(_normal(10.0, 0.2, n=50))
     row.machine_state = {"sm_clock_mhz_min": 1545, "clock_event_reasons": {"sw_power_cap": 0.5}}

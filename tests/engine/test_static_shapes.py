@@ -7,7 +7,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from engine.static_shapes import shape_nodes, static_batch_model
+from engine.artifacts.static_shapes import shape_nodes, static_batch_model
 
 
 def _dynamic_model(path) -> str:
@@ -73,7 +73,7 @@ def test_cpu_nodes_make_a_cuda_graph_not_applicable_with_the_nodes_named():
     import pytest
 
     from engine.backends.ort import check_graph_capture
-    from engine.errors import NotApplicable
+    from engine.core.errors import NotApplicable
 
     check_graph_capture({"CUDAExecutionProvider": {"Conv": 20, "MatMul": 3}})
     with pytest.raises(NotApplicable) as err:
@@ -89,7 +89,7 @@ def test_cpu_nodes_make_a_cuda_graph_not_applicable_with_the_nodes_named():
 
 def test_a_cuda_graph_row_runs_on_the_static_model_for_its_batch(small_artifacts):
     from engine.backends import PrepareContext, get_backend
-    from engine.config import RunnerSpec
+    from engine.core.config import RunnerSpec
 
     spec = RunnerSpec("ort", "cuda", "fp16").with_options(cuda_graph=True)
     path = get_backend("ort").model_path(spec, small_artifacts, PrepareContext(batches=(8,)))

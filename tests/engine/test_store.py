@@ -4,9 +4,9 @@ import sqlite3
 
 import pytest
 
-from engine.config import ResultRow
-from engine.errors import EngineError
-from engine.store import SCHEMA_VERSION, Store
+from engine.core.config import ResultRow
+from engine.core.errors import EngineError
+from engine.storage.store import SCHEMA_VERSION, Store
 
 
 def _row(batch, p50=1.0):
@@ -86,7 +86,7 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
 
 
 def test_a_version_2_store_gains_parity_status_from_parity_ok(tmp_path):
-    from engine.store import MIGRATIONS
+    from engine.storage.store import MIGRATIONS
 
     db = tmp_path / "v2.sqlite"
     con = sqlite3.connect(db)

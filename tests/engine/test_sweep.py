@@ -1,9 +1,9 @@
 from engine.backends import PrepareContext, get_backend
-from engine.bench import time_runner
-from engine.config import BenchSettings, RunnerSpec, SweepConfig
-from engine.plan import Callbacks
-from engine.store import Store
-from engine.sweep import reproduce_command, run_sweep
+from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
+from engine.running.plan import Callbacks
+from engine.running.sweep import reproduce_command, run_sweep
+from engine.running.timing import time_runner
+from engine.storage.store import Store
 
 
 def test_time_runner_bounds_and_modes(small_artifacts):
@@ -68,8 +68,8 @@ def test_stop_keeps_measured_points(tmp_path, small_spec, small_artifacts):
 def test_reproduce_command_round_trips():
     import shlex
 
-    from engine.cli import bench_parser, build_config
-    from engine.config import ModelSpec
+    from engine.cli.main import bench_parser, build_config
+    from engine.core.config import ModelSpec
 
     config = SweepConfig(
         model=ModelSpec("mobilenet_v3_small", image_size=96),
@@ -86,9 +86,9 @@ def test_reproduce_command_round_trips():
 def test_options_that_changed_nothing_leave_the_label(tmp_path):
     # SqueezeNet has no batch norm: BN folding changes nothing, so the row must not be
     # labelled "BN folded"; its reason says why. ResNet18's BNs fold and the option stays.
-    from engine.auto import step_label
-    from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
-    from engine.sweep import run_sweep
+    from engine.core.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
+    from engine.running.auto import step_label
+    from engine.running.sweep import run_sweep
 
     bench = BenchSettings(warmup=1, iters=2, max_time_s=1.0)
     fold = RunnerSpec("torch", "cpu", "fp32", (("fuse_bn", True),))

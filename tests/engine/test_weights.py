@@ -1,4 +1,4 @@
-"""Random weights that behave like a trained network's (engine/weights.py)."""
+"""Random weights that behave like a trained network's (engine/artifacts/weights.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 import torchvision
 
-from engine import weights
-from engine.config import ModelSpec
-from engine.export import export_key
-from engine.models import load_artifacts
+from engine.artifacts import weights
+from engine.artifacts.export import export_key
+from engine.artifacts.models import load_artifacts
+from engine.core.config import ModelSpec
 
 
 def _spread(model: torch.nn.Module, size: int) -> tuple[float, int]:
@@ -99,7 +99,7 @@ def _fp16_error(model: torch.nn.Module, size: int) -> float:
     """How far FP16 rounding alone moves the centred logits (max, relative to spread)."""
     import copy
 
-    from engine.parity import compare
+    from engine.core.parity import compare
 
     x = weights.synthetic_images(8, size, seed=99)
     with torch.no_grad():

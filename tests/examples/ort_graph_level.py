@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from engine.backends.base import Availability, Backend, PrepareContext, Runner
-from engine.config import RunnerSpec
-from engine.options import option
+from engine.core.config import RunnerSpec
+from engine.core.options import option
 
 LEVELS = ("disabled", "basic", "extended", "all")
 

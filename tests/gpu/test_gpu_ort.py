@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from engine.backends import PrepareContext, get_backend
-from engine.config import RunnerSpec
-from engine.errors import ProviderFallback
-from engine.parity import compare
-from engine.sweep import reference_outputs
+from engine.core.config import RunnerSpec
+from engine.core.errors import ProviderFallback
+from engine.core.parity import compare
+from engine.running.sweep import reference_outputs
 
 pytestmark = pytest.mark.gpu
 
@@ -142,8 +142,8 @@ def _qlinear_model(path):
 
 
 def test_compute_nodes_on_the_cpu_are_reported_not_measured(ort_cuda, tmp_path):
-    from engine.config import ModelSpec
-    from engine.models import load_artifacts
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
 
     path = _qlinear_model(str(tmp_path / "qconv.onnx"))
     art = load_artifacts(ModelSpec(onnx_path=path))
@@ -162,8 +162,8 @@ def test_sessions_and_exports_are_reused_from_the_cache(ort_cuda, art):
 
 def test_convnext_captures_a_cuda_graph_on_its_static_shape_model(ort_cuda):
     """ConvNeXt's dynamic-batch export computes shapes on the CPU; the static copy does not."""
-    from engine.config import ModelSpec
-    from engine.models import load_artifacts
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
 
     art = load_artifacts(ModelSpec(name="convnext_tiny", image_size=64))
     with _runner(art, "fp16", batches=(4,), cuda_graph=True) as r:
@@ -174,8 +174,8 @@ def test_convnext_captures_a_cuda_graph_on_its_static_shape_model(ort_cuda):
 
 
 def test_a_graph_with_cpu_nodes_is_not_applicable_not_failed(ort_cuda, tmp_path):
-    from engine.config import BenchSettings, ModelSpec, SweepConfig
-    from engine.sweep import run_sweep
+    from engine.core.config import BenchSettings, ModelSpec, SweepConfig
+    from engine.running.sweep import run_sweep
 
     path = _qlinear_model(str(tmp_path / "qconv.onnx"))
     spec = RunnerSpec("ort", "cuda", "fp32").with_options(cuda_graph=True)

@@ -115,7 +115,7 @@ def choose(at: AppTest, t: Target, backends=("torch", "ort"), precisions=("fp32"
 
 # -- the flows, one per page ----------------------------------------------------------
 def check_live_measurement(at: AppTest, t: Target) -> None:
-    from engine.charts import series_name
+    from engine.reporting.charts import series_name
     from pages import common
 
     choose(at, t, backends=("torch",), precisions=(t.live_precision,))
@@ -167,7 +167,7 @@ def check_sweep(at: AppTest, t: Target) -> None:
 
 
 def check_auto(at: AppTest, t: Target) -> None:
-    from engine.auto import candidates
+    from engine.running.auto import candidates
 
     choose(at, t, backends=t.auto_backends, batches="1")
     at.toggle(key="vb_auto").set_value(True).run()

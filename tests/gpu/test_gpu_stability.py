@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine import peaks
-from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
-from engine.gpu import ClockSampler, _nvml, gpu_facts
-from engine.machine import gpu_others
-from engine.sweep import run_sweep
+from engine.core.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
+from engine.hardware import peaks
+from engine.hardware.gpu import ClockSampler, _nvml, gpu_facts
+from engine.hardware.machine import gpu_others
+from engine.running.sweep import run_sweep
 
 pytestmark = pytest.mark.gpu
 

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
-from engine.plan import Callbacks
-from engine.sweep import run_sweep
-from engine.worker import CRASH_HOOK_ENV, run_sweep_in_worker, signal_name
+from engine.core.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
+from engine.running.plan import Callbacks
+from engine.running.sweep import run_sweep
+from engine.running.worker import CRASH_HOOK_ENV, run_sweep_in_worker, signal_name
 
 pytestmark = pytest.mark.gpu
 
@@ -105,7 +105,7 @@ def test_device_lock_serialises_two_processes(cuda, tmp_path):
             textwrap.dedent(
                 """
                 import select, sys, time
-                from engine.locks import device_lock
+                from engine.running.locks import device_lock
                 with device_lock("cuda"):
                     print("held", flush=True)
                     select.select([sys.stdin], [], [], 120)  # until told (at most 2 min)
@@ -138,7 +138,7 @@ def test_device_lock_serialises_two_processes(cuda, tmp_path):
 
 
 def test_auto_mode_on_a_small_model_picks_a_judged_winner(cuda, tmp_path):
-    from engine.auto import run_auto
+    from engine.running.auto import run_auto
 
     config = SweepConfig(
         SMALL,

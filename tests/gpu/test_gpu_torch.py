@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from engine.backends import PrepareContext, get_backend
-from engine.config import RunnerSpec
-from engine.parity import compare
-from engine.sweep import reference_outputs
+from engine.core.config import RunnerSpec
+from engine.core.parity import compare
+from engine.running.sweep import reference_outputs
 
 pytestmark = pytest.mark.gpu
 
@@ -166,7 +166,7 @@ def test_peak_memory_is_read_on_cuda(cuda, art):
 
 
 def test_cpu_only_options_are_refused_on_the_cpu_but_run_on_cuda(cuda, art):
-    from engine.errors import BadInput
+    from engine.core.errors import BadInput
 
     for opt in ("cuda_graph", "cudnn_benchmark", "fuse_relu"):
         spec = RunnerSpec("torch", "cpu", "fp32").with_options(**{opt: True})

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.paths import python_command
+from engine.core.paths import python_command
 
 pytestmark = pytest.mark.browser
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import BenchSettings, RunnerSpec, SweepConfig
-from engine.documents import import_document
-from engine.store import Store
-from engine.sweep import run_sweep
+from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
+from engine.running.sweep import run_sweep
+from engine.storage.documents import import_document
+from engine.storage.store import Store
 from tests.pages.test_browser import CHROMIUM, free_port, settle, streamlit_server
 
 pytestmark = pytest.mark.browser

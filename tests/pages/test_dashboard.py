@@ -73,7 +73,7 @@ def test_sweep_draws_charts_and_a_table_with_numbers(app: AppTest, data_dir):
     assert (measured["p50_ms"] > 0).all() and (measured["throughput_ips"] > 0).all()
     assert set(measured["batch"]) == {1, 2}
     assert app.get("download_button")
-    from engine.store import Store
+    from engine.storage.store import Store
 
     store = Store(data_dir / "results.sqlite")
     stored = [r for r in store.rows() if r.status == "ok"]
@@ -175,7 +175,7 @@ def test_an_uploaded_onnx_file_runs_on_onnx_runtime(app: AppTest, small_artifact
 def test_a_stopped_sweep_ends_early_and_says_so(small_spec, data_dir):
     import time
 
-    from engine.config import BenchSettings, RunnerSpec, SweepConfig
+    from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
     from pages.common import SweepJob
 
     config = SweepConfig(

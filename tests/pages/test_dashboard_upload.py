@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
 from tests.pages.test_dashboard import APP, ROOT, TIMEOUT_S, small_model, texts  # noqa: E402
 
-# engine.machine.busy_check's notes, "machine busy: ..." and "GPU 0 busy: ...", as the page
+# engine.hardware.machine.busy_check's notes, "machine busy: ..." and "GPU 0 busy: ...", as the page
 # writes them (markdown_text escapes the colon)
 MACHINE_STATE = re.compile(r"(machine|GPU \d+) busy\\?: ")
 

@@ -22,10 +22,13 @@ pytest.importorskip(
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from engine import documents, history  # noqa: E402
-from engine.config import BenchSettings, RunnerSpec, SweepConfig  # noqa: E402
-from engine.store import Store  # noqa: E402
-from engine.sweep import run_sweep  # noqa: E402
+from engine.core.config import BenchSettings, RunnerSpec, SweepConfig  # noqa: E402
+from engine.running.sweep import run_sweep  # noqa: E402
+from engine.storage import (
+    documents,  # noqa: E402
+    history,
+)
+from engine.storage.store import Store  # noqa: E402
 from pages.common import ENTRY_KEY  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from engine.cache import cache_entries, cache_size_bytes, prune
-from engine.errors import BadInput
-from engine.export import cached_artifact, finish_artifact
+from engine.artifacts.cache import cache_entries, cache_size_bytes, prune
+from engine.artifacts.export import cached_artifact, finish_artifact
+from engine.core.errors import BadInput
 from tests.conftest import run_cli
 
 

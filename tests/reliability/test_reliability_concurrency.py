@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.artifacts.models import load_artifacts
 from engine.backends import PrepareContext, get_backend
-from engine.bench import time_runner
-from engine.config import BenchSettings, ModelSpec, RunnerSpec
-from engine.locks import device_lock
-from engine.models import load_artifacts
+from engine.core.config import BenchSettings, ModelSpec, RunnerSpec
+from engine.running.locks import device_lock
+from engine.running.timing import time_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,7 +153,7 @@ def test_device_lock_blocks_a_second_holder_in_the_same_process():
 
 def test_new_store_opened_by_several_processes_at_once(tmp_path):
     code = (
-        "import sys; from engine.store import Store; "
+        "import sys; from engine.storage.store import Store; "
         "s = Store(sys.argv[1]); s.create_run({'model': {'name': 'x'}}, {}, ''); s.close()"
     )
     for attempt in range(3):

@@ -17,15 +17,15 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
+from engine.artifacts.export import export_onnx
+from engine.artifacts.models import file_sha256, load_artifacts
+from engine.artifacts.quantize import quantize_int8
 from engine.backends import get_backend
 from engine.backends.ort import OrtRunner
-from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
-from engine.errors import BadInput, EngineError
-from engine.export import export_onnx
-from engine.models import file_sha256, load_artifacts
-from engine.quantize import quantize_int8
-from engine.store import Store
-from engine.sweep import run_sweep
+from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
+from engine.core.errors import BadInput, EngineError
+from engine.running.sweep import run_sweep
+from engine.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = BenchSettings(warmup=1, iters=2, max_time_s=5.0, min_iters=1)

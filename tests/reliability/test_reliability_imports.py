@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli
-from engine.config import BenchSettings, RunnerSpec, SweepConfig
-from engine.store import Store
-from engine.sweep import run_sweep
-from engine.text import markdown_text, safe_text
+from engine.cli import main as cli
+from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
+from engine.core.text import markdown_text, safe_text
+from engine.running.sweep import run_sweep
+from engine.storage.store import Store
 from tests.conftest import run_cli
 
 OSC52 = "H100\x1b]52;c;ZWNobyBwd25lZA==\x07"  # writes to the reader's clipboard when printed
@@ -125,7 +125,7 @@ def test_escapes_already_in_a_database_never_reach_the_terminal(document, tmp_pa
 
 
 def test_cache_listing_prints_no_escape_from_a_meta_file(tmp_path, capsys):
-    """Every command's stdout passes the one sanitiser in ``engine.cli.main``: cache too."""
+    """Every command's stdout passes the one sanitiser in ``engine.cli.main.main``: cache too."""
     entry = tmp_path / "onnx" / "abc123"
     entry.mkdir(parents=True)
     (entry / "meta.json").write_text(json.dumps({"created": 1.0e9, "model": OSC52}))
@@ -305,8 +305,8 @@ def test_import_refuses_dev_zero_and_fifos_without_reading_them(tmp_path):
 
 def test_reading_is_capped_whatever_the_file_claims(monkeypatch):
     """/proc files say they are empty (size 0) and are not: the cap counts bytes read."""
-    from engine import documents
-    from engine.errors import BadInput
+    from engine.core.errors import BadInput
+    from engine.storage import documents
 
     maps = Path("/proc/self/maps")
     assert maps.stat().st_size == 0 and len(maps.read_bytes()) > 1000

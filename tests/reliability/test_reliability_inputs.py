@@ -17,7 +17,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from engine.config import MAX_BATCH
+from engine.core.config import MAX_BATCH
 from tests.conftest import run_cli
 
 QUICK = ["--iters", "2", "--warmup", "0", "--quiet", "--no-parity"]
@@ -307,7 +307,7 @@ def test_image_size_the_architecture_cannot_take(measured_db, model, size, text)
 
 
 def test_small_sizes_an_architecture_can_take_pass_the_check():
-    from engine.models import check_model_takes_size
+    from engine.artifacts.models import check_model_takes_size
 
     for model, size in [("resnet18", 32), ("mobilenet_v3_small", 32), ("vit_b_16", 224)]:
         check_model_takes_size(model, size)

@@ -17,14 +17,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from engine.artifacts.models import build_torch_model, load_artifacts
+from engine.artifacts.quantize import _calibration_source
 from engine.backends import PrepareContext, get_backend
-from engine.bench import time_runner
-from engine.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec
-from engine.errors import BadInput
-from engine.limits import available_memory_bytes
-from engine.models import build_torch_model, load_artifacts
-from engine.quantize import _calibration_source
-from engine.store import Store
+from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec
+from engine.core.errors import BadInput
+from engine.core.limits import available_memory_bytes
+from engine.running.timing import time_runner
+from engine.storage.store import Store
 from tests.conftest import run_cli
 from tests.reliability.test_reliability_paths import one_line, tmpfs
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
-from engine.errors import BadInput, EngineError, Unavailable
-from engine.plan import Callbacks
-from engine.runend import STALE
-from engine.sqlite_guard import APPLICATION_ID
-from engine.store import Store
-from engine.sweep import run_sweep
+from engine.core.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
+from engine.core.errors import BadInput, EngineError, Unavailable
+from engine.running.plan import Callbacks
+from engine.running.sweep import run_sweep
+from engine.storage.runend import STALE
+from engine.storage.sqlite_guard import APPLICATION_ID
+from engine.storage.store import Store
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,7 +257,7 @@ def test_sigterm_ends_the_run_like_ctrl_c(tmp_path):
 def test_a_run_whose_process_is_gone_is_shown_stale(tmp_path):
     db = tmp_path / "r.sqlite"
     code = (
-        "import sys; from engine.store import Store; "
+        "import sys; from engine.storage.store import Store; "
         "Store(sys.argv[1]).create_run({'model': {'name': 'resnet18'}}, {})"
     )
     subprocess.run([sys.executable, "-c", code, str(db)], cwd=ROOT, check=True)

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from engine.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
-from engine.errors import BadInput
-from engine.plan import Callbacks
-from engine.store import Store
-from engine.worker import CRASH_HOOK_ENV, run_sweep_in_worker, signal_name
+from engine.core.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
+from engine.core.errors import BadInput
+from engine.running.plan import Callbacks
+from engine.running.worker import CRASH_HOOK_ENV, run_sweep_in_worker, signal_name
+from engine.storage.store import Store
 
 QUICK = BenchSettings(warmup=1, iters=2, max_time_s=5.0, min_iters=1)
 

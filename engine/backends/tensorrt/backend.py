@@ -32,10 +32,10 @@ from engine.backends.tensorrt.flavour import (
 from engine.backends.tensorrt.load import obtain_engine
 from engine.backends.tensorrt.recipe import PRECISIONS, build_recipe, onnx_for
 from engine.backends.tensorrt.runner import TensorRTRunner
-from engine.config import RunnerSpec
-from engine.devices import device_kind
-from engine.errors import BadInput, Unavailable
-from engine.options import option
+from engine.core.config import RunnerSpec
+from engine.core.devices import device_kind
+from engine.core.errors import BadInput, Unavailable
+from engine.core.options import option
 
 # Ampere (8.0) is the first architecture with BF16 tensor cores; TensorRT refuses BF16 below.
 BF16_MIN_CC = (8, 0)
@@ -44,7 +44,7 @@ OPTIONS = ("workspace_mb", "opt_level", "opt_batch", "max_batch", "trt_flavour",
 
 @dataclass(frozen=True)
 class TensorRTOptions:
-    """The builder's settings and the flavour (engine.options makes flags and controls of them)."""
+    """The builder's settings and the flavour (engine.core.options makes flags and controls of them)."""
 
     workspace_mb: int = option(
         DEFAULT_WORKSPACE_MB, "builder workspace in MiB", "workspace MiB", minimum=64,
@@ -82,7 +82,7 @@ def _visible_cc(device: str) -> str | None:
     try:
         import torch
 
-        from engine.devices import parse_device
+        from engine.core.devices import parse_device
 
         _, index = parse_device(device)
         if not torch.cuda.is_available() or index >= torch.cuda.device_count():
@@ -130,7 +130,7 @@ class TensorRTBackend(Backend):
 
     @classmethod
     def availability(cls, device: str = "cuda") -> Availability:
-        from engine.devices import cuda_availability, parse_device
+        from engine.core.devices import cuda_availability, parse_device
 
         kind, _ = parse_device(device)
         flavour, trt_ok = tensorrt_availability()
@@ -203,7 +203,7 @@ class TensorRTBackend(Backend):
     @classmethod
     def plan_profile(cls, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> BatchProfile:
         """min 1, opt the chosen (default largest) batch, max the largest incl. parity's."""
-        from engine.parity import PARITY_BATCH
+        from engine.core.parity import PARITY_BATCH
 
         opts = spec.opts
         return profile_for(
@@ -218,7 +218,7 @@ class TensorRTBackend(Backend):
     def _build(cls, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> Runner:
         import torch
 
-        from engine.devices import parse_device
+        from engine.core.devices import parse_device
 
         flavour = resolve_flavour(spec)
         trt = flavour.module

@@ -23,8 +23,8 @@ from engine.backends.tensorrt.cache import (
 )
 from engine.backends.tensorrt.progress import BuildProgress, _logged, _make_logger, _make_monitor
 from engine.backends.tensorrt.recipe import BuildRecipe
-from engine.config import RunnerSpec
-from engine.errors import BadInput, EngineError
+from engine.core.config import RunnerSpec
+from engine.core.errors import BadInput, EngineError
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import BadInput
-from engine.paths import cache_dir
+from engine.core.errors import BadInput
+from engine.core.paths import cache_dir
 
 # Bump when what we put into a plan changes (e.g. the profiling verbosity), so old plans
 # are not reused for a build that would differ.

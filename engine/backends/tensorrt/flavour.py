@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.backends.base import Availability
-from engine.errors import BadInput, Unavailable
+from engine.core.errors import BadInput, Unavailable
 
 SUPPORTED_MAJORS = (10, 11)
 FLAVOURS = ("auto", "full", "rtx")

@@ -26,7 +26,7 @@ from engine.backends.tensorrt.cache import (
 from engine.backends.tensorrt.flavour import refusal_in, rtx_refusal
 from engine.backends.tensorrt.progress import BuildProgress, _logged, _make_logger
 from engine.backends.tensorrt.recipe import BuildRecipe
-from engine.errors import EngineError
+from engine.core.errors import EngineError
 
 
 @dataclass
@@ -178,7 +178,7 @@ def obtain_engine(
     ctx: PrepareContext,
 ) -> LoadedEngine:
     """The engine from our plan cache, or built (and cached) when missing or unusable."""
-    from engine.models import file_sha256
+    from engine.artifacts.models import file_sha256
 
     key = plan_key(
         trt, file_sha256(onnx_path), recipe, profile, settings, gpu_name, compute_capability

@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.backends.base import PrepareContext
 from engine.backends.tensorrt.flavour import SUPPORTED_MAJORS, install_command
-from engine.errors import BadInput, Unavailable
+from engine.core.errors import BadInput, Unavailable
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
@@ -129,8 +129,8 @@ def qdq_zero_point_problems(onnx_path: str | Path) -> dict[str, int]:
 
 
 def int8_onnx(artifacts: Any, ctx: PrepareContext) -> Path:
-    """The Q/DQ int8 model from engine.quantize, refused early if TensorRT cannot parse it."""
-    from engine.quantize import quantize_int8
+    """The Q/DQ int8 model from engine.artifacts.quantize, refused early if TensorRT cannot parse it."""
+    from engine.artifacts.quantize import quantize_int8
 
     kwargs: dict[str, Any] = {"progress": ctx.say}
     # A symmetric-int8 switch is what TensorRT needs; use it as soon as quantize offers one.
@@ -142,7 +142,7 @@ def int8_onnx(artifacts: Any, ctx: PrepareContext) -> Path:
         found = ", ".join(f"{n} Q/DQ nodes with {k} zero points" for k, n in problems.items())
         raise BadInput(
             "the int8 model cannot be built by TensorRT",
-            f"engine.quantize writes asymmetric activations ({found}); TensorRT accepts only"
+            f"engine.artifacts.quantize writes asymmetric activations ({found}); TensorRT accepts only"
             " symmetric int8 Q/DQ with zero points of 0",
             "use --backend ort for int8 on the CPU until the quantiser has a symmetric int8"
             " mode, or run fp16 with TensorRT",

@@ -25,8 +25,8 @@ from engine.backends.tensorrt.flavour import Flavour, import_tensorrt
 from engine.backends.tensorrt.inspector import EngineLayer, inspect_engine
 from engine.backends.tensorrt.load import LoadedEngine
 from engine.backends.tensorrt.recipe import BuildRecipe
-from engine.config import RunnerSpec
-from engine.errors import BadInput, EngineError
+from engine.core.config import RunnerSpec
+from engine.core.errors import BadInput, EngineError
 
 
 def _torch_dtype(trt_dtype: Any) -> Any:
@@ -224,7 +224,7 @@ class TensorRTRunner(Runner):
         self.torch.cuda.synchronize(self.device)
 
     def peak_memory_mb(self) -> float | None:
-        from engine.gpu import nvml_used_mb
+        from engine.hardware.gpu import nvml_used_mb
 
         return nvml_used_mb(self.index)
 

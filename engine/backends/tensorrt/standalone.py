@@ -31,7 +31,7 @@ from engine.backends.tensorrt.inspector import EngineLayer, layers_from_build_lo
 from engine.backends.tensorrt.load import fetch_plan, plan_key, plan_lock
 from engine.backends.tensorrt.progress import _make_logger
 from engine.backends.tensorrt.recipe import BuildRecipe, build_recipe
-from engine.errors import BadInput, Unavailable
+from engine.core.errors import BadInput, Unavailable
 
 # ONNX TensorProto element types of the float precisions a strongly typed build keeps.
 _ONNX_FLOAT = {1: "fp32", 10: "fp16", 16: "bf16"}
@@ -170,7 +170,7 @@ def build_standalone(
     fixed_batch: int | None = None,
 ) -> StandaloneBuild:
     """Build (or take from the cache) a plan for ``onnx_path`` and report its facts."""
-    from engine.models import file_sha256
+    from engine.artifacts.models import file_sha256
 
     cc = _visible_cc("cuda")
     flavour = _flavour_for_build(flavour_choice, cc)

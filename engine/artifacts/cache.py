@@ -1,0 +1,211 @@
+"""The artifact cache as something a user can see and bound: list, size, prune.
+
+Every build (ONNX export, int8 model, converted user file, TensorRT plan) lands in
+``<cache>/<kind>/<key>/``; nothing is ever deleted automatically, so without this the
+cache grows with every model, image size and precision tried. ``python -m engine cache``
+and the dashboard call the same three functions. Pruning only removes entries directly
+under a kind folder of the cache root, never follows a link out of it, keeps the device
+locks, and leaves an entry alone while a build is still writing into it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import stat
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.core.errors import BadInput
+from engine.core.paths import cache_dir, short_path
+
+KEEP = {"locks"}  # device locks live in the cache folder but are not artifacts
+BUSY_S = 3600.0  # a temporary file younger than this means a build is writing here
+GB = 1024**3
+
+
+@dataclass
+class CacheItem:
+    """One cache entry: a ``<kind>/<key>`` folder (or a loose file under a kind)."""
+
+    kind: str
+    key: str
+    path: Path
+    size_bytes: int
+    created_s: float  # POSIX time: the build's record, else the file time
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def age_days(self) -> float:
+        return max(0.0, (time.time() - self.created_s) / 86400.0)
+
+    @property
+    def what(self) -> str:
+        bits = [str(self.meta[k]) for k in ("model", "source", "precision") if self.meta.get(k)]
+        return " ".join(bits)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = short_path(self.path)
+        d["age_days"] = round(self.age_days, 3)
+        return d
+
+
+def _size(path: Path) -> int:
+    if not _real_dir(path):
+        return path.lstat().st_size
+    total = 0
+    for root, _, files in os.walk(path):  # os.walk does not follow links by default
+        for f in files:
+            try:
+                total += (Path(root) / f).lstat().st_size
+            except OSError:
+                pass
+    return total
+
+
+def _busy(path: Path) -> bool:
+    if not _real_dir(path):
+        return False
+    now = time.time()
+    for f in path.iterdir():
+        if ".tmp" in f.name or f.name.startswith("pre."):
+            try:
+                if now - f.lstat().st_mtime < BUSY_S:
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    meta = folder / "meta.json"
+    if not _real_dir(folder) or not meta.is_file() or meta.is_symlink():
+        return {}
+    try:
+        data = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return {"error": "meta.json is unreadable"}
+    return data if isinstance(data, dict) else {}
+
+
+def cache_entries(root: str | os.PathLike[str] | None = None) -> list[CacheItem]:
+    """Every entry of the cache, oldest first."""
+    base = Path(root) if root else cache_dir()
+    items: list[CacheItem] = []
+    if not base.is_dir():
+        return items
+    for kind_dir in sorted(base.iterdir()):
+        if kind_dir.name in KEEP or kind_dir.is_symlink() or not kind_dir.is_dir():
+            continue
+        for entry in sorted(kind_dir.iterdir()):
+            meta = _read_meta(entry)
+            created = meta.get("created")
+            if not _plausible_time(created):  # a meta file is data: -1e18 or nan is no date
+                created = entry.lstat().st_mtime
+            items.append(
+                CacheItem(kind_dir.name, entry.name, entry, _size(entry), float(created), meta)
+            )
+    return sorted(items, key=lambda i: i.created_s)
+
+
+def _plausible_time(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and 0 <= value <= time.time() + 86400 * 366
+
+
+def _real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def check_amount(flag: str, value: float | None) -> float | None:
+    """A finite, non-negative number (nan would silently match nothing, inf overflow)."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise BadInput(
+            f"{flag} {value:g} is not a usable amount",
+            "it must be a finite number of 0 or more",
+            f"use e.g. {flag} 30",
+        )
+    return value
+
+
+def cache_size_bytes(root: str | os.PathLike[str] | None = None) -> int:
+    """Total bytes of all cache entries (locks not counted)."""
+    return sum(i.size_bytes for i in cache_entries(root))
+
+
+def prune(
+    older_than_days: float | None = None,
+    max_size_bytes: int | None = None,
+    everything: bool = False,
+    root: str | os.PathLike[str] | None = None,
+    dry_run: bool = False,
+) -> list[CacheItem]:
+    """Remove entries older than ``older_than_days``, then the oldest until the cache
+    fits ``max_size_bytes``; ``everything`` removes all. Returns what was (or, with
+    ``dry_run``, would be) removed. Entries a build is still writing are kept.
+    """
+    if older_than_days is None and max_size_bytes is None and not everything:
+        raise BadInput(
+            "nothing to prune was named",
+            fix="pass --older-than DAYS, --max-size GB or --all",
+        )
+    if older_than_days is not None and older_than_days < 0:
+        raise BadInput(f"--older-than {older_than_days:g} is negative", fix="use e.g. 30")
+    if max_size_bytes is not None and max_size_bytes < 0:
+        raise BadInput("--max-size is negative", fix="use e.g. 20 (GB)")
+    check_amount("--older-than", older_than_days)
+    check_amount("--max-size", max_size_bytes)
+    items = [i for i in cache_entries(root) if not _busy(i.path)]
+    doomed: list[CacheItem] = []
+    if everything:
+        doomed = items
+    else:
+        if older_than_days is not None:
+            doomed = [i for i in items if i.age_days > older_than_days]
+        if max_size_bytes is not None:
+            left = [i for i in items if i not in doomed]
+            total = sum(i.size_bytes for i in left) + sum(
+                i.size_bytes for i in cache_entries(root) if _busy(i.path)
+            )
+            for i in left:  # oldest first
+                if total <= max_size_bytes:
+                    break
+                doomed.append(i)
+                total -= i.size_bytes
+    if not dry_run:
+        for i in doomed:
+            _remove(i.path, Path(root) if root else cache_dir())
+    return doomed
+
+
+def _remove(path: Path, base: Path) -> None:
+    # Only a direct child of a kind folder of this cache; a link is removed, not followed.
+    if path.parent.parent.resolve() != base.resolve():
+        raise BadInput(f"{path.name} is not an entry of the cache", fix="report this as a bug")
+    # Anything but a real folder (a file, a link, a FIFO, a socket) is unlinked: rmtree
+    # would open a FIFO given as its top path, and wait forever for a writer.
+    if not _real_dir(path):
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"

@@ -1,0 +1,189 @@
+"""PyTorch → ONNX export with a dynamic batch axis, checked, shape-inferred and cached.
+
+Artifacts live under the cache folder keyed by everything that changes the file (model,
+weights hash, image size, opset, precision, torch and onnx versions), so a second
+request reuses the file and says so. A cached file whose hash no longer matches its
+record is treated as corrupt and exported again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.core.config import MAX_BATCH
+from engine.artifacts.source import ModelSource
+from engine.core.errors import BadInput, EngineError
+from engine.core.paths import cache_dir
+from engine.core.safeio import cache_full, disk_full, disk_full_anywhere, os_problem
+
+
+OPSET = 18
+EXPORT_PRECISIONS = ("fp32", "fp16", "bf16")
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    reused: bool
+    seconds: float
+    key: str
+
+    @property
+    def message(self) -> str:
+        if self.reused:
+            return f"reused the cached ONNX export ({self.path.name}, key {self.key[:12]})"
+        return f"exported to ONNX in {self.seconds:.1f} s (key {self.key[:12]})"
+
+
+def export_key(art: ModelSource, precision: str) -> str:
+    import onnx
+    import torch
+
+    record = {
+        "model": art.spec.name,
+        "weights": art.weights_hash,
+        "image_size": art.spec.image_size,
+        "opset": OPSET,
+        "precision": precision,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def _sha(path: Path) -> str:
+    from engine.core.hashing import file_sha256
+
+    return file_sha256(path)
+
+
+def cached_artifact(folder: Path, name: str) -> Path | None:
+    """The artifact in ``folder`` if it is complete and its hash matches its record."""
+    path, meta = folder / name, folder / "meta.json"
+    if not (path.is_file() and meta.is_file()):
+        return None
+    try:
+        record = json.loads(meta.read_text())
+        if record.get("sha256") == _sha(path):
+            return path
+    except (OSError, ValueError):
+        pass
+    shutil.rmtree(folder, ignore_errors=True)  # corrupt or half-written: rebuild
+    return None
+
+
+def finish_artifact(folder: Path, tmp: Path, name: str, record: dict) -> Path:
+    """Move a freshly written file into place with its hash record (atomic rename)."""
+    final = folder / name
+    try:
+        os.replace(tmp, final)
+        record = {**record, "sha256": _sha(final), "created": time.time()}
+        (folder / "meta.json").write_text(json.dumps(record, indent=1))
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if disk_full(exc):
+            raise cache_full(f"cannot store {name} in the cache", cache_dir()) from exc
+        raise os_problem(exc, folder / "meta.json") from exc
+    return final
+
+
+def export_onnx(art: ModelSource, precision: str = "fp32", progress=None) -> ExportResult:
+    if precision not in EXPORT_PRECISIONS:
+        raise BadInput(
+            f"cannot export precision '{precision}'",
+            f"export supports {', '.join(EXPORT_PRECISIONS)}",
+        )
+    key = export_key(art, precision)
+    folder = cache_dir() / "onnx" / key[:32]
+    hit = cached_artifact(folder, "model.onnx")
+    if hit:
+        return ExportResult(hit, True, 0.0, key)
+    if progress:
+        progress(f"exporting {art.spec.name} ({precision}) to ONNX")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"model.{os.getpid()}.tmp.onnx"
+    t0 = time.perf_counter()
+    _export(art, precision, tmp)
+    seconds = time.perf_counter() - t0
+    record = {"model": art.spec.name, "precision": precision, "image_size": art.spec.image_size}
+    path = finish_artifact(folder, tmp, "model.onnx", {**record, "export_s": seconds})
+    return ExportResult(path, False, seconds, key)
+
+
+def _export(art: ModelSource, precision: str, out: Path) -> None:
+    import onnx
+    import torch
+
+    module = art.torch_module()
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    # Export from a copy so the cached FP32 module the torch backend uses stays FP32.
+    import copy
+
+    model = copy.deepcopy(module).to(dtype) if precision != "fp32" else module
+    x = torch.randn(*art.input_shape(2), dtype=dtype)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log), torch.inference_mode(False):
+            torch.onnx.export(
+                model,
+                (x,),
+                str(out),
+                dynamo=True,
+                dynamic_shapes=({0: batch},),
+                opset_version=OPSET,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                external_data=False,
+                verbose=False,
+            )
+        onnx.checker.check_model(str(out))
+        onnx.shape_inference.infer_shapes_path(str(out))
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
+        out.unlink(missing_ok=True)
+        if disk_full_anywhere(exc):  # not the model's fault: no opset or size would help
+            raise cache_full(
+                f"exporting {art.spec.name} ({precision}) to ONNX failed", cache_dir()
+            ) from exc
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise EngineError(
+            f"exporting {art.spec.name} ({precision}) to ONNX failed",
+            first,
+            "try another opset or image size, or export the ONNX yourself and pass --onnx",
+        ) from exc
+
+
+def convert_precision(src: Path, precision: str, progress=None) -> Path:
+    """FP16 copy of a user's FP32 ONNX file (inputs and outputs stay FP32)."""
+    if precision != "fp16":
+        raise BadInput(
+            f"a user ONNX file can be run in fp32 or fp16, not {precision}",
+            fix="export from PyTorch by model name for other precisions",
+        )
+    from engine.core.hashing import file_sha256
+
+    key = hashlib.sha256(f"{file_sha256(src)}:{precision}".encode()).hexdigest()
+    folder = cache_dir() / "onnx-user" / key[:32]
+    hit = cached_artifact(folder, "model.onnx")
+    if hit:
+        return hit
+    if progress:
+        progress(f"converting {src.name} to {precision}")
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"model.{os.getpid()}.tmp.onnx"
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(tmp))
+    return finish_artifact(folder, tmp, "model.onnx", {"source": src.name, "precision": precision})

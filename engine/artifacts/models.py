@@ -1,0 +1,451 @@
+"""Model sources: torchvision classifiers by name, local weights, or a user's ONNX file.
+
+Nothing is ever downloaded: random weights are seeded and labelled so, pretrained ones
+are used only when they already sit in the local torch cache, and a local file is
+loaded with ``weights_only=True`` so a pickle cannot run code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from engine.core.config import MAX_BATCH, ModelSpec, weights_label
+from engine.core.errors import BadInput
+from engine.core.hashing import file_sha256  # noqa: F401 - callers import it from here too
+from engine.core.limits import (
+    MAX_IMAGE_SIZE,
+    MIN_IMAGE_SIZE,
+    check_declared_input,
+    check_declared_output,
+    check_input_fits,
+    tensor_bytes,
+)
+from engine.artifacts.weights import make_healthy, weights_digest
+
+
+@lru_cache(maxsize=1)
+def classification_models() -> tuple[str, ...]:
+    import torchvision
+
+    return tuple(sorted(torchvision.models.list_models(module=torchvision.models)))
+
+
+def check_model_name(name: str) -> None:
+    names = classification_models()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else "see torchvision's classifiers"
+        raise BadInput(
+            f"unknown model '{name}'",
+            "only torchvision image-classification models (or an ONNX file) can be used",
+            hint,
+        )
+
+
+def check_image_size(size: Any) -> int:
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise BadInput(f"image size {size!r} is not a whole number", fix="use e.g. 224")
+    if not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
+        raise BadInput(
+            f"image size {size} is out of range",
+            f"it must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels",
+            "use e.g. 224",
+        )
+    return size
+
+
+@lru_cache(maxsize=64)
+def check_model_takes_size(name: str, size: int) -> None:
+    """Refuse an image size the architecture cannot take (too small for its pooling,
+    or not the one size a ViT was built for), before anything is built or exported.
+
+    The check runs the model on the meta device: shapes only, no memory, no weights.
+    """
+    import warnings
+
+    import torch
+    import torchvision
+
+    with warnings.catch_warnings(), torch.device("meta"), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        try:
+            model = torchvision.models.get_model(name, weights=None).eval()
+        except Exception:  # noqa: BLE001 - some builders need real tensors: no early check
+            return
+        try:
+            model(torch.empty(1, 3, size, size))
+        except (RuntimeError, AssertionError, ValueError) as exc:
+            text = str(exc).strip()
+            first = text.splitlines()[0][:200].rstrip("!. ") if text else type(exc).__name__
+            raise BadInput(
+                f"{name} cannot take {size}×{size} images",
+                first,
+                "use a larger --image-size, e.g. 224 (ViT models need exactly their own size)",
+            ) from exc
+
+
+def check_batches(batches: Any, fixed: int | None = None) -> list[int]:
+    out = []
+    for b in batches:
+        if isinstance(b, bool) or not isinstance(b, int):
+            raise BadInput(f"batch size {b!r} is not a whole number", fix="use e.g. 1,8,32")
+        if b < 1 or b > MAX_BATCH:
+            raise BadInput(
+                f"batch size {b} is out of range",
+                f"it must be between 1 and {MAX_BATCH}",
+                "use e.g. 1,8,32",
+            )
+        if fixed is not None and b != fixed:
+            raise BadInput(
+                f"batch size {b} cannot run on this ONNX file",
+                f"its batch dimension is fixed at {fixed}",
+                f"use --batch {fixed}, or export the model with a dynamic batch axis",
+            )
+        out.append(b)
+    if not out:
+        raise BadInput("no batch size given", fix="use e.g. --batch 1,8,32")
+    return sorted(set(out))
+
+
+def _pretrained_file(name: str) -> Path:
+    import torch
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+    except Exception as exc:  # noqa: BLE001 - torchvision raises several kinds here
+        raise BadInput(f"torchvision has no pretrained weights for '{name}'", str(exc)) from exc
+    fname = weights.url.rsplit("/", 1)[-1]
+    path = Path(torch.hub.get_dir()) / "checkpoints" / fname
+    if not path.is_file():
+        raise BadInput(
+            f"pretrained weights for '{name}' are not in the local torch cache",
+            "this tool never downloads at run time",
+            f"put {fname} into {Path(torch.hub.get_dir()) / 'checkpoints'} (or pass a local"
+            " weights file), or use random weights",
+        )
+    return path
+
+
+def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a state_dict or checkpoint file safely (``weights_only=True``)."""
+    import pickle
+
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"weights file {p.name} does not exist", fix="check the path")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise BadInput(
+            f"weights file {p.name} was refused",
+            "it holds Python objects beyond tensors, which could run code when loaded",
+            "save a plain state_dict with torch.save(model.state_dict(), path)",
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - torch raises several kinds for bad files
+        raise BadInput(
+            f"weights file {p.name} could not be read",
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+            "pass a file written by torch.save",
+        ) from exc
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
+        raise BadInput(
+            f"weights file {p.name} holds no state_dict",
+            fix="save one with torch.save(model.state_dict(), path)",
+        )
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def build_torch_model(spec: ModelSpec):
+    """The torchvision model of ``spec`` in eval mode, on the CPU, in FP32."""
+    import torch
+    import torchvision
+
+    check_model_name(spec.name)
+    torch.manual_seed(spec.seed)
+    model = torchvision.models.get_model(spec.name, weights=None)
+    if spec.weights == "random":
+        make_healthy(model, spec.seed, spec.image_size)
+    else:
+        path = _pretrained_file(spec.name) if spec.weights == "pretrained" else spec.weights
+        state = load_state_dict(path)
+        classes = head_classes(model.state_dict(), state)
+        if classes is not None:  # fine-tuned: the head's size comes from the weights
+            torch.manual_seed(spec.seed)
+            model = torchvision.models.get_model(spec.name, weights=None, num_classes=classes)
+        check_shapes(model.state_dict(), state, Path(path).name, spec.name)
+        result = model.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            missing = ", ".join(result.missing_keys[:5])
+            unexpected = ", ".join(result.unexpected_keys[:5])
+            raise BadInput(
+                f"weights file {Path(path).name} does not fit {spec.name}",
+                f"missing keys: {missing or 'none'}; unexpected keys: {unexpected or 'none'}",
+                "pass weights saved from the same architecture",
+            )
+    return model.eval()
+
+
+def head_classes(expected: dict[str, Any], state: dict[str, Any]) -> int | None:
+    """The class count of a fine-tuned head: when the only tensors whose shapes differ are
+    the last layer's weight and bias, and differ only in their first dimension."""
+    names = [k for k in expected if k.endswith(".weight")]
+    if not names:
+        return None
+    last = names[-1].removesuffix(".weight")
+    head = {f"{last}.weight", f"{last}.bias"}
+    differ = {
+        k for k, v in state.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)
+    }
+    w, mine = state.get(f"{last}.weight"), expected[f"{last}.weight"]
+    if not differ or not differ <= head or w is None or w.ndim != mine.ndim:
+        return None
+    if tuple(w.shape[1:]) != tuple(mine.shape[1:]) or w.shape[0] < 1:
+        return None
+    return int(w.shape[0])
+
+
+def check_shapes(expected: dict[str, Any], state: dict[str, Any], file: str, name: str) -> None:
+    """One line naming the first tensors whose shapes differ, instead of torch's traceback."""
+    bad = [
+        f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if k in expected and tuple(v.shape) != tuple(expected[k].shape)
+    ]
+    if bad:
+        raise BadInput(
+            f"weights file {file} does not fit {name}",
+            f"tensor shapes differ (file vs model): {'; '.join(bad[:3])}",
+            "pass weights saved from the same architecture",
+        )
+
+
+@dataclass
+class OnnxInfo:
+    """What the engine needs to know about a user's ONNX file."""
+
+    input_name: str
+    output_name: str
+    fixed_batch: int | None
+    height: int | None
+    width: int | None
+    opset: int
+    node_count: int
+    op_histogram: dict[str, int] = field(default_factory=dict)
+
+
+def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
+    """Validate that ``path`` is an image classifier with one NCHW float input."""
+    import onnx
+
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"ONNX file {p.name} does not exist", fix="check the path")
+    if p.stat().st_size == 0:
+        raise BadInput(f"ONNX file {p.name} is empty", fix="export the model again")
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds
+        raise BadInput(
+            f"{p.name} is not a readable ONNX model",
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'parse error'}",
+            "pass a file written by torch.onnx.export or another ONNX exporter",
+        ) from exc
+    check_external_data(model, p.parent)
+    graph = model.graph
+    inits = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise BadInput(
+            f"{p.name} has {len(inputs)} inputs",
+            "an image classifier with exactly one NCHW input is needed",
+        )
+    inp = inputs[0]
+    tt = inp.type.tensor_type
+    if tt.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
+        raise BadInput(
+            f"the input '{inp.name}' of {p.name} is not a float tensor",
+            "an image classifier takes float NCHW images",
+        )
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+    if len(dims) != 4 or (dims[1] not in (None, 3)):
+        raise BadInput(
+            f"the input '{inp.name}' of {p.name} has shape {dims}",
+            "an image classifier takes batch × 3 × height × width",
+        )
+    check_declared_input(dims, inp.name, p.name)
+    if not graph.output:
+        raise BadInput(f"{p.name} has no outputs")
+    check_declared_output(graph.output[0], p.name)
+    hist: dict[str, int] = {}
+    for node in graph.node:
+        hist[node.op_type] = hist.get(node.op_type, 0) + 1
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return OnnxInfo(
+        input_name=inp.name,
+        output_name=graph.output[0].name,
+        fixed_batch=dims[0] or None,
+        height=dims[2] or None,
+        width=dims[3] or None,
+        opset=opset,
+        node_count=len(graph.node),
+        op_histogram=dict(sorted(hist.items(), key=lambda kv: -kv[1])),
+    )
+
+
+def check_external_data(model: Any, folder: Path) -> None:
+    """Refuse external-data entries that leave the model's folder or are missing."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    root = folder.resolve()
+    for tensor in _get_all_tensors(model):
+        if not uses_external_data(tensor):
+            continue
+        loc = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (root / loc).resolve()
+        if os.path.isabs(loc) or ".." in Path(loc).parts or root not in target.parents:
+            raise BadInput(
+                f"the ONNX file refers to external data '{loc}' outside its own folder",
+                "external data must sit beside the model file",
+                "re-save the model with its data files next to it",
+            )
+        if not target.is_file():
+            raise BadInput(
+                f"the ONNX file's external data '{loc}' is missing",
+                fix="copy the data file next to the model file",
+            )
+        entry = {e.key: e.value for e in tensor.external_data}
+        need = int(entry.get("offset") or 0) + int(entry.get("length") or tensor_bytes(tensor) or 0)
+        have = target.stat().st_size
+        if have < need:
+            raise BadInput(
+                f"the ONNX file's external data '{loc}' is cut short",
+                f"it holds {have} bytes; the tensor {tensor.name} needs {need}",
+                "copy the complete data file next to the model file, or export again",
+            )
+
+
+@dataclass
+class ModelArtifacts:
+    """A loaded model source and the files derived from it (ONNX variants, int8)."""
+
+    spec: ModelSpec
+    weights_hash: str
+    onnx_info: OnnxInfo | None = None
+    _module: Any = None
+    _onnx: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_onnx_source(self) -> bool:
+        return self.spec.onnx_path is not None
+
+    @property
+    def fixed_batch(self) -> int | None:
+        return self.onnx_info.fixed_batch if self.onnx_info else None
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        if self.onnx_info and self.onnx_info.height and self.onnx_info.width:
+            return self.onnx_info.height, self.onnx_info.width
+        return self.spec.image_size, self.spec.image_size
+
+    @property
+    def weights_label(self) -> str:
+        return (
+            "weights inside the ONNX file"
+            if self.is_onnx_source
+            else weights_label(self.spec.weights)
+        )
+
+    @property
+    def model_name(self) -> str:
+        return Path(self.spec.onnx_path).stem if self.spec.onnx_path else self.spec.name
+
+    def torch_module(self):
+        if self.is_onnx_source:
+            raise BadInput(
+                "PyTorch cannot run a model given as an ONNX file",
+                "the PyTorch backend needs the torchvision model",
+                "pick the ort or tensorrt backend for ONNX files",
+            )
+        if self._module is None:
+            self._module = build_torch_model(self.spec)
+        return self._module
+
+    def onnx_path(self, precision: str = "fp32", progress=None) -> Path:
+        """The ONNX file for ``precision`` (fp32, fp16, bf16), exported or from cache."""
+        if precision in self._onnx:
+            return self._onnx[precision]
+        if self.is_onnx_source:
+            if precision != "fp32":
+                from engine.artifacts.export import convert_precision
+
+                path = convert_precision(Path(self.spec.onnx_path), precision, progress)
+            else:
+                path = Path(self.spec.onnx_path)
+        else:
+            from engine.artifacts.export import export_onnx
+
+            result = export_onnx(self, precision=precision, progress=progress)
+            self.notes.append(result.message)
+            path = result.path
+        self._onnx[precision] = path
+        return path
+
+    def input_shape(self, batch: int) -> tuple[int, int, int, int]:
+        h, w = self.image_hw
+        return (batch, 3, h, w)
+
+    def sample_input(self, batch: int, seed: int = 1234):
+        """Seeded image-like inputs (smooth colour fields, ImageNet-normalised), the same for
+        every backend; int8 calibration uses the same generator, so it sees this distribution."""
+        import numpy as np
+
+        from engine.artifacts.images import generated_images
+
+        h, w = self.image_hw
+        check_input_fits(batch, h, w)
+        return np.concatenate(list(generated_images(batch, h, w, seed=seed + batch)))
+
+
+def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
+    """Validate ``spec`` and return its artifacts; heavy work (export) stays lazy."""
+    if spec.onnx_path:
+        info = inspect_onnx(spec.onnx_path)
+        digest = file_sha256(spec.onnx_path)
+        art = ModelArtifacts(spec=spec, weights_hash=digest, onnx_info=info)
+        if info.fixed_batch:
+            art.notes.append(
+                f"this ONNX file has a fixed batch size of {info.fixed_batch}, so only that"
+                " batch can be measured"
+            )
+        return art
+    check_model_name(spec.name)
+    check_image_size(spec.image_size)
+    check_model_takes_size(spec.name, spec.image_size)
+    if spec.weights == "random":
+        digest = ""  # named below from the settled tensors themselves
+    elif spec.weights == "pretrained":
+        digest = file_sha256(_pretrained_file(spec.name))
+    else:
+        if not Path(spec.weights).is_file():
+            raise BadInput(f"weights file {Path(spec.weights).name} does not exist")
+        digest = file_sha256(spec.weights)
+    art = ModelArtifacts(spec=spec, weights_hash=digest)
+    module = art.torch_module()  # fail early on bad weights or a wrong architecture
+    if spec.weights == "random":
+        art.weights_hash = weights_digest(module, spec.seed)
+    return art

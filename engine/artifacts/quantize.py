@@ -1,0 +1,161 @@
+"""Static int8 quantisation (QDQ) of the FP32 ONNX model for ONNX Runtime on the CPU.
+
+Pre-processing (shape inference and graph clean-up), per-channel weights, and
+calibration on generated images or a folder of the user's images; the result is
+cached like the export, keyed by the FP32 file, the calibration source and settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from engine.artifacts.source import ModelSource
+from engine.core.errors import BadInput, EngineError
+from engine.artifacts.images import MEAN, STD, generated_images
+from engine.artifacts.export import cached_artifact, finish_artifact
+from engine.core.paths import cache_dir
+from engine.core.safeio import cache_full, disk_full_anywhere
+
+
+CALIBRATION_IMAGES = 16
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+def folder_images(folder: Path, n: int, h: int, w: int) -> Iterator[np.ndarray]:
+    from PIL import Image
+
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
+    if not files:
+        raise BadInput(
+            f"the calibration folder {folder.name} holds no images",
+            f"it needs files ending in {', '.join(sorted(IMAGE_SUFFIXES))}",
+        )
+    for path in files[:n]:
+        try:
+            with Image.open(path) as im:
+                img = im.convert("RGB").resize((w, h))
+        except Exception as exc:  # noqa: BLE001 - PIL raises several kinds
+            raise BadInput(f"calibration image {path.name} could not be read", str(exc)) from exc
+        arr = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
+        yield ((arr - MEAN) / STD)[None].astype(np.float32)
+
+
+def _calibration_source(calibration_dir: str | None) -> str:
+    if not calibration_dir:
+        return "generated"
+    folder = Path(calibration_dir)
+    if not folder.is_dir():
+        raise BadInput(f"calibration folder {folder.name} does not exist", fix="check the path")
+    from engine.core.hashing import file_sha256
+
+    # Content, not names and sizes: images replaced by others of the same names and sizes
+    # must not reuse the int8 model calibrated on the old ones. Only the images calibration
+    # reads are hashed (the first CALIBRATION_IMAGES, in name order).
+    h = hashlib.sha256()
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
+    for p in files[:CALIBRATION_IMAGES]:
+        h.update(p.name.encode())
+        h.update(file_sha256(p).encode())
+    return "folder:" + h.hexdigest()
+
+
+def calibration_feeds(
+    art: ModelSource, input_name: str, calibration_dir: str | None
+) -> list[dict[str, np.ndarray]]:
+    """The calibration batches: images from the folder, or generated ones, at the model's size."""
+    h, w = art.image_hw
+    if calibration_dir:
+        images = list(folder_images(Path(calibration_dir), CALIBRATION_IMAGES, h, w))
+    else:
+        images = list(generated_images(CALIBRATION_IMAGES, h, w))
+    batch = art.fixed_batch or 1
+    n = max(1, len(images) // batch)
+    return [
+        {input_name: np.concatenate([images[(i * batch + j) % len(images)] for j in range(batch)])}
+        for i in range(n)
+    ]
+
+
+def quantize_int8(
+    art: ModelSource,
+    calibration_dir: str | None = None,
+    progress=None,
+    symmetric: bool = False,
+) -> Path:
+    """The QDQ int8 model. ``symmetric`` gives signed activations with zero points of 0,
+    which TensorRT's parser requires; ONNX Runtime's CPU kernels prefer the asymmetric
+    unsigned default."""
+    from engine.core.hashing import file_sha256
+
+    fp32 = art.onnx_path("fp32", progress=progress)
+    source = _calibration_source(calibration_dir)
+    record = {
+        "fp32": file_sha256(fp32),
+        "calibration": source,
+        "images": CALIBRATION_IMAGES,
+        "format": "QDQ",
+        "per_channel": True,
+        "symmetric": symmetric,
+    }
+    key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+    folder = cache_dir() / "int8" / key[:32]
+    hit = cached_artifact(folder, "model.onnx")
+    if hit:
+        art.notes.append("reused the cached int8 model")
+        return hit
+    if progress:
+        progress("quantising to int8 (pre-processing, calibration)")
+    import onnxruntime as ort
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    input_name = (
+        ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    )
+    feeds = calibration_feeds(art, input_name, calibration_dir)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pre = folder / f"pre.{os.getpid()}.onnx"
+    tmp = folder / f"model.{os.getpid()}.tmp.onnx"
+    try:
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(tmp),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+        )
+    except Exception as exc:  # noqa: BLE001 - the quantiser raises many kinds
+        tmp.unlink(missing_ok=True)
+        if disk_full_anywhere(exc):
+            raise cache_full("int8 quantisation failed", cache_dir()) from exc
+        raise EngineError(
+            "int8 quantisation failed", str(exc).splitlines()[0][:300] if str(exc) else ""
+        ) from exc
+    finally:
+        pre.unlink(missing_ok=True)
+    return finish_artifact(folder, tmp, "model.onnx", record)

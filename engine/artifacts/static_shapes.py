@@ -1,0 +1,57 @@
+"""A static-shape copy of an ONNX model for one batch size, with its shape subgraph folded.
+
+Why: an exported model with a dynamic batch computes shapes at run time (``Shape``,
+``Gather``, ``Range``, ``Concat`` on int64 tensors). ONNX Runtime's CUDA EP places those
+small nodes on the CPU, and a CUDA graph can only be captured when every node runs on the
+GPU ("all compute graph nodes have not been partitioned to the CUDAExecutionProvider", seen
+on ViT-B/16 and ConvNeXt-T). Fixing the batch dimension and folding constants with the
+onnxscript optimizer removes that subgraph without touching the arithmetic: the folding is
+done on the graph alone, not by an ONNX Runtime session of another provider (a CPU session
+would insert Casts around FP16 nodes it cannot run). The result is cached beside the source
+under a key of the source's hash, the batch and this recipe's version; rows measured on it
+are labelled "static shape (batch N)".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from engine.core.paths import cache_dir
+
+RECIPE = 1
+# Nodes that compute on shapes rather than on the image: the CUDA EP runs them on the CPU.
+SHAPE_OPS = frozenset({"Shape", "Size", "Range", "ConstantOfShape", "NonZero"})
+
+
+def shape_nodes(model) -> list[str]:
+    """``op_type`` of every node that reads a tensor's shape at run time, sorted."""
+    return sorted(n.op_type for n in model.graph.node if n.op_type in SHAPE_OPS)
+
+
+def static_batch_model(src: str | os.PathLike[str], batch: int, source_hash: str) -> Path:
+    """The cached static-shape model of ``src`` at ``batch`` (built on first use)."""
+    import onnx
+    import onnxscript.optimizer
+    from onnxruntime.tools.onnx_model_utils import make_input_shape_fixed
+
+    folder = cache_dir() / "onnx-static" / f"{source_hash[:24]}-b{batch}-r{RECIPE}"
+    final = folder / "model.onnx"
+    if final.is_file() and (folder / "meta.json").is_file():
+        return final
+    folder.mkdir(parents=True, exist_ok=True)
+    model = onnx.load(str(src))
+    for inp in model.graph.input:
+        dims = [d.dim_value if d.dim_value > 0 else batch for d in inp.type.tensor_type.shape.dim]
+        dims[0] = batch
+        make_input_shape_fixed(model.graph, inp.name, dims)
+    model = onnx.shape_inference.infer_shapes(model)
+    model = onnxscript.optimizer.optimize(model)
+    onnx.checker.check_model(model)
+    tmp = folder / f"model.{os.getpid()}.tmp.onnx"
+    onnx.save(model, str(tmp))
+    os.replace(tmp, final)
+    meta = {"batch": batch, "recipe": RECIPE, "shape_nodes_left": shape_nodes(model)}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return final

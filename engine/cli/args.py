@@ -1,0 +1,37 @@
+"""The argument parsing every ``python -m engine`` command shares.
+
+argparse prints usage and calls ``sys.exit(2)`` on a bad flag; commands here raise
+:class:`BadInput` instead, so the CLI's one error policy (one line, exit code, no
+traceback) holds for a mistyped flag too, and a page can call a command's parser safely.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from engine.core.errors import BadInput
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises BadInput instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise BadInput(f"{self.prog}: {message}", fix=f"see `{self.prog} --help`")
+
+
+def parse_list(text: str, kind: Callable = str, what: str = "value") -> list:
+    """A comma list of ``kind`` values; BadInput naming the first that is not one."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise BadInput(f"no {what} given")
+    out = []
+    for t in items:
+        try:
+            out.append(kind(t))
+        except ValueError as exc:
+            raise BadInput(
+                f"{what} '{t}' is not valid",
+                fix=f"give a comma list, e.g. {what}s 1,8,32" if kind is int else "",
+            ) from exc
+    return out

@@ -1,0 +1,415 @@
+"""``python -m engine``: bench, export, diagnose, and the commands of later modules.
+
+Every subcommand shares one error policy: an :class:`EngineError` becomes one line on
+stderr and its exit code (2 bad input, 3 unavailable); tracebacks are for our bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+from engine.cli.args import Parser, parse_list
+from engine.core.errors import BadInput, EngineError, Unavailable
+from engine.core.safeio import check_regular_target
+from engine.core.text import safe_stdout, safe_text
+from engine.storage.runend import Terminated, install_sigterm
+
+# subcommand → "module:function" taking argv (list[str]) and returning an exit code
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("engine.cli.main:bench_main", "measure backends × precisions × batch sizes"),
+    "export": ("engine.cli.main:export_main", "export a torchvision model to ONNX"),
+    "diagnose": ("engine.diagnostics.cli:main", "explain where ONNX Runtime will run, and why"),
+    "history": ("engine.cli.history:main", "list and compare stored runs"),
+    "import": ("engine.cli.imports:main", "import bench --json documents"),
+    "report": ("engine.cli.report:main", "write an HTML or markdown report"),
+    "cache": ("engine.cli.cache:main", "list, size and prune the artifact cache"),
+    "trt-build": ("engine.cli.trt_build:main", "build a TensorRT plan without running it"),
+}
+
+
+# import name → pip name of every package requirements.txt installs (TensorRT is optional
+# and each backend reports its own absence).
+REQUIRED_MODULES: dict[str, str] = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "onnx": "onnx",
+    "onnxscript": "onnxscript",
+    "onnxruntime": "onnxruntime-gpu",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "PIL": "pillow",
+    "streamlit": "streamlit",
+    "plotly": "plotly",
+    "filelock": "filelock",
+    "pynvml": "nvidia-ml-py",
+}
+
+
+def missing_package(package: str) -> Unavailable:
+    """A required package that this Python lacks: almost always the wrong interpreter."""
+    return Unavailable(
+        f"the package {package} is not installed for this Python ({sys.executable})",
+        "the commands need the environment the README's install command creates",
+        "run them with .venv/bin/python -m engine … (or activate it: source .venv/bin/activate),"
+        " or install the requirements: pip install -r requirements.txt",
+    )
+
+
+def bench_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m engine bench", description=COMMANDS["bench"][1])
+    src = p.add_argument_group("model")
+    src.add_argument("--model", default="resnet50", help="torchvision classifier name")
+    src.add_argument("--onnx", help="a user ONNX file (one NCHW float input) instead of --model")
+    src.add_argument("--weights", default="random", help="random | pretrained | FILE")
+    src.add_argument("--image-size", type=int, default=224, help="input height and width, pixels")
+    src.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
+    run = p.add_argument_group("what to run")
+    from engine.backends import backend_names
+
+    run.add_argument(
+        "--backend", default="torch,ort", help=f"comma list: {', '.join(backend_names())}"
+    )
+    run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (comma list allowed)")
+    run.add_argument("--precision", default="fp32", help="comma list: fp32 tf32 fp16 bf16 int8")
+    run.add_argument("--batch", default="1,8,32", help="comma list of batch sizes")
+    run.add_argument(
+        "--only-runnable",
+        action="store_true",
+        help="leave out backend × precision pairs that can never run (as the dashboard does)",
+    )
+    run.add_argument("--calibration-dir", help="folder of images for int8 calibration")
+    run.add_argument("--auto", action="store_true", help="find the fastest agreeing setting")
+    run.add_argument(
+        "--with-compile", action="store_true", help="auto: also try torch.compile (minutes)"
+    )
+    tm = p.add_argument_group("timing")
+    tm.add_argument("--warmup", type=int, default=5, help="untimed runs before timing each point")
+    tm.add_argument("--iters", type=int, default=50, help="timed runs per point (up to --max-time)")
+    tm.add_argument("--max-time", type=float, default=10.0, help="seconds per point at most")
+    tm.add_argument("--min-iters", type=int, default=3, help="timed runs even past --max-time")
+    tm.add_argument(
+        "--mode",
+        default="device",
+        choices=["device", "e2e"],
+        help="device: inputs already on the device; e2e: host in, host out, copies timed",
+    )
+    tm.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
+    tm.add_argument("--no-parity", action="store_true", help="skip the output comparison")
+    tm.add_argument(
+        "--until-stable", action="store_true", help="repeat an unstable point (docs/stability.md)"
+    )
+    tm.add_argument("--stable-budget", type=float, default=60.0, help="seconds per point at most")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", help="write the run as a JSON document")
+    out.add_argument("--db", help="results database (default: the user data folder)")
+    out.add_argument("--cache-dir", help="artifact cache (default: the user cache folder)")
+    out.add_argument("--quiet", action="store_true", help="no progress output")
+    out.add_argument(
+        "--inline",
+        action="store_true",
+        help="run in this process (default: a worker process, so a native crash is a row)",
+    )
+    from engine.backends import declared_options
+    from engine.core.options import add_cli_flags
+
+    # Every registered backend's options, generated from their declarations.
+    add_cli_flags(p.add_argument_group("backend options"), declared_options())
+    return p
+
+
+def build_config(args: argparse.Namespace):
+    from engine.artifacts.models import check_batches
+    from engine.core.config import BenchSettings, ModelSpec, SweepConfig
+
+    if args.onnx and not Path(args.onnx).is_file():
+        raise BadInput(f"ONNX file {Path(args.onnx).name} does not exist", fix="check the path")
+    model = ModelSpec(
+        name=Path(args.onnx).stem if args.onnx else args.model,  # a file is named for itself
+        weights=args.weights,
+        image_size=args.image_size,
+        onnx_path=str(Path(args.onnx).resolve()) if args.onnx else None,
+        seed=args.seed,
+    )
+    batches = check_batches(parse_list(args.batch, int, "batch size"))
+    from engine.backends import declared_options
+    from engine.core.options import from_cli
+    from engine.running.plan import runner_grid
+
+    options = from_cli(args, declared_options())
+    if args.threads:
+        if args.threads < 1:
+            raise BadInput("--threads must be at least 1")
+        options["intra_threads"] = args.threads
+    runners, _ = runner_grid(
+        parse_list(args.backend, str, "backend"),
+        parse_list(args.device, str, "device"),
+        parse_list(args.precision, str, "precision"),
+        options,
+        model,
+        only_runnable=args.only_runnable,
+    )
+    bench = BenchSettings(
+        warmup=args.warmup,
+        iters=args.iters,
+        max_time_s=args.max_time,
+        min_iters=args.min_iters,
+        mode=args.mode,
+        threads=args.threads,
+        until_stable=args.until_stable,
+        stable_budget_s=args.stable_budget,
+    )
+    if bench.iters < 1 or bench.warmup < 0 or bench.max_time_s <= 0 or bench.min_iters < 1:
+        raise BadInput("--iters and --min-iters must be ≥ 1, --warmup ≥ 0 and --max-time > 0")
+    return SweepConfig(
+        model=model,
+        runners=runners,
+        batches=batches,
+        bench=bench,
+        parity=not args.no_parity,
+        calibration_dir=args.calibration_dir,
+    )
+
+
+class Progress:
+    """A one-line progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, done: int, total: int, msg: str) -> None:
+        if self.quiet or msg == self.last:
+            return
+        self.last = msg
+        if self.tty:
+            width = 24
+            fill = int(width * done / max(total, 1))
+            sys.stderr.write(f"\r\x1b[K[{'#' * fill}{'.' * (width - fill)}] {done}/{total} {msg}")
+            sys.stderr.flush()
+        else:
+            print(f"[{done}/{total}] {msg}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty and not self.quiet:
+            sys.stderr.write("\n")
+
+
+def format_table(rows) -> str:
+    from engine.backends import precision_text
+    from engine.core.config import parity_label
+    from engine.core.stability import POINT_COLUMNS, point_cells  # numpy: not at CLI start-up
+
+    head = [
+        "backend",
+        "precision",
+        "device",
+        "provider",
+        "batch",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "img/s",
+        "parity",
+        *POINT_COLUMNS,
+    ]
+    lines = []
+    for r in rows:
+        if r.status != "ok":
+            lines.append(
+                [
+                    r.backend,
+                    r.precision,
+                    r.device,
+                    r.status,
+                    str(r.batch),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    r.reason[:60],
+                    *("-" * len(POINT_COLUMNS)),
+                ]
+            )
+            continue
+        parity = parity_label(r.parity_status)
+        lines.append(
+            [
+                r.backend,
+                precision_text(r.backend, r.precision, r.device, r.options),
+                r.device,
+                r.provider,
+                str(r.batch),
+                f"{r.p50_ms:.2f}",
+                f"{r.p90_ms:.2f}",
+                f"{r.p99_ms:.2f}",
+                f"{r.throughput_ips:.1f}",
+                parity,
+                *point_cells(r),
+            ]
+        )
+    widths = [
+        max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+        for i, h in enumerate(head)
+    ]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*line) for line in lines]
+    return "\n".join(out)
+
+
+def bench_main(argv: list[str]) -> int:
+    args = bench_parser().parse_args(argv)
+    if args.cache_dir:
+        from engine.core.paths import set_cache_dir
+
+        set_cache_dir(args.cache_dir)
+    config = build_config(args)
+    if args.json:
+        check_regular_target(Path(args.json), "--json")  # before the sweep, not after
+    from engine.storage.store import Store
+
+    store = Store(args.db)
+    from engine.core.paths import python_command
+
+    command = shlex.join([python_command(), "-m", "engine", "bench", *argv])
+    progress = Progress(args.quiet)
+    from engine.running.launch import Callbacks, Job, launcher_for
+
+    job = Job(config, auto=args.auto, include_compile=args.with_compile, command=command)
+    launcher = launcher_for(inline=args.inline)
+    outcome = launcher.launch(job, store, Callbacks(progress=progress))
+    progress.close()
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"model: {config.model.label}, image size {config.model.image_size}")
+    print(format_table(outcome.rows))
+    if args.auto:
+        from engine.running.auto import format_ladder
+
+        print(format_ladder(outcome))
+    reasons = {
+        (r.backend, r.precision, r.device, r.status, r.reason)
+        for r in outcome.rows
+        if r.status != "ok"
+    }
+    for backend, precision, device, status, reason in sorted(reasons):
+        print(f"{status} {backend} {precision} on {device}: {reason}", file=sys.stderr)
+    if outcome.run_id is not None:
+        print(f"stored as run {outcome.run_id} in {store.path.name}", file=sys.stderr)
+    if args.json and outcome.run_id is not None:
+        try:
+            store.export_json(outcome.run_id, args.json)
+        except EngineError as exc:  # the run is stored: say so, and how to write it again
+            print(
+                f"error: {exc.user_message()} The run is kept: run {outcome.run_id} and its"
+                f" {len(outcome.rows)} rows are stored in {store.path.name}",
+                file=sys.stderr,
+            )
+            return exc.exit_code
+        print(f"wrote {args.json}", file=sys.stderr)
+    if outcome.interrupted:
+        print("interrupted: the points measured so far are stored", file=sys.stderr)
+        return 143 if outcome.end_reason == "terminated by SIGTERM" else 130
+    if not outcome.measured:
+        codes = [e.exit_code for e in outcome.errors] or [1]
+        code = 3 if 3 in codes else max(codes)
+        first = outcome.errors[0].user_message() if outcome.errors else "nothing was measured"
+        print(f"error: nothing requested could run. {first}", file=sys.stderr)
+        return code
+    return 0
+
+
+def export_main(argv: list[str]) -> int:
+    p = Parser(prog="python -m engine export", description=COMMANDS["export"][1])
+    p.add_argument("--model", default="resnet50")
+    p.add_argument("--weights", default="random")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--out", required=True, help="where to write the .onnx file")
+    p.add_argument("--cache-dir")
+    args = p.parse_args(argv)
+    if args.cache_dir:
+        from engine.core.paths import set_cache_dir
+
+        set_cache_dir(args.cache_dir)
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
+    from engine.core.safeio import copy_file
+
+    check_regular_target(Path(args.out), "--out")  # before minutes of export, not after
+
+    art = load_artifacts(ModelSpec(args.model, args.weights, args.image_size))
+    path = art.onnx_path(args.precision, progress=lambda m: print(m, file=sys.stderr))
+    for note in art.notes:
+        print(f"note: {note}", file=sys.stderr)
+    out = copy_file(path, args.out, "--out")
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "bytes": out.stat().st_size,
+                "model": args.model,
+                "precision": args.precision,
+                "weights": art.weights_label,
+            }
+        )
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    old = install_sigterm()  # SIGTERM ends a run like Ctrl-C: recorded, exit 143
+    try:
+        with safe_stdout():  # results may come from another machine: no escapes reach a terminal
+            return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:  # `python -m engine ... | head`: the reader left, not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _dispatch(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m engine COMMAND [options]\n\ncommands:")
+        for name, (_, help_) in COMMANDS.items():
+            print(f"  {name:<10} {help_}")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command '{name}'; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module, _, func = COMMANDS[name][0].partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), func)
+        return int(fn(rest) or 0)
+    except EngineError as exc:
+        print(f"error: {safe_text(exc.user_message())}", file=sys.stderr)
+        return exc.exit_code
+    except ModuleNotFoundError as exc:
+        package = REQUIRED_MODULES.get((exc.name or "").partition(".")[0])
+        if package is None:
+            raise  # not one of our requirements: our bug, keep the traceback
+        print(f"error: {missing_package(package).user_message()}", file=sys.stderr)
+        return 3
+    except Terminated:
+        print("terminated by SIGTERM", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("error: out of memory. Fix: use a smaller --batch or image size", file=sys.stderr)
+        return 3
+    except SystemExit as exc:  # argparse --help
+        return int(exc.code or 0)

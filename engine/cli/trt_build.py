@@ -1,0 +1,96 @@
+"""``python -m engine trt-build``: build a TensorRT plan without running it.
+
+Prints the flavour and version, build time, plan size and the cache key, one fact a line
+(``--json`` for a document). TensorRT-RTX builds on a machine without a GPU; a user's
+RTX card then loads the plan. Bad input exits 2, no usable TensorRT exits 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine.cli.args import Parser, parse_list
+from engine.core.errors import BadInput
+from engine.core.text import safe_text
+
+PROG = "python -m engine trt-build"
+
+
+def _say(message: str) -> None:
+    # stderr is not behind the CLI's stdout sanitiser; TensorRT's log text passes here.
+    print(safe_text(message), file=sys.stderr)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog=PROG, description="build a TensorRT plan without running it")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="torchvision classifier name (exported with random weights)")
+    src.add_argument("--onnx", help="an ONNX file of the precision asked for")
+    p.add_argument("--image-size", type=int, default=224, help="--model only")
+    p.add_argument("--precision", default="fp16", help="fp32, fp16, bf16 or int8")
+    p.add_argument("--batch", default="1,8,32", help="batch sizes the plan must accept")
+    p.add_argument("--out", help="also write the plan to this file")
+    p.add_argument("--flavour", default="auto", help="auto, full or rtx")
+    p.add_argument("--rtx-cc", default="", help="TensorRT-RTX targets, e.g. 8.6,8.9")
+    p.add_argument("--json", action="store_true", help="print the facts as one JSON document")
+    p.add_argument("--cache-dir", help="artifact cache (default: the user cache folder)")
+    return p
+
+
+def _onnx(args: argparse.Namespace) -> tuple[Path, tuple[int, int], int | None]:
+    """(ONNX file, image height and width, its fixed batch or None)."""
+    if args.onnx:
+        from engine.artifacts.models import inspect_onnx
+
+        path = Path(args.onnx)
+        if not path.is_file():
+            raise BadInput(f"ONNX file {path.name} does not exist", fix="check the path")
+        info = inspect_onnx(path)
+        return path, (info.height or 224, info.width or 224), info.fixed_batch
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
+
+    art = load_artifacts(ModelSpec(args.model, "random", args.image_size))
+    return Path(art.onnx_path(args.precision, progress=_say)), art.image_hw, None
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    if args.cache_dir:
+        from engine.core.paths import set_cache_dir
+
+        set_cache_dir(args.cache_dir)
+    from engine.artifacts.models import check_batches
+    from engine.backends.tensorrt.standalone import build_standalone
+
+    batches = check_batches(parse_list(args.batch, int, "batch size"))
+    if args.precision not in ("fp32", "fp16", "bf16", "int8"):
+        raise BadInput(f"precision '{args.precision}' is not one TensorRT builds", fix="use fp16")
+    if args.precision == "int8" and args.model:
+        raise BadInput("trt-build --model does not quantise", fix="give a Q/DQ int8 --onnx file")
+    from engine.backends.tensorrt.flavour import tensorrt_availability
+
+    # Before an export that takes seconds: is the flavour asked for here at all?
+    tensorrt_availability(args.flavour)[1].raise_if_missing(f"TensorRT ({args.flavour})")
+    path, image_hw, fixed = _onnx(args)
+    result = build_standalone(
+        path,
+        args.precision,
+        batches,
+        image_hw,
+        flavour_choice=args.flavour,
+        targets=args.rtx_cc,
+        out=args.out or "",
+        fixed_batch=fixed,
+        progress=_say,
+    )
+    if args.json:
+        doc = result.to_dict()
+        doc["layers"] = len(result.layers)
+        print(json.dumps(doc, indent=1))
+    else:
+        print("\n".join(result.lines()))
+    return 0

@@ -1,0 +1,324 @@
+"""What to run and what was measured, as dataclasses with JSON round-trips.
+
+Everything downstream (store, charts, reports, the dashboard) reads these; nothing
+re-measures. Names carry units: ``p50_ms``, ``throughput_ips``, ``image_size``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from engine.core.errors import BadInput
+from engine.core.safeio import finite
+
+DEFAULT_MODEL = "resnet50"
+MAX_BATCH = 4096
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and every backend take 32-bit seeds
+MAX_ITERS = 10_000_000
+MAX_SECONDS = 86_400.0  # a day per point is already absurd; nan and inf are never a budget
+
+
+def check_whole(flag: str, value: Any, low: int, high: int) -> int:
+    """A whole number in [low, high], else one BadInput naming the flag."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadInput(
+            f"{flag} {value!r} is out of range",
+            f"it must be a whole number from {low} to {high}",
+            f"use e.g. {flag} {max(low, 1)}",
+        )
+    return value
+
+
+def check_seconds(flag: str, value: Any, high: float = MAX_SECONDS) -> float:
+    """A finite number of seconds above 0 (nan, inf and 0 are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadInput(f"{flag} {value!r} is not a number", fix=f"use e.g. {flag} 10")
+    if not (math.isfinite(value) and 0 < value <= high):
+        raise BadInput(
+            f"{flag} {value!r} is out of range",
+            f"it must be a finite number of seconds above 0 and at most {high:g}",
+            f"use e.g. {flag} 10",
+        )
+    return float(value)
+
+
+def _from_dict(cls, data: dict[str, Any]):
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model: a torchvision name or a user ONNX file, and where weights come from.
+
+    ``weights`` is ``"random"`` (seeded), ``"pretrained"`` (only from the local torch
+    cache) or a path to a local state_dict / checkpoint file.
+    """
+
+    name: str = DEFAULT_MODEL
+    weights: str = "random"
+    image_size: int = 224
+    onnx_path: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_whole("--seed", self.seed, 0, MAX_SEED)
+
+    @property
+    def label(self) -> str:
+        if self.onnx_path:
+            return f"ONNX file {self.onnx_path.rsplit('/', 1)[-1]}"
+        return f"{self.name} ({weights_label(self.weights)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        return _from_dict(cls, data)
+
+
+def weights_label(weights: str) -> str:
+    if weights == "random":
+        return "random weights"
+    if weights == "pretrained":
+        return "pretrained weights (local cache)"
+    return f"weights from {weights.rsplit('/', 1)[-1]}"
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """One backend configuration. ``options`` holds backend-specific switches.
+
+    Each backend declares its options as a dataclass (``Options`` on the backend class,
+    see :mod:`engine.core.options`); here they are stored as sorted ``(name, value)`` pairs so
+    the spec stays hashable. ``from_dict`` accepts the dict form of JSON documents and
+    the pair lists of older databases.
+    """
+
+    backend: str
+    device: str = "cpu"
+    precision: str = "fp32"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def with_options(self, **kw: Any) -> RunnerSpec:
+        merged = {**self.opts, **kw}
+        return RunnerSpec(self.backend, self.device, self.precision, tuple(sorted(merged.items())))
+
+    @property
+    def label(self) -> str:
+        extra = ",".join(f"{k}={v}" for k, v in self.options if k not in _QUIET_OPTIONS)
+        base = f"{self.backend} {self.precision} on {self.device}"
+        return f"{base} [{extra}]" if extra else base
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "options": self.opts}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunnerSpec:
+        opts = data.get("options") or {}
+        items = dict(opts.items() if isinstance(opts, dict) else (tuple(p) for p in opts))
+        if "cudnn_exhaustive" in items:
+            # Before ONNX Runtime ran as shipped, its CUDA EP was forced to DEFAULT search
+            # unless this switch asked for EXHAUSTIVE: keep what really ran.
+            exhaustive = items.pop("cudnn_exhaustive")
+            items["cudnn_conv_algo_search"] = "EXHAUSTIVE" if exhaustive else "DEFAULT"
+        return cls(
+            data["backend"],
+            data.get("device", "cpu"),
+            data.get("precision", "fp32"),
+            tuple(sorted(items.items())),
+        )
+
+
+_QUIET_OPTIONS = {"intra_threads", "inter_threads"}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How to time: warm-up, iteration count and time budget, mode, CPU threads.
+
+    ``mode`` is ``"device"`` (inputs already on the device, outputs left there) or
+    ``"e2e"`` (host tensors in, host outputs back).
+    """
+
+    warmup: int = 5
+    iters: int = 50
+    max_time_s: float = 10.0
+    min_iters: int = 3
+    mode: str = "device"
+    threads: int | None = None
+    until_stable: bool = False  # repeat a point until stable, at most stable_budget_s
+    stable_budget_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        # Here, not in the CLI, so the dashboard and every caller get the same limits.
+        check_whole("--warmup", self.warmup, 0, MAX_ITERS)
+        check_whole("--iters", self.iters, 1, MAX_ITERS)
+        check_whole("min_iters", self.min_iters, 1, MAX_ITERS)
+        check_seconds("--max-time", self.max_time_s)
+        check_seconds("--stable-budget", self.stable_budget_s)
+        if self.threads is not None:
+            check_whole("--threads", self.threads, 1, 65_536)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchSettings:
+        return _from_dict(cls, data)
+
+
+@dataclass
+class SweepConfig:
+    """A whole sweep: one model, runner configurations × batch sizes."""
+
+    model: ModelSpec
+    runners: list[RunnerSpec]
+    batches: list[int]
+    bench: BenchSettings = field(default_factory=BenchSettings)
+    parity: bool = True
+    calibration_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.to_dict(),
+            "runners": [r.to_dict() for r in self.runners],
+            "batches": list(self.batches),
+            "bench": self.bench.to_dict(),
+            "parity": self.parity,
+            "calibration_dir": self.calibration_dir,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepConfig:
+        return cls(
+            model=ModelSpec.from_dict(data["model"]),
+            runners=[RunnerSpec.from_dict(r) for r in data["runners"]],
+            batches=[int(b) for b in data["batches"]],
+            bench=BenchSettings.from_dict(data.get("bench", {})),
+            parity=bool(data.get("parity", True)),
+            calibration_dir=data.get("calibration_dir"),
+        )
+
+
+@dataclass
+class Timing:
+    """Latency statistics of one runner at one batch size."""
+
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    p10_ms: float
+    iters: int
+    throughput_ips: float
+    peak_mem_mb: float | None = None
+    samples_ms: list[float] | None = None  # per iteration, in order (engine.core.stability)
+    cv: float | None = None
+    tail_ratio: float | None = None
+    stable: bool | None = None
+    stability_note: str = ""
+    rounds: int = 1
+    machine_state: dict[str, Any] = field(default_factory=dict)
+    throttled: bool | None = None
+    power_capped: bool | None = None
+
+
+@dataclass
+class Parity:
+    """How one backend's outputs compare with the reference on the same inputs."""
+
+    max_rel_err: float
+    mean_rel_err: float
+    cosine: float
+    top1_agree: float
+    ok: bool | None  # None: not judged (see ``status``)
+    tolerance: str = ""
+    status: str = ""  # ok | failed | not judged
+    reason: str = ""
+
+
+PARITY_STATUSES = ("ok", "failed", "not judged", "off")
+PARITY_FROM_OK = {True: "ok", False: "failed", None: "off"}
+
+
+def parity_label(status: str) -> str:
+    """How a table cell shows a parity status: a failure stands out, "off" is a dash."""
+    return {"ok": "ok", "failed": "FAIL", "not judged": "not judged"}.get(status, "-")
+
+
+@dataclass
+class ResultRow:
+    """One measurement (or one skipped / failed point) of a sweep."""
+
+    model: str
+    backend: str
+    device: str
+    precision: str
+    batch: int
+    provider: str = ""
+    status: str = "ok"  # ok | skipped | failed | oom
+    reason: str = ""
+    image_size: int = 224
+    weights: str = "random weights"
+    mode: str = "device"
+    options: dict[str, Any] = field(default_factory=dict)
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    p10_ms: float | None = None
+    mean_ms: float | None = None
+    std_ms: float | None = None
+    min_ms: float | None = None
+    iters: int | None = None
+    throughput_ips: float | None = None
+    peak_mem_mb: float | None = None
+    parity_ok: bool | None = None
+    max_rel_err: float | None = None
+    cosine: float | None = None
+    top1_agree: float | None = None
+    threads: int | None = None
+    created_at: str = ""
+    # stability (engine/core/stability.py), hardware limits (flops.py, peaks.py), machine state
+    samples_ms: list[float] | None = None
+    cv: float | None = None
+    tail_ratio: float | None = None
+    stable: bool | None = None
+    stability_note: str = ""
+    rounds: int = 1
+    gflop: float | None = None  # one image's forward pass
+    tflops: float | None = None
+    peak_tflops: float | None = None
+    peak_pct: float | None = None
+    peak_source: str = ""
+    machine_state: dict[str, Any] = field(default_factory=dict)
+    throttled: bool | None = None
+    power_capped: bool | None = None
+    parity_status: str = ""  # ok | failed | not judged | off; from parity_ok when missing
+    parity_reason: str = ""
+
+    def __post_init__(self) -> None:
+        # Rows stored before "not judged" existed only had parity_ok.
+        if not self.parity_status:
+            self.parity_status = PARITY_FROM_OK.get(self.parity_ok, "off")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultRow:
+        return _from_dict(cls, data)
+
+    def to_json(self) -> str:
+        # allow_nan=False: a NaN measurement is stored as null, never as invalid JSON.
+        return json.dumps(finite(self.to_dict()), allow_nan=False)

@@ -1,0 +1,243 @@
+"""Backend options declared once, as a dataclass per backend, and everything made from them.
+
+Each backend module declares its switches as a frozen dataclass of :func:`option` fields
+(type, default, help, a short label word). From that one declaration come the CLI flags
+(:func:`add_cli_flags`), the dashboard's sidebar controls, the words in labels
+(:func:`option_words`), validation (:func:`validate`) and the reproduce command
+(:func:`cli_args`). A :class:`~engine.core.config.RunnerSpec` stores only values that differ
+from the default, so two specs that run the same thing compare equal.
+
+Two rules hold everywhere:
+
+- **An option a backend does not declare is ignored, with a note.** The CLI's flags apply
+  to every selected backend that declares them; ``run_sweep`` drops the others from a
+  backend's spec before anything is stored and says so in the outcome's notes
+  (``"ort ignores channels_last: not one of its options"``). Nothing unknown is passed on.
+- **A name several backends declare (``cuda_graph``, ``intra_threads``) is one option**
+  with one value: ``--cuda-graph`` switches it on for every selected backend that has it,
+  and the sidebar draws one control for it. Backends that share a name must declare the
+  same type and default (the contract test checks this).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core.errors import BadInput
+
+
+def option(
+    default: Any,
+    help: str,  # noqa: A002 - the word optimum-benchmark and argparse use
+    label: str = "",
+    choices: tuple[Any, ...] = (),
+    off_label: str = "",
+    cli: bool = True,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> Any:
+    """A declared option: default, help, and the word labels use for it.
+
+    ``label`` names a switched-on bool (or prefixes ``label=value``); ``off_label`` names a
+    bool switched off from a default of on. ``cli=False`` hides it from the generated
+    flags when another flag sets it (``intra_threads`` comes from ``--threads``).
+    """
+    meta = {
+        "help": help,
+        "label": label,
+        "choices": tuple(choices),
+        "off_label": off_label,
+        "cli": cli,
+        "min": minimum,
+        "max": maximum,
+    }
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A backend without options of its own."""
+
+
+@dataclass(frozen=True)
+class OptionField:
+    """One declared option, read from a backend's dataclass."""
+
+    name: str
+    kind: type  # bool, int, float or str
+    default: Any
+    help: str
+    label: str
+    choices: tuple[Any, ...]
+    off_label: str
+    cli: bool
+    minimum: int | None
+    maximum: int | None
+    optional: bool  # None is a valid value ("not set")
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _kind(annotation: Any) -> tuple[type, bool]:
+    args = typing.get_args(annotation)
+    if args:  # X | None
+        inner = [a for a in args if a is not type(None)]
+        return inner[0], len(inner) < len(args)
+    return annotation, False
+
+
+def fields_of(options_cls: type) -> list[OptionField]:
+    hints = typing.get_type_hints(options_cls)
+    out = []
+    for f in dataclasses.fields(options_cls):
+        kind, optional = _kind(hints[f.name])
+        m = f.metadata
+        out.append(
+            OptionField(
+                f.name,
+                kind,
+                f.default,
+                m.get("help", ""),
+                m.get("label", "") or f.name,
+                m.get("choices", ()),
+                m.get("off_label", ""),
+                m.get("cli", True),
+                m.get("min"),
+                m.get("max"),
+                optional,
+            )
+        )
+    return out
+
+
+_KIND_WORDS = {int: "whole number", float: "number", bool: "yes/no switch", str: "word"}
+
+
+def _coerce(f: OptionField, value: Any, owner: str) -> Any:
+    if value is None and f.optional:
+        return None
+    ok = isinstance(value, f.kind) and not (f.kind is not bool and isinstance(value, bool))
+    if f.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        kind = _KIND_WORDS.get(f.kind, f.kind.__name__)
+        raise BadInput(
+            f"the {owner} option {f.name}={value!r} is not a {kind}",
+            f.help,
+            f"give {f.flag} a {kind}",
+        )
+    if f.choices and value not in f.choices:
+        raise BadInput(
+            f"the {owner} option {f.name}={value!r} is not one of {', '.join(map(str, f.choices))}",
+            f.help,
+        )
+    lo, hi = f.minimum, f.maximum
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise BadInput(
+            f"the {owner} option {f.name}={value!r} is out of range",
+            f"it must be from {lo} to {hi}",
+        )
+    return value
+
+
+def validate(options_cls: type, values: Mapping[str, Any], owner: str) -> Any:
+    """The typed options object for ``values`` (declared names only); BadInput if wrong."""
+    known = {f.name: f for f in fields_of(options_cls)}
+    kw = {k: _coerce(known[k], v, owner) for k, v in values.items() if k in known}
+    return options_cls(**kw)
+
+
+def non_default(options_cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The declared values that differ from their defaults (what a spec stores)."""
+    known = {f.name: f for f in fields_of(options_cls)}
+    return {k: v for k, v in values.items() if k in known and v != known[k].default}
+
+
+def unknown(options_cls: type, values: Iterable[str]) -> list[str]:
+    names = {f.name for f in fields_of(options_cls)}
+    return sorted(k for k in values if k not in names)
+
+
+def option_words(
+    options_cls: type, values: Mapping[str, Any], quiet: Iterable[str] = ()
+) -> list[str]:
+    """Label words for the non-default values, e.g. ``['channels-last', 'CUDA graph']``."""
+    words = []
+    skip = set(quiet)
+    for f in fields_of(options_cls):
+        if f.name not in values or f.name in skip or values[f.name] == f.default:
+            continue
+        v = values[f.name]
+        if f.kind is bool:
+            words.append(f.label if v else (f.off_label or f"no {f.label}"))
+        else:
+            words.append(f"{f.label}={v}")
+    return words
+
+
+def merged_fields(
+    options_classes: Iterable[tuple[str, type]],
+) -> dict[str, tuple[OptionField, list[str]]]:
+    """Option name → (its field, the backends that declare it), in declaration order."""
+    out: dict[str, tuple[OptionField, list[str]]] = {}
+    for backend, cls in options_classes:
+        for f in fields_of(cls):
+            if f.name in out:
+                out[f.name][1].append(backend)
+            else:
+                out[f.name] = (f, [backend])
+    return out
+
+
+def add_cli_flags(parser: Any, merged: dict[str, tuple[OptionField, list[str]]]) -> None:
+    """One flag per option name; its default None means "not given"."""
+    for f, owners in merged.values():
+        if not f.cli:
+            continue
+        who = ", ".join(owners)
+        help_ = f"{who}: {f.help}"
+        if f.kind is bool:
+            action = argparse.BooleanOptionalAction
+            parser.add_argument(f.flag, action=action, default=None, help=help_)
+        else:
+            parser.add_argument(
+                f.flag,
+                type=f.kind,
+                default=None,
+                choices=list(f.choices) or None,
+                help=help_ if f.default is None else f"{help_} (default {f.default})",
+            )
+
+
+def from_cli(args: Any, merged: dict[str, tuple[OptionField, list[str]]]) -> dict[str, Any]:
+    """The option values given on the command line (flags not given are left out)."""
+    out = {}
+    for name, (f, _) in merged.items():
+        value = getattr(args, name, None) if f.cli else None
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def cli_args(
+    merged: dict[str, tuple[OptionField, list[str]]], values: Mapping[str, Any]
+) -> list[str]:
+    """The flags that give ``values`` back (for the reproduce command)."""
+    out: list[str] = []
+    for name, value in sorted(values.items()):
+        entry = merged.get(name)
+        if entry is None or not entry[0].cli:
+            continue
+        f = entry[0]
+        if f.kind is bool:
+            out.append(f.flag if value else "--no-" + f.flag[2:])
+        elif value is not None:
+            out += [f.flag, str(value)]
+    return out

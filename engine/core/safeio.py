@@ -1,0 +1,192 @@
+"""Writing the files a user names, and reading operating-system errors as user messages.
+
+Every output path a command takes (``report --out``, ``export --out``, ``bench --json``,
+``diagnose --json``) goes through :func:`write_bytes`: it refuses a folder, a device or a
+FIFO (``/dev/full``, a pipe someone left there) before opening anything, writes to a
+temporary file beside the target and renames it into place, so a full disk or a killed
+process never leaves half a file under the user's name. :func:`os_problem` turns an
+``OSError`` into the what / why / fix message of :mod:`engine.core.errors`, and
+:func:`json_text` never writes ``NaN`` or ``Infinity``, which most JSON parsers refuse.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from engine.core.errors import BadInput, EngineError, Unavailable
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_DENIED = {errno.EACCES, errno.EPERM}
+_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """An OSError or SQLite error that means the disk (or a quota) has no room left."""
+    if isinstance(exc, OSError) and exc.errno in _FULL:
+        return True
+    text = str(exc).lower()
+    return "disk is full" in text or "no space left" in text or "disk quota" in text
+
+
+def disk_full_anywhere(exc: BaseException) -> bool:
+    """:func:`disk_full` for ``exc`` or any exception it was raised from (exporters wrap)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if disk_full(cur):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def cache_full(what: str, folder: str | os.PathLike[str]) -> Unavailable:
+    return Unavailable(
+        what,
+        "the disk holding the artifact cache is full",
+        f"free some space in {folder}, or pass --cache-dir on another disk",
+    )
+
+
+def os_problem(exc: OSError, path: str | os.PathLike[str], doing: str = "write") -> EngineError:
+    """``exc`` (met while doing ``doing`` on ``path``) as a message a user can act on."""
+    name = str(path)
+    what = f"cannot {doing} {name}"
+    code = exc.errno
+    if disk_full(exc):
+        return Unavailable(
+            what, "the disk is full", "free some space on that disk, or use a path on another one"
+        )
+    if code == errno.EROFS:
+        return BadInput(what, "the file system is read-only", "use a path on a writable disk")
+    if code in _DENIED:
+        return BadInput(
+            what,
+            "permission denied (the folder is not writable, or the file is read-only or immutable)",
+            "pick a location you can write, or fix its permissions",
+        )
+    if code == errno.ENAMETOOLONG:
+        return BadInput(
+            what, "a name in the path is longer than the file system allows", "use shorter names"
+        )
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        return BadInput(what, "a part of the path is a file, not a folder", "check the path")
+    if code == errno.EISDIR:
+        return BadInput(what, "it is a folder", "name a file inside it")
+    if code == errno.ENOENT:
+        return BadInput(what, "its folder does not exist", "check the path")
+    reason = exc.strerror or type(exc).__name__
+    return BadInput(what, reason, "check the path and the disk")
+
+
+def unwritable_folder(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (None: they can). ``os.access`` says yes
+    to root on a read-only mount, so the mount flags are asked too."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "the file system is read-only"
+    except OSError:
+        pass
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "permission denied"
+    return None
+
+
+def check_regular_target(path: Path, what: str = "the output") -> None:
+    """Refuse a target that exists but is not a regular file (a folder, a device, a FIFO)."""
+    try:
+        st = path.stat()  # follows a link: what matters is where the bytes would go
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise os_problem(exc, path) from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise BadInput(f"{what} {path} is a folder", fix="name a file, e.g. inside that folder")
+    for test, kind in _KINDS:
+        if test(st.st_mode):
+            raise BadInput(
+                f"{what} {path} is {kind}, not a regular file",
+                "results are only written to regular files",
+                "name a regular file",
+            )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_with(path: Path, fill, what: str) -> Path:
+    target = path.resolve() if path.is_symlink() else path
+    check_regular_target(target, what)
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise os_problem(exc, target) from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fill(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise os_problem(exc, target) from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes, what: str = "the output") -> Path:
+    """Write ``data`` to ``path`` whole or not at all; EngineError on any path problem."""
+    return _write_with(Path(path), lambda f: f.write(data), what)
+
+
+def write_text(path: str | os.PathLike[str], text: str, what: str = "the output") -> Path:
+    return write_bytes(path, text.encode("utf-8"), what)
+
+
+def copy_file(
+    src: str | os.PathLike[str], dest: str | os.PathLike[str], what: str = "the output"
+) -> Path:
+    """Copy ``src`` to ``dest`` with the same guarantees as :func:`write_bytes`."""
+
+    def fill(f) -> None:
+        with open(src, "rb") as s:
+            shutil.copyfileobj(s, f, 1 << 20)
+
+    return _write_with(Path(dest), fill, what)
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (at any depth) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def json_text(obj: Any, **kw: Any) -> str:
+    """JSON that every parser reads: NaN and infinities become null."""
+    return json.dumps(finite(obj), allow_nan=False, **kw)

@@ -1,0 +1,320 @@
+"""A sweep: runner configurations × batch sizes, timed, checked for parity, stored.
+
+Every front end reaches :func:`run_sweep` through a launcher (:mod:`engine.running.launch`).
+Each runner is first reduced to its backend's own options (others are ignored with a
+note, see :mod:`engine.core.options`); combinations that cannot run are stored as skipped
+rows with the reason; a backend that fails to build or run is a failed row and the
+others go on; an out-of-memory batch is an ``oom`` row and the sweep goes on; each row
+is committed as soon as it is measured.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from engine.artifacts.flops import gflop_per_image
+from engine.artifacts.models import ModelArtifacts, check_batches, load_artifacts
+from engine.backends import Backend, PrepareContext, Runner, get_backend, spec_label
+from engine.core.config import ResultRow, RunnerSpec, SweepConfig
+from engine.core.devices import is_cuda, parse_device
+from engine.core.errors import EngineError
+from engine.core.limits import check_input_fits, check_threads
+from engine.core.parity import PARITY_BATCH, compare
+from engine.core.rows import ModelFacts, new_row
+from engine.hardware.env import fingerprint
+from engine.hardware.machine import annotate_point, busy_check
+from engine.running.locks import device_lock
+from engine.running.measure import time_point
+from engine.running.plan import Callbacks, ProgressFn, normalise
+from engine.running.reproduce import reproduce_command
+from engine.storage.runend import end_of
+
+RunnerFactory = Callable[[RunnerSpec, ModelArtifacts, PrepareContext], Runner]
+__all__ = ["ProgressFn", "SweepOutcome", "reproduce_command", "run_sweep"]
+
+
+@dataclass
+class SweepOutcome:
+    run_id: int | None
+    rows: list[ResultRow] = field(default_factory=list)
+    interrupted: bool = False
+    notes: list[str] = field(default_factory=list)
+    errors: list[EngineError] = field(default_factory=list)
+    end_reason: str = ""  # why the run stopped early (engine/storage/runend.py), "" when done
+
+    @property
+    def measured(self) -> list[ResultRow]:
+        return [r for r in self.rows if r.status == "ok"]
+
+
+def is_oom(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    # ONNX Runtime's arena and TensorRT word it differently from torch's "out of memory".
+    extra = ("failed to allocate memory", "could not be allocated")
+    return (
+        "out of memory" in text
+        or "outofmemory" in text
+        or "cudnn_status_alloc" in text
+        or any(t in text for t in extra)
+    )
+
+
+def release_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def reference_outputs(art: ModelArtifacts, x: np.ndarray) -> np.ndarray:
+    """FP32 on the CPU: PyTorch for torchvision models, ONNX Runtime for ONNX files."""
+    spec = RunnerSpec("ort" if art.is_onnx_source else "torch", "cpu", "fp32")
+    ctx = PrepareContext(batches=(x.shape[0],))
+    with get_backend(spec.backend).prepare(spec, art, ctx) as runner:
+        return runner.infer(x)
+
+
+def _error_of(exc: BaseException, spec: RunnerSpec) -> EngineError:
+    if isinstance(exc, EngineError):
+        return exc
+    return EngineError(f"{spec_label(spec)} failed to build", f"{type(exc).__name__}: {exc}")
+
+
+def _fault_reason(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
+
+
+class _Sweep:
+    """One sweep's state: where rows go, the reference outputs, how far it got."""
+
+    def __init__(self, config, art, batches, store, open_run, cb, factory, outcome) -> None:
+        self.config, self.art, self.batches = config, art, batches
+        self.gflop = gflop_per_image(art)
+        self.gpu_name: str | None = None
+        self.store, self.open_run, self.cb = store, open_run, cb
+        self.run_id: int | None = None
+        # A run is stored once something is attempted: a sweep whose every configuration
+        # was refused before running (TensorRT on a machine without it) is an error, not a run.
+        self.pending: list[ResultRow] = []
+        self.own_factory = factory is None
+        self.factory = factory or (lambda s, a, c: get_backend(s.backend).prepare(s, a, c))
+        self.outcome = outcome
+        self.facts = ModelFacts.of_artifacts(art)
+        self.total = len(config.runners) * len(batches)
+        self.done = 0
+        self.pbatch = art.fixed_batch or PARITY_BATCH
+        self.parity_x = art.sample_input(self.pbatch, seed=99)
+        self.reference: np.ndarray | None = None
+
+    def progress(self, msg: str) -> None:
+        self.cb.say(self.done, self.total, msg)
+
+    def emit(self, row: ResultRow) -> None:
+        self.done += 1
+        if self.store is not None and self.run_id is not None:
+            self.store.add_row(self.run_id, row)
+        elif self.store is not None:
+            self.pending.append(row)
+        self.outcome.rows.append(row)
+        self.cb.row(row)
+        self.progress(f"{row.backend} {row.precision} batch {row.batch}: {row.status}")
+
+    def row(self, spec: RunnerSpec, batch: int, **values: Any) -> ResultRow:
+        return new_row(self.facts, spec, batch, self.config, **values)
+
+    def close(self, runner: Runner | None) -> None:
+        if runner is not None and self.own_factory:
+            runner.close()
+
+    def emit_all(self, spec: RunnerSpec, status: str, err: EngineError) -> None:
+        self.outcome.errors.append(err)
+        for b in self.batches:
+            self.emit(self.row(spec, b, status=status, reason=err.user_message()))
+
+    def run_spec(self, spec: RunnerSpec) -> None:
+        backend = get_backend(spec.backend)
+        try:
+            backend.ready(spec, self.config.model)
+        except EngineError as exc:
+            self.emit_all(spec, "skipped", exc)
+            return
+        self.start_run()
+        ctx = PrepareContext(
+            batches=tuple(self.batches),
+            calibration_dir=self.config.calibration_dir,
+            progress=self.progress,
+        )
+        per_batch = backend.per_batch(spec)
+        runner: Runner | None = None
+        try:
+            if not per_batch:
+                self.progress(f"preparing {spec_label(spec)}")
+                runner = self.factory(spec, self.art, ctx)
+            parity = self.parity(backend, spec, runner, ctx) if self.config.parity else None
+        except Exception as exc:  # noqa: BLE001 - a backend that fails to build must not end the sweep
+            self.close(runner)
+            self.emit_all(spec, "failed", _error_of(exc, spec))
+            return
+        for b in self.batches:
+            if self.cb.stop_requested():
+                self.outcome.interrupted = True
+                break
+            runner = self.time_point(spec, b, runner, ctx, per_batch, parity)
+        self.close(runner)
+        release_memory()
+        self.outcome.notes.extend(n for n in ctx.notes if n not in self.outcome.notes)
+
+    def start_run(self) -> None:
+        if self.store is None or self.run_id is not None:
+            return
+        self.run_id = self.outcome.run_id = self.open_run()
+        for held in self.pending:
+            self.store.add_row(self.run_id, held)
+
+    def parity(self, backend: type[Backend], spec, runner, ctx):
+        if self.reference is None:
+            self.progress("computing the FP32 reference outputs")
+            self.reference = reference_outputs(self.art, self.parity_x)
+        judged_at = backend.parity_precision(spec)
+        if runner is None:  # a graph is captured per shape: check the same graph uncaptured
+            pctx = replace(ctx, batches=(self.pbatch,))
+            with self.factory(spec.with_options(cuda_graph=False), self.art, pctx) as prunner:
+                return compare(self.reference, prunner.infer(self.parity_x), judged_at)
+        return compare(self.reference, runner.infer(self.parity_x), judged_at)
+
+    def time_point(self, spec, b, runner, ctx, per_batch, parity) -> Runner | None:
+        row = self.row(spec, b)
+        try:
+            if runner is None or per_batch:
+                self.close(runner)
+                self.progress(f"preparing {spec_label(spec)}")
+                # a per-batch runner is built (captured, compiled) for its batch alone
+                runner = self.factory(
+                    spec, self.art, replace(ctx, batches=(b,)) if per_batch else ctx
+                )
+            self.progress(f"timing {spec_label(spec)} at batch {b}")
+            with device_lock(spec.device, on_wait=self.progress):
+                timing = time_point(runner, self.art.sample_input(b), self.config.bench)
+            row.provider = runner.provider
+            drop_inert_options(row, runner)
+            for k, v in vars(timing).items():
+                setattr(row, k, v)
+            math = get_backend(spec.backend).parity_precision(spec)
+            annotate_point(row, runner, self.gflop, self.gpu_name, math)
+            if parity is not None:
+                row.parity_ok, row.max_rel_err = parity.ok, parity.max_rel_err
+                row.cosine, row.top1_agree = parity.cosine, parity.top1_agree
+                row.parity_status, row.parity_reason = parity.status, parity.reason
+        except EngineError as exc:
+            self.outcome.errors.append(exc)
+            row.status, row.reason = exc.row_status, exc.user_message()
+        except Exception as exc:  # noqa: BLE001 - a backend fault must not end the sweep
+            if is_oom(exc):
+                row.status, row.reason = "oom", f"out of memory at batch {b}"
+                self.close(runner)
+                runner = None
+                release_memory()
+            else:
+                row.status, row.reason = "failed", _fault_reason(exc)
+        if row.status == "oom":
+            # Again, now: inside the except block the exception's frames still held
+            # this batch's device tensors, so the first release could not free them.
+            release_memory()
+        self.emit(row)
+        return runner
+
+
+def drop_inert_options(row: ResultRow, runner: Runner) -> None:
+    """A row names only the options that took effect; the others go into its reason."""
+    inert = runner.inert_options()
+    if not inert:
+        return
+    row.options = {k: v for k, v in row.options.items() if k not in inert}
+    said = "; ".join(inert[k] for k in sorted(inert))
+    row.reason = f"had no effect, left out of the label: {said}"
+
+
+def run_sweep(
+    config: SweepConfig,
+    store: Any = None,
+    command: str | None = None,
+    callbacks: Callbacks | None = None,
+    runner_factory: RunnerFactory | None = None,
+    artifacts: ModelArtifacts | None = None,
+) -> SweepOutcome:
+    """Measure ``config`` in this process; each row goes to ``store`` as it lands."""
+    cb = callbacks or Callbacks()
+    art = artifacts or load_artifacts(config.model)
+    batches = check_batches(config.batches, art.fixed_batch)
+    check_input_fits(max(batches), *art.image_hw)  # before a run exists or memory is taken
+    config, notes = normalise(config)
+    if config.bench.threads:
+        import torch
+
+        check_threads(config.bench.threads)
+        torch.set_num_threads(config.bench.threads)
+    gpu = next((r.device for r in config.runners if is_cuda(r.device)), "cpu")
+    env = fingerprint(gpu if _cuda_ok(gpu) else "cpu")
+    busy = busy_check(gpu_index=parse_device(gpu)[1] if _cuda_ok(gpu) else None)
+    env["busy_check"] = (
+        busy.to_dict()
+    )  # measured now, stored with the run (engine.hardware.machine)
+
+    def open_run() -> int:
+        stored = command or reproduce_command(config)
+        return store.create_run(config.to_dict(), env, stored, label=art.spec.label)
+
+    outcome = SweepOutcome(None, notes=[*busy.notes, *art.notes, *notes])
+    sweep = _Sweep(config, art, batches, store, open_run, cb, runner_factory, outcome)
+    sweep.gpu_name = env.get("gpu_name") or env.get("gpu")
+    ended: BaseException | None = None
+    try:
+        for spec in config.runners:
+            if cb.stop_requested():
+                outcome.interrupted = True
+                break
+            sweep.run_spec(spec)
+            if outcome.interrupted:
+                break
+    except KeyboardInterrupt as exc:
+        outcome.interrupted, ended = True, exc
+    except BaseException as exc:
+        ended = exc
+        raise
+    finally:
+        _record_end(store, sweep.run_id, ended, outcome)
+    return outcome
+
+
+def _record_end(store: Any, run_id: int | None, ended: BaseException | None, outcome) -> None:
+    # Every way out of a sweep says how it ended; recording it must not hide the reason
+    # (on a full disk the status update can fail too).
+    status, reason = end_of(ended, outcome.interrupted)
+    outcome.end_reason = reason
+    if store is None or run_id is None:
+        return
+    try:
+        store.finish_run(run_id, status, reason)
+    except EngineError as exc:
+        outcome.notes.append(f"run {run_id} could not be marked {status}: {exc.user_message()}")
+
+
+def _cuda_ok(device: str) -> bool:
+    if not is_cuda(device):
+        return False
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False

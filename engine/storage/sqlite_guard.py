@@ -1,0 +1,271 @@
+"""The results database's SQLite file: opening it safely, and its errors as user messages.
+
+A connection from :func:`connect` turns SQLite's "locked", "full", "read-only" and
+"damaged" into :class:`EngineError` wherever they surface (a statement, a fetch, a commit);
+before calling a file damaged it runs ``quick_check``, because SQLite says "disk I/O
+error" for a full disk too. :func:`check_path` and :func:`check_ours` run before anything
+is written: a device, a FIFO or another application's SQLite file is refused untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+import urllib.parse
+from pathlib import Path
+
+from engine.core.errors import BadInput, EngineError, Unavailable
+from engine.core.safeio import os_problem, unwritable_folder
+
+APPLICATION_ID = 0x76626E63  # "vbnc": marks a file as a visionbench results store
+
+
+_LOCKED = ("locked", "busy")
+_DAMAGED = ("malformed", "not a database", "disk i/o", "corrupt", "unable to open")
+_FULL = ("database or disk is full", "disk is full")
+_READ_ONLY = ("readonly", "read-only")
+
+
+def db_error(exc: sqlite3.Error, name: str, path: Path | None = None) -> EngineError | None:
+    """SQLite's "locked", "full", "read-only" and "damaged" as a user message; None for
+    anything else (our bug)."""
+    text = str(exc).lower()
+    damaged = any(t in text for t in _DAMAGED)
+    # A stored value whose bytes are not text: damage inside a page that SQLite's own
+    # checks pass (Python's sqlite3 says "Could not decode to UTF-8 column ...").
+    garbled = "could not decode" in text
+    if any(t in text for t in _FULL) or (damaged and path is not None and _no_room(path)):
+        return Unavailable(
+            f"the results database {name} cannot grow",
+            "the disk is full",
+            "free some space on that disk (or pass another --db); every row stored so far is kept",
+        )
+    if any(t in text for t in _READ_ONLY):
+        return BadInput(
+            f"the results database {name} cannot be written",
+            "the file or its folder is read-only (or immutable)",
+            "pass another --db, or make the file writable",
+        )
+    if damaged and path is not None and _intact(path):
+        return EngineError(
+            f"the results database {name} could not be read or written",
+            f"SQLite said '{exc}', yet the file checks out (integrity_check: ok)",
+            "check the disk and the permissions of its folder, then retry",
+        )
+    if any(t in text for t in _LOCKED):
+        return EngineError(
+            f"the results database {name} is locked",
+            "another program or sweep has held a write lock on it for longer than the wait",
+            "let it finish (or close it) and retry, or pass another --db; stored rows are safe",
+        )
+    if damaged or garbled:
+        return EngineError(
+            f"the results database {name} is damaged",
+            str(exc),
+            "pass another --db file; this one is left untouched for recovery"
+            " (sqlite3 FILE .recover)",
+        )
+    return None
+
+
+def _no_room(path: Path) -> bool:
+    try:
+        st = os.statvfs(path.parent if path.parent != Path("") else Path("."))
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+def _intact(path: Path) -> bool:
+    # Before calling a file damaged: SQLite says "disk I/O error" or "unable to open" for a
+    # full disk or a folder it cannot write its journal into, too.
+    try:
+        uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1)) as db:
+            return db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    except (sqlite3.Error, OSError):
+        return False
+
+
+def _guard(conn, call, *args):
+    try:
+        return call(*args)
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+            raise
+        err = db_error(exc, conn.db_name, conn.db_path)
+        if err is None:
+            raise
+        raise err from exc
+
+
+class _GuardedCursor(sqlite3.Cursor):
+    """Damage can surface while rows are fetched, not only when a statement starts."""
+
+    def execute(self, *args):  # type: ignore[override]
+        return _guard(self.connection, super().execute, *args)
+
+    def executemany(self, *args):  # type: ignore[override]
+        return _guard(self.connection, super().executemany, *args)
+
+    def fetchone(self):  # type: ignore[override]
+        return _guard(self.connection, super().fetchone)
+
+    def fetchmany(self, *args):  # type: ignore[override]
+        return _guard(self.connection, super().fetchmany, *args)
+
+    def fetchall(self):  # type: ignore[override]
+        return _guard(self.connection, super().fetchall)
+
+    def __next__(self):
+        return _guard(self.connection, super().__next__)
+
+
+class _GuardedConnection(sqlite3.Connection):
+    """A connection whose locked / damaged errors reach users as EngineError, not a traceback.
+
+    Integrity errors (a duplicate import key) and SQL mistakes pass through unchanged.
+    """
+
+    db_name = "results database"
+    db_path: Path | None = None
+
+    def cursor(self, factory=None):  # type: ignore[override]
+        return super().cursor(factory or _GuardedCursor)
+
+    def execute(self, *args):  # type: ignore[override]
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args):  # type: ignore[override]
+        return self.cursor().executemany(*args)
+
+    def executescript(self, script):  # type: ignore[override]
+        return _guard(self, super().executescript, script)
+
+    def commit(self) -> None:
+        _guard(self, super().commit)
+
+    def __exit__(self, *exc):  # type: ignore[override]
+        return _guard(self, super().__exit__, *exc)
+
+
+def check_path(path: Path, readonly: bool) -> None:
+    """A regular file, or (for a writer) a new one whose folder can be made."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if readonly:
+            raise BadInput(
+                f"the results database {path} does not exist",
+                "nothing has been stored there",
+                "check --db, or store a run first with python -m engine bench",
+            ) from None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_problem(exc, path.parent, "create the folder") from exc
+        why = unwritable_folder(path.parent)
+        if why:
+            raise BadInput(
+                f"the results database {path} cannot be created",
+                f"{why} in its folder",
+                "pass a --db path in a folder you can write",
+            ) from None
+        return
+    except OSError as exc:
+        raise os_problem(exc, path, "open") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise BadInput(
+            f"the results database {path} is not a regular file",
+            "a results database is a SQLite file",
+            "pass a .sqlite file with --db",
+        )
+
+
+def connect(path: Path, readonly: bool, timeout_s: float) -> sqlite3.Connection:
+    """A guarded connection; ``readonly`` (mode=ro): SQLite itself refuses every write and
+    creates no journal beside the file."""
+    target = str(path)
+    if readonly:
+        target = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    db = sqlite3.connect(
+        target,
+        timeout=timeout_s,
+        check_same_thread=False,
+        factory=_GuardedConnection,
+        uri=readonly,
+    )
+    db.db_name = path.name
+    db.db_path = path
+    db.row_factory = sqlite3.Row
+    return db
+
+
+_MAGIC = b"SQLite format 3\x00"
+
+
+def check_ours(path: Path, readonly: bool, newest: int) -> None:
+    """Refuse, before anything opens it for real, a SQLite file another application (or
+    nobody) made. The check reads the header, then (only when that cannot tell) the table
+    names through an ``immutable`` connection, which takes no lock and writes no file."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except FileNotFoundError:
+        return  # a writer's new file
+    except OSError as exc:
+        raise os_problem(exc, path, "read") from exc
+    if not header:
+        if readonly:
+            _refuse(path, "it is empty")
+        return  # an empty file: ours to create
+    if len(header) < 100 or not header.startswith(_MAGIC):
+        raise EngineError(
+            f"the results database {path.name} cannot be opened",
+            "it is not a SQLite file",
+            "pass another --db file; the existing file was left untouched",
+        )
+    app = int.from_bytes(header[68:72], "big", signed=True)
+    if app == APPLICATION_ID:
+        return
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    wal = Path(f"{path}-wal")
+    if not (wal.is_file() and wal.stat().st_size > 0):
+        # No live WAL: the file alone is the truth, read without a lock or a -shm file.
+        # With one, a writer has the file open and its latest pages sit in the WAL.
+        uri += "&immutable=1"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            # One statement, one snapshot (the header above may predate it: a store being
+            # created meanwhile marks itself before it adds tables).
+            app, version, names = db.execute(
+                "SELECT (SELECT application_id FROM pragma_application_id),"
+                " (SELECT user_version FROM pragma_user_version),"
+                " (SELECT group_concat(name, char(10)) FROM sqlite_master WHERE type='table')"
+            ).fetchone()
+    except sqlite3.DatabaseError:
+        return  # damaged: the real open says so, with its own message
+    if app == APPLICATION_ID:
+        return
+    tables = sorted(names.split("\n")) if names else []
+    if app == 0 and not tables and version == 0 and not readonly:
+        return  # a new file: ours to create
+    if app == 0 and version > newest:
+        return  # perhaps a later version of ours: the store says which schema it has
+    if app == 0 and {"runs", "rows"} <= set(tables) and version >= 1:
+        return  # a store written before stores carried the application id
+    if app == 0 and not tables and version == 0:
+        _refuse(path, "it holds no tables")
+    shown = ", ".join(tables[:6]) or "no tables"
+    _refuse(path, f"it holds {shown} (application_id {app}, user_version {version})")
+
+
+def _refuse(path: Path, why: str) -> None:
+    raise BadInput(
+        f"{path.name} is not a visionbench results database",
+        why,
+        "pass a file written by this tool, or a new file name, with --db; this file was"
+        " not changed",
+    )

@@ -1,0 +1,487 @@
+"""The results store: SQLite (standard library), versioned schema, one commit per row.
+
+A run keeps its full configuration, environment fingerprint and the CLI command that
+reproduces it; each measurement is committed as soon as it is made, so an interrupted
+sweep keeps what it measured. WAL mode lets the dashboard read while a sweep writes.
+
+A store carries its own ``application_id``; a SQLite file that is not ours (another
+application's, or one that claims our schema but has no tables) is refused before anything
+is written to it, and the read-only commands open the file read-only, so they never
+create, convert or add files beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import glob
+import json
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.core.config import ResultRow
+from engine.core.errors import BadInput, EngineError, Unavailable
+from engine.core.paths import default_db
+from engine.core.safeio import json_text, write_text
+from engine.hardware.env import machine_label
+from engine.storage.runend import STALE, process_gone, this_host
+from engine.storage.sqlite_guard import APPLICATION_ID, check_ours, check_path, connect, db_error
+
+SCHEMA_VERSION = 4
+SQLITE_INT = (-(2**63), 2**63 - 1)
+RESERVE_BYTES = 256 * 1024  # room kept for recording how a run ended (a few WAL frames)
+JSON_SCHEMA = 1
+ROW_COLUMNS = ("model", "backend", "device", "precision", "batch", "provider", "status")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'running',
+            source TEXT NOT NULL DEFAULT 'local',
+            source_key TEXT UNIQUE,
+            config_json TEXT NOT NULL,
+            env_json TEXT NOT NULL,
+            command TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE rows (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            model TEXT, backend TEXT, device TEXT, precision TEXT, batch INTEGER,
+            provider TEXT, status TEXT,
+            p50_ms REAL, throughput_ips REAL,
+            data_json TEXT NOT NULL
+        );
+        CREATE INDEX rows_run ON rows(run_id);
+        """
+    )
+
+
+def _v2(db: sqlite3.Connection) -> None:
+    # The machine a run measured on, filled from each run's fingerprint, so history can
+    # filter by machine in SQL; indexes for the history page's filters and its date order.
+    # Idempotent: SQLite commits ALTER TABLE at once, so a crash before user_version moves
+    # on must not leave a store that fails this step again on the next open.
+    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)").fetchall()}
+    if "machine" not in columns:
+        db.execute("ALTER TABLE runs ADD COLUMN machine TEXT NOT NULL DEFAULT ''")
+    for run_id, env_json in db.execute("SELECT id, env_json FROM runs").fetchall():
+        try:
+            env = json.loads(env_json)
+        except ValueError:
+            env = {}
+        label = machine_label(env) if isinstance(env, dict) else ""
+        db.execute("UPDATE runs SET machine=? WHERE id=?", (label, run_id))
+    db.execute("CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS rows_point ON rows(backend, precision, device, batch)")
+
+
+def _v3(db: sqlite3.Connection) -> None:
+    # Who runs a run (pid, host), so History can tell a live run from one whose process is
+    # gone, and why it ended. Idempotent for the same reason as _v2.
+    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)").fetchall()}
+    for name, decl in (
+        ("pid", "INTEGER"),
+        ("host", "TEXT NOT NULL DEFAULT ''"),
+        ("end_reason", "TEXT NOT NULL DEFAULT ''"),
+    ):
+        if name not in columns:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
+
+
+def _v4(db: sqlite3.Connection) -> None:
+    # Parity's third outcome, "not judged", as its own column; older rows had only
+    # parity_ok in their JSON: True → ok, False → failed, None → off. Idempotent like _v2.
+    columns = {r[1] for r in db.execute("PRAGMA table_info(rows)").fetchall()}
+    if "parity_status" not in columns:
+        db.execute("ALTER TABLE rows ADD COLUMN parity_status TEXT NOT NULL DEFAULT ''")
+    for row_id, data_json in db.execute("SELECT id, data_json FROM rows").fetchall():
+        try:
+            status = ResultRow.from_dict(json.loads(data_json)).parity_status
+        except (ValueError, TypeError, KeyError):
+            status = "off"
+        db.execute("UPDATE rows SET parity_status=? WHERE id=?", (status, row_id))
+
+
+# Index i upgrades a store from user_version i to i + 1. Never edit one that shipped.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
+
+
+def _stored_json(text: str, name: str) -> Any:
+    """A stored JSON record. Damage inside a page (a torn write, a bad sector) can leave
+    SQLite's structure intact and garble only a value; that is a damaged file, not our bug."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise EngineError(
+            f"the results database {name} is damaged",
+            f"a stored record is not readable JSON ({exc})",
+            "pass another --db file; this one is left untouched for recovery"
+            " (sqlite3 FILE .recover)",
+        ) from exc
+
+
+class Store:
+    """The results database. ``readonly`` opens an existing store without writing to it
+    (history, report); a missing file is then an error, not a new empty store."""
+
+    def __init__(
+        self, path: str | Path | None = None, timeout_s: float = 30.0, readonly: bool = False
+    ) -> None:
+        self.path = Path(path) if path else default_db()
+        self.readonly = readonly
+        check_path(self.path, readonly)
+        try:
+            check_ours(self.path, readonly, SCHEMA_VERSION)
+            self.db = connect(self.path, readonly, timeout_s)
+            self._refuse_newer()
+            if readonly and self._version() < SCHEMA_VERSION:
+                self.db.close()  # our own older store: upgrade it once, as a writer would
+                self.db = connect(self.path, False, timeout_s)
+                self.readonly = readonly = False
+            if not readonly:
+                self._enable_wal()
+            self.db.execute("PRAGMA foreign_keys=ON")
+            if not readonly:
+                self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            raise db_error(exc, self.path.name, self.path) or EngineError(
+                f"the results database {self.path.name} cannot be opened",
+                str(exc),
+                "pass another --db file; the existing file was left untouched",
+            ) from exc
+        except BaseException:
+            self._close_quietly()
+            raise
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+
+    def _version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate_lock(self):
+        from filelock import FileLock
+
+        return FileLock(str(self.path) + ".migrate.lock")
+
+    def _enable_wal(self) -> None:
+        # WAL is stored in the file, so only a new store switches; switching fails at once
+        # (no busy wait) while another connection has the file open, so openers of a new
+        # store take turns under the same file lock as the migrations.
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return
+        with self._migrate_lock():
+            self.db.execute("PRAGMA journal_mode=WAL")
+
+    def _refuse_newer(self) -> None:
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise EngineError(
+                f"the results database {self.path.name} has schema {version}",
+                f"this version of the tool reads schema {SCHEMA_VERSION} and older",
+                "upgrade the tool, or use another --db file",
+            )
+
+    def _migrate(self) -> None:
+        version = self._version()
+        if version == SCHEMA_VERSION:
+            if self.db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            return
+        # Two sweeps opening a new store at once must not both create its tables (SQLite's
+        # executescript commits, so a transaction cannot hold the others off): a file lock.
+        with self._migrate_lock():
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            # The mark goes first, so a process opening the file meanwhile sees ours.
+            self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            for step in range(version, SCHEMA_VERSION):
+                with self.db:
+                    MIGRATIONS[step](self.db)
+                    self.db.execute(f"PRAGMA user_version={step + 1}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- writing -------------------------------------------------------------------
+    def create_run(
+        self,
+        config: dict[str, Any],
+        env: dict[str, Any],
+        command: str = "",
+        label: str = "",
+        source: str = "local",
+        source_key: str | None = None,
+        created_at: str | None = None,
+    ) -> int:
+        model = config.get("model", {})
+        model_name = model.get("name", "") if isinstance(model, dict) else str(model)
+        if isinstance(model, dict) and model.get("onnx_path"):  # older configs kept "resnet50"
+            model_name = Path(str(model["onnx_path"])).stem
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO runs (created_at, label, model, source, source_key, config_json,"
+                " env_json, command, machine, pid, host) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    created_at or now(),
+                    label,
+                    model_name,
+                    source,
+                    source_key,
+                    json.dumps(config),
+                    json.dumps(env),
+                    command,
+                    machine_label(env),
+                    os.getpid(),
+                    this_host(),
+                ),
+            )
+        run_id = int(cur.lastrowid)
+        self._drop_orphan_reserves()
+        self._hold_reserve(run_id)
+        return run_id
+
+    def add_row(self, run_id: int, row: ResultRow) -> int:
+        if not row.created_at:
+            row.created_at = now()
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO rows (run_id, created_at, model, backend, device, precision, batch,"
+                " provider, status, p50_ms, throughput_ips, data_json, parity_status)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    row.created_at,
+                    row.model,
+                    row.backend,
+                    row.device,
+                    row.precision,
+                    row.batch,
+                    row.provider,
+                    row.status,
+                    row.p50_ms,
+                    row.throughput_ips,
+                    row.to_json(),
+                    row.parity_status,
+                ),
+            )
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str = "done", reason: str = "") -> None:
+        """Record how run ``run_id`` ended (see engine/storage/runend.py), even on a full disk."""
+
+        def update() -> None:
+            with self.db:
+                self.db.execute(
+                    "UPDATE runs SET status=?, end_reason=? WHERE id=?", (status, reason, run_id)
+                )
+
+        reserve = self._reserve(run_id)
+        try:
+            update()
+        except Unavailable:  # the disk is full: give back the room kept for this moment
+            reserve.unlink(missing_ok=True)
+            update()
+        finally:
+            reserve.unlink(missing_ok=True)
+
+    def _reserve(self, run_id: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.run{run_id}.reserve")
+
+    def _drop_orphan_reserves(self) -> None:
+        """Free the room held for runs that can no longer use it: a run killed outright
+        (SIGKILL, --inline) never reached :meth:`finish_run`, and its reserve stayed."""
+        for path in self.path.parent.glob(f"{glob.escape(self.path.name)}.run*.reserve"):
+            number = path.name[len(self.path.name) + 4 : -len(".reserve")]
+            if not number.isdigit():
+                continue
+            got = self.db.execute(
+                "SELECT status, pid, host FROM runs WHERE id=?", (int(number),)
+            ).fetchone()
+            if got is None or got[0] != "running" or process_gone(got[1], got[2]):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def _hold_reserve(self, run_id: int) -> None:
+        # A run that ends because the disk filled up still has to record that it ended:
+        # a little room is set aside while it runs and freed for that last update.
+        with contextlib.suppress(OSError), open(self._reserve(run_id), "wb") as f:
+            f.write(b"\0" * RESERVE_BYTES)
+
+    def import_run(
+        self,
+        run: dict[str, Any],
+        rows: list[ResultRow],
+        source_key: str,
+        source: str = "import",
+    ) -> int:
+        """Store a whole run from another store in one transaction: all of it or nothing.
+
+        ``run`` has the keys of :meth:`document`'s ``run``; raises ``sqlite3.IntegrityError``
+        when ``source_key`` is already stored.
+        """
+        config, env = run["configuration"], run["environment"]
+        model = config.get("model", {})
+        model_name = model.get("name", "") if isinstance(model, dict) else str(model)
+        if isinstance(model, dict) and model.get("onnx_path"):  # older configs kept "resnet50"
+            model_name = Path(str(model["onnx_path"])).stem
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO runs (created_at, label, model, status, source, source_key,"
+                " config_json, env_json, command, machine) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run.get("created_at") or now(),
+                    run.get("label") or "",
+                    model_name,
+                    run.get("status") or "done",
+                    source,
+                    source_key,
+                    json.dumps(config),
+                    json.dumps(env),
+                    run.get("reproduce") or "",
+                    machine_label(env),
+                ),
+            )
+            run_id = int(cur.lastrowid)
+            self.db.executemany(
+                "INSERT INTO rows (run_id, created_at, model, backend, device, precision, batch,"
+                " provider, status, p50_ms, throughput_ips, data_json, parity_status)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        run_id,
+                        r.created_at or now(),
+                        r.model,
+                        r.backend,
+                        r.device,
+                        r.precision,
+                        r.batch,
+                        r.provider,
+                        r.status,
+                        r.p50_ms,
+                        r.throughput_ips,
+                        r.to_json(),
+                        r.parity_status,
+                    )
+                    for r in rows
+                ],
+            )
+        return run_id
+
+    # -- reading -------------------------------------------------------------------
+    def runs(self, limit: int = 1000) -> list[dict[str, Any]]:
+        cur = self.db.execute(
+            "SELECT r.*, (SELECT COUNT(*) FROM rows WHERE run_id=r.id) AS n_rows"
+            " FROM runs r ORDER BY r.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [self._run_dict(r) for r in cur.fetchall()]
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        if not SQLITE_INT[0] <= int(run_id) <= SQLITE_INT[1]:  # SQLite would overflow
+            raise BadInput(f"run {run_id} is not in {self.path.name}", fix="see its run ids")
+        r = self.db.execute("SELECT *, 0 AS n_rows FROM runs WHERE id=?", (run_id,)).fetchone()
+        if r is None:
+            raise EngineError(f"run {run_id} is not in {self.path.name}")
+        return self._run_dict(r)
+
+    def run_id_by_source_key(self, source_key: str) -> int | None:
+        r = self.db.execute("SELECT id FROM runs WHERE source_key=?", (source_key,)).fetchone()
+        return None if r is None else int(r[0])
+
+    def same_run_id(
+        self, created_at: str, config: dict[str, Any], env: dict[str, Any]
+    ) -> int | None:
+        """A stored run with this start time, configuration and fingerprint, if any.
+
+        Catches a document re-imported into the store that measured it, whose local run
+        carries no source key.
+        """
+        r = self.db.execute(
+            "SELECT id FROM runs WHERE created_at=? AND config_json=? AND env_json=?",
+            (created_at, json.dumps(config), json.dumps(env)),
+        ).fetchone()
+        return None if r is None else int(r[0])
+
+    def run_facets(self) -> dict[int, dict[str, list[str]]]:
+        """Per run: the distinct backends, precisions and devices of its rows."""
+        out: dict[int, dict[str, list[str]]] = {}
+        cur = self.db.execute(
+            "SELECT run_id, GROUP_CONCAT(DISTINCT backend), GROUP_CONCAT(DISTINCT precision),"
+            " GROUP_CONCAT(DISTINCT device) FROM rows GROUP BY run_id"
+        )
+        for run_id, backends, precisions, devices in cur.fetchall():
+            out[int(run_id)] = {
+                "backends": sorted(set((backends or "").split(",")) - {""}),
+                "precisions": sorted(set((precisions or "").split(",")) - {""}),
+                "devices": sorted(set((devices or "").split(",")) - {""}),
+            }
+        return out
+
+    def _run_dict(self, r: sqlite3.Row) -> dict[str, Any]:
+        d = dict(r)
+        d["configuration"] = _stored_json(d.pop("config_json"), self.path.name)
+        d["environment"] = _stored_json(d.pop("env_json"), self.path.name)
+        if d.get("status") == "running" and process_gone(d.get("pid"), d.get("host")):
+            d["status"] = STALE  # killed outright (SIGKILL, power): it cannot say so itself
+        return d
+
+    def rows(self, run_id: int | None = None) -> list[ResultRow]:
+        if run_id is None:
+            cur = self.db.execute("SELECT data_json FROM rows ORDER BY id")
+        else:
+            cur = self.db.execute(
+                "SELECT data_json FROM rows WHERE run_id=? ORDER BY id", (run_id,)
+            )
+        name = self.path.name
+        return [ResultRow.from_dict(_stored_json(r[0], name)) for r in cur.fetchall()]
+
+    def document(self, run_id: int) -> dict[str, Any]:
+        """The portable JSON document of one run: ``{schema, run, rows}``."""
+        run = self.run(run_id)
+        return {
+            "schema": JSON_SCHEMA,
+            "run": {
+                "id": run["id"],
+                "created_at": run["created_at"],
+                "label": run["label"],
+                "status": run["status"],
+                "source": run["source"],
+                "configuration": run["configuration"],
+                "environment": run["environment"],
+                "reproduce": run["command"],
+            },
+            "rows": [r.to_dict() for r in self.rows(run_id)],
+        }
+
+    def export_json(self, run_id: int, path: str | Path) -> None:
+        write_text(path, json_text(self.document(run_id), indent=1), "--json")
+
+    def export_csv(self, run_id: int | None, path: str | Path) -> None:
+        rows = [r.to_dict() for r in self.rows(run_id)]
+        with open(path, "w", newline="") as f:
+            if not rows:
+                return
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            for r in rows:
+                r["options"] = json.dumps(r["options"])
+                writer.writerow(r)
