@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from engine.backends import environment  # noqa: E402
 from engine.core.config import ResultRow  # noqa: E402
 from engine.core.stability import within_noise  # noqa: E402
-from engine.hardware.env import fingerprint  # noqa: E402
 from engine.hardware.machine import busy_check, own_tree, read_procs  # noqa: E402
 
 CHROMIUM = os.environ.get("VISIONBENCH_CHROMIUM") or "/usr/bin/chromium"
@@ -210,7 +210,7 @@ def main() -> int:
     result = {
         "what": "the same sweep from the CLI and from the dashboard (Playwright/Chromium)",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": fingerprint("cpu"),
+        "machine": environment("cpu"),
         "settings": vars(args),
         "busy_checks": checks,
         "dashboard_cpu_during_sweep": overhead,

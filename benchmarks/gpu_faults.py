@@ -42,10 +42,10 @@ from engine.running.plan import Callbacks  # noqa: E402
 
 
 def machine(device: str) -> dict[str, Any]:
-    from engine.hardware.env import fingerprint
+    from engine.backends import environment
 
     facts: dict[str, Any] = {"date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    facts.update(fingerprint(device if device.startswith("cuda") else "cpu"))
+    facts.update(environment(device if device.startswith("cuda") else "cpu"))
     return facts
 
 

@@ -39,8 +39,9 @@ for p in (ROOT, ROOT / "benchmarks"):
 from gpu_sweep_report import STAGE_NAMES, report  # noqa: E402
 from sweep import gpu_clock_sample, machine_facts, spread  # noqa: E402
 
+from engine.backends import describe  # noqa: E402
 from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig  # noqa: E402
-from engine.running.auto import candidates, run_auto, step_label  # noqa: E402
+from engine.running.auto import candidates, run_auto  # noqa: E402
 from engine.running.plan import Callbacks  # noqa: E402
 
 # ResNet50 at 224×224: 4.1 GMAC per image (torchvision's figure), 2 FLOP per MAC.
@@ -78,7 +79,7 @@ def _clocked(device: str, rep: int, store: list[dict[str, Any]]):
         store.append(d)
         if row.status == "ok":
             print(
-                f"  rep {rep} {step_label(row.backend, row.precision, row.options, row.device)} b{row.batch}:"
+                f"  rep {rep} {describe(row, 'short')} b{row.batch}:"
                 f" {row.p50_ms:.3f} ms {row.throughput_ips:.0f} img/s"
                 f" parity {row.parity_ok} clocks {d['gpu_clocks'].get('sm_clock_mhz')} MHz",
                 file=sys.stderr,
@@ -101,8 +102,14 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ok = [g for g in group if g["status"] == "ok"]
         parity = [g["parity_ok"] for g in group if g.get("parity_ok") is not None]
         entry: dict[str, Any] = {
-            "label": step_label(
-                backend, precision, json.loads(opts), group[0].get("device", "cuda")
+            "label": describe(
+                {
+                    "backend": backend,
+                    "precision": precision,
+                    "options": json.loads(opts),
+                    "device": group[0].get("device", "cuda"),
+                },
+                "short",
             ),
             "backend": backend,
             "precision": precision,
@@ -320,7 +327,7 @@ def stage_profile(args: argparse.Namespace) -> dict[str, Any]:
             top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[: args.top]
             kernel_ms = total_us / 1000 / n
             entry = {
-                "label": step_label(spec.backend, spec.precision, spec.opts, spec.device),
+                "label": describe(spec, "short"),
                 "batch": batch,
                 "p50_ms": timing.p50_ms,
                 "wall_ms_under_profiler": wall_ms,
@@ -365,7 +372,7 @@ def stage_concurrency(args: argparse.Namespace) -> dict[str, Any]:
     ):
         for p in measure_concurrency(spec, art, batches, streams=(1, 2, 4), window_s=1.5):
             d_ = p.to_dict()
-            d_["label"] = step_label(p.backend, p.precision, p.options, p.device)
+            d_["label"] = describe(p, "short")
             points.append(d_)
             print(
                 f"{d_['label']} b{p.batch} x{p.streams}: {p.throughput_ips:.0f} img/s"

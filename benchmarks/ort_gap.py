@@ -47,15 +47,15 @@ def main() -> None:
     args = p.parse_args()
 
     from engine.artifacts.models import load_artifacts
+    from engine.backends import environment
     from engine.core.config import BenchSettings, ModelSpec
-    from engine.hardware.env import fingerprint
     from engine.running.timing import time_runner
 
     art = load_artifacts(ModelSpec(name=args.model))
     art.onnx_path("fp16")  # export before timing anything
     settings = BenchSettings(warmup=20, iters=args.iters, max_time_s=60.0)
     opts = provider_options(True, True, "EXHAUSTIVE")
-    doc = {"environment": fingerprint("cuda:0"), "model": args.model, "rounds": {}}
+    doc = {"environment": environment("cuda:0"), "model": args.model, "rounds": {}}
     for batch in [int(b) for b in args.batch.split(",")]:
         runner = engine_runner(art, batch)
         # The same file the engine runs: for a CUDA graph, its static-shape copy for this batch.

@@ -111,10 +111,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     args = p.parse_args()
     from engine.artifacts.models import load_artifacts
+    from engine.backends import environment
     from engine.core.config import ModelSpec
-    from engine.hardware.env import fingerprint
 
-    doc = {"environment": fingerprint("cuda:0"), "models": {}}
+    doc = {"environment": environment("cuda:0"), "models": {}}
     for name in args.models.split(","):
         rec: dict = {}
         try:

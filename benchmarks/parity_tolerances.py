@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--models", default=ZOO, help="name@size,...")
     ap.add_argument("--raw", default=RAW, help="name@size,... with torchvision's own init")
     args = ap.parse_args()
-    from engine.hardware.env import fingerprint
+    from engine.backends import environment
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ def main() -> None:
                 f.writelines(json.dumps(r) + "\n" for r in new)
             recs += new
             print(json.dumps(new[-1]), flush=True)
-    env = fingerprint("cpu")
+    env = environment("cpu")
     (out / "parity.json").write_text(json.dumps({"environment": env, "rows": recs}, indent=1))
     (out / "parity.md").write_text(markdown(recs, env))
 

@@ -39,10 +39,12 @@ def utc_now() -> str:
 
 def machine_facts(device: str = "cpu") -> dict[str, Any]:
     """Date, hardware and versions, for every result file (GPU clocks through NVML)."""
+    from engine.backends import backend_versions
     from engine.hardware.env import fingerprint
 
     facts: dict[str, Any] = {"date_utc": utc_now(), "hostname_kind": platform.machine()}
     facts.update(fingerprint.__wrapped__(device))  # fresh: clocks change between calls
+    facts.update(backend_versions())
     if device.startswith("cuda"):
         from engine.hardware.gpu import gpu_facts
 

@@ -34,9 +34,9 @@ def main() -> int:
     # A private cache: the first build of each model is a real build, not an earlier run's plan.
     os.environ["VISIONBENCH_CACHE"] = tempfile.mkdtemp(prefix="trt-rtx-bench-")
     from engine.artifacts.models import load_artifacts
+    from engine.backends import environment
     from engine.backends.tensorrt.standalone import build_standalone
     from engine.core.config import ModelSpec
-    from engine.hardware.env import fingerprint
 
     batches = [int(b) for b in args.batch.split(",")]
     rows = []
@@ -60,7 +60,7 @@ def main() -> int:
     doc = {
         "what": "TensorRT-RTX fp16 plan builds without running them (issue 16)",
         "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": fingerprint("cpu"),
+        "machine": environment("cpu"),
         "batches": batches,
         "rows": rows,
     }

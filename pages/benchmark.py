@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from engine.backends import describe, reference_spec
 from engine.core.config import BenchSettings, ResultRow, RunnerSpec
 from engine.core.text import markdown_text
 from engine.reporting import charts
@@ -35,16 +36,16 @@ def _heading(sel: common.Selection) -> tuple[list[RunnerSpec], str]:
     """What the selection will measure and check against; the runnable specs and the
     reference's name."""
     onnx_source = sel.model.onnx_path is not None
-    # What outputs are checked against: an ONNX file cannot run on PyTorch.
-    ref_name = "ONNX Runtime FP32 on the CPU" if onnx_source else "PyTorch FP32"
+    # What outputs are checked against: the backend that offers the reference for this source.
+    ref_name = describe(reference_spec(onnx_source))
     if onnx_source:
-        about = "The file's own weights; parity is checked against ONNX Runtime FP32 on the CPU."
+        about = f"The file's own weights; parity is checked against {ref_name}."
     elif sel.model.weights == "random":
         about = (
             "Random weights give real timings but meaningless predictions; parity is still checked."
         )
     else:
-        about = "Parity is checked against PyTorch FP32 on the CPU."
+        about = f"Parity is checked against {ref_name}."
     st.caption(
         f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size} on {sel.device}. {about}"
     )
@@ -85,7 +86,7 @@ def _measure(sel: common.Selection, specs: list[RunnerSpec], batch: int) -> None
         warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5, threads=sel.threads
     )
     for spec in specs:
-        name = charts.series_name(spec.backend, spec.precision, spec.device, spec.opts)
+        name = describe(spec, "series")
         with common.guard(name):
             with st.spinner(f"{name}: preparing (the first use builds it), then timing…"):
                 runner = common.cached_runner(sel.model, spec, batch, sel.batches)

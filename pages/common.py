@@ -27,7 +27,14 @@ import streamlit as st
 
 from engine.artifacts.models import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelArtifacts, load_artifacts
 from engine.artifacts.uploads import KINDS, save_onnx_upload
-from engine.backends import Runner, backend_names, get_backend, spec_label
+from engine.backends import (
+    DEFAULT_BACKENDS,
+    Runner,
+    backend_names,
+    describe,
+    get_backend,
+    setting_options,
+)
 from engine.backends.base import PrepareContext
 from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
 from engine.core.errors import BadInput, EngineError
@@ -85,7 +92,7 @@ class Selection:
 
     model: ModelSpec
     device: str = "cpu"
-    backends: tuple[str, ...] = ("torch", "ort")
+    backends: tuple[str, ...] = DEFAULT_BACKENDS
     precisions: tuple[str, ...] = ("fp32",)
     batches: tuple[int, ...] = (1, 2, 4, 8)
     iters: int = 20
@@ -99,7 +106,7 @@ class Selection:
         """Runnable specs (each with its backend's own options), and why each other was left out."""
         opts = dict(self.options)
         if self.threads:
-            opts["intra_threads"] = self.threads
+            opts.update(setting_options("threads", self.threads))
         specs, left_out = runner_grid(
             list(self.backends), [self.device], list(self.precisions), opts, self.model, True
         )
@@ -299,7 +306,9 @@ def _backend_inputs(sb: Any) -> tuple[str, list[str], dict[str, Any]]:
         sb.caption(f"No CUDA device: {why_no_cuda}.")
     avail = availability_table(device)
     usable = [b for b in backend_names() if avail[b][0]]
-    backends = sb.multiselect("Backends", usable, **kept("vb_backends", ["torch", "ort"], usable))
+    backends = sb.multiselect(
+        "Backends", usable, **kept("vb_backends", list(DEFAULT_BACKENDS), usable)
+    )
     missing = {b: reason for b, (ok, reason) in avail.items() if not ok}
     if missing:
         with sb.expander(f"Not available on {device}: {', '.join(missing)}"):
@@ -355,7 +364,7 @@ def _runner(model_key: str, runner_key: str, batches: tuple[int, ...]) -> Runner
     art = _artifacts(model_key)
     spec = RunnerSpec.from_dict(json.loads(runner_key))
     runner = get_backend(spec.backend).prepare(spec, art, PrepareContext(batches=batches))
-    _live_runners()[f"{spec_label(spec)} · {art.spec.label} · {art.image_hw[0]} px"] = runner
+    _live_runners()[f"{describe(spec)} · {art.spec.label} · {art.image_hw[0]} px"] = runner
     return runner
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine.backends import get_backend
+from engine.backends import describe, get_backend, is_reference, reference_spec
 from engine.core.config import RunnerSpec
 from engine.core.parity import PARITY_BATCH, compare
-from engine.reporting import charts
 from engine.running.sweep import reference_outputs
 from pages import common
 
@@ -30,7 +29,7 @@ def _check(sel: common.Selection, specs: list[RunnerSpec], ref_name: str) -> Non
         progress.progress(0.0, text=f"computing the reference ({ref_name})")
         reference = reference_outputs(art, x)
         for i, spec in enumerate(specs):
-            name = charts.series_name(spec.backend, spec.precision, spec.device, spec.opts)
+            name = describe(spec, "series")
             progress.progress(i / len(specs), text=f"{name}: building and running")
             row = {"series": name, "provider": "", "result": "error"}
             try:
@@ -38,9 +37,7 @@ def _check(sel: common.Selection, specs: list[RunnerSpec], ref_name: str) -> Non
                 judged_at = get_backend(spec.backend).parity_precision(spec)
                 p = compare(reference, runner.infer(x), judged_at)
                 # For an ONNX file this configuration is the reference: no comparison.
-                is_ref = sel.model.onnx_path and spec.with_options(intra_threads=None) == (
-                    RunnerSpec("ort", "cpu", "fp32").with_options(intra_threads=None)
-                )
+                is_ref = sel.model.onnx_path and is_reference(spec, True)
                 row.update(
                     provider=runner.provider,
                     max_rel_err=p.max_rel_err,
@@ -104,7 +101,7 @@ def main() -> None:
     common.ensure_entry()
     st.title("Parity")
     sel = common.selection()
-    ref_name = "ONNX Runtime FP32 on the CPU" if sel.model.onnx_path else "PyTorch FP32 on the CPU"
+    ref_name = describe(reference_spec(sel.model.onnx_path is not None))
     st.caption(
         f"Every backend × precision against {ref_name}, on the same {PARITY_BATCH} seeded inputs. "
         "Logits are centred by their batch mean first, so random weights still give a meaningful "

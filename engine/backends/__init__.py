@@ -1,4 +1,6 @@
-"""The backend registry: adding a backend is one module here plus one line below.
+"""The backend registry: adding a backend is one module here plus one line below, or,
+for a backend in another package, one entry point in the group ``visionbench.backends``
+(``name = "module:Class"``), which every process that runs sweeps loads, worker children too.
 
 Everything the rest of the product needs from "the backends" is here too: the one
 title of each, the labels of a configuration, and the options every registered
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.backends.base import Availability, Backend, PrepareContext, Runner
+from engine.backends.base import Availability, Backend, Candidate, PrepareContext, Runner
 from engine.core.config import RunnerSpec
-from engine.core.errors import BadInput
+from engine.core.errors import BadInput, Unavailable
+
+ENTRY_POINT_GROUP = "visionbench.backends"
 
 _REGISTRY: dict[str, str] = {
     "torch": "engine.backends.torch_backend:TorchBackend",
@@ -25,28 +29,70 @@ _REGISTRY: dict[str, str] = {
 
 # What speed-ups are measured against: eager PyTorch FP32 on the same device.
 BASELINE = ("torch", "fp32")
+# Backends a fresh dashboard selects: the baseline's and ONNX Runtime as shipped.
+DEFAULT_BACKENDS = ("torch", "ort")
+# Entry points refused (a second backend of one name), each with why; shown by the CLI.
+REFUSED: dict[str, str] = {}
+_loaded_entry_points = False
+
+
+def _load_entry_points() -> None:
+    """Backends other packages declare, loaded once per process: the worker child runs
+    this too, so a backend installed as a distribution works wherever sweeps run."""
+    global _loaded_entry_points
+    if _loaded_entry_points:
+        return
+    _loaded_entry_points = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _REGISTRY and _REGISTRY[ep.name] != ep.value:
+            REFUSED[ep.name] = (
+                f"the entry point {ep.name} = {ep.value} names a backend that already exists"
+                f" ({_REGISTRY[ep.name]}); two backends may not share one name"
+            )
+            continue
+        _REGISTRY[ep.name] = ep.value
 
 
 def backend_names() -> list[str]:
+    _load_entry_points()
     return list(_REGISTRY)
 
 
 def get_backend(name: str) -> type[Backend]:
+    """The backend class; Unavailable (with the import error) when its module fails to load."""
     import importlib
 
+    _load_entry_points()
     target = _REGISTRY.get(name)
     if target is None:
         raise BadInput(
             f"unknown backend '{name}'",
-            f"backends are {', '.join(_REGISTRY)}",
-            "use --backend torch,ort",
+            REFUSED.get(name) or f"backends are {', '.join(_REGISTRY)}",
+            f"use --backend {','.join(DEFAULT_BACKENDS)}",
         )
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise Unavailable(
+            f"backend '{name}' cannot be loaded",
+            f"{module}:{cls} does not import: {type(exc).__name__}: {exc}",
+            "install the package that provides it, or drop it from --backend",
+        ) from exc
 
 
 def register(name: str, target: str) -> None:
-    """Add (or replace) a backend: ``target`` is ``"module:Class"``. One line per backend."""
+    """Add a backend: ``target`` is ``"module:Class"``. One line per backend. A second
+    backend under a name already registered for another target is refused."""
+    _load_entry_points()
+    if _REGISTRY.get(name, target) != target:
+        raise BadInput(
+            f"a backend named '{name}' is already registered ({_REGISTRY[name]})",
+            "two backends may not share one name",
+            "pick another name, or unregister the first",
+        )
     _REGISTRY[name] = target
 
 
@@ -54,18 +100,92 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+def _loadable() -> list[tuple[str, type[Backend]]]:
+    return [(n, b) for n in backend_names() if (b := _backend_or_none(n)) is not None]
+
+
+def backend_versions() -> dict[str, str | None]:
+    """The library versions every loadable backend runs on, for the environment of a run."""
+    out: dict[str, str | None] = {}
+    for _, b in _loadable():
+        out.update(b.library_versions())
+    return out
+
+
+def environment(device: str = "cpu") -> dict[str, Any]:
+    """The environment stored with a run: the machine's fingerprint plus the version of
+    every library a loadable backend runs on."""
+    from engine.hardware.env import fingerprint
+
+    return {**fingerprint(device), **backend_versions()}
+
+
+def library_keys() -> list[str]:
+    """The environment keys backends record their libraries under, in registry order."""
+    keys: list[str] = []
+    for _, b in _loadable():
+        keys += [k for k in b.library_versions() if k not in keys]
+    return keys
+
+
+def reference_spec(onnx_source: bool) -> RunnerSpec:
+    """The FP32 reference parity compares with, on the CPU: the loadable backend of lowest
+    rank that offers one for this model source."""
+    offers = [
+        (rank, i, n)
+        for i, (n, b) in enumerate(_loadable())
+        if (rank := b.reference_rank(onnx_source)) is not None
+    ]
+    if not offers:
+        raise Unavailable(
+            "no backend offers an FP32 reference for this model",
+            "parity needs one backend that runs the model in FP32 on the CPU",
+            "install torch and onnxruntime (the README's install command)",
+        )
+    return RunnerSpec(min(offers)[2], "cpu", "fp32")
+
+
+def is_reference(spec: RunnerSpec, onnx_source: bool) -> bool:
+    """True for the reference configuration itself (comparing it with itself proves nothing)."""
+    ref = reference_spec(onnx_source)
+    switches = {k: v for k, v in spec.opts.items() if not k.endswith("_threads")}
+    return (spec.backend, spec.device, spec.precision) == (
+        ref.backend,
+        ref.device,
+        ref.precision,
+    ) and not any(switches.values())
+
+
+def auto_candidates(
+    device: str, backends: list[str] | None = None, include_slow: bool = False
+) -> tuple[list[RunnerSpec], list[str]]:
+    """Auto mode's candidates on ``device`` in ladder order (the registry's order, each
+    backend's ladder), and a note per backend asked for that offers none."""
+    specs, notes = [], []
+    for name in backends if backends is not None else backend_names():
+        b = get_backend(name) if backends is not None else _backend_or_none(name)
+        if b is None:
+            continue
+        ladder = b.auto_ladder(device)
+        slow = [c for c in ladder if c.slow and not include_slow]
+        offered = [c for c in ladder if include_slow or not c.slow]
+        if backends is not None and not offered:
+            why = "its candidates compile for minutes; ask for them" if slow else "it has none"
+            notes.append(f"{b.TITLE} offers auto mode no candidate on {device}: {why}")
+        specs += [RunnerSpec(name, device, c.precision, c.options) for c in offered]
+    return specs, notes
+
+
 def title(name: str) -> str:
     """The backend's one human name; an unknown name (an old stored row) as it is."""
-    try:
-        return get_backend(name).TITLE
-    except (BadInput, ImportError, AttributeError):
-        return name
+    b = _backend_or_none(name)
+    return b.TITLE if b is not None else name
 
 
 def _backend_or_none(name: str) -> type[Backend] | None:
     try:
         return get_backend(name)
-    except (BadInput, ImportError):
+    except (BadInput, Unavailable):
         return None
 
 
@@ -89,35 +209,64 @@ def option_words(backend: str, options: dict[str, Any]) -> list[str]:
     return words + [f"{k}={v}" for k, v in sorted(opts.items()) if k not in known]
 
 
-def spec_label(spec: RunnerSpec) -> str:
-    """E.g. ``ONNX Runtime FP32, TF32 allowed (ORT default) on cuda:0 + CUDA graph``."""
-    words = option_words(spec.backend, spec.opts)
-    text = precision_text(spec.backend, spec.precision.upper(), spec.device, spec.opts)
-    base = f"{title(spec.backend)} {text} on {spec.device}"
-    return base + (" + " + ", ".join(words) if words else "")
+def describe(config: Any, form: str = "long") -> str:
+    """The one human name of a configuration: anything with ``backend``, ``precision``,
+    ``device`` and ``options`` (a RunnerSpec, a ResultRow, a mapping of those keys).
+
+    ``short``  ``PyTorch FP16 + channels-last`` (the auto-mode ladder, a step of one device)
+    ``series`` ``PyTorch FP16 (cuda:0) + channels-last`` (charts and tables)
+    ``long``   ``PyTorch FP16 on cuda:0 + channels-last`` (messages, reports)
+    Thread counts never name a configuration; an unknown backend or option (an old stored
+    row) shows as it is.
+    """
+    get = config.get if isinstance(config, dict) else (lambda k: getattr(config, k, None))
+    backend, device = str(get("backend") or ""), str(get("device") or "")
+    raw = get("options") or {}
+    options = dict(raw.items() if isinstance(raw, dict) else raw)
+    text = precision_text(backend, str(get("precision") or "").upper(), device, options)
+    where = {"short": "", "series": f" ({device})", "long": f" on {device}"}[form]
+    words = option_words(backend, options)
+    return f"{title(backend)} {text}{where}" + (" + " + ", ".join(words) if words else "")
+
+
+def setting_options(setting: str, value: Any) -> dict[str, Any]:
+    """The options a sweep setting fills (``threads`` → each backend's CPU-thread option),
+    by declaration (``option(..., setting="threads")``); none when ``value`` is unset."""
+    if value is None:
+        return {}
+    return {name: value for name, (f, _) in declared_options().items() if f.setting == setting}
 
 
 def declared_options() -> dict:
     """Option name → (field, backends declaring it), over every registered backend."""
     from engine.core.options import merged_fields
 
-    classes = [(n, b.Options) for n in _REGISTRY if (b := _backend_or_none(n)) is not None]
+    classes = [(n, b.Options) for n, b in _loadable()]
     return merged_fields(classes)
 
 
 __all__ = [
     "BASELINE",
+    "DEFAULT_BACKENDS",
     "Availability",
     "Backend",
+    "Candidate",
+    "auto_candidates",
+    "backend_versions",
+    "is_reference",
+    "library_keys",
+    "reference_spec",
     "PrepareContext",
     "Runner",
     "backend_names",
     "declared_options",
+    "describe",
+    "environment",
     "get_backend",
     "option_words",
     "precision_text",
     "register",
-    "spec_label",
+    "setting_options",
     "title",
     "unregister",
 ]

@@ -32,6 +32,23 @@ if TYPE_CHECKING:
     from engine.core.config import ModelSpec
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration a backend offers auto mode: a precision and option values.
+
+    ``slow`` marks a candidate whose build takes minutes (a compile): auto mode tries it
+    only when asked. ``note`` says why it is in the ladder, where the label does not.
+    """
+
+    precision: str
+    options: tuple[tuple[str, Any], ...] = ()
+    slow: bool = False
+
+    @classmethod
+    def of(cls, precision: str, slow: bool = False, **options: Any) -> Candidate:
+        return cls(precision, tuple(sorted(options.items())), slow)
+
+
 @dataclass
 class PrepareContext:
     """What a backend may need beyond its spec: batches to plan for, where to calibrate."""
@@ -111,6 +128,11 @@ class Runner(ABC):
         """The built engine's layers (objects with ``to_dict()``), where the backend can say."""
         return []
 
+    def thread_counts(self) -> dict[str, Any]:
+        """CPU threads this runner's library uses, by name (``{"ort_threads": 2}``), where it
+        has a pool of its own beyond PyTorch's; stored with each point."""
+        return {}
+
     def inert_options(self) -> dict[str, str]:
         """Options that changed nothing on this model, each with why (BN folding on a
         model without batch norm). A row's options and label leave them out, so a label
@@ -132,6 +154,12 @@ class Backend(ABC):
     Options: ClassVar[type] = opt.NoOptions
     RUNS_ONNX_FILES: ClassVar[bool] = True  # False: it needs the torch module
     INSPECTS: ClassVar[bool] = False  # True: its runners' inspect() lists layers
+    # Environment key → the distributions that provide it, first installed one wins
+    # (``{"onnxruntime": ("onnxruntime-gpu", "onnxruntime")}``): stored with every run.
+    LIBRARIES: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Offered as the FP32 reference parity compares with, on the CPU: lowest rank wins
+    # among the backends that can run the model source; None: never the reference.
+    REFERENCE_RANK: ClassVar[int | None] = None
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -253,5 +281,50 @@ class Backend(ABC):
     def check_concurrency(cls, spec: RunnerSpec) -> None:
         """Raise BadInput when several runners of this spec must not run from threads at once."""
 
+    # -- what generic code asks instead of naming a backend -------------------------------
+    @classmethod
+    def auto_ladder(cls, device: str) -> list[Candidate]:
+        """The configurations auto mode tries on ``device``, in ladder order (each step one
+        change from a step before). Default: the default options at every precision that
+        passes :meth:`check` there."""
+        out = []
+        for precision in cls.PRECISIONS:
+            try:
+                cls.check(RunnerSpec(cls.NAME, device, precision))
+            except BadInput:
+                continue
+            out.append(Candidate(precision))
+        return out
 
-__all__ = ["Availability", "Backend", "PrepareContext", "Runner"]
+    @classmethod
+    def reference_rank(cls, onnx_source: bool) -> int | None:
+        """This backend's rank as the FP32 parity reference for a model source (lower
+        wins); None when it offers none or cannot run that source."""
+        if onnx_source and not cls.RUNS_ONNX_FILES:
+            return None
+        return cls.REFERENCE_RANK
+
+    @classmethod
+    def parity_spec(cls, spec: RunnerSpec) -> RunnerSpec:
+        """The spec whose outputs parity judges when ``spec``'s own runner serves one shape
+        only (a captured graph is checked uncaptured). Default: the spec itself."""
+        return spec
+
+    @classmethod
+    def library_versions(cls) -> dict[str, str | None]:
+        """The versions of the libraries this backend runs on, by environment key."""
+        from importlib import metadata
+
+        out: dict[str, str | None] = {}
+        for key, dists in cls.LIBRARIES.items():
+            out[key] = None
+            for dist in dists:
+                try:
+                    out[key] = metadata.version(dist)
+                    break
+                except metadata.PackageNotFoundError:
+                    continue
+        return out
+
+
+__all__ = ["Availability", "Backend", "Candidate", "PrepareContext", "Runner"]

@@ -16,9 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from engine.backends.base import Availability, Backend, PrepareContext, Runner
+from engine.backends import describe
+from engine.backends.base import Availability, Backend, Candidate, PrepareContext, Runner
 from engine.backends.torch_backend import TorchBackend, TorchRunner
 from engine.core.config import RunnerSpec
+from engine.core.devices import parse_device
 from engine.core.errors import BadInput
 from engine.core.options import option
 from engine.core.paths import cache_dir
@@ -36,7 +38,7 @@ class TorchCompileOptions:
     )
     channels_last: bool = option(False, "NHWC memory layout", "channels-last")
     intra_threads: int | None = option(
-        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1
+        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1, setting="threads"
     )
 
 
@@ -125,6 +127,14 @@ class TorchCompileBackend(Backend):
     RUNS_ONNX_FILES = False
 
     @classmethod
+    def auto_ladder(cls, device: str) -> list[Candidate]:
+        """FP16 channels-last max-autotune on CUDA, slow (minutes of compiling per shape);
+        none on the CPU, where Inductor's CPU code is not what this backend is for."""
+        if parse_device(device)[0] == "cpu":
+            return []
+        return [Candidate.of("fp16", slow=True, channels_last=True)]
+
+    @classmethod
     def availability(cls, device: str = "cpu") -> Availability:
         base = TorchBackend.availability(device)
         if not base.ok:
@@ -162,5 +172,5 @@ class TorchCompileBackend(Backend):
 
     @classmethod
     def _build(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
-        ctx.step(f"preparing torch.compile ({spec.label}); cache folder inductor/")
+        ctx.step(f"preparing torch.compile ({describe(spec)}); cache folder inductor/")
         return CompiledRunner(spec, artifacts.torch_module(), ctx)

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.backends.base import Availability, Backend, PrepareContext, Runner
+from engine.backends import describe
+from engine.backends.base import Availability, Backend, Candidate, PrepareContext, Runner
 from engine.backends.ort_placement import (  # noqa: F401 - re-exported for callers and tests
     COMPUTE_OPS,
     TRT_EP,
@@ -55,7 +56,7 @@ class OrtOptions:
     )  # fmt: skip
     trt_ep: bool = option(False, "ask for ONNX Runtime's TensorRT EP", "TensorRT EP")
     intra_threads: int | None = option(
-        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1
+        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1, setting="threads"
     )
     inter_threads: int | None = option(
         None, "ONNX Runtime inter-op threads", "inter-op threads", minimum=1
@@ -317,6 +318,18 @@ class OrtRunner(Runner):
 
         return nvml_used_mb(self.index)
 
+    def thread_counts(self) -> dict[str, Any]:
+        """ONNX Runtime reports 0 for "its default", which is one thread per physical core."""
+        if self.session is None:
+            return {}
+        from engine.hardware.machine import physical_cores
+
+        intra = self.session.get_session_options().intra_op_num_threads
+        return {
+            "ort_intra_op_setting": intra,
+            "ort_threads": intra if intra > 0 else physical_cores(),
+        }
+
     def close(self) -> None:
         self._static.clear()
         self.session = None
@@ -327,6 +340,42 @@ class OrtBackend(Backend):
     TITLE = "ONNX Runtime"
     PRECISIONS = ("fp32", "tf32", "fp16", "int8")
     Options = OrtOptions
+    LIBRARIES = {"onnxruntime": ("onnxruntime-gpu", "onnxruntime")}
+    REFERENCE_RANK = 1  # for ONNX files, which PyTorch cannot run
+
+    @classmethod
+    def auto_ladder(cls, device: str) -> list[Candidate]:
+        """As shipped first, then FP16, CUDA graphs and NHWC kernels (its own defaults already
+        search cuDNN exhaustively: the steps add only departures); int8 QDQ on the CPU."""
+        if parse_device(device)[0] == "cpu":
+            return [Candidate.of("fp32"), Candidate.of("int8")]
+        return [
+            Candidate.of("fp32"),
+            Candidate.of("fp16"),
+            Candidate.of("fp16", cuda_graph=True),
+            Candidate.of("fp16", prefer_nhwc=True),
+            Candidate.of("fp16", prefer_nhwc=True, cuda_graph=True),
+        ]
+
+    @classmethod
+    def parity_spec(cls, spec: RunnerSpec) -> RunnerSpec:
+        return spec.with_options(cuda_graph=False)  # a graph is captured per shape
+
+    @classmethod
+    def library_versions(cls) -> dict[str, str | None]:
+        from importlib import metadata
+
+        out = super().library_versions()
+        for dist in cls.LIBRARIES["onnxruntime"]:
+            try:
+                metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+            out["onnxruntime_package"] = dist
+            break
+        else:
+            out["onnxruntime_package"] = None
+        return out
 
     @classmethod
     def availability(cls, device: str = "cpu") -> Availability:
@@ -416,5 +465,5 @@ class OrtBackend(Backend):
     @classmethod
     def _build(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
         path = cls.model_path(spec, artifacts, ctx)
-        ctx.step(f"creating an ONNX Runtime session ({spec.label})")
+        ctx.step(f"creating an ONNX Runtime session ({describe(spec)})")
         return OrtRunner(spec, path, ctx)

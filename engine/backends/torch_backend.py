@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.backends.base import Availability, Backend, PrepareContext, Runner
+from engine.backends.base import Availability, Backend, Candidate, PrepareContext, Runner
 from engine.core.config import RunnerSpec
 from engine.core.devices import cuda_availability, parse_device
 from engine.core.errors import BadInput
@@ -37,7 +37,7 @@ class TorchOptions:
     )  # fmt: skip
     cuda_graph: bool = option(False, "CUDA: capture and replay CUDA graphs", "CUDA graph")
     intra_threads: int | None = option(
-        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1
+        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1, setting="threads"
     )
 
 
@@ -318,6 +318,31 @@ class TorchBackend(Backend):
     PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
     Options = TorchOptions
     RUNS_ONNX_FILES = False
+    LIBRARIES = {"torch": ("torch",)}
+    REFERENCE_RANK = 0  # eager FP32 on the CPU is what the model means
+
+    @classmethod
+    def auto_ladder(cls, device: str) -> list[Candidate]:
+        """The naive baseline first, then one setting at a time (TF32, FP16, channels-last,
+        cuDNN autotuning with batch-norm folded, CUDA graphs, fused conv + bias + ReLU), and
+        BF16 with all of them; on the CPU the baseline alone."""
+        if parse_device(device)[0] == "cpu":
+            return [Candidate.of("fp32")]
+        tuned = {"channels_last": True, "cudnn_benchmark": True, "fuse_bn": True}
+        return [
+            Candidate.of("fp32"),
+            Candidate.of("tf32"),
+            Candidate.of("fp16"),
+            Candidate.of("fp16", channels_last=True),
+            Candidate.of("fp16", **tuned),
+            Candidate.of("fp16", **tuned, cuda_graph=True),
+            Candidate.of("fp16", **tuned, cuda_graph=True, fuse_relu=True),
+            Candidate.of("bf16", **tuned, cuda_graph=True, fuse_relu=True),
+        ]
+
+    @classmethod
+    def parity_spec(cls, spec: RunnerSpec) -> RunnerSpec:
+        return spec.with_options(cuda_graph=False)  # a graph is captured per shape
 
     @classmethod
     def availability(cls, device: str = "cpu") -> Availability:

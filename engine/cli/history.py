@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict
 
+from engine.backends import library_keys
 from engine.cli.args import Parser
 from engine.core.safeio import json_text
 from engine.core.stability import speedup_text
@@ -38,8 +39,10 @@ def text_table(head: list[str], lines: list[list[str]]) -> str:
 
 
 def format_runs(runs: list[RunInfo]) -> str:
+    # The first two libraries the backends record that any listed run has a version of.
+    libs = [k for k in library_keys() if any(r.environment.get(k) for r in runs)][:2]
     head = ["id", "created (UTC)", "source", "model", "size", "machine", "backends"]
-    head += ["precisions", "devices", "rows", "status", "torch", "onnxruntime", "label"]
+    head += ["precisions", "devices", "rows", "status", *libs, "label"]
     lines = [
         [
             str(r.id),
@@ -53,8 +56,7 @@ def format_runs(runs: list[RunInfo]) -> str:
             ",".join(r.devices),
             str(r.n_rows),
             r.status,
-            str(r.environment.get("torch") or "-"),
-            str(r.environment.get("onnxruntime") or "-")[:20],
+            *(str(r.environment.get(k) or "-")[:20] for k in libs),
             r.label[:60],
         ]
         for r in runs

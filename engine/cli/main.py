@@ -137,7 +137,7 @@ def build_config(args: argparse.Namespace):
         seed=args.seed,
     )
     batches = check_batches(parse_list(args.batch, int, "batch size"))
-    from engine.backends import declared_options
+    from engine.backends import declared_options, setting_options
     from engine.core.options import from_cli
     from engine.running.plan import runner_grid
 
@@ -145,7 +145,7 @@ def build_config(args: argparse.Namespace):
     if args.threads:
         if args.threads < 1:
             raise BadInput("--threads must be at least 1")
-        options["intra_threads"] = args.threads
+        options.update(setting_options("threads", args.threads))
     runners, _ = runner_grid(
         parse_list(args.backend, str, "backend"),
         parse_list(args.device, str, "device"),

@@ -112,12 +112,6 @@ class RunnerSpec:
         merged = {**self.opts, **kw}
         return RunnerSpec(self.backend, self.device, self.precision, tuple(sorted(merged.items())))
 
-    @property
-    def label(self) -> str:
-        extra = ",".join(f"{k}={v}" for k, v in self.options if k not in _QUIET_OPTIONS)
-        base = f"{self.backend} {self.precision} on {self.device}"
-        return f"{base} [{extra}]" if extra else base
-
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "options": self.opts}
 
@@ -136,9 +130,6 @@ class RunnerSpec:
             data.get("precision", "fp32"),
             tuple(sorted(items.items())),
         )
-
-
-_QUIET_OPTIONS = {"intra_threads", "inter_threads"}
 
 
 @dataclass(frozen=True)

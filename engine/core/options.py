@@ -40,12 +40,15 @@ def option(
     cli: bool = True,
     minimum: int | None = None,
     maximum: int | None = None,
+    setting: str = "",
 ) -> Any:
     """A declared option: default, help, and the word labels use for it.
 
     ``label`` names a switched-on bool (or prefixes ``label=value``); ``off_label`` names a
     bool switched off from a default of on. ``cli=False`` hides it from the generated
-    flags when another flag sets it (``intra_threads`` comes from ``--threads``).
+    flags when another flag sets it (``intra_threads`` comes from ``--threads``);
+    ``setting`` names that sweep setting (``"threads"``), so generic code fills the option
+    from the setting without naming it.
     """
     meta = {
         "help": help,
@@ -55,6 +58,7 @@ def option(
         "cli": cli,
         "min": minimum,
         "max": maximum,
+        "setting": setting,
     }
     return field(default=default, metadata=meta)
 
@@ -79,6 +83,7 @@ class OptionField:
     minimum: int | None
     maximum: int | None
     optional: bool  # None is a valid value ("not set")
+    setting: str = ""  # the sweep setting that fills it ("threads"), if any
 
     @property
     def flag(self) -> str:
@@ -112,6 +117,7 @@ def fields_of(options_cls: type) -> list[OptionField]:
                 m.get("min"),
                 m.get("max"),
                 optional,
+                m.get("setting", ""),
             )
         )
     return out

@@ -31,20 +31,15 @@ def cpu_model() -> str:
 
 @lru_cache(maxsize=4)
 def fingerprint(device: str = "cpu") -> dict[str, Any]:
-    ort_pkg = next((d for d in ("onnxruntime-gpu", "onnxruntime") if _version(d)), None)
     fp: dict[str, Any] = {
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "torch": _version("torch"),
+        # The model sources' libraries; each backend adds its own (engine.backends.environment).
         "torchvision": _version("torchvision"),
         "onnx": _version("onnx"),
-        "onnxruntime": _version(ort_pkg) if ort_pkg else None,
-        "onnxruntime_package": ort_pkg,
-        "tensorrt": _version("tensorrt") or _version("tensorrt-cu12") or _version("tensorrt-cu13"),
-        "tensorrt_rtx": _version("tensorrt-rtx-cu13-bindings"),
     }
     try:
         import torch

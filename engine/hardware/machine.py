@@ -155,19 +155,11 @@ def busy_check(window_s: float = 0.5, gpu_index: int | None = None) -> BusyRepor
 
 
 def thread_counts(runner: Any) -> dict[str, Any]:
-    """CPU threads the libraries will use: PyTorch's pool, and ONNX Runtime's setting.
-
-    ONNX Runtime reports 0 for "its default", which is one thread per physical core.
-    """
+    """CPU threads the libraries will use: PyTorch's pool, and the runner's own pool where
+    its library has one (``Runner.thread_counts``: ONNX Runtime's setting)."""
     import torch
 
-    out: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
-    session = getattr(runner, "session", None)  # ONNX Runtime runners hold their session
-    if session is not None and hasattr(session, "get_session_options"):
-        intra = session.get_session_options().intra_op_num_threads
-        out["ort_intra_op_setting"] = intra
-        out["ort_threads"] = intra if intra > 0 else physical_cores()
-    return out
+    return {"torch_threads": torch.get_num_threads(), **runner.thread_counts()}
 
 
 def physical_cores() -> int:

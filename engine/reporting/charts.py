@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.backends import BASELINE, precision_text, title
-from engine.core.config import ResultRow
+from engine.backends import BASELINE, describe, is_reference
+from engine.core.config import ResultRow, RunnerSpec
 from engine.core.text import chart_text
 
 PALETTE = (
@@ -38,15 +38,6 @@ def _switches(options: Any) -> dict[str, Any]:
     return {k: v for k, v in options.items() if not k.endswith("_threads")}
 
 
-def series_name(backend: str, precision: str, device: str, options: dict | None = None) -> str:
-    """A readable name for one runner configuration, e.g. ``ONNX Runtime int8 (cpu)``."""
-    extra = ",".join(f"{k}={v}" for k, v in sorted(_switches(options).items()))
-    name = (
-        f"{title(backend)} {precision_text(backend, precision, device, options or {})} ({device})"
-    )
-    return f"{name} [{extra}]" if extra else name
-
-
 def results_frame(rows: Iterable[ResultRow | dict[str, Any]]) -> pd.DataFrame:
     """One row per measurement with a ``series`` column; numeric columns as floats."""
     records = [r.to_dict() if isinstance(r, ResultRow) else dict(r) for r in rows]
@@ -54,7 +45,15 @@ def results_frame(rows: Iterable[ResultRow | dict[str, Any]]) -> pd.DataFrame:
         return pd.DataFrame(columns=[*ResultRow.__dataclass_fields__, "series"])
     df = pd.DataFrame.from_records(records)
     df["series"] = [
-        series_name(b, p, d, o if isinstance(o, dict) else None)
+        describe(
+            {
+                "backend": b,
+                "precision": p,
+                "device": d,
+                "options": o if isinstance(o, dict) else None,
+            },
+            "series",
+        )
         for b, p, d, o in zip(
             df["backend"], df["precision"], df["device"], df["options"], strict=True
         )
@@ -72,7 +71,7 @@ def landed_text(rows: Iterable[ResultRow], last: int = 12) -> str:
     rows = list(rows)
     lines = []
     for r in rows[-last:]:
-        name = series_name(r.backend, r.precision, r.device, r.options)
+        name = describe(r, "series")
         took = f"{r.p50_ms:10.3f} ms" if r.status == "ok" and r.p50_ms else f"{r.status:>13}"
         lines.append(f"batch {r.batch:>4}  {took}  {name}")
     more = len(rows) - len(lines)
@@ -103,16 +102,19 @@ def measured(df: pd.DataFrame) -> pd.DataFrame:
 def table_frame(df: pd.DataFrame, onnx_source: bool = False) -> pd.DataFrame:
     """The columns a results table shows, measured rows first, then skipped or failed.
 
-    For a user's ONNX file the parity reference is ONNX Runtime FP32 on the CPU, so that
-    configuration's own rows read "reference": comparing it with itself proves nothing.
+    For a user's ONNX file the parity reference is the backend that offers it (ONNX Runtime
+    FP32 on the CPU), so that configuration's own rows read "reference": comparing it with
+    itself proves nothing.
     """
     cols = [c for c in TABLE_COLUMNS if c in df.columns]
     out = df[cols].copy()
     if onnx_source and "parity_status" in out and not df.empty:
-        is_ref = (
-            (df["backend"] == "ort") & (df["precision"] == "fp32") & (df["device"] == "cpu")
-            & ~df["options"].map(lambda o: bool(_switches(o))).astype(bool)
-        )  # fmt: skip
+        is_ref = [
+            is_reference(RunnerSpec(b, d, p, tuple(sorted(_switches(o).items()))), True)
+            for b, d, p, o in zip(
+                df["backend"], df["device"], df["precision"], df["options"], strict=True
+            )
+        ]
         out["parity_status"] = [
             "reference" if ref and v != "off" else v
             for ref, v in zip(is_ref, out["parity_status"], strict=True)

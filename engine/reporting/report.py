@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from engine.backends import library_keys
 from engine.core.config import ResultRow, parity_label
 from engine.core.devices import is_cuda
 from engine.core.errors import BadInput
@@ -227,12 +228,7 @@ def _md_run(rec: RunRecord) -> list[str]:
     out = [f"### Run {_md(i.id)}: {_md(i.model)}{size} on {_md(i.machine)}", ""]
     out += [f"_{_md(_source_note(rec))}_ {_md(i.label)}", ""]
     facts = [f"started {_md(i.created_at or 'date unknown')}"]
-    facts.append(f"torch {_md(env.get('torch') or '-')}")
-    facts.append(f"onnxruntime {_md(env.get('onnxruntime') or '-')}")
-    if env.get("tensorrt"):
-        facts.append(f"TensorRT {_md(env['tensorrt'])}")
-    if env.get("tensorrt_rtx"):
-        facts.append(f"TensorRT-RTX {_md(env['tensorrt_rtx'])}")
+    facts += [f"{_md(k)} {_md(env[k])}" for k in library_keys() if env.get(k)]
     out += [" · ".join(facts), "", best_line(rec, _md), ""]
     falls = [r for r in rec.rows if fell_back(r)]
     if falls:

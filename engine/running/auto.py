@@ -17,66 +17,32 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from engine.backends import get_backend, option_words, precision_text, title
+from engine.backends import (
+    DEFAULT_BACKENDS,
+    auto_candidates,
+    backend_names,
+    describe,
+    get_backend,
+    setting_options,
+)
 from engine.core.config import ResultRow, RunnerSpec, SweepConfig, parity_label
-from engine.core.devices import is_cuda
 from engine.core.errors import BadInput
 from engine.core.stability import overlap, pick_with_ties, row_ci
 from engine.running.plan import Callbacks
 from engine.running.reproduce import reproduce_command
 from engine.running.sweep import SweepOutcome, run_sweep
 
-_TUNED_TORCH = {"channels_last": True, "cudnn_benchmark": True, "fuse_bn": True}
-# ORT's own defaults already search cuDNN exhaustively: the steps add only departures.
-_TUNED_ORT = {"prefer_nhwc": True}
-
-
-def _spec(backend: str, device: str, precision: str, **options: Any) -> RunnerSpec:
-    return RunnerSpec(backend, device, precision, tuple(sorted(options.items())))
-
 
 def candidates(
     device: str, backends: list[str] | None = None, include_compile: bool = False
 ) -> list[RunnerSpec]:
-    """The configurations auto mode tries on ``device``, baseline first, in ladder order.
+    """The configurations auto mode tries on ``device``, baseline first, in ladder order:
+    each registered backend's own ladder (:meth:`Backend.auto_ladder`), in registry order.
 
-    ``backends`` limits them to those backends (the baseline stays if its backend is in).
-    torch.compile searches for minutes per batch size, so it is only tried when asked.
+    ``backends`` limits them to those backends. Candidates that compile for minutes per
+    batch size (torch.compile) are only tried when asked (``include_compile``).
     """
-    if is_cuda(device):
-        specs = [
-            _spec("torch", device, "fp32"),
-            _spec("torch", device, "tf32"),
-            _spec("torch", device, "fp16"),
-            _spec("torch", device, "fp16", channels_last=True),
-            _spec("torch", device, "fp16", **_TUNED_TORCH),
-            _spec("torch", device, "fp16", **_TUNED_TORCH, cuda_graph=True),
-            _spec("torch", device, "fp16", **_TUNED_TORCH, cuda_graph=True, fuse_relu=True),
-            _spec("torch", device, "bf16", **_TUNED_TORCH, cuda_graph=True, fuse_relu=True),
-            _spec("ort", device, "fp32"),  # ONNX Runtime as shipped
-            _spec("ort", device, "fp16"),
-            _spec("ort", device, "fp16", cuda_graph=True),
-            _spec("ort", device, "fp16", **_TUNED_ORT),
-            _spec("ort", device, "fp16", **_TUNED_ORT, cuda_graph=True),
-        ]
-        if include_compile:
-            specs.append(_spec("torch_compile", device, "fp16", channels_last=True))
-    else:
-        specs = [
-            _spec("torch", device, "fp32"),
-            _spec("ort", device, "fp32"),
-            _spec("ort", device, "int8"),
-        ]
-    if backends is not None:
-        specs = [s for s in specs if s.backend in backends]
-    return specs
-
-
-def step_label(backend: str, precision: str, options: dict[str, Any], device: str = "cpu") -> str:
-    """A short human name for one configuration, e.g. 'PyTorch FP16 + channels-last'."""
-    words = [title(backend), precision_text(backend, precision.upper(), device, options)]
-    extras = option_words(backend, options)
-    return " ".join(words) + (" + " + ", ".join(extras) if extras else "")
+    return auto_candidates(device, backends, include_compile)[0]
 
 
 @dataclass
@@ -144,7 +110,7 @@ def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
                 LadderStep(
                     batch=batch,
                     step=i,
-                    label=step_label(r.backend, r.precision, r.options, r.device),
+                    label=describe(r, "short"),
                     backend=r.backend,
                     precision=r.precision,
                     options=dict(r.options),
@@ -188,18 +154,19 @@ def plan_auto(config: SweepConfig, include_compile: bool = False) -> SweepConfig
     devices = list(dict.fromkeys(r.device for r in config.runners)) or ["cpu"]
     backends = list(dict.fromkeys(r.backend for r in config.runners)) or None
     if config.model.onnx_path:
-        onnx_ok = [n for n in (backends or ["ort"]) if get_backend(n).RUNS_ONNX_FILES]
-        backends = onnx_ok
+        backends = [n for n in (backends or backend_names()) if get_backend(n).RUNS_ONNX_FILES]
     threads = config.bench.threads
     runners: list[RunnerSpec] = []
+    notes: list[str] = []
     for device in devices:
-        for spec in candidates(device, backends, include_compile):
-            runners.append(spec.with_options(intra_threads=threads) if threads else spec)
+        specs, why = auto_candidates(device, backends, include_compile)
+        notes += why
+        runners += [s.with_options(**setting_options("threads", threads)) for s in specs]
     if not runners:
         raise BadInput(
             "auto mode has no candidate for these backends",
-            f"it knows torch, ort and torch_compile; asked for {', '.join(backends or [])}",
-            "use --backend torch,ort with --auto",
+            "; ".join(notes) or f"asked for {', '.join(backends or [])}",
+            f"use --backend {','.join(DEFAULT_BACKENDS)} with --auto",
         )
     return SweepConfig(
         model=config.model,

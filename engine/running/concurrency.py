@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from engine.artifacts.models import ModelArtifacts
-from engine.backends import PrepareContext, Runner, get_backend
+from engine.backends import PrepareContext, Runner, describe, get_backend
 from engine.core.config import RunnerSpec
 from engine.core.errors import BadInput
 from engine.running.locks import device_lock
@@ -130,7 +130,7 @@ def measure_concurrency(
                 x = artifacts.sample_input(batch)
                 single = 0.0
                 for n in counts:
-                    say(f"{spec.label}: batch {batch}, {n} in flight")
+                    say(f"{describe(spec)}: batch {batch}, {n} in flight")
                     runners = runners_for(n, batch)
                     try:
                         done, elapsed = _drive(runners, x, window_s, warmup)

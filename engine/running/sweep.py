@@ -19,14 +19,21 @@ import numpy as np
 
 from engine.artifacts.flops import gflop_per_image
 from engine.artifacts.models import ModelArtifacts, check_batches, load_artifacts
-from engine.backends import Backend, PrepareContext, Runner, get_backend, spec_label
+from engine.backends import (
+    Backend,
+    PrepareContext,
+    Runner,
+    describe,
+    environment,
+    get_backend,
+    reference_spec,
+)
 from engine.core.config import ResultRow, RunnerSpec, SweepConfig
 from engine.core.devices import is_cuda, parse_device
 from engine.core.errors import EngineError
 from engine.core.limits import check_input_fits, check_threads
 from engine.core.parity import PARITY_BATCH, compare
 from engine.core.rows import ModelFacts, new_row
-from engine.hardware.env import fingerprint
 from engine.hardware.machine import annotate_point, busy_check
 from engine.running.locks import device_lock
 from engine.running.measure import time_point
@@ -76,8 +83,9 @@ def release_memory() -> None:
 
 
 def reference_outputs(art: ModelArtifacts, x: np.ndarray) -> np.ndarray:
-    """FP32 on the CPU: PyTorch for torchvision models, ONNX Runtime for ONNX files."""
-    spec = RunnerSpec("ort" if art.is_onnx_source else "torch", "cpu", "fp32")
+    """FP32 on the CPU through the backend that offers the reference for this model source
+    (PyTorch for torchvision models, ONNX Runtime for ONNX files)."""
+    spec = reference_spec(art.is_onnx_source)
     ctx = PrepareContext(batches=(x.shape[0],))
     with get_backend(spec.backend).prepare(spec, art, ctx) as runner:
         return runner.infer(x)
@@ -86,7 +94,7 @@ def reference_outputs(art: ModelArtifacts, x: np.ndarray) -> np.ndarray:
 def _error_of(exc: BaseException, spec: RunnerSpec) -> EngineError:
     if isinstance(exc, EngineError):
         return exc
-    return EngineError(f"{spec_label(spec)} failed to build", f"{type(exc).__name__}: {exc}")
+    return EngineError(f"{describe(spec)} failed to build", f"{type(exc).__name__}: {exc}")
 
 
 def _fault_reason(exc: BaseException) -> str:
@@ -158,7 +166,7 @@ class _Sweep:
         runner: Runner | None = None
         try:
             if not per_batch:
-                self.progress(f"preparing {spec_label(spec)}")
+                self.progress(f"preparing {describe(spec)}")
                 runner = self.factory(spec, self.art, ctx)
             parity = self.parity(backend, spec, runner, ctx) if self.config.parity else None
         except Exception as exc:  # noqa: BLE001 - a backend that fails to build must not end the sweep
@@ -188,7 +196,7 @@ class _Sweep:
         judged_at = backend.parity_precision(spec)
         if runner is None:  # a graph is captured per shape: check the same graph uncaptured
             pctx = replace(ctx, batches=(self.pbatch,))
-            with self.factory(spec.with_options(cuda_graph=False), self.art, pctx) as prunner:
+            with self.factory(backend.parity_spec(spec), self.art, pctx) as prunner:
                 return compare(self.reference, prunner.infer(self.parity_x), judged_at)
         return compare(self.reference, runner.infer(self.parity_x), judged_at)
 
@@ -197,12 +205,12 @@ class _Sweep:
         try:
             if runner is None or per_batch:
                 self.close(runner)
-                self.progress(f"preparing {spec_label(spec)}")
+                self.progress(f"preparing {describe(spec)}")
                 # a per-batch runner is built (captured, compiled) for its batch alone
                 runner = self.factory(
                     spec, self.art, replace(ctx, batches=(b,)) if per_batch else ctx
                 )
-            self.progress(f"timing {spec_label(spec)} at batch {b}")
+            self.progress(f"timing {describe(spec)} at batch {b}")
             with device_lock(spec.device, on_wait=self.progress):
                 timing = time_point(runner, self.art.sample_input(b), self.config.bench)
             row.provider = runner.provider
@@ -264,7 +272,7 @@ def run_sweep(
         check_threads(config.bench.threads)
         torch.set_num_threads(config.bench.threads)
     gpu = next((r.device for r in config.runners if is_cuda(r.device)), "cpu")
-    env = fingerprint(gpu if _cuda_ok(gpu) else "cpu")
+    env = environment(gpu if _cuda_ok(gpu) else "cpu")
     busy = busy_check(gpu_index=parse_device(gpu)[1] if _cuda_ok(gpu) else None)
     env["busy_check"] = (
         busy.to_dict()

@@ -18,8 +18,8 @@ from engine.backends import (
     PrepareContext,
     backend_names,
     declared_options,
+    describe,
     get_backend,
-    spec_label,
 )
 from engine.core.config import ModelSpec, RunnerSpec
 from engine.core.errors import BadInput, EngineError, Unavailable
@@ -90,7 +90,7 @@ def test_real_run_on_the_cpu_where_it_can(name, small_artifacts):
         assert runner.provider
         assert isinstance(runner.facts(), dict) and isinstance(runner.inspect(), list)
     assert y.shape[0] == 2 and np.isfinite(y).all()
-    assert spec_label(spec).startswith(b.TITLE)
+    assert describe(spec).startswith(b.TITLE)
 
 
 def test_a_shared_option_name_means_one_thing():

@@ -14,7 +14,7 @@ pytest.importorskip(
 )
 
 
-from engine.backends import get_backend, spec_label  # noqa: E402
+from engine.backends import describe, get_backend  # noqa: E402
 from engine.backends.ort import (
     OrtOptions,
     cuda_provider_options,
@@ -23,8 +23,7 @@ from engine.backends.ort import (
 )  # noqa: E402
 from engine.core.config import RunnerSpec  # noqa: E402
 from engine.core.errors import BadInput  # noqa: E402
-from engine.reporting.charts import series_name  # noqa: E402
-from engine.running.auto import candidates, step_label  # noqa: E402
+from engine.running.auto import candidates  # noqa: E402
 
 
 def _spec(device="cuda:1", precision="fp32", **opts):
@@ -47,7 +46,7 @@ def test_each_departure_is_named_and_passed_on():
         "prefer_nhwc": 1,
         "enable_cuda_graph": 1,
     }
-    label = spec_label(spec)
+    label = describe(spec)
     for word in (
         "strict FP32 (use_tf32=0)",
         "cuDNN search=HEURISTIC",
@@ -61,14 +60,14 @@ def test_fp32_on_cuda_says_tf32_and_is_judged_at_the_tf32_tolerance():
     ort = get_backend("ort")
     plain = _spec()
     assert ort.parity_precision(plain) == "tf32"
-    assert "FP32, TF32 allowed (ORT default)" in spec_label(plain)
-    assert "fp32, TF32 allowed (ORT default)" in series_name("ort", "fp32", "cuda:0", {})
-    assert "TF32 allowed" in step_label("ort", "fp32", {}, "cuda:0")
+    assert "FP32, TF32 allowed (ORT default)" in describe(plain)
+    assert "FP32, TF32 allowed (ORT default) (cuda:0)" in describe(plain, "series")
+    assert "TF32 allowed" in describe(plain, "short")
     strict = _spec(strict_fp32=True)
-    assert ort.parity_precision(strict) == "fp32" and "TF32 allowed" not in spec_label(strict)
+    assert ort.parity_precision(strict) == "fp32" and "TF32 allowed" not in describe(strict)
     cpu = _spec(device="cpu")
-    assert ort.parity_precision(cpu) == "fp32" and "TF32" not in spec_label(cpu)
-    assert series_name("ort", "int8", "cpu", {}) == "ONNX Runtime int8 (cpu)"
+    assert ort.parity_precision(cpu) == "fp32" and "TF32" not in describe(cpu)
+    assert describe(RunnerSpec("ort", "cpu", "int8"), "series") == "ONNX Runtime INT8 (cpu)"
 
 
 def test_tf32_and_strict_fp32_contradict():

@@ -9,7 +9,7 @@ pytest.importorskip(
 )
 
 
-from engine.core.config import ResultRow  # noqa: E402
+from engine.core.config import ResultRow, RunnerSpec  # noqa: E402
 from engine.reporting import charts  # noqa: E402
 from engine.storage.reference import QUOTED, load_reference  # noqa: E402
 
@@ -45,8 +45,8 @@ def test_results_frame_names_series_and_keeps_every_row(rows):
     df = charts.results_frame(rows)
     assert len(df) == len(rows)
     assert set(df["series"]) == {
-        "PyTorch fp32 (cpu)",
-        "ONNX Runtime int8 (cpu)",
+        "PyTorch FP32 (cpu)",
+        "ONNX Runtime INT8 (cpu)",
         "ONNX Runtime fp16 (cpu)",
     }
     assert len(charts.measured(df)) == 6
@@ -54,22 +54,32 @@ def test_results_frame_names_series_and_keeps_every_row(rows):
     assert empty.empty and "series" in empty.columns and charts.measured(empty).empty
 
 
-def test_series_name_shows_options_but_not_thread_counts():
-    name = charts.series_name("torch", "fp16", "cuda:0", {"cuda_graph": True, "intra_threads": 2})
-    assert name == "PyTorch fp16 (cuda:0) [cuda_graph=True]"
+def test_one_describe_function_names_a_configuration_in_each_form():
+    from engine.backends import describe
+
+    spec = RunnerSpec("torch", "cuda:0", "fp16", (("cuda_graph", True), ("intra_threads", 2)))
+    row = {"backend": "torch", "precision": "fp16", "device": "cuda:0"}
+    row["options"] = {"cuda_graph": True, "intra_threads": 2}
+    assert describe(spec, "series") == "PyTorch FP16 (cuda:0) + CUDA graph"
+    assert describe(row, "series") == describe(spec, "series")  # a stored row, the same name
+    assert describe(spec, "short") == "PyTorch FP16 + CUDA graph"
+    assert describe(spec) == "PyTorch FP16 on cuda:0 + CUDA graph"
+    # An old stored row of a backend no longer registered keeps its own words.
+    old = {"backend": "gone", "precision": "fp32", "device": "cpu", "options": {"x": 1}}
+    assert describe(old, "series") == "gone FP32 (cpu) + x=1"
 
 
 def test_latency_chart_has_a_band_and_a_p50_line_per_series(rows):
     fig = charts.latency_chart(charts.results_frame(rows))
     lines = [t for t in fig.data if t.mode == "lines+markers"]
-    assert {t.name for t in lines} == {"PyTorch fp32 (cpu)", "ONNX Runtime int8 (cpu)"}
+    assert {t.name for t in lines} == {"PyTorch FP32 (cpu)", "ONNX Runtime INT8 (cpu)"}
     torch_line = next(t for t in lines if t.name.startswith("PyTorch"))
     assert list(torch_line.x) == [1, 2, 8] and list(torch_line.y) == [3.0, 6.0, 24.0]
     assert "p90" in torch_line.hovertemplate and "images/s" in torch_line.hovertemplate
     assert torch_line.customdata[0][5] == "CPUExecutionProvider"
     bands = [t for t in fig.data if t.fill == "tonexty"]
     assert len(bands) == 2
-    torch_band = next(t for t in bands if t.legendgroup == "PyTorch fp32 (cpu)")
+    torch_band = next(t for t in bands if t.legendgroup == "PyTorch FP32 (cpu)")
     assert list(torch_band.y) == pytest.approx([2.7, 5.4, 21.6])
     assert fig.layout.xaxis.type == "log"
     assert list(fig.layout.xaxis.tickvals) == [1, 2, 4, 8]  # no skipped or oom batch 16
@@ -94,7 +104,7 @@ def test_reference_overlay_is_labelled_quoted(rows):
 
 def test_throughput_chart_plots_images_per_second(rows):
     fig = charts.throughput_chart(charts.results_frame(rows))
-    ort = next(t for t in fig.data if t.name == "ONNX Runtime int8 (cpu)")
+    ort = next(t for t in fig.data if t.name == "ONNX Runtime INT8 (cpu)")
     assert list(ort.y) == pytest.approx([1000 / 1.5, 2000 / 3.0, 8000 / 12.0])
     assert fig.layout.yaxis.title.text == "throughput (images/s)"
 
@@ -102,13 +112,13 @@ def test_throughput_chart_plots_images_per_second(rows):
 def test_speedup_is_over_torch_fp32_on_the_same_device(rows):
     rows = [*rows, row("ort", "fp32", 1, 0.5, device="cuda:0")]  # no CUDA baseline
     sp = charts.speedup_frame(charts.results_frame(rows))
-    ort = sp[sp["series"] == "ONNX Runtime int8 (cpu)"]
+    ort = sp[sp["series"] == "ONNX Runtime INT8 (cpu)"]
     assert list(ort["speedup"]) == pytest.approx([2.0, 2.0, 2.0])
-    base = sp[sp["series"] == "PyTorch fp32 (cpu)"]
+    base = sp[sp["series"] == "PyTorch FP32 (cpu)"]
     assert list(base["speedup"]) == pytest.approx([1.0, 1.0, 1.0])
     assert "cuda:0" not in set(sp["device"])
     fig = charts.speedup_chart(charts.results_frame(rows))
-    assert {t.name for t in fig.data} == {"PyTorch fp32 (cpu)", "ONNX Runtime int8 (cpu)"}
+    assert {t.name for t in fig.data} == {"PyTorch FP32 (cpu)", "ONNX Runtime INT8 (cpu)"}
 
 
 def test_charts_without_measurements_say_so():
@@ -183,7 +193,7 @@ def test_table_shows_parity_status_and_names_the_onnx_reference():
     table = table_frame(results_frame(rows), onnx_source=True)
     assert "parity_ok" not in table
     statuses = dict(zip(table["series"], table["parity_status"], strict=True))
-    assert statuses["ONNX Runtime fp32 (cpu)"] == "reference"
+    assert statuses["ONNX Runtime FP32 (cpu)"] == "reference"
     assert sorted(statuses.values()) == ["failed", "not judged", "reference"]
 
 

@@ -12,7 +12,7 @@ import shlex
 import pytest
 
 from engine import backends
-from engine.backends import spec_label
+from engine.backends import describe
 from engine.cli.main import bench_parser, build_config
 from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
 from engine.running.launch import InlineLauncher, Job
@@ -41,7 +41,7 @@ def test_its_option_is_a_cli_flag_and_a_reproduce_flag(registered, small_spec):
     assert "--graph-level basic" in command
     again = build_config(bench_parser().parse_args(shlex.split(command)[4:]))
     assert normalise(again)[0].to_dict() == config.to_dict()
-    assert spec_label(config.runners[0]).endswith("+ graph level=basic")
+    assert describe(config.runners[0]).endswith("+ graph level=basic")
 
 
 def test_its_option_is_a_sidebar_control(registered):

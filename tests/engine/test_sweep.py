@@ -86,8 +86,8 @@ def test_reproduce_command_round_trips():
 def test_options_that_changed_nothing_leave_the_label(tmp_path):
     # SqueezeNet has no batch norm: BN folding changes nothing, so the row must not be
     # labelled "BN folded"; its reason says why. ResNet18's BNs fold and the option stays.
+    from engine.backends import describe
     from engine.core.config import BenchSettings, ModelSpec, RunnerSpec, SweepConfig
-    from engine.running.auto import step_label
     from engine.running.sweep import run_sweep
 
     bench = BenchSettings(warmup=1, iters=2, max_time_s=1.0)
@@ -99,6 +99,6 @@ def test_options_that_changed_nothing_leave_the_label(tmp_path):
     plain, folded = rows["squeezenet1_1"], rows["resnet18"]
     assert plain.status == "ok" and plain.options == {}
     assert "no batch norm follows a convolution" in plain.reason
-    assert "BN folded" not in step_label(plain.backend, plain.precision, plain.options)
+    assert "BN folded" not in describe(plain, "short")
     assert folded.options == {"fuse_bn": True} and folded.reason == ""
-    assert "BN folded" in step_label(folded.backend, folded.precision, folded.options)
+    assert "BN folded" in describe(folded, "short")

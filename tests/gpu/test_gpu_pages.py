@@ -115,14 +115,15 @@ def choose(at: AppTest, t: Target, backends=("torch", "ort"), precisions=("fp32"
 
 # -- the flows, one per page ----------------------------------------------------------
 def check_live_measurement(at: AppTest, t: Target) -> None:
-    from engine.reporting.charts import series_name
+    from engine.backends import describe
+    from engine.core.config import RunnerSpec
     from pages import common
 
     choose(at, t, backends=("torch",), precisions=(t.live_precision,))
     at.select_slider(key="vb_live_batch").set_value(2).run()
     ok_page(at)
     (card,) = at.metric
-    assert card.label == series_name("torch", t.live_precision, t.device)
+    assert card.label == describe(RunnerSpec("torch", t.device, t.live_precision), "series")
     assert card.value.endswith(" ms") and float(card.value.split()[0]) > 0
     assert f"ran on {t.torch_provider}" in card.help
     assert ", batch 2:" in texts(at.caption)

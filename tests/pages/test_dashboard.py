@@ -115,11 +115,11 @@ def test_parity_page_passes_for_fp32_and_int8(app: AppTest):
     assert not app.error, texts(app.error)
     table = app.dataframe[0].value
     assert set(table["series"]) == {
-        "PyTorch fp32 (cpu)",
-        "ONNX Runtime fp32 (cpu)",
-        "ONNX Runtime int8 (cpu)",
+        "PyTorch FP32 (cpu)",
+        "ONNX Runtime FP32 (cpu)",
+        "ONNX Runtime INT8 (cpu)",
     }
-    fp32 = table[table["series"] == "ONNX Runtime fp32 (cpu)"].iloc[0]
+    fp32 = table[table["series"] == "ONNX Runtime FP32 (cpu)"].iloc[0]
     assert fp32["result"] == "pass" and fp32["cosine"] > 0.9999
     assert "not run" not in texts(app.caption).lower() or "torch int8" in texts(app.caption)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.backends.base import Availability, Backend, PrepareContext, Runner
+from engine.backends.base import Availability, Backend, Candidate, PrepareContext, Runner
 from engine.backends.tensorrt.build import BuildSettings
 from engine.backends.tensorrt.cache import (
     DEFAULT_OPT_LEVEL,
@@ -120,6 +120,16 @@ class TensorRTBackend(Backend):
     DEVICES = ("cuda",)
     Options = TensorRTOptions
     INSPECTS = True
+    LIBRARIES = {
+        "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
+        "tensorrt_rtx": ("tensorrt-rtx-cu13-bindings",),
+    }
+
+    @classmethod
+    def auto_ladder(cls, device: str) -> list[Candidate]:
+        """None yet: a plan is built for minutes per profile, and no full TensorRT could be
+        installed where auto mode's answers were checked (docs/tensorrt.md)."""
+        return []
 
     @classmethod
     def build_batches(

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.backends import library_keys
 from engine.core.config import ResultRow, weights_label
 from engine.core.devices import device_kind
 from engine.core.stability import compare_words
@@ -31,15 +32,11 @@ _ENV_ORDER = (
     "machine",
     "os",
     "python",
-    "torch",
     "torchvision",
     "onnx",
-    "onnxruntime",
-    "onnxruntime_package",
-    "tensorrt",
     "cuda",
     "cudnn",
-)
+)  # then every backend's libraries (engine.backends.library_keys)
 _MISSING = "—"
 
 
@@ -182,7 +179,7 @@ def _config_facts(rec: RunRecord) -> dict[str, Any]:
 def env_diff(a: RunRecord, b: RunRecord) -> list[EnvDiff]:
     """Settings that differ between two runs: fingerprint first, then configuration."""
     ea, eb = (_flatten(without_busy(r.info.environment)) for r in (a, b))
-    rank = {k: i for i, k in enumerate(_ENV_ORDER)}
+    rank = {k: i for i, k in enumerate((*_ENV_ORDER, *library_keys()))}
     keys = sorted(ea.keys() | eb.keys(), key=lambda k: (rank.get(k, len(rank)), k))
     out = [
         EnvDiff(k, _show(ea.get(k)), _show(eb.get(k)))

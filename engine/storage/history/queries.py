@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.backends import library_keys
 from engine.core.config import ResultRow
 from engine.core.devices import device_kind
 from engine.core.errors import BadInput, EngineError
@@ -236,7 +237,10 @@ def filter_runs(
 
 
 def runs_frame(runs: Iterable[RunInfo]) -> pd.DataFrame:
-    """A table of runs for display: one line each, lists joined."""
+    """A table of runs for display: one line each, lists joined; a column per library a
+    backend records (engine.backends.library_keys) that any of these runs has."""
+    runs = list(runs)
+    libs = [k for k in library_keys() if any(r.environment.get(k) for r in runs)]
     records = [
         {
             "id": str(r.id),
@@ -251,13 +255,12 @@ def runs_frame(runs: Iterable[RunInfo]) -> pd.DataFrame:
             "rows": r.n_rows,
             "status": r.status,
             "label": r.label,
-            "torch": r.environment.get("torch") or "",
-            "onnxruntime": r.environment.get("onnxruntime") or "",
+            **{k: r.environment.get(k) or "" for k in libs},
         }
         for r in runs
     ]
     cols = ["id", "created_at", "source", "model", "image_size", "machine", "backends"]
-    cols += ["precisions", "devices", "rows", "status", "label", "torch", "onnxruntime"]
+    cols += ["precisions", "devices", "rows", "status", "label", *libs]
     return pd.DataFrame.from_records(records, columns=cols)
 
 
