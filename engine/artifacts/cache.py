@@ -10,13 +10,11 @@ locks, and leaves an entry alone while a build is still writing into it.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import os
 import shutil
 import stat
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -18,12 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.core.config import MAX_BATCH
 from engine.artifacts.source import ModelSource
+from engine.core.config import MAX_BATCH
 from engine.core.errors import BadInput, EngineError
 from engine.core.paths import cache_dir
 from engine.core.safeio import cache_full, disk_full, disk_full_anywhere, os_problem
-
 
 OPSET = 18
 EXPORT_PRECISIONS = ("fp32", "fp16", "bf16")

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from engine.artifacts.weights import make_healthy, weights_digest
 from engine.core.config import MAX_BATCH, ModelSpec, weights_label
 from engine.core.errors import BadInput
 from engine.core.hashing import file_sha256  # noqa: F401 - callers import it from here too
@@ -25,7 +26,6 @@ from engine.core.limits import (
     check_input_fits,
     tensor_bytes,
 )
-from engine.artifacts.weights import make_healthy, weights_digest
 
 
 @lru_cache(maxsize=1)

@@ -15,16 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.artifacts.export import cached_artifact, finish_artifact
+from engine.artifacts.images import MEAN, STD, generated_images
 from engine.artifacts.source import ModelSource
 from engine.core.errors import BadInput, EngineError
-from engine.artifacts.images import MEAN, STD, generated_images
-from engine.artifacts.export import cached_artifact, finish_artifact
 from engine.core.paths import cache_dir
 from engine.core.safeio import cache_full, disk_full_anywhere
 
-
 CALIBRATION_IMAGES = 16
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
 def folder_images(folder: Path, n: int, h: int, w: int) -> Iterator[np.ndarray]:
     from PIL import Image
 
