@@ -51,9 +51,9 @@ def check_one(name: str) -> dict:
     """Build ``name`` as the engine does and measure its logits (runs in a child)."""
     import numpy as np
     import torch
-    from engine.artifacts.images import generated_images
 
     from engine.artifacts import weights
+    from engine.artifacts.images import generated_images
     from engine.artifacts.models import build_torch_model
     from engine.core.config import ModelSpec
 

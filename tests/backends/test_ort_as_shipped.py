@@ -61,7 +61,7 @@ def test_fp32_on_cuda_says_tf32_and_is_judged_at_the_tf32_tolerance():
     plain = _spec()
     assert ort.parity_precision(plain) == "tf32"
     assert "FP32, TF32 allowed (ORT default)" in describe(plain)
-    assert "FP32, TF32 allowed (ORT default) (cuda:0)" in describe(plain, "series")
+    assert "FP32, TF32 allowed (ORT default) (cuda:1)" in describe(plain, "series")
     assert "TF32 allowed" in describe(plain, "short")
     strict = _spec(strict_fp32=True)
     assert ort.parity_precision(strict) == "fp32" and "TF32 allowed" not in describe(strict)

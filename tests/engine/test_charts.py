@@ -47,7 +47,7 @@ def test_results_frame_names_series_and_keeps_every_row(rows):
     assert set(df["series"]) == {
         "PyTorch FP32 (cpu)",
         "ONNX Runtime INT8 (cpu)",
-        "ONNX Runtime fp16 (cpu)",
+        "ONNX Runtime FP16 (cpu)",
     }
     assert len(charts.measured(df)) == 6
     empty = charts.results_frame([])
