@@ -52,7 +52,7 @@ def test_an_uploaded_onnx_sweep_reads_as_an_onnx_file(app: AppTest, small_artifa
     assert not app.error, texts(app.error)
     captions = texts(app.caption)
     assert "meaningless predictions" not in captions
-    assert "parity is checked against ONNX Runtime FP32 on the CPU" in captions
+    assert "parity is checked against ONNX Runtime FP32 on cpu" in captions
     auto = app.toggle(key="vb_auto").label
     assert "ONNX Runtime FP32 on the CPU" in auto and "PyTorch" not in auto
 
