@@ -23,8 +23,8 @@ from engine.backends import (
     Backend,
     PrepareContext,
     Runner,
+    backend_versions,
     describe,
-    environment,
     get_backend,
     reference_spec,
 )
@@ -34,6 +34,7 @@ from engine.core.errors import EngineError
 from engine.core.limits import check_input_fits, check_threads
 from engine.core.parity import PARITY_BATCH, compare
 from engine.core.rows import ModelFacts, new_row
+from engine.hardware.env import fingerprint
 from engine.hardware.machine import annotate_point, busy_check
 from engine.running.locks import device_lock
 from engine.running.measure import time_point
@@ -272,7 +273,9 @@ def run_sweep(
         check_threads(config.bench.threads)
         torch.set_num_threads(config.bench.threads)
     gpu = next((r.device for r in config.runners if is_cuda(r.device)), "cpu")
-    env = environment(gpu if _cuda_ok(gpu) else "cpu")
+    # The cached fingerprint itself carries the last sweep's busy check (benchmarks/zoo.py
+    # reads it there); the stored environment adds every backend's library versions.
+    env = fingerprint(gpu if _cuda_ok(gpu) else "cpu")
     busy = busy_check(gpu_index=parse_device(gpu)[1] if _cuda_ok(gpu) else None)
     env["busy_check"] = (
         busy.to_dict()
@@ -280,7 +283,8 @@ def run_sweep(
 
     def open_run() -> int:
         stored = command or reproduce_command(config)
-        return store.create_run(config.to_dict(), env, stored, label=art.spec.label)
+        stored_env = {**env, **backend_versions()}
+        return store.create_run(config.to_dict(), stored_env, stored, label=art.spec.label)
 
     outcome = SweepOutcome(None, notes=[*busy.notes, *art.notes, *notes])
     sweep = _Sweep(config, art, batches, store, open_run, cb, runner_factory, outcome)
