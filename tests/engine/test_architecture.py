@@ -74,11 +74,21 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
                 base = ".".join([*up, base] if base else up)
             targets = [base] + [f"{base}.{a.name}" for a in node.names]
         for t in targets:
-            while t and t not in known:
-                t = t.rpartition(".")[0]
-            if t and t != name:
-                found.add(t)
+            found.add(_resolve(t, name, known))
+    found.discard("")
+    found.discard(name)
     return found
+
+
+def _resolve(target: str, importer: str, known: set[str]) -> str:
+    """The known module ``target`` names; a benchmark or script importing a sibling by its
+    bare name (its folder is on ``sys.path``) names that sibling."""
+    folder = importer.rpartition(".")[0]
+    if folder in ("benchmarks", "scripts") and f"{folder}.{target.partition('.')[0]}" in known:
+        target = f"{folder}.{target}"
+    while target and target not in known:
+        target = target.rpartition(".")[0]
+    return target
 
 
 def _graph(mods: dict[str, Path]) -> dict[str, set[str]]:
@@ -199,6 +209,7 @@ def test_the_checker_sees_a_circle_an_upward_import_and_typing_imports(tmp_path)
     )
     known = {"engine.core.config", "engine.core.errors"}
     assert _imports("engine.artifacts.m", src, known) == known
+    assert _resolve("sweep", "benchmarks.zoo", {"benchmarks.sweep"}) == "benchmarks.sweep"
     with pytest.raises(AssertionError, match="in no layer"):
         _layer("engine.stray")
 
