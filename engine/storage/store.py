@@ -12,14 +12,16 @@ create, convert or add files beside it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import csv
 import datetime as dt
+import functools
 import glob
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,18 @@ from engine.core.paths import default_db
 from engine.core.safeio import json_text, write_text
 from engine.hardware.env import machine_label
 from engine.storage.runend import STALE, process_gone, this_host
-from engine.storage.sqlite_guard import APPLICATION_ID, check_ours, check_path, connect, db_error
+from engine.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from engine.storage.sqlite_guard import (
+    ANOTHER_DB,
+    APPLICATION_ID,
+    check_intact,
+    check_ours,
+    check_path,
+    connect,
+    db_error,
+)
 
-SCHEMA_VERSION = 4
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store"]
 SQLITE_INT = (-(2**63), 2**63 - 1)
 RESERVE_BYTES = 256 * 1024  # room kept for recording how a run ended (a few WAL frames)
 JSON_SCHEMA = 1
@@ -40,85 +51,6 @@ ROW_COLUMNS = ("model", "backend", "device", "precision", "batch", "provider", "
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _v1(db: sqlite3.Connection) -> None:
-    db.executescript(
-        """
-        CREATE TABLE runs (
-            id INTEGER PRIMARY KEY,
-            created_at TEXT NOT NULL,
-            label TEXT NOT NULL DEFAULT '',
-            model TEXT NOT NULL DEFAULT '',
-            status TEXT NOT NULL DEFAULT 'running',
-            source TEXT NOT NULL DEFAULT 'local',
-            source_key TEXT UNIQUE,
-            config_json TEXT NOT NULL,
-            env_json TEXT NOT NULL,
-            command TEXT NOT NULL DEFAULT ''
-        );
-        CREATE TABLE rows (
-            id INTEGER PRIMARY KEY,
-            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-            created_at TEXT NOT NULL,
-            model TEXT, backend TEXT, device TEXT, precision TEXT, batch INTEGER,
-            provider TEXT, status TEXT,
-            p50_ms REAL, throughput_ips REAL,
-            data_json TEXT NOT NULL
-        );
-        CREATE INDEX rows_run ON rows(run_id);
-        """
-    )
-
-
-def _v2(db: sqlite3.Connection) -> None:
-    # The machine a run measured on, filled from each run's fingerprint, so history can
-    # filter by machine in SQL; indexes for the history page's filters and its date order.
-    # Idempotent: SQLite commits ALTER TABLE at once, so a crash before user_version moves
-    # on must not leave a store that fails this step again on the next open.
-    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)").fetchall()}
-    if "machine" not in columns:
-        db.execute("ALTER TABLE runs ADD COLUMN machine TEXT NOT NULL DEFAULT ''")
-    for run_id, env_json in db.execute("SELECT id, env_json FROM runs").fetchall():
-        try:
-            env = json.loads(env_json)
-        except ValueError:
-            env = {}
-        label = machine_label(env) if isinstance(env, dict) else ""
-        db.execute("UPDATE runs SET machine=? WHERE id=?", (label, run_id))
-    db.execute("CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at)")
-    db.execute("CREATE INDEX IF NOT EXISTS rows_point ON rows(backend, precision, device, batch)")
-
-
-def _v3(db: sqlite3.Connection) -> None:
-    # Who runs a run (pid, host), so History can tell a live run from one whose process is
-    # gone, and why it ended. Idempotent for the same reason as _v2.
-    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)").fetchall()}
-    for name, decl in (
-        ("pid", "INTEGER"),
-        ("host", "TEXT NOT NULL DEFAULT ''"),
-        ("end_reason", "TEXT NOT NULL DEFAULT ''"),
-    ):
-        if name not in columns:
-            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
-
-
-def _v4(db: sqlite3.Connection) -> None:
-    # Parity's third outcome, "not judged", as its own column; older rows had only
-    # parity_ok in their JSON: True → ok, False → failed, None → off. Idempotent like _v2.
-    columns = {r[1] for r in db.execute("PRAGMA table_info(rows)").fetchall()}
-    if "parity_status" not in columns:
-        db.execute("ALTER TABLE rows ADD COLUMN parity_status TEXT NOT NULL DEFAULT ''")
-    for row_id, data_json in db.execute("SELECT id, data_json FROM rows").fetchall():
-        try:
-            status = ResultRow.from_dict(json.loads(data_json)).parity_status
-        except (ValueError, TypeError, KeyError):
-            status = "off"
-        db.execute("UPDATE rows SET parity_status=? WHERE id=?", (status, row_id))
-
-
-# Index i upgrades a store from user_version i to i + 1. Never edit one that shipped.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 
 
 def _stored_json(text: str, name: str) -> Any:
@@ -130,9 +62,20 @@ def _stored_json(text: str, name: str) -> Any:
         raise EngineError(
             f"the results database {name} is damaged",
             f"a stored record is not readable JSON ({exc})",
-            "pass another --db file; this one is left untouched for recovery"
-            " (sqlite3 FILE .recover)",
+            f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
         ) from exc
+
+
+def _serial(method):
+    """One call at a time per store: a transaction, or a read and its fetch, is never
+    interleaved with another thread's statements on the same connection."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return call
 
 
 class Store:
@@ -144,16 +87,20 @@ class Store:
     ) -> None:
         self.path = Path(path) if path else default_db()
         self.readonly = readonly
+        # One connection may serve several threads (the dashboard's tabs): one transaction
+        # at a time on it, or two threads' statements would land in one commit.
+        self.lock = threading.RLock()
         check_path(self.path, readonly)
         try:
-            check_ours(self.path, readonly, SCHEMA_VERSION)
             self.db = connect(self.path, readonly, timeout_s)
+            check_ours(self.db, self.path, readonly, SCHEMA_VERSION)
             self._refuse_newer()
             if readonly and self._version() < SCHEMA_VERSION:
                 self.db.close()  # our own older store: upgrade it once, as a writer would
                 self.db = connect(self.path, False, timeout_s)
                 self.readonly = readonly = False
             if not readonly:
+                check_intact(self.db, self.path)
                 self._enable_wal()
             self.db.execute("PRAGMA foreign_keys=ON")
             if not readonly:
@@ -163,7 +110,7 @@ class Store:
             raise db_error(exc, self.path.name, self.path) or EngineError(
                 f"the results database {self.path.name} cannot be opened",
                 str(exc),
-                "pass another --db file; the existing file was left untouched",
+                f"{ANOTHER_DB}; the existing file was left untouched",
             ) from exc
         except BaseException:
             self._close_quietly()
@@ -218,10 +165,12 @@ class Store:
                     MIGRATIONS[step](self.db)
                     self.db.execute(f"PRAGMA user_version={step + 1}")
 
+    @_serial
     def close(self) -> None:
         self.db.close()
 
     # -- writing -------------------------------------------------------------------
+    @_serial
     def create_run(
         self,
         config: dict[str, Any],
@@ -259,6 +208,7 @@ class Store:
         self._hold_reserve(run_id)
         return run_id
 
+    @_serial
     def add_row(self, run_id: int, row: ResultRow) -> int:
         if not row.created_at:
             row.created_at = now()
@@ -285,6 +235,7 @@ class Store:
             )
         return int(cur.lastrowid)
 
+    @_serial
     def finish_run(self, run_id: int, status: str = "done", reason: str = "") -> None:
         """Record how run ``run_id`` ended (see engine/storage/runend.py), even on a full disk."""
 
@@ -326,6 +277,7 @@ class Store:
         with contextlib.suppress(OSError), open(self._reserve(run_id), "wb") as f:
             f.write(b"\0" * RESERVE_BYTES)
 
+    @_serial
     def import_run(
         self,
         run: dict[str, Any],
@@ -387,6 +339,7 @@ class Store:
         return run_id
 
     # -- reading -------------------------------------------------------------------
+    @_serial
     def runs(self, limit: int = 1000) -> list[dict[str, Any]]:
         cur = self.db.execute(
             "SELECT r.*, (SELECT COUNT(*) FROM rows WHERE run_id=r.id) AS n_rows"
@@ -395,18 +348,22 @@ class Store:
         )
         return [self._run_dict(r) for r in cur.fetchall()]
 
+    @_serial
     def run(self, run_id: int) -> dict[str, Any]:
         if not SQLITE_INT[0] <= int(run_id) <= SQLITE_INT[1]:  # SQLite would overflow
             raise BadInput(f"run {run_id} is not in {self.path.name}", fix="see its run ids")
         r = self.db.execute("SELECT *, 0 AS n_rows FROM runs WHERE id=?", (run_id,)).fetchone()
         if r is None:
+            check_intact(self.db, self.path)  # a lost page hides runs: say damaged, not absent
             raise EngineError(f"run {run_id} is not in {self.path.name}")
         return self._run_dict(r)
 
+    @_serial
     def run_id_by_source_key(self, source_key: str) -> int | None:
         r = self.db.execute("SELECT id FROM runs WHERE source_key=?", (source_key,)).fetchone()
         return None if r is None else int(r[0])
 
+    @_serial
     def same_run_id(
         self, created_at: str, config: dict[str, Any], env: dict[str, Any]
     ) -> int | None:
@@ -421,6 +378,7 @@ class Store:
         ).fetchone()
         return None if r is None else int(r[0])
 
+    @_serial
     def run_facets(self) -> dict[int, dict[str, list[str]]]:
         """Per run: the distinct backends, precisions and devices of its rows."""
         out: dict[int, dict[str, list[str]]] = {}
@@ -444,6 +402,7 @@ class Store:
             d["status"] = STALE  # killed outright (SIGKILL, power): it cannot say so itself
         return d
 
+    @_serial
     def rows(self, run_id: int | None = None) -> list[ResultRow]:
         if run_id is None:
             cur = self.db.execute("SELECT data_json FROM rows ORDER BY id")
@@ -454,6 +413,7 @@ class Store:
         name = self.path.name
         return [ResultRow.from_dict(_stored_json(r[0], name)) for r in cur.fetchall()]
 
+    @_serial
     def document(self, run_id: int) -> dict[str, Any]:
         """The portable JSON document of one run: ``{schema, run, rows}``."""
         run = self.run(run_id)
@@ -485,3 +445,50 @@ class Store:
             for r in rows:
                 r["options"] = json.dumps(r["options"])
                 writer.writerow(r)
+
+
+_SHARED: dict[Path, tuple[Store, tuple[int, int]]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def shared_store(path: str | Path | None = None) -> Store:
+    """This process's one writable :class:`Store` for ``path`` (default: the default store).
+
+    A long-lived process (the dashboard) keeps one connection per store, shared by its
+    threads under the store's lock, instead of a new connection on every page rerun. When
+    the file at ``path`` is no longer the one opened (deleted, replaced), the old connection
+    is closed and a new one opened, so the process never holds a deleted store file.
+    """
+    key = Path(os.path.abspath(Path(path) if path else default_db()))
+    with _SHARED_LOCK:
+        held = _SHARED.get(key)
+        if held is not None and _identity(key) == held[1]:
+            return held[0]
+        if held is not None:
+            _SHARED.pop(key)
+            held[0].close()
+        store = Store(key)
+        ident = _identity(key)
+        if ident is not None:
+            _SHARED[key] = (store, ident)
+        return store
+
+
+def close_shared() -> None:
+    """Close every store :func:`shared_store` opened (at exit, or between tests)."""
+    with _SHARED_LOCK:
+        for store, _ in _SHARED.values():
+            with contextlib.suppress(sqlite3.Error):
+                store.close()
+        _SHARED.clear()
+
+
+atexit.register(close_shared)
