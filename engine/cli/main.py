@@ -16,7 +16,6 @@ from pathlib import Path
 
 from engine.cli.args import Parser, parse_list
 from engine.core.errors import BadInput, EngineError, Unavailable
-from engine.core.safeio import check_regular_target
 from engine.core.text import safe_stdout, safe_text
 from engine.storage.runend import Terminated, install_sigterm
 
@@ -271,8 +270,12 @@ def bench_main(argv: list[str]) -> int:
 
         set_cache_dir(args.cache_dir)
     config = build_config(args)
-    if args.json:
-        check_regular_target(Path(args.json), "--json")  # before the sweep, not after
+    if args.json:  # before the sweep, not after; never the store or the input model
+        from engine.core.paths import check_output
+
+        check_output(
+            args.json, "--json", {"the --db store": args.db, "the --onnx model": args.onnx}
+        )
     from engine.storage.store import Store
 
     store = Store(args.db)
@@ -341,9 +344,10 @@ def export_main(argv: list[str]) -> int:
         set_cache_dir(args.cache_dir)
     from engine.artifacts.models import load_artifacts
     from engine.core.config import ModelSpec
+    from engine.core.paths import check_output
     from engine.core.safeio import copy_file
 
-    check_regular_target(Path(args.out), "--out")  # before minutes of export, not after
+    check_output(args.out, "--out")  # before minutes of export, not after
 
     art = load_artifacts(ModelSpec(args.model, args.weights, args.image_size))
     path = art.onnx_path(args.precision, progress=lambda m: print(m, file=sys.stderr))

@@ -18,6 +18,7 @@ import csv
 import datetime as dt
 import functools
 import glob
+import io
 import json
 import os
 import sqlite3
@@ -28,7 +29,7 @@ from typing import Any
 from engine.core.config import ResultRow
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.paths import default_db
-from engine.core.safeio import json_text, write_text
+from engine.core.safeio import create_new, file_lock, json_text, write_text
 from engine.hardware.env import machine_label
 from engine.storage.runend import STALE, process_gone, this_host
 from engine.storage.schema import MIGRATIONS, SCHEMA_VERSION
@@ -126,9 +127,7 @@ class Store:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate_lock(self):
-        from filelock import FileLock
-
-        return FileLock(str(self.path) + ".migrate.lock")
+        return file_lock(f"{self.path}.migrate.lock", "the store's lock file")
 
     def _enable_wal(self) -> None:
         # WAL is stored in the file, so only a new store switches; switching fails at once
@@ -274,7 +273,8 @@ class Store:
     def _hold_reserve(self, run_id: int) -> None:
         # A run that ends because the disk filled up still has to record that it ended:
         # a little room is set aside while it runs and freed for that last update.
-        with contextlib.suppress(OSError), open(self._reserve(run_id), "wb") as f:
+        # Created new, never through a link: a name beside the store is guessable.
+        with contextlib.suppress(OSError), os.fdopen(create_new(self._reserve(run_id)), "wb") as f:
             f.write(b"\0" * RESERVE_BYTES)
 
     @_serial
@@ -437,14 +437,14 @@ class Store:
 
     def export_csv(self, run_id: int | None, path: str | Path) -> None:
         rows = [r.to_dict() for r in self.rows(run_id)]
-        with open(path, "w", newline="") as f:
-            if not rows:
-                return
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        text = io.StringIO(newline="")
+        if rows:
+            writer = csv.DictWriter(text, fieldnames=list(rows[0]))
             writer.writeheader()
             for r in rows:
                 r["options"] = json.dumps(r["options"])
                 writer.writerow(r)
+        write_text(path, text.getvalue(), "the CSV")
 
 
 _SHARED: dict[Path, tuple[Store, tuple[int, int]]] = {}
