@@ -365,18 +365,33 @@ class Store:
 
     @_serial
     def same_run_id(
-        self, created_at: str, config: dict[str, Any], env: dict[str, Any]
+        self,
+        created_at: str,
+        config: dict[str, Any],
+        env: dict[str, Any],
+        label: str | None = None,
+        rows: list[ResultRow] | None = None,
     ) -> int | None:
-        """A stored run with this start time, configuration and fingerprint, if any.
+        """A stored run with this start time, configuration and fingerprint, if any (and,
+        when given, this label and these rows: a different document that shares the first
+        three is another run, not a copy).
 
         Catches a document re-imported into the store that measured it, whose local run
         carries no source key.
         """
-        r = self.db.execute(
-            "SELECT id FROM runs WHERE created_at=? AND config_json=? AND env_json=?",
+        found = self.db.execute(
+            "SELECT id, label FROM runs WHERE created_at=? AND config_json=? AND env_json=?"
+            " ORDER BY id",
             (created_at, json.dumps(config), json.dumps(env)),
-        ).fetchone()
-        return None if r is None else int(r[0])
+        ).fetchall()
+        wanted = None if rows is None else [r.to_dict() for r in rows]
+        for run_id, stored_label in found:
+            if label is not None and (stored_label or "") != label:
+                continue
+            if wanted is not None and [r.to_dict() for r in self.rows(run_id)] != wanted:
+                continue
+            return int(run_id)
+        return None
 
     @_serial
     def run_facets(self) -> dict[int, dict[str, list[str]]]:
