@@ -10,14 +10,15 @@ import argparse
 import importlib
 import json
 import shlex
-import signal
 import sys
 from pathlib import Path
 
 from engine.cli.args import Parser, parse_list
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.text import safe_stdout, safe_text
-from engine.storage.runend import Terminated, install_sigterm
+from engine.storage.runend import Terminated, install_sigterm, restore_signals
+
+SOME_FAILED = 4  # exit code: a run measured some points, and others failed (README table)
 
 # subcommand → "module:function" taking argv (list[str]) and returning an exit code
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -326,6 +327,15 @@ def bench_main(argv: list[str]) -> int:
         first = outcome.errors[0].user_message() if outcome.errors else "nothing was measured"
         print(f"error: nothing requested could run. {first}", file=sys.stderr)
         return code
+    failed = [r for r in outcome.rows if r.status in ("failed", "oom")]
+    died = getattr(outcome, "failure", "")  # a worker launcher's: how its child ended
+    if failed or died:
+        print(
+            f"error: {len(failed)} of {len(outcome.rows)} point(s) failed"
+            f"{f' ({died})' if died else ''}; every point measured is stored",
+            file=sys.stderr,
+        )
+        return SOME_FAILED
     return 0
 
 
@@ -379,8 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+        restore_signals(old)
 
 
 def _dispatch(argv: list[str]) -> int:
