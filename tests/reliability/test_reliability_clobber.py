@@ -139,3 +139,19 @@ def test_db_may_be_a_link_the_user_made_to_a_regular_file(tmp_path):
     store.close()
     assert link.is_symlink() and len(Store(real, readonly=True).runs()) == 2
     assert os.path.samefile(link, real)
+
+
+def test_prune_all_keeps_an_entry_a_live_build_is_writing(tmp_path):
+    # An export traces for minutes before it writes a byte; the entry is marked from the
+    # moment its folder exists, so a prune beside it keeps it (a real prune process).
+    from engine.artifacts.export import building
+
+    cache = tmp_path / "cache"
+    folder = cache / "onnx" / ("a" * 32)
+    env = {"VISIONBENCH_CACHE": str(cache)}
+    with building(folder):
+        res = run_cli("cache", "prune", "--all", env=env)
+        assert res.returncode == 0, res.stderr
+        assert folder.is_dir()
+    res = run_cli("cache", "prune", "--all", env=env)
+    assert res.returncode == 0 and not folder.exists(), res.stderr
