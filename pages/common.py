@@ -427,7 +427,7 @@ class SweepJob:
 
     def _run(self) -> None:
         from engine.running.launch import Job, WorkerLauncher
-        from engine.storage.store import shared_store
+        from engine.storage.shared import shared_store
 
         try:
             # A build that never ends (a native hang) is killed rather than waited on

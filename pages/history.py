@@ -19,7 +19,8 @@ from engine.core.errors import EngineError
 from engine.core.text import markdown_text
 from engine.reporting.charts import compare_chart
 from engine.storage import documents, history
-from engine.storage.store import Store, shared_store
+from engine.storage.shared import shared_store
+from engine.storage.store import Store
 from pages import common
 
 IMPORT_LOG_KEY = "vb_hist_import_log"

@@ -35,6 +35,10 @@ _FULL = ("database or disk is full", "disk is full")
 _READ_ONLY = ("readonly", "read-only")
 
 
+class StoreLocked(EngineError):
+    """Another process held a write lock on the store for longer than SQLite's wait."""
+
+
 def db_error(exc: sqlite3.Error, name: str, path: Path | None = None) -> EngineError | None:
     """SQLite's "locked", "full", "read-only" and "damaged" as a user message; None for
     anything else (our bug)."""
@@ -62,7 +66,7 @@ def db_error(exc: sqlite3.Error, name: str, path: Path | None = None) -> EngineE
             "check the disk and the permissions of its folder, then retry",
         )
     if any(t in text for t in _LOCKED):
-        return EngineError(
+        return StoreLocked(
             f"the results database {name} is locked",
             "another program or sweep has held a write lock on it for longer than the wait",
             "let it finish (or close it) and retry, or pass another --db; stored rows are safe",

@@ -12,7 +12,6 @@ create, convert or add files beside it.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import csv
 import datetime as dt
@@ -88,6 +87,7 @@ class Store:
     ) -> None:
         self.path = Path(path) if path else default_db()
         self.readonly = readonly
+        self.timeout_s = timeout_s
         # One connection may serve several threads (the dashboard's tabs): one transaction
         # at a time on it, or two threads' statements would land in one commit.
         self.lock = threading.RLock()
@@ -460,50 +460,3 @@ class Store:
                 r["options"] = json.dumps(r["options"])
                 writer.writerow(r)
         write_text(path, text.getvalue(), "the CSV")
-
-
-_SHARED: dict[Path, tuple[Store, tuple[int, int]]] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def shared_store(path: str | Path | None = None) -> Store:
-    """This process's one writable :class:`Store` for ``path`` (default: the default store).
-
-    A long-lived process (the dashboard) keeps one connection per store, shared by its
-    threads under the store's lock, instead of a new connection on every page rerun. When
-    the file at ``path`` is no longer the one opened (deleted, replaced), the old connection
-    is closed and a new one opened, so the process never holds a deleted store file.
-    """
-    key = Path(os.path.abspath(Path(path) if path else default_db()))
-    with _SHARED_LOCK:
-        held = _SHARED.get(key)
-        if held is not None and _identity(key) == held[1]:
-            return held[0]
-        if held is not None:
-            _SHARED.pop(key)
-            held[0].close()
-        store = Store(key)
-        ident = _identity(key)
-        if ident is not None:
-            _SHARED[key] = (store, ident)
-        return store
-
-
-def close_shared() -> None:
-    """Close every store :func:`shared_store` opened (at exit, or between tests)."""
-    with _SHARED_LOCK:
-        for store, _ in _SHARED.values():
-            with contextlib.suppress(sqlite3.Error):
-                store.close()
-        _SHARED.clear()
-
-
-atexit.register(close_shared)

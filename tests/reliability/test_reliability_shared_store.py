@@ -115,3 +115,67 @@ def test_a_damaged_store_is_never_written_to(tmp_path):
     assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0
     gone = run_cli("report", "--db", str(db), "--run", "3", "--out", str(tmp_path / "r.md"))
     assert gone.returncode == 1 and "damaged" in gone.stderr, gone.stderr
+
+
+def _sweep_under_a_lock(db: Path, small_artifacts, release_after_s: float | None):
+    import sqlite3
+    import threading
+
+    from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
+    from engine.running.plan import Callbacks
+    from engine.running.sweep import run_sweep
+    from engine.storage.store import Store
+
+    store = Store(db, timeout_s=0.3)
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    notes: list[str] = []
+    taken: list[bool] = []
+    timers: list[threading.Timer] = []
+
+    def on_row(_row) -> None:  # another program takes the write lock after the first point
+        if taken:
+            return
+        taken.append(True)
+        holder.execute("BEGIN EXCLUSIVE")
+        if release_after_s is not None:
+            release = threading.Timer(release_after_s, lambda: holder.execute("COMMIT"))
+            timers.append(release)
+            release.start()
+
+    config = SweepConfig(
+        small_artifacts.spec,
+        [RunnerSpec("torch")],
+        [1, 2, 3],
+        BenchSettings(warmup=0, iters=2, min_iters=1, max_time_s=5.0),
+        parity=False,
+    )
+    callbacks = Callbacks(progress=lambda d, t, m: notes.append(m), on_row=on_row)
+    try:
+        return run_sweep(config, store=store, artifacts=small_artifacts, callbacks=callbacks), notes
+    finally:
+        for t in timers:
+            t.join()
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+        store.close()
+
+
+def test_a_lock_held_elsewhere_is_waited_for_with_a_note(tmp_path, small_artifacts):
+    from engine.storage.store import Store
+
+    db = tmp_path / "r.sqlite"
+    out, notes = _sweep_under_a_lock(db, small_artifacts, release_after_s=1.0)
+    assert [r.status for r in out.rows] == ["ok"] * 3
+    assert any("locked by another program" in n for n in notes), notes
+    assert len(Store(db).rows(out.run_id)) == 3
+
+
+def test_a_lock_never_released_stops_cleanly_keeping_the_measured(tmp_path, small_artifacts):
+    from engine.core.errors import EngineError
+    from engine.storage.store import Store
+
+    db = tmp_path / "r.sqlite"
+    with pytest.raises(EngineError, match="stayed locked.*1 point.*stored.*batch 2.*was not"):
+        _sweep_under_a_lock(db, small_artifacts, release_after_s=None)
+    assert [r.batch for r in Store(db).rows(1)] == [1]
