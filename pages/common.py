@@ -436,7 +436,7 @@ class SweepJob:
 
     def _run(self) -> None:
         from engine.running.launch import Job, WorkerLauncher
-        from engine.storage.store import Store
+        from engine.storage.shared import shared_store
 
         try:
             # A build that never ends (a native hang) is killed rather than waited on
@@ -444,12 +444,9 @@ class SweepJob:
             points = len(self.config.runners) * len(self.config.batches) * (12 if self.auto else 1)
             launcher = WorkerLauncher(timeout_s=1800 + 600 * points)
             self.in_worker = True
-            store = Store(self.db_path)
+            store = shared_store(self.db_path)  # the page's own connection, not another
             callbacks = Callbacks(self.on_progress, self.on_row, self.stop.is_set)
-            try:
-                self.outcome = launcher.launch(Job(self.config, auto=self.auto), store, callbacks)
-            finally:
-                store.close()
+            self.outcome = launcher.launch(Job(self.config, auto=self.auto), store, callbacks)
         except BaseException as exc:  # noqa: BLE001 - the page shows every failure
             self.error = exc
         finally:

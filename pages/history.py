@@ -19,6 +19,7 @@ from engine.core.errors import EngineError
 from engine.core.text import markdown_text
 from engine.reporting.charts import compare_chart
 from engine.storage import documents, history
+from engine.storage.shared import shared_store
 from engine.storage.store import Store
 from pages import common
 
@@ -292,7 +293,7 @@ def main() -> None:
     )
     store = None
     with common.guard("opening the results store"):
-        store = Store()
+        store = shared_store()  # one connection per process, not one per rerun
     if store is not None:
         _import_section(store)
     shown = _runs_section(store)

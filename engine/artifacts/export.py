@@ -14,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from engine.artifacts.source import ModelSource
 from engine.core.config import MAX_BATCH
 from engine.core.errors import BadInput, EngineError
 from engine.core.paths import cache_dir
-from engine.core.safeio import cache_full, disk_full, disk_full_anywhere, os_problem
+from engine.core.safeio import cache_full, create_new, disk_full, disk_full_anywhere, os_problem
 
 OPSET = 18
 EXPORT_PRECISIONS = ("fp32", "fp16", "bf16")
@@ -81,6 +82,23 @@ def cached_artifact(folder: Path, name: str) -> Path | None:
     return None
 
 
+@contextlib.contextmanager
+def building(folder: Path):
+    """Mark ``folder`` as being written by this process for as long as the block runs.
+
+    ``cache prune`` keeps an entry holding a fresh ``*.tmp`` file; an export writes its
+    own only at the end of minutes of tracing, so the marker is made with the folder.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / f"build.{os.getpid()}.{threading.get_ident()}.tmp"
+    with contextlib.suppress(FileExistsError):
+        os.close(create_new(marker))
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
+
+
 def finish_artifact(folder: Path, tmp: Path, name: str, record: dict) -> Path:
     """Move a freshly written file into place with its hash record (atomic rename)."""
     final = folder / name
@@ -109,13 +127,13 @@ def export_onnx(art: ModelSource, precision: str = "fp32", progress=None) -> Exp
         return ExportResult(hit, True, 0.0, key)
     if progress:
         progress(f"exporting {art.spec.name} ({precision}) to ONNX")
-    folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"model.{os.getpid()}.tmp.onnx"
-    t0 = time.perf_counter()
-    _export(art, precision, tmp)
-    seconds = time.perf_counter() - t0
-    record = {"model": art.spec.name, "precision": precision, "image_size": art.spec.image_size}
-    path = finish_artifact(folder, tmp, "model.onnx", {**record, "export_s": seconds})
+    with building(folder):
+        t0 = time.perf_counter()
+        _export(art, precision, tmp)
+        seconds = time.perf_counter() - t0
+        record = {"model": art.spec.name, "precision": precision, "image_size": art.spec.image_size}
+        path = finish_artifact(folder, tmp, "model.onnx", {**record, "export_s": seconds})
     return ExportResult(path, False, seconds, key)
 
 
@@ -181,8 +199,9 @@ def convert_precision(src: Path, precision: str, progress=None) -> Path:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"model.{os.getpid()}.tmp.onnx"
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    onnx.save(model, str(tmp))
-    return finish_artifact(folder, tmp, "model.onnx", {"source": src.name, "precision": precision})
+    with building(folder):
+        model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+        onnx.save(model, str(tmp))
+        record = {"source": src.name, "precision": precision}
+        return finish_artifact(folder, tmp, "model.onnx", record)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.artifacts.export import cached_artifact, finish_artifact
+from engine.artifacts.export import building, cached_artifact, finish_artifact
 from engine.artifacts.images import MEAN, STD, generated_images
 from engine.artifacts.source import ModelSource
 from engine.core.errors import BadInput, EngineError
@@ -135,28 +135,28 @@ def quantize_int8(
         def get_next(self):
             return next(self._it, None)
 
-    folder.mkdir(parents=True, exist_ok=True)
-    pre = folder / f"pre.{os.getpid()}.onnx"
-    tmp = folder / f"model.{os.getpid()}.tmp.onnx"
-    try:
-        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-        quantize_static(
-            str(pre),
-            str(tmp),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
-        )
-    except Exception as exc:  # noqa: BLE001 - the quantiser raises many kinds
-        tmp.unlink(missing_ok=True)
-        if disk_full_anywhere(exc):
-            raise cache_full("int8 quantisation failed", cache_dir()) from exc
-        raise EngineError(
-            "int8 quantisation failed", str(exc).splitlines()[0][:300] if str(exc) else ""
-        ) from exc
-    finally:
-        pre.unlink(missing_ok=True)
-    return finish_artifact(folder, tmp, "model.onnx", record)
+    with building(folder):  # a prune meanwhile keeps this entry
+        pre = folder / f"pre.{os.getpid()}.onnx"
+        tmp = folder / f"model.{os.getpid()}.tmp.onnx"
+        try:
+            quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+            quantize_static(
+                str(pre),
+                str(tmp),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+            )
+        except Exception as exc:  # noqa: BLE001 - the quantiser raises many kinds
+            tmp.unlink(missing_ok=True)
+            if disk_full_anywhere(exc):
+                raise cache_full("int8 quantisation failed", cache_dir()) from exc
+            raise EngineError(
+                "int8 quantisation failed", str(exc).splitlines()[0][:300] if str(exc) else ""
+            ) from exc
+        finally:
+            pre.unlink(missing_ok=True)
+        return finish_artifact(folder, tmp, "model.onnx", record)

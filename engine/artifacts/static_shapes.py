@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from engine.core.paths import cache_dir
+from engine.core.safeio import private_folder, write_text
 
 RECIPE = 1
 # Nodes that compute on shapes rather than on the image: the CUDA EP runs them on the CPU.
@@ -49,9 +51,14 @@ def static_batch_model(src: str | os.PathLike[str], batch: int, source_hash: str
     model = onnx.shape_inference.infer_shapes(model)
     model = onnxscript.optimizer.optimize(model)
     onnx.checker.check_model(model)
-    tmp = folder / f"model.{os.getpid()}.tmp.onnx"
-    onnx.save(model, str(tmp))
-    os.replace(tmp, final)
+    # Written in a private folder (its ".tmp" name marks the entry busy for a prune), then
+    # renamed into place: no predictable name a link could be planted at.
+    private = private_folder(folder, "model.tmp.")
+    try:
+        onnx.save(model, str(private / "model.onnx"))
+        os.replace(private / "model.onnx", final)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     meta = {"batch": batch, "recipe": RECIPE, "shape_nodes_left": shape_nodes(model)}
-    (folder / "meta.json").write_text(json.dumps(meta))
+    write_text(folder / "meta.json", json.dumps(meta), "the cache's meta.json")
     return final

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import shutil
 from typing import Any
 
 import numpy as np
 
 from engine.core.errors import NotApplicable, ProviderFallback
+from engine.core.safeio import private_folder
 
 COMPUTE_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose", "QLinearConv", "MatMulInteger"}
 TRT_EP = "TensorrtExecutionProvider"
@@ -89,20 +90,21 @@ def probe_placement(
     and the partitioning it reports is decided when the session is created.
     """
     so.enable_profiling = True
-    so.profile_file_prefix = os.path.join(tempfile.gettempdir(), f"vb-ort-probe-{os.getpid()}")
-    session = ort.InferenceSession(
-        model_path, sess_options=so, providers=_without_graph_capture(providers)
-    )
-    inp = session.get_inputs()[0]
-    dims = [d if isinstance(d, int) else batch for d in inp.shape]
-    dtype = np.float16 if "float16" in inp.type else np.float32
-    session.run([session.get_outputs()[0].name], {inp.name: np.zeros(dims, dtype=dtype)})
-    path = session.end_profiling()
+    # ONNX Runtime names the profile itself (prefix + date): in a shared temporary folder
+    # that name is guessable, so it goes into a private (0700) folder of its own.
+    private = private_folder(prefix="vb-ort-probe-")
     try:
-        return node_placement(path)
+        so.profile_file_prefix = os.path.join(private, "profile")
+        session = ort.InferenceSession(
+            model_path, sess_options=so, providers=_without_graph_capture(providers)
+        )
+        inp = session.get_inputs()[0]
+        dims = [d if isinstance(d, int) else batch for d in inp.shape]
+        dtype = np.float16 if "float16" in inp.type else np.float32
+        session.run([session.get_outputs()[0].name], {inp.name: np.zeros(dims, dtype=dtype)})
+        return node_placement(session.end_profiling())
     finally:
-        if path and os.path.exists(path):
-            os.unlink(path)
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def check_graph_capture(placement: dict[str, dict[str, int]]) -> None:

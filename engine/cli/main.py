@@ -10,15 +10,15 @@ import argparse
 import importlib
 import json
 import shlex
-import signal
 import sys
 from pathlib import Path
 
 from engine.cli.args import Parser, parse_list
 from engine.core.errors import BadInput, EngineError, Unavailable
-from engine.core.safeio import check_regular_target
 from engine.core.text import safe_stdout, safe_text
-from engine.storage.runend import Terminated, install_sigterm
+from engine.storage.runend import Terminated, install_sigterm, restore_signals
+
+SOME_FAILED = 4  # exit code: a run measured some points, and others failed (README table)
 
 # subcommand → "module:function" taking argv (list[str]) and returning an exit code
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -271,8 +271,12 @@ def bench_main(argv: list[str]) -> int:
 
         set_cache_dir(args.cache_dir)
     config = build_config(args)
-    if args.json:
-        check_regular_target(Path(args.json), "--json")  # before the sweep, not after
+    if args.json:  # before the sweep, not after; never the store or the input model
+        from engine.core.paths import check_output
+
+        check_output(
+            args.json, "--json", {"the --db store": args.db, "the --onnx model": args.onnx}
+        )
     from engine.storage.store import Store
 
     store = Store(args.db)
@@ -323,6 +327,15 @@ def bench_main(argv: list[str]) -> int:
         first = outcome.errors[0].user_message() if outcome.errors else "nothing was measured"
         print(f"error: nothing requested could run. {first}", file=sys.stderr)
         return code
+    failed = [r for r in outcome.rows if r.status in ("failed", "oom")]
+    died = getattr(outcome, "failure", "")  # a worker launcher's: how its child ended
+    if failed or died:
+        print(
+            f"error: {len(failed)} of {len(outcome.rows)} point(s) failed"
+            f"{f' ({died})' if died else ''}; every point measured is stored",
+            file=sys.stderr,
+        )
+        return SOME_FAILED
     return 0
 
 
@@ -341,9 +354,10 @@ def export_main(argv: list[str]) -> int:
         set_cache_dir(args.cache_dir)
     from engine.artifacts.models import load_artifacts
     from engine.core.config import ModelSpec
+    from engine.core.paths import check_output
     from engine.core.safeio import copy_file
 
-    check_regular_target(Path(args.out), "--out")  # before minutes of export, not after
+    check_output(args.out, "--out")  # before minutes of export, not after
 
     art = load_artifacts(ModelSpec(args.model, args.weights, args.image_size))
     path = art.onnx_path(args.precision, progress=lambda m: print(m, file=sys.stderr))
@@ -375,8 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+        restore_signals(old)
 
 
 def _dispatch(argv: list[str]) -> int:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from engine.cli.args import Parser, parse_list
 from engine.core.errors import BadInput
-from engine.core.safeio import check_regular_target, write_text
+from engine.core.paths import check_output
+from engine.core.safeio import write_text
 from engine.core.text import safe_text
 from engine.reporting.report import html_report, markdown_report
 from engine.storage.store import Store
@@ -40,7 +41,7 @@ def main(argv: list[str]) -> int:
             fix="name the report FILE.html (self-contained page) or FILE.md (markdown summary)",
         )
     run_ids = [x for text in args.run for x in parse_list(text, str, "run id")]
-    check_regular_target(out, "--out")
+    check_output(out, "--out", {"the --db store": args.db})
     store = Store(args.db, readonly=True)
     make = html_report if suffix in (".html", ".htm") else markdown_report
     text = make(store, run_ids, diagnostics=not args.no_diagnostics, probe=args.probe)

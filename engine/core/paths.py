@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from engine.core.errors import BadInput
-from engine.core.safeio import os_problem, unwritable_folder
+from engine.core.safeio import check_regular_target, os_problem, unwritable_folder
 
 APP = "visionbench"
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,3 +90,59 @@ def short_path(path: str | os.PathLike[str]) -> str:
     p = str(path)
     home = str(Path.home())
     return "~" + p[len(home) :] if home != "/" and p.startswith(home) else p
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_output(
+    path: str | os.PathLike[str],
+    what: str,
+    keep: Mapping[str, str | os.PathLike[str] | None] | None = None,
+) -> Path:
+    """Refuse, with exit 2, an output path that would replace something the user keeps:
+    a link, a folder or a device (:func:`check_regular_target`), one of the files in ``keep``
+    (description → path: the store, an input model), the default store, any SQLite
+    database, or a file inside the artifact cache. Run it before opening any store."""
+    out = Path(path)
+    check_regular_target(out, what)
+    guarded = {"the default results database": default_db(), **(keep or {})}
+    for desc, other in guarded.items():
+        if other and _same(out, Path(other)):
+            raise BadInput(
+                f"{what} {out} is {desc}", "writing there would replace it", "name another file"
+            )
+    cache = cache_dir().resolve()
+    if out.parent.resolve() == cache or cache in out.parent.resolve().parents:
+        raise BadInput(
+            f"{what} {out} is inside the artifact cache {cache}",
+            "the cache is the tool's own: a build may overwrite it and a prune deletes it",
+            "name a file outside the cache folder",
+        )
+    if _is_sqlite(out):
+        raise BadInput(
+            f"{what} {out} is a SQLite database",
+            "results and reports are never written over a database",
+            "name another file",
+        )
+    return out
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one is not made yet (a new store): the same name is the same file
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _is_sqlite(path: Path) -> bool:
+    # Read only after the samefile checks: a store this process may hold a connection to
+    # is never opened here (closing any descriptor of it would drop that connection's locks).
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return os.read(fd, len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    finally:
+        os.close(fd)

@@ -2,22 +2,26 @@
 
 Every output path a command takes (``report --out``, ``export --out``, ``bench --json``,
 ``diagnose --json``) goes through :func:`write_bytes`: it refuses a folder, a device or a
-FIFO (``/dev/full``, a pipe someone left there) before opening anything, writes to a
-temporary file beside the target and renames it into place, so a full disk or a killed
-process never leaves half a file under the user's name. :func:`os_problem` turns an
+FIFO (``/dev/full``, a pipe someone left there) or a symbolic link before opening
+anything, writes to a temporary file in a private (0700) folder beside the target and
+renames it into place, so a full disk or a killed process never leaves half a file under
+the user's name and a link planted at the target never redirects the bytes. :func:`os_problem` turns an
 ``OSError`` into the what / why / fix message of :mod:`engine.core.errors`, and
 :func:`json_text` never writes ``NaN`` or ``Infinity``, which most JSON parsers refuse.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import math
 import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +110,20 @@ def unwritable_folder(folder: Path) -> str | None:
 
 
 def check_regular_target(path: Path, what: str = "the output") -> None:
-    """Refuse a target that exists but is not a regular file (a folder, a device, a FIFO)."""
+    """Refuse a target that exists but is not a regular file (a folder, a device, a FIFO)
+    or is a symbolic link: a link planted in a shared folder could point at anyone's file."""
     try:
-        st = path.stat()  # follows a link: what matters is where the bytes would go
+        st = path.lstat()
     except FileNotFoundError:
         return
     except OSError as exc:
         raise os_problem(exc, path) from exc
+    if stat.S_ISLNK(st.st_mode):
+        raise BadInput(
+            f"{what} {path} is a symbolic link, not a regular file",
+            "outputs are never written through a link (it may point at another file)",
+            "name the file itself, or remove the link",
+        )
     if stat.S_ISDIR(st.st_mode):
         raise BadInput(f"{what} {path} is a folder", fix="name a file, e.g. inside that folder")
     for test, kind in _KINDS:
@@ -130,29 +141,61 @@ def _umask() -> int:
     return mask
 
 
-def _write_with(path: Path, fill, what: str) -> Path:
-    target = path.resolve() if path.is_symlink() else path
-    check_regular_target(target, what)
-    folder = target.parent
+def create_new(path: str | os.PathLike[str], mode: int = 0o600) -> int:
+    """A new file's descriptor, opened for writing without following a link: an existing
+    file or link at ``path`` is an ``OSError`` (EEXIST / ELOOP), never replaced."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+
+
+def private_folder(parent: str | os.PathLike[str] | None = None, prefix: str = "vb-") -> Path:
+    """A new folder only this user can enter (0700), for files with predictable names."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str], what: str = "the lock file") -> Iterator[None]:
+    """An exclusive lock on ``path`` (waits for it), created without following a link and
+    never truncated, so a link planted there changes nothing."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".tmp", dir=folder)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
-        raise os_problem(exc, target) from exc
+        if exc.errno == errno.ELOOP:
+            raise BadInput(
+                f"{what} {path} is a symbolic link",
+                "lock files are never opened through a link",
+                "remove the link (nothing of ours is stored in it)",
+            ) from exc
+        raise os_problem(exc, path, "create") from exc
     try:
-        with os.fdopen(fd, "wb") as f:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def _write_with(path: Path, fill, what: str) -> Path:
+    check_regular_target(path, what)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The temporary file lives in a folder of our own: nobody can plant a link under
+        # its name, and the rename replaces whatever sits at ``path`` (even a link made
+        # since the check above), never the file a link points at.
+        private = private_folder(path.parent, f".{path.name[:40]}.")
+    except OSError as exc:
+        raise os_problem(exc, path) from exc
+    tmp = private / "data"
+    try:
+        with os.fdopen(create_new(tmp), "wb") as f:
             fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
+        os.replace(tmp, path)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise os_problem(exc, target) from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+        raise os_problem(exc, path) from exc
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    return path
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, what: str = "the output") -> Path:

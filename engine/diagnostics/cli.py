@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -46,21 +47,32 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write_report(path: str, text: str) -> tuple[int, str] | None:
     """engine.core.safeio's rules without importing it (this package runs alone): regular files
-    only, temp file + rename, an OSError as one line. Returns (exit code, message)."""
+    only, never through a link nor over a SQLite database, a temporary file in a private
+    folder renamed into place, an OSError as one line. Returns (exit code, message)."""
     try:
+        if os.path.islink(path):
+            return 2, f"cannot write {path}: it is a symbolic link. Fix: name the file itself"
         if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
             return 2, f"cannot write {path}: it is not a regular file. Fix: name a regular file"
+        if os.path.exists(path):
+            with open(path, "rb") as fh:  # this process holds no database connection
+                if fh.read(16) == b"SQLite format 3\x00":
+                    return (
+                        2,
+                        f"cannot write {path}: it is a SQLite database. Fix: name another file",
+                    )
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".diagnose.", suffix=".tmp", dir=folder)
+        private = tempfile.mkdtemp(prefix=".diagnose.", dir=folder)  # 0700: no planted links
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            tmp = os.path.join(private, "report")
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            with os.fdopen(os.open(tmp, flags, 0o644), "w", encoding="utf-8") as fh:
                 fh.write(text)
             os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            os.replace(tmp, path)  # replaces a link made meanwhile, never its target
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            shutil.rmtree(private, ignore_errors=True)
     except OSError as exc:
         full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
         why = "the disk is full" if full else (exc.strerror or type(exc).__name__)

@@ -41,6 +41,7 @@ from engine.running.measure import time_point
 from engine.running.plan import Callbacks, ProgressFn, normalise
 from engine.running.reproduce import reproduce_command
 from engine.storage.runend import end_of
+from engine.storage.sqlite_guard import StoreLocked
 
 RunnerFactory = Callable[[RunnerSpec, ModelArtifacts, PrepareContext], Runner]
 __all__ = ["ProgressFn", "SweepOutcome", "reproduce_command", "run_sweep"]
@@ -103,6 +104,9 @@ def _fault_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
 
 
+LOCK_WAITS = 10  # a held store lock: waited for up to this many times SQLite's own wait
+
+
 class _Sweep:
     """One sweep's state: where rows go, the reference outputs, how far it got."""
 
@@ -131,12 +135,35 @@ class _Sweep:
     def emit(self, row: ResultRow) -> None:
         self.done += 1
         if self.store is not None and self.run_id is not None:
-            self.store.add_row(self.run_id, row)
+            self.store_row(row)
         elif self.store is not None:
             self.pending.append(row)
         self.outcome.rows.append(row)
         self.cb.row(row)
         self.progress(f"{row.backend} {row.precision} batch {row.batch}: {row.status}")
+
+    def store_row(self, row: ResultRow) -> None:
+        """Commit ``row``; a store another program keeps locked is waited for, with a note,
+        up to a bound (LOCK_WAITS times the store's own wait), then the sweep stops with
+        every point committed before kept."""
+        for attempt in range(LOCK_WAITS):
+            try:
+                self.store.add_row(self.run_id, row)
+                return
+            except StoreLocked as exc:
+                waited = (attempt + 1) * float(getattr(self.store, "timeout_s", 30.0))
+                if attempt + 1 == LOCK_WAITS:
+                    kept = len(self.outcome.rows)
+                    raise StoreLocked(
+                        f"the results database stayed locked by another program for {waited:.0f} s",
+                        f"the {kept} point(s) measured before are stored; the point in flight"
+                        f" ({row.backend} {row.precision} batch {row.batch}) was not",
+                        "let the other program finish (or close it), then run the rest again",
+                    ) from exc
+                self.progress(
+                    f"note: the results database is locked by another program; waited"
+                    f" {waited:.0f} s, waiting again (the measured points are safe)"
+                )
 
     def row(self, spec: RunnerSpec, batch: int, **values: Any) -> ResultRow:
         return new_row(self.facts, spec, batch, self.config, **values)

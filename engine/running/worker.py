@@ -325,6 +325,8 @@ class _Child:
         out, code = self.outcome, self.proc.returncode
         if self.finished or out.failure or (out.interrupted and code == 0):
             return
+        if out.interrupted and code in (-signal.SIGTERM, -signal.SIGINT):
+            return  # the signal that stopped the parent reached its group: a stop, no crash
         out.crashed = code is not None and code < 0
         how = "was killed by" if out.crashed else "ended with"
         out.failure = f"the sweep worker {how} {signal_name(code)}"
@@ -448,7 +450,7 @@ def _settle(
         store.finish_run(
             outcome.run_id,
             "interrupted" if outcome.interrupted and not outcome.timed_out else "failed",
-            outcome.failure or "",
+            outcome.failure or outcome.end_reason,
         )
     finally:
         store.close()

@@ -362,7 +362,13 @@ def store_document(store: Store, checked: CheckedDocument) -> tuple[int, bool]:
     key = document_key(run, rows)
     existing = store.run_id_by_source_key(key)
     if existing is None:
-        existing = store.same_run_id(run["created_at"], run["configuration"], run["environment"])
+        existing = store.same_run_id(
+            run["created_at"],
+            run["configuration"],
+            run["environment"],
+            run.get("label") or "",
+            rows,
+        )
     if existing is not None:
         return existing, False
     try:

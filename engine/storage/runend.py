@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 from collections.abc import Callable
 
 from engine.core.errors import EngineError
@@ -25,16 +26,47 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the process was, so it unwinds exactly like Ctrl-C."""
 
 
+_STOPPING = threading.Event()
+
+
 def install_sigterm() -> Callable | int | None:
-    """Make SIGTERM raise :class:`Terminated` in the main thread; returns the old handler."""
+    """Make SIGTERM raise :class:`Terminated` in the main thread; returns the old handler.
+
+    Only the first stop signal raises: ``timeout(1)`` sends SIGTERM to the process group
+    and then to the command itself, and a second exception raised while the first one is
+    recording how the run ended would leave the run ``running``. Later SIGTERMs, and a
+    Ctrl-C after one, are ignored until the run is recorded (SIGKILL still ends it).
+    """
+    _STOPPING.clear()
 
     def handler(signum, frame):  # noqa: ARG001 - the signal module's signature
+        if _STOPPING.is_set():
+            return
+        _STOPPING.set()
         raise Terminated("terminated by SIGTERM")
 
+    def on_int(signum, frame):  # noqa: ARG001
+        if _STOPPING.is_set():
+            return
+        _STOPPING.set()
+        raise KeyboardInterrupt
+
     try:
-        return signal.signal(signal.SIGTERM, handler)
+        old = signal.signal(signal.SIGTERM, handler)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, on_int)  # an ignored SIGINT (`cmd &`) stays ignored
     except ValueError:  # not the main thread (a test runner's worker thread): leave it
         return None
+    return old
+
+
+def restore_signals(old: Callable | int | None) -> None:
+    """Undo :func:`install_sigterm` (``old``: what it returned)."""
+    if old is None:
+        return
+    signal.signal(signal.SIGTERM, old)
+    if getattr(signal.getsignal(signal.SIGINT), "__name__", "") == "on_int":
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def end_of(exc: BaseException | None, interrupted: bool = False) -> tuple[str, str]:

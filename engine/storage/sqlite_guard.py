@@ -3,8 +3,10 @@
 A connection from :func:`connect` turns SQLite's "locked", "full", "read-only" and
 "damaged" into :class:`EngineError` wherever they surface (a statement, a fetch, a commit);
 before calling a file damaged it runs ``quick_check``, because SQLite says "disk I/O
-error" for a full disk too. :func:`check_path` and :func:`check_ours` run before anything
-is written: a device, a FIFO or another application's SQLite file is refused untouched.
+error" for a full disk too. :func:`check_path` (before opening) and :func:`check_ours` / :func:`check_intact` (through
+the new connection, before anything is written) refuse a device, a FIFO, another
+application's SQLite file or a damaged store, untouched. Nothing here opens the database
+file outside SQLite.
 """
 
 from __future__ import annotations
@@ -22,10 +24,19 @@ from engine.core.safeio import os_problem, unwritable_folder
 APPLICATION_ID = 0x76626E63  # "vbnc": marks a file as a visionbench results store
 
 
+# Where the store comes from differs by front end: the CLI's --db, the dashboard's folder.
+ANOTHER_DB = (
+    "pass another --db file (the dashboard: restart it with VISIONBENCH_DATA set to another folder)"
+)
+
 _LOCKED = ("locked", "busy")
 _DAMAGED = ("malformed", "not a database", "disk i/o", "corrupt", "unable to open")
 _FULL = ("database or disk is full", "disk is full")
 _READ_ONLY = ("readonly", "read-only")
+
+
+class StoreLocked(EngineError):
+    """Another process held a write lock on the store for longer than SQLite's wait."""
 
 
 def db_error(exc: sqlite3.Error, name: str, path: Path | None = None) -> EngineError | None:
@@ -55,7 +66,7 @@ def db_error(exc: sqlite3.Error, name: str, path: Path | None = None) -> EngineE
             "check the disk and the permissions of its folder, then retry",
         )
     if any(t in text for t in _LOCKED):
-        return EngineError(
+        return StoreLocked(
             f"the results database {name} is locked",
             "another program or sweep has held a write lock on it for longer than the wait",
             "let it finish (or close it) and retry, or pass another --db; stored rows are safe",
@@ -64,8 +75,7 @@ def db_error(exc: sqlite3.Error, name: str, path: Path | None = None) -> EngineE
         return EngineError(
             f"the results database {name} is damaged",
             str(exc),
-            "pass another --db file; this one is left untouched for recovery"
-            " (sqlite3 FILE .recover)",
+            f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
         )
     return None
 
@@ -203,63 +213,72 @@ def connect(path: Path, readonly: bool, timeout_s: float) -> sqlite3.Connection:
     return db
 
 
-_MAGIC = b"SQLite format 3\x00"
+def _read(db: sqlite3.Connection, sql: str):
+    # A plain cursor: the caller tells "not ours" and "damaged" apart itself.
+    return db.cursor(sqlite3.Cursor).execute(sql).fetchone()
 
 
-def check_ours(path: Path, readonly: bool, newest: int) -> None:
-    """Refuse, before anything opens it for real, a SQLite file another application (or
-    nobody) made. The check reads the header, then (only when that cannot tell) the table
-    names through an ``immutable`` connection, which takes no lock and writes no file."""
+def check_ours(db: sqlite3.Connection, path: Path, readonly: bool, newest: int) -> None:
+    """Refuse, before anything is written, a file another application (or nobody) made.
+
+    Asked through ``db`` itself, never by opening the file outside SQLite: POSIX locks
+    belong to the process, and closing any descriptor of the file drops every lock this
+    process's other connections hold on it (SQLite's "How To Corrupt", 2.2), after which
+    another process may delete the WAL under them. One statement, one snapshot.
+    """
     try:
-        with open(path, "rb") as f:
-            header = f.read(100)
-    except FileNotFoundError:
-        return  # a writer's new file
-    except OSError as exc:
-        raise os_problem(exc, path, "read") from exc
-    if not header:
-        if readonly:
-            _refuse(path, "it is empty")
-        return  # an empty file: ours to create
-    if len(header) < 100 or not header.startswith(_MAGIC):
+        app, version, names = _read(
+            db,
+            "SELECT (SELECT application_id FROM pragma_application_id),"
+            " (SELECT user_version FROM pragma_user_version),"
+            " (SELECT group_concat(name, char(10)) FROM sqlite_master WHERE type='table')",
+        )
+    except sqlite3.DatabaseError as exc:
+        if "not a database" not in str(exc).lower():
+            raise  # damaged, locked or full: the caller's message says which
         raise EngineError(
             f"the results database {path.name} cannot be opened",
             "it is not a SQLite file",
-            "pass another --db file; the existing file was left untouched",
-        )
-    app = int.from_bytes(header[68:72], "big", signed=True)
-    if app == APPLICATION_ID:
-        return
-    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
-    wal = Path(f"{path}-wal")
-    if not (wal.is_file() and wal.stat().st_size > 0):
-        # No live WAL: the file alone is the truth, read without a lock or a -shm file.
-        # With one, a writer has the file open and its latest pages sit in the WAL.
-        uri += "&immutable=1"
-    try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-            # One statement, one snapshot (the header above may predate it: a store being
-            # created meanwhile marks itself before it adds tables).
-            app, version, names = db.execute(
-                "SELECT (SELECT application_id FROM pragma_application_id),"
-                " (SELECT user_version FROM pragma_user_version),"
-                " (SELECT group_concat(name, char(10)) FROM sqlite_master WHERE type='table')"
-            ).fetchone()
-    except sqlite3.DatabaseError:
-        return  # damaged: the real open says so, with its own message
+            f"{ANOTHER_DB}; the existing file was left untouched",
+        ) from None
     if app == APPLICATION_ID:
         return
     tables = sorted(names.split("\n")) if names else []
     if app == 0 and not tables and version == 0 and not readonly:
-        return  # a new file: ours to create
+        return  # a new (or empty) file: ours to create
     if app == 0 and version > newest:
         return  # perhaps a later version of ours: the store says which schema it has
     if app == 0 and {"runs", "rows"} <= set(tables) and version >= 1:
         return  # a store written before stores carried the application id
     if app == 0 and not tables and version == 0:
-        _refuse(path, "it holds no tables")
+        _refuse(path, "it is empty" if _size(path) == 0 else "it holds no tables")
     shown = ", ".join(tables[:6]) or "no tables"
     _refuse(path, f"it holds {shown} (application_id {app}, user_version {version})")
+
+
+def check_intact(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse to write into a damaged store: a new run there would be one more thing to
+    recover. ``quick_check`` reads every page once (milliseconds for a results store)."""
+    try:
+        found = _read(db, "PRAGMA quick_check(1)")[0]
+    except sqlite3.DatabaseError as exc:
+        err = db_error(exc, path.name, path)
+        if err is None:
+            raise
+        raise err from exc
+    if found != "ok":
+        raise EngineError(
+            f"the results database {path.name} is damaged",
+            f"SQLite's quick_check says: {found}",
+            f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
+        )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 def _refuse(path: Path, why: str) -> None:

@@ -15,23 +15,34 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import functools
 import glob
+import io
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+import threading
 from pathlib import Path
 from typing import Any
 
 from engine.core.config import ResultRow
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.paths import default_db
-from engine.core.safeio import json_text, write_text
+from engine.core.safeio import create_new, file_lock, json_text, write_text
 from engine.hardware.env import machine_label
 from engine.storage.runend import STALE, process_gone, this_host
-from engine.storage.sqlite_guard import APPLICATION_ID, check_ours, check_path, connect, db_error
+from engine.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from engine.storage.sqlite_guard import (
+    ANOTHER_DB,
+    APPLICATION_ID,
+    check_intact,
+    check_ours,
+    check_path,
+    connect,
+    db_error,
+)
 
-SCHEMA_VERSION = 4
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store"]
 SQLITE_INT = (-(2**63), 2**63 - 1)
 RESERVE_BYTES = 256 * 1024  # room kept for recording how a run ended (a few WAL frames)
 JSON_SCHEMA = 1
@@ -40,85 +51,6 @@ ROW_COLUMNS = ("model", "backend", "device", "precision", "batch", "provider", "
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _v1(db: sqlite3.Connection) -> None:
-    db.executescript(
-        """
-        CREATE TABLE runs (
-            id INTEGER PRIMARY KEY,
-            created_at TEXT NOT NULL,
-            label TEXT NOT NULL DEFAULT '',
-            model TEXT NOT NULL DEFAULT '',
-            status TEXT NOT NULL DEFAULT 'running',
-            source TEXT NOT NULL DEFAULT 'local',
-            source_key TEXT UNIQUE,
-            config_json TEXT NOT NULL,
-            env_json TEXT NOT NULL,
-            command TEXT NOT NULL DEFAULT ''
-        );
-        CREATE TABLE rows (
-            id INTEGER PRIMARY KEY,
-            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-            created_at TEXT NOT NULL,
-            model TEXT, backend TEXT, device TEXT, precision TEXT, batch INTEGER,
-            provider TEXT, status TEXT,
-            p50_ms REAL, throughput_ips REAL,
-            data_json TEXT NOT NULL
-        );
-        CREATE INDEX rows_run ON rows(run_id);
-        """
-    )
-
-
-def _v2(db: sqlite3.Connection) -> None:
-    # The machine a run measured on, filled from each run's fingerprint, so history can
-    # filter by machine in SQL; indexes for the history page's filters and its date order.
-    # Idempotent: SQLite commits ALTER TABLE at once, so a crash before user_version moves
-    # on must not leave a store that fails this step again on the next open.
-    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)").fetchall()}
-    if "machine" not in columns:
-        db.execute("ALTER TABLE runs ADD COLUMN machine TEXT NOT NULL DEFAULT ''")
-    for run_id, env_json in db.execute("SELECT id, env_json FROM runs").fetchall():
-        try:
-            env = json.loads(env_json)
-        except ValueError:
-            env = {}
-        label = machine_label(env) if isinstance(env, dict) else ""
-        db.execute("UPDATE runs SET machine=? WHERE id=?", (label, run_id))
-    db.execute("CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at)")
-    db.execute("CREATE INDEX IF NOT EXISTS rows_point ON rows(backend, precision, device, batch)")
-
-
-def _v3(db: sqlite3.Connection) -> None:
-    # Who runs a run (pid, host), so History can tell a live run from one whose process is
-    # gone, and why it ended. Idempotent for the same reason as _v2.
-    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)").fetchall()}
-    for name, decl in (
-        ("pid", "INTEGER"),
-        ("host", "TEXT NOT NULL DEFAULT ''"),
-        ("end_reason", "TEXT NOT NULL DEFAULT ''"),
-    ):
-        if name not in columns:
-            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
-
-
-def _v4(db: sqlite3.Connection) -> None:
-    # Parity's third outcome, "not judged", as its own column; older rows had only
-    # parity_ok in their JSON: True → ok, False → failed, None → off. Idempotent like _v2.
-    columns = {r[1] for r in db.execute("PRAGMA table_info(rows)").fetchall()}
-    if "parity_status" not in columns:
-        db.execute("ALTER TABLE rows ADD COLUMN parity_status TEXT NOT NULL DEFAULT ''")
-    for row_id, data_json in db.execute("SELECT id, data_json FROM rows").fetchall():
-        try:
-            status = ResultRow.from_dict(json.loads(data_json)).parity_status
-        except (ValueError, TypeError, KeyError):
-            status = "off"
-        db.execute("UPDATE rows SET parity_status=? WHERE id=?", (status, row_id))
-
-
-# Index i upgrades a store from user_version i to i + 1. Never edit one that shipped.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 
 
 def _stored_json(text: str, name: str) -> Any:
@@ -130,9 +62,20 @@ def _stored_json(text: str, name: str) -> Any:
         raise EngineError(
             f"the results database {name} is damaged",
             f"a stored record is not readable JSON ({exc})",
-            "pass another --db file; this one is left untouched for recovery"
-            " (sqlite3 FILE .recover)",
+            f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
         ) from exc
+
+
+def _serial(method):
+    """One call at a time per store: a transaction, or a read and its fetch, is never
+    interleaved with another thread's statements on the same connection."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return call
 
 
 class Store:
@@ -144,16 +87,21 @@ class Store:
     ) -> None:
         self.path = Path(path) if path else default_db()
         self.readonly = readonly
+        self.timeout_s = timeout_s
+        # One connection may serve several threads (the dashboard's tabs): one transaction
+        # at a time on it, or two threads' statements would land in one commit.
+        self.lock = threading.RLock()
         check_path(self.path, readonly)
         try:
-            check_ours(self.path, readonly, SCHEMA_VERSION)
             self.db = connect(self.path, readonly, timeout_s)
+            check_ours(self.db, self.path, readonly, SCHEMA_VERSION)
             self._refuse_newer()
             if readonly and self._version() < SCHEMA_VERSION:
                 self.db.close()  # our own older store: upgrade it once, as a writer would
                 self.db = connect(self.path, False, timeout_s)
                 self.readonly = readonly = False
             if not readonly:
+                check_intact(self.db, self.path)
                 self._enable_wal()
             self.db.execute("PRAGMA foreign_keys=ON")
             if not readonly:
@@ -163,7 +111,7 @@ class Store:
             raise db_error(exc, self.path.name, self.path) or EngineError(
                 f"the results database {self.path.name} cannot be opened",
                 str(exc),
-                "pass another --db file; the existing file was left untouched",
+                f"{ANOTHER_DB}; the existing file was left untouched",
             ) from exc
         except BaseException:
             self._close_quietly()
@@ -179,9 +127,7 @@ class Store:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate_lock(self):
-        from filelock import FileLock
-
-        return FileLock(str(self.path) + ".migrate.lock")
+        return file_lock(f"{self.path}.migrate.lock", "the store's lock file")
 
     def _enable_wal(self) -> None:
         # WAL is stored in the file, so only a new store switches; switching fails at once
@@ -218,10 +164,12 @@ class Store:
                     MIGRATIONS[step](self.db)
                     self.db.execute(f"PRAGMA user_version={step + 1}")
 
+    @_serial
     def close(self) -> None:
         self.db.close()
 
     # -- writing -------------------------------------------------------------------
+    @_serial
     def create_run(
         self,
         config: dict[str, Any],
@@ -259,6 +207,7 @@ class Store:
         self._hold_reserve(run_id)
         return run_id
 
+    @_serial
     def add_row(self, run_id: int, row: ResultRow) -> int:
         if not row.created_at:
             row.created_at = now()
@@ -285,6 +234,7 @@ class Store:
             )
         return int(cur.lastrowid)
 
+    @_serial
     def finish_run(self, run_id: int, status: str = "done", reason: str = "") -> None:
         """Record how run ``run_id`` ended (see engine/storage/runend.py), even on a full disk."""
 
@@ -323,9 +273,11 @@ class Store:
     def _hold_reserve(self, run_id: int) -> None:
         # A run that ends because the disk filled up still has to record that it ended:
         # a little room is set aside while it runs and freed for that last update.
-        with contextlib.suppress(OSError), open(self._reserve(run_id), "wb") as f:
+        # Created new, never through a link: a name beside the store is guessable.
+        with contextlib.suppress(OSError), os.fdopen(create_new(self._reserve(run_id)), "wb") as f:
             f.write(b"\0" * RESERVE_BYTES)
 
+    @_serial
     def import_run(
         self,
         run: dict[str, Any],
@@ -387,6 +339,7 @@ class Store:
         return run_id
 
     # -- reading -------------------------------------------------------------------
+    @_serial
     def runs(self, limit: int = 1000) -> list[dict[str, Any]]:
         cur = self.db.execute(
             "SELECT r.*, (SELECT COUNT(*) FROM rows WHERE run_id=r.id) AS n_rows"
@@ -395,32 +348,52 @@ class Store:
         )
         return [self._run_dict(r) for r in cur.fetchall()]
 
+    @_serial
     def run(self, run_id: int) -> dict[str, Any]:
         if not SQLITE_INT[0] <= int(run_id) <= SQLITE_INT[1]:  # SQLite would overflow
             raise BadInput(f"run {run_id} is not in {self.path.name}", fix="see its run ids")
         r = self.db.execute("SELECT *, 0 AS n_rows FROM runs WHERE id=?", (run_id,)).fetchone()
         if r is None:
+            check_intact(self.db, self.path)  # a lost page hides runs: say damaged, not absent
             raise EngineError(f"run {run_id} is not in {self.path.name}")
         return self._run_dict(r)
 
+    @_serial
     def run_id_by_source_key(self, source_key: str) -> int | None:
         r = self.db.execute("SELECT id FROM runs WHERE source_key=?", (source_key,)).fetchone()
         return None if r is None else int(r[0])
 
+    @_serial
     def same_run_id(
-        self, created_at: str, config: dict[str, Any], env: dict[str, Any]
+        self,
+        created_at: str,
+        config: dict[str, Any],
+        env: dict[str, Any],
+        label: str | None = None,
+        rows: list[ResultRow] | None = None,
     ) -> int | None:
-        """A stored run with this start time, configuration and fingerprint, if any.
+        """A stored run with this start time, configuration and fingerprint, if any (and,
+        when given, this label and these rows: a different document that shares the first
+        three is another run, not a copy).
 
         Catches a document re-imported into the store that measured it, whose local run
         carries no source key.
         """
-        r = self.db.execute(
-            "SELECT id FROM runs WHERE created_at=? AND config_json=? AND env_json=?",
+        found = self.db.execute(
+            "SELECT id, label FROM runs WHERE created_at=? AND config_json=? AND env_json=?"
+            " ORDER BY id",
             (created_at, json.dumps(config), json.dumps(env)),
-        ).fetchone()
-        return None if r is None else int(r[0])
+        ).fetchall()
+        wanted = None if rows is None else [r.to_dict() for r in rows]
+        for run_id, stored_label in found:
+            if label is not None and (stored_label or "") != label:
+                continue
+            if wanted is not None and [r.to_dict() for r in self.rows(run_id)] != wanted:
+                continue
+            return int(run_id)
+        return None
 
+    @_serial
     def run_facets(self) -> dict[int, dict[str, list[str]]]:
         """Per run: the distinct backends, precisions and devices of its rows."""
         out: dict[int, dict[str, list[str]]] = {}
@@ -444,6 +417,7 @@ class Store:
             d["status"] = STALE  # killed outright (SIGKILL, power): it cannot say so itself
         return d
 
+    @_serial
     def rows(self, run_id: int | None = None) -> list[ResultRow]:
         if run_id is None:
             cur = self.db.execute("SELECT data_json FROM rows ORDER BY id")
@@ -454,6 +428,7 @@ class Store:
         name = self.path.name
         return [ResultRow.from_dict(_stored_json(r[0], name)) for r in cur.fetchall()]
 
+    @_serial
     def document(self, run_id: int) -> dict[str, Any]:
         """The portable JSON document of one run: ``{schema, run, rows}``."""
         run = self.run(run_id)
@@ -477,11 +452,11 @@ class Store:
 
     def export_csv(self, run_id: int | None, path: str | Path) -> None:
         rows = [r.to_dict() for r in self.rows(run_id)]
-        with open(path, "w", newline="") as f:
-            if not rows:
-                return
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        text = io.StringIO(newline="")
+        if rows:
+            writer = csv.DictWriter(text, fieldnames=list(rows[0]))
             writer.writeheader()
             for r in rows:
                 r["options"] = json.dumps(r["options"])
                 writer.writerow(r)
+        write_text(path, text.getvalue(), "the CSV")

@@ -313,3 +313,37 @@ def test_reading_is_capped_whatever_the_file_claims(monkeypatch):
     monkeypatch.setattr(documents, "MAX_IMPORT_BYTES", 1000)
     with pytest.raises(BadInput, match="not imported"):
         documents.read_document_file(maps)
+
+
+# -- issue 25: de-duplication compares the rows ------------------------------------------------
+
+
+def test_a_different_document_sharing_time_config_and_machine_is_imported(document, tmp_path):
+    from engine.core.config import ResultRow
+    from engine.storage import documents
+
+    store = Store(tmp_path / "local.sqlite")
+    run = document["run"]
+    local = store.create_run(
+        run["configuration"], run["environment"], label=run["label"], created_at=run["created_at"]
+    )
+    for r in document["rows"]:
+        store.add_row(local, ResultRow.from_dict(r))
+    store.finish_run(local)
+    again = store.document(local)
+    assert documents.import_document(store, again) == (local, False)  # its own export: a copy
+
+    relabelled = copy.deepcopy(again)
+    relabelled["run"]["label"] = "another label"
+    more_rows = copy.deepcopy(again)
+    more_rows["rows"].append(copy.deepcopy(more_rows["rows"][-1]))
+    slower = copy.deepcopy(again)
+    for r in slower["rows"]:
+        for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms"):
+            if isinstance(r.get(k), float):
+                r[k] *= 10
+    created = [documents.import_document(store, d) for d in (relabelled, more_rows, slower)]
+    assert [c for _, c in created] == [True, True, True], created
+    assert len({i for i, _ in created} | {local}) == 4
+    assert [documents.import_document(store, d)[1] for d in (relabelled, slower)] == [False] * 2
+    store.close()

@@ -287,7 +287,7 @@ def test_report_into_a_folder_a_device_or_a_long_name(tmp_path):
     (tmp_path / "full.md").symlink_to("/dev/full")
     cases = {
         tmp_path / "folder.md": "is a folder",
-        tmp_path / "full.md": "not a regular file",
+        tmp_path / "full.md": "is a symbolic link",  # never followed, even to a device
         tmp_path / ("d" * 300) / "r.md": "",
         tmp_path / ("n" * 300 + ".md"): "longer than the file system allows",
         db / "r.md": "",

@@ -1,0 +1,106 @@
+"""Exit codes as the README's table states them, from real ``python -m engine bench`` runs:
+a run whose worker died is not a success, and SIGTERM sent the way timeout(1) sends it (to
+the group, then again to the parent) ends the run ``interrupted`` with its reason.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+TINY = ("--model", "resnet18", "--image-size", "32", "--backend", "torch", "--device", "cpu")
+FAST = ("--iters", "3", "--warmup", "1", "--no-parity", "--quiet")
+
+
+def _start(db: Path, batches: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "bench",
+            *TINY,
+            *FAST,
+            "--batch",
+            batches,
+            "--db",
+            str(db),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, as timeout(1) gives it
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _stored(db: Path) -> tuple[list, int]:
+    try:
+        con = sqlite3.connect(db)
+        try:
+            runs = con.execute("SELECT id, status, end_reason FROM runs").fetchall()
+            rows = con.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return [], 0
+    return runs, rows
+
+
+def _wait_for_rows(proc: subprocess.Popen, db: Path, n: int) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if db.exists() and _stored(db)[1] >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the sweep measured nothing in time")
+
+
+def test_two_sigterms_like_timeout_end_the_run_interrupted(tmp_path):
+    db = tmp_path / "r.sqlite"
+    proc = _start(db, ",".join(str(b) for b in range(1, 41)))
+    _wait_for_rows(proc, db, 1)
+    os.killpg(proc.pid, signal.SIGTERM)  # timeout(1): the whole group first ...
+    time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)  # ... then the command itself
+    _, err = proc.communicate(timeout=120)
+    runs, rows = _stored(db)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert runs == [(1, "interrupted", "terminated by SIGTERM")], (runs, err)
+    assert rows >= 1
+
+
+def _children(pid: int) -> list[int]:
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(k) for k in kids]
+
+
+def test_a_worker_killed_outright_is_not_a_success(tmp_path):
+    db = tmp_path / "r.sqlite"
+    proc = _start(db, ",".join(str(b) for b in range(1, 21)))
+    _wait_for_rows(proc, db, 1)
+    for child in _children(proc.pid):
+        os.kill(child, signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    runs, rows = _stored(db)
+    assert proc.returncode == 4, err
+    assert "SIGKILL" in err and "Traceback" not in err
+    assert runs[0][1] == "failed" and rows >= 2  # the measured points and the failed one
+
+
+def test_every_point_measured_or_not_applicable_is_exit_0(tmp_path):
+    db = tmp_path / "r.sqlite"
+    proc = _start(db, "1")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err

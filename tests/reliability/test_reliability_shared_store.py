@@ -1,0 +1,181 @@
+"""The dashboard and the CLI on one store at once, as a user runs them side by side.
+
+The History page (Streamlit's AppTest, in this process, as the dashboard would hold it) is
+open on a store while real ``python -m engine bench`` processes write to it; the page must
+still list every run, never call the store damaged, and this process must hold no deleted
+store file afterwards (a WAL or -shm removed under it means its locks were lost).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit", reason="the dashboard pages need Streamlit")
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from pages.common import ENTRY_KEY  # noqa: E402
+from tests.conftest import ROOT, run_cli  # noqa: E402
+
+PAGE = str(ROOT / "pages" / "history.py")
+TINY = ("--model", "resnet18", "--image-size", "32", "--batch", "1", "--backend", "ort")
+FAST = ("--device", "cpu", "--precision", "fp32", "--iters", "2", "--warmup", "1", "--quiet")
+
+
+def bench(db: Path):
+    done = run_cli("bench", *TINY, *FAST, "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def deleted_store_files(db: Path) -> list[str]:
+    gone = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(db)) and target.endswith("(deleted)"):
+            gone.append(target)
+    return gone
+
+
+def page_text(at: AppTest) -> str:
+    parts = [e.value for e in at.subheader] + [e.value for e in at.error]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_history_page_and_cli_share_one_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISIONBENCH_DATA", str(tmp_path))
+    db = tmp_path / "results.sqlite"
+    bench(db)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state[ENTRY_KEY] = True
+    at.run()
+    assert "Runs (1 stored)" in page_text(at), page_text(at)
+    at.run()  # every rerun of the page reaches the store again
+    bench(db)
+    at.run()
+    text = page_text(at)
+    assert "damaged" not in text and not at.error, text
+    assert "Runs (2 stored)" in text, text
+    bench(db)
+    at.run()
+    assert "Runs (3 stored)" in page_text(at), page_text(at)
+    assert deleted_store_files(db) == []
+
+
+def test_a_second_open_in_this_process_keeps_the_first_connections_locks(tmp_path):
+    """The dashboard opens the store more than once (a sweep's end, an import) while its
+    long-lived connection stays open; the CLI closing last must not delete the WAL."""
+    from engine.storage.store import Store
+
+    db = tmp_path / "results.sqlite"
+    bench(db)
+    held = Store(db)
+    assert len(held.runs()) == 1
+    Store(db).close()  # opened and closed beside the held connection
+    bench(db)
+    assert len(held.runs()) == 2
+    assert deleted_store_files(db) == []
+    held.close()
+
+
+def _zeroed_store(db: Path) -> bytes:
+    from engine.core.config import ResultRow
+    from engine.storage.store import Store
+
+    store = Store(db)
+    run_id = store.create_run({"model": {"name": "x"}}, {}, "")
+    row = {"model": "x", "backend": "torch", "device": "cpu", "precision": "fp32"}
+    for i in range(300):
+        store.add_row(run_id, ResultRow.from_dict({**row, "batch": i + 1, "reason": "x" * 300}))
+    for _ in range(3):
+        store.create_run({"model": {"name": "y"}}, {}, "")
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(db.read_bytes())
+    page = 4096
+    data[page * 4 : page * 5] = bytes(page)  # a page lost to a torn write
+    db.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_a_damaged_store_is_never_written_to(tmp_path):
+    db = tmp_path / "zeroed.sqlite"
+    before = _zeroed_store(db)
+    done = run_cli("bench", *TINY, *FAST, "--db", str(db))
+    assert done.returncode == 1, done.stderr
+    assert "zeroed.sqlite is damaged" in done.stderr and "Traceback" not in done.stderr
+    assert "VISIONBENCH_DATA" in done.stderr  # the advice fits the dashboard too
+    assert db.read_bytes() == before
+    assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0
+    gone = run_cli("report", "--db", str(db), "--run", "3", "--out", str(tmp_path / "r.md"))
+    assert gone.returncode == 1 and "damaged" in gone.stderr, gone.stderr
+
+
+def _sweep_under_a_lock(db: Path, small_artifacts, release_after_s: float | None):
+    import sqlite3
+    import threading
+
+    from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
+    from engine.running.plan import Callbacks
+    from engine.running.sweep import run_sweep
+    from engine.storage.store import Store
+
+    store = Store(db, timeout_s=0.3)
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    notes: list[str] = []
+    taken: list[bool] = []
+    timers: list[threading.Timer] = []
+
+    def on_row(_row) -> None:  # another program takes the write lock after the first point
+        if taken:
+            return
+        taken.append(True)
+        holder.execute("BEGIN EXCLUSIVE")
+        if release_after_s is not None:
+            release = threading.Timer(release_after_s, lambda: holder.execute("COMMIT"))
+            timers.append(release)
+            release.start()
+
+    config = SweepConfig(
+        small_artifacts.spec,
+        [RunnerSpec("torch")],
+        [1, 2, 3],
+        BenchSettings(warmup=0, iters=2, min_iters=1, max_time_s=5.0),
+        parity=False,
+    )
+    callbacks = Callbacks(progress=lambda d, t, m: notes.append(m), on_row=on_row)
+    try:
+        return run_sweep(config, store=store, artifacts=small_artifacts, callbacks=callbacks), notes
+    finally:
+        for t in timers:
+            t.join()
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+        store.close()
+
+
+def test_a_lock_held_elsewhere_is_waited_for_with_a_note(tmp_path, small_artifacts):
+    from engine.storage.store import Store
+
+    db = tmp_path / "r.sqlite"
+    out, notes = _sweep_under_a_lock(db, small_artifacts, release_after_s=1.0)
+    assert [r.status for r in out.rows] == ["ok"] * 3
+    assert any("locked by another program" in n for n in notes), notes
+    assert len(Store(db).rows(out.run_id)) == 3
+
+
+def test_a_lock_never_released_stops_cleanly_keeping_the_measured(tmp_path, small_artifacts):
+    from engine.core.errors import EngineError
+    from engine.storage.store import Store
+
+    db = tmp_path / "r.sqlite"
+    with pytest.raises(EngineError, match="stayed locked.*1 point.*stored.*batch 2.*was not"):
+        _sweep_under_a_lock(db, small_artifacts, release_after_s=None)
+    assert [r.batch for r in Store(db).rows(1)] == [1]
