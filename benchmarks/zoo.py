@@ -1,23 +1,24 @@
 """The zoo: auto mode over torchvision classifiers of many families, with the peers beside it.
 
-For each model (random weights, engine/artifacts/weights.py) on one device: auto mode
-(engine.running.auto.run_auto, parity on) at the given batch sizes; its ladder already holds the
-PyTorch FP32 eager baseline and the plain ONNX Runtime FP32 row, which are reported as
-peers. With ``--compile-models``, torch.compile max-autotune (auto mode's compile
-candidate) runs at ``--compile-batch`` for those models, parity checked on the compiled
-runner. When the largest batch runs out of memory, it is halved until it fits.
+For each model (random weights) on one device: auto mode (parity on), one sweep per batch
+size; its ladder holds the peers PyTorch FP32 eager, ONNX Runtime as shipped (FP32, no
+options) and the best tuned ONNX Runtime row (the fastest agreeing other ONNX Runtime step).
+``--compile-models``: torch.compile max-autotune (auto mode's compile candidate) timed on its
+own at ``--compile-batch``, parity on. A batch whose baseline runs out of memory is halved.
 
-One JSON per model (``<out>/<model>.json``, with the machine fingerprint, date and
-versions) is written when the model is complete, so a run cut short by ``--budget-s``
-or by the end of a lease resumes where it stopped: models with a JSON are skipped.
-``--merge`` writes ``<out>/zoo.md`` from every JSON there (any number of sessions).
+One JSON per model (``<out>/<model>.json``: machine fingerprint, dates, commit, and the busy
+check of every sweep) is rewritten after each batch size, with ``"complete": false`` until
+the last: a run cut short by ``--budget-s`` or by the end of a lease resumes at the first
+batch size not measured, and models whose JSON is complete are skipped. ``--merge`` writes
+``<out>/zoo.md`` from every JSON there (any number of sessions), with, per model and batch,
+whether auto mode's winner is within noise of (or faster than) the fastest agreeing peer.
 
     python benchmarks/zoo.py --out benchmarks/results/zoo --models resnet50,vit_b_16 \\
-        --compile-models resnet50 --budget-s 540
+        --compile-models "" --budget-s 540
     python benchmarks/zoo.py --out benchmarks/results/zoo --compile-only \\
         --compile-models resnet50,vit_b_16          # compile rows added to measured models
     python benchmarks/zoo.py --out benchmarks/results/zoo --merge
-    python benchmarks/zoo.py --out /tmp/zoo --device cpu --models resnet18 --batch 1 \\
+    python benchmarks/zoo.py --out artifacts/zoo --device cpu --models resnet18 --batch 1 \\
         --image-size 64                                             # dry run on a CPU
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,14 +37,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# Twelve families: ResNet, ResNeXt, RegNet, DenseNet, EfficientNet, EfficientNetV2,
-# MobileNetV2, MobileNetV3, ShuffleNet, SqueezeNet, ConvNeXt, ViT, Swin.
+# Sixteen families: ResNet, ResNeXt, RegNet, DenseNet, EfficientNet, EfficientNetV2,
+# MobileNetV2, MobileNetV3, ShuffleNet, SqueezeNet, MNASNet, GoogLeNet, ConvNeXt, ViT, Swin,
+# MaxViT.
 DEFAULT_MODELS = (
     "resnet50,resnext50_32x4d,regnet_y_1_6gf,densenet121,efficientnet_b0,efficientnet_v2_s,"
     "mobilenet_v2,mobilenet_v3_large,shufflenet_v2_x1_0,squeezenet1_1,convnext_tiny,"
-    "vit_b_16,swin_t"
+    "vit_b_16,swin_t,mnasnet1_0,googlenet,maxvit_t,efficientnet_b1,regnet_x_400mf"
 )
 DEFAULT_COMPILE = "resnet50,efficientnet_b0,convnext_tiny,vit_b_16"
+PEERS = ("PyTorch FP32 eager", "ONNX Runtime as shipped", "best tuned ONNX Runtime")
+COMPILE_PEER = "torch.compile max-autotune"
 
 
 def _settings(args: argparse.Namespace):
@@ -51,8 +56,8 @@ def _settings(args: argparse.Namespace):
     return BenchSettings(warmup=args.warmup, iters=args.iters, max_time_s=args.max_time_s)
 
 
-def _auto(name: str, batches: list[int], args: argparse.Namespace, stop) -> tuple[Any, list]:
-    """Auto mode at ``batches``; the largest batch is halved while its baseline is OOM."""
+def _auto(name: str, batch: int, args: argparse.Namespace, stop) -> tuple[Any, int, list]:
+    """Auto mode at one batch size, halved while its baseline runs out of memory."""
     from engine.core.config import ModelSpec, RunnerSpec, SweepConfig
     from engine.running.auto import run_auto
     from engine.running.plan import Callbacks
@@ -61,14 +66,13 @@ def _auto(name: str, batches: list[int], args: argparse.Namespace, stop) -> tupl
     runners = [RunnerSpec("torch", args.device, "fp32"), RunnerSpec("ort", args.device, "fp32")]
     notes: list[str] = []
     while True:
-        config = SweepConfig(model=model, runners=runners, batches=batches, bench=_settings(args))
+        config = SweepConfig(model=model, runners=runners, batches=[batch], bench=_settings(args))
         outcome = run_auto(config, callbacks=Callbacks(should_stop=stop))
-        top = max(batches)
-        base = next((r for r in outcome.rows if r.batch == top), None)
-        if base is None or base.status != "oom" or top == 1 or stop():
-            return outcome, notes
-        notes.append(f"batch {top} ran out of memory: tried {top // 2}")
-        batches = sorted({*(b for b in batches if b != top), top // 2})
+        base = next((r for r in outcome.rows if r.batch == batch), None)
+        if base is None or base.status != "oom" or batch == 1 or stop():
+            return outcome, batch, notes
+        notes.append(f"batch {batch} ran out of memory: tried {batch // 2}")
+        batch //= 2
 
 
 def _compile(name: str, args: argparse.Namespace, stop) -> list[dict]:
@@ -81,53 +85,107 @@ def _compile(name: str, args: argparse.Namespace, stop) -> list[dict]:
     from engine.running.plan import Callbacks
     from engine.running.sweep import run_sweep
 
-    specs = candidates("cuda", ["torch_compile"], include_compile=True)
     cpu = not args.device.startswith("cuda")
     specs = [
-        replace(s, device=args.device, precision="fp32" if cpu else s.precision) for s in specs
+        replace(s, device=args.device, precision="fp32" if cpu else s.precision)
+        for s in candidates("cuda", ["torch_compile"], include_compile=True)
     ]
-    config = SweepConfig(
-        model=ModelSpec(name=name, image_size=args.image_size),
-        runners=specs,
-        batches=[args.compile_batch],
-        bench=_settings(args),
-    )
+    model, bench = ModelSpec(name=name, image_size=args.image_size), _settings(args)
+    config = SweepConfig(model=model, runners=specs, batches=[args.compile_batch], bench=bench)
     return [r.to_dict() for r in run_sweep(config, callbacks=Callbacks(should_stop=stop)).rows]
 
 
-def run_model(name: str, args: argparse.Namespace, deadline: float) -> dict | None:
-    """One model's record, or None when the budget ran out before it was complete."""
-    from engine.core.errors import EngineError
+def _commit() -> tuple[str, str]:
+    """The commit measured and whether the tree differed from it: ``$VISIONBENCH_COMMIT``
+    and ``$VISIONBENCH_TREE`` where set (a device machine has no git history), else git."""
+    if os.environ.get("VISIONBENCH_COMMIT"):
+        return os.environ["VISIONBENCH_COMMIT"], os.environ.get("VISIONBENCH_TREE", "not recorded")
+
+    def git(*cmd: str) -> str | None:
+        try:
+            p = subprocess.run(["git", "-C", str(ROOT), *cmd], capture_output=True, text=True)
+        except OSError:
+            return None
+        return p.stdout.strip() if p.returncode == 0 else None
+
+    head = git("rev-parse", "--short", "HEAD")
+    if not head:
+        return "unknown", "unknown"
+    return head, "modified" if git("status", "--porcelain", "--untracked-files=no") else "clean"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+
+
+def _machine(env: dict) -> str:
+    return str(env.get("gpu") or env.get("cpu") or "?")
+
+
+def _stamp(device: str, **extra: Any) -> dict:
+    """When, at which commit and on which machine a sweep ran, and its busy check."""
     from engine.hardware.env import fingerprint
 
-    def stop() -> bool:
-        return time.monotonic() > deadline
+    env = fingerprint(device)  # the cached dict: run_sweep stored its busy check there
+    stamp = {"date": _now(), "commit": _commit()[0], "machine": _machine(env)}
+    return {**stamp, "busy_check": env.get("busy_check"), **extra}
 
-    t0 = time.monotonic()
-    batches = sorted({int(b) for b in args.batch.split(",")})
-    outcome, notes = _auto(name, batches, args, stop)
-    compiled: list[dict] = []
-    if name in args.compile_models.split(","):
-        try:
-            compiled = _compile(name, args, stop)
-        except EngineError as exc:  # the auto-mode figures stand without it
-            notes.append(f"torch.compile: {exc}")
-    if outcome.interrupted or stop():
-        return None
+
+def _new_record(name: str, args: argparse.Namespace) -> dict:
+    from engine.backends import backend_versions
+    from engine.hardware.env import fingerprint
+
+    commit, tree = _commit()
+    env = fingerprint(args.device)  # copied below without the last sweep's busy check
+    env = {**env, **backend_versions()}
     return {
         "model": name,
         "image_size": args.image_size,
         "device": args.device,
         "weights": "random weights",
-        "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "environment": fingerprint(args.device),
-        "batches": batches,
-        "notes": notes + [str(e) for e in outcome.errors][:20],
-        "ladder": outcome.ladder_records(),
-        "rows": [r.to_dict() for r in outcome.rows],
-        "compile_rows": compiled,
-        "wall_s": round(time.monotonic() - t0, 1),
+        "date": _now(),
+        "commit": commit,
+        "tree": tree,
+        "environment": {k: v for k, v in env.items() if k != "busy_check"},
+        "batches": sorted({int(b) for b in args.batch.split(",")}),
+        "complete": False,
+        "wall_s": 0.0,
+        # sweeps: one per batch size measured, with its date, machine, busy check, wall time
+        **{k: [] for k in ("sweeps", "notes", "ladder", "rows", "compile_rows")},
     }
+
+
+def run_model(name: str, args: argparse.Namespace, deadline: float, rec: dict, path: Path) -> bool:
+    """Measure the batch sizes ``rec`` lacks, writing it after each; True once complete."""
+    from engine.core.errors import EngineError
+
+    def stop() -> bool:
+        return time.monotonic() > deadline
+
+    done = {s["requested"] for s in rec["sweeps"]}
+    for batch in [b for b in rec["batches"] if b not in done]:
+        if stop():
+            return False
+        t0 = time.monotonic()
+        outcome, used, notes = _auto(name, batch, args, stop)
+        if outcome.interrupted:  # this batch's rows are dropped; a later run redoes it
+            return False
+        rec["ladder"] += outcome.ladder_records()
+        rec["rows"] += [r.to_dict() for r in outcome.rows]
+        rec["notes"] += notes + [str(e) for e in outcome.errors][:20]
+        wall = round(time.monotonic() - t0, 1)
+        rec["sweeps"].append(_stamp(args.device, requested=batch, batch=used, wall_s=wall))
+        rec["wall_s"] = round(rec["wall_s"] + wall, 1)
+        _write(path, rec)
+    if name in args.compile_models.split(",") and not rec.get("compile_rows"):
+        try:
+            rec["compile_rows"] = _compile(name, args, stop)
+            rec["compile_run"] = _stamp(args.device)
+        except EngineError as exc:  # the auto-mode figures stand without it
+            rec["compile_error"] = exc.user_message()
+    rec["complete"] = True
+    _write(path, rec)
+    return True
 
 
 def _write(path: Path, rec: dict) -> None:
@@ -145,28 +203,32 @@ def run_all(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.budget_s
     for name in filter(None, args.models.split(",")):
         path = out / f"{name}.json"
-        if path.is_file():
+        rec = json.loads(path.read_text()) if path.is_file() else None
+        if rec is not None and rec.get("complete", True):  # older JSONs were written whole
             print(f"{name}: already measured ({path.name})", flush=True)
             continue
         if time.monotonic() > deadline:
             print(f"{name}: not started, the budget of {args.budget_s:.0f} s is spent", flush=True)
             continue
-        print(f"{name}: measuring", flush=True)
+        left = [s["requested"] for s in rec["sweeps"]] if rec else []
+        print(f"{name}: {f'resuming (done: batch {left})' if rec else 'measuring'}", flush=True)
+        rec = rec or _new_record(name, args)
         try:
-            rec = run_model(name, args, deadline)
+            complete = run_model(name, args, deadline, rec, path)
         except EngineError as exc:  # e.g. a model that cannot take this image size
             print(f"{name}: not measured: {exc.user_message()}", flush=True)
             continue
-        if rec is None:
-            print(f"{name}: cut short by the budget; not written, a later run redoes it")
+        if not complete:
+            print(f"{name}: cut short by the budget; a later run resumes it", flush=True)
             continue
-        _write(path, rec)
         print(f"{name}: done in {rec['wall_s']} s", flush=True)
 
 
 def add_compile_rows(args: argparse.Namespace) -> None:
     """``--compile-only``: torch.compile rows for models already measured without them,
-    written into their JSON (so the long autotuning runs after every model's auto mode)."""
+    written into their JSON (so the long autotuning never overlaps auto mode's timing)."""
+    from engine.core.errors import EngineError
+
     out = Path(args.out)
     deadline = time.monotonic() + args.budget_s
     for name in filter(None, args.compile_models.split(",")):
@@ -179,121 +241,233 @@ def add_compile_rows(args: argparse.Namespace) -> None:
             print(f"{name}: not compiled, the budget of {args.budget_s:.0f} s is spent", flush=True)
             continue
         t0 = time.monotonic()
-        # Once started, autotuning runs to its end: stopping at the deadline would throw
-        # away minutes of tuning and leave no row (as on the H200 on 2026-11-30).
-        rows = _compile(name, args, lambda: False)
-        if not rows or any(r["status"] != "ok" for r in rows):
-            print(f"{name}: torch.compile gave no timed row: {rows}", flush=True)
-            if not rows:
-                continue
-        rec["compile_rows"] = rows
+        # Once started, autotuning runs to its end (a stop at the deadline left no row).
+        try:
+            rows = _compile(name, args, lambda: False)
+        except EngineError as exc:
+            rec["compile_error"] = exc.user_message()
+            rows = []
+        if rows:
+            rec["compile_rows"], rec["compile_run"] = rows, _stamp(args.device)
+            rec.pop("compile_error", None)
         rec["compile_wall_s"] = round(time.monotonic() - t0, 1)
         _write(path, rec)
-        print(f"{name}: compiled and timed in {rec['compile_wall_s']} s", flush=True)
+        bad = [f"{r['status']}: {r.get('reason', '')[:200]}" for r in rows if r["status"] != "ok"]
+        print(f"{name}: torch.compile in {rec['compile_wall_s']} s {bad or ''}", flush=True)
 
 
-def _peer(rows: list[dict], batch: int, backend: str, precision: str) -> dict | None:
-    # The plain row of a backend: no options beyond thread counts.
-    for r in rows:
-        opts = {k: v for k, v in r.get("options", {}).items() if not k.endswith("_threads")}
-        if (r["batch"], r["backend"], r["precision"]) == (batch, backend, precision) and not any(
-            opts.values()
-        ):
-            return r
-    return None
+def _bare(r: dict) -> bool:
+    """No options beyond thread counts: the baseline, or ONNX Runtime as shipped (FP32)."""
+    return not any(v for k, v in r.get("options", {}).items() if not k.endswith("_threads"))
 
 
-def _cell(row: dict | None) -> str:
-    if row is None:
-        return "-"
-    if row.get("status") != "ok" or row.get("p50_ms") is None:
-        return f"{row.get('status')}"
+def _plain(rows: list[dict], batch: int, backend: str) -> dict | None:
+    key = (batch, backend, "fp32")
+    same = (r for r in rows if (r["batch"], r["backend"], r["precision"]) == key and _bare(r))
+    return next(same, None)
+
+
+def _parity(item: dict) -> str:
+    if item.get("parity_status"):
+        return item["parity_status"]
     from engine.core.config import ResultRow
 
-    status = ResultRow.from_dict(row).parity_status
-    return f"{row['p50_ms']:.3f} ms (parity {status})"
+    return ResultRow.from_dict(item).parity_status  # rows stored with parity_ok alone
+
+
+def _agrees(item: dict | None) -> bool:
+    ok = bool(item) and item.get("status") == "ok" and bool(item.get("p50_ms"))
+    return ok and _parity(item) == "ok"
+
+
+def _why(item: dict) -> str:
+    if item.get("status") != "ok":
+        return f"{item.get('status')}: {str(item.get('reason') or '')[:80]}".rstrip(": ")
+    return f"{item['p50_ms']:.3f} ms, parity {_parity(item)}"
+
+
+def _cell(item: dict | None, missing: str = "-") -> str:
+    if item is None:
+        return missing
+    return f"{item['p50_ms']:.3f} ms" if _agrees(item) else _why(item)
+
+
+def _tuned_ort(steps: list[dict]) -> tuple[dict | None, str]:
+    """The fastest agreeing ONNX Runtime step other than the as-shipped one, and its cell."""
+    ort = [s for s in steps if s["backend"] == "ort"]
+    tuned = [s for s in ort if not (_bare(s) and s["precision"] == "fp32")]
+    ok = [s for s in tuned if _agrees(s)]
+    if ok:
+        best = min(ok, key=lambda s: s["p50_ms"])
+        label = best["label"].removeprefix("ONNX Runtime ").replace(" (static shape per batch)", "")
+        return best, f"{best['p50_ms']:.3f} ms ({label})"
+    if not tuned:
+        return None, "not in the ladder"
+    return None, "none agreed: " + "; ".join(sorted({_why(s) for s in tuned}))[:160]
+
+
+def _ci(item: dict) -> tuple[float, float] | None:
+    if "ci_ms" in item:  # a ladder step
+        return tuple(item["ci_ms"]) if item["ci_ms"] else None
+    from engine.core.config import ResultRow
+    from engine.core.stability import row_ci
+
+    return row_ci(ResultRow.from_dict(item))
+
+
+def _verdict(best: dict | None, peers: list[tuple[str, dict | None]]) -> str:
+    """Auto mode's winner against the fastest agreeing peer, with the product's noise test."""
+    from engine.core.stability import overlap
+
+    if best is None:
+        return "no winner"
+    ok = [(n, p) for n, p in peers if _agrees(p)]
+    if not ok:
+        return "no agreeing peer"
+    name, peer = min(ok, key=lambda np_: np_[1]["p50_ms"])
+    if peer is best:
+        return f"ok: the winner is the {name} row"
+    ratio = peer["p50_ms"] / best["p50_ms"]
+    same = overlap(_ci(best), _ci(peer))
+    unknown = ", noise unknown" if same is None else ""
+    if same:
+        return f"ok: within noise of {name} ({peer['p50_ms']:.3f} ms)"
+    if ratio >= 1:
+        return f"ok: {ratio:.2f}x faster than {name}{unknown}"
+    return f"SLOWER than {name}: {1 / ratio:.2f}x its p50{unknown}"
+
+
+def _busy(env: dict | None, check: dict | None) -> str:
+    """Other processes' CPU use at the start of the sweep (engine.hardware.machine)."""
+    check = check or (env or {}).get("busy_check") or {}
+    cores = check.get("cpu_other_cores")
+    if cores is None:
+        return "not recorded"
+    gpu = f", {len(check['gpu_others'])} on the GPU" if check.get("gpu_others") else ""
+    return f"{cores:.1f} of {(env or {}).get('cpu_count', '?')}{gpu}"
+
+
+def _compile_peer(rec: dict, batch: int) -> tuple[dict | None, str]:
+    """The compile row at ``batch`` and its cell; rows from another machine are not peers."""
+    comp = next((r for r in rec.get("compile_rows") or [] if r["batch"] == batch), None)
+    run = rec.get("compile_run") or {}
+    why = rec.get("compile_error")
+    if comp is None:
+        return None, "-" if batch != 32 else (f"not run: {why[:120]}" if why else "not run yet")
+    if run.get("machine") and run["machine"] != _machine(rec["environment"]):
+        return None, f"{_cell(comp)} on {run['machine']}: not a peer (another machine)"
+    return comp, _cell(comp)
 
 
 def _table_row(rec: dict, batch: int) -> list[str]:
     steps = [s for s in rec["ladder"] if s["batch"] == batch]
     rows = [r for r in rec["rows"] if r["batch"] == batch]
     best = next((s for s in steps if s["best"]), None)
-    comp = next((r for r in rec.get("compile_rows") or [] if r["batch"] == batch), None)
+    sweep = next((s for s in rec.get("sweeps", []) if s["batch"] == batch), {})
+    eager, shipped = _plain(rows, batch, "torch"), _plain(rows, batch, "ort")
+    tuned, tuned_cell = _tuned_ort(steps)
+    comp, comp_cell = _compile_peer(rec, batch)
     unsure = [s for s in steps if s.get("parity_status") in ("not judged", "failed")]
+    peers = list(zip(PEERS, (eager, shipped, tuned), strict=True)) + [(COMPILE_PEER, comp)]
+    unmatched = steps and batch == 32 and comp is None
     return [
         rec["model"],
         str(batch),
         best["label"] if best else ("no winner" if steps else "auto mode not run at this batch"),
         f"{best['p50_ms']:.3f} ms" if best else "-",
         f"{best['speedup']:.2f}x" if best and best.get("speedup") else "-",
-        best.get("parity_status", "-") if best else "-",
-        _cell(_peer(rows, batch, "torch", "fp32")),
-        _cell(_peer(rows, batch, "ort", "fp32")),
-        _cell(comp),
+        _cell(eager, "not measured"),
+        _cell(shipped, "not measured"),
+        tuned_cell,
+        comp_cell,
+        (_verdict(best, peers) if steps else "-") + (" (no torch.compile)" if unmatched else ""),
         f"{len(unsure)} of {len(steps)}",
-        _busy(rec),
+        _busy(rec.get("environment"), sweep.get("busy_check")),
     ]
 
 
-def _busy(rec: dict) -> str:
-    """Other processes' CPU use at the start of the model's sweeps (engine.hardware.machine)."""
-    env = rec.get("environment") or {}
-    check = env.get("busy_check") or {}
-    cores = check.get("cpu_other_cores")
-    if cores is None:
-        return "-"
-    return f"{cores:.1f} of {env.get('cpu_count', '?')}"
+INTRO = (
+    "Random weights (engine/artifacts/weights.py); made by `benchmarks/zoo.py`. The winner is"
+    " the fastest ladder row whose outputs agree with FP32 (parity ok), rows within noise of"
+    " it tied by auto mode's rules; speed-up is the PyTorch FP32 eager p50 over the winner's,"
+    " in the same run. Peers show p50 when their parity is ok, else why not. Best tuned ONNX"
+    " Runtime: the fastest agreeing ONNX Runtime step other than the one as shipped."
+    " torch.compile is timed on its own after the model's auto mode, at batch 32 only. The"
+    " verdict compares the winner with the fastest agreeing peer by engine/core/stability.py"
+    " (95 % confidence intervals of the medians overlap: within noise). Last column: the busy"
+    " check at the start of that batch's sweep (CPU cores used by other processes); batch-1"
+    " eager PyTorch is bound by the host's kernel launches, so load on the host slows it (and"
+    " inflates batch-1 speed-ups) far more than the GPU-bound batches."
+)
+HEAD = [
+    "| model | batch | winner (auto mode) | winner p50 | speed-up over PyTorch FP32 |"
+    " PyTorch FP32 eager | ONNX Runtime as shipped (FP32) | best tuned ONNX Runtime |"
+    " torch.compile max-autotune (batch 32) | winner vs fastest agreeing peer |"
+    " rows not judged / failed | other processes' cores |",
+    "|---|---:|---|---:|---:|---|---|---|---|---|---|---:|",
+]
+
+
+def _table(recs: list[dict]) -> list[str]:
+    lines = []
+    for rec in recs:
+        measured = {s["batch"] for s in rec["ladder"]}
+        comp = {r["batch"] for r in rec.get("compile_rows") or []}
+        for batch in sorted(measured | comp):
+            lines.append("| " + " | ".join(_table_row(rec, batch)) + " |")
+        done = {s["requested"] for s in rec.get("sweeps", [])} | measured
+        for batch in [b for b in rec["batches"] if b not in done and not rec.get("complete", 1)]:
+            cells = [rec["model"], str(batch), "not measured yet: the run was cut short (resumes)"]
+            lines.append("| " + " | ".join(cells + ["-"] * 9) + " |")
+    return lines
+
+
+def _runs(recs: list[dict]) -> list[str]:
+    """Per model: where, when and at which commit it ran, and whether the host was busy."""
+    from engine.hardware.machine import busy_summary
+
+    lines = [
+        "| model | machine | date (UTC) | commit (tree) | host during the sweeps | complete |"
+        " wall s (auto / compile) |",
+        "|---|---|---|---|---|---|---:|",
+    ]
+    for r in recs:
+        sweeps = r.get("sweeps") or [{"busy_check": (r["environment"] or {}).get("busy_check")}]
+        machines = {s.get("machine") or _machine(r["environment"]) for s in sweeps}
+        busy = sorted({busy_summary({"busy_check": s.get("busy_check")}) for s in sweeps})
+        commit = f"{r['commit']} ({r.get('tree', '?')})" if r.get("commit") else "not recorded"
+        comp = r.get("compile_wall_s")
+        cells = [r["model"], ", ".join(sorted(machines)), r["date"], commit, "; ".join(busy)]
+        cells.append("yes" if r.get("complete", True) else "no: resumes at the next run")
+        cells.append(f"{r.get('wall_s', '-')} / {comp if comp is not None else '-'}")
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return lines
+
+
+def _lost(r: dict) -> bool:
+    return bool(r.get("compile_wall_s") and not (r.get("compile_rows") or r.get("compile_error")))
 
 
 def merge(out: Path) -> Path:
     """``zoo.md``: per model and batch, auto mode's pick beside the peers."""
     recs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     recs = [r for r in recs if isinstance(r, dict) and "ladder" in r]
-    head = [
-        "| model | batch | winner (auto mode) | winner p50 | speed-up over PyTorch FP32 |"
-        " winner parity | PyTorch FP32 eager | ONNX Runtime FP32 (plain) |"
-        " torch.compile max-autotune | rows not judged / failed | other processes' cores |",
-        "|---|---:|---|---:|---:|---|---|---|---|---|---:|",
-    ]
-    lines = [
-        "| " + " | ".join(_table_row(rec, batch)) + " |"
-        for rec in recs
-        for batch in sorted(
-            {s["batch"] for s in rec["ladder"]} | {r["batch"] for r in rec.get("compile_rows", [])}
-        )
-    ]
-    machines = sorted({r["environment"].get("gpu") or r["environment"].get("cpu") for r in recs})
-    dates = sorted({r["date"] for r in recs})
+    machines = sorted({_machine(r["environment"]) for r in recs})
+    days = sorted({r["date"][:10] for r in recs})
+    n_ok = sum(1 for r in recs if r.get("complete", True))
     intro = [
         "# Zoo: auto mode on torchvision classifiers, with its peers",
         "",
-        f"Machine: {', '.join(map(str, machines)) or '?'}; dates: {', '.join(dates) or '?'}."
-        " Random weights (engine/artifacts/weights.py). Made by `benchmarks/zoo.py`; speed-up is the"
-        " PyTorch FP32 eager baseline's p50 over the winner's, in the same run. The last"
-        " column is the busy check at the start of the model's sweeps: CPU cores used by other"
-        " processes. Batch-1 eager PyTorch is bound by the host's kernel launches, so other"
-        " load on the host slows it (and inflates batch-1 speed-ups) far more than the"
-        " GPU-bound batches.",
+        f"{len(recs)} models ({n_ok} complete); machines: {', '.join(machines) or '?'};"
+        f" days: {', '.join(days) or '?'}. {INTRO}",
         "",
     ]
-    lost = [
-        f"{r['model']} ({r['compile_wall_s']:.0f} s)"
-        for r in recs
-        if r.get("compile_wall_s") and not r.get("compile_rows")
-    ]
-    tail = (
-        [
-            "",
-            "torch.compile max-autotune was compiled but never timed for "
-            + ", ".join(lost)
-            + ": the session's deadline stopped the sweep after compiling (fixed since:"
-            " a started compile now runs to its timed row).",
-        ]
-        if lost
-        else []
-    )
+    lost = [f"{r['model']} ({r['compile_wall_s']:.0f} s)" for r in recs if _lost(r)]  # 2026-11-30
+    tail = ["", f"torch.compile max-autotune was compiled but never timed for {', '.join(lost)}:"]
+    tail[-1] += " the session's deadline stopped the sweep after compiling (fixed since)."
+    runs = ["", "## Runs", "", *_runs(recs)]
     path = out / "zoo.md"
-    path.write_text("\n".join(intro + head + lines + tail) + "\n")
+    path.write_text("\n".join(intro + HEAD + _table(recs) + (tail if lost else []) + runs) + "\n")
     return path
 
 
@@ -311,9 +485,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--max-time-s", type=float, default=2.0, help="per point")
     ap.add_argument("--merge", action="store_true", help="only write zoo.md")
-    ap.add_argument(
-        "--compile-only", action="store_true", help="add torch.compile rows to measured models"
-    )
+    ap.add_argument("--compile-only", action="store_true", help="add torch.compile rows")
     args = ap.parse_args()
     if args.compile_only:
         add_compile_rows(args)

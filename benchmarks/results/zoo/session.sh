@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The zoo on a lent one-GPU machine (issue 30): one background session, started by the
+# lease's last carrying call and polled by short calls after it. Written on 2026-12-06, when
+# no machine could be started (14 tries); checked only up to the CUDA-provider test, on a
+# machine without a GPU.
+#
+#   setsid nohup bash benchmarks/results/zoo/session.sh COMMIT TREE WORK > WORK/session.log 2>&1 &
+#
+# WORK is a scratch folder on the device machine. onnxruntime-gpu 1.31.1 (the machine has only
+# the CPU-only onnxruntime) is carried as its wheel's files in an xz-compressed tar (195 MiB
+# against the wheel's 244), split into four parts of under 52 MB, each in its own git-ignored
+# folder carried by one call and copied to WORK/p; made on a machine with network access:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 -d W onnxruntime-gpu==1.31.1
+#   (cd X && unzip -q W/onnxruntime_gpu-*.whl && tar cf - . | xz -T0 -6) > ort.tar.xz
+#   split -n 4 -d ort.tar.xz part.                  # part.00 .. part.03
+# This script joins and unpacks them into WORK/site, uninstalls the CPU-only package, and
+# stops unless ONNX Runtime's CUDA execution provider loads. Then, on the one GPU, never overlapping:
+#
+#   1. auto mode for MODELS at batch 1, 32 and 256, until SESSION_S - COMPILE_RESERVE_S;
+#   2. torch.compile max-autotune at batch 32 for COMPILE (default: MODELS), each started
+#      compile running to its timed row, none started in the last STOP_S seconds.
+#
+# The committed zoo JSONs are copied in first, so a run resumes: complete models are skipped,
+# a model cut short resumes at its first batch size not measured, compiled models are not
+# compiled again. Results: WORK/out/zoo/*.json and WORK/out/zoo.txt (the progress log).
+set -u
+cd "$(dirname "$0")/../../.."
+export VISIONBENCH_COMMIT=${1:-unknown} VISIONBENCH_TREE=${2:-unknown}
+WORK=${3:?usage: session.sh COMMIT TREE WORK}
+MODELS=${MODELS:-efficientnet_v2_s,shufflenet_v2_x1_0,mnasnet1_0,googlenet,maxvit_t,efficientnet_b1,regnet_x_400mf}
+COMPILE=${COMPILE:-$MODELS}
+END=$(($(date +%s) + ${SESSION_S:-1300}))
+left() { echo $((END - $(date +%s))); }
+R=$WORK/out && mkdir -p "$R/zoo" "$WORK/site"
+log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$R/zoo.txt"; }
+
+command -v nvidia-smi >/dev/null || { log "no nvidia-smi: this script is for the GPU machine"; exit 3; }
+if compgen -G "$WORK/p/part.*" >/dev/null; then
+  unxz() { if command -v xz >/dev/null; then xz -dc; else python3 -c "import lzma, shutil, sys
+shutil.copyfileobj(lzma.open(sys.stdin.buffer), sys.stdout.buffer)"; fi; }
+  cat "$WORK"/p/part.* | unxz | tar x -C "$WORK/site" || { log "unpacking the wheel failed"; exit 2; }
+  python3 -m pip uninstall -y -q onnxruntime 2>/dev/null
+fi
+export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+export VISIONBENCH_CACHE=$WORK/cache VISIONBENCH_DATA=$WORK/data
+python3 -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers(); print('onnxruntime', o.__version__, o.__file__)" \
+  >> "$R/zoo.txt" 2>&1 || { log "ONNX Runtime's CUDA provider is missing: nothing measured"; exit 3; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >> "$R/zoo.txt"
+
+# A private copy of the tree: the lease re-sends the working tree at every call.
+SRC=$WORK/src && rm -rf "$SRC" && mkdir -p "$SRC"
+tar cf - --exclude=./.gpuparts --exclude=./.git . | tar xf - -C "$SRC" && cd "$SRC" || exit 4
+cp benchmarks/results/zoo/*.json "$R/zoo/" 2>/dev/null
+
+log "auto mode: $MODELS"
+python3 benchmarks/zoo.py --out "$R/zoo" --models "$MODELS" --compile-models "" \
+  --budget-s $(($(left) - ${COMPILE_RESERVE_S:-420})) >> "$R/zoo.txt" 2>&1
+log "torch.compile: $COMPILE"
+python3 benchmarks/zoo.py --out "$R/zoo" --compile-only --compile-models "$COMPILE" \
+  --budget-s $(($(left) - ${STOP_S:-240})) >> "$R/zoo.txt" 2>&1
+log "session done"
