@@ -192,7 +192,7 @@ def _comparison(store: Store, a_id: str, b_id: str) -> None:
         if r.status == "ok" and r.parity_status in ("failed", "not judged")
     ]
     if unsure:
-        st.caption("Parity failed or not judged: " + "; ".join(unsure[:12]))
+        st.caption("Parity failed or not judged: " + markdown_text("; ".join(unsure[:12])))
     only_a, only_b = history.unmatched_points(ra, rb)
     if only_a:
         st.caption(f"Only in A: {markdown_text('; '.join(only_a))}")

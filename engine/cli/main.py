@@ -17,7 +17,7 @@ from pathlib import Path
 from engine.cli.args import Parser, parse_list
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.safeio import check_regular_target
-from engine.core.text import safe_stdout, safe_text
+from engine.core.text import raw_stream, safe_stdio, safe_text
 from engine.storage.runend import Terminated, install_sigterm
 
 # subcommand → "module:function" taking argv (list[str]) and returning an exit code
@@ -191,8 +191,11 @@ class Progress:
         if self.tty:
             width = 24
             fill = int(width * done / max(total, 1))
-            sys.stderr.write(f"\r\x1b[K[{'#' * fill}{'.' * (width - fill)}] {done}/{total} {msg}")
-            sys.stderr.flush()
+            # Our own erase-line escape goes under the sanitiser; the message goes through it.
+            raw = raw_stream(sys.stderr)
+            raw.write(f"\r\x1b[K[{'#' * fill}{'.' * (width - fill)}] {done}/{total} ")
+            raw.write(safe_text(msg))
+            raw.flush()
         else:
             print(f"[{done}/{total}] {msg}", file=sys.stderr, flush=True)
 
@@ -367,7 +370,7 @@ def export_main(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     old = install_sigterm()  # SIGTERM ends a run like Ctrl-C: recorded, exit 143
     try:
-        with safe_stdout():  # results may come from another machine: no escapes reach a terminal
+        with safe_stdio():  # results and ONNX names come from files: no escapes reach a terminal
             return _dispatch(list(sys.argv[1:] if argv is None else argv))
     except BrokenPipeError:  # `python -m engine ... | head`: the reader left, not an error
         import os

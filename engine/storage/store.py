@@ -27,6 +27,7 @@ from engine.core.config import ResultRow
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.paths import default_db
 from engine.core.safeio import json_text, write_text
+from engine.core.text import csv_cell
 from engine.hardware.env import machine_label
 from engine.storage.runend import STALE, process_gone, this_host
 from engine.storage.sqlite_guard import APPLICATION_ID, check_ours, check_path, connect, db_error
@@ -484,4 +485,4 @@ class Store:
             writer.writeheader()
             for r in rows:
                 r["options"] = json.dumps(r["options"])
-                writer.writerow(r)
+                writer.writerow({k: csv_cell(v) for k, v in r.items()})

@@ -19,6 +19,7 @@ import pandas as pd
 from engine.core.config import ResultRow
 from engine.core.devices import device_kind
 from engine.core.errors import BadInput, EngineError
+from engine.core.text import csv_cell
 from engine.hardware.env import machine_label
 from engine.storage.store import Store
 
@@ -316,4 +317,4 @@ def rows_csv(store: Store, run_ids: Iterable[int | str]) -> str:
         frames.append(df)
     if not frames:
         return ""
-    return pd.concat(frames, ignore_index=True).to_csv(index=False)
+    return pd.concat(frames, ignore_index=True).map(csv_cell).to_csv(index=False)
