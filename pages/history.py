@@ -82,6 +82,9 @@ def _runs_section(store: Store | None) -> list[history.RunInfo]:
             "`python -m engine bench`, or import a document above."
         )
     st.dataframe(history.runs_frame(shown), hide_index=True, key="vb_hist_runs")
+    for r in shown:
+        if r.damaged:
+            st.warning(markdown_text(f"Run {r.id} is damaged: {r.damaged}."))
     if any(r.quoted for r in shown):
         st.caption(
             "Run **t4** is the study's figures from a Google Colab T4: quoted, not measured here."

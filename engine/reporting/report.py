@@ -118,6 +118,8 @@ def _run_heading(rec: RunRecord) -> str:
 
 def _source_note(rec: RunRecord) -> str:
     i = rec.info
+    if i.damaged:
+        return f"Damaged in the results database ({i.damaged}): shown with what could be read."
     if i.quoted:
         return "Quoted figures from the study this product grew from: not measured here."
     if i.source == "import":

@@ -174,3 +174,47 @@ def test_onnx_runtime_log_lines_of_the_worker_child_are_sanitised(tmp_path, caps
     assert "Non-zero status code" in err  # ONNX Runtime's own line is shown ...
     assert "\\x1b]52;c;ZXZpbA==\\x07" in err  # ... with its escapes visible
     assert not RAW.search(err.replace("\n", "").replace("\t", "")), repr(err)
+
+
+# -- typed reading: one bad stored run never hides the others (issue 26.5, 26.6) -----------
+
+
+def test_a_damaged_run_is_shown_as_damaged_and_the_others_still_work(tmp_path, capsys):
+    import json
+    import sqlite3
+
+    db = tmp_path / "damaged.sqlite"
+    _store(db).close()
+    store = Store(db)
+    busy = {"busy_check": {"gpu_others": 5, "cpu_other_share": "most"}}
+    good = store.create_run({"model": {"name": "m"}}, {"gpu": "g", **busy}, label="good")
+    store.add_row(good, ResultRow("m", "torch", "cpu", "fp32", 1, "CPU", p50_ms=1.0))
+    state = {"sm_clock_mhz_min": 1, "power_w_max": "lots", "busy_check": {"gpu_others": 5}}
+    store.add_row(good, ResultRow("m", "ort", "cpu", "fp32", 1, "CPU", p50_ms=1.0,
+                                  machine_state=state))  # fmt: skip
+    store.close()
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE runs SET config_json = ? WHERE id = 1", (json.dumps([1, 2]),))
+        con.execute("UPDATE runs SET env_json = ?, created_at = ? WHERE id = 2",
+                    (json.dumps("text"), "yesterday"))  # fmt: skip
+    con.close()
+    for argv in (
+        ["history"],
+        ["history", "--since", "2000-01-01"],
+        ["history", "--compare", "1", "3"],
+        ["history", "--compare", "2", "3"],
+        ["report", "--run", "1,2,3", "--out", str(tmp_path / "r.html"), "--no-diagnostics"],
+        ["report", "--run", "3", "--out", str(tmp_path / "r.md"), "--no-diagnostics"],
+    ):
+        code = cli.main([*argv, "--db", str(db)])
+        out = capsys.readouterr()
+        assert code == 0, (argv, out.err)
+        assert "Traceback" not in out.err
+        if argv == ["history"]:
+            lines = out.out.splitlines()
+            assert "run 1 is damaged: its configuration is not a JSON object" in lines
+            assert any("run 2 is damaged: its environment is not a JSON object; its "
+                       "created_at is not an ISO date" in x for x in lines)  # fmt: skip
+        if "--since" in argv:
+            assert "good" in out.out
