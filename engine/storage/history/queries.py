@@ -21,6 +21,7 @@ from engine.core.devices import device_kind
 from engine.core.errors import BadInput, EngineError
 from engine.core.text import csv_cell
 from engine.hardware.env import machine_label
+from engine.storage.schema import readable_run
 from engine.storage.store import Store
 
 REFERENCE_ID = "t4"
@@ -91,36 +92,6 @@ def _image_size(config: dict[str, Any]) -> int | None:
     return None
 
 
-def _is_iso(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        dt.datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _readable(r: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """A stored run with its unreadable fields emptied, and what was wrong ("" if nothing).
-
-    A database written by another tool or version may hold a configuration that is a
-    list or a date that is not one: that run is shown as damaged, the others as usual.
-    """
-    r, wrong = dict(r), []
-    for key in ("configuration", "environment"):
-        if not isinstance(r.get(key), dict):
-            wrong.append(f"its {key} is not a JSON object")
-            r[key] = {}
-    if r.get("created_at") not in ("", None) and not _is_iso(r["created_at"]):
-        wrong.append("its created_at is not an ISO date")
-        r["created_at"] = ""
-    for key in ("created_at", "label", "model", "status", "source", "command", "machine"):
-        if not isinstance(r.get(key), str):
-            r[key] = "" if r.get(key) is None else str(r[key])
-    return r, "; ".join(wrong)
-
-
 def _run_info(
     r: dict[str, Any],
     n_rows: int,
@@ -129,7 +100,7 @@ def _run_info(
     devices: list[str],
 ) -> RunInfo:
     """A RunInfo from one of Store.runs()/Store.run()'s dicts and the facets of its rows."""
-    r, damaged = _readable(r)
+    r, damaged = readable_run(r)
     return RunInfo(
         id=r["id"],
         created_at=r["created_at"],
@@ -335,7 +306,7 @@ def load_run(store: Store, run_id: int | str) -> RunRecord:
         sorted({x.precision for x in rows}),
         sorted({x.device for x in rows}),
     )
-    return RunRecord(info, _readable(r)[0]["configuration"], rows)
+    return RunRecord(info, readable_run(r)[0]["configuration"], rows)
 
 
 def rows_csv(store: Store, run_ids: Iterable[int | str]) -> str:
