@@ -20,7 +20,7 @@ from engine.backends.base import Availability, Backend, PrepareContext, Runner
 from engine.backends.torch_backend import TorchBackend, TorchRunner
 from engine.core.config import RunnerSpec
 from engine.core.errors import BadInput
-from engine.core.options import option
+from engine.core.options import max_threads, option
 from engine.core.paths import cache_dir
 
 MODES = ("max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead", "default")
@@ -36,7 +36,12 @@ class TorchCompileOptions:
     )
     channels_last: bool = option(False, "NHWC memory layout", "channels-last")
     intra_threads: int | None = option(
-        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1
+        None,
+        "CPU threads (set by --threads)",
+        "threads",
+        cli=False,
+        minimum=1,
+        maximum=max_threads(),
     )
 
 

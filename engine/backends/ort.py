@@ -32,7 +32,7 @@ from engine.backends.ort_placement import (  # noqa: F401 - re-exported for call
 from engine.core.config import RunnerSpec
 from engine.core.devices import cuda_availability, parse_device
 from engine.core.errors import BadInput
-from engine.core.options import option
+from engine.core.options import max_threads, option
 
 CONV_SEARCHES = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
 
@@ -55,10 +55,19 @@ class OrtOptions:
     )  # fmt: skip
     trt_ep: bool = option(False, "ask for ONNX Runtime's TensorRT EP", "TensorRT EP")
     intra_threads: int | None = option(
-        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1
+        None,
+        "CPU threads (set by --threads)",
+        "threads",
+        cli=False,
+        minimum=1,
+        maximum=max_threads(),
     )
     inter_threads: int | None = option(
-        None, "ONNX Runtime inter-op threads", "inter-op threads", minimum=1
+        None,
+        "ONNX Runtime inter-op threads",
+        "inter-op threads",
+        minimum=1,
+        maximum=max_threads(),
     )
 
 

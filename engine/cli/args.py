@@ -32,6 +32,7 @@ def parse_list(text: str, kind: Callable = str, what: str = "value") -> list:
         except ValueError as exc:
             raise BadInput(
                 f"{what} '{t}' is not valid",
+                "it must be a whole number" if kind is int else "",
                 fix=f"give a comma list, e.g. {what}s 1,8,32" if kind is int else "",
             ) from exc
     return out

@@ -126,6 +126,7 @@ def bench_parser() -> argparse.ArgumentParser:
 def build_config(args: argparse.Namespace):
     from engine.artifacts.models import check_batches
     from engine.core.config import BenchSettings, ModelSpec, SweepConfig
+    from engine.core.limits import check_threads
 
     if args.onnx and not Path(args.onnx).is_file():
         raise BadInput(f"ONNX file {Path(args.onnx).name} does not exist", fix="check the path")
@@ -142,10 +143,8 @@ def build_config(args: argparse.Namespace):
     from engine.running.plan import runner_grid
 
     options = from_cli(args, declared_options())
-    if args.threads:
-        if args.threads < 1:
-            raise BadInput("--threads must be at least 1")
-        options["intra_threads"] = args.threads
+    if args.threads is not None:
+        options["intra_threads"] = check_threads(args.threads)
     runners, _ = runner_grid(
         parse_list(args.backend, str, "backend"),
         parse_list(args.device, str, "device"),

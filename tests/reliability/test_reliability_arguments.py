@@ -1,0 +1,60 @@
+"""Hostile command lines (issue 26): numbers out of range, bytes that are not UTF-8,
+repeated values. Each ends in one ``error:`` line with exit 2, or runs once, never in a
+traceback. Driven through ``engine.cli.main.main`` in this process: the same entry point
+``python -m engine`` uses, without a child per case.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.cli import main as cli
+from engine.core.options import max_threads
+
+
+def run_main(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_one_error(code: int, err: str, *expected: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for word in expected:
+        assert word in lines[0], lines[0]
+
+
+# -- numbers are finite and in range, with the range in the message -------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["cache", "prune", "--max-size", "1e300"], "from 0 to 1e+09"),
+        (["cache", "prune", "--max-size", "nan"], "from 0 to 1e+09"),
+        (["cache", "prune", "--older-than", "1e300"], "from 0 to 36500"),
+        (["cache", "prune", "--older-than=-inf"], "from 0 to 36500"),
+        (["diagnose", "--no-probe", "--timeout", "inf"], "above 0 and at most 3600"),
+        (["diagnose", "--no-probe", "--timeout", "nan"], "above 0 and at most 3600"),
+        (["diagnose", "--no-probe", "--timeout", "-1"], "above 0 and at most 3600"),
+        (["diagnose", "--no-probe", "--timeout", "0"], "above 0 and at most 3600"),
+        (["bench", "--inter-threads", "0"], f"from 1 to {max_threads()}"),
+        (["bench", "--inter-threads", "100000"], f"from 1 to {max_threads()}"),
+        (["bench", "--threads", "100000"], f"at most {max_threads()}"),
+        (["bench", "--threads", "0"], "≥ 1"),
+        (["bench", "--warmup", "-1"], "from 0 to"),
+        (["bench", "--iters", "0"], "from 1 to"),
+        (["bench", "--max-time", "inf"], "above 0 and at most 86400"),
+        (["bench", "--batch", "1e400"], "whole number"),
+        (["bench", "--batch", "99999"], "between 1 and 4096"),
+    ],
+)
+def test_a_number_out_of_range_is_one_line_naming_the_range(tmp_path, capsys, argv, expected):
+    extra = ["--cache-dir", str(tmp_path)] if argv[0] == "cache" else []
+    if argv[0] == "bench":
+        extra = ["--model", "resnet18", "--image-size", "32", "--db", str(tmp_path / "r.sqlite")]
+    code, _, err = run_main(capsys, *argv, *extra)
+    assert_one_error(code, err, expected)
+    assert not (tmp_path / "r.sqlite").exists()  # refused before a run was created
