@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from engine.cli.args import Parser, parse_list
+from engine.cli.args import Parser, parse_list, utf8_arguments
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.safeio import check_regular_target
 from engine.core.text import raw_stream, safe_stdio, safe_text
@@ -393,6 +393,7 @@ def _dispatch(argv: list[str]) -> int:
         return 2
     module, _, func = COMMANDS[name][0].partition(":")
     try:
+        utf8_arguments(rest)
         fn = getattr(importlib.import_module(module), func)
         return int(fn(rest) or 0)
     except EngineError as exc:

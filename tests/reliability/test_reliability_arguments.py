@@ -58,3 +58,38 @@ def test_a_number_out_of_range_is_one_line_naming_the_range(tmp_path, capsys, ar
     code, _, err = run_main(capsys, *argv, *extra)
     assert_one_error(code, err, expected)
     assert not (tmp_path / "r.sqlite").exists()  # refused before a run was created
+
+
+# -- bytes that are not UTF-8 (issue 26.7) ---------------------------------------------------
+
+# What Python makes of the byte 0xff in a command line: a lone surrogate (surrogateescape).
+NOT_UTF8 = "\udcff"
+QUICK = ["--model", "resnet18", "--image-size", "32", "--backend", "torch", "--batch", "1",
+         "--iters", "1", "--warmup", "0", "--no-parity"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", *QUICK, "--db", f"a{NOT_UTF8}.sqlite"],
+        ["bench", *QUICK, "--json", f"j{NOT_UTF8}.json"],
+        ["bench", "--onnx", f"m{NOT_UTF8}.onnx"],
+        ["history", "--db", f"a{NOT_UTF8}.sqlite"],
+        ["report", "--out", f"r{NOT_UTF8}.md"],
+        ["cache", "list", "--cache-dir", f"c{NOT_UTF8}"],
+    ],
+)
+def test_an_argument_that_is_not_utf8_is_one_line(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(capsys, *argv)
+    assert_one_error(code, err, "not UTF-8", "\\udcff")
+    assert list(tmp_path.iterdir()) == []  # no database, document or report was started
+
+
+def test_real_non_utf8_bytes_from_the_shell_never_end_in_a_traceback(tmp_path):
+    from tests.conftest import run_cli
+
+    db = tmp_path / f"a{NOT_UTF8}.sqlite"  # sent to the child as the byte 0xff
+    res = run_cli("bench", *QUICK, "--db", str(db), timeout=300)
+    assert_one_error(res.returncode, res.stderr, "not UTF-8")
+    assert list(tmp_path.iterdir()) == []
