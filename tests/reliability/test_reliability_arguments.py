@@ -64,7 +64,7 @@ def test_a_number_out_of_range_is_one_line_naming_the_range(tmp_path, capsys, ar
 
 # What Python makes of the byte 0xff in a command line: a lone surrogate (surrogateescape).
 NOT_UTF8 = "\udcff"
-QUICK = ["--model", "resnet18", "--image-size", "32", "--backend", "torch", "--batch", "1",
+QUICK = ["--model", "resnet18", "--image-size", "32", "--batch", "1",
          "--iters", "1", "--warmup", "0", "--no-parity"]  # fmt: skip
 
 
@@ -93,3 +93,20 @@ def test_real_non_utf8_bytes_from_the_shell_never_end_in_a_traceback(tmp_path):
     res = run_cli("bench", *QUICK, "--db", str(db), timeout=300)
     assert_one_error(res.returncode, res.stderr, "not UTF-8")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- repeated values are measured once (issue 26.10) -----------------------------------------
+
+
+def test_repeated_backends_devices_and_precisions_are_measured_once(tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    argv = [*QUICK, "--backend", ",".join(["torch"] * 1000), "--device", "cpu,cpu",
+            "--precision", "fp32,fp32", "--db", str(db)]  # fmt: skip
+    code, out, err = run_main(capsys, "bench", *argv)
+    assert code == 0, err
+    assert "torch fp32 on cpu was asked for 4000 times: measured once" in err
+    from engine.storage.store import Store
+
+    store = Store(db)
+    assert [(r.backend, r.status) for r in store.rows(1)] == [("torch", "ok")]
+    store.close()
