@@ -110,3 +110,25 @@ def test_repeated_backends_devices_and_precisions_are_measured_once(tmp_path, ca
     store = Store(db)
     assert [(r.backend, r.status) for r in store.rows(1)] == [("torch", "ok")]
     store.close()
+
+
+# -- a weights file is judged by its first bytes (issue 26.11) --------------------------------
+
+
+@pytest.mark.parametrize("head", [b"\x00" * 8, b"\x89PNG\r\n\x1a\n"])
+def test_a_huge_file_that_is_no_torch_save_is_refused_before_hashing(tmp_path, capsys, head):
+    weights = tmp_path / "huge.pt"
+    with open(weights, "wb") as f:  # sparse: 16 GiB that cost nothing to make
+        f.write(head)
+        f.truncate(16 * 2**30)
+    argv = [
+        *QUICK,
+        "--backend",
+        "torch",
+        "--weights",
+        str(weights),
+        "--db",
+        str(tmp_path / "r.sqlite"),
+    ]
+    code, _, err = run_main(capsys, "bench", *argv)
+    assert_one_error(code, err, "huge.pt is not a PyTorch save", "zip archive")
