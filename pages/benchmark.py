@@ -19,7 +19,7 @@ import streamlit as st
 
 from engine.backends import describe, reference_spec
 from engine.core.config import BenchSettings, ResultRow, RunnerSpec
-from engine.core.text import markdown_text
+from engine.core.text import csv_cell, markdown_text
 from engine.reporting import charts
 from engine.running.locks import device_lock
 from engine.running.sweep import reproduce_command
@@ -47,12 +47,13 @@ def _heading(sel: common.Selection) -> tuple[list[RunnerSpec], str]:
     else:
         about = f"Parity is checked against {ref_name}."
     st.caption(
-        f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size} on {sel.device}. {about}"
+        f"{markdown_text(sel.model.label)} at {sel.model.image_size}×{sel.model.image_size}"
+        f" on {sel.device}. {about}"
     )
     inputs_ok = common.show_problems(sel)
     specs, left_out = sel.combinations() if inputs_ok else ([], [])
     if left_out:
-        st.caption("Not run: " + "; ".join(left_out) + ".")
+        st.caption("Not run: " + markdown_text("; ".join(left_out)) + ".")
     if inputs_ok and not specs:
         st.warning("No runnable backend × precision is selected. Pick them in the sidebar.")
     return specs, ref_name
@@ -102,7 +103,7 @@ def _show_last_measurement() -> None:
     if last:
         label, at_batch, measured = last
         if measured:
-            st.caption(f"{label}, batch {at_batch}:")
+            st.caption(f"{markdown_text(label)}, batch {at_batch}:")
             cols = st.columns(min(len(measured), 4))
             for i, (name, provider, timing) in enumerate(measured):
                 # Throughput is a second reading, not a change: a caption, not a metric delta.
@@ -311,7 +312,7 @@ def _results(
         df = charts.table_frame(charts.results_frame(rows), onnx_source=onnx_source)
         st.download_button(
             "Download CSV",
-            df.to_csv(index=False).encode(),
+            df.map(csv_cell).to_csv(index=False).encode(),
             file_name="visionbench-results.csv",
             mime="text/csv",
             key="vb_csv",

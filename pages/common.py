@@ -329,7 +329,7 @@ def selection() -> Selection:
 def show_problems(sel: Selection) -> bool:
     """Show the sidebar's input problems as errors; True when there are none."""
     for p in sel.problems:
-        st.error(p, icon=":material/warning:")
+        st.error(markdown_text(p), icon=":material/warning:")
     return not sel.problems
 
 

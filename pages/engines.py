@@ -100,7 +100,7 @@ def _inspect_section(name: str, sel: common.Selection, specs: list[RunnerSpec]) 
     own = [s for s in specs if s.backend == name]
     if not avail.ok:
         fix = f" Fix: {avail.fix}" if avail.fix else ""
-        st.info(f"{title} is not available here: {avail.reason}{fix}")
+        st.info(markdown_text(f"{title} is not available here: {avail.reason}{fix}"))
     elif not own:
         st.caption(
             f"Select the {name} backend (and a device it runs on) to see its engines' layers."
@@ -187,7 +187,9 @@ def main() -> None:
     common.ensure_entry()
     st.title("Engines")
     sel = common.selection()
-    st.caption(f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size}.")
+    st.caption(
+        f"{markdown_text(sel.model.label)} at {sel.model.image_size}×{sel.model.image_size}."
+    )
     ok = common.show_problems(sel)
     specs, _ = sel.combinations() if ok else ([], [])
     _inspect_model(sel, ok)

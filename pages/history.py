@@ -83,6 +83,9 @@ def _runs_section(store: Store | None) -> list[history.RunInfo]:
             "`python -m engine bench`, or import a document above."
         )
     st.dataframe(history.runs_frame(shown), hide_index=True, key="vb_hist_runs")
+    for r in shown:
+        if r.damaged:
+            st.warning(markdown_text(f"Run {r.id} is damaged: {r.damaged}."))
     if any(r.quoted for r in shown):
         st.caption(
             "Run **t4** is the study's figures from a Google Colab T4: quoted, not measured here."
@@ -193,7 +196,7 @@ def _comparison(store: Store, a_id: str, b_id: str) -> None:
         if r.status == "ok" and r.parity_status in ("failed", "not judged")
     ]
     if unsure:
-        st.caption("Parity failed or not judged: " + "; ".join(unsure[:12]))
+        st.caption("Parity failed or not judged: " + markdown_text("; ".join(unsure[:12])))
     only_a, only_b = history.unmatched_points(ra, rb)
     if only_a:
         st.caption(f"Only in A: {markdown_text('; '.join(only_a))}")

@@ -13,6 +13,7 @@ import streamlit as st
 from engine.backends import describe, get_backend, is_reference, reference_spec
 from engine.core.config import RunnerSpec
 from engine.core.parity import PARITY_BATCH, compare
+from engine.core.text import markdown_text
 from engine.running.sweep import reference_outputs
 from pages import common
 
@@ -110,7 +111,7 @@ def main() -> None:
     ok = common.show_problems(sel)
     specs, left_out = sel.combinations() if ok else ([], [])
     if left_out:
-        st.caption("Not checked: " + "; ".join(left_out) + ".")
+        st.caption("Not checked: " + markdown_text("; ".join(left_out)) + ".")
     if st.button("Check parity", type="primary", disabled=not specs, key="vb_parity_run"):
         _check(sel, specs, ref_name)
     _show_result()

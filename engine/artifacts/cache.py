@@ -126,14 +126,20 @@ def _real_dir(path: Path) -> bool:
         return False
 
 
-def check_amount(flag: str, value: float | None) -> float | None:
-    """A finite, non-negative number (nan would silently match nothing, inf overflow)."""
+# The largest amounts prune takes: a century of days, an exabyte. Beyond them the day
+# count overflows a timestamp and the size an integer of bytes (1e300 GB did).
+MAX_DAYS = 36_500.0
+MAX_GB = 1e9
+
+
+def check_amount(flag: str, value: float | None, high: float = math.inf) -> float | None:
+    """A finite number from 0 to ``high`` (nan would silently match nothing, inf overflow)."""
     if value is None:
         return None
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value) or not 0 <= value <= high:
         raise BadInput(
-            f"{flag} {value:g} is not a usable amount",
-            "it must be a finite number of 0 or more",
+            f"{flag} {value:g} is out of range",
+            f"it must be a finite number from 0 to {high:g}",
             f"use e.g. {flag} 30",
         )
     return value
@@ -164,8 +170,8 @@ def prune(
         raise BadInput(f"--older-than {older_than_days:g} is negative", fix="use e.g. 30")
     if max_size_bytes is not None and max_size_bytes < 0:
         raise BadInput("--max-size is negative", fix="use e.g. 20 (GB)")
-    check_amount("--older-than", older_than_days)
-    check_amount("--max-size", max_size_bytes)
+    check_amount("--older-than", older_than_days, MAX_DAYS)
+    check_amount("--max-size", max_size_bytes, MAX_GB * GB)
     items = [i for i in cache_entries(root) if not _busy(i.path)]
     doomed: list[CacheItem] = []
     if everything:

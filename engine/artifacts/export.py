@@ -3,7 +3,8 @@
 Artifacts live under the cache folder keyed by everything that changes the file (model,
 weights hash, image size, opset, precision, torch and onnx versions), so a second
 request reuses the file and says so. A cached file whose hash no longer matches its
-record is treated as corrupt and exported again.
+record, whose record names another entry, or whose record is not a file, is treated as
+corrupt and exported again.
 """
 
 from __future__ import annotations
@@ -67,18 +68,41 @@ def _sha(path: Path) -> str:
     return file_sha256(path)
 
 
+def _clear_meta(meta: Path) -> None:
+    """Remove a meta.json that is not a regular file: a folder, FIFO or link there wedged
+    the entry for good (reading skipped it, writing it failed or blocked)."""
+    if meta.is_symlink() or (meta.exists() and not meta.is_file()):
+        if meta.is_dir() and not meta.is_symlink():
+            shutil.rmtree(meta, ignore_errors=True)
+        else:
+            meta.unlink(missing_ok=True)
+
+
 def cached_artifact(folder: Path, name: str) -> Path | None:
-    """The artifact in ``folder`` if it is complete and its hash matches its record."""
+    """The artifact in ``folder`` if it is complete, was built for this key, and its
+    content hash matches its record; anything else is removed so it is built again.
+
+    The record names the entry (the key's folder) it was written for: a model copied in
+    from another entry, with a record that matches its own bytes, is still refused,
+    with or without a parity check later.
+    """
     path, meta = folder / name, folder / "meta.json"
+    if meta.is_symlink() or (meta.exists() and not meta.is_file()):
+        shutil.rmtree(folder, ignore_errors=True)  # wedged: rebuild
+        return None
     if not (path.is_file() and meta.is_file()):
         return None
     try:
         record = json.loads(meta.read_text())
-        if record.get("sha256") == _sha(path):
+        if (
+            isinstance(record, dict)
+            and record.get("entry") == folder.name
+            and record.get("sha256") == _sha(path)
+        ):
             return path
     except (OSError, ValueError):
         pass
-    shutil.rmtree(folder, ignore_errors=True)  # corrupt or half-written: rebuild
+    shutil.rmtree(folder, ignore_errors=True)  # corrupt, half-written or not this key's
     return None
 
 
@@ -104,7 +128,8 @@ def finish_artifact(folder: Path, tmp: Path, name: str, record: dict) -> Path:
     final = folder / name
     try:
         os.replace(tmp, final)
-        record = {**record, "sha256": _sha(final), "created": time.time()}
+        record = {**record, "entry": folder.name, "sha256": _sha(final), "created": time.time()}
+        _clear_meta(folder / "meta.json")
         (folder / "meta.json").write_text(json.dumps(record, indent=1))
     except OSError as exc:
         tmp.unlink(missing_ok=True)

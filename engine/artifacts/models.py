@@ -132,6 +132,30 @@ def _pretrained_file(name: str) -> Path:
     return path
 
 
+def check_weights_archive(path: str | os.PathLike[str]) -> None:
+    """Refuse a weights file by its first bytes, before it is hashed or read whole.
+
+    ``torch.save`` writes a zip archive (``PK\\x03\\x04``), or before PyTorch 1.6 a pickle
+    (``\\x80`` and a protocol number). Anything else is not a save, whatever its size:
+    a 20 GB file of other bytes was hashed for a minute before torch.load refused it.
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise BadInput(f"weights file {p.name} cannot be read", exc.strerror or "") from exc
+    if head == b"PK\x03\x04" or (
+        head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    ):
+        return
+    raise BadInput(
+        f"weights file {p.name} is not a PyTorch save",
+        "it is neither a zip archive (torch.save) nor a pickle (older torch.save)",
+        "pass a file written by torch.save(model.state_dict(), path)",
+    )
+
+
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a state_dict or checkpoint file safely (``weights_only=True``)."""
     import pickle
@@ -141,6 +165,7 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"weights file {p.name} does not exist", fix="check the path")
+    check_weights_archive(p)
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -443,6 +468,7 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
     else:
         if not Path(spec.weights).is_file():
             raise BadInput(f"weights file {Path(spec.weights).name} does not exist")
+        check_weights_archive(spec.weights)
         digest = file_sha256(spec.weights)
     art = ModelArtifacts(spec=spec, weights_hash=digest)
     module = art.torch_module()  # fail early on bad weights or a wrong architecture

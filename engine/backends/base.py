@@ -216,6 +216,12 @@ class Backend(ABC):
     def _build(cls, spec: RunnerSpec, artifacts: ModelArtifacts, ctx: PrepareContext) -> Runner:
         """The backend's own part of :meth:`prepare`: spec already checked and available."""
 
+    @classmethod
+    def explain(cls, exc: Exception) -> Exception:
+        """The user's error for a fault of this backend's library that it recognises (a
+        model the library refuses becomes one-line BadInput); anything else unchanged."""
+        return exc
+
     # -- options ------------------------------------------------------------------------
     @classmethod
     def options(cls, spec: RunnerSpec) -> Any:

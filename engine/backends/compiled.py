@@ -22,7 +22,7 @@ from engine.backends.torch_backend import TorchBackend, TorchRunner
 from engine.core.config import RunnerSpec
 from engine.core.devices import parse_device
 from engine.core.errors import BadInput
-from engine.core.options import option
+from engine.core.options import max_threads, option
 from engine.core.paths import cache_dir
 
 MODES = ("max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead", "default")
@@ -38,7 +38,13 @@ class TorchCompileOptions:
     )
     channels_last: bool = option(False, "NHWC memory layout", "channels-last")
     intra_threads: int | None = option(
-        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1, setting="threads"
+        None,
+        "CPU threads (set by --threads)",
+        "threads",
+        cli=False,
+        minimum=1,
+        maximum=max_threads(),
+        setting="threads",
     )
 
 

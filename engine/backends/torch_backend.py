@@ -19,7 +19,7 @@ from engine.backends.base import Availability, Backend, Candidate, PrepareContex
 from engine.core.config import RunnerSpec
 from engine.core.devices import cuda_availability, parse_device
 from engine.core.errors import BadInput
-from engine.core.options import option
+from engine.core.options import max_threads, option
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,13 @@ class TorchOptions:
     )  # fmt: skip
     cuda_graph: bool = option(False, "CUDA: capture and replay CUDA graphs", "CUDA graph")
     intra_threads: int | None = option(
-        None, "CPU threads (set by --threads)", "threads", cli=False, minimum=1, setting="threads"
+        None,
+        "CPU threads (set by --threads)",
+        "threads",
+        cli=False,
+        minimum=1,
+        maximum=max_threads(),
+        setting="threads",
     )
 
 

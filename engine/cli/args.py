@@ -8,9 +8,10 @@ traceback) holds for a mistyped flag too, and a page can call a command's parser
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from engine.core.errors import BadInput
+from engine.core.text import safe_text
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,6 +33,26 @@ def parse_list(text: str, kind: Callable = str, what: str = "value") -> list:
         except ValueError as exc:
             raise BadInput(
                 f"{what} '{t}' is not valid",
+                "it must be a whole number" if kind is int else "",
                 fix=f"give a comma list, e.g. {what}s 1,8,32" if kind is int else "",
             ) from exc
     return out
+
+
+def utf8_arguments(argv: Iterable[str]) -> None:
+    """Refuse an argument holding bytes that are not UTF-8, in one line.
+
+    Python hands such bytes over as lone surrogates (``'\\udcff'``), which cannot be
+    written as text: the results database, the worker's job file, bench documents and
+    the stored reproduce command are all UTF-8, so each of them ended in a
+    UnicodeEncodeError somewhere later. A path is the usual source; it can be renamed.
+    """
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadInput(
+                f"the argument {safe_text(arg)[:200]} holds bytes that are not UTF-8",
+                "paths and names are stored as UTF-8 text (results, documents, commands)",
+                "rename the file or folder to a UTF-8 name",
+            ) from None

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from engine.artifacts.cache import (
     GB,
+    MAX_DAYS,
+    MAX_GB,
     CacheItem,
     cache_entries,
     cache_size_bytes,
@@ -75,8 +77,8 @@ def main(argv: list[str]) -> int:
         else:
             print(f"{human_bytes(total)} in {short_path(root)}")
     else:
-        check_amount("--older-than", args.older_than)
-        check_amount("--max-size", args.max_size)
+        check_amount("--older-than", args.older_than, MAX_DAYS)
+        check_amount("--max-size", args.max_size, MAX_GB)
         max_bytes = None if args.max_size is None else int(args.max_size * GB)
         gone = prune(args.older_than, max_bytes, args.all, root, args.dry_run)
         freed = sum(i.size_bytes for i in gone)

@@ -146,6 +146,9 @@ def main(argv: list[str]) -> int:
         print(json_text([r.to_dict() for r in runs], indent=1))
     elif runs:
         print(format_runs(runs))
+        for r in runs:
+            if r.damaged:  # the rest of the table is still right
+                print(safe_text(f"run {r.id} is damaged: {r.damaged}"))
     else:
         print("no run matches", file=sys.stderr)
     return 0

@@ -13,9 +13,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from engine.cli.args import Parser, parse_list
+from engine.cli.args import Parser, parse_list, utf8_arguments
 from engine.core.errors import BadInput, EngineError, Unavailable
-from engine.core.text import safe_stdout, safe_text
+from engine.core.text import raw_stream, safe_stdio, safe_text
 from engine.storage.runend import Terminated, install_sigterm, restore_signals
 
 SOME_FAILED = 4  # exit code: a run measured some points, and others failed (README table)
@@ -126,6 +126,7 @@ def bench_parser() -> argparse.ArgumentParser:
 def build_config(args: argparse.Namespace):
     from engine.artifacts.models import check_batches
     from engine.core.config import BenchSettings, ModelSpec, SweepConfig
+    from engine.core.limits import check_threads
 
     if args.onnx and not Path(args.onnx).is_file():
         raise BadInput(f"ONNX file {Path(args.onnx).name} does not exist", fix="check the path")
@@ -142,10 +143,8 @@ def build_config(args: argparse.Namespace):
     from engine.running.plan import runner_grid
 
     options = from_cli(args, declared_options())
-    if args.threads:
-        if args.threads < 1:
-            raise BadInput("--threads must be at least 1")
-        options.update(setting_options("threads", args.threads))
+    if args.threads is not None:
+        options.update(setting_options("threads", check_threads(args.threads)))
     runners, _ = runner_grid(
         parse_list(args.backend, str, "backend"),
         parse_list(args.device, str, "device"),
@@ -191,8 +190,11 @@ class Progress:
         if self.tty:
             width = 24
             fill = int(width * done / max(total, 1))
-            sys.stderr.write(f"\r\x1b[K[{'#' * fill}{'.' * (width - fill)}] {done}/{total} {msg}")
-            sys.stderr.flush()
+            # Our own erase-line escape goes under the sanitiser; the message goes through it.
+            raw = raw_stream(sys.stderr)
+            raw.write(f"\r\x1b[K[{'#' * fill}{'.' * (width - fill)}] {done}/{total} ")
+            raw.write(safe_text(msg))
+            raw.flush()
         else:
             print(f"[{done}/{total}] {msg}", file=sys.stderr, flush=True)
 
@@ -381,7 +383,7 @@ def export_main(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     old = install_sigterm()  # SIGTERM ends a run like Ctrl-C: recorded, exit 143
     try:
-        with safe_stdout():  # results may come from another machine: no escapes reach a terminal
+        with safe_stdio():  # results and ONNX names come from files: no escapes reach a terminal
             return _dispatch(list(sys.argv[1:] if argv is None else argv))
     except BrokenPipeError:  # `python -m engine ... | head`: the reader left, not an error
         import os
@@ -404,6 +406,7 @@ def _dispatch(argv: list[str]) -> int:
         return 2
     module, _, func = COMMANDS[name][0].partition(":")
     try:
+        utf8_arguments(rest)
         fn = getattr(importlib.import_module(module), func)
         return int(fn(rest) or 0)
     except EngineError as exc:

@@ -23,12 +23,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.errors import BadInput
+from engine.core.limits import MAX_THREADS_PER_CORE
+
+# Every number an option passes reaches a C library as a 32-bit int at most: an option
+# declared without a maximum still gets this one, so 10**12 is refused here, in one line.
+INT_CEILING = 2**31 - 1
+
+
+def max_threads() -> int:
+    """The most CPU threads a thread-count option accepts: MAX_THREADS_PER_CORE per core.
+
+    More only makes every step slower (999 threads on 2 cores crawled for minutes).
+    """
+    return MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
 
 
 def option(
@@ -144,11 +159,19 @@ def _coerce(f: OptionField, value: Any, owner: str) -> Any:
             f"the {owner} option {f.name}={value!r} is not one of {', '.join(map(str, f.choices))}",
             f.help,
         )
-    lo, hi = f.minimum, f.maximum
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
+    return _in_range(f, value, owner)
+
+
+def _in_range(f: OptionField, value: Any, owner: str) -> Any:
+    if f.kind not in (int, float) or value is None:
+        return value
+    lo = f.minimum if f.minimum is not None else -INT_CEILING
+    hi = f.maximum if f.maximum is not None else INT_CEILING
+    if not (math.isfinite(value) and lo <= value <= hi):
         raise BadInput(
-            f"the {owner} option {f.name}={value!r} is out of range",
-            f"it must be from {lo} to {hi}",
+            f"the {owner} option {f.flag} {value!r} is out of range",
+            f"it must be a {_KIND_WORDS[f.kind]} from {lo} to {hi}",
+            f"use e.g. {f.flag} {max(lo, 1)}",
         )
     return value
 
@@ -223,12 +246,16 @@ def add_cli_flags(parser: Any, merged: dict[str, tuple[OptionField, list[str]]])
 
 
 def from_cli(args: Any, merged: dict[str, tuple[OptionField, list[str]]]) -> dict[str, Any]:
-    """The option values given on the command line (flags not given are left out)."""
+    """The option values given on the command line (flags not given are left out).
+
+    Each is checked against its declaration here, so a value out of range is a usage
+    error (one line, exit 2) before anything runs, not a skipped row per backend.
+    """
     out = {}
-    for name, (f, _) in merged.items():
+    for name, (f, owners) in merged.items():
         value = getattr(args, name, None) if f.cli else None
         if value is not None:
-            out[name] = value
+            out[name] = _coerce(f, value, "/".join(owners))
     return out
 
 

@@ -178,18 +178,28 @@ def point_cells(row: Any) -> list[str]:
     return [tflops, pct, verdict, machine_flags(row)]
 
 
+def _reading(m: dict[str, Any], key: str) -> float | None:
+    """One machine-state figure, or None: a stored or imported state may lack it or be off."""
+    v = m.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return v
+
+
 def machine_flags(row: Any) -> str:
     """'throttled', 'power-capped', clock range, or thread counts: what the machine did."""
-    m = getattr(row, "machine_state", None) or {}
+    m = getattr(row, "machine_state", None)
+    m = m if isinstance(m, dict) else {}
     flags = [
         w for w, on in (("throttled", row.throttled), ("power-capped", row.power_capped)) if on
     ]
-    if "sm_clock_mhz_min" in m:
-        flags.append(f"SM {m['sm_clock_mhz_min']}-{m['sm_clock_mhz_max']} MHz")
-    if m.get("power_w_max") and m.get("power_limit_w"):
-        flags.append(f"{m['power_w_max']:.0f}/{m['power_limit_w']:.0f} W")
-    if "torch_threads" in m:
-        flags.append(f"torch {m['torch_threads']} thr")
-    if "ort_threads" in m:
-        flags.append(f"ort {m['ort_threads']} thr")
+    lo, hi = _reading(m, "sm_clock_mhz_min"), _reading(m, "sm_clock_mhz_max")
+    if lo is not None and hi is not None:
+        flags.append(f"SM {lo:g}-{hi:g} MHz")
+    power, limit = _reading(m, "power_w_max"), _reading(m, "power_limit_w")
+    if power and limit:
+        flags.append(f"{power:.0f}/{limit:.0f} W")
+    for key, name in (("torch_threads", "torch"), ("ort_threads", "ort")):
+        if _reading(m, key) is not None:
+            flags.append(f"{name} {m[key]:g} thr")
     return ", ".join(flags) or "-"

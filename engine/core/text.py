@@ -1,13 +1,20 @@
-"""One sanitiser for text that reaches a terminal, a markdown file or a page.
+"""One sanitiser per surface for text that came from a file: terminal, page, CSV, chart.
 
-Results travel between machines (``import``, the History uploader), so every string in
-them is untrusted. Printed raw, ``"\\x1b]52;c;…\\x07"`` writes to the reader's clipboard
-(OSC 52) and other escapes rewrite what the terminal shows; rendered as markdown,
-``![p](http://host/t.png)`` makes a browser fetch a URL. :func:`safe_text` makes control,
-bidirectional-override and lone-surrogate characters visible as ``\\x1b``-style escapes
-(so nothing is silently dropped and the text stays readable); :func:`markdown_text` also
-backslash-escapes every character markdown gives a meaning to, so the text renders as
-itself. :func:`safe_text` is idempotent: cleaning clean text changes nothing.
+Results travel between machines (``import``, the History uploader), and ONNX files carry
+names of their own, so every string in them is untrusted. Printed raw,
+``"\\x1b]52;c;…\\x07"`` writes to the reader's clipboard (OSC 52) and other escapes
+rewrite what the terminal shows; rendered as markdown, ``![p](http://host/t.png)`` makes a
+browser fetch a URL; opened in a spreadsheet, ``=HYPERLINK(…)`` is a formula.
+
+- terminal: :func:`safe_text` makes control, bidirectional-override and lone-surrogate
+  characters visible as ``\\x1b``-style escapes (nothing silently dropped, the text stays
+  readable); :func:`safe_stdio` puts stdout and stderr through it. It is idempotent.
+- page (Streamlit markdown, captions, ``st.error``): :func:`markdown_text` also
+  backslash-escapes every character markdown gives a meaning to, and breaks what GFM
+  turns into a link by itself (``http://``, ``www.``, ``a@b.c``): Streamlit's markdown
+  autolinks those in text that escaping already made literal.
+- CSV cells: :func:`csv_cell`. Charts: :func:`chart_text`. The HTML report escapes through
+  its Jinja2 template (autoescape), after :func:`safe_text`.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import contextlib
 import html
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 # C0 and C1 controls, DEL, bidirectional overrides and isolates (which reorder what a
@@ -30,6 +37,14 @@ _UNSAFE_TEXT = re.compile(f"[{_UNSAFE}]")
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>#|~$&:])")
 # Block markers that only act at the start of a line: "- item", "+ item", "1. item".
 _LINE_START = re.compile(r"^(\d{0,9})([-+]|(?<=\d)[.)])(?=\s|$)")
+
+
+# What GFM turns into a link with no markup: a scheme, "www." and an e-mail's "@". The
+# join goes after the scheme's name / "www" / "@", where no autolink pattern can bridge it.
+_AUTOLINK = re.compile(r"((?:https?|ftps?|mailto|xmpp)(?=:)|www(?=\.)|@)", re.IGNORECASE)
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
+_PLAIN_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\Z|-\Z")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -48,8 +63,35 @@ def safe_text(value: Any, newlines: bool = False) -> str:
 
 
 def markdown_text(value: Any) -> str:
-    """``value`` as one line of markdown that renders as exactly its characters."""
-    return _LINE_START.sub(r"\1\\\2", _MARKDOWN.sub(r"\\\1", safe_text(value)))
+    """``value`` as one line of page text: renders as its characters, links nothing.
+
+    GFM's literal autolinks are found in the text after escapes are resolved, so a
+    word joiner (invisible, and no word character to GFM) goes inside each trigger.
+    """
+    text = _AUTOLINK.sub("\\1\u2060", safe_text(value))
+    return _LINE_START.sub(r"\1\\\2", _MARKDOWN.sub(r"\\\1", text))
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not read as a formula (``=``, ``+``, ``-``, ``@``…).
+
+    Controls are shown as escapes first (a bare carriage return, unquoted by pandas,
+    starts a new row in a spreadsheet, and a formula with it); text then starting with a
+    formula prefix gets a leading apostrophe (OWASP's advice: the spreadsheet shows the
+    text, the apostrophe visibly there). Numbers, and text that is only a number, stay.
+    """
+    if not isinstance(value, str):
+        return value
+    text = safe_text(value)
+    if text[:1] in _FORMULA_START and not _PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def csv_rows(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Each row with every cell through :func:`csv_cell`."""
+    for row in rows:
+        yield {k: csv_cell(v) for k, v in row.items()}
 
 
 def chart_text(value: Any) -> str:
@@ -64,10 +106,15 @@ def code_fence(text: str) -> str:
 
 
 class _SafeStream:
-    """A text stream whose writes go through :func:`safe_text` (line feeds kept)."""
+    """A text stream whose writes go through :func:`safe_text` (line feeds kept).
+
+    ``raw`` is the stream underneath, for the few escapes we write ourselves (a
+    progress bar's carriage return); nothing read from a file may go there.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self.raw = stream
 
     def write(self, text: str) -> int:
         self._stream.write(safe_text(text, newlines=True))
@@ -77,12 +124,24 @@ class _SafeStream:
         return getattr(self._stream, name)
 
 
+def raw_stream(stream: Any) -> TextIO:
+    """The stream under a sanitised one (itself if it is not): for our own escapes only."""
+    return getattr(stream, "raw", stream) if isinstance(stream, _SafeStream) else stream
+
+
+def write_terminal(stream: TextIO, data: bytes) -> None:
+    """Bytes another process wrote (ONNX Runtime's log lines) onto ``stream``, sanitised."""
+    stream.write(safe_text(data.decode("utf-8", "replace"), newlines=True))
+    stream.flush()
+
+
 @contextlib.contextmanager
-def safe_stdout() -> Iterator[None]:
-    """Everything printed to stdout inside the block is sanitised: tables, lists, messages."""
-    original = sys.stdout
-    sys.stdout = _SafeStream(original)  # type: ignore[assignment]
+def safe_stdio() -> Iterator[None]:
+    """Everything printed to stdout or stderr inside the block is sanitised."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout = _SafeStream(out)  # type: ignore[assignment]
+    sys.stderr = _SafeStream(err)  # type: ignore[assignment]
     try:
         yield
     finally:
-        sys.stdout = original
+        sys.stdout, sys.stderr = out, err

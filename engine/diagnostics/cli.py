@@ -4,18 +4,44 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import os
 import shutil
 import stat
 import sys
 import tempfile
+from typing import NoReturn
 
 from engine.diagnostics.run import run_diagnostics
+
+MAX_TIMEOUT_S = 3600.0  # an hour for all probes: a probe that needs longer has hung
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error policy: one ``error:`` line and exit 2, no usage."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {message}. Fix: see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(2)
+
+
+def _timeout(text: str) -> float:
+    """Seconds above 0 and at most MAX_TIMEOUT_S: nan, inf and 0 never make a deadline."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):
+        raise argparse.ArgumentTypeError(
+            f"{text} is out of range: it must be a finite number of seconds above 0"
+            f" and at most {MAX_TIMEOUT_S:g}"
+        )
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     """`diagnose [--json FILE] [--markdown FILE] [--provider NAME ...] [--no-probe]`."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m engine diagnose",
         description="Explain where ONNX Runtime will run (CUDA or CPU), why, and how to fix it.",
     )
@@ -30,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         " (default: CUDA where the NVIDIA driver sees a GPU, else CPU)",
     )
     parser.add_argument("--no-probe", action="store_true", help="skip the live ONNX Runtime probe")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds for all probes")
+    parser.add_argument("--timeout", type=_timeout, default=60.0, help="seconds for all probes")
     args = parser.parse_args(argv)
     report = run_diagnostics(
         tuple(args.provider or ()), probe=not args.no_probe, timeout_s=args.timeout

@@ -16,6 +16,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.core.text import safe_text
+
 BUSY_CPU_SHARE = 0.10  # others using ≥ 10 % of all cores' time: enough to move a CPU figure
 
 
@@ -199,8 +201,10 @@ def busy_summary(environment: dict[str, Any] | None) -> str:
     share = check.get("cpu_other_share")
     if isinstance(share, (int, float)) and share >= BUSY_CPU_SHARE:
         parts.append(f"other processes used {share:.0%} of the CPU")
-    if check.get("gpu_others"):
-        parts.append(f"{len(check['gpu_others'])} other process(es) on the GPU")
+    others = check.get("gpu_others")
+    if others:  # a list when we wrote it; an imported document may hold a count
+        n = len(others) if isinstance(others, list) else others
+        parts.append(f"{safe_text(n)} other process(es) on the GPU")
     return "; ".join(parts) or "idle"
 
 

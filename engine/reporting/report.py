@@ -12,10 +12,14 @@ the markdown summary. The markdown is the part that fits a pull request or an is
 from __future__ import annotations
 
 import datetime as dt
-import html
+import functools
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import jinja2
+from markupsafe import Markup
 
 from engine.backends import library_keys
 from engine.core.config import ResultRow, parity_label
@@ -35,18 +39,6 @@ from engine.storage.store import Store
 
 if TYPE_CHECKING:  # plotly loads only for the HTML page; markdown needs none of it
     import plotly.graph_objects as go
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:1200px;padding:0 1rem;color:#1b1b1b}
-table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
-.warn{background:#fff3cd;border-left:4px solid #d39e00;padding:.5rem 1rem}
-.bad{background:#f8d7da;border-left:4px solid #c82333;padding:.5rem 1rem}
-.quoted{background:#e7f1ff;border-left:4px solid #1f6feb;padding:.5rem 1rem}
-code,pre{background:#f6f8fa;padding:.1rem .3rem;white-space:pre-wrap;word-break:break-all}
-"""
 
 
 def _now() -> str:
@@ -127,6 +119,8 @@ def _run_heading(rec: RunRecord) -> str:
 
 def _source_note(rec: RunRecord) -> str:
     i = rec.info
+    if i.damaged:
+        return f"Damaged in the results database ({i.damaged}): shown with what could be read."
     if i.quoted:
         return "Quoted figures from the study this product grew from: not measured here."
     if i.source == "import":
@@ -137,8 +131,8 @@ def _source_note(rec: RunRecord) -> str:
 def best_line(rec: RunRecord, esc: Callable[[Any], str] = str) -> str:
     """The run's highest throughput and where it ran, or why there is none.
 
-    ``esc`` escapes the fields that come from the run (for markdown); the page's
-    HTML escapes the whole line instead.
+    ``esc`` escapes the fields that come from the run (for markdown); the HTML
+    template escapes the whole line instead.
     """
     rows = [r for r in _ok_rows(rec) if r.throughput_ips and not fell_back(r)]
     if not rows:
@@ -297,22 +291,32 @@ def markdown_report(
 
 
 # -- HTML ----------------------------------------------------------------------------------
+# The page is a Jinja2 template with autoescape: every value from a run is text, and the
+# only markup the template takes as is, plotly's chart divs, is marked so here.
+_TEMPLATES = Path(__file__).with_name("templates")
 
 
-def _h(text: Any) -> str:
-    return html.escape(str(text))
+def _finalize(value: Any) -> Any:
+    """Every value the template prints: controls and bidi overrides shown, then escaped."""
+    if isinstance(value, Markup):
+        return value
+    return safe_text("" if value is None else value, newlines=True)
 
 
-def _html_table(head: list[str], lines: list[list[str]], numeric: Sequence[int] = ()) -> str:
-    th = "".join(f"<th>{_h(h)}</th>" for h in head)
-    body = []
-    for line in lines:
-        cells = "".join(
-            f'<td class="num">{_h(c)}</td>' if i in numeric else f"<td>{_h(c)}</td>"
-            for i, c in enumerate(line)
-        )
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+@functools.cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        finalize=_finalize,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("report.html.j2")
+
+
+def _table(head: list[str], lines: list[list[str]], numeric: Sequence[int] = ()) -> dict:
+    return {"head": head, "lines": lines, "numeric": tuple(numeric)}
 
 
 class _Figures:
@@ -321,20 +325,23 @@ class _Figures:
     def __init__(self) -> None:
         self.count = 0
 
-    def __call__(self, fig: go.Figure) -> str:
+    def __call__(self, fig: go.Figure) -> Markup:
         import plotly.io as pio
 
         self.count += 1
-        return pio.to_html(
-            fig,
-            include_plotlyjs=self.count == 1,
-            full_html=False,
-            config={"displaylogo": False, "responsive": True},
-            default_height="460px",
+        # Plotly writes the div and its script; every label in it went through chart_text.
+        return Markup(
+            pio.to_html(
+                fig,
+                include_plotlyjs=self.count == 1,
+                full_html=False,
+                config={"displaylogo": False, "responsive": True},
+                default_height="460px",
+            )
         )
 
 
-def _run_charts(rec: RunRecord, figure: _Figures) -> str:
+def _run_charts(rec: RunRecord, figure: _Figures) -> Markup:
     """Latency and throughput figures of one run (the quoted study as reference markers)."""
     from engine.reporting.charts import latency_chart, results_frame, throughput_chart
 
@@ -348,7 +355,7 @@ def _run_charts(rec: RunRecord, figure: _Figures) -> str:
     return figure(latency_chart(df)) + figure(throughput_chart(df))
 
 
-def _environment_html(recs: list[RunRecord]) -> str:
+def _environment_table(recs: list[RunRecord]) -> dict:
     keys: list[str] = []
     for rec in recs:
         keys += [k for k in rec.info.environment if k not in keys]
@@ -357,121 +364,91 @@ def _environment_html(recs: list[RunRecord]) -> str:
         for k in keys
         if not isinstance(recs[0].info.environment.get(k), dict)
     ]
-    return _html_table(["setting"] + [f"run {r.info.id}" for r in recs], lines)
+    return _table(["setting"] + [f"run {r.info.id}" for r in recs], lines)
 
 
-def _diagnostics_html(diag: dict[str, Any] | None, generated_at: str) -> str:
-    if diag is None:
-        return "<p>Diagnostics were not run for this report.</p>"
-    if not diag["available"]:
-        return f'<p class="warn">Diagnostics unavailable: {_h(diag["why"])}</p>'
-    how = "with a live probe" if diag["probed"] else "static checks only, no live probe"
-    lines = [[f["severity"], f["id"], f["title"], f["fix"]] for f in diag["findings"]]
-    return (
-        f"<p>On the machine that wrote this report, at {_h(generated_at)} ({how}); "
-        "imported runs were measured elsewhere.</p>"
-        f'<p class="{"warn" if diag["provider"] == "CPU" else "quoted"}"><b>{_h(diag["verdict"])}'
-        "</b></p>" + _html_table(["severity", "id", "finding", "fix"], lines)
-    )
-
-
-def _html_run(rec: RunRecord, figure: _Figures) -> list[str]:
-    i = rec.info
-    parts = [f'<section class="run" id="run-{_h(i.id)}"><h2>{_h(_run_heading(rec))}</h2>']
-    cls = "quoted" if i.quoted or i.source == "import" else ""
-    parts.append(f'<p class="{cls}">{_h(_source_note(rec))} {_h(i.label)}. ')
-    parts.append(f"Started {_h(i.created_at or 'date unknown')}, status {_h(i.status)}.</p>")
-    parts.append(f"<p><b>{_h(best_line(rec))}</b></p>")
-    falls = [r for r in rec.rows if fell_back(r)]
-    if falls:
-        names = sorted({f"{r.backend} {r.precision} (ran on {r.provider})" for r in falls})
-        parts.append(
-            '<p class="bad"><b>Asked for the GPU, ran on the CPU:</b> '
-            + _h("; ".join(names))
-            + ". These figures are CPU figures.</p>"
-        )
-    parts.append(_run_charts(rec, figure))
-    parts.append("<h3>Results</h3>")
-    parts.append(_html_table(_RESULT_HEAD, _results_lines(rec), numeric=(4, 5, 6, 7)))
+def _parity_table(rec: RunRecord) -> dict | None:
     parity = _parity_rows(rec)
-    parts.append("<h3>Parity with the FP32 reference</h3>")
-    if parity:
-        lines = [
-            [
-                r.backend,
-                r.precision,
-                r.device,
-                parity_label(r.parity_status)
-                + (f" ({r.parity_reason})" if r.parity_reason else ""),
-                _fmt(r.max_rel_err, 6),
-                _fmt(r.cosine, 6),
-                _fmt(r.top1_agree, 3),
-            ]
-            for r in parity
+    if not parity:
+        return None
+    lines = [
+        [
+            r.backend,
+            r.precision,
+            r.device,
+            parity_label(r.parity_status) + (f" ({r.parity_reason})" if r.parity_reason else ""),
+            _fmt(r.max_rel_err, 6),
+            _fmt(r.cosine, 6),
+            _fmt(r.top1_agree, 3),
         ]
-        head = ["backend", "precision", "device", "parity", "max rel err", "cosine"]
-        parts.append(_html_table(head + ["top-1 agree"], lines, numeric=(4, 5, 6)))
-    else:
-        parts.append("<p>No parity check was recorded for this run.</p>")
-    if i.command:
-        parts.append(f"<p>Reproduce: <code>{_h(i.command)}</code></p>")
-    parts.append("</section>")
-    return parts
+        for r in parity
+    ]
+    head = ["backend", "precision", "device", "parity", "max rel err", "cosine", "top-1 agree"]
+    return _table(head, lines, numeric=(4, 5, 6))
 
 
-def _html_compare(a: RunRecord, b: RunRecord, figure: _Figures) -> list[str]:
+def _html_run(rec: RunRecord, figure: _Figures) -> dict:
+    i = rec.info
+    falls = sorted(
+        {f"{r.backend} {r.precision} (ran on {r.provider})" for r in rec.rows if fell_back(r)}
+    )
+    return {
+        "id": i.id,
+        "heading": _run_heading(rec),
+        "cls": "quoted" if i.quoted or i.source == "import" else "",
+        "source_note": _source_note(rec),
+        "label": i.label,
+        "created_at": i.created_at or "date unknown",
+        "status": i.status,
+        "best": best_line(rec),
+        "falls": "; ".join(falls),
+        "charts": _run_charts(rec, figure),
+        "results": _table(_RESULT_HEAD, _results_lines(rec), numeric=(4, 5, 6, 7)),
+        "parity": _parity_table(rec),
+        "command": i.command,
+    }
+
+
+def _html_compare(a: RunRecord, b: RunRecord, figure: _Figures) -> dict:
     from engine.reporting.charts import compare_chart
 
     sp = speedups(a.rows, b.rows)
-    parts = [f'<section class="compare"><h2>Run {_h(b.info.id)} against run {_h(a.info.id)}</h2>']
-    parts.append(figure(compare_chart(speedup_frame(sp), f"run {a.info.id}", f"run {b.info.id}")))
-    if sp:
-        parts.append(_html_table(_SPEEDUP_HEAD, _speedup_lines(a, b), numeric=(3, 4, 5, 6)))
     only_a, only_b = unmatched_points(a, b)
-    for who, pts in ((a, only_a), (b, only_b)):
-        if pts:
-            parts.append(f"<p>Only in run {_h(who.info.id)}: {_h('; '.join(pts))}</p>")
     diff = env_diff(a, b)
-    parts.append("<h3>Differences that may explain it</h3>")
-    parts.append(
-        _html_table(
+    return {
+        "a": a.info.id,
+        "b": b.info.id,
+        "chart": figure(compare_chart(speedup_frame(sp), f"run {a.info.id}", f"run {b.info.id}")),
+        "speedups": _table(_SPEEDUP_HEAD, _speedup_lines(a, b), numeric=(3, 4, 5, 6))
+        if sp
+        else None,
+        "only": [(who.info.id, "; ".join(pts)) for who, pts in ((a, only_a), (b, only_b)) if pts],
+        "diff": _table(
             ["kind", "setting", f"run {a.info.id}", f"run {b.info.id}"],
             [[d.kind, d.key, d.a, d.b] for d in diff],
         )
         if diff
-        else "<p>Same environment and configuration.</p>"
-    )
-    parts.append("</section>")
-    return parts
+        else None,
+    }
 
 
 def _html(recs: list[RunRecord], diag: dict[str, Any] | None, generated_at: str) -> str:
     figure = _Figures()
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>visionbench report: {_h(', '.join(str(r.info.id) for r in recs))}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>visionbench report</h1>",
-        f"<p>Written {_h(generated_at)}. Runs: "
-        + ", ".join(_h(r.info.title) for r in recs)
-        + ".</p>",
-    ]
-    for rec in recs:
-        parts += _html_run(rec, figure)
-    for b in recs[1:]:
-        parts += _html_compare(recs[0], b, figure)
-    parts.append("<h2>Environment</h2>")
-    parts.append(_environment_html(recs))
-    parts.append("<h2>ONNX Runtime diagnostics</h2>")
-    parts.append(_diagnostics_html(diag, generated_at))
-    md = _markdown(recs, diag, generated_at)
-    parts.append(
-        "<h2>Markdown summary</h2><p>For a pull request or an issue:</p>"
-        f'<details open><summary>markdown</summary><pre id="markdown">{_h(md)}</pre></details>'
+    diag_table = None
+    if diag is not None and diag["available"]:
+        lines = [[f["severity"], f["id"], f["title"], f["fix"]] for f in diag["findings"]]
+        diag_table = _table(["severity", "id", "finding", "fix"], lines)
+    return _template().render(
+        ids=", ".join(str(r.info.id) for r in recs),
+        titles=[r.info.title for r in recs],
+        generated_at=generated_at,
+        runs=[_html_run(rec, figure) for rec in recs],
+        compares=[_html_compare(recs[0], b, figure) for b in recs[1:]],
+        environment=_environment_table(recs),
+        diag=diag,
+        diag_table=diag_table,
+        markdown=_markdown(recs, diag, generated_at),
     )
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 def html_report(

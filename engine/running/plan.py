@@ -84,7 +84,8 @@ def runner_grid(
 
 
 def normalise(config: SweepConfig) -> tuple[SweepConfig, list[str]]:
-    """Each runner with only its backend's own non-default options, and a note per drop.
+    """Each runner once, with only its backend's own non-default options; a note per drop
+    and per repeated runner (``--backend ort,ort`` or ``--precision fp32,fp32``).
 
     Unknown backend names are a usage error (BadInput), not a skipped row.
     """
@@ -95,9 +96,13 @@ def normalise(config: SweepConfig) -> tuple[SweepConfig, list[str]]:
 
     if not config.runners:
         raise BadInput("no backend configuration to run", fix="pick at least one backend")
-    runners, notes = [], []
+    notes: list[str] = []
+    asked: dict[RunnerSpec, int] = {}  # in order; a repeat is measured once (30,000 × ort was)
     for spec in config.runners:
         own, dropped = get_backend(spec.backend).own_spec(spec)
-        runners.append(own)
+        asked[own] = asked.get(own, 0) + 1
         notes += [n for n in dropped if n not in notes]
-    return replace(config, runners=runners), notes
+    notes += [
+        f"{s.label} was asked for {n} times: measured once" for s, n in asked.items() if n > 1
+    ]
+    return replace(config, runners=list(asked)), notes

@@ -93,10 +93,13 @@ def reference_outputs(art: ModelArtifacts, x: np.ndarray) -> np.ndarray:
         return runner.infer(x)
 
 
-def _error_of(exc: BaseException, spec: RunnerSpec) -> EngineError:
+def _error_of(exc: Exception, spec: RunnerSpec) -> EngineError:
+    if not isinstance(exc, EngineError):
+        exc = get_backend(spec.backend).explain(exc)  # a model the library refuses: BadInput
     if isinstance(exc, EngineError):
         return exc
-    return EngineError(f"{describe(spec)} failed to build", f"{type(exc).__name__}: {exc}")
+    why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+    return EngineError(f"{describe(spec)} failed to build", why)
 
 
 def _fault_reason(exc: BaseException) -> str:
@@ -255,7 +258,11 @@ class _Sweep:
             self.outcome.errors.append(exc)
             row.status, row.reason = exc.row_status, exc.user_message()
         except Exception as exc:  # noqa: BLE001 - a backend fault must not end the sweep
-            if is_oom(exc):
+            explained = get_backend(spec.backend).explain(exc)
+            if isinstance(explained, EngineError):  # the model's fault, in one line
+                self.outcome.errors.append(explained)
+                row.status, row.reason = explained.row_status, explained.user_message()
+            elif is_oom(exc):
                 row.status, row.reason = "oom", f"out of memory at batch {b}"
                 self.close(runner)
                 runner = None

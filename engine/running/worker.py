@@ -37,6 +37,7 @@ from engine.core import errors as _errors
 from engine.core.config import ResultRow, SweepConfig
 from engine.core.errors import EngineError
 from engine.core.rows import ModelFacts, new_row
+from engine.core.text import write_terminal
 from engine.running.plan import Callbacks, normalise, plan_points
 from engine.running.sweep import SweepOutcome
 from engine.storage.runend import end_of
@@ -216,16 +217,29 @@ class _Child:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "engine.running.worker"],
                 stdin=subprocess.PIPE,
+                # The child's stderr (ONNX Runtime's own log lines name the model's nodes,
+                # which come from a file) reaches the terminal only through the sanitiser.
+                stderr=subprocess.PIPE,
                 pass_fds=(write_fd,),
                 env=_child_env(self.read_fd, write_fd),
                 close_fds=True,
             )
         finally:
             os.close(write_fd)  # the parent sees EOF once the child is gone
+        self.stderr_copier = threading.Thread(target=self._copy_stderr, daemon=True)
+        self.stderr_copier.start()
         job = {"config": config.to_dict(), "db_path": str(db_path), "command": command}
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps(job) + "\n").encode())
         self.proc.stdin.flush()
+
+    def _copy_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        try:
+            for line in self.proc.stderr:
+                write_terminal(sys.stderr, line)
+        except (OSError, ValueError):  # our stderr was closed: the child's lines have nowhere to go
+            pass
 
     def handle(self, line: bytes) -> None:
         try:
@@ -309,6 +323,7 @@ class _Child:
         except subprocess.TimeoutExpired:
             _end(self.proc, kill=True)
         os.close(self.read_fd)
+        self.stderr_copier.join(5)  # a grandchild may hold the pipe open: never wait on it
         if self.proc.stdin:
             try:
                 self.proc.stdin.close()

@@ -29,9 +29,10 @@ from engine.core.config import ResultRow
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.paths import default_db
 from engine.core.safeio import create_new, file_lock, json_text, write_text
+from engine.core.text import csv_cell
 from engine.hardware.env import machine_label
+from engine.storage.migrations import MIGRATIONS, SCHEMA_VERSION
 from engine.storage.runend import STALE, process_gone, this_host
-from engine.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from engine.storage.sqlite_guard import (
     ANOTHER_DB,
     APPLICATION_ID,
@@ -458,5 +459,5 @@ class Store:
             writer.writeheader()
             for r in rows:
                 r["options"] = json.dumps(r["options"])
-                writer.writerow(r)
+                writer.writerow({k: csv_cell(v) for k, v in r.items()})
         write_text(path, text.getvalue(), "the CSV")

@@ -4,6 +4,8 @@ An imported run whose ``rows[].backend`` is ``![p](http://127.0.0.1:PORT/t.png)`
 page fetch that URL on open: the "Only in A/B" caption rendered it as a markdown image.
 Here a local HTTP server counts every request it gets while the page draws the
 comparison; the page must show the text itself, hold no image from it and send nothing.
+Issue 26.1: the same through the "Parity failed or not judged" caption, and a bare
+``http://…`` (which GFM links with no markup at all) must not become a link either.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ def data(tmp_path_factory, small_artifacts, trap):
     doc["run"]["created_at"] = "2099-01-01T00:00:00+00:00"  # the newest: the page's default B
     doc["run"]["environment"]["gpu"] = f"![g](http://127.0.0.1:{port}/gpu.png)"
     doc["rows"][0]["backend"] = f"![p](http://127.0.0.1:{port}/t.png)"
+    # A failed parity puts the row in the "Parity failed or not judged" caption too.
+    doc["rows"][0].update(parity_ok=False, parity_status="failed")
+    doc["rows"][1]["backend"] = f"http://127.0.0.1:{port}/bare.png www.example.com"
+    doc["rows"][1].update(parity_ok=None, parity_status="not judged")
     assert import_document(store, doc, "evil.json")[1]
     store.close()
     return folder
@@ -94,11 +100,14 @@ def test_history_page_renders_imported_markdown_as_text(url, trap):
         page.get_by_role("link", name="History").click()
         settle(page)
         page.get_by_text("Only in", exact=False).first.wait_for()
-        body = page.locator("body").inner_text()
+        page.get_by_text("Parity failed or not judged", exact=False).first.wait_for()
+        body = page.locator("body").inner_text().replace("\u2060", "")
         images = page.locator(f'img[src*="127.0.0.1:{port}"]').count()
+        links = page.locator(f'a[href*="127.0.0.1:{port}"], a[href*="example.com"]').count()
         browser.close()
     assert f"![p](http://127.0.0.1:{port}/t.png)" in body  # shown as the text it is
-    assert images == 0
+    assert f"http://127.0.0.1:{port}/bare.png" in body
+    assert images == 0 and links == 0
     assert hits == [], f"the page fetched {hits}"
 
 

@@ -120,3 +120,35 @@ def test_cache_cli_list_size_prune(cache):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.count("\n") == 1 and "--older-than" in res.stderr
     onnx.checker.check_model(str(cache / "onnx-user" / ("c" * 32) / "model.onnx"))
+
+
+# -- wedged and poisoned entries are rebuilt (issue 26.9, 26.12) ------------------------------
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "dangling link"])
+def test_a_meta_json_that_is_not_a_file_is_rebuilt_not_fatal(tmp_path, kind):
+    import os
+
+    folder = tmp_path / "onnx" / ("e" * 32)
+    folder.mkdir(parents=True)
+    meta = folder / "meta.json"
+    {"folder": meta.mkdir, "fifo": lambda: os.mkfifo(meta),
+     "dangling link": lambda: meta.symlink_to(tmp_path / "gone")}[kind]()  # fmt: skip
+    assert cached_artifact(folder, "model.onnx") is None
+    # What export_onnx does next: build into the same folder and record it.
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "model.tmp.onnx"
+    tmp.write_bytes(_onnx_bytes(8))
+    path = finish_artifact(folder, tmp, "model.onnx", {"model": "m8", "precision": "fp32"})
+    assert cached_artifact(folder, "model.onnx") == path
+
+
+def test_a_model_copied_in_from_another_entry_is_rebuilt(cache):
+    """A valid model with a record matching its own bytes, under another key's folder."""
+    import shutil
+
+    poisoned = cache / "onnx" / ("d" * 32)
+    shutil.copytree(cache / "onnx-user" / ("c" * 32), poisoned)
+    assert cached_artifact(poisoned, "model.onnx") is None
+    assert not poisoned.exists()
+    assert cached_artifact(cache / "onnx-user" / ("c" * 32), "model.onnx") is not None

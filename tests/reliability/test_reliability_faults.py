@@ -339,3 +339,50 @@ def test_interrupted_sweep_keeps_every_measured_point(tmp_path, how):
             runs, rows = _stored(db)
         assert runs == [(1, "interrupted")]
         assert len(Store(db).rows(1)) == len(rows) and rows[: len(seen)] == seen
+
+
+# -- model faults in ONNX Runtime's words become one line and exit 2 (issue 26.13) -----------
+
+
+def _fault_models(folder: Path) -> dict[str, Path]:
+    """An initializer whose raw bytes disagree with its dims, and a MatMul whose weight
+    fits only 32×32 inputs (found when the model runs at 64×64)."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    w = numpy_helper.from_array(np.ones((3, 1, 1), np.float32), "w")
+    w.raw_data = w.raw_data[:8]  # 2 floats for 3
+    g = helper.make_graph([helper.make_node("Mul", ["input", "w"], ["out"])], "g", [x], [y], [w])
+    models = {"raw_data size": helper.make_model(g)}
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 10])
+    w = numpy_helper.from_array(np.ones((3 * 32 * 32, 10), np.float32), "w")
+    nodes = [helper.make_node("Flatten", ["input"], ["f"], axis=1),
+             helper.make_node("MatMul", ["f", "w"], ["out"])]  # fmt: skip
+    models["dimension mismatch"] = helper.make_model(helper.make_graph(nodes, "g", [x], [y], [w]))
+    out = {}
+    for name, model in models.items():
+        model.opset_import[0].version, model.ir_version = 18, 9
+        out[name] = folder / f"{name.replace(' ', '_')}.onnx"
+        out[name].write_bytes(model.SerializeToString())
+    return out
+
+
+def test_model_faults_are_one_line_without_source_locations_and_exit_2(tmp_path, capsys):
+    from engine.cli import main as cli
+
+    for name, path in _fault_models(tmp_path).items():
+        spec = ModelSpec(path.stem, image_size=64, onnx_path=str(path))
+        config = SweepConfig(spec, [RunnerSpec("ort")], [1], QUICK, parity=False)
+        out = run_sweep(config)
+        (row,) = out.rows
+        assert row.status == "failed" and isinstance(out.errors[0], BadInput), row.reason
+        assert "\n" not in row.reason and "::" not in row.reason, row.reason
+        assert ".cc:" not in row.reason and ".h:" not in row.reason, row.reason
+        assert "[ONNXRuntimeError]" not in row.reason and name in row.reason.lower()
+    argv = ["bench", "--onnx", str(path), "--image-size", "64", "--batch", "1", "--iters", "1",
+            "--warmup", "0", "--no-parity", "--backend", "ort", "--db", str(tmp_path / "r.sqlite")]  # fmt: skip
+    assert cli.main(argv) == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error: ")]
+    assert len(errors) == 1 and "dimension mismatch" in errors[0] and ".h:" not in errors[0]

@@ -188,7 +188,7 @@ def test_a_label_or_command_cannot_break_out_of_the_markdown_report(document, tm
 
 
 def test_markdown_text_escapes_what_markdown_acts_on():
-    assert markdown_text("![p](http://h/t.png)") == "!\\[p\\](http\\://h/t.png)"
+    assert markdown_text("![p](http://h/t.png)") == "!\\[p\\](http\u2060\\://h/t.png)"
     assert markdown_text("<img src=x>") == "\\<img src=x\\>"
     assert markdown_text("- item") == "\\- item" and markdown_text("1. item") == "1\\. item"
     assert markdown_text("resnet18 1.5 ms") == "resnet18 1.5 ms"

@@ -20,7 +20,9 @@ from engine.backends import library_keys
 from engine.core.config import ResultRow
 from engine.core.devices import device_kind
 from engine.core.errors import BadInput, EngineError
+from engine.core.text import csv_cell
 from engine.hardware.env import machine_label
+from engine.storage.schema import readable_run
 from engine.storage.store import Store
 
 REFERENCE_ID = "t4"
@@ -53,6 +55,7 @@ class RunInfo:
     devices: list[str] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     command: str = ""
+    damaged: str = ""  # what in the stored run could not be read; "" when nothing
 
     @property
     def quoted(self) -> bool:
@@ -64,7 +67,8 @@ class RunInfo:
         size = f" {self.image_size}px" if self.image_size else ""
         tail = " · QUOTED, not measured here" if self.quoted else ""
         src = " · imported" if self.source == "import" else ""
-        return f"run {self.id} · {self.model}{size} · {self.machine} · {when}{src}{tail}"
+        bad = f" · DAMAGED: {self.damaged}" if self.damaged else ""
+        return f"run {self.id} · {self.model}{size} · {self.machine} · {when}{src}{tail}{bad}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +101,7 @@ def _run_info(
     devices: list[str],
 ) -> RunInfo:
     """A RunInfo from one of Store.runs()/Store.run()'s dicts and the facets of its rows."""
+    r, damaged = readable_run(r)
     return RunInfo(
         id=r["id"],
         created_at=r["created_at"],
@@ -112,6 +117,7 @@ def _run_info(
         devices=devices,
         environment=r["environment"],
         command=r["command"],
+        damaged=damaged,
     )
 
 
@@ -303,7 +309,7 @@ def load_run(store: Store, run_id: int | str) -> RunRecord:
         sorted({x.precision for x in rows}),
         sorted({x.device for x in rows}),
     )
-    return RunRecord(info, r["configuration"], rows)
+    return RunRecord(info, readable_run(r)[0]["configuration"], rows)
 
 
 def rows_csv(store: Store, run_ids: Iterable[int | str]) -> str:
@@ -319,4 +325,4 @@ def rows_csv(store: Store, run_ids: Iterable[int | str]) -> str:
         frames.append(df)
     if not frames:
         return ""
-    return pd.concat(frames, ignore_index=True).to_csv(index=False)
+    return pd.concat(frames, ignore_index=True).map(csv_cell).to_csv(index=False)

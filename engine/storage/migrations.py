@@ -1,0 +1,96 @@
+"""The results store's schema: one migration per version, applied in order.
+
+Index i of :data:`MIGRATIONS` upgrades a store from ``user_version`` i to i + 1; a
+migration that shipped is never edited, and each is idempotent, since SQLite commits
+``ALTER TABLE`` at once and a crash may stop a step half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+
+from engine.core.config import ResultRow
+from engine.hardware.env import machine_label
+
+SCHEMA_VERSION = 4
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'running',
+            source TEXT NOT NULL DEFAULT 'local',
+            source_key TEXT UNIQUE,
+            config_json TEXT NOT NULL,
+            env_json TEXT NOT NULL,
+            command TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE rows (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            model TEXT, backend TEXT, device TEXT, precision TEXT, batch INTEGER,
+            provider TEXT, status TEXT,
+            p50_ms REAL, throughput_ips REAL,
+            data_json TEXT NOT NULL
+        );
+        CREATE INDEX rows_run ON rows(run_id);
+        """
+    )
+
+
+def _v2(db: sqlite3.Connection) -> None:
+    # The machine a run measured on, filled from each run's fingerprint, so history can
+    # filter by machine in SQL; indexes for the history page's filters and its date order.
+    # Idempotent: SQLite commits ALTER TABLE at once, so a crash before user_version moves
+    # on must not leave a store that fails this step again on the next open.
+    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)").fetchall()}
+    if "machine" not in columns:
+        db.execute("ALTER TABLE runs ADD COLUMN machine TEXT NOT NULL DEFAULT ''")
+    for run_id, env_json in db.execute("SELECT id, env_json FROM runs").fetchall():
+        try:
+            env = json.loads(env_json)
+        except ValueError:
+            env = {}
+        label = machine_label(env) if isinstance(env, dict) else ""
+        db.execute("UPDATE runs SET machine=? WHERE id=?", (label, run_id))
+    db.execute("CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS rows_point ON rows(backend, precision, device, batch)")
+
+
+def _v3(db: sqlite3.Connection) -> None:
+    # Who runs a run (pid, host), so History can tell a live run from one whose process is
+    # gone, and why it ended. Idempotent for the same reason as _v2.
+    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)").fetchall()}
+    for name, decl in (
+        ("pid", "INTEGER"),
+        ("host", "TEXT NOT NULL DEFAULT ''"),
+        ("end_reason", "TEXT NOT NULL DEFAULT ''"),
+    ):
+        if name not in columns:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
+
+
+def _v4(db: sqlite3.Connection) -> None:
+    # Parity's third outcome, "not judged", as its own column; older rows had only
+    # parity_ok in their JSON: True → ok, False → failed, None → off. Idempotent like _v2.
+    columns = {r[1] for r in db.execute("PRAGMA table_info(rows)").fetchall()}
+    if "parity_status" not in columns:
+        db.execute("ALTER TABLE rows ADD COLUMN parity_status TEXT NOT NULL DEFAULT ''")
+    for row_id, data_json in db.execute("SELECT id, data_json FROM rows").fetchall():
+        try:
+            status = ResultRow.from_dict(json.loads(data_json)).parity_status
+        except (ValueError, TypeError, KeyError):
+            status = "off"
+        db.execute("UPDATE rows SET parity_status=? WHERE id=?", (status, row_id))
+
+
+# Index i upgrades a store from user_version i to i + 1. Never edit one that shipped.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
