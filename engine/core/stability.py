@@ -199,7 +199,8 @@ def machine_flags(row: Any) -> str:
     power, limit = _reading(m, "power_w_max"), _reading(m, "power_limit_w")
     if power and limit:
         flags.append(f"{power:.0f}/{limit:.0f} W")
-    for key, name in (("torch_threads", "torch"), ("ort_threads", "ort")):
+    # Each library's CPU-thread pool as its runner reported it (``<library>_threads``).
+    for key in [k for k in m if k.endswith("_threads")]:
         if _reading(m, key) is not None:
-            flags.append(f"{name} {m[key]:g} thr")
+            flags.append(f"{key.removesuffix('_threads')} {m[key]:g} thr")
     return ", ".join(flags) or "-"
