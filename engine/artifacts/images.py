@@ -1,0 +1,25 @@
+"""Synthetic images: smooth colour fields, normalised like ImageNet inputs.
+
+Every backend's sample inputs and int8 calibration (when no image folder is given) come
+from this one generator, so calibration sees the distribution that is measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)[:, None, None]
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None]
+
+
+def generated_images(n: int, h: int, w: int, seed: int = 7) -> Iterator[np.ndarray]:
+    """Smooth random images (not white noise), normalised like ImageNet inputs."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        coarse = rng.random((3, max(h // 16, 2), max(w // 16, 2)), dtype=np.float32)
+        img = np.kron(coarse, np.ones((16, 16), dtype=np.float32))[:, :h, :w]
+        img = np.pad(img, ((0, 0), (0, h - img.shape[1]), (0, w - img.shape[2])), mode="edge")
+        img = np.clip(img + 0.05 * rng.standard_normal(img.shape, dtype=np.float32), 0, 1)
+        yield ((img - MEAN) / STD)[None].astype(np.float32)
