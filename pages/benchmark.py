@@ -45,9 +45,7 @@ def _heading(sel: common.Selection) -> tuple[list[RunnerSpec], str]:
         )
     else:
         about = "Parity is checked against PyTorch FP32 on the CPU."
-    st.caption(
-        f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size} on {sel.device}. {about}"
-    )
+    st.caption(f"{sel.model.label} at {sel.model.hw[0]}×{sel.model.hw[1]} on {sel.device}. {about}")
     inputs_ok = common.show_problems(sel)
     specs, left_out = sel.combinations() if inputs_ok else ([], [])
     if left_out:

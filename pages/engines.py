@@ -15,6 +15,7 @@ import streamlit as st
 
 from engine.artifacts import inspection
 from engine.artifacts.cache import human_bytes
+from engine.artifacts.images import PREPROCESSING
 from engine.backends import backend_names, get_backend
 from engine.core.config import RunnerSpec
 from engine.core.paths import default_db, short_path
@@ -187,7 +188,9 @@ def main() -> None:
     common.ensure_entry()
     st.title("Engines")
     sel = common.selection()
-    st.caption(f"{sel.model.label} at {sel.model.image_size}×{sel.model.image_size}.")
+    st.caption(
+        f"{sel.model.label} at {sel.model.hw[0]}×{sel.model.hw[1]}. Inputs: {PREPROCESSING}."
+    )
     ok = common.show_problems(sel)
     specs, _ = sel.combinations() if ok else ([], [])
     _inspect_model(sel, ok)

@@ -35,3 +35,33 @@ def parse_list(text: str, kind: Callable = str, what: str = "value") -> list:
                 fix=f"give a comma list, e.g. {what}s 1,8,32" if kind is int else "",
             ) from exc
     return out
+
+
+def model_spec(args: argparse.Namespace):
+    """The model of ``--model``/``--onnx``, ``--weights``, ``--image-size`` and ``--seed``,
+    and a note when the size was chosen for the user.
+
+    ``--model`` and ``--weights`` say nothing about an ONNX file, so giving them beside
+    ``--onnx`` is refused instead of ignored; an ONNX file's declared size is its size.
+    """
+    from pathlib import Path
+
+    from engine.core.config import DEFAULT_MODEL, ModelSpec, parse_size
+
+    asked = parse_size(args.image_size) if args.image_size is not None else None
+    if args.onnx:
+        given = [f for f, v in (("--model", args.model), ("--weights", args.weights)) if v]
+        if given:
+            raise BadInput(
+                f"{' and '.join(given)} cannot be used with --onnx",
+                "an ONNX file is the model and holds its weights",
+                f"leave {' and '.join(given)} out, or leave --onnx out",
+            )
+        if not Path(args.onnx).is_file():
+            raise BadInput(f"ONNX file {Path(args.onnx).name} does not exist", fix="check the path")
+        from engine.artifacts.onnx_source import onnx_spec
+
+        return onnx_spec(args.onnx, asked, args.seed)
+    h, w = asked or (224, 224)
+    name, weights = args.model or DEFAULT_MODEL, args.weights or "random"
+    return ModelSpec(name, weights, h, seed=args.seed, image_width=w), ""

@@ -46,7 +46,7 @@ def format_runs(runs: list[RunInfo]) -> str:
             r.created_at[:19].replace("T", " ") if r.created_at else "(quoted)",
             r.source,
             r.model,
-            str(r.image_size or "-"),
+            r.size_label or "-",
             r.machine[:40],
             ",".join(r.backends),
             ",".join(r.precisions),

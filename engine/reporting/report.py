@@ -120,7 +120,7 @@ def _parity_rows(rec: RunRecord) -> list[ResultRow]:
 
 def _run_heading(rec: RunRecord) -> str:
     i = rec.info
-    size = f", {i.image_size}×{i.image_size}" if i.image_size else ""
+    size = f", {i.size_label}" if i.image_size else ""
     return f"Run {i.id}: {i.model}{size} on {i.machine}"
 
 
@@ -223,7 +223,7 @@ _SPEEDUP_HEAD = ["backend", "precision", "device", "batch", "A p50 ms", "B p50 m
 
 def _md_run(rec: RunRecord) -> list[str]:
     i, env = rec.info, rec.info.environment
-    size = f", {i.image_size}×{i.image_size}" if i.image_size else ""
+    size = f", {i.size_label}" if i.image_size else ""
     out = [f"### Run {_md(i.id)}: {_md(i.model)}{size} on {_md(i.machine)}", ""]
     out += [f"_{_md(_source_note(rec))}_ {_md(i.label)}", ""]
     facts = [f"started {_md(i.created_at or 'date unknown')}"]

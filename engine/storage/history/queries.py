@@ -52,6 +52,14 @@ class RunInfo:
     devices: list[str] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     command: str = ""
+    image_width: int | None = None  # only when the width differs from image_size
+
+    @property
+    def size_label(self) -> str:
+        """``48×48`` or ``40×56``; empty when the size is unknown."""
+        if not self.image_size:
+            return ""
+        return f"{self.image_size}×{self.image_width or self.image_size}"
 
     @property
     def quoted(self) -> bool:
@@ -60,7 +68,7 @@ class RunInfo:
     @property
     def title(self) -> str:
         when = self.created_at[:16].replace("T", " ") if self.created_at else "date unknown"
-        size = f" {self.image_size}px" if self.image_size else ""
+        size = f" {self.size_label}" if self.image_size else ""
         tail = " · QUOTED, not measured here" if self.quoted else ""
         src = " · imported" if self.source == "import" else ""
         return f"run {self.id} · {self.model}{size} · {self.machine} · {when}{src}{tail}"
@@ -81,10 +89,10 @@ class RunRecord:
 # -- listing -------------------------------------------------------------------------------
 
 
-def _image_size(config: dict[str, Any]) -> int | None:
+def _image_size(config: dict[str, Any], key: str = "image_size") -> int | None:
     model = config.get("model")
-    if isinstance(model, dict) and isinstance(model.get("image_size"), int):
-        return model["image_size"]
+    if isinstance(model, dict) and isinstance(model.get(key), int):
+        return model[key]
     return None
 
 
@@ -102,6 +110,7 @@ def _run_info(
         label=r["label"],
         model=r["model"],
         image_size=_image_size(r["configuration"]),
+        image_width=_image_size(r["configuration"], "image_width"),
         status=r["status"],
         source=r["source"],
         machine=r.get("machine") or machine_label(r["environment"]),
