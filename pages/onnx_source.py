@@ -53,11 +53,11 @@ def _upload(sb: Any, problems: list[str]) -> str | None:
             problems.append(exc.user_message())
             return None
     saved = st.session_state.get("vb_onnx_saved")
-    if ids and saved and Path(saved[1]).is_file():
+    if saved and Path(saved[1]).is_file():
+        # Kept across pages: Streamlit may hand a page no files for a widget drawn before.
         sb.caption(f"Using the uploaded {markdown_text(Path(saved[1]).name)}.")
         return saved[1]
-    if not ids:
-        problems.append("Upload an ONNX image classifier, or pick a torchvision model.")
+    problems.append("Upload an ONNX image classifier, or pick a torchvision model.")
     return None
 
 
