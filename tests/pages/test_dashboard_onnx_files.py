@@ -1,0 +1,55 @@
+"""The dashboard with ONNX files as users have them: a model with its data file (two files
+or one .zip), and a file that takes any size (height and width fields). AppTest, real
+engine, the committed tiny files of tests/data/onnx/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "streamlit", reason="the dashboard pages need Streamlit, which is not installed here"
+)
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from tests.pages.test_dashboard import texts  # noqa: E402
+from tests.pages.test_dashboard_upload import app, data_dir, upload  # noqa: E402, F401, F811
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "onnx"
+MODEL = (DATA / "external" / "model.onnx").read_bytes()
+WEIGHTS = (DATA / "external" / "model.onnx.data").read_bytes()
+
+
+def test_a_model_with_its_data_file_uploads_and_runs(app: AppTest):  # noqa: F811
+    upload(app, "model.onnx", MODEL)
+    assert "model.onnx.data' is missing" in texts(app.error)
+    assert app.button(key="vb_run").disabled
+    # the header names no earlier model while the upload is incomplete
+    assert "resnet18" not in texts(app.caption)
+
+    both = [("model.onnx", MODEL, "application/octet-stream"),
+            ("model.onnx.data", WEIGHTS, "application/octet-stream")]  # fmt: skip
+    app.sidebar.get("file_uploader")[0].set_value(both).run()
+    assert not app.error, texts(app.error)
+    assert "Using the uploaded model.onnx" in texts(app.sidebar.get("caption"))
+    assert "ONNX file model.onnx at 48×48" in texts(app.caption)
+    assert "ImageNet mean/std normalised" in texts(app.caption)
+    fixed = [n for n in app.sidebar.get("number_input") if "fixed by the file" in n.label]
+    assert [(n.value, n.disabled) for n in fixed] == [(48, True), (48, True)]
+
+    app.button(key="vb_run").click().run()
+    assert not app.exception, app.exception
+    assert "Sweep finished: 2 of 2 points measured" in texts(app.success)
+
+
+def test_a_file_of_any_size_runs_at_the_height_and_width_given(app: AppTest):  # noqa: F811
+    upload(app, "dyn.onnx", (DATA / "legacy_dynamic_hw.onnx").read_bytes())
+    assert not app.error, texts(app.error)
+    assert "takes any image size" in texts(app.sidebar.get("caption"))
+    app.number_input(key="_vb_onnx_width").set_value(56).run()
+    app.number_input(key="_vb_onnx_height").set_value(40).run()
+    assert not app.error, texts(app.error)
+    assert "at 40×56" in texts(app.caption)
