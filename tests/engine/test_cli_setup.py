@@ -96,3 +96,22 @@ def test_reproduce_commands_start_like_the_readme_in_its_environment(monkeypatch
     assert reproduce_command(config).startswith(".venv/bin/python -m engine bench ")
     monkeypatch.setattr(sys, "prefix", "/usr")
     assert reproduce_command(config).startswith("python -m engine bench ")
+
+
+def test_the_readme_outputs_are_ignored_and_nothing_else():
+    """The files the README's commands write at the root are ignored by git, only there."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    root = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout, so git's ignore rules cannot be asked")
+    readme = (root / "README.md").read_text()
+    outputs = sorted(set(re.findall(r"(?:--json|--out) (\S+\.(?:json|html|onnx))", readme)))
+    assert {"run.json", "report.json", "report.html", "resnet50.onnx"} <= set(outputs)
+    names = [*outputs, "engine/run.json", "docs/report.html", "tests/data/onnx/x.onnx"]
+    ask = subprocess.run(["git", "check-ignore", *names], cwd=root, capture_output=True, text=True)
+    assert sorted(ask.stdout.split()) == sorted(o for o in outputs if "/" not in o)
