@@ -142,9 +142,13 @@ def build_config(args: argparse.Namespace):
         if args.threads < 1:
             raise BadInput("--threads must be at least 1")
         options["intra_threads"] = args.threads
+    from engine.cli.args import check_some_device_runs
+
+    devices = parse_list(args.device, str, "device")
+    check_some_device_runs(devices)
     runners, _ = runner_grid(
         parse_list(args.backend, str, "backend"),
-        parse_list(args.device, str, "device"),
+        devices,
         parse_list(args.precision, str, "precision"),
         options,
         model,

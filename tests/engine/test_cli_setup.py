@@ -115,3 +115,16 @@ def test_the_readme_outputs_are_ignored_and_nothing_else():
     names = [*outputs, "engine/run.json", "docs/report.html", "tests/data/onnx/x.onnx"]
     ask = subprocess.run(["git", "check-ignore", *names], cwd=root, capture_output=True, text=True)
     assert sorted(ask.stdout.split()) == sorted(o for o in outputs if "/" not in o)
+
+
+def test_cuda_without_cuda_is_one_line_and_exit_3(tmp_path):
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    args = ["bench", "--model", "resnet18", "--image-size", "32", "--device", "cuda"]
+    res = run_cli(*args, "--db", str(tmp_path / "r.sqlite"))
+    assert res.returncode == 3, res.stderr
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: cuda is not available")
+    assert "skipped" not in res.stdout + res.stderr and not (tmp_path / "r.sqlite").exists()
