@@ -128,3 +128,14 @@ def test_cuda_without_cuda_is_one_line_and_exit_3(tmp_path):
     assert res.returncode == 3, res.stderr
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: cuda is not available")
     assert "skipped" not in res.stdout + res.stderr and not (tmp_path / "r.sqlite").exists()
+
+
+def test_the_readme_says_what_run_sweep_shows_while_it_runs():
+    """The charts do not stream by default; the README names the toggle as the page does."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "pages" / "benchmark.py").read_text()
+    label = re.search(r'st\.toggle\(\s*"(Redraw the charts[^"]*)"', page).group(1)
+    assert f"*{label}*" in readme
+    assert "*Run sweep* to stream" not in readme
