@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from engine.core.config import ResultRow, parity_label
 from engine.core.devices import is_cuda
 from engine.core.errors import BadInput
+from engine.core.paths import python_command
 from engine.core.stability import POINT_COLUMNS, point_cells, speedup_text
 from engine.core.text import code_fence, markdown_text, safe_text
 from engine.storage.history import (
@@ -75,7 +76,7 @@ def load_runs(store: Store, run_ids: Sequence[int | str]) -> list[RunRecord]:
         if not latest:
             raise BadInput(
                 f"{store.path.name} holds no runs to report",
-                fix="run python -m engine bench first, or pass --db with another results file",
+                fix=f"run {python_command()} -m engine bench first, or pass --db with another results file",
             )
         ids = [latest[0]["id"]]
     return [load_run(store, i) for i in ids]

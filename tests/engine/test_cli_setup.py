@@ -139,3 +139,17 @@ def test_the_readme_says_what_run_sweep_shows_while_it_runs():
     label = re.search(r'st\.toggle\(\s*"(Redraw the charts[^"]*)"', page).group(1)
     assert f"*{label}*" in readme
     assert "*Run sweep* to stream" not in readme
+
+
+def test_printed_fixes_start_with_the_interpreter_the_readme_installs():
+    import pytest
+
+    from engine.core.errors import BadInput
+    from engine.core.paths import python_command
+    from engine.storage.history.queries import parse_run_id
+
+    with pytest.raises(BadInput) as err:
+        parse_run_id("latest")
+    assert f"`{python_command()} -m engine history`" in err.value.user_message()
+    page = (ROOT / "pages" / "history.py").read_text()
+    assert '"`python -m engine bench`' not in page

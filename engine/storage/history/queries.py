@@ -19,6 +19,7 @@ import pandas as pd
 from engine.core.config import ResultRow
 from engine.core.devices import device_kind
 from engine.core.errors import BadInput, EngineError
+from engine.core.paths import python_command
 from engine.hardware.env import machine_label
 from engine.storage.store import Store
 
@@ -285,7 +286,7 @@ def parse_run_id(text: str | int) -> int | str:
     except ValueError as exc:
         raise BadInput(
             f"'{text}' is not a run id",
-            fix=f"give a run number from `python -m engine history`, or {REFERENCE_ID}",
+            fix=f"give a run number from `{python_command()} -m engine history`, or {REFERENCE_ID}",
         ) from exc
 
 
@@ -299,7 +300,7 @@ def load_run(store: Store, run_id: int | str) -> RunRecord:
     except EngineError as exc:
         raise BadInput(
             f"run {run_id} is not in {store.path.name}",
-            fix="see the run ids with `python -m engine history`",
+            fix=f"see the run ids with `{python_command()} -m engine history`",
         ) from exc
     rows = store.rows(int(run_id))
     info = _run_info(
