@@ -142,13 +142,9 @@ def build_config(args: argparse.Namespace):
         if args.threads < 1:
             raise BadInput("--threads must be at least 1")
         options["intra_threads"] = args.threads
-    from engine.cli.args import check_some_device_runs
-
-    devices = parse_list(args.device, str, "device")
-    check_some_device_runs(devices)
     runners, _ = runner_grid(
         parse_list(args.backend, str, "backend"),
-        devices,
+        parse_list(args.device, str, "device"),
         parse_list(args.precision, str, "precision"),
         options,
         model,
@@ -271,6 +267,9 @@ def bench_main(argv: list[str]) -> int:
 
         set_cache_dir(args.cache_dir)
     config = build_config(args)
+    from engine.cli.args import check_some_device_runs
+
+    check_some_device_runs(sorted({r.device for r in config.runners}))
     if args.json:
         check_regular_target(Path(args.json), "--json")  # before the sweep, not after
     from engine.storage.store import Store
