@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from engine.core.errors import BadInput
 from engine.core.hashing import file_sha256  # noqa: F401 - callers import it from here too
 from engine.core.limits import check_input_fits, check_side
 from engine.artifacts.external_data import check_external_data  # noqa: F401 - re-exported
-from engine.artifacts.onnx_source import OnnxInfo, inspect_onnx, resolve_size
+from engine.artifacts.onnx_source import OnnxInfo, inspect_onnx
 from engine.artifacts.weights import make_healthy, weights_digest
 
 
@@ -312,7 +312,11 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
     """Validate ``spec`` and return its artifacts; heavy work (export) stays lazy."""
     if spec.onnx_path:
         info = inspect_onnx(spec.onnx_path)
-        resolve_size(info, spec.hw, Path(spec.onnx_path).name)  # a spec made elsewhere
+        # A spec built without onnx_spec (an API caller's ModelSpec(onnx_path=...) keeps the
+        # default 224): the sides the file declares win, so what runs is what is reported.
+        h, w = info.height or spec.hw[0], info.width or spec.hw[1]
+        if (h, w) != spec.hw:
+            spec = replace(spec, image_size=h, image_width=w)
         digest = file_sha256(spec.onnx_path)
         art = ModelArtifacts(spec=spec, weights_hash=digest, onnx_info=info)
         if info.fixed_batch:

@@ -86,7 +86,10 @@ class ModelSpec:
         return f"{self.name} ({weights_label(self.weights)})"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["image_width"] is None:  # square: configs stored before non-square sizes match
+            del out["image_width"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
@@ -346,7 +349,10 @@ class ResultRow:
             self.parity_status = PARITY_FROM_OK.get(self.parity_ok, "off")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["image_width"] is None:  # square: rows stored before non-square sizes match
+            del out["image_width"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResultRow:

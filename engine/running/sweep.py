@@ -10,6 +10,7 @@ is committed as soon as it is measured.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -268,6 +269,8 @@ def run_sweep(
     """Measure ``config`` in this process; each row goes to ``store`` as it lands."""
     cb = callbacks or Callbacks()
     art = artifacts or load_artifacts(config.model)
+    if art.spec != config.model:  # an ONNX file's declared size, put right on loading
+        config = dataclasses.replace(config, model=art.spec)
     batches = check_batches(config.batches, art.fixed_batch)
     check_fits_devices(art, max(batches), [r.device for r in config.runners])
     config, notes = normalise(config)

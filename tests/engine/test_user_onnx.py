@@ -60,11 +60,13 @@ def test_the_size_that_ran_is_the_size_shown_stored_and_reproduced(name, tmp_pat
     assert ("was chosen" in err) == note, err
     doc = json.loads((tmp_path / "o.json").read_text())
     assert [(r["batch"], r["status"]) for r in doc["rows"]] == [(1, "ok"), (2, "ok")]
-    assert {(r["image_size"], r["image_width"] or r["image_size"]) for r in doc["rows"]} == {(h, w)}
+    assert {(r["image_size"], r.get("image_width") or r["image_size"]) for r in doc["rows"]} == {
+        (h, w)
+    }
     store = Store(str(tmp_path / "r.sqlite"))
     run = store.runs()[-1]
     model = run["configuration"]["model"]
-    assert (model["image_size"], model["image_width"] or model["image_size"]) == (h, w)
+    assert (model["image_size"], model.get("image_width") or model["image_size"]) == (h, w)
     again = reproduce_command(SweepConfig.from_dict(run["configuration"]))
     assert f"--image-size {size} " in again
     assert main(["history", "--db", str(tmp_path / "r.sqlite")]) == 0
@@ -101,3 +103,13 @@ def test_auto_mode_runs_a_dynamic_file_at_the_size_given(tmp_path, capsys):
                            "--image-size", "40x56", "--auto")  # fmt: skip
     assert code == 0, err
     assert "image size 40x56" in out
+
+
+def test_a_spec_made_without_the_cli_runs_and_reports_the_declared_size():
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
+    from engine.core.rows import ModelFacts
+
+    art = load_artifacts(ModelSpec(onnx_path=str(DATA / "legacy_fixed_40x56.onnx")))
+    assert art.image_hw == (40, 56) and art.spec.size_text == "40x56"
+    assert ModelFacts.of_artifacts(art).image_width == 56
