@@ -54,7 +54,7 @@ def format_runs(runs: list[RunInfo]) -> str:
             str(r.n_rows),
             r.status,
             str(r.environment.get("torch") or "-"),
-            str(r.environment.get("onnxruntime") or "-")[:20],
+            str(r.environment.get("onnxruntime") or "-"),
             r.label[:60],
         ]
         for r in runs

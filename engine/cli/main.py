@@ -201,6 +201,7 @@ def format_table(rows) -> str:
     from engine.backends import precision_text
     from engine.core.config import parity_label
     from engine.core.stability import POINT_COLUMNS, point_cells  # numpy: not at CLI start-up
+    from engine.core.text import short_clause
 
     head = [
         "backend",
@@ -229,7 +230,7 @@ def format_table(rows) -> str:
                     "-",
                     "-",
                     "-",
-                    r.reason[:60],
+                    short_clause(r.reason),
                     *("-" * len(POINT_COLUMNS)),
                 ]
             )
