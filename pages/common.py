@@ -356,7 +356,8 @@ def live_runners() -> list[dict[str, Any]]:
             {
                 "runner": label,
                 "provider": r.provider,
-                "device memory (MiB)": round(mem, 1) if mem is not None else None,
+                # A CPU runner has no device memory of its own to report: say so, not "None".
+                "device memory (MiB)": f"{mem:.1f}" if mem is not None else "not tracked",
             }
         )
     return out

@@ -65,7 +65,8 @@ def _show_model_facts() -> None:
             c3.metric(
                 "Nodes after ONNX Runtime",
                 opt.optimised.node_count,
-                f"{-opt.nodes_removed:+d}",
+                # no delta at all for "no change": "+0" came with an up arrow
+                f"{-opt.nodes_removed:+d}" if opt.nodes_removed else None,
                 delta_color="inverse",
                 help=f"{opt.level} on the CPU provider; optimising took {opt.optimise_s:.2f} s",
             )

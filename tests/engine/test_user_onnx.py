@@ -113,3 +113,15 @@ def test_a_spec_made_without_the_cli_runs_and_reports_the_declared_size():
     art = load_artifacts(ModelSpec(onnx_path=str(DATA / "legacy_fixed_40x56.onnx")))
     assert art.image_hw == (40, 56) and art.spec.size_text == "40x56"
     assert ModelFacts.of_artifacts(art).image_width == 56
+
+
+def test_an_int8_cache_entry_says_what_it_is():
+    from engine.artifacts.cache import cache_entries
+    from engine.artifacts.models import load_artifacts
+    from engine.artifacts.quantize import quantize_int8
+    from engine.core.config import ModelSpec
+
+    art = load_artifacts(ModelSpec(onnx_path=str(DATA / "legacy_gray_28.onnx")))
+    path = quantize_int8(art)
+    entry = next(e for e in cache_entries() if Path(e.path) == path.parent)
+    assert entry.what == "int8 QDQ model, calibrated on generated images"
