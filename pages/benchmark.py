@@ -143,7 +143,7 @@ def _sweep_section(
     running: bool,
 ) -> None:
     st.subheader("Sweep")
-    config = sel.sweep_config() if specs else None
+    config = sel.sweep_config() if specs and not sel.sweep_problems else None
     auto = st.toggle(
         "Auto mode: try the candidate settings of the chosen backends and pick, per batch size,"
         f" the fastest whose outputs agree with {ref_name}",

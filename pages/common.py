@@ -91,6 +91,9 @@ class Selection:
     threads: int | None = None
     problems: tuple[str, ...] = ()
     until_stable: bool = False
+    # Problems of the sweep's inputs only (its batch list): the live measurement, which
+    # takes its batch from the slider, still runs.
+    sweep_problems: tuple[str, ...] = ()
     options: tuple[tuple[str, Any], ...] = ()  # backend options set away from their defaults
 
     def combinations(self) -> tuple[list[RunnerSpec], list[str]]:
@@ -185,10 +188,11 @@ def sidebar() -> Selection:
     batch_text = sb.text_input(
         "Batch sizes (comma-separated)", **kept("vb_batches", DEFAULT_BATCHES)
     )
+    sweep_problems = []
     try:
         batches = parse_batches(batch_text)
     except EngineError as exc:
-        problems.append(exc.user_message())
+        sweep_problems.append(exc.user_message())
         batches = (1,)
     iters = int(sb.number_input("Timed iterations", 1, 1000, **kept("vb_iters", 20)))
     warmup = int(sb.number_input("Warm-up iterations", 0, 100, **kept("vb_warmup", 3)))
@@ -217,6 +221,7 @@ def sidebar() -> Selection:
         problems=tuple(problems),
         until_stable=until_stable,
         options=tuple(sorted(options.items())),
+        sweep_problems=tuple(sweep_problems),
     )
     st.session_state[SELECTION_KEY] = sel
     return sel
@@ -290,7 +295,7 @@ def selection() -> Selection:
 
 def show_problems(sel: Selection) -> bool:
     """Show the sidebar's input problems as errors; True when there are none."""
-    for p in sel.problems:
+    for p in (*sel.problems, *sel.sweep_problems):
         st.error(p, icon=":material/warning:")
     return not sel.problems
 

@@ -53,3 +53,12 @@ def test_a_file_of_any_size_runs_at_the_height_and_width_given(app: AppTest):  #
     app.number_input(key="_vb_onnx_height").set_value(40).run()
     assert not app.error, texts(app.error)
     assert "at 40×56" in texts(app.caption)
+
+
+def test_a_bad_sweep_batch_list_leaves_measure_enabled(app: AppTest):  # noqa: F811
+    from tests.pages.test_dashboard import small_model
+
+    small_model(app, batches="1,zero")
+    assert "zero" in texts(app.error)
+    assert app.button(key="vb_run").disabled
+    assert not app.button(key="vb_measure").disabled
