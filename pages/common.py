@@ -24,7 +24,7 @@ from typing import Any
 
 import streamlit as st
 
-from engine.artifacts.models import ModelArtifacts, load_artifacts
+from engine.artifacts.models import ModelArtifacts, load_artifacts, pretrained_file
 from engine.backends import Runner, backend_names, get_backend, spec_label
 from engine.backends.base import PrepareContext
 from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
@@ -263,6 +263,10 @@ def _torchvision_inputs(sb: Any, problems: list[str]) -> tuple[str, str]:
             weights = "random"
     elif kind == "pretrained (if cached)":
         weights = "pretrained"
+        try:  # said now, not when Run sweep fails: nothing is downloaded
+            pretrained_file(name)
+        except EngineError as exc:
+            problems.append(exc.user_message())
     return name, weights
 
 

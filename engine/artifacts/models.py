@@ -101,6 +101,12 @@ def check_batches(batches: Any, fixed: int | None = None) -> list[int]:
     return sorted(set(out))
 
 
+def pretrained_file(name: str) -> Path:
+    """The cached file of torchvision's pretrained weights for ``name``; BadInput naming
+    the file and the folder when it is not there (nothing is downloaded)."""
+    return _pretrained_file(name)
+
+
 def _pretrained_file(name: str) -> Path:
     import torch
     import torchvision

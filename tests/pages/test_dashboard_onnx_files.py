@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the app fixture is imported from test_dashboard_upload
 """The dashboard with ONNX files as users have them: a model with its data file (two files
 or one .zip), and a file that takes any size (height and width fields). AppTest, real
 engine, the committed tiny files of tests/data/onnx/.
@@ -23,7 +24,7 @@ MODEL = (DATA / "external" / "model.onnx").read_bytes()
 WEIGHTS = (DATA / "external" / "model.onnx.data").read_bytes()
 
 
-def test_a_model_with_its_data_file_uploads_and_runs(app: AppTest):  # noqa: F811
+def test_a_model_with_its_data_file_uploads_and_runs(app: AppTest):
     upload(app, "model.onnx", MODEL)
     assert "model.onnx.data' is missing" in texts(app.error)
     assert app.button(key="vb_run").disabled
@@ -45,7 +46,7 @@ def test_a_model_with_its_data_file_uploads_and_runs(app: AppTest):  # noqa: F81
     assert "Sweep finished: 2 of 2 points measured" in texts(app.success)
 
 
-def test_a_file_of_any_size_runs_at_the_height_and_width_given(app: AppTest):  # noqa: F811
+def test_a_file_of_any_size_runs_at_the_height_and_width_given(app: AppTest):
     upload(app, "dyn.onnx", (DATA / "legacy_dynamic_hw.onnx").read_bytes())
     assert not app.error, texts(app.error)
     assert "takes any image size" in texts(app.sidebar.get("caption"))
@@ -55,10 +56,19 @@ def test_a_file_of_any_size_runs_at_the_height_and_width_given(app: AppTest):  #
     assert "at 40×56" in texts(app.caption)
 
 
-def test_a_bad_sweep_batch_list_leaves_measure_enabled(app: AppTest):  # noqa: F811
+def test_a_bad_sweep_batch_list_leaves_measure_enabled(app: AppTest):
     from tests.pages.test_dashboard import small_model
 
     small_model(app, batches="1,zero")
     assert "zero" in texts(app.error)
     assert app.button(key="vb_run").disabled
     assert not app.button(key="vb_measure").disabled
+
+
+def test_pretrained_weights_that_are_not_cached_are_said_up_front(
+    app: AppTest, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    app.radio(key="_vb_weights_kind").set_value("pretrained (if cached)").run()
+    assert "not in the local torch cache" in texts(app.error)
+    assert app.button(key="vb_run").disabled
