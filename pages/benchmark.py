@@ -25,6 +25,7 @@ from engine.running.sweep import reproduce_command
 from engine.running.timing import time_runner
 from engine.storage.reference import QUOTED, load_reference
 from pages import common
+from pages.widgets import kept, save_kept
 
 SLIDER_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 LIVE_PENDING = "vb_live_pending"
@@ -60,12 +61,18 @@ def _request() -> None:
     st.session_state[LIVE_PENDING] = True
 
 
+def _slider_moved(key: str) -> None:
+    save_kept(key)
+    _request()
+
+
 def _live_section(sel: common.Selection, specs: list[RunnerSpec], running: bool) -> None:
     st.subheader("Live measurement")
     left, right = st.columns([3, 1])
-    batch = left.select_slider(
-        "Batch size", SLIDER_BATCHES, value=8, key="vb_live_batch", on_change=_request
-    )
+    # Kept across pages like the sidebar's widgets, so the slider and the card agree.
+    kw = kept("vb_live_batch", 8, list(SLIDER_BATCHES))
+    kw["on_change"] = _slider_moved
+    batch = left.select_slider("Batch size", SLIDER_BATCHES, **kw)
     right.button("Measure", on_click=_request, disabled=not specs, key="vb_measure")
     # Only the slider and the button measure; other reruns show the last measurement again.
     if st.session_state.pop(LIVE_PENDING, False) and specs:
@@ -73,7 +80,7 @@ def _live_section(sel: common.Selection, specs: list[RunnerSpec], running: bool)
             st.caption("A sweep is running; measure again when it has finished.")
         else:
             _measure(sel, specs, batch)
-    _show_last_measurement()
+    _show_last_measurement(sel)
     _cached_runners()
 
 
@@ -91,13 +98,16 @@ def _measure(sel: common.Selection, specs: list[RunnerSpec], batch: int) -> None
                 with device_lock(spec.device, timeout_s=120, on_wait=st.caption):
                     timing = time_runner(runner, art.sample_input(batch), live_settings)
             measured.append((name, runner.provider, timing))
-    st.session_state[LIVE_RESULTS] = (sel.model.label, batch, measured)
+    st.session_state[LIVE_RESULTS] = (sel.model.label, batch, measured, sel.key)
 
 
-def _show_last_measurement() -> None:
+def _show_last_measurement(sel: common.Selection) -> None:
     last = st.session_state.get(LIVE_RESULTS)
+    if last and last[3] != sel.key:  # another model or setting: its cards would mislead
+        st.session_state.pop(LIVE_RESULTS, None)
+        last = None
     if last:
-        label, at_batch, measured = last
+        label, at_batch, measured, _ = last
         if measured:
             st.caption(f"{label}, batch {at_batch}:")
             cols = st.columns(min(len(measured), 4))

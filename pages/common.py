@@ -96,6 +96,12 @@ class Selection:
     sweep_problems: tuple[str, ...] = ()
     options: tuple[tuple[str, Any], ...] = ()  # backend options set away from their defaults
 
+    @property
+    def key(self) -> str:
+        """What a shown result was made for: a result of another key is stale."""
+        what = [self.model.to_dict(), self.device, self.backends, self.precisions, self.options]
+        return json.dumps(what, sort_keys=True, default=str)
+
     def combinations(self) -> tuple[list[RunnerSpec], list[str]]:
         """Runnable specs (each with its backend's own options), and why each other was left out."""
         opts = dict(self.options)

@@ -72,3 +72,21 @@ def test_pretrained_weights_that_are_not_cached_are_said_up_front(
     app.radio(key="_vb_weights_kind").set_value("pretrained (if cached)").run()
     assert "not in the local torch cache" in texts(app.error)
     assert app.button(key="vb_run").disabled
+
+
+def test_no_stale_state_across_pages_and_models(app: AppTest, small_artifacts):
+    """The slider and the card agree after another page; a new model drops the old card
+    and the old parity result."""
+    from tests.pages.test_dashboard import small_model
+
+    small_model(app)
+    app.select_slider(key="_vb_live_batch").set_value(2).run()
+    assert "batch 2:" in texts(app.caption)
+    app.switch_page("pages/engines.py").run()
+    app.switch_page("pages/benchmark.py").run()
+    assert app.select_slider(key="_vb_live_batch").value == 2
+    assert "batch 2:" in texts(app.caption)
+
+    upload(app, "tiny.onnx", small_artifacts.onnx_path("fp32").read_bytes())
+    assert not app.error, texts(app.error)
+    assert not app.metric and "resnet18 (random weights), batch" not in texts(app.caption)
