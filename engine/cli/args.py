@@ -70,11 +70,15 @@ def model_spec(args: argparse.Namespace):
 def check_some_device_runs(devices: list[str]) -> None:
     """Refuse, in one line and before anything is planned, a run whose every device is
     unavailable (``--device cuda`` without CUDA): otherwise each point became a skipped
-    row, each with the same reason, before the one error that mattered."""
+    row, and each backend printed its ladder, before the one error that mattered."""
     from engine.core.devices import cuda_availability
     from engine.core.errors import Unavailable
 
     found = [(d, cuda_availability(d)) for d in devices]
     if found and not any(a.ok for _, a in found):
         device, why = found[0]
-        raise Unavailable(f"{device} is not available on this machine", why.reason, why.fix)
+        raise Unavailable(
+            f"nothing requested could run: {device} is not available on this machine",
+            why.reason,
+            why.fix,
+        )
