@@ -26,6 +26,7 @@ from engine.running.sweep import reproduce_command
 from engine.running.timing import time_runner
 from engine.storage.reference import QUOTED, load_reference
 from pages import common
+from pages.widgets import kept, save_kept
 
 SLIDER_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 LIVE_PENDING = "vb_live_pending"
@@ -47,7 +48,7 @@ def _heading(sel: common.Selection) -> tuple[list[RunnerSpec], str]:
     else:
         about = f"Parity is checked against {ref_name}."
     st.caption(
-        f"{markdown_text(sel.model.label)} at {sel.model.image_size}×{sel.model.image_size}"
+        f"{markdown_text(sel.model.label)} at {sel.model.hw[0]}×{sel.model.hw[1]}"
         f" on {sel.device}. {about}"
     )
     inputs_ok = common.show_problems(sel)
@@ -64,12 +65,18 @@ def _request() -> None:
     st.session_state[LIVE_PENDING] = True
 
 
+def _slider_moved(key: str) -> None:
+    save_kept(key)
+    _request()
+
+
 def _live_section(sel: common.Selection, specs: list[RunnerSpec], running: bool) -> None:
     st.subheader("Live measurement")
     left, right = st.columns([3, 1])
-    batch = left.select_slider(
-        "Batch size", SLIDER_BATCHES, value=8, key="vb_live_batch", on_change=_request
-    )
+    # Kept across pages like the sidebar's widgets, so the slider and the card agree.
+    kw = kept("vb_live_batch", 8, list(SLIDER_BATCHES))
+    kw["on_change"] = _slider_moved
+    batch = left.select_slider("Batch size", SLIDER_BATCHES, **kw)
     right.button("Measure", on_click=_request, disabled=not specs, key="vb_measure")
     # Only the slider and the button measure; other reruns show the last measurement again.
     if st.session_state.pop(LIVE_PENDING, False) and specs:
@@ -77,7 +84,7 @@ def _live_section(sel: common.Selection, specs: list[RunnerSpec], running: bool)
             st.caption("A sweep is running; measure again when it has finished.")
         else:
             _measure(sel, specs, batch)
-    _show_last_measurement()
+    _show_last_measurement(sel)
     _cached_runners()
 
 
@@ -95,13 +102,16 @@ def _measure(sel: common.Selection, specs: list[RunnerSpec], batch: int) -> None
                 with device_lock(spec.device, timeout_s=120, on_wait=st.caption):
                     timing = time_runner(runner, art.sample_input(batch), live_settings)
             measured.append((name, runner.provider, timing))
-    st.session_state[LIVE_RESULTS] = (sel.model.label, batch, measured)
+    st.session_state[LIVE_RESULTS] = (sel.model.label, batch, measured, sel.key)
 
 
-def _show_last_measurement() -> None:
+def _show_last_measurement(sel: common.Selection) -> None:
     last = st.session_state.get(LIVE_RESULTS)
+    if last and last[3] != sel.key:  # another model or setting: its cards would mislead
+        st.session_state.pop(LIVE_RESULTS, None)
+        last = None
     if last:
-        label, at_batch, measured = last
+        label, at_batch, measured, _ = last
         if measured:
             st.caption(f"{markdown_text(label)}, batch {at_batch}:")
             cols = st.columns(min(len(measured), 4))
@@ -147,7 +157,7 @@ def _sweep_section(
     running: bool,
 ) -> None:
     st.subheader("Sweep")
-    config = sel.sweep_config() if specs else None
+    config = sel.sweep_config() if specs and not sel.sweep_problems else None
     auto = st.toggle(
         "Auto mode: try the candidate settings of the chosen backends and pick, per batch size,"
         f" the fastest whose outputs agree with {ref_name}",

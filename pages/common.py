@@ -20,13 +20,11 @@ import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from engine.artifacts.models import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelArtifacts, load_artifacts
-from engine.artifacts.uploads import KINDS, save_onnx_upload
+from engine.artifacts.models import ModelArtifacts, load_artifacts, pretrained_file
 from engine.backends import (
     DEFAULT_BACKENDS,
     Runner,
@@ -41,10 +39,10 @@ from engine.core.errors import BadInput, EngineError
 from engine.core.paths import default_db
 from engine.core.text import markdown_text
 from engine.running.plan import Callbacks, normalise, runner_grid
+from pages.onnx_source import MAX_UPLOAD_MB, onnx_model_inputs  # noqa: F401 - re-exported
 from pages.widgets import kept, option_controls
 
 MAX_CACHED_RUNNERS = 6
-MAX_UPLOAD_MB = KINDS["onnx"][1] // 2**20
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 DEFAULT_BATCHES = "1,2,4,8,16,32"
 SELECTION_KEY = "vb_selection"
@@ -100,7 +98,16 @@ class Selection:
     threads: int | None = None
     problems: tuple[str, ...] = ()
     until_stable: bool = False
+    # Problems of the sweep's inputs only (its batch list): the live measurement, which
+    # takes its batch from the slider, still runs.
+    sweep_problems: tuple[str, ...] = ()
     options: tuple[tuple[str, Any], ...] = ()  # backend options set away from their defaults
+
+    @property
+    def key(self) -> str:
+        """What a shown result was made for: a result of another key is stale."""
+        what = [self.model.to_dict(), self.device, self.backends, self.precisions, self.options]
+        return json.dumps(what, sort_keys=True, default=str)
 
     def combinations(self) -> tuple[list[RunnerSpec], list[str]]:
         """Runnable specs (each with its backend's own options), and why each other was left out."""
@@ -194,10 +201,11 @@ def sidebar() -> Selection:
     batch_text = sb.text_input(
         "Batch sizes (comma-separated)", **kept("vb_batches", DEFAULT_BATCHES)
     )
+    sweep_problems = []
     try:
         batches = parse_batches(batch_text)
     except EngineError as exc:
-        problems.append(exc.user_message())
+        sweep_problems.append(exc.user_message())
         batches = (1,)
     iters = int(sb.number_input("Timed iterations", 1, 1000, **kept("vb_iters", 20)))
     warmup = int(sb.number_input("Warm-up iterations", 0, 100, **kept("vb_warmup", 3)))
@@ -226,28 +234,26 @@ def sidebar() -> Selection:
         problems=tuple(problems),
         until_stable=until_stable,
         options=tuple(sorted(options.items())),
+        sweep_problems=tuple(sweep_problems),
     )
     st.session_state[SELECTION_KEY] = sel
     return sel
 
 
 def _model_inputs(sb: Any, problems: list[str]) -> ModelSpec:
-    """The sidebar's Model section: a torchvision model or an uploaded ONNX file, its size."""
+    """The sidebar's Model section: a torchvision model or an uploaded ONNX file, its size
+    (one field for a torchvision model; height and width for an ONNX file)."""
     sources = ["torchvision model", "ONNX file"]
     source = sb.radio("Source", sources, horizontal=True, **kept("vb_source", sources[0], sources))
-    onnx_path = None
-    weights = "random"
-    if source == "torchvision model":
-        name, weights = _torchvision_inputs(sb, problems)
-    else:
-        name, onnx_path = _onnx_upload(sb, problems)
+    if source != "torchvision model":
+        return onnx_model_inputs(sb, problems)
+    name, weights = _torchvision_inputs(sb, problems)
+    # No fixed range: whether the model takes a size is asked of the model, and whether it
+    # fits of the device's memory, when the run is planned.
     image_size = int(
-        sb.number_input(
-            "Image size (pixels)", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, step=16,
-            **kept("vb_size", 224),
-        )
-    )  # fmt: skip
-    return ModelSpec(name=name, weights=weights, image_size=image_size, onnx_path=onnx_path)
+        sb.number_input("Image size (pixels)", 1, 8192, step=16, **kept("vb_size", 224))
+    )
+    return ModelSpec(name=name, weights=weights, image_size=image_size)
 
 
 def _torchvision_inputs(sb: Any, problems: list[str]) -> tuple[str, str]:
@@ -270,31 +276,11 @@ def _torchvision_inputs(sb: Any, problems: list[str]) -> tuple[str, str]:
             weights = "random"
     elif kind == "pretrained (if cached)":
         weights = "pretrained"
-    return name, weights
-
-
-def _onnx_upload(sb: Any, problems: list[str]) -> tuple[str, str | None]:
-    """The uploaded ONNX file: the model's name and the saved file's path (None: no file)."""
-    name = "resnet50"
-    onnx_path = None
-    up = sb.file_uploader(f"ONNX file (up to {MAX_UPLOAD_MB} MB)", type=["onnx"], key="vb_upload")
-    if up is not None and st.session_state.get("vb_onnx_file_id") != up.file_id:
-        # Checked once per upload, at once: a bad file is an error now, not at Run sweep.
-        st.session_state.pop("vb_onnx_saved", None)
-        try:
-            path = save_onnx_upload(up.name, up.getvalue())
-            st.session_state["vb_onnx_saved"] = (up.name, str(path))
-            st.session_state["vb_onnx_file_id"] = up.file_id
+        try:  # said now, not when Run sweep fails: nothing is downloaded
+            pretrained_file(name)
         except EngineError as exc:
             problems.append(exc.user_message())
-    saved = st.session_state.get("vb_onnx_saved")
-    if saved and Path(saved[1]).is_file():
-        onnx_path = saved[1]
-        name = Path(onnx_path).stem  # stored runs name the file, not a torchvision model
-        sb.caption(f"Using the uploaded {markdown_text(saved[0])}.")
-    elif up is None:
-        problems.append("Upload an ONNX image classifier, or pick a torchvision model.")
-    return name, onnx_path
+    return name, weights
 
 
 def _backend_inputs(sb: Any) -> tuple[str, list[str], dict[str, Any]]:
@@ -328,7 +314,7 @@ def selection() -> Selection:
 
 def show_problems(sel: Selection) -> bool:
     """Show the sidebar's input problems as errors; True when there are none."""
-    for p in sel.problems:
+    for p in (*sel.problems, *sel.sweep_problems):
         st.error(markdown_text(p), icon=":material/warning:")
     return not sel.problems
 
@@ -364,7 +350,7 @@ def _runner(model_key: str, runner_key: str, batches: tuple[int, ...]) -> Runner
     art = _artifacts(model_key)
     spec = RunnerSpec.from_dict(json.loads(runner_key))
     runner = get_backend(spec.backend).prepare(spec, art, PrepareContext(batches=batches))
-    _live_runners()[f"{describe(spec)} · {art.spec.label} · {art.image_hw[0]} px"] = runner
+    _live_runners()[f"{describe(spec)} · {art.spec.label} · {art.spec.size_text} px"] = runner
     return runner
 
 
@@ -394,7 +380,8 @@ def live_runners() -> list[dict[str, Any]]:
             {
                 "runner": label,
                 "provider": r.provider,
-                "device memory (MiB)": round(mem, 1) if mem is not None else None,
+                # A CPU runner has no device memory of its own to report: say so, not "None".
+                "device memory (MiB)": f"{mem:.1f}" if mem is not None else "not tracked",
             }
         )
     return out

@@ -15,7 +15,8 @@ import streamlit as st
 
 from engine.artifacts import inspection
 from engine.artifacts.cache import human_bytes
-from engine.backends import backend_names, get_backend
+from engine.artifacts.images import PREPROCESSING
+from engine.backends import backend_names, describe, get_backend
 from engine.core.config import RunnerSpec
 from engine.core.paths import default_db, short_path
 from engine.core.text import markdown_text
@@ -64,7 +65,8 @@ def _show_model_facts() -> None:
             c3.metric(
                 "Nodes after ONNX Runtime",
                 opt.optimised.node_count,
-                f"{-opt.nodes_removed:+d}",
+                # no delta at all for "no change": "+0" came with an up arrow
+                f"{-opt.nodes_removed:+d}" if opt.nodes_removed else None,
                 delta_color="inverse",
                 help=f"{opt.level} on the CPU provider; optimising took {opt.optimise_s:.2f} s",
             )
@@ -107,7 +109,7 @@ def _inspect_section(name: str, sel: common.Selection, specs: list[RunnerSpec]) 
         )
     elif st.button(f"Build or load the {title} engines", key=f"vb_inspect_{name}"):
         for spec in own:
-            with common.guard(spec.label):
+            with common.guard(describe(spec)):
                 with st.spinner(f"{title} {spec.precision}: building (or loading the cache)…"):
                     runner = common.cached_runner(sel.model, spec, max(sel.batches), sel.batches)
                 st.markdown(f"**{title} {spec.precision}** on {spec.device}")
@@ -188,7 +190,8 @@ def main() -> None:
     st.title("Engines")
     sel = common.selection()
     st.caption(
-        f"{markdown_text(sel.model.label)} at {sel.model.image_size}×{sel.model.image_size}."
+        f"{markdown_text(sel.model.label)} at {sel.model.hw[0]}×{sel.model.hw[1]}."
+        f" Inputs: {PREPROCESSING}."
     )
     ok = common.show_problems(sel)
     specs, _ = sel.combinations() if ok else ([], [])

@@ -16,6 +16,7 @@ import json
 import streamlit as st
 
 from engine.core.errors import EngineError
+from engine.core.paths import python_command
 from engine.core.text import markdown_text
 from engine.reporting.charts import compare_chart
 from engine.storage import documents, history
@@ -80,7 +81,7 @@ def _runs_section(store: Store | None) -> list[history.RunInfo]:
     if not measured:
         st.info(
             "No runs stored yet. Run a sweep on the Benchmark page or with "
-            "`python -m engine bench`, or import a document above."
+            f"`{python_command()} -m engine bench`, or import a document above."
         )
     st.dataframe(history.runs_frame(shown), hide_index=True, key="vb_hist_runs")
     for r in shown:

@@ -57,13 +57,16 @@ def _check(sel: common.Selection, specs: list[RunnerSpec], ref_name: str) -> Non
                 row["tolerance"] = str(exc).splitlines()[0][:200] if str(exc) else ""
             rows.append(row)
         progress.empty()
-    st.session_state[RESULT_KEY] = (sel.model.label, ref_name, rows)
+    st.session_state[RESULT_KEY] = (sel.model.label, ref_name, rows, sel.key)
 
 
-def _show_result() -> None:
+def _show_result(sel: common.Selection) -> None:
     result = st.session_state.get(RESULT_KEY)
+    if result and result[3] != sel.key:  # made for another selection: not shown under this one
+        st.session_state.pop(RESULT_KEY, None)
+        result = None
     if result:
-        label, ref, rows = result
+        label, ref, rows, _ = result
         st.subheader(f"{label} against {ref}")
         df = pd.DataFrame(rows)
         st.dataframe(
@@ -114,7 +117,7 @@ def main() -> None:
         st.caption("Not checked: " + markdown_text("; ".join(left_out)) + ".")
     if st.button("Check parity", type="primary", disabled=not specs, key="vb_parity_run"):
         _check(sel, specs, ref_name)
-    _show_result()
+    _show_result(sel)
 
 
 main()

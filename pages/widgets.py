@@ -18,6 +18,9 @@ def _save(key: str) -> None:
     st.session_state[key] = st.session_state["_" + key]
 
 
+save_kept = _save  # for a widget whose own on_change also saves (the live batch slider)
+
+
 def kept(key: str, default: Any, options: list | None = None) -> dict[str, Any]:
     """Widget arguments that keep a value across pages.
 

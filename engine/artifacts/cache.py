@@ -46,6 +46,11 @@ class CacheItem:
     @property
     def what(self) -> str:
         bits = [str(self.meta[k]) for k in ("model", "source", "precision") if self.meta.get(k)]
+        if not bits and self.meta.get("format") == "QDQ":
+            # An int8 record names its fp32 file by hash, not by model: say what it is.
+            source = str(self.meta.get("calibration") or "")
+            seen = "an image folder" if source.startswith("folder:") else "generated images"
+            bits = [f"int8 QDQ model, calibrated on {seen}"]
         return " ".join(bits)
 
     def to_dict(self) -> dict[str, Any]:

@@ -70,15 +70,18 @@ def _node_flops(node: Any, shapes: dict[str, list[int]], weights: dict[str, list
     return 2.0 * math.prod(out) * k
 
 
-def onnx_gflop(path: str, batch: int = 1) -> float | None:
-    """GFLOP per image of the ONNX file's Conv/ConvTranspose/Gemm/MatMul nodes, or None."""
+def onnx_gflop(path: str, batch: int = 1, hw: tuple[int, int] | None = None) -> float | None:
+    """GFLOP per image of the ONNX file's Conv/ConvTranspose/Gemm/MatMul nodes, or None.
+    ``hw`` is the height and width it runs at, for a file whose sides are symbolic."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    for inp in model.graph.input:  # pin a symbolic batch so shapes become static
+    for inp in model.graph.input:  # pin symbolic batch and sides so shapes become static
         dims = inp.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
-            dims[0].dim_value = batch
+        pins = {0: batch, 2: hw[0], 3: hw[1]} if hw and len(dims) == 4 else {0: batch}
+        for i, value in pins.items():
+            if i < len(dims) and not dims[i].HasField("dim_value"):
+                dims[i].dim_value = value
     try:
         model = onnx.shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001 - a graph the checker rejects is simply not counted
@@ -96,7 +99,7 @@ def onnx_gflop(path: str, batch: int = 1) -> float | None:
     return total / 1e9 / batch if total else None
 
 
-_CACHE: dict[tuple[str, str, int], float | None] = {}
+_CACHE: dict[tuple[str, str, tuple[int, int]], float | None] = {}
 
 
 def gflop_per_image(artifacts: Any) -> float | None:
@@ -105,15 +108,15 @@ def gflop_per_image(artifacts: Any) -> float | None:
     None when they cannot be counted (an ONNX graph without static shapes, or a model
     the counter cannot trace); a figure is then left out, not guessed.
     """
-    h, _ = artifacts.image_hw
+    hw = artifacts.image_hw
     source = str(artifacts.spec.onnx_path or "")
     # a file replaced under the same name must be counted again
     stamp = f"{source}@{Path(source).stat().st_mtime_ns}" if source else ""
-    key = (artifacts.model_name, stamp, int(h))
+    key = (artifacts.model_name, stamp, hw)
     if key not in _CACHE:
         try:
             if artifacts.is_onnx_source:
-                _CACHE[key] = onnx_gflop(source)
+                _CACHE[key] = onnx_gflop(source, hw=hw)
             else:
                 _CACHE[key] = torch_gflop(artifacts.torch_module(), artifacts.image_hw)
         except Exception:  # noqa: BLE001 - counting is a bonus; a model it cannot trace keeps its timings

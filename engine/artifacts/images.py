@@ -14,12 +14,20 @@ MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)[:, None, None]
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None]
 
 
-def generated_images(n: int, h: int, w: int, seed: int = 7) -> Iterator[np.ndarray]:
-    """Smooth random images (not white noise), normalised like ImageNet inputs."""
+# What every surface says about the inputs measured.
+PREPROCESSING = "generated images, ImageNet mean/std normalised (values ~N(0,1))"
+
+
+def generated_images(
+    n: int, h: int, w: int, seed: int = 7, channels: int = 3
+) -> Iterator[np.ndarray]:
+    """Smooth random images (not white noise), normalised like ImageNet inputs; a
+    one-channel image is normalised with the mean and spread of the three."""
     rng = np.random.default_rng(seed)
+    mean, std = (MEAN, STD) if channels == 3 else (MEAN.mean(0), STD.mean(0))
     for _ in range(n):
-        coarse = rng.random((3, max(h // 16, 2), max(w // 16, 2)), dtype=np.float32)
+        coarse = rng.random((channels, max(h // 16, 2), max(w // 16, 2)), dtype=np.float32)
         img = np.kron(coarse, np.ones((16, 16), dtype=np.float32))[:, :h, :w]
         img = np.pad(img, ((0, 0), (0, h - img.shape[1]), (0, w - img.shape[2])), mode="edge")
         img = np.clip(img + 0.05 * rng.standard_normal(img.shape, dtype=np.float32), 0, 1)
-        yield ((img - MEAN) / STD)[None].astype(np.float32)
+        yield ((img - mean) / std)[None].astype(np.float32)

@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from engine.artifacts.external_data import check_external_data  # noqa: F401 - re-exported
+from engine.artifacts.onnx_source import OnnxInfo, inspect_onnx
 from engine.artifacts.weights import make_healthy, weights_digest
 from engine.core.config import MAX_BATCH, ModelSpec, weights_label
 from engine.core.errors import BadInput
 from engine.core.hashing import file_sha256  # noqa: F401 - callers import it from here too
-from engine.core.limits import (
-    MAX_IMAGE_SIZE,
-    MIN_IMAGE_SIZE,
-    check_declared_input,
-    check_declared_output,
-    check_input_fits,
-    tensor_bytes,
-)
+from engine.core.limits import check_input_fits, check_side
 
 
 @lru_cache(maxsize=1)
@@ -48,19 +43,13 @@ def check_model_name(name: str) -> None:
 
 
 def check_image_size(size: Any) -> int:
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise BadInput(f"image size {size!r} is not a whole number", fix="use e.g. 224")
-    if not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
-        raise BadInput(
-            f"image size {size} is out of range",
-            f"it must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels",
-            "use e.g. 224",
-        )
-    return size
+    """A whole number of pixels ≥ 1; whether the model takes it and whether it fits in
+    memory are asked of the model and the device, not of a fixed range."""
+    return check_side(size)
 
 
 @lru_cache(maxsize=64)
-def check_model_takes_size(name: str, size: int) -> None:
+def check_model_takes_size(name: str, size: int, width: int | None = None) -> None:
     """Refuse an image size the architecture cannot take (too small for its pooling,
     or not the one size a ViT was built for), before anything is built or exported.
 
@@ -78,12 +67,12 @@ def check_model_takes_size(name: str, size: int) -> None:
         except Exception:  # noqa: BLE001 - some builders need real tensors: no early check
             return
         try:
-            model(torch.empty(1, 3, size, size))
+            model(torch.empty(1, 3, size, width or size))
         except (RuntimeError, AssertionError, ValueError) as exc:
             text = str(exc).strip()
             first = text.splitlines()[0][:200].rstrip("!. ") if text else type(exc).__name__
             raise BadInput(
-                f"{name} cannot take {size}×{size} images",
+                f"{name} cannot take {size}×{width or size} images",
                 first,
                 "use a larger --image-size, e.g. 224 (ViT models need exactly their own size)",
             ) from exc
@@ -110,6 +99,12 @@ def check_batches(batches: Any, fixed: int | None = None) -> list[int]:
     if not out:
         raise BadInput("no batch size given", fix="use e.g. --batch 1,8,32")
     return sorted(set(out))
+
+
+def pretrained_file(name: str) -> Path:
+    """The cached file of torchvision's pretrained weights for ``name``; BadInput naming
+    the file and the folder when it is not there (nothing is downloaded)."""
+    return _pretrained_file(name)
 
 
 def _pretrained_file(name: str) -> Path:
@@ -258,111 +253,6 @@ def check_shapes(expected: dict[str, Any], state: dict[str, Any], file: str, nam
 
 
 @dataclass
-class OnnxInfo:
-    """What the engine needs to know about a user's ONNX file."""
-
-    input_name: str
-    output_name: str
-    fixed_batch: int | None
-    height: int | None
-    width: int | None
-    opset: int
-    node_count: int
-    op_histogram: dict[str, int] = field(default_factory=dict)
-
-
-def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
-    """Validate that ``path`` is an image classifier with one NCHW float input."""
-    import onnx
-
-    p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"ONNX file {p.name} does not exist", fix="check the path")
-    if p.stat().st_size == 0:
-        raise BadInput(f"ONNX file {p.name} is empty", fix="export the model again")
-    try:
-        model = onnx.load(str(p), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds
-        raise BadInput(
-            f"{p.name} is not a readable ONNX model",
-            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'parse error'}",
-            "pass a file written by torch.onnx.export or another ONNX exporter",
-        ) from exc
-    check_external_data(model, p.parent)
-    graph = model.graph
-    inits = {i.name for i in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise BadInput(
-            f"{p.name} has {len(inputs)} inputs",
-            "an image classifier with exactly one NCHW input is needed",
-        )
-    inp = inputs[0]
-    tt = inp.type.tensor_type
-    if tt.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
-        raise BadInput(
-            f"the input '{inp.name}' of {p.name} is not a float tensor",
-            "an image classifier takes float NCHW images",
-        )
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-    if len(dims) != 4 or (dims[1] not in (None, 3)):
-        raise BadInput(
-            f"the input '{inp.name}' of {p.name} has shape {dims}",
-            "an image classifier takes batch × 3 × height × width",
-        )
-    check_declared_input(dims, inp.name, p.name)
-    if not graph.output:
-        raise BadInput(f"{p.name} has no outputs")
-    check_declared_output(graph.output[0], p.name)
-    hist: dict[str, int] = {}
-    for node in graph.node:
-        hist[node.op_type] = hist.get(node.op_type, 0) + 1
-    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    return OnnxInfo(
-        input_name=inp.name,
-        output_name=graph.output[0].name,
-        fixed_batch=dims[0] or None,
-        height=dims[2] or None,
-        width=dims[3] or None,
-        opset=opset,
-        node_count=len(graph.node),
-        op_histogram=dict(sorted(hist.items(), key=lambda kv: -kv[1])),
-    )
-
-
-def check_external_data(model: Any, folder: Path) -> None:
-    """Refuse external-data entries that leave the model's folder or are missing."""
-    from onnx.external_data_helper import _get_all_tensors, uses_external_data
-
-    root = folder.resolve()
-    for tensor in _get_all_tensors(model):
-        if not uses_external_data(tensor):
-            continue
-        loc = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        target = (root / loc).resolve()
-        if os.path.isabs(loc) or ".." in Path(loc).parts or root not in target.parents:
-            raise BadInput(
-                f"the ONNX file refers to external data '{loc}' outside its own folder",
-                "external data must sit beside the model file",
-                "re-save the model with its data files next to it",
-            )
-        if not target.is_file():
-            raise BadInput(
-                f"the ONNX file's external data '{loc}' is missing",
-                fix="copy the data file next to the model file",
-            )
-        entry = {e.key: e.value for e in tensor.external_data}
-        need = int(entry.get("offset") or 0) + int(entry.get("length") or tensor_bytes(tensor) or 0)
-        have = target.stat().st_size
-        if have < need:
-            raise BadInput(
-                f"the ONNX file's external data '{loc}' is cut short",
-                f"it holds {have} bytes; the tensor {tensor.name} needs {need}",
-                "copy the complete data file next to the model file, or export again",
-            )
-
-
-@dataclass
 class ModelArtifacts:
     """A loaded model source and the files derived from it (ONNX variants, int8)."""
 
@@ -383,9 +273,11 @@ class ModelArtifacts:
 
     @property
     def image_hw(self) -> tuple[int, int]:
-        if self.onnx_info and self.onnx_info.height and self.onnx_info.width:
-            return self.onnx_info.height, self.onnx_info.width
-        return self.spec.image_size, self.spec.image_size
+        return self.spec.hw
+
+    @property
+    def channels(self) -> int:
+        return self.onnx_info.channels if self.onnx_info else 3
 
     @property
     def weights_label(self) -> str:
@@ -432,7 +324,7 @@ class ModelArtifacts:
 
     def input_shape(self, batch: int) -> tuple[int, int, int, int]:
         h, w = self.image_hw
-        return (batch, 3, h, w)
+        return (batch, self.channels, h, w)
 
     def sample_input(self, batch: int, seed: int = 1234):
         """Seeded image-like inputs (smooth colour fields, ImageNet-normalised), the same for
@@ -442,14 +334,20 @@ class ModelArtifacts:
         from engine.artifacts.images import generated_images
 
         h, w = self.image_hw
-        check_input_fits(batch, h, w)
-        return np.concatenate(list(generated_images(batch, h, w, seed=seed + batch)))
+        check_input_fits(batch, h, w, self.channels)
+        images = generated_images(batch, h, w, seed=seed + batch, channels=self.channels)
+        return np.concatenate(list(images))
 
 
 def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
     """Validate ``spec`` and return its artifacts; heavy work (export) stays lazy."""
     if spec.onnx_path:
         info = inspect_onnx(spec.onnx_path)
+        # A spec built without onnx_spec (an API caller's ModelSpec(onnx_path=...) keeps the
+        # default 224): the sides the file declares win, so what runs is what is reported.
+        h, w = info.height or spec.hw[0], info.width or spec.hw[1]
+        if (h, w) != spec.hw:
+            spec = replace(spec, image_size=h, image_width=w)
         digest = file_sha256(spec.onnx_path)
         art = ModelArtifacts(spec=spec, weights_hash=digest, onnx_info=info)
         if info.fixed_batch:
@@ -460,7 +358,8 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
         return art
     check_model_name(spec.name)
     check_image_size(spec.image_size)
-    check_model_takes_size(spec.name, spec.image_size)
+    check_image_size(spec.hw[1])
+    check_model_takes_size(spec.name, *spec.hw)
     if spec.weights == "random":
         digest = ""  # named below from the settled tensors themselves
     elif spec.weights == "pretrained":

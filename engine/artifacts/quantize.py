@@ -76,7 +76,8 @@ def calibration_feeds(
     if calibration_dir:
         images = list(folder_images(Path(calibration_dir), CALIBRATION_IMAGES, h, w))
     else:
-        images = list(generated_images(CALIBRATION_IMAGES, h, w))
+        channels = art.input_shape(1)[1]
+        images = list(generated_images(CALIBRATION_IMAGES, h, w, channels=channels))
     batch = art.fixed_batch or 1
     n = max(1, len(images) // batch)
     return [

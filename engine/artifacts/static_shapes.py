@@ -22,7 +22,7 @@ from pathlib import Path
 from engine.core.paths import cache_dir
 from engine.core.safeio import private_folder, write_text
 
-RECIPE = 1
+RECIPE = 2  # 2: symbolic height and width take the measured size (1 put the batch there)
 # Nodes that compute on shapes rather than on the image: the CUDA EP runs them on the CPU.
 SHAPE_OPS = frozenset({"Shape", "Size", "Range", "ConstantOfShape", "NonZero"})
 
@@ -32,20 +32,30 @@ def shape_nodes(model) -> list[str]:
     return sorted(n.op_type for n in model.graph.node if n.op_type in SHAPE_OPS)
 
 
-def static_batch_model(src: str | os.PathLike[str], batch: int, source_hash: str) -> Path:
-    """The cached static-shape model of ``src`` at ``batch`` (built on first use)."""
+def static_batch_model(
+    src: str | os.PathLike[str],
+    batch: int,
+    source_hash: str,
+    tail: tuple[int, int, int] = (3, 224, 224),
+) -> Path:
+    """The cached static-shape model of ``src`` at ``batch`` and ``tail`` (channels,
+    height, width: what a symbolic axis other than the batch takes), built on first use."""
     import onnx
     import onnxscript.optimizer
     from onnxruntime.tools.onnx_model_utils import make_input_shape_fixed
 
-    folder = cache_dir() / "onnx-static" / f"{source_hash[:24]}-b{batch}-r{RECIPE}"
+    c, h, w = tail
+    key = f"{source_hash[:24]}-b{batch}-c{c}-{h}x{w}-r{RECIPE}"
+    folder = cache_dir() / "onnx-static" / key
     final = folder / "model.onnx"
     if final.is_file() and (folder / "meta.json").is_file():
         return final
     folder.mkdir(parents=True, exist_ok=True)
     model = onnx.load(str(src))
     for inp in model.graph.input:
-        dims = [d.dim_value if d.dim_value > 0 else batch for d in inp.type.tensor_type.shape.dim]
+        declared = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+        fill = (batch, *tail) if len(declared) == 4 else (batch,) * len(declared)
+        dims = [d if d > 0 else fill[i] for i, d in enumerate(declared)]
         dims[0] = batch
         make_input_shape_fixed(model.graph, inp.name, dims)
     model = onnx.shape_inference.infer_shapes(model)
@@ -59,6 +69,11 @@ def static_batch_model(src: str | os.PathLike[str], batch: int, source_hash: str
         os.replace(private / "model.onnx", final)
     finally:
         shutil.rmtree(private, ignore_errors=True)
-    meta = {"batch": batch, "recipe": RECIPE, "shape_nodes_left": shape_nodes(model)}
+    meta = {
+        "batch": batch,
+        "tail": list(tail),
+        "recipe": RECIPE,
+        "shape_nodes_left": shape_nodes(model),
+    }
     write_text(folder / "meta.json", json.dumps(meta), "the cache's meta.json")
     return final

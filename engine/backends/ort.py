@@ -141,8 +141,23 @@ def session_options(ort: Any, o: OrtOptions) -> Any:
     return so
 
 
+def logits_name(outputs: list[Any]) -> str:
+    """The output to time and compare: the only one, or the only 2-D one (a user's file
+    was checked to have exactly one when it was loaded)."""
+    two_d = [o for o in outputs if len(o.shape) == 2]
+    return (two_d[0] if len(outputs) > 1 and len(two_d) == 1 else outputs[0]).name
+
+
 class OrtRunner(Runner):
-    def __init__(self, spec: RunnerSpec, model_path: str, ctx: PrepareContext) -> None:
+    def __init__(
+        self,
+        spec: RunnerSpec,
+        model_path: str,
+        ctx: PrepareContext,
+        tail: tuple[int, ...] | None = None,
+    ) -> None:
+        """``tail`` is the measured input's channels, height and width, which the placement
+        probe puts on symbolic axes (None: the old guess, for a fully static file)."""
         ort = import_ort()
         self.spec = spec
         self.ort = ort
@@ -173,7 +188,7 @@ class OrtRunner(Runner):
             # Known before capture: ONNX Runtime refuses to create a graph-capturing session
             # when any node is placed on the CPU, so look at the placement first.
             graph_placement = probe_placement(
-                ort, model_path, session_options(ort, o), providers, batch
+                ort, model_path, session_options(ort, o), providers, batch, tail
             )
             check_graph_capture(graph_placement)
         try:
@@ -184,7 +199,7 @@ class OrtRunner(Runner):
         self.used = self.session.get_providers()
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
-        self.output_name = self.session.get_outputs()[0].name
+        self.output_name = logits_name(self.session.get_outputs())
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32
         self.provider = self.requested if self.requested in self.used else self.used[0]
         self._out_tail: tuple[int, ...] | None = None
@@ -198,7 +213,7 @@ class OrtRunner(Runner):
             self.placement = graph_placement
         elif self.requested in self.used:
             self.placement = probe_placement(
-                ort, model_path, session_options(ort, o), providers, batch
+                ort, model_path, session_options(ort, o), providers, batch, tail
             )
         check_placement(self.requested, self.used, self.placement)
         self.info["node_placement"] = self.placement
@@ -222,7 +237,7 @@ class OrtRunner(Runner):
         return t
 
     def _output_shape(self, batch: int) -> tuple[int, ...]:
-        out = self.session.get_outputs()[0]
+        out = next(o for o in self.session.get_outputs() if o.name == self.output_name)
         if self._out_tail is None:
             dims = out.shape[1:]
             if all(isinstance(d, int) for d in dims):
@@ -248,7 +263,9 @@ class OrtRunner(Runner):
         entry = self._static.get(key)
         if entry is None:
             self._in_tail = key[1:]
-            out_dtype = self.session.get_outputs()[0].type
+            out_dtype = next(
+                o.type for o in self.session.get_outputs() if o.name == self.output_name
+            )
             tdtype = torch.float16 if "float16" in out_dtype else torch.float32
             y = torch.empty(self._output_shape(key[0]), dtype=tdtype, device=x_dev.device)
             # The first input is bound as is and kept alive in the entry: replaying on that
@@ -447,11 +464,12 @@ class OrtBackend(Backend):
             from engine.core.hashing import file_sha256
 
             ctx.step(f"making a static-shape model for batch {ctx.batches[0]}")
-            return str(static_batch_model(path, ctx.batches[0], file_sha256(path)))
+            tail = artifacts.input_shape(1)[1:]
+            return str(static_batch_model(path, ctx.batches[0], file_sha256(path), tail))
         return str(path)
 
     @classmethod
     def _build(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
         path = cls.model_path(spec, artifacts, ctx)
         ctx.step(f"creating an ONNX Runtime session ({describe(spec)})")
-        return OrtRunner(spec, path, ctx)
+        return OrtRunner(spec, path, ctx, artifacts.input_shape(1)[1:])

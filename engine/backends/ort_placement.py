@@ -80,8 +80,29 @@ def _without_graph_capture(providers: list[Any]) -> list[Any]:
     return out
 
 
+def probe_shape(declared: list[Any], batch: int, tail: tuple[int, ...] | None) -> list[int]:
+    """The input shape of the probe's run: the batch on the batch axis only, and the size
+    that is measured (``tail``: channels, height, width) on every other symbolic axis."""
+    out = []
+    for i, d in enumerate(declared):
+        if isinstance(d, int) and d > 0:
+            out.append(d)
+        elif i == 0:
+            out.append(batch)
+        elif tail is not None and i - 1 < len(tail):
+            out.append(tail[i - 1])
+        else:
+            out.append(batch)  # no size known: the old guess, for callers without one
+    return out
+
+
 def probe_placement(
-    ort: Any, model_path: str, so: Any, providers: list[Any], batch: int
+    ort: Any,
+    model_path: str,
+    so: Any,
+    providers: list[Any],
+    batch: int,
+    tail: tuple[int, ...] | None = None,
 ) -> dict[str, dict[str, int]]:
     """Provider → op type → nodes run there, from a one-off profiled session and one run.
 
@@ -99,7 +120,7 @@ def probe_placement(
             model_path, sess_options=so, providers=_without_graph_capture(providers)
         )
         inp = session.get_inputs()[0]
-        dims = [d if isinstance(d, int) else batch for d in inp.shape]
+        dims = probe_shape(list(inp.shape), batch, tail)
         dtype = np.float16 if "float16" in inp.type else np.float32
         session.run([session.get_outputs()[0].name], {inp.name: np.zeros(dims, dtype=dtype)})
         return node_placement(session.end_profiling())

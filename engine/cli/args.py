@@ -56,3 +56,50 @@ def utf8_arguments(argv: Iterable[str]) -> None:
                 "paths and names are stored as UTF-8 text (results, documents, commands)",
                 "rename the file or folder to a UTF-8 name",
             ) from None
+
+
+def model_spec(args: argparse.Namespace):
+    """The model of ``--model``/``--onnx``, ``--weights``, ``--image-size`` and ``--seed``,
+    and a note when the size was chosen for the user.
+
+    ``--model`` and ``--weights`` say nothing about an ONNX file, so giving them beside
+    ``--onnx`` is refused instead of ignored; an ONNX file's declared size is its size.
+    """
+    from pathlib import Path
+
+    from engine.core.config import DEFAULT_MODEL, ModelSpec, parse_size
+
+    asked = parse_size(args.image_size) if args.image_size is not None else None
+    if args.onnx:
+        given = [f for f, v in (("--model", args.model), ("--weights", args.weights)) if v]
+        if given:
+            raise BadInput(
+                f"{' and '.join(given)} cannot be used with --onnx",
+                "an ONNX file is the model and holds its weights",
+                f"leave {' and '.join(given)} out, or leave --onnx out",
+            )
+        if not Path(args.onnx).is_file():
+            raise BadInput(f"ONNX file {Path(args.onnx).name} does not exist", fix="check the path")
+        from engine.artifacts.onnx_source import onnx_spec
+
+        return onnx_spec(args.onnx, asked, args.seed)
+    h, w = asked or (224, 224)
+    name, weights = args.model or DEFAULT_MODEL, args.weights or "random"
+    return ModelSpec(name, weights, h, seed=args.seed, image_width=w), ""
+
+
+def check_some_device_runs(devices: list[str]) -> None:
+    """Refuse, in one line and before anything is planned, a run whose every device is
+    unavailable (``--device cuda`` without CUDA): otherwise each point became a skipped
+    row, and each backend printed its ladder, before the one error that mattered."""
+    from engine.core.devices import cuda_availability
+    from engine.core.errors import Unavailable
+
+    found = [(d, cuda_availability(d)) for d in devices]
+    if found and not any(a.ok for _, a in found):
+        device, why = found[0]
+        raise Unavailable(
+            f"nothing requested could run: {device} is not available on this machine",
+            why.reason,
+            why.fix,
+        )

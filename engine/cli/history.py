@@ -49,14 +49,14 @@ def format_runs(runs: list[RunInfo]) -> str:
             r.created_at[:19].replace("T", " ") if r.created_at else "(quoted)",
             r.source,
             r.model,
-            str(r.image_size or "-"),
+            r.size_label or "-",
             r.machine[:40],
             ",".join(r.backends),
             ",".join(r.precisions),
             ",".join(r.devices),
             str(r.n_rows),
             r.status,
-            *(str(r.environment.get(k) or "-")[:20] for k in libs),
+            *(str(r.environment.get(k) or "-") for k in libs),
             r.label[:60],
         ]
         for r in runs

@@ -11,7 +11,6 @@ import importlib
 import json
 import shlex
 import sys
-from pathlib import Path
 
 from engine.cli.args import Parser, parse_list, utf8_arguments
 from engine.core.errors import BadInput, EngineError, Unavailable
@@ -64,10 +63,13 @@ def missing_package(package: str) -> Unavailable:
 def bench_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m engine bench", description=COMMANDS["bench"][1])
     src = p.add_argument_group("model")
-    src.add_argument("--model", default="resnet50", help="torchvision classifier name")
+    src.add_argument("--model", help="torchvision classifier name (default resnet50)")
     src.add_argument("--onnx", help="a user ONNX file (one NCHW float input) instead of --model")
-    src.add_argument("--weights", default="random", help="random | pretrained | FILE")
-    src.add_argument("--image-size", type=int, default=224, help="input height and width, pixels")
+    src.add_argument("--weights", help="random | pretrained | FILE (default random)")
+    src.add_argument(
+        "--image-size",
+        help="pixels: 224, or HEIGHTxWIDTH (default 224; an ONNX file's own size)",
+    )
     src.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     run = p.add_argument_group("what to run")
     from engine.backends import backend_names
@@ -125,18 +127,11 @@ def bench_parser() -> argparse.ArgumentParser:
 
 def build_config(args: argparse.Namespace):
     from engine.artifacts.models import check_batches
-    from engine.core.config import BenchSettings, ModelSpec, SweepConfig
+    from engine.cli.args import model_spec
+    from engine.core.config import BenchSettings, SweepConfig
     from engine.core.limits import check_threads
 
-    if args.onnx and not Path(args.onnx).is_file():
-        raise BadInput(f"ONNX file {Path(args.onnx).name} does not exist", fix="check the path")
-    model = ModelSpec(
-        name=Path(args.onnx).stem if args.onnx else args.model,  # a file is named for itself
-        weights=args.weights,
-        image_size=args.image_size,
-        onnx_path=str(Path(args.onnx).resolve()) if args.onnx else None,
-        seed=args.seed,
-    )
+    model, args.size_note = model_spec(args)
     batches = check_batches(parse_list(args.batch, int, "batch size"))
     from engine.backends import declared_options, setting_options
     from engine.core.options import from_cli
@@ -207,6 +202,7 @@ def format_table(rows) -> str:
     from engine.backends import precision_text
     from engine.core.config import parity_label
     from engine.core.stability import POINT_COLUMNS, point_cells  # numpy: not at CLI start-up
+    from engine.core.text import short_clause
 
     head = [
         "backend",
@@ -235,7 +231,7 @@ def format_table(rows) -> str:
                     "-",
                     "-",
                     "-",
-                    r.reason[:60],
+                    short_clause(r.reason),
                     *("-" * len(POINT_COLUMNS)),
                 ]
             )
@@ -273,6 +269,9 @@ def bench_main(argv: list[str]) -> int:
 
         set_cache_dir(args.cache_dir)
     config = build_config(args)
+    from engine.cli.args import check_some_device_runs
+
+    check_some_device_runs(sorted({r.device for r in config.runners}))
     if args.json:  # before the sweep, not after; never the store or the input model
         from engine.core.paths import check_output
 
@@ -294,7 +293,12 @@ def bench_main(argv: list[str]) -> int:
     progress.close()
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"model: {config.model.label}, image size {config.model.image_size}")
+    from engine.artifacts.images import PREPROCESSING
+
+    if args.size_note:
+        print(f"note: {args.size_note}", file=sys.stderr)
+    print(f"model: {config.model.label}, image size {config.model.size_text}")
+    print(f"inputs: {PREPROCESSING}")
     print(format_table(outcome.rows))
     if args.auto:
         from engine.running.auto import format_ladder

@@ -60,12 +60,24 @@ class ModelSpec:
 
     name: str = DEFAULT_MODEL
     weights: str = "random"
-    image_size: int = 224
+    image_size: int = 224  # the height; the width too unless image_width is set
     onnx_path: str | None = None
     seed: int = 0
+    image_width: int | None = None  # set only for a non-square size
 
     def __post_init__(self) -> None:
         check_whole("--seed", self.seed, 0, MAX_SEED)
+        if self.image_width == self.image_size:
+            object.__setattr__(self, "image_width", None)  # one spelling per size
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return self.image_size, self.image_width or self.image_size
+
+    @property
+    def size_text(self) -> str:
+        """How a size is shown and typed: ``224`` or ``40x56`` (height x width)."""
+        return size_text(*self.hw)
 
     @property
     def label(self) -> str:
@@ -74,11 +86,34 @@ class ModelSpec:
         return f"{self.name} ({weights_label(self.weights)})"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["image_width"] is None:  # square: configs stored before non-square sizes match
+            del out["image_width"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         return _from_dict(cls, data)
+
+
+def size_text(height: int, width: int | None = None) -> str:
+    return str(height) if width in (None, height) else f"{height}x{width}"
+
+
+def parse_size(text: Any) -> tuple[int, int]:
+    """``"224"`` or ``"40x56"`` (height x width; ``×`` too) as (height, width)."""
+    parts = str(text).strip().lower().replace("×", "x").split("x")
+    try:
+        sides = [int(p) for p in parts]
+    except ValueError:
+        sides = []
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise BadInput(
+            f"image size {text!r} is not a size",
+            "it is one whole number of pixels (square) or HEIGHTxWIDTH",
+            "use e.g. --image-size 224 or --image-size 40x56",
+        )
+    return sides[0], sides[-1]
 
 
 def weights_label(weights: str) -> str:
@@ -262,6 +297,7 @@ class ResultRow:
     reason: str = ""
     image_size: int = 224
     weights: str = "random weights"
+    image_width: int | None = None  # set only when the width differs from image_size
     mode: str = "device"
     options: dict[str, Any] = field(default_factory=dict)
     p50_ms: float | None = None
@@ -304,7 +340,10 @@ class ResultRow:
             self.parity_status = PARITY_FROM_OK.get(self.parity_ok, "off")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["image_width"] is None:  # square: rows stored before non-square sizes match
+            del out["image_width"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResultRow:

@@ -1,5 +1,8 @@
 """Size limits applied before anything is allocated: threads, image sides, batches, and
-the input a batch needs, both for --model runs and for the sizes an ONNX file declares.
+the memory a batch needs, both for --model runs and for the sizes an ONNX file declares.
+
+Image sides have no fixed range: a 28×28 classifier is as real as a 1024×1024 one. What
+limits a size is the memory of the device it runs on, estimated from the input.
 
 An ONNX file declaring a 60000×60000 input, or a fixed batch of 4096 at 1024×1024 (48 GiB
 of floats), used to end in a MemoryError after the run was created; the same limits the
@@ -14,9 +17,11 @@ from typing import Any
 from engine.core.config import MAX_BATCH
 from engine.core.errors import BadInput
 
-MIN_IMAGE_SIZE = 32
-MAX_IMAGE_SIZE = 1024
 MAX_THREADS_PER_CORE = 4
+# Float32 values alive per input value while a classifier runs: its widest activations
+# (ResNet50's 64 channels at half the input's side, several alive at once) reach ~20
+# input-sized tensors; 32 leaves room for the runtime's own buffers.
+ACTIVATIONS_PER_INPUT = 32
 
 
 def check_threads(threads: int | None) -> int | None:
@@ -52,16 +57,37 @@ def available_memory_bytes() -> int | None:
         return None
 
 
-def check_input_fits(batch: int, height: int, width: int) -> None:
-    """Refuse a batch whose input alone would take over half the free memory, before
-    allocating it (an ONNX file may declare 4096 × 3 × 1024 × 1024: 48 GiB of floats)."""
-    need = batch * 3 * height * width * 4
-    free = available_memory_bytes()
-    if free is not None and need > free // 2:
+def check_side(side: Any) -> int:
+    """An image side: a whole number of pixels ≥ 1 (whether it fits is asked of memory)."""
+    if isinstance(side, bool) or not isinstance(side, int) or side < 1:
+        raise BadInput(f"image size {side!r} is not a whole number ≥ 1", fix="use e.g. 224")
+    return side
+
+
+def estimated_bytes(batch: int, height: int, width: int, channels: int = 3) -> int:
+    """Input plus activations of one forward pass, estimated from the input's size."""
+    return batch * channels * height * width * 4 * (1 + ACTIVATIONS_PER_INPUT)
+
+
+def check_input_fits(
+    batch: int,
+    height: int,
+    width: int,
+    channels: int = 3,
+    free: int | None = None,
+    where: str = "this machine",
+) -> None:
+    """Refuse a batch whose input plus activations would not fit the target device's free
+    memory, before allocating anything (an ONNX file may declare 4096 × 3 × 1024 × 1024).
+    ``free`` is the device's free memory; the host's when not given."""
+    need = estimated_bytes(batch, height, width, channels)
+    free = available_memory_bytes() if free is None else free
+    if free is not None and need > free:
         gib = 1024**3
         raise BadInput(
-            f"batch {batch} at {height}×{width} needs {need / gib:.1f} GiB for its input alone",
-            f"this machine has {free / gib:.1f} GiB of memory free",
+            f"batch {batch} at {height}×{width} needs about {need / gib:.1f} GiB"
+            " (input plus activations)",
+            f"{where} has {free / gib:.1f} GiB of memory free",
             "use a smaller --batch or image size (or an ONNX file with a smaller fixed input)",
         )
 
@@ -82,15 +108,8 @@ def check_declared_input(dims: list[int | None], name: str, file: str) -> None:
             f"batches above {MAX_BATCH} are not measured",
             "export the model with a smaller or a dynamic batch axis",
         )
-    for side in (height, width):
-        if side is not None and not MIN_IMAGE_SIZE <= side <= MAX_IMAGE_SIZE:
-            raise BadInput(
-                f"the input '{name}' of {file} declares {height}×{width} images",
-                f"image sides must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels",
-                "export the model at an image size in that range",
-            )
     if batch and height and width:
-        check_input_fits(batch, height, width)
+        check_input_fits(batch, height, width, dims[1] or 3)
 
 
 def check_declared_output(output: Any, file: str) -> None:

@@ -20,18 +20,21 @@ class ModelFacts:
     model: str
     image_size: int
     weights: str
+    image_width: int | None = None  # only when the width differs
 
     @classmethod
     def of_artifacts(cls, art: Any) -> ModelFacts:
-        return cls(art.model_name, art.image_hw[0], art.weights_label)
+        h, w = art.image_hw
+        return cls(art.model_name, h, art.weights_label, w if w != h else None)
 
     @classmethod
     def of_config(cls, config: SweepConfig) -> ModelFacts:
         """From the config alone (when the artifacts were never loaded in this process)."""
         m = config.model
         if m.onnx_path:
-            return cls(Path(m.onnx_path).stem, m.image_size, "weights inside the ONNX file")
-        return cls(m.name, m.image_size, weights_label(m.weights))
+            label = "weights inside the ONNX file"
+            return cls(Path(m.onnx_path).stem, m.image_size, label, m.image_width)
+        return cls(m.name, m.image_size, weights_label(m.weights), m.image_width)
 
 
 def new_row(
@@ -49,6 +52,7 @@ def new_row(
         precision=spec.precision,
         batch=batch,
         image_size=facts.image_size,
+        image_width=facts.image_width,
         weights=facts.weights,
         mode=config.bench.mode if config else "device",
         options=dict(spec.options),

@@ -145,3 +145,17 @@ def safe_stdio() -> Iterator[None]:
         yield
     finally:
         sys.stdout, sys.stderr = out, err
+
+
+def short_clause(text: str, limit: int = 60) -> str:
+    """``text`` for a table cell: whole when it fits, else its first clause (up to ``:``,
+    ``;`` or ``.``) when that fits, else cut at a word with ``…`` - never mid-word."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    for sep in (": ", "; ", ". "):
+        head = text.split(sep, 1)[0]
+        if 12 <= len(head) <= limit:
+            return head + ("" if sep == ". " else "…")
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return cut + "…"

@@ -25,6 +25,7 @@ from engine.backends import library_keys
 from engine.core.config import ResultRow, parity_label
 from engine.core.devices import is_cuda
 from engine.core.errors import BadInput
+from engine.core.paths import python_command
 from engine.core.stability import POINT_COLUMNS, point_cells, speedup_text
 from engine.core.text import code_fence, markdown_text, safe_text
 from engine.storage.history import (
@@ -68,7 +69,7 @@ def load_runs(store: Store, run_ids: Sequence[int | str]) -> list[RunRecord]:
         if not latest:
             raise BadInput(
                 f"{store.path.name} holds no runs to report",
-                fix="run python -m engine bench first, or pass --db with another results file",
+                fix=f"run {python_command()} -m engine bench first, or pass --db with another results file",
             )
         ids = [latest[0]["id"]]
     return [load_run(store, i) for i in ids]
@@ -113,7 +114,7 @@ def _parity_rows(rec: RunRecord) -> list[ResultRow]:
 
 def _run_heading(rec: RunRecord) -> str:
     i = rec.info
-    size = f", {i.image_size}×{i.image_size}" if i.image_size else ""
+    size = f", {i.size_label}" if i.image_size else ""
     return f"Run {i.id}: {i.model}{size} on {i.machine}"
 
 
@@ -218,7 +219,7 @@ _SPEEDUP_HEAD = ["backend", "precision", "device", "batch", "A p50 ms", "B p50 m
 
 def _md_run(rec: RunRecord) -> list[str]:
     i, env = rec.info, rec.info.environment
-    size = f", {i.image_size}×{i.image_size}" if i.image_size else ""
+    size = f", {i.size_label}" if i.image_size else ""
     out = [f"### Run {_md(i.id)}: {_md(i.model)}{size} on {_md(i.machine)}", ""]
     out += [f"_{_md(_source_note(rec))}_ {_md(i.label)}", ""]
     facts = [f"started {_md(i.created_at or 'date unknown')}"]

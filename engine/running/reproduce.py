@@ -64,7 +64,7 @@ def reproduce_command(
     args += ["--onnx", m.onnx_path] if m.onnx_path else ["--model", m.name]
     if m.weights != "random" and not m.onnx_path:
         args += ["--weights", m.weights]
-    args += ["--image-size", str(m.image_size), "--seed", str(m.seed)]
+    args += ["--image-size", m.size_text, "--seed", str(m.seed)]
     args += ["--backend", ",".join(backends), "--device", ",".join(devices)]
     args += ["--precision", ",".join(precisions)]
     args += ["--batch", ",".join(map(str, config.batches))]

@@ -10,6 +10,7 @@ is committed as soon as it is measured.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -287,6 +288,19 @@ def drop_inert_options(row: ResultRow, runner: Runner) -> None:
     row.reason = f"had no effect, left out of the label: {said}"
 
 
+def check_fits_devices(art: ModelArtifacts, batch: int, devices: list[str]) -> None:
+    """Input plus activations of the largest batch against each target device's free
+    memory, before a run exists or memory is taken (the host's for the CPU)."""
+    for device in sorted(set(devices)):
+        free, where = None, "this machine"
+        if is_cuda(device) and _cuda_ok(device):
+            import torch
+
+            free = torch.cuda.mem_get_info(parse_device(device)[1])[0]
+            where = device
+        check_input_fits(batch, *art.image_hw, art.channels, free, where)
+
+
 def run_sweep(
     config: SweepConfig,
     store: Any = None,
@@ -298,8 +312,10 @@ def run_sweep(
     """Measure ``config`` in this process; each row goes to ``store`` as it lands."""
     cb = callbacks or Callbacks()
     art = artifacts or load_artifacts(config.model)
+    if art.spec != config.model:  # an ONNX file's declared size, put right on loading
+        config = dataclasses.replace(config, model=art.spec)
     batches = check_batches(config.batches, art.fixed_batch)
-    check_input_fits(max(batches), *art.image_hw)  # before a run exists or memory is taken
+    check_fits_devices(art, max(batches), [r.device for r in config.runners])
     config, notes = normalise(config)
     if config.bench.threads:
         import torch

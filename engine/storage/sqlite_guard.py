@@ -19,6 +19,7 @@ import urllib.parse
 from pathlib import Path
 
 from engine.core.errors import BadInput, EngineError, Unavailable
+from engine.core.paths import python_command
 from engine.core.safeio import os_problem, unwritable_folder
 
 APPLICATION_ID = 0x76626E63  # "vbnc": marks a file as a visionbench results store
@@ -170,7 +171,7 @@ def check_path(path: Path, readonly: bool) -> None:
             raise BadInput(
                 f"the results database {path} does not exist",
                 "nothing has been stored there",
-                "check --db, or store a run first with python -m engine bench",
+                f"check --db, or store a run first with {python_command()} -m engine bench",
             ) from None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

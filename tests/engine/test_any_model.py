@@ -16,21 +16,22 @@ from functools import cache
 import numpy as np
 import pytest
 
-from engine.artifacts.models import MIN_IMAGE_SIZE, load_artifacts
+from engine.artifacts.models import load_artifacts
 from engine.backends import get_backend
 from engine.backends.base import PrepareContext
 from engine.core.config import ModelSpec, RunnerSpec
 from engine.core.parity import PARITY_BATCH, centred, compare
 from engine.running.sweep import reference_outputs
 
+SMALL = 32  # the smallest size these families take
 FAMILIES = {
     "resnet18": 64,  # ResNet
-    "mobilenet_v3_small": MIN_IMAGE_SIZE,  # MobileNet: hard-swish, squeeze-excite
-    "efficientnet_b0": MIN_IMAGE_SIZE,  # EfficientNet: SiLU, stochastic depth
-    "regnet_x_400mf": MIN_IMAGE_SIZE,  # RegNet: grouped convolutions
-    "squeezenet1_1": MIN_IMAGE_SIZE,  # no normalisation at all, ReLU after the head
-    "convnext_tiny": MIN_IMAGE_SIZE,  # ConvNeXt: LayerNorm, layer scale
-    "swin_t": MIN_IMAGE_SIZE,  # Swin: shifted-window attention
+    "mobilenet_v3_small": SMALL,  # MobileNet: hard-swish, squeeze-excite
+    "efficientnet_b0": SMALL,  # EfficientNet: SiLU, stochastic depth
+    "regnet_x_400mf": SMALL,  # RegNet: grouped convolutions
+    "squeezenet1_1": SMALL,  # no normalisation at all, ReLU after the head
+    "convnext_tiny": SMALL,  # ConvNeXt: LayerNorm, layer scale
+    "swin_t": SMALL,  # Swin: shifted-window attention
 }
 
 

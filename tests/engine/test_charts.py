@@ -85,7 +85,14 @@ def test_latency_chart_has_a_band_and_a_p50_line_per_series(rows):
     assert list(fig.layout.xaxis.tickvals) == [1, 2, 4, 8]  # no skipped or oom batch 16
 
 
+def _resnet50_224(rows):
+    from dataclasses import replace
+
+    return [replace(r, model="resnet50", image_size=224) for r in rows]
+
+
 def test_reference_overlay_is_labelled_quoted(rows):
+    rows = _resnet50_224(rows)
     ref = charts.results_frame(load_reference().rows)
     fig = charts.latency_chart(charts.results_frame(rows), ref)
     quoted = [t for t in fig.data if t.legendgroup == "reference"]
@@ -98,8 +105,20 @@ def test_reference_overlay_is_labelled_quoted(rows):
     thr = charts.throughput_chart(charts.results_frame(rows), ref)
     assert thr.layout.yaxis.type == "log"
     assert charts.throughput_chart(charts.results_frame(rows)).layout.yaxis.type == "linear"
+    assert all("ResNet50 224 px on a T4" in t.name for t in quoted)
     only_ref = charts.latency_chart(charts.results_frame([]), ref)
     assert len(only_ref.data) == len(quoted)
+
+
+def test_reference_overlay_only_beside_resnet50_at_224_px(rows):
+    """The study measured ResNet50 at 224 px: beside anything else it is left out."""
+    ref = charts.results_frame(load_reference().rows)
+    other_size = [r for r in _resnet50_224(rows)]
+    other_size[0].image_size = 32
+    for measured_rows in (rows, other_size):
+        for chart in (charts.latency_chart, charts.throughput_chart):
+            fig = chart(charts.results_frame(measured_rows), ref)
+            assert not [t for t in fig.data if t.legendgroup == "reference"]
 
 
 def test_throughput_chart_plots_images_per_second(rows):

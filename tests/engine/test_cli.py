@@ -130,7 +130,8 @@ def test_user_onnx_file_and_fixed_batch(tmp_path):
         (["--model", "resnet18", "--batch", "0"], 2, "out of range"),
         (["--model", "resnet18", "--batch", "two"], 2, "not valid"),
         (["--model", "resnet18", "--backend", "nope"], 2, "unknown backend"),
-        (["--model", "resnet18", "--onnx", "missing.onnx"], 2, "does not exist"),
+        (["--model", "resnet18", "--onnx", "missing.onnx"], 2, "cannot be used with --onnx"),
+        (["--onnx", "missing.onnx"], 2, "does not exist"),
     ],
 )
 def test_exit_codes(tmp_path, args, code, text):

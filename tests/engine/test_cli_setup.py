@@ -52,6 +52,8 @@ def test_a_sweep_where_nothing_ran_is_not_stored_as_a_run(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     assert "stored as run" not in proc.stderr
+    if not os.path.exists(db):  # refused before a store was opened (no CUDA here at all)
+        return
     listed = run_cli("history", "--db", db, "--no-reference", "--json")
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == []
@@ -96,3 +98,61 @@ def test_reproduce_commands_start_like_the_readme_in_its_environment(monkeypatch
     assert reproduce_command(config).startswith(".venv/bin/python -m engine bench ")
     monkeypatch.setattr(sys, "prefix", "/usr")
     assert reproduce_command(config).startswith("python -m engine bench ")
+
+
+def test_the_readme_outputs_are_ignored_and_nothing_else():
+    """The files the README's commands write at the root are ignored by git, only there."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    root = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout, so git's ignore rules cannot be asked")
+    readme = (root / "README.md").read_text()
+    outputs = sorted(set(re.findall(r"(?:--json|--out) (\S+\.(?:json|html|onnx))", readme)))
+    assert {"run.json", "report.json", "report.html", "resnet50.onnx"} <= set(outputs)
+    names = [*outputs, "engine/run.json", "docs/report.html", "tests/data/onnx/x.onnx"]
+    ask = subprocess.run(["git", "check-ignore", *names], cwd=root, capture_output=True, text=True)
+    assert sorted(ask.stdout.split()) == sorted(o for o in outputs if "/" not in o)
+
+
+def test_cuda_without_cuda_is_one_line_and_exit_3(tmp_path):
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    args = ["bench", "--model", "resnet18", "--image-size", "32", "--device", "cuda"]
+    res = run_cli(*args, "--db", str(tmp_path / "r.sqlite"))
+    assert res.returncode == 3, res.stderr
+    assert res.stderr.count("\n") == 1 and "no NVIDIA GPU" in res.stderr
+    assert res.stderr.startswith("error: nothing requested could run: ")
+    assert "skipped" not in res.stdout + res.stderr and not (tmp_path / "r.sqlite").exists()
+
+
+def test_the_readme_says_what_run_sweep_shows_while_it_runs():
+    """The charts do not stream by default; the README names the toggle as the page does."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "pages" / "benchmark.py").read_text()
+    label = re.search(r'st\.toggle\(\s*"(Redraw the charts[^"]*)"', page).group(1)
+    assert f"*{label}*" in readme
+    assert "*Run sweep* to stream" not in readme
+
+
+def test_printed_fixes_start_with_the_interpreter_the_readme_installs():
+    import pytest
+
+    from engine.core.errors import BadInput
+    from engine.core.paths import python_command
+    from engine.storage.history.queries import parse_run_id
+
+    with pytest.raises(BadInput) as err:
+        parse_run_id("latest")
+    assert f"`{python_command()} -m engine history`" in err.value.user_message()
+    page = (ROOT / "pages" / "history.py").read_text()
+    assert '"`python -m engine bench`' not in page

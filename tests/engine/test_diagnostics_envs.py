@@ -7,9 +7,9 @@ there as a plain script (it needs nothing but the standard library and whatever 
 (a) the CPU-only onnxruntime package, (b) onnxruntime-gpu on a machine without a GPU, (c) both
 installed together, then the printed fix applied, (d) no onnxruntime at all.
 
-Wheels are downloaded once into a cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``, then
-``visionbench-test-envs/wheels``) and installed from there without an index, so a second run
-needs no network. Where no package index is reachable, these tests skip and say why.
+Wheels are installed without an index from a cache folder (``$XDG_CACHE_HOME`` or
+``~/.cache``, then ``visionbench-test-envs/wheels``) that a person fills once; tests never
+download. Without the wheels there, these tests skip and print the command that fetches them.
 """
 
 from __future__ import annotations
@@ -53,9 +53,20 @@ def _pip(python: Path | None, *args: str, timeout: float = 900) -> subprocess.Co
     )
 
 
-def _have_wheels() -> bool:
+def wheels_or_skip(folder: Path) -> Path:
+    """``folder`` when it holds the wheels; else a skip that says how to put them there.
+
+    Tests never reach the network: the wheels come from a folder filled beforehand
+    (``pip download``, once, by a person), or these scenarios are skipped with that command.
+    """
     names = (f"onnxruntime-{ORT_VERSION}-*.whl", f"onnxruntime_gpu-{ORT_VERSION}-*.whl")
-    return all(glob.glob(str(WHEELS / n)) for n in names)
+    if not all(glob.glob(str(folder / n)) for n in names):
+        pytest.skip(
+            f"the onnxruntime {ORT_VERSION} wheels are not in {folder} (tests never download);"
+            f" to run these scenarios: pip download --only-binary :all: --dest {folder}"
+            f" onnxruntime=={ORT_VERSION} onnxruntime-gpu=={ORT_VERSION}"
+        )
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -63,23 +74,13 @@ def wheelhouse() -> Path:
     """onnxruntime, onnxruntime-gpu and their dependencies as wheels on disk."""
     if _pip(None, "--version", timeout=60).returncode != 0:
         pytest.skip("pip is not available in the test interpreter, so no environment can be built")
-    if not _have_wheels():
-        WHEELS.mkdir(parents=True, exist_ok=True)
-        proc = _pip(
-            None,
-            "download",
-            "--only-binary",
-            ":all:",
-            "--dest",
-            str(WHEELS),
-            f"onnxruntime=={ORT_VERSION}",
-            f"onnxruntime-gpu=={ORT_VERSION}",
-        )
-        if proc.returncode != 0 or not _have_wheels():
-            reason = (proc.stderr.strip().splitlines() or ["pip download failed"])[-1]
-            print(f"skipping scenario environments: no package index reachable ({reason})")
-            pytest.skip(f"no package index reachable to download onnxruntime wheels: {reason}")
-    return WHEELS
+    return wheels_or_skip(WHEELS)
+
+
+def test_missing_wheels_skip_without_downloading(tmp_path):
+    with pytest.raises(pytest.skip.Exception, match="tests never download"):
+        wheels_or_skip(tmp_path)
+    assert not any(tmp_path.iterdir())
 
 
 class Scenario:

@@ -79,7 +79,7 @@ def test_fixed_batch_is_enforced():
         check_batches([1], fixed=4)
 
 
-@pytest.mark.parametrize("size", [8, 2048, 64.0])
+@pytest.mark.parametrize("size", [0, -3, 64.0, True])
 def test_bad_image_size(size):
     with pytest.raises(BadInput):
         check_image_size(size)
@@ -97,3 +97,18 @@ def test_not_onnx_bytes(tmp_path):
     path.write_bytes(b"definitely not a protobuf \x00\xff" * 10)
     with pytest.raises(BadInput, match="not a readable ONNX model"):
         inspect_onnx(path)
+
+
+def test_image_sizes_are_limited_by_memory_not_by_a_range():
+    from engine.core.limits import check_input_fits, estimated_bytes
+
+    check_input_fits(1, 28, 28, channels=1)  # the 32–1024 range refused a 28×28 classifier
+    need = estimated_bytes(8, 512, 512)
+    check_input_fits(8, 512, 512, free=need)
+    with pytest.raises(BadInput, match=r"input plus activations.*cuda:0 has"):
+        check_input_fits(8, 512, 512, free=need - 1, where="cuda:0")
+
+
+def test_a_28_pixel_torchvision_model_loads():
+    art = load_artifacts(ModelSpec(name="mobilenet_v3_small", image_size=28))
+    assert art.sample_input(1).shape == (1, 3, 28, 28)

@@ -99,3 +99,32 @@ def test_a_cuda_graph_row_runs_on_the_static_model_for_its_batch(small_artifacts
         RunnerSpec("ort", "cuda", "fp16"), small_artifacts, PrepareContext(batches=(8,))
     )
     assert plain != path
+
+
+DATA = __import__("pathlib").Path(__file__).resolve().parent.parent / "data" / "onnx"
+
+
+def test_symbolic_height_and_width_take_the_measured_size_not_the_batch(tmp_path):
+    """A file with dynamic batch, height and width: the batch goes on the batch axis only,
+    and the cache keeps one copy per size (the key used to hold the batch alone)."""
+    src = DATA / "legacy_dynamic_hw.onnx"
+    a = static_batch_model(src, 2, "hw", (3, 40, 56))
+    b = static_batch_model(src, 2, "hw", (3, 64, 64))
+    assert a != b
+    dims = [d.dim_value for d in onnx.load(str(a)).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [2, 3, 40, 56]
+    x = np.random.default_rng(2).standard_normal((2, 3, 40, 56)).astype(np.float32)
+    sess = ort.InferenceSession(str(a), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"input": x})[0].shape == (2, 10)
+
+
+def test_the_placement_probe_feeds_the_measured_size():
+    from engine.backends.ort import OrtOptions, session_options
+    from engine.backends.ort_placement import probe_placement, probe_shape
+
+    assert probe_shape(["batch", 3, "height", "width"], 1, (3, 40, 56)) == [1, 3, 40, 56]
+    assert probe_shape([4, 1, 28, 28], 1, (1, 28, 28)) == [4, 1, 28, 28]
+    path = str(DATA / "legacy_dynamic_hw.onnx")
+    so = session_options(ort, OrtOptions())
+    placement = probe_placement(ort, path, so, ["CPUExecutionProvider"], 1, (3, 40, 56))
+    assert placement["CPUExecutionProvider"]["Conv"] == 1

@@ -120,7 +120,7 @@ def check_live_measurement(at: AppTest, t: Target) -> None:
     from pages import common
 
     choose(at, t, backends=("torch",), precisions=(t.live_precision,))
-    at.select_slider(key="vb_live_batch").set_value(2).run()
+    at.select_slider(key="_vb_live_batch").set_value(2).run()
     ok_page(at)
     (card,) = at.metric
     assert card.label == describe(RunnerSpec("torch", t.device, t.live_precision), "series")
@@ -135,7 +135,7 @@ def check_live_measurement(at: AppTest, t: Target) -> None:
     # the second move must time the very runner the first one built, not build another.
     first = dict(common._live_runners())
     assert len(first) == 1 and next(iter(first.values())).provider == t.torch_provider
-    at.select_slider(key="vb_live_batch").set_value(4).run()
+    at.select_slider(key="_vb_live_batch").set_value(4).run()
     ok_page(at)
     assert ", batch 4:" in texts(at.caption)
     (card,) = at.metric
@@ -216,7 +216,7 @@ def check_engines(at: AppTest, t: Target) -> None:
     from engine.backends import backend_names, get_backend
 
     choose(at, t, backends=("torch",), precisions=(t.live_precision,))
-    at.select_slider(key="vb_live_batch").set_value(2).run()  # a runner on the device
+    at.select_slider(key="_vb_live_batch").set_value(2).run()  # a runner on the device
     ok_page(at)
     at.switch_page("pages/engines.py").run()
     ok_page(at)

@@ -83,7 +83,7 @@ def test_sweep_draws_charts_and_a_table_with_numbers(app: AppTest, data_dir):
 
 def test_batch_slider_gives_a_measurement(app: AppTest):
     small_model(app)
-    app.select_slider(key="vb_live_batch").set_value(2).run()
+    app.select_slider(key="_vb_live_batch").set_value(2).run()
     assert not app.error, texts(app.error)
     metrics = app.metric
     assert len(metrics) == 2

@@ -92,7 +92,7 @@ def test_a_bogus_onnx_upload_is_refused_at_once(app: AppTest, data_dir):
 
 def test_live_metric_cards_show_no_change_arrow(app: AppTest):
     small_model(app)
-    app.select_slider(key="vb_live_batch").set_value(2).run()
+    app.select_slider(key="_vb_live_batch").set_value(2).run()
     assert not app.error, texts(app.error)
     assert len(app.metric) == 2
     for m in app.metric:

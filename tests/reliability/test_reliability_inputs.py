@@ -285,8 +285,8 @@ def test_bad_batch_sizes(measured_db, batch, text):
 def test_image_size_too_small(measured_db):
     expect_refusal(
         measured_db,
-        ["bench", "--model", "resnet18", "--image-size", "8", "--batch", "1"],
-        "image size 8 is out of range",
+        ["bench", "--model", "resnet18", "--image-size", "0", "--batch", "1"],
+        "image size '0' is not a size",
     )
 
 

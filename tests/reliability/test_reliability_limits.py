@@ -87,12 +87,12 @@ def test_largest_batch_at_largest_size_is_refused_when_it_cannot_fit(tmp_path):
     big = _model(tmp_path / "big.onnx", [4096, 3, 1024, 1024], [4096, 3])
     res = _bench_onnx(big, db, "--batch", "4096")
     assert res.returncode == 2, res.stderr
-    assert "GiB for its input alone" in one_line(res)
+    assert "GiB (input plus activations)" in one_line(res)
     assert _no_runs(db)
     res = run_cli(
         "bench", "--model", "resnet18", "--image-size", "1024", "--batch", "4096", "--db", str(db)
     )
-    assert res.returncode == 2 and "GiB for its input alone" in one_line(res)
+    assert res.returncode == 2 and "GiB (input plus activations)" in one_line(res)
     assert _no_runs(db)
 
 

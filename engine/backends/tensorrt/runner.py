@@ -232,7 +232,9 @@ class TensorRTRunner(Runner):
         """The engine's layers; binds the opt batch first so formats are concrete."""
         if self._shape is None:
             h, w = self._image_hw()
-            self._bind((self.profile.opt_batch, 3, h, w))
+            dims = tuple(self.engine.get_tensor_shape(self.input_name))
+            channels = dims[1] if len(dims) == 4 and dims[1] > 0 else 3
+            self._bind((self.profile.opt_batch, channels, h, w))
         return inspect_engine(self.engine, self.context, self.trt)
 
     def _image_hw(self) -> tuple[int, int]:

@@ -166,7 +166,7 @@ def _config_facts(rec: RunRecord) -> dict[str, Any]:
         "weights": weights_label(model["weights"])
         if model.get("weights")
         else (first.weights if first else None),
-        "image_size": model.get("image_size") or (first.image_size if first else None),
+        "image_size": rec.info.size_label or (first.image_size if first else None),
         "onnx_file": (model.get("onnx_path") or "").rsplit("/", 1)[-1] or None,
         "timing mode": bench.get("mode"),
         "iterations": bench.get("iters"),

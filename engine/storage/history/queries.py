@@ -20,6 +20,7 @@ from engine.backends import library_keys
 from engine.core.config import ResultRow
 from engine.core.devices import device_kind
 from engine.core.errors import BadInput, EngineError
+from engine.core.paths import python_command
 from engine.core.text import csv_cell
 from engine.hardware.env import machine_label
 from engine.storage.schema import readable_run
@@ -56,6 +57,14 @@ class RunInfo:
     environment: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     damaged: str = ""  # what in the stored run could not be read; "" when nothing
+    image_width: int | None = None  # only when the width differs from image_size
+
+    @property
+    def size_label(self) -> str:
+        """``48×48`` or ``40×56``; empty when the size is unknown."""
+        if not self.image_size:
+            return ""
+        return f"{self.image_size}×{self.image_width or self.image_size}"
 
     @property
     def quoted(self) -> bool:
@@ -64,7 +73,7 @@ class RunInfo:
     @property
     def title(self) -> str:
         when = self.created_at[:16].replace("T", " ") if self.created_at else "date unknown"
-        size = f" {self.image_size}px" if self.image_size else ""
+        size = f" {self.size_label}" if self.image_size else ""
         tail = " · QUOTED, not measured here" if self.quoted else ""
         src = " · imported" if self.source == "import" else ""
         bad = f" · DAMAGED: {self.damaged}" if self.damaged else ""
@@ -86,10 +95,10 @@ class RunRecord:
 # -- listing -------------------------------------------------------------------------------
 
 
-def _image_size(config: dict[str, Any]) -> int | None:
+def _image_size(config: dict[str, Any], key: str = "image_size") -> int | None:
     model = config.get("model")
-    if isinstance(model, dict) and isinstance(model.get("image_size"), int):
-        return model["image_size"]
+    if isinstance(model, dict) and isinstance(model.get(key), int):
+        return model[key]
     return None
 
 
@@ -108,6 +117,7 @@ def _run_info(
         label=r["label"],
         model=r["model"],
         image_size=_image_size(r["configuration"]),
+        image_width=_image_size(r["configuration"], "image_width"),
         status=r["status"],
         source=r["source"],
         machine=r.get("machine") or machine_label(r["environment"]),
@@ -285,7 +295,7 @@ def parse_run_id(text: str | int) -> int | str:
     except ValueError as exc:
         raise BadInput(
             f"'{text}' is not a run id",
-            fix=f"give a run number from `python -m engine history`, or {REFERENCE_ID}",
+            fix=f"give a run number from `{python_command()} -m engine history`, or {REFERENCE_ID}",
         ) from exc
 
 
@@ -299,7 +309,7 @@ def load_run(store: Store, run_id: int | str) -> RunRecord:
     except EngineError as exc:
         raise BadInput(
             f"run {run_id} is not in {store.path.name}",
-            fix="see the run ids with `python -m engine history`",
+            fix=f"see the run ids with `{python_command()} -m engine history`",
         ) from exc
     rows = store.rows(int(run_id))
     info = _run_info(

@@ -1,0 +1,180 @@
+"""A user's ONNX file as a model source: what it takes, what it returns, at which size.
+
+Most files users bring were exported by someone else: dynamic or fixed height and width,
+one or three channels, several outputs, weights in ``model.onnx.data`` beside the model.
+Everything the engine needs is read here from the graph alone (no ONNX Runtime session,
+no external data loaded), so a file that cannot be measured is refused with one line
+before anything is created or timed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.core.errors import BadInput
+from engine.core.limits import check_declared_input, check_declared_output
+
+# The size a symbolic height and width take when the user gives none: what ImageNet
+# classifiers are trained at, said in a note whenever it is chosen.
+DEFAULT_SIDE = 224
+CHANNELS = (1, 3)
+
+
+@dataclass
+class OnnxInfo:
+    """What the engine needs to know about a user's ONNX file."""
+
+    input_name: str
+    output_name: str
+    fixed_batch: int | None
+    height: int | None
+    width: int | None
+    opset: int
+    node_count: int
+    op_histogram: dict[str, int] = field(default_factory=dict)
+    channels: int = 3
+
+
+def _load(p: Path) -> Any:
+    import onnx
+
+    if not p.is_file():
+        raise BadInput(f"ONNX file {p.name} does not exist", fix="check the path")
+    if p.stat().st_size == 0:
+        raise BadInput(f"ONNX file {p.name} is empty", fix="export the model again")
+    try:
+        return onnx.load(str(p), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds
+        raise BadInput(
+            f"{p.name} is not a readable ONNX model",
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'parse error'}",
+            "pass a file written by torch.onnx.export or another ONNX exporter",
+        ) from exc
+
+
+def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None]]:
+    import onnx
+
+    inits = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise BadInput(
+            f"{file} has {len(inputs)} inputs",
+            "an image classifier with exactly one NCHW input is needed",
+        )
+    inp = inputs[0]
+    tt = inp.type.tensor_type
+    if tt.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
+        raise BadInput(
+            f"the input '{inp.name}' of {file} is not a float tensor",
+            "an image classifier takes float NCHW images",
+        )
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+    if len(dims) != 4 or (dims[1] not in (None, *CHANNELS)):
+        raise BadInput(
+            f"the input '{inp.name}' of {file} has shape {dims}",
+            "an image classifier takes batch × channels (1 or 3) × height × width",
+        )
+    check_declared_input(dims, inp.name, file)
+    return inp.name, dims
+
+
+def logits_output(outputs: list[Any], file: str) -> Any:
+    """The one output that holds the logits: the only output, or the only 2-D one."""
+    if not outputs:
+        raise BadInput(f"{file} has no outputs")
+    if len(outputs) == 1:
+        return outputs[0]
+
+    def rank(o: Any) -> int | None:
+        tt = o.type.tensor_type
+        return len(tt.shape.dim) if tt.HasField("shape") else None
+
+    two_d = [o for o in outputs if rank(o) == 2]
+    if len(two_d) != 1:
+        names = ", ".join(f"'{o.name}' ({rank(o) or '?'}-D)" for o in outputs[:6])
+        raise BadInput(
+            f"{file} has {len(outputs)} outputs and {len(two_d)} of them are 2-D: {names}",
+            "the logits are taken from the one batch × classes output, and which one it is"
+            " is ambiguous here",
+            "export the model with its logits as the only output (or the only 2-D one)",
+        )
+    return two_d[0]
+
+
+def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
+    """Validate that ``path`` is an image classifier with one NCHW float input."""
+    from engine.artifacts.external_data import check_external_data
+
+    p = Path(path)
+    model = _load(p)
+    check_external_data(model, p.parent)
+    graph = model.graph
+    input_name, dims = _input_dims(graph, p.name)
+    out = logits_output(list(graph.output), p.name)
+    check_declared_output(out, p.name)
+    hist: dict[str, int] = {}
+    for node in graph.node:
+        hist[node.op_type] = hist.get(node.op_type, 0) + 1
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return OnnxInfo(
+        input_name=input_name,
+        output_name=out.name,
+        fixed_batch=dims[0] or None,
+        height=dims[2] or None,
+        width=dims[3] or None,
+        opset=opset,
+        node_count=len(graph.node),
+        op_histogram=dict(sorted(hist.items(), key=lambda kv: -kv[1])),
+        channels=dims[1] or 3,
+    )
+
+
+def resolve_size(
+    info: OnnxInfo, asked: tuple[int, int] | None, file: str
+) -> tuple[tuple[int, int], str]:
+    """The height and width an ONNX file runs at, and a note when the size was chosen.
+
+    A declared side is the size: a different one asked for is refused (it would say one
+    size and run another). A symbolic side takes the size asked for, or 224 with a note.
+    """
+    declared = (info.height, info.width)
+    if asked is not None:
+        for side, want, name in zip(declared, asked, ("height", "width"), strict=True):
+            if side is not None and side != want:
+                raise BadInput(
+                    f"--image-size {asked[0]}x{asked[1]} does not fit {file}",
+                    f"its input's {name} is fixed at {side} "
+                    f"(declared {_side(info.height)}×{_side(info.width)})",
+                    "leave --image-size out: the file's own size is used",
+                )
+        return asked, ""
+    if None not in declared:
+        return (info.height, info.width), ""
+    hw = (info.height or DEFAULT_SIDE, info.width or DEFAULT_SIDE)
+    note = (
+        f"{file} takes any image {'size' if declared == (None, None) else 'side'};"
+        f" {hw[0]}×{hw[1]} was chosen (give --image-size HxW for another)"
+    )
+    return hw, note
+
+
+def _side(side: int | None) -> str:
+    return str(side) if side is not None else "any"
+
+
+def onnx_spec(path: str | os.PathLike[str], asked: tuple[int, int] | None, seed: int = 0):
+    """The :class:`ModelSpec` of an ONNX file at the size it runs at, and the note (if any)
+    that says the size was chosen: what the CLI and the dashboard both build."""
+    from engine.core.config import ModelSpec
+
+    p = Path(path)
+    info = inspect_onnx(p)
+    (h, w), note = resolve_size(info, asked, p.name)
+    spec = ModelSpec(
+        name=p.stem, image_size=h, image_width=w, onnx_path=str(p.resolve()), seed=seed
+    )
+    return spec, note

@@ -1,0 +1,95 @@
+"""Write the tiny ONNX files under tests/data/onnx/ the ways people make them.
+
+Each is a small CNN classifier (a few KB of weights), exported by torch's dynamo exporter
+or the legacy one (``dynamo=False``), with and without dynamic height and width, with its
+weights in a data file beside it, at 28, 48 and 299 px, non-square, one-channel, and with
+several outputs. The suite benchmarks each through the CLI. Run again after changing
+this script: ``.venv/bin/python scripts/make_test_onnx.py``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "onnx"
+
+
+class Tiny(torch.nn.Module):
+    """Conv, ReLU, global pooling, linear head: any side of 3 px or more works (a 1×1
+    input, what the old placement probe fed a dynamic file, fails in the Conv)."""
+
+    def __init__(self, channels: int = 3, classes: int = 10, features: bool = False) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, 8, 3, stride=2)  # no padding: 1×1 fails
+        self.head = torch.nn.Linear(8, classes)
+        self.extra = torch.nn.Linear(8, 5) if features == "ambiguous" else None
+        self.features = features
+
+    def forward(self, x):
+        f = torch.relu(self.conv(x))
+        pooled = torch.nn.functional.adaptive_avg_pool2d(f, 1).flatten(1)
+        logits = self.head(pooled)
+        if self.features == "ambiguous":
+            return logits, self.extra(pooled)  # two 2-D outputs: which is the logits?
+        if self.features:
+            return f, logits  # a feature map first, the logits second
+        return logits
+
+
+def legacy(name: str, model, shape, dynamic_hw: bool, outputs=("logits",)) -> None:
+    axes = {0: "batch", 2: "height", 3: "width"} if dynamic_hw else {0: "batch"}
+    dyn = {"input": axes, **{o: {0: "batch"} for o in outputs}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (torch.randn(*shape),), str(OUT / name), dynamo=False,
+            input_names=["input"], output_names=list(outputs), dynamic_axes=dyn,
+            opset_version=17,
+        )  # fmt: skip
+
+
+def dynamo(name: str, model, shape, dynamic_hw: bool, external: bool = False) -> None:
+    from torch.export import Dim
+
+    dims = {0: Dim("batch", max=64)}
+    if dynamic_hw:
+        dims.update({2: Dim("height", min=8, max=1024), 3: Dim("width", min=8, max=1024)})
+    target = OUT / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model, (torch.randn(*shape),), str(target), dynamo=True,
+        dynamic_shapes={"x": dims}, external_data=external, verbose=False,
+    )  # fmt: skip
+
+
+def main() -> int:
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    OUT.mkdir(parents=True)
+    torch.manual_seed(0)
+    legacy("legacy_fixed_48.onnx", Tiny().eval(), (1, 3, 48, 48), dynamic_hw=False)
+    legacy("legacy_dynamic_hw.onnx", Tiny().eval(), (1, 3, 48, 48), dynamic_hw=True)
+    legacy("legacy_fixed_299.onnx", Tiny().eval(), (1, 3, 299, 299), dynamic_hw=False)
+    legacy("legacy_fixed_40x56.onnx", Tiny().eval(), (1, 3, 40, 56), dynamic_hw=False)
+    legacy("legacy_gray_28.onnx", Tiny(channels=1).eval(), (1, 1, 28, 28), dynamic_hw=False)
+    two = Tiny(features=True).eval()
+    legacy("legacy_two_outputs.onnx", two, (1, 3, 32, 32), False, ("features", "logits"))
+    both = Tiny(features="ambiguous").eval()
+    legacy("legacy_ambiguous_outputs.onnx", both, (1, 3, 32, 32), False, ("a", "b"))
+    dynamo("dynamo_fixed_28.onnx", Tiny().eval(), (2, 3, 28, 28), dynamic_hw=False)
+    dynamo("dynamo_dynamic_hw.onnx", Tiny().eval(), (2, 3, 48, 48), dynamic_hw=True)
+    dynamo("dynamo_gray_dynamic_hw.onnx", Tiny(channels=1).eval(), (2, 1, 28, 28), True)
+    dynamo("external/model.onnx", Tiny().eval(), (2, 3, 48, 48), False, external=True)
+    for p in sorted(OUT.rglob("*")):
+        if p.is_file():
+            print(f"{p.relative_to(OUT)}: {p.stat().st_size} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

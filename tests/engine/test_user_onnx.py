@@ -1,0 +1,127 @@
+"""ONNX files as users bring them (tests/data/onnx/, made by scripts/make_test_onnx.py),
+each benchmarked through the CLI: the size that ran is the size printed, stored and
+reproduced, or the file is refused before anything is measured with one line.
+
+In-process (``--inline``, ort on the CPU, batch 1–2, few iterations) to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.cli.main import main
+from engine.core.config import SweepConfig
+from engine.running.reproduce import reproduce_command
+from engine.storage.store import Store
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "onnx"
+FAST = ["--backend", "ort", "--batch", "1,2", "--iters", "2", "--warmup", "1", "--inline"]
+FAST += ["--min-iters", "1", "--max-time", "5", "--quiet"]
+
+# file → (height, width, channels, extra args, note expected)
+CASES = {
+    "legacy_fixed_48.onnx": (48, 48, 3, [], False),
+    "legacy_dynamic_hw.onnx": (224, 224, 3, [], True),
+    "legacy_fixed_299.onnx": (299, 299, 3, [], False),
+    "legacy_fixed_40x56.onnx": (40, 56, 3, [], False),
+    "legacy_gray_28.onnx": (28, 28, 1, [], False),
+    "legacy_two_outputs.onnx": (32, 32, 3, [], False),
+    "dynamo_fixed_28.onnx": (28, 28, 3, [], False),
+    "dynamo_dynamic_hw.onnx": (36, 52, 3, ["--image-size", "36x52"], False),
+    "dynamo_gray_dynamic_hw.onnx": (28, 28, 1, ["--image-size", "28"], False),
+    "external/model.onnx": (48, 48, 3, [], False),
+}
+
+
+def bench(capsys, tmp_path, *args: str) -> tuple[int, str, str]:
+    code = main(["bench", *args, "--db", str(tmp_path / "r.sqlite"), *FAST])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_every_committed_file_is_small():
+    files = [p for p in DATA.rglob("*") if p.is_file()]
+    assert len(files) >= 12 and all(p.stat().st_size < 2**20 for p in files)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_size_that_ran_is_the_size_shown_stored_and_reproduced(name, tmp_path, capsys):
+    h, w, channels, extra, note = CASES[name]
+    code, out, err = bench(capsys, tmp_path, "--onnx", str(DATA / name), *extra, "--json",
+                           str(tmp_path / "o.json"))  # fmt: skip
+    assert code == 0, err
+    size = str(h) if h == w else f"{h}x{w}"
+    assert f"image size {size}\n" in out
+    assert "ImageNet mean/std normalised" in out
+    assert ("was chosen" in err) == note, err
+    doc = json.loads((tmp_path / "o.json").read_text())
+    assert [(r["batch"], r["status"]) for r in doc["rows"]] == [(1, "ok"), (2, "ok")]
+    assert {(r["image_size"], r.get("image_width") or r["image_size"]) for r in doc["rows"]} == {
+        (h, w)
+    }
+    store = Store(str(tmp_path / "r.sqlite"))
+    run = store.runs()[-1]
+    model = run["configuration"]["model"]
+    assert (model["image_size"], model.get("image_width") or model["image_size"]) == (h, w)
+    again = reproduce_command(SweepConfig.from_dict(run["configuration"]))
+    assert f"--image-size {size} " in again
+    assert main(["history", "--db", str(tmp_path / "r.sqlite")]) == 0
+    listing = capsys.readouterr().out
+    assert f"{h}×{w}" in listing
+
+
+def test_a_size_that_differs_from_the_declared_one_is_refused(tmp_path, capsys):
+    code, _, err = bench(capsys, tmp_path, "--onnx", str(DATA / "legacy_fixed_48.onnx"),
+                         "--image-size", "64")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "fixed at 48" in err, err
+    assert not (tmp_path / "r.sqlite").exists() or not Store(str(tmp_path / "r.sqlite")).runs()
+
+
+@pytest.mark.parametrize("flag", [["--model", "resnet18"], ["--weights", "pretrained"]])
+def test_options_that_do_not_apply_to_a_file_are_refused(flag, tmp_path, capsys):
+    code, _, err = bench(capsys, tmp_path, "--onnx", str(DATA / "legacy_fixed_48.onnx"), *flag)
+    assert code == 2 and f"{flag[0]} cannot be used with --onnx" in err, err
+
+
+def test_ambiguous_outputs_are_refused_with_one_line(tmp_path, capsys):
+    code, _, err = bench(capsys, tmp_path, "--onnx", str(DATA / "legacy_ambiguous_outputs.onnx"))
+    assert code == 2 and err.count("\n") == 1 and "ambiguous" in err, err
+
+
+def test_missing_external_data_is_named(tmp_path, capsys):
+    shutil.copy(DATA / "external" / "model.onnx", tmp_path / "model.onnx")
+    code, _, err = bench(capsys, tmp_path, "--onnx", str(tmp_path / "model.onnx"))
+    assert code == 2 and "model.onnx.data' is missing" in err, err
+
+
+def test_auto_mode_runs_a_dynamic_file_at_the_size_given(tmp_path, capsys):
+    code, out, err = bench(capsys, tmp_path, "--onnx", str(DATA / "dynamo_dynamic_hw.onnx"),
+                           "--image-size", "40x56", "--auto")  # fmt: skip
+    assert code == 0, err
+    assert "image size 40x56" in out
+
+
+def test_a_spec_made_without_the_cli_runs_and_reports_the_declared_size():
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
+    from engine.core.rows import ModelFacts
+
+    art = load_artifacts(ModelSpec(onnx_path=str(DATA / "legacy_fixed_40x56.onnx")))
+    assert art.image_hw == (40, 56) and art.spec.size_text == "40x56"
+    assert ModelFacts.of_artifacts(art).image_width == 56
+
+
+def test_an_int8_cache_entry_says_what_it_is():
+    from engine.artifacts.cache import cache_entries
+    from engine.artifacts.models import load_artifacts
+    from engine.artifacts.quantize import quantize_int8
+    from engine.core.config import ModelSpec
+
+    art = load_artifacts(ModelSpec(onnx_path=str(DATA / "legacy_gray_28.onnx")))
+    path = quantize_int8(art)
+    entry = next(e for e in cache_entries() if Path(e.path) == path.parent)
+    assert entry.what == "int8 QDQ model, calibrated on generated images"

@@ -1,0 +1,92 @@
+# ruff: noqa: F811 - the app fixture is imported from test_dashboard_upload
+"""The dashboard with ONNX files as users have them: a model with its data file (two files
+or one .zip), and a file that takes any size (height and width fields). AppTest, real
+engine, the committed tiny files of tests/data/onnx/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "streamlit", reason="the dashboard pages need Streamlit, which is not installed here"
+)
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from tests.pages.test_dashboard import texts  # noqa: E402
+from tests.pages.test_dashboard_upload import app, data_dir, upload  # noqa: E402, F401, F811
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "onnx"
+MODEL = (DATA / "external" / "model.onnx").read_bytes()
+WEIGHTS = (DATA / "external" / "model.onnx.data").read_bytes()
+
+
+def test_a_model_with_its_data_file_uploads_and_runs(app: AppTest):
+    upload(app, "model.onnx", MODEL)
+    assert "model.onnx.data' is missing" in texts(app.error)
+    assert app.button(key="vb_run").disabled
+    # the header names no earlier model while the upload is incomplete
+    assert "resnet18" not in texts(app.caption)
+
+    both = [("model.onnx", MODEL, "application/octet-stream"),
+            ("model.onnx.data", WEIGHTS, "application/octet-stream")]  # fmt: skip
+    app.sidebar.get("file_uploader")[0].set_value(both).run()
+    assert not app.error, texts(app.error)
+    assert "Using the uploaded model.onnx" in texts(app.sidebar.get("caption"))
+    assert "ONNX file model.onnx at 48×48" in texts(app.caption)
+    assert "ImageNet mean/std normalised" in texts(app.caption)
+    fixed = [n for n in app.sidebar.get("number_input") if "fixed by the file" in n.label]
+    assert [(n.value, n.disabled) for n in fixed] == [(48, True), (48, True)]
+
+    app.button(key="vb_run").click().run()
+    assert not app.exception, app.exception
+    assert "Sweep finished: 2 of 2 points measured" in texts(app.success)
+
+
+def test_a_file_of_any_size_runs_at_the_height_and_width_given(app: AppTest):
+    upload(app, "dyn.onnx", (DATA / "legacy_dynamic_hw.onnx").read_bytes())
+    assert not app.error, texts(app.error)
+    assert "takes any image size" in texts(app.sidebar.get("caption"))
+    app.number_input(key="_vb_onnx_width").set_value(56).run()
+    app.number_input(key="_vb_onnx_height").set_value(40).run()
+    assert not app.error, texts(app.error)
+    assert "at 40×56" in texts(app.caption)
+
+
+def test_a_bad_sweep_batch_list_leaves_measure_enabled(app: AppTest):
+    from tests.pages.test_dashboard import small_model
+
+    small_model(app, batches="1,zero")
+    assert "zero" in texts(app.error)
+    assert app.button(key="vb_run").disabled
+    assert not app.button(key="vb_measure").disabled
+
+
+def test_pretrained_weights_that_are_not_cached_are_said_up_front(
+    app: AppTest, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    app.radio(key="_vb_weights_kind").set_value("pretrained (if cached)").run()
+    assert "not in the local torch cache" in texts(app.error)
+    assert app.button(key="vb_run").disabled
+
+
+def test_no_stale_state_across_pages_and_models(app: AppTest, small_artifacts):
+    """The slider and the card agree after another page; a new model drops the old card
+    and the old parity result."""
+    from tests.pages.test_dashboard import small_model
+
+    small_model(app)
+    app.select_slider(key="_vb_live_batch").set_value(2).run()
+    assert "batch 2:" in texts(app.caption)
+    app.switch_page("pages/engines.py").run()
+    app.switch_page("pages/benchmark.py").run()
+    assert app.select_slider(key="_vb_live_batch").value == 2
+    assert "batch 2:" in texts(app.caption)
+
+    upload(app, "tiny.onnx", small_artifacts.onnx_path("fp32").read_bytes())
+    assert not app.error, texts(app.error)
+    assert not app.metric and "resnet18 (random weights), batch" not in texts(app.caption)
