@@ -262,6 +262,30 @@ def format_table(rows) -> str:
     return "\n".join(out)
 
 
+def _exit_code(outcome) -> int:
+    """The README's exit codes for a finished sweep: 0 all measured (or not applicable), 4
+    some failed or the worker died, 130/143 interrupted, the worst error when none ran."""
+    if outcome.interrupted:
+        print("interrupted: the points measured so far are stored", file=sys.stderr)
+        return 143 if outcome.end_reason == "terminated by SIGTERM" else 130
+    if not outcome.measured:
+        codes = [e.exit_code for e in outcome.errors] or [1]
+        code = 3 if 3 in codes else max(codes)
+        first = outcome.errors[0].user_message() if outcome.errors else "nothing was measured"
+        print(f"error: nothing requested could run. {first}", file=sys.stderr)
+        return code
+    failed = [r for r in outcome.rows if r.status in ("failed", "oom")]
+    died = getattr(outcome, "failure", "")  # a worker launcher's: how its child ended
+    if failed or died:
+        print(
+            f"error: {len(failed)} of {len(outcome.rows)} point(s) failed"
+            f"{f' ({died})' if died else ''}; every point measured is stored",
+            file=sys.stderr,
+        )
+        return SOME_FAILED
+    return 0
+
+
 def bench_main(argv: list[str]) -> int:
     args = bench_parser().parse_args(argv)
     if args.cache_dir:
@@ -324,25 +348,7 @@ def bench_main(argv: list[str]) -> int:
             )
             return exc.exit_code
         print(f"wrote {args.json}", file=sys.stderr)
-    if outcome.interrupted:
-        print("interrupted: the points measured so far are stored", file=sys.stderr)
-        return 143 if outcome.end_reason == "terminated by SIGTERM" else 130
-    if not outcome.measured:
-        codes = [e.exit_code for e in outcome.errors] or [1]
-        code = 3 if 3 in codes else max(codes)
-        first = outcome.errors[0].user_message() if outcome.errors else "nothing was measured"
-        print(f"error: nothing requested could run. {first}", file=sys.stderr)
-        return code
-    failed = [r for r in outcome.rows if r.status in ("failed", "oom")]
-    died = getattr(outcome, "failure", "")  # a worker launcher's: how its child ended
-    if failed or died:
-        print(
-            f"error: {len(failed)} of {len(outcome.rows)} point(s) failed"
-            f"{f' ({died})' if died else ''}; every point measured is stored",
-            file=sys.stderr,
-        )
-        return SOME_FAILED
-    return 0
+    return _exit_code(outcome)
 
 
 def export_main(argv: list[str]) -> int:
