@@ -292,16 +292,16 @@ def bench_main(argv: list[str]) -> int:
         from engine.core.paths import set_cache_dir
 
         set_cache_dir(args.cache_dir)
-    config = build_config(args)
-    from engine.cli.args import check_some_device_runs
-
-    check_some_device_runs(sorted({r.device for r in config.runners}))
-    if args.json:  # before the sweep, not after; never the store or the input model
+    if args.json:  # before anything is read or measured; never the store or the input model
         from engine.core.paths import check_output
 
         check_output(
             args.json, "--json", {"the --db store": args.db, "the --onnx model": args.onnx}
         )
+    config = build_config(args)
+    from engine.cli.args import check_some_device_runs
+
+    check_some_device_runs(sorted({r.device for r in config.runners}))
     from engine.storage.store import Store
 
     store = Store(args.db)

@@ -91,7 +91,7 @@ def normalise(config: SweepConfig) -> tuple[SweepConfig, list[str]]:
     """
     from dataclasses import replace
 
-    from engine.backends import get_backend
+    from engine.backends import describe, get_backend
     from engine.core.errors import BadInput
 
     if not config.runners:
@@ -103,6 +103,6 @@ def normalise(config: SweepConfig) -> tuple[SweepConfig, list[str]]:
         asked[own] = asked.get(own, 0) + 1
         notes += [n for n in dropped if n not in notes]
     notes += [
-        f"{s.label} was asked for {n} times: measured once" for s, n in asked.items() if n > 1
+        f"{describe(s)} was asked for {n} times: measured once" for s, n in asked.items() if n > 1
     ]
     return replace(config, runners=list(asked)), notes

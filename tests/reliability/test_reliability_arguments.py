@@ -104,7 +104,7 @@ def test_repeated_backends_devices_and_precisions_are_measured_once(tmp_path, ca
             "--precision", "fp32,fp32", "--db", str(db)]  # fmt: skip
     code, out, err = run_main(capsys, "bench", *argv)
     assert code == 0, err
-    assert "torch fp32 on cpu was asked for 4000 times: measured once" in err
+    assert "PyTorch FP32 on cpu was asked for 4000 times: measured once" in err
     from engine.storage.store import Store
 
     store = Store(db)
