@@ -171,6 +171,7 @@ class Store:
 
     def close(self) -> None:
         with self.lock:
+            self._wal = None  # the last close deletes the WAL: that is no loss to follow
             self.db.close()
 
     def _follow_wal(self) -> None:

@@ -28,6 +28,7 @@ pytest.importorskip("streamlit", reason="the dashboard pages need Streamlit")
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from engine.storage.shared import close_shared  # noqa: E402
 from tests.conftest import ROOT, run_cli  # noqa: E402
 
 APP = str(ROOT / "dashboard.py")
@@ -142,4 +143,6 @@ def test_a_whole_session_on_one_store(tmp_path, monkeypatch):
         assert runs_shown(at) == "Runs (6 stored)", page_text(at)
     assert all((tmp_path / f"r{i}.html").stat().st_size > 0 for i in (1, 2))
     assert not [s for s in said if "damaged" in s.lower()], said
+    assert deleted_store_files(db) == []
+    close_shared()  # the dashboard's connections, as at its exit
     assert deleted_store_files(db) == []
