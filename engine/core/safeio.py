@@ -152,12 +152,11 @@ def private_folder(parent: str | os.PathLike[str] | None = None, prefix: str = "
     return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
 
 
-@contextlib.contextmanager
-def file_lock(path: str | os.PathLike[str], what: str = "the lock file") -> Iterator[None]:
-    """An exclusive lock on ``path`` (waits for it), created without following a link and
-    never truncated, so a link planted there changes nothing."""
+def open_lock_file(path: str | os.PathLike[str], what: str = "the lock file") -> int:
+    """A descriptor on the lock file ``path``, created if missing, never through a link,
+    never truncated, and only a regular file (a FIFO planted there would block a lock)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise BadInput(
@@ -166,6 +165,20 @@ def file_lock(path: str | os.PathLike[str], what: str = "the lock file") -> Iter
                 "remove the link (nothing of ours is stored in it)",
             ) from exc
         raise os_problem(exc, path, "create") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BadInput(
+            f"{what} {path} is not a regular file",
+            "something else was put under its name",
+            "remove it (nothing of ours is stored in it)",
+        )
+    return fd
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str], what: str = "the lock file") -> Iterator[None]:
+    """An exclusive lock on ``path`` (waits for it); see :func:`open_lock_file`."""
+    fd = open_lock_file(path, what)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -1,19 +1,28 @@
 """One timed run per device at a time, across threads, browser tabs and processes.
 
 A file lock under the cache folder: the dashboard's sessions and the CLI all take it
-before timing, so two sweeps never share a GPU (or the CPU cores) while measuring.
+before timing, so two sweeps never share a GPU (or the CPU cores) while measuring. The
+lock file is opened by :func:`engine.core.safeio.open_lock_file` (never through a link,
+never truncated): the cache folder may sit where others can plant a link under a lock's
+predictable name, and older ``filelock`` releases opened it following the link and
+truncating its target. ``flock`` belongs to the open file, so each holder opens its own
+descriptor and two threads of one process exclude each other too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import time
 from collections.abc import Iterator
-
-from filelock import FileLock, Timeout
 
 from engine.core.devices import parse_device
 from engine.core.errors import EngineError
 from engine.core.paths import cache_dir
+from engine.core.safeio import open_lock_file
+
+POLL_S = 0.05
 
 
 def lock_path(device: str) -> str:
@@ -24,23 +33,30 @@ def lock_path(device: str) -> str:
     return str(folder / ("cpu.lock" if kind == "cpu" else f"cuda_{index}.lock"))
 
 
+def _taken(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def device_lock(device: str, timeout_s: float = 3600.0, on_wait=None) -> Iterator[None]:
-    lock = FileLock(lock_path(device), thread_local=False)
+    fd = open_lock_file(lock_path(device), f"the lock file of {device}")
     try:
-        lock.acquire(timeout=0.05)
-    except Timeout:
-        if on_wait:
-            on_wait(f"waiting for another run on {device} to finish")
-        try:
-            lock.acquire(timeout=timeout_s)
-        except Timeout as exc:
-            raise EngineError(
-                f"{device} stayed busy for {timeout_s:.0f} s",
-                "another sweep holds its lock",
-                "wait for it to finish, or stop it",
-            ) from exc
-    try:
+        if not _taken(fd):
+            if on_wait:
+                on_wait(f"waiting for another run on {device} to finish")
+            deadline = time.monotonic() + timeout_s
+            while not _taken(fd):
+                if time.monotonic() >= deadline:
+                    raise EngineError(
+                        f"{device} stayed busy for {timeout_s:.0f} s",
+                        "another sweep holds its lock",
+                        "wait for it to finish, or stop it",
+                    )
+                time.sleep(POLL_S)
         yield
     finally:
-        lock.release()
+        os.close(fd)  # closing drops the lock

@@ -10,6 +10,7 @@ is committed as soon as it is measured.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 from collections.abc import Callable
@@ -42,7 +43,7 @@ from engine.running.measure import time_point
 from engine.running.plan import Callbacks, ProgressFn, normalise
 from engine.running.reproduce import reproduce_command
 from engine.storage.runend import end_of
-from engine.storage.sqlite_guard import StoreLocked
+from engine.storage.sqlite_guard import StoreLocked, WalLost
 
 RunnerFactory = Callable[[RunnerSpec, ModelArtifacts, PrepareContext], Runner]
 __all__ = ["ProgressFn", "SweepOutcome", "reproduce_command", "run_sweep"]
@@ -149,11 +150,15 @@ class _Sweep:
     def store_row(self, row: ResultRow) -> None:
         """Commit ``row``; a store another program keeps locked is waited for, with a note,
         up to a bound (LOCK_WAITS times the store's own wait), then the sweep stops with
-        every point committed before kept."""
+        every point committed before kept. Each point is checkpointed into the database
+        file as it lands, so a WAL another program deletes loses at most the point in
+        flight, and the sweep stops saying exactly which points are stored."""
+        if _lost_wal(self.store):
+            raise self.wal_lost(row)
         for attempt in range(LOCK_WAITS):
             try:
                 self.store.add_row(self.run_id, row)
-                return
+                break
             except StoreLocked as exc:
                 waited = (attempt + 1) * float(getattr(self.store, "timeout_s", 30.0))
                 if attempt + 1 == LOCK_WAITS:
@@ -168,6 +173,20 @@ class _Sweep:
                     f"note: the results database is locked by another program; waited"
                     f" {waited:.0f} s, waiting again (the measured points are safe)"
                 )
+        _checkpoint(self.store)
+
+    def wal_lost(self, row: ResultRow) -> WalLost:
+        name = self.store.path.name
+        kept = len(self.store.rows(self.run_id))
+        return WalLost(
+            f"the results database {name} lost its write-ahead log during the sweep",
+            f"{name}-wal was deleted or replaced by another program while the sweep wrote"
+            f" to it; run {self.run_id} keeps the {kept} point(s) stored before (each one"
+            f" was copied into {name} as it landed); the point in flight ({row.backend}"
+            f" {row.precision} batch {row.batch}) was not stored",
+            "keep other programs (cleaners, scripts) off the store's -wal and -shm files"
+            " while it is in use, then run the rest again",
+        )
 
     def row(self, spec: RunnerSpec, batch: int, **values: Any) -> ResultRow:
         return new_row(self.facts, spec, batch, self.config, **values)
@@ -220,6 +239,7 @@ class _Sweep:
         self.run_id = self.outcome.run_id = self.open_run()
         for held in self.pending:
             self.store.add_row(self.run_id, held)
+        _checkpoint(self.store)
 
     def parity(self, backend: type[Backend], spec, runner, ctx):
         if self.reference is None:
@@ -276,6 +296,17 @@ class _Sweep:
             release_memory()
         self.emit(row)
         return runner
+
+
+def _lost_wal(store: Any) -> bool:
+    # Stores of our own; a caller's stand-in store (an object with add_row) has no WAL.
+    return bool(getattr(store, "lost_wal", None) and store.lost_wal())
+
+
+def _checkpoint(store: Any) -> None:
+    if getattr(store, "checkpoint", None):
+        with contextlib.suppress(StoreLocked):  # best effort: the next point copies the rest
+            store.checkpoint()
 
 
 def drop_inert_options(row: ResultRow, runner: Runner) -> None:

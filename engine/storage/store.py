@@ -39,8 +39,10 @@ from engine.storage.sqlite_guard import (
     check_intact,
     check_ours,
     check_path,
+    checkpoint,
     connect,
     db_error,
+    wal_identity,
 )
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store"]
@@ -74,6 +76,7 @@ def _serial(method):
     @functools.wraps(method)
     def call(self, *args, **kwargs):
         with self.lock:
+            self._follow_wal()
             return method(self, *args, **kwargs)
 
     return call
@@ -107,6 +110,8 @@ class Store:
             self.db.execute("PRAGMA foreign_keys=ON")
             if not readonly:
                 self._migrate()
+            self._wal = wal_identity(self.path)  # the WAL this connection opened
+            self.wal_lost = False
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
             raise db_error(exc, self.path.name, self.path) or EngineError(
@@ -165,9 +170,38 @@ class Store:
                     MIGRATIONS[step](self.db)
                     self.db.execute(f"PRAGMA user_version={step + 1}")
 
-    @_serial
     def close(self) -> None:
-        self.db.close()
+        with self.lock:
+            self._wal = None  # the last close deletes the WAL: that is no loss to follow
+            self.db.close()
+
+    def _follow_wal(self) -> None:
+        """Reopen when another program deleted or replaced the WAL this connection opened:
+        the old connection would write into a deleted file that no other connection reads
+        (and the others' frames would be read from the wrong file). The new connection
+        opens first, so closing the old one is never the last close, which would
+        checkpoint from the lost file and delete the new WAL."""
+        if self._wal is None or wal_identity(self.path) == self._wal:
+            return
+        old = self.db
+        self.db = connect(self.path, self.readonly, self.timeout_s)
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens its WAL
+        with contextlib.suppress(sqlite3.Error):
+            old.close()
+        self._wal = wal_identity(self.path)
+        self.wal_lost = True
+
+    @_serial
+    def lost_wal(self) -> bool:
+        """True once the store's WAL was deleted or replaced while this store was open
+        (it has reopened on the new one)."""
+        return self.wal_lost
+
+    @_serial
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database file (see sqlite_guard.checkpoint)."""
+        return checkpoint(self.db)
 
     # -- writing -------------------------------------------------------------------
     @_serial

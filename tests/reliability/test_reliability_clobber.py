@@ -128,6 +128,25 @@ def test_files_beside_the_store_never_follow_a_link(tmp_path, victim):
     _untouched(victim)
 
 
+def test_device_locks_never_follow_a_planted_link(tmp_path, victim, monkeypatch):
+    """The device locks sit under predictable names in the cache: a link planted there
+    is refused in one line (filelock before 3.20.1 opened it following the link and
+    truncated its target; later ones raise a bare ELOOP), and so is a FIFO."""
+    from engine.running.locks import device_lock, lock_path
+
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    Path(lock_path("cpu")).symlink_to(victim)
+    with pytest.raises(BadInput, match="cpu.lock is a symbolic link"), device_lock("cpu"):
+        pass
+    _untouched(victim)
+    os.mkfifo(lock_path("cuda:1"))
+    with pytest.raises(BadInput, match="cuda_1.lock is not a regular file"):
+        with device_lock("cuda:1", timeout_s=1):
+            pass
+    with device_lock("cuda:0"), device_lock("cuda:2"):  # other devices still lock
+        assert Path(lock_path("cuda:0")).is_file()
+
+
 def test_db_may_be_a_link_the_user_made_to_a_regular_file(tmp_path):
     real = tmp_path / "real.sqlite"
     _store(real)

@@ -117,9 +117,8 @@ def test_a_damaged_store_is_never_written_to(tmp_path):
     assert gone.returncode == 1 and "damaged" in gone.stderr, gone.stderr
 
 
-def _sweep_under_a_lock(db: Path, small_artifacts, release_after_s: float | None):
+def _sweep_under_a_lock(db: Path, small_artifacts, release_on_the_note: bool):
     import sqlite3
-    import threading
 
     from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
     from engine.running.plan import Callbacks
@@ -130,17 +129,19 @@ def _sweep_under_a_lock(db: Path, small_artifacts, release_after_s: float | None
     holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     notes: list[str] = []
     taken: list[bool] = []
-    timers: list[threading.Timer] = []
 
     def on_row(_row) -> None:  # another program takes the write lock after the first point
-        if taken:
-            return
-        taken.append(True)
-        holder.execute("BEGIN EXCLUSIVE")
-        if release_after_s is not None:
-            release = threading.Timer(release_after_s, lambda: holder.execute("COMMIT"))
-            timers.append(release)
-            release.start()
+        if not taken:
+            taken.append(True)
+            holder.execute("BEGIN EXCLUSIVE")
+
+    def progress(_done, _total, message: str) -> None:
+        notes.append(message)
+        # The other program lets go once the sweep has said it waits (not after a fixed
+        # time: a slow machine may measure the next point for longer than any delay).
+        if release_on_the_note and "locked by another program" in message:
+            if holder.in_transaction:
+                holder.execute("COMMIT")
 
     config = SweepConfig(
         small_artifacts.spec,
@@ -149,12 +150,10 @@ def _sweep_under_a_lock(db: Path, small_artifacts, release_after_s: float | None
         BenchSettings(warmup=0, iters=2, min_iters=1, max_time_s=5.0),
         parity=False,
     )
-    callbacks = Callbacks(progress=lambda d, t, m: notes.append(m), on_row=on_row)
+    callbacks = Callbacks(progress=progress, on_row=on_row)
     try:
         return run_sweep(config, store=store, artifacts=small_artifacts, callbacks=callbacks), notes
     finally:
-        for t in timers:
-            t.join()
         if holder.in_transaction:
             holder.execute("ROLLBACK")
         holder.close()
@@ -165,7 +164,7 @@ def test_a_lock_held_elsewhere_is_waited_for_with_a_note(tmp_path, small_artifac
     from engine.storage.store import Store
 
     db = tmp_path / "r.sqlite"
-    out, notes = _sweep_under_a_lock(db, small_artifacts, release_after_s=1.0)
+    out, notes = _sweep_under_a_lock(db, small_artifacts, release_on_the_note=True)
     assert [r.status for r in out.rows] == ["ok"] * 3
     assert any("locked by another program" in n for n in notes), notes
     assert len(Store(db).rows(out.run_id)) == 3
@@ -177,5 +176,47 @@ def test_a_lock_never_released_stops_cleanly_keeping_the_measured(tmp_path, smal
 
     db = tmp_path / "r.sqlite"
     with pytest.raises(EngineError, match="stayed locked.*1 point.*stored.*batch 2.*was not"):
-        _sweep_under_a_lock(db, small_artifacts, release_after_s=None)
+        _sweep_under_a_lock(db, small_artifacts, release_on_the_note=False)
     assert [r.batch for r in Store(db).rows(1)] == [1]
+
+
+def test_a_wal_deleted_mid_sweep_loses_at_most_the_point_in_flight(tmp_path, small_artifacts):
+    """Another program deletes ``<db>-wal`` between two points while a second connection
+    (the dashboard, or the CLI's parent process) holds the store: before, the run and its
+    committed rows vanished and the healthy store was called "damaged: disk I/O error"."""
+    from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
+    from engine.running.plan import Callbacks
+    from engine.running.sweep import run_sweep
+    from engine.storage.sqlite_guard import WalLost
+    from engine.storage.store import Store
+
+    db = tmp_path / "r.sqlite"
+    dashboard, store = Store(db), Store(db)
+    measured: list[int] = []
+
+    def on_row(row) -> None:
+        measured.append(row.batch)
+        if len(measured) == 2:
+            os.unlink(f"{db}-wal")
+
+    config = SweepConfig(
+        small_artifacts.spec,
+        [RunnerSpec("torch")],
+        [1, 2, 3, 4],
+        BenchSettings(warmup=0, iters=2, min_iters=1, max_time_s=5.0),
+        parity=False,
+    )
+    callbacks = Callbacks(on_row=on_row)
+    with pytest.raises(WalLost) as lost:
+        run_sweep(config, store=store, artifacts=small_artifacts, callbacks=callbacks)
+    said = lost.value.user_message()
+    assert "damaged" not in said
+    assert "run 1 keeps the 2 point(s)" in said and "(torch fp32 batch 3) was not stored" in said
+    # The other connection, still open, reads every measured point and how the run ended.
+    assert [r.batch for r in dashboard.rows(1)] == measured == [1, 2]
+    assert dashboard.run(1)["status"] == "failed"
+    assert "write-ahead log" in dashboard.run(1)["end_reason"]
+    store.close()
+    dashboard.close()
+    assert [r.batch for r in Store(db, readonly=True).rows(1)] == [1, 2]
+    assert deleted_store_files(db) == []
