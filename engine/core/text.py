@@ -137,14 +137,55 @@ def write_terminal(stream: TextIO, data: bytes) -> None:
 
 @contextlib.contextmanager
 def safe_stdio() -> Iterator[None]:
-    """Everything printed to stdout or stderr inside the block is sanitised."""
+    """Everything printed to stdout or stderr inside the block is sanitised: Python's
+    writes through :class:`_SafeStream`, and, when stderr is the process's own, what
+    native code writes to file descriptor 2 (ONNX Runtime's log lines of an in-process
+    run name the model's nodes) through :func:`native_stderr_sanitised`."""
     out, err = sys.stdout, sys.stderr
-    sys.stdout = _SafeStream(out)  # type: ignore[assignment]
-    sys.stderr = _SafeStream(err)  # type: ignore[assignment]
+    with native_stderr_sanitised() as py_err:
+        sys.stdout = _SafeStream(out)  # type: ignore[assignment]
+        sys.stderr = _SafeStream(py_err or err)  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = out, err
+
+
+@contextlib.contextmanager
+def native_stderr_sanitised() -> Iterator[TextIO | None]:
+    """File descriptor 2 becomes a pipe whose reader writes the sanitised bytes to the real
+    stderr; yields a text stream on the real stderr for Python's own (already sanitised)
+    writes, or None when stderr is not this process's own (a test's capture)."""
+    import codecs
+    import os
+    import threading
+
+    if sys.stderr is not sys.__stderr__ or sys.__stderr__ is None:
+        yield None
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+
+    def pump() -> None:
+        decode = codecs.getincrementaldecoder("utf-8")("replace")
+        while chunk := os.read(read_fd, 65536):
+            os.write(saved, safe_text(decode.decode(chunk), newlines=True).encode())
+        os.close(read_fd)
+
+    thread = threading.Thread(target=pump, name="stderr-sanitiser", daemon=True)
+    thread.start()
+    py_err = open(os.dup(saved), "w", encoding="utf-8", errors="backslashreplace", buffering=1)
     try:
-        yield
+        yield py_err
     finally:
-        sys.stdout, sys.stderr = out, err
+        py_err.flush()
+        os.dup2(saved, 2)  # the pipe's last writer closes: the pump drains and stops
+        thread.join(5)
+        py_err.close()
+        os.close(saved)
 
 
 def short_clause(text: str, limit: int = 60) -> str:

@@ -176,6 +176,27 @@ def test_onnx_runtime_log_lines_of_the_worker_child_are_sanitised(tmp_path, caps
     assert not RAW.search(err.replace("\n", "").replace("\t", "")), repr(err)
 
 
+def test_onnx_runtime_log_lines_of_an_in_process_run_are_sanitised(tmp_path):
+    """``bench --inline``: ONNX Runtime writes its log line to file descriptor 2 from C++,
+    past Python's sys.stderr; the CLI routes that descriptor through the sanitiser too."""
+    import subprocess
+
+    onnx_path = _onnx_with_hostile_names(tmp_path / "hostile.onnx")
+    argv = ["--onnx", str(onnx_path), "--backend", "ort", "--batch", "1", "--iters", "2"]
+    argv += ["--warmup", "1", "--no-parity", "--inline", "--db", str(tmp_path / "r.sqlite")]
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-m", "engine", "bench", *argv],
+        capture_output=True,
+        cwd=root,
+        timeout=300,
+    )
+    err = run.stderr.decode("utf-8", "replace")
+    assert "Non-zero status code" in err, err  # ONNX Runtime's own line is shown ...
+    assert "\\x1b]52;c;ZXZpbA==\\x07" in err  # ... with its escapes visible
+    assert not RAW.search(err.replace("\n", "").replace("\t", "")), repr(err)
+
+
 # -- typed reading: one bad stored run never hides the others (issue 26.5, 26.6) -----------
 
 

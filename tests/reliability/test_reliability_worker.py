@@ -95,14 +95,14 @@ def test_hang_is_killed_at_the_timeout_and_recorded(tmp_path, crash_hook):
     crash_hook("hang@0")
     db = str(tmp_path / "r.sqlite")
     t0 = time.monotonic()
-    out = run_sweep_in_worker(_config((1, 2)), db, timeout_s=40)  # room for a slow start
+    out = run_sweep_in_worker(_config((1, 2)), db, timeout_s=25)  # room for a slow start
     assert time.monotonic() - t0 < 90
-    assert out.timed_out and "timed out after 40 s" in out.failure
+    assert out.timed_out and "timed out after 25 s" in out.failure
     assert out.exit_code == -9
     status, rows = _stored(db, out.run_id)
     assert status == "failed" and rows == [(1, "failed")]
     assert "timed out" in out.rows[0].reason
-    assert "timed out after 40 s" in Store(db).run(out.run_id)["end_reason"]  # the run says why
+    assert "timed out after 25 s" in Store(db).run(out.run_id)["end_reason"]  # the run says why
 
 
 def test_stop_is_honoured_between_points(tmp_path):

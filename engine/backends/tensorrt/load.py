@@ -160,10 +160,12 @@ def fetch_plan(
 
 
 def plan_lock(key: PlanKey) -> Any:
-    """Two sweeps asking for the same plan build it once; the second waits and reuses it."""
-    from filelock import FileLock
+    """Two sweeps asking for the same plan build it once; the second waits and reuses it.
+    The lock file is never opened through a link planted in the cache (one line, exit 2)."""
+    from engine.core.safeio import file_lock
 
-    return FileLock(str(key.folder) + ".lock", thread_local=False)
+    key.folder.parent.mkdir(parents=True, exist_ok=True)
+    return file_lock(str(key.folder) + ".lock", "the TensorRT plan's lock file")
 
 
 def obtain_engine(
