@@ -11,9 +11,13 @@ from pathlib import Path
 
 import streamlit as st
 
+from engine.core.text import sanitise_stderr_for_good
 from pages.common import ENTRY_KEY
 
 HERE = Path(__file__).resolve().parent
+
+# ONNX Runtime logs model node names (file-borne text) straight to the server's terminal.
+sanitise_stderr_for_good()
 
 # The tab icon is an emoji: Streamlit fetches a ":material/…" favicon from fonts.gstatic.com
 # (the icons in the page itself come from its bundled font), and nothing may leave the machine.

@@ -151,6 +151,25 @@ def safe_stdio() -> Iterator[None]:
             sys.stdout, sys.stderr = out, err
 
 
+_process_wide: contextlib.ExitStack | None = None
+
+
+def sanitise_stderr_for_good() -> bool:
+    """For a long-lived process (the dashboard's server): from now on, everything written to
+    file descriptor 2, Python's logging and ONNX Runtime's log lines alike, reaches the
+    terminal sanitised. Once per process; False when stderr is not the process's own."""
+    global _process_wide
+    if _process_wide is None:
+        stack = contextlib.ExitStack()
+        if stack.enter_context(native_stderr_sanitised()) is None:
+            return False
+        _process_wide = stack  # Python's own stderr writes go to descriptor 2 as well
+        import atexit
+
+        atexit.register(stack.close)  # drain what was written last before the process ends
+    return True
+
+
 @contextlib.contextmanager
 def native_stderr_sanitised() -> Iterator[TextIO | None]:
     """File descriptor 2 becomes a pipe whose reader writes the sanitised bytes to the real

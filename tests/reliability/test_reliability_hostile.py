@@ -197,6 +197,26 @@ def test_onnx_runtime_log_lines_of_an_in_process_run_are_sanitised(tmp_path):
     assert not RAW.search(err.replace("\n", "").replace("\t", "")), repr(err)
 
 
+def test_a_long_lived_process_s_native_stderr_is_sanitised_for_good():
+    """The dashboard's server: what C++ code writes to descriptor 2 after the call (an ONNX
+    Runtime log line naming a hostile node) reaches the terminal sanitised."""
+    import subprocess
+
+    code = (
+        "import os, sys\n"
+        "from engine.core.text import sanitise_stderr_for_good\n"
+        "assert sanitise_stderr_for_good() and sanitise_stderr_for_good()\n"
+        "os.write(2, b'node \\x1b]52;c;ZXZpbA==\\x07 failed\\n')\n"
+        "print('python \\x1b[2J too', file=sys.stderr, flush=True)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=root, timeout=60)
+    err = run.stderr.decode()
+    assert run.returncode == 0, err
+    assert "node \\x1b]52;c;ZXZpbA==\\x07 failed" in err and "python \\x1b[2J too" in err
+    assert not RAW.search(err.replace("\n", "")), repr(err)
+
+
 # -- typed reading: one bad stored run never hides the others (issue 26.5, 26.6) -----------
 
 
