@@ -65,6 +65,23 @@ def dynamo(name: str, model, shape, dynamic_hw: bool, external: bool = False) ->
         model, (torch.randn(*shape),), str(target), dynamo=True,
         dynamic_shapes={"x": dims}, external_data=external, verbose=False,
     )  # fmt: skip
+    strip_machine_paths(target)
+
+
+def strip_machine_paths(path: Path) -> None:
+    """The dynamo exporter stores each node's Python stack trace, with the absolute paths of
+    the machine that exported it: keep the traces (users' files have them), drop the
+    folders above ``scripts/`` and ``site-packages/``."""
+    import re
+
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    above = re.compile(r'File "[^"]*?/(scripts/|site-packages/)')
+    for node in model.graph.node:
+        for prop in node.metadata_props:
+            prop.value = above.sub(r'File "\1', prop.value)
+    onnx.save(model, str(path))
 
 
 def main() -> int:
