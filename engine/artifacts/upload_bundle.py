@@ -19,7 +19,7 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from engine.artifacts.uploads import KINDS, MB, safe_stem
+from engine.artifacts.uploads import KINDS, MB, check_onnx_upload, safe_stem
 from engine.core.errors import BadInput
 from engine.core.paths import uploads_dir
 
@@ -137,21 +137,8 @@ def save_onnx_bundle(files: list[tuple[str, bytes]]) -> Path:
 def _checked(path: Path) -> Path:
     import shutil
 
-    import onnx
-
-    from engine.artifacts.onnx_source import inspect_onnx
-
     try:
-        inspect_onnx(path)
-        try:
-            onnx.checker.check_model(str(path))
-        except Exception as exc:  # noqa: BLE001 - ValidationError, and C++ errors for odd graphs
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            raise BadInput(
-                f"{path.name} is not a valid ONNX model",
-                first or type(exc).__name__,
-                "upload a file written by torch.onnx.export or another ONNX exporter",
-            ) from exc
+        check_onnx_upload(path, path.name)
     except BadInput:
         shutil.rmtree(path.parent, ignore_errors=True)
         raise

@@ -95,29 +95,35 @@ def save_upload(name: str, data: bytes, kind: str = "onnx") -> Path:
     return final
 
 
+def check_onnx_upload(path: Path, shown: str) -> None:
+    """BadInput unless ``path`` has one NCHW float input (what every ONNX source gets) and
+    passes ``onnx.checker``; ``shown`` names it in the message."""
+    import onnx
+
+    from engine.artifacts.onnx_source import inspect_onnx
+
+    inspect_onnx(path)
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:  # noqa: BLE001 - ValidationError, and C++ errors for odd graphs
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise BadInput(
+            f"{shown} is not a valid ONNX model",
+            first or type(exc).__name__,
+            "upload a file written by torch.onnx.export or another ONNX exporter",
+        ) from exc
+
+
 def save_onnx_upload(name: str, data: bytes) -> Path:
     """Store an uploaded ONNX model and check it at once, so a bad file fails on upload.
 
-    The checks: one NCHW float input (what every ONNX source gets) and ``onnx.checker``
-    (an upload is one file, so it cannot lean on external data beside it). A file that
-    fails is not kept.
+    An upload is one file here, so it cannot lean on external data beside it (a model with
+    its data files comes through engine.artifacts.upload_bundle). A file that fails is not
+    kept.
     """
-    import onnx
-
-    from engine.artifacts.models import inspect_onnx
-
     path = save_upload(name, data, "onnx")
     try:
-        inspect_onnx(path)
-        try:
-            onnx.checker.check_model(str(path))
-        except Exception as exc:  # noqa: BLE001 - ValidationError, and C++ errors for odd graphs
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            raise BadInput(
-                f"{safe_stem(name)}.onnx is not a valid ONNX model",
-                first or type(exc).__name__,
-                "upload a file written by torch.onnx.export or another ONNX exporter",
-            ) from exc
+        check_onnx_upload(path, f"{safe_stem(name)}.onnx")
     except BadInput:
         path.unlink(missing_ok=True)
         raise
