@@ -157,23 +157,59 @@ def is_reference(spec: RunnerSpec, onnx_source: bool) -> bool:
 
 
 def auto_candidates(
-    device: str, backends: list[str] | None = None, include_slow: bool = False
+    device: str,
+    backends: list[str] | None = None,
+    include_slow: bool = False,
+    artifacts: Any = None,
+    batches: tuple[int, ...] = (),
+    only_slow: bool = False,
 ) -> tuple[list[RunnerSpec], list[str]]:
     """Auto mode's candidates on ``device`` in ladder order (the registry's order, each
-    backend's ladder), and a note per backend asked for that offers none."""
+    backend's ladder), and notes: a backend asked for that offers none, and for each slow
+    candidate (a compile of minutes) whether it is in because its engines are cached for
+    ``batches`` of ``artifacts``' model, in to be built because ``include_slow`` asked, or
+    left out, and why. ``only_slow``: the slow candidates alone (of backends not asked for,
+    whose cached engines auto mode tries anyway)."""
     specs, notes = [], []
     for name in backends if backends is not None else backend_names():
         b = get_backend(name) if backends is not None else _backend_or_none(name)
         if b is None:
             continue
-        ladder = b.auto_ladder(device)
-        slow = [c for c in ladder if c.slow and not include_slow]
-        offered = [c for c in ladder if include_slow or not c.slow]
-        if backends is not None and not offered:
-            why = "its candidates compile for minutes; ask for them" if slow else "it has none"
-            notes.append(f"{b.TITLE} offers auto mode no candidate on {device}: {why}")
-        specs += [RunnerSpec(name, device, c.precision, c.options) for c in offered]
+        offered = []
+        for c in b.auto_ladder(device):
+            spec = RunnerSpec(name, device, c.precision, c.options)
+            if only_slow and not c.slow:
+                continue
+            if c.slow:
+                keep, note = _slow_candidate(b, spec, include_slow, artifacts, batches)
+                notes.append(note)
+                if not keep:
+                    continue
+            offered.append(spec)
+        if backends is not None and not only_slow and not b.auto_ladder(device):
+            notes.append(f"{b.TITLE} offers auto mode no candidate on {device}: it has none")
+        specs += offered
     return specs, notes
+
+
+def _slow_candidate(
+    b: type[Backend], spec: RunnerSpec, asked: bool, artifacts: Any, batches: tuple[int, ...]
+) -> tuple[bool, str]:
+    """(try it, the note saying why) for a candidate that compiles for minutes."""
+    label = describe(spec, "short")
+    where = f"batch {', '.join(map(str, batches))}" if batches else "these batches"
+    cached = artifacts is not None and batches and b.cached_engines(spec, artifacts, batches)
+    if cached:
+        return True, f"{label}: its engines for {where} are cached, so auto mode tries it"
+    hint = b.build_hint(spec, artifacts, batches) if artifacts is not None and batches else ""
+    cost = f" ({hint})" if hint else " (minutes)"
+    if asked:
+        return True, f"{label}: no cached engine for {where}; building it now{cost}, then cached"
+    return False, (
+        f"{label}: left out, its engines compile for minutes and none is cached for {where};"
+        f" --with-compile (or the dashboard's toggle) builds them{cost}, and later runs"
+        " reuse them"
+    )
 
 
 def title(name: str) -> str:

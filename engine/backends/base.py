@@ -160,6 +160,11 @@ class Backend(ABC):
     # Offered as the FP32 reference parity compares with, on the CPU: lowest rank wins
     # among the backends that can run the model source; None: never the reference.
     REFERENCE_RANK: ClassVar[int | None] = None
+    # True: it builds engines worth making ahead of time (``python -m engine build``), with
+    # BUILD_OPTIONS set on what it builds (a compiled backend's "keep it as a package").
+    BUILDS_ENGINES: ClassVar[bool] = False
+    BUILD_OPTIONS: ClassVar[dict[str, Any]] = {}
+    BUILD_COMMAND: ClassVar[str] = ""  # a ``python -m engine`` command of its own that builds
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -309,6 +314,23 @@ class Backend(ABC):
         if onnx_source and not cls.RUNS_ONNX_FILES:
             return None
         return cls.REFERENCE_RANK
+
+    @classmethod
+    def parity_batch(cls, spec: RunnerSpec, batches: tuple[int, ...]) -> int | None:
+        """The batch parity judges ``spec`` at, where the default one would cost a build of
+        its own (a compiled engine per shape); None: the sweep's default."""
+        return None
+
+    @classmethod
+    def cached_engines(cls, spec: RunnerSpec, artifacts: Any, batches: tuple[int, ...]) -> bool:
+        """True when a slow candidate's engines for ``batches`` are built and cached, so
+        auto mode tries it without being asked (it costs seconds, not minutes)."""
+        return False
+
+    @classmethod
+    def build_hint(cls, spec: RunnerSpec, artifacts: Any, batches: tuple[int, ...]) -> str:
+        """What building a slow candidate's engines is expected to cost ("" if unknown)."""
+        return ""
 
     @classmethod
     def parity_spec(cls, spec: RunnerSpec) -> RunnerSpec:

@@ -18,12 +18,22 @@ from typing import Any
 
 from engine.backends import describe
 from engine.backends.base import Availability, Backend, Candidate, PrepareContext, Runner
+from engine.backends.compiled_engine import (
+    GRAPH_MODES,
+    EngineKey,
+    build,
+    device_identity,
+    estimate_text,
+    is_cached,
+    library_versions,
+)
 from engine.backends.torch_backend import TorchBackend, TorchRunner
 from engine.core.config import RunnerSpec
 from engine.core.devices import parse_device
 from engine.core.errors import BadInput
 from engine.core.options import max_threads, option
-from engine.core.paths import cache_dir
+from engine.core.parity import PARITY_MIN_BATCH
+from engine.core.paths import cache_dir, python_command
 
 MODES = ("max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead", "default")
 
@@ -37,6 +47,12 @@ class TorchCompileOptions:
         True, "Inductor freezing: weights as constants, BN folded", off_label="no freezing"
     )
     channels_last: bool = option(False, "NHWC memory layout", "channels-last")
+    packaged: bool = option(
+        False,
+        "an AOTInductor package per batch, built once and cached (python -m engine build);"
+        " loaded with nothing compiled",
+        "AOTInductor package",
+    )
     intra_threads: int | None = option(
         None,
         "CPU threads (set by --threads)",
@@ -125,20 +141,146 @@ class CompiledRunner(TorchRunner):
         super().close()
 
 
+class PackagedRunner(TorchRunner):
+    """A TorchRunner whose forward pass is a cached AOTInductor package (one per shape).
+
+    The eager model is exported and compiled only when no package of this key is cached;
+    otherwise the package is loaded and nothing is traced, compiled or autotuned. In the
+    modes whose speed comes with CUDA graphs, the package's call is captured once per shape.
+    """
+
+    def __init__(self, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> None:
+        super().__init__(spec, artifacts.torch_module())
+        o = TorchCompileBackend.options(spec)
+        self.art, self.ctx, self.mode, self.freezing = artifacts, ctx, o.compile_mode, o.freezing
+        self.eager = self.model
+        self.engines: dict[tuple[int, ...], Any] = {}
+        self.use_graph = self.device.type == "cuda" and self.mode in GRAPH_MODES
+        self.provider = "torch-aoti-cuda" if self.device.type == "cuda" else "torch-aoti-cpu"
+        self.info.update({"compile_mode": self.mode, "engine": "AOTInductor package"})
+
+    def _forward(self, x: Any) -> Any:
+        engine = self.engines.get(tuple(x.shape)) or self._engine(x)
+        with self.torch.inference_mode():
+            return engine(x)
+
+    def _compile(self, x: Any, key: EngineKey) -> Any:
+        torch = self.torch
+        inductor_cache_dir()
+
+        def compile_package(path: str) -> None:
+            self.ctx.step(
+                f"compiling the {self.mode} engine for batch {key.batch}: {estimate_text(key)}"
+            )
+            with torch.no_grad():
+                program = torch.export.export(self.eager, (x,))
+            configs = dict(torch._inductor.list_mode_options(self.mode))
+            configs.pop("triton.cudagraphs", None)  # the runner captures its own graph
+            configs["freezing"] = self.freezing
+            torch._inductor.aoti_compile_and_package(
+                program, package_path=path, inductor_configs=configs
+            )
+
+        return build(key, compile_package, {"mode": self.mode}, self.ctx.say)
+
+    def _engine(self, x: Any) -> Any:
+        key = TorchCompileBackend.engine_key(self.spec, self.art, int(x.shape[0]))
+        path, build_s, built = self._compile(x, key)
+        t0 = time.perf_counter()
+        index = (self.device.index or 0) if self.device.type == "cuda" else -1
+        engine = self.torch._inductor.aoti_load_package(
+            str(path), run_single_threaded=self.use_graph, device_index=index
+        )
+        load_s = time.perf_counter() - t0
+        if built:
+            self.ctx.say(
+                f"built the compiled engine {key.name} in {build_s:.0f} s and cached it"
+                f" ({python_command()} -m engine cache list); loaded in {load_s:.1f} s"
+            )
+        else:
+            self.ctx.say(
+                f"loaded the cached compiled engine {key.name} in {load_s:.1f} s, nothing"
+                f" compiled (its build took {build_s:.0f} s)"
+            )
+        self.info.update(
+            {
+                "engine_key": key.name,
+                "engine": "built now" if built else "loaded from the cache",
+                "build_s": round(build_s, 1),
+                "load_s": round(load_s, 2),
+            }
+        )
+        self.engines[tuple(x.shape)] = engine
+        return engine
+
+    def close(self) -> None:
+        self.engines.clear()
+        self.eager = None
+        super().close()
+
+
 class TorchCompileBackend(Backend):
     NAME = "torch_compile"
     TITLE = "torch.compile"
     PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
     Options = TorchCompileOptions
     RUNS_ONNX_FILES = False
+    BUILDS_ENGINES = True
+    BUILD_OPTIONS = {"packaged": True}
 
     @classmethod
     def auto_ladder(cls, device: str) -> list[Candidate]:
-        """FP16 channels-last max-autotune on CUDA, slow (minutes of compiling per shape);
-        none on the CPU, where Inductor's CPU code is not what this backend is for."""
+        """A packaged engine: FP16 channels-last max-autotune on CUDA; FP32 in the default
+        mode on the CPU. Slow (minutes of compiling per shape): auto mode tries it when its
+        engines are cached, or when asked to build them."""
         if parse_device(device)[0] == "cpu":
-            return []
-        return [Candidate.of("fp16", slow=True, channels_last=True)]
+            return [Candidate.of("fp32", slow=True, packaged=True, compile_mode="default")]
+        return [Candidate.of("fp16", slow=True, channels_last=True, packaged=True)]
+
+    @classmethod
+    def engine_key(cls, spec: RunnerSpec, artifacts: Any, batch: int) -> EngineKey:
+        """The cache key of ``spec``'s packaged engine for ``batch`` of this model."""
+        o = cls.options(spec)
+        name, cc = device_identity(spec.device)
+        h, w = artifacts.image_hw
+        return EngineKey(
+            model=artifacts.model_name,
+            weights_hash=artifacts.weights_hash,
+            batch=batch,
+            channels=artifacts.channels,
+            height=h,
+            width=w,
+            precision=spec.precision,
+            compile_mode=o.compile_mode,
+            freezing=o.freezing,
+            channels_last=o.channels_last,
+            **library_versions(),
+            device_name=name,
+            compute_capability=cc,
+        )
+
+    @classmethod
+    def cached_engines(cls, spec: RunnerSpec, artifacts: Any, batches: tuple[int, ...]) -> bool:
+        """True when ``spec`` is packaged and its engine for every batch is in the cache."""
+        if not cls.options(spec).packaged or not cls.availability(spec.device).ok:
+            return False
+        return all(is_cached(cls.engine_key(spec, artifacts, b)) for b in batches)
+
+    @classmethod
+    def build_hint(cls, spec: RunnerSpec, artifacts: Any, batches: tuple[int, ...]) -> str:
+        """How long building ``spec``'s engines is expected to take, from earlier builds."""
+        if not cls.options(spec).packaged or not cls.availability(spec.device).ok:
+            return ""
+        return estimate_text(cls.engine_key(spec, artifacts, max(batches)))
+
+    @classmethod
+    def parity_batch(cls, spec: RunnerSpec, batches: tuple[int, ...]) -> int | None:
+        """A packaged engine is judged at one of the sweep's batches (the first of at least
+        2, which parity needs), whose engine a timed point then loads, rather than at a
+        batch of its own: another build of minutes."""
+        if not cls.options(spec).packaged:
+            return None
+        return next((b for b in batches if b >= PARITY_MIN_BATCH), None)
 
     @classmethod
     def availability(cls, device: str = "cpu") -> Availability:
@@ -178,5 +320,8 @@ class TorchCompileBackend(Backend):
 
     @classmethod
     def _build(cls, spec: RunnerSpec, artifacts, ctx: PrepareContext) -> Runner:
+        if cls.options(spec).packaged:
+            ctx.step(f"preparing {describe(spec)}: cached engines in compiled/")
+            return PackagedRunner(spec, artifacts, ctx)
         ctx.step(f"preparing torch.compile ({describe(spec)}); cache folder inductor/")
         return CompiledRunner(spec, artifacts.torch_module(), ctx)

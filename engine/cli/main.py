@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("engine.cli.imports:main", "import bench --json documents"),
     "report": ("engine.cli.report:main", "write an HTML or markdown report"),
     "cache": ("engine.cli.cache:main", "list, size and prune the artifact cache"),
+    "build": (
+        "engine.cli.build:main",
+        "build and cache engines (compiled, TensorRT) ahead of time",
+    ),
     "trt-build": ("engine.cli.trt_build:main", "build a TensorRT plan without running it"),
 }
 

@@ -14,6 +14,7 @@ import numpy as np
 from engine.core.config import Parity
 
 PARITY_BATCH = 8
+PARITY_MIN_BATCH = 2  # the logits are centred over the batch
 
 # precision → (max error relative to the centred spread, minimum mean cosine)
 #
@@ -105,7 +106,7 @@ def why_not_judged(reference: np.ndarray, precision: str = "fp32") -> str:
 def compare(reference: np.ndarray, candidate: np.ndarray, precision: str = "fp32") -> Parity:
     if reference.shape != candidate.shape:
         raise ValueError(f"shape mismatch: {reference.shape} vs {candidate.shape}")
-    if reference.shape[0] < 2:
+    if reference.shape[0] < PARITY_MIN_BATCH:
         raise ValueError("parity needs a batch of at least 2 to centre the logits")
     max_err, min_cos = TOLERANCES.get(precision, TOLERANCES["fp32"])
     tolerance = f"max rel err ≤ {max_err}, cosine ≥ {min_cos}"

@@ -144,12 +144,15 @@ class AutoOutcome(SweepOutcome):
         return [s.to_dict() for steps in self.ladders.values() for s in steps]
 
 
-def plan_auto(config: SweepConfig, include_compile: bool = False) -> SweepConfig:
+def plan_auto(
+    config: SweepConfig, include_compile: bool = False, said: list[str] | None = None
+) -> SweepConfig:
     """The one sweep auto mode measures: the candidates for the config's devices and backends.
 
     The config's model, batches and timing settings are used as given; its runner list
     only says which devices and backends to consider. Parity is always on: a faster
-    configuration that computes something else must never win.
+    configuration that computes something else must never win. ``said`` receives the
+    notes on candidates left out, or in because their engines are cached or to be built.
     """
     devices = list(dict.fromkeys(r.device for r in config.runners)) or ["cpu"]
     backends = list(dict.fromkeys(r.backend for r in config.runners)) or None
@@ -158,9 +161,20 @@ def plan_auto(config: SweepConfig, include_compile: bool = False) -> SweepConfig
     threads = config.bench.threads
     runners: list[RunnerSpec] = []
     notes: list[str] = []
+    model = _LazyArtifacts(config)
     for device in devices:
-        specs, why = auto_candidates(device, backends, include_compile)
+        specs, why = auto_candidates(
+            device, backends, include_compile, model, tuple(config.batches)
+        )
         notes += why
+        if backends is not None:  # engines that compile for minutes: tried when cached or asked
+            others = [n for n in backend_names() if n not in backends]
+            if config.model.onnx_path:
+                others = [n for n in others if get_backend(n).RUNS_ONNX_FILES]
+            slow, why = auto_candidates(
+                device, others, include_compile, model, tuple(config.batches), only_slow=True
+            )
+            specs, notes = specs + slow, notes + why
         runners += [s.with_options(**setting_options("threads", threads)) for s in specs]
     if not runners:
         raise BadInput(
@@ -168,6 +182,8 @@ def plan_auto(config: SweepConfig, include_compile: bool = False) -> SweepConfig
             "; ".join(notes) or f"asked for {', '.join(backends or [])}",
             f"use --backend {','.join(DEFAULT_BACKENDS)} with --auto",
         )
+    if said is not None:
+        said += [n for n in notes if n not in said]
     return SweepConfig(
         model=config.model,
         runners=runners,
@@ -176,6 +192,20 @@ def plan_auto(config: SweepConfig, include_compile: bool = False) -> SweepConfig
         parity=True,
         calibration_dir=config.calibration_dir,
     )
+
+
+class _LazyArtifacts:
+    """The config's model artifacts, loaded only if a backend asks about cached engines."""
+
+    def __init__(self, config: SweepConfig) -> None:
+        self.config, self.art = config, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self.art is None:
+            from engine.artifacts.models import load_artifacts
+
+            self.art = load_artifacts(self.config.model)
+        return getattr(self.art, name)
 
 
 SweepFn = Callable[[SweepConfig, Any, "str | None", Callbacks], SweepOutcome]
@@ -198,9 +228,14 @@ def run_auto(
     The stored command is ``command`` or the reproduce command of ``config`` with
     ``--auto``, never the expanded candidate list (which the CLI cannot express).
     """
-    auto_config = plan_auto(config, include_compile)
+    said: list[str] = []
+    auto_config = plan_auto(config, include_compile, said)
     command = command or reproduce_command(config, auto=True, include_compile=include_compile)
-    outcome = (sweep or _inline_sweep)(auto_config, store, command, callbacks or Callbacks())
+    cb = callbacks or Callbacks()
+    for note in said:
+        cb.say(0, 0, note)
+    outcome = (sweep or _inline_sweep)(auto_config, store, command, cb)
+    outcome.notes[:0] = [n for n in said if n not in outcome.notes]
     return auto_outcome(outcome)
 
 

@@ -131,8 +131,8 @@ class _Sweep:
         self.total = len(config.runners) * len(batches)
         self.done = 0
         self.pbatch = art.fixed_batch or PARITY_BATCH
-        self.parity_x = art.sample_input(self.pbatch, seed=99)
-        self.reference: np.ndarray | None = None
+        # parity batch → (input, FP32 reference outputs once computed)
+        self.judged: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
 
     def progress(self, msg: str) -> None:
         self.cb.say(self.done, self.total, msg)
@@ -242,15 +242,20 @@ class _Sweep:
         _checkpoint(self.store)
 
     def parity(self, backend: type[Backend], spec, runner, ctx):
-        if self.reference is None:
+        pbatch = (
+            self.pbatch if self.art.fixed_batch else backend.parity_batch(spec, tuple(self.batches))
+        ) or self.pbatch
+        x, reference = self.judged.get(pbatch) or (self.art.sample_input(pbatch, seed=99), None)
+        if reference is None:
             self.progress("computing the FP32 reference outputs")
-            self.reference = reference_outputs(self.art, self.parity_x)
+            reference = reference_outputs(self.art, x)
+            self.judged[pbatch] = (x, reference)
         judged_at = backend.parity_precision(spec)
         if runner is None:  # a graph is captured per shape: check the same graph uncaptured
-            pctx = replace(ctx, batches=(self.pbatch,))
+            pctx = replace(ctx, batches=(pbatch,))
             with self.factory(backend.parity_spec(spec), self.art, pctx) as prunner:
-                return compare(self.reference, prunner.infer(self.parity_x), judged_at)
-        return compare(self.reference, runner.infer(self.parity_x), judged_at)
+                return compare(reference, prunner.infer(x), judged_at)
+        return compare(reference, runner.infer(x), judged_at)
 
     def time_point(self, spec, b, runner, ctx, per_batch, parity) -> Runner | None:
         row = self.row(spec, b)

@@ -120,6 +120,8 @@ class TensorRTBackend(Backend):
     DEVICES = ("cuda",)
     Options = TensorRTOptions
     INSPECTS = True
+    BUILDS_ENGINES = True
+    BUILD_COMMAND = "trt-build"  # builds without a GPU (TensorRT-RTX); ``build`` hands over
     LIBRARIES = {
         "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
         "tensorrt_rtx": ("tensorrt-rtx-cu13-bindings",),

@@ -1,0 +1,269 @@
+"""Compiled engines: one AOTInductor package per key, built once, loaded in seconds.
+
+``torch.compile`` compiles on the first call of every new process: it traces the model,
+generates kernels and, in max-autotune, times several per layer, minutes per input shape.
+Its shared on-disk caches shorten a second start but still trace, and no single entry can
+be listed or removed. A packaged engine is the other way, the way TensorRT plans are kept:
+``torch.export`` plus ``aoti_compile_and_package`` writes one self-contained ``.pt2`` file per
+key under ``cache_dir()/"compiled"/<name>/`` with a ``meta.json`` (the key, the file's
+SHA-256, build time, size); ``aoti_load_package`` loads it with no tracing, compiling or
+autotuning. The key holds everything that makes one engine differ from another: weights
+hash, input shape, precision, compile settings, the torch/Triton/CUDA versions and the
+device. Nothing here imports torch at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from engine.core.errors import BadInput
+from engine.core.hashing import file_sha256
+from engine.core.paths import cache_dir
+from engine.core.safeio import file_lock, write_text
+
+SCHEMA = 1  # bump when what goes into a package changes
+KIND = "compiled"
+PACKAGE = "model.pt2"
+# torch.compile's modes whose speed comes with CUDA graphs: a package has none of its own,
+# so its runner captures one per shape (as Inductor's cudagraph trees do for the JIT path).
+GRAPH_MODES = ("max-autotune", "reduce-overhead")
+VERSIONED = ("torch_version", "triton_version", "cuda_version")
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    """Everything that makes one compiled engine differ from another."""
+
+    model: str
+    weights_hash: str
+    batch: int
+    channels: int
+    height: int
+    width: int
+    precision: str
+    compile_mode: str
+    freezing: bool
+    channels_last: bool
+    torch_version: str
+    triton_version: str
+    cuda_version: str
+    device_name: str  # the GPU's name, or "cpu" and its instruction set
+    compute_capability: str  # "9.0"; "" on the CPU
+    schema: int = SCHEMA
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+    @property
+    def name(self) -> str:
+        """The cache key as shown to users: model, batch, precision and a digest of the rest."""
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.model).strip("-").lower()[:32] or "model"
+        return f"aoti-{slug}-b{self.batch}-{self.precision}-{self.digest()[:20]}"
+
+    @property
+    def folder(self) -> Path:
+        return cache_dir() / KIND / self.name
+
+    @property
+    def package(self) -> Path:
+        return self.folder / PACKAGE
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineKey | None:
+        names = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or set(data) != names:
+            return None
+        try:
+            return cls(**data)
+        except TypeError:
+            return None
+
+
+def device_identity(device: str) -> tuple[str, str]:
+    """(device name, compute capability) of ``device``: the GPU that will run the engine,
+    or the CPU's instruction set (generated C++ is built for it)."""
+    import torch
+
+    from engine.core.devices import parse_device
+
+    kind, index = parse_device(device)
+    if kind == "cuda":
+        cap = torch.cuda.get_device_capability(index)
+        return torch.cuda.get_device_name(index), f"{cap[0]}.{cap[1]}"
+    return f"cpu {torch.backends.cpu.get_cpu_capability()}", ""
+
+
+def library_versions() -> dict[str, str]:
+    """The versions an engine is built against (an engine of other versions is stale)."""
+    import torch
+
+    try:
+        from importlib import metadata
+
+        triton = metadata.version("triton")
+    except Exception:  # noqa: BLE001 - no Triton (the CPU wheel) is a version of its own
+        triton = ""
+    return {
+        "torch_version": torch.__version__,
+        "triton_version": triton,
+        "cuda_version": torch.version.cuda or "",
+    }
+
+
+def record(key: EngineKey) -> dict[str, Any]:
+    """The stored record of a cached engine, {} if there is none or it is unreadable."""
+    try:
+        data = json.loads((key.folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def lookup(key: EngineKey) -> tuple[Path | None, str]:
+    """The cached package for ``key`` after its hash check, or (None, why it was not used).
+
+    The note is empty for a plain miss; a mismatched or damaged entry is removed with a
+    note, because the rebuild it causes takes minutes and should not be a mystery.
+    """
+    if not key.folder.exists():
+        return None, ""
+    meta = record(key)
+    problem = ""
+    if not meta:
+        problem = "its record is missing or unreadable"
+    elif meta.get("key") != key.to_dict():
+        problem = "its record belongs to other build settings"
+    else:
+        try:
+            if file_sha256(key.package) != meta.get("sha256"):
+                problem = "its SHA-256 does not match the recorded one (truncated or altered)"
+        except OSError as exc:
+            problem = f"its package could not be read ({type(exc).__name__})"
+    if not problem:
+        return key.package, ""
+    discard(key)
+    return None, f"the cached compiled engine {key.name} was discarded: {problem}; rebuilding"
+
+
+def discard(key: EngineKey) -> None:
+    import shutil
+
+    shutil.rmtree(key.folder, ignore_errors=True)
+
+
+def is_cached(key: EngineKey) -> bool:
+    """Cheap: the package and a record of this key exist (no hash check)."""
+    return key.package.is_file() and record(key).get("key") == key.to_dict()
+
+
+def build(
+    key: EngineKey,
+    compile_package: Callable[[str], None],
+    facts: dict[str, Any],
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Path, float, bool]:
+    """The package for ``key``: from the cache, else made by ``compile_package(path)`` and
+    cached. Returns (path, build seconds, built now). One build per key at a time: a second
+    process waits for the first and then loads what it made."""
+    lock_dir = cache_dir() / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with file_lock(lock_dir / f"{key.name}.lock", "the compiled engine's lock"):
+        path, note = lookup(key)
+        if note and progress:
+            progress(note)
+        if path is not None:
+            return path, float(record(key).get("build_s") or 0.0), False
+        key.folder.mkdir(parents=True, exist_ok=True)
+        # "pre." marks a build in progress: `cache prune` leaves the entry alone meanwhile.
+        partial = key.folder / f"pre.{os.getpid()}.pt2"
+        t0 = time.perf_counter()
+        try:
+            compile_package(str(partial))
+            build_s = time.perf_counter() - t0
+            digest = file_sha256(partial)
+            size = partial.stat().st_size
+            os.replace(partial, key.package)
+        finally:
+            partial.unlink(missing_ok=True)
+        meta = {
+            **facts,
+            "key": key.to_dict(),
+            "sha256": digest,
+            "bytes": size,
+            "build_s": round(build_s, 1),
+            "created": time.time(),
+            "model": key.model,
+            "precision": key.precision,
+            "batch": key.batch,
+        }
+        write_text(key.folder / "meta.json", json.dumps(meta, indent=1), "the engine's record")
+        return key.package, build_s, True
+
+
+def entries() -> list[dict[str, Any]]:
+    """Every cached engine's record (unreadable ones left out), newest first."""
+    root = cache_dir() / KIND
+    out = []
+    if root.is_dir():
+        for folder in root.iterdir():
+            try:
+                data = json.loads((folder / "meta.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and isinstance(data.get("key"), dict):
+                out.append(data)
+    return sorted(out, key=lambda d: -float(d.get("created") or 0))
+
+
+def estimate_s(key: EngineKey) -> float | None:
+    """A build time to expect for ``key``, from earlier builds: the same model, device and
+    compile mode (the nearest batch), else None."""
+    best: tuple[int, float] | None = None
+    for data in entries():
+        k = data["key"]
+        same = all(k.get(f) == getattr(key, f) for f in ("model", "device_name", "compile_mode"))
+        build_s = data.get("build_s")
+        if same and isinstance(build_s, int | float) and isinstance(k.get("batch"), int):
+            gap = abs(k["batch"] - key.batch)
+            if best is None or gap < best[0]:
+                best = (gap, float(build_s))
+    return best[1] if best else None
+
+
+def estimate_text(key: EngineKey) -> str:
+    seconds = estimate_s(key)
+    if seconds is None:
+        return "no earlier build of this model here to estimate from; minutes on a GPU"
+    return f"about {seconds:.0f} s, from an earlier build of {key.model} on this device"
+
+
+def stale_reason(meta: dict[str, Any], current: dict[str, str] | None = None) -> str:
+    """Why a cached engine can no longer be loaded here ("" when it still matches): a
+    library version changed since it was built."""
+    key = meta.get("key")
+    if not isinstance(key, dict):
+        return ""
+    now = current if current is not None else library_versions()
+    changed = [
+        f"{name.removesuffix('_version')} {key.get(name) or 'none'} → {now[name] or 'none'}"
+        for name in VERSIONED
+        if name in now and key.get(name) != now[name]
+    ]
+    return f"stale: built with other versions ({', '.join(changed)})" if changed else ""
+
+
+def check_batch(batch: int) -> int:
+    if not isinstance(batch, int) or batch < 1:
+        raise BadInput(f"batch {batch} cannot have a compiled engine", fix="use a batch ≥ 1")
+    return batch
