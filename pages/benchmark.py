@@ -164,12 +164,18 @@ def _sweep_section(
         value=False,
         key="vb_auto",
     )
+    build = auto and st.toggle(
+        "Also build the compiled engines that are not cached yet (torch.compile, max-autotune"
+        " on a GPU: minutes per batch size the first time; cached engines are always tried)",
+        value=False,
+        key="vb_with_compile",
+    )
     if config is not None:
         st.caption("The same sweep from a terminal:")
-        st.code(reproduce_command(config, auto=auto), language="bash")
+        st.code(reproduce_command(config, auto=auto, include_compile=build), language="bash")
     c1, c2 = st.columns([1, 1])
     if c1.button("Run sweep", type="primary", disabled=config is None or running, key="vb_run"):
-        job = common.start_sweep(config, auto=auto)
+        job = common.start_sweep(config, auto=auto, include_compile=build)
         running = True
     stop_slot = c2.empty()  # emptied when the sweep ends: a Stop for a finished sweep does nothing
     if running:

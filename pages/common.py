@@ -411,6 +411,7 @@ class SweepJob:
     in_worker: bool = False
     worker_note: str = ""
     auto: bool = False
+    include_compile: bool = False  # auto mode: build the compiled engines not yet cached
     started_s: float = field(default_factory=time.time)
     thread: threading.Thread | None = None
 
@@ -433,7 +434,8 @@ class SweepJob:
             self.in_worker = True
             store = shared_store(self.db_path)  # the page's own connection, not another
             callbacks = Callbacks(self.on_progress, self.on_row, self.stop.is_set)
-            self.outcome = launcher.launch(Job(self.config, auto=self.auto), store, callbacks)
+            job = Job(self.config, auto=self.auto, include_compile=self.include_compile)
+            self.outcome = launcher.launch(job, store, callbacks)
         except BaseException as exc:  # noqa: BLE001 - the page shows every failure
             self.error = exc
         finally:
@@ -445,8 +447,18 @@ class SweepJob:
         return self
 
 
-def start_sweep(config: SweepConfig, db_path: str | None = None, auto: bool = False) -> SweepJob:
-    job = SweepJob(config=config, db_path=str(db_path or default_db()), auto=auto)
+def start_sweep(
+    config: SweepConfig,
+    db_path: str | None = None,
+    auto: bool = False,
+    include_compile: bool = False,
+) -> SweepJob:
+    job = SweepJob(
+        config=config,
+        db_path=str(db_path or default_db()),
+        auto=auto,
+        include_compile=include_compile,
+    )
     st.session_state[JOB_KEY] = job
     return job.start()
 

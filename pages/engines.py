@@ -165,6 +165,52 @@ def _trt_build(sel: common.Selection, ok: bool) -> None:
                 )
 
 
+def _built_engines(name: str, sel: common.Selection, ok: bool) -> None:
+    """A builder backend's cached engines (stale ones marked), one removable on its own, and
+    a button that builds what auto mode would try for the selection (``python -m engine build``)."""
+    from engine.artifacts.cache import prune
+    from engine.backends import cache_state
+    from engine.running.build import build_engine, build_specs, build_text
+
+    backend = get_backend(name)
+    st.subheader(f"{backend.TITLE} engines")
+    rows = [r for r in inspection.cache_rows() if r["kind"] == backend.CACHE_KIND]
+    for r in rows:
+        r["state"] = cache_state(r["kind"], r.pop("meta", {})) or "ready"
+    if rows:
+        st.dataframe(pd.DataFrame(rows).drop(columns=["size_bytes", "kind"]), hide_index=True)
+        gone = st.selectbox("Remove one engine", [r["key"] for r in rows], index=None,
+                            key=f"vb_prune_{name}")  # fmt: skip
+        if gone and st.button("Remove it", key=f"vb_prune_go_{name}"):
+            with common.guard("removing the engine"):
+                prune(keys=[gone])
+                st.rerun()
+    else:
+        st.caption(f"No {backend.TITLE} engine is cached yet.")
+    avail = backend.availability(sel.device)
+    if not avail.ok:
+        st.info(markdown_text(f"{backend.TITLE} cannot build on {sel.device}: {avail.reason}"))
+        return
+    specs = build_specs(name, sel.device, None, {})
+    art = common.artifacts(sel.model) if ok else None
+    hint = backend.build_hint(specs[0], art, sel.batches) if specs and art is not None else ""
+    batches = ", ".join(map(str, sel.batches))
+    st.caption(
+        f"Build what auto mode tries on {sel.device} for batches {batches}, once; later sweeps"
+        f" and auto mode load it in seconds. Each batch size: {hint or 'minutes'}."
+    )
+    if st.button(
+        f"Build the {backend.TITLE} engines", key=f"vb_build_{name}", disabled=art is None
+    ):
+        with st.status(f"Building {backend.TITLE} engines…", expanded=True) as status:
+            for spec in specs:
+                for b in sel.batches:
+                    with common.guard(f"{describe(spec)} at batch {b}"):
+                        done = build_engine(spec, art, b, lambda m: status.write(markdown_text(m)))
+                        status.write(markdown_text(build_text(done)))
+            status.update(label="Engines built or found in the cache", state="complete")
+
+
 def _artifact_cache() -> None:
     st.subheader("Artifact cache")
     with common.guard("the cache listing"):
@@ -175,7 +221,7 @@ def _artifact_cache() -> None:
         )
         rows = inspection.cache_rows()
         if rows:
-            st.dataframe(pd.DataFrame(rows).drop(columns="size_bytes"), hide_index=True)
+            st.dataframe(pd.DataFrame(rows).drop(columns=["size_bytes", "meta"]), hide_index=True)
             st.caption(
                 "build_s: export, quantisation or engine build time where the cache recorded it."
             )
@@ -202,6 +248,11 @@ def main() -> None:
             if get_backend(backend_name).INSPECTS:
                 _inspect_section(backend_name, sel, specs)
     _trt_build(sel, ok)
+    from engine.running.build import builders
+
+    for name in builders():
+        with common.guard(name):
+            _built_engines(name, sel, ok)
     _artifact_cache()
 
 

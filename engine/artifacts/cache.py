@@ -46,6 +46,8 @@ class CacheItem:
     @property
     def what(self) -> str:
         bits = [str(self.meta[k]) for k in ("model", "source", "precision") if self.meta.get(k)]
+        if bits and isinstance(self.meta.get("batch"), int):  # an engine built for one batch
+            bits.append(f"batch {self.meta['batch']}")
         if not bits and self.meta.get("format") == "QDQ":
             # An int8 record names its fp32 file by hash, not by model: say what it is.
             source = str(self.meta.get("calibration") or "")
@@ -161,15 +163,19 @@ def prune(
     everything: bool = False,
     root: str | os.PathLike[str] | None = None,
     dry_run: bool = False,
+    keys: list[str] | None = None,
 ) -> list[CacheItem]:
     """Remove entries older than ``older_than_days``, then the oldest until the cache
-    fits ``max_size_bytes``; ``everything`` removes all. Returns what was (or, with
-    ``dry_run``, would be) removed. Entries a build is still writing are kept.
+    fits ``max_size_bytes``; ``everything`` removes all; ``keys`` removes the entries
+    whose key starts with one of them (one engine on its own). Returns what was (or,
+    with ``dry_run``, would be) removed. Entries a build is still writing are kept.
     """
+    if keys is not None:
+        return _prune_keys(keys, root, dry_run)
     if older_than_days is None and max_size_bytes is None and not everything:
         raise BadInput(
             "nothing to prune was named",
-            fix="pass --older-than DAYS, --max-size GB or --all",
+            fix="pass --older-than DAYS, --max-size GB, --key KEY or --all",
         )
     if older_than_days is not None and older_than_days < 0:
         raise BadInput(f"--older-than {older_than_days:g} is negative", fix="use e.g. 30")
@@ -194,6 +200,33 @@ def prune(
                     break
                 doomed.append(i)
                 total -= i.size_bytes
+    if not dry_run:
+        for i in doomed:
+            _remove(i.path, Path(root) if root else cache_dir())
+    return doomed
+
+
+MIN_KEY = 6  # a shorter prefix could match entries the user did not mean
+
+
+def _prune_keys(keys: list[str], root: str | os.PathLike[str] | None, dry_run: bool):
+    short = [k for k in keys if len(k) < MIN_KEY]
+    if not keys or short:
+        raise BadInput(
+            f"--key needs at least {MIN_KEY} characters of a key",
+            fix="copy the key from `cache list`",
+        )
+    items = cache_entries(root)
+    doomed = [i for i in items if any(i.key.startswith(k) for k in keys)]
+    unmatched = [k for k in keys if not any(i.key.startswith(k) for i in items)]
+    if unmatched:
+        raise BadInput(f"no cache entry has the key {unmatched[0]}", fix="see `cache list`")
+    busy = [i for i in doomed if _busy(i.path)]
+    if busy:
+        raise BadInput(
+            f"{busy[0].kind}/{busy[0].key} is being written by a build",
+            fix="wait for the build to finish, then prune it",
+        )
     if not dry_run:
         for i in doomed:
             _remove(i.path, Path(root) if root else cache_dir())

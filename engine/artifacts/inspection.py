@@ -156,6 +156,8 @@ def cache_rows(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any
                     timespec="seconds"
                 ),
                 "folder": short_path(item.path),
+                "key": item.key,
+                "meta": item.meta,
             }
         )
     return rows

@@ -212,6 +212,16 @@ def _slow_candidate(
     )
 
 
+def cache_state(kind: str, meta: dict[str, Any]) -> str:
+    """What a backend says of one of its cache entries ("stale: …"), "" when nothing."""
+    for name in backend_names():
+        b = _backend_or_none(name)
+        said = b.cache_state(kind, meta) if b is not None else ""
+        if said:
+            return said
+    return ""
+
+
 def title(name: str) -> str:
     """The backend's one human name; an unknown name (an old stored row) as it is."""
     b = _backend_or_none(name)
@@ -288,6 +298,7 @@ __all__ = [
     "Backend",
     "Candidate",
     "auto_candidates",
+    "cache_state",
     "backend_versions",
     "is_reference",
     "library_keys",

@@ -165,6 +165,7 @@ class Backend(ABC):
     BUILDS_ENGINES: ClassVar[bool] = False
     BUILD_OPTIONS: ClassVar[dict[str, Any]] = {}
     BUILD_COMMAND: ClassVar[str] = ""  # a ``python -m engine`` command of its own that builds
+    CACHE_KIND: ClassVar[str] = ""  # the cache folder its built engines live in
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -326,6 +327,12 @@ class Backend(ABC):
         """True when a slow candidate's engines for ``batches`` are built and cached, so
         auto mode tries it without being asked (it costs seconds, not minutes)."""
         return False
+
+    @classmethod
+    def cache_state(cls, kind: str, meta: dict[str, Any]) -> str:
+        """A word on one of its cache entries (``kind`` folder, ``meta`` record): "stale: …"
+        when it can no longer be loaded here; "" when all is well or it is not its own."""
+        return ""
 
     @classmethod
     def build_hint(cls, spec: RunnerSpec, artifacts: Any, batches: tuple[int, ...]) -> str:

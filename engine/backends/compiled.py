@@ -20,12 +20,14 @@ from engine.backends import describe
 from engine.backends.base import Availability, Backend, Candidate, PrepareContext, Runner
 from engine.backends.compiled_engine import (
     GRAPH_MODES,
+    KIND,
     EngineKey,
     build,
     device_identity,
     estimate_text,
     is_cached,
     library_versions,
+    stale_reason,
 )
 from engine.backends.torch_backend import TorchBackend, TorchRunner
 from engine.core.config import RunnerSpec
@@ -227,6 +229,7 @@ class TorchCompileBackend(Backend):
     RUNS_ONNX_FILES = False
     BUILDS_ENGINES = True
     BUILD_OPTIONS = {"packaged": True}
+    CACHE_KIND = KIND
 
     @classmethod
     def auto_ladder(cls, device: str) -> list[Candidate]:
@@ -265,6 +268,10 @@ class TorchCompileBackend(Backend):
         if not cls.options(spec).packaged or not cls.availability(spec.device).ok:
             return False
         return all(is_cached(cls.engine_key(spec, artifacts, b)) for b in batches)
+
+    @classmethod
+    def cache_state(cls, kind: str, meta: dict[str, Any]) -> str:
+        return stale_reason(meta) if kind == cls.CACHE_KIND else ""
 
     @classmethod
     def build_hint(cls, spec: RunnerSpec, artifacts: Any, batches: tuple[int, ...]) -> str:

@@ -27,17 +27,26 @@ def _stamp(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _build_s(item: CacheItem) -> str:
+    value = item.meta.get("build_s")
+    return f"{value:.0f}" if isinstance(value, int | float) and value == value else ""
+
+
 def _table(items: list[CacheItem]) -> str:
-    lines = [("kind", "key", "size", "age (days)", "created (UTC)", "what")]
+    from engine.backends import cache_state
+
+    lines = [("kind", "key", "size", "age (days)", "created (UTC)", "build (s)", "what")]
     for i in items:
+        state = cache_state(i.kind, i.meta)
         lines.append(
             (
                 i.kind,
-                i.key[:12],
+                i.key[:48],
                 human_bytes(i.size_bytes),
                 f"{i.age_days:.1f}",
                 _stamp(i.created_s),
-                i.what,
+                _build_s(i),
+                f"{i.what} ({state})" if state else i.what,
             )
         )
     widths = [max(len(row[c]) for row in lines) for c in range(len(lines[0]))]
@@ -52,6 +61,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--older-than", type=float, metavar="DAYS", help="prune: entries older")
     p.add_argument("--max-size", type=float, metavar="GB", help="prune: oldest until it fits")
     p.add_argument("--all", action="store_true", help="prune: every entry")
+    p.add_argument(
+        "--key", action="append", help="prune: the entry whose key starts so (repeatable)"
+    )
     p.add_argument("--dry-run", action="store_true", help="prune: only say what would go")
     p.add_argument("--cache-dir", help="the cache folder (default: the user cache folder)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -61,12 +73,17 @@ def main(argv: list[str]) -> int:
             raise BadInput(f"cache folder {args.cache_dir} does not exist", fix="check the path")
         set_cache_dir(args.cache_dir)
     root = cache_dir()
-    if args.action != "prune" and (args.older_than is not None or args.max_size is not None):
-        raise BadInput("--older-than and --max-size only go with prune")
+    if args.action != "prune" and (
+        args.older_than is not None or args.max_size is not None or args.key
+    ):
+        raise BadInput("--older-than, --max-size and --key only go with prune")
     if args.action == "list":
         items = cache_entries(root)
         if args.json:
-            print(json.dumps([i.to_dict() for i in items], indent=1))
+            from engine.backends import cache_state
+
+            docs = [{**i.to_dict(), "state": cache_state(i.kind, i.meta)} for i in items]
+            print(json.dumps(docs, indent=1))
         else:
             print(_table(items))
             print(f"{len(items)} entries, {human_bytes(sum(i.size_bytes for i in items))}")
@@ -80,7 +97,7 @@ def main(argv: list[str]) -> int:
         check_amount("--older-than", args.older_than, MAX_DAYS)
         check_amount("--max-size", args.max_size, MAX_GB)
         max_bytes = None if args.max_size is None else int(args.max_size * GB)
-        gone = prune(args.older_than, max_bytes, args.all, root, args.dry_run)
+        gone = prune(args.older_than, max_bytes, args.all, root, args.dry_run, args.key)
         freed = sum(i.size_bytes for i in gone)
         verb = "would remove" if args.dry_run else "removed"
         if args.json:

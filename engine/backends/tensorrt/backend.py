@@ -122,6 +122,7 @@ class TensorRTBackend(Backend):
     INSPECTS = True
     BUILDS_ENGINES = True
     BUILD_COMMAND = "trt-build"  # builds without a GPU (TensorRT-RTX); ``build`` hands over
+    CACHE_KIND = "tensorrt"
     LIBRARIES = {
         "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
         "tensorrt_rtx": ("tensorrt-rtx-cu13-bindings",),

@@ -1,0 +1,86 @@
+"""Building engines ahead of time, without measuring: what the ``build`` command and the
+Engines page's button do.
+
+A backend that builds engines worth keeping (``BUILDS_ENGINES``: a compiled model, kept as
+a package per batch size) is prepared and run once per batch; its runner builds the
+engine, or finds it cached, and says which. With no precision or options given, what is
+built is what auto mode would try on the device, so auto mode then finds it cached.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.backends import get_backend
+from engine.backends.base import PrepareContext
+from engine.core.config import RunnerSpec
+from engine.core.errors import BadInput
+
+
+def builders() -> list[str]:
+    """Backends this module builds for (one with a build command of its own is not one)."""
+    from engine.backends import backend_names
+
+    return [
+        n
+        for n in backend_names()
+        if get_backend(n).BUILDS_ENGINES and not get_backend(n).BUILD_COMMAND
+    ]
+
+
+def build_specs(
+    backend: str, device: str, precisions: list[str] | None, options: dict[str, Any]
+) -> list[RunnerSpec]:
+    """The configurations to build: each precision with the options (and the backend's
+    build options); with neither given, the slow candidates auto mode tries on ``device``."""
+    b = get_backend(backend)
+    if not b.BUILDS_ENGINES:
+        raise BadInput(
+            f"the {b.TITLE} backend builds nothing ahead of time",
+            "its runners are made when a sweep starts, in seconds",
+            f"use --backend {', '.join(builders())}",
+        )
+    if not precisions and not options:
+        return [
+            RunnerSpec(b.NAME, device, c.precision, c.options)
+            for c in b.auto_ladder(device)
+            if c.slow
+        ]
+    merged = {**options, **b.BUILD_OPTIONS}
+    return [RunnerSpec(b.NAME, device, p, merged) for p in precisions or ["fp32"]]
+
+
+def build_engine(
+    spec: RunnerSpec, art: Any, batch: int, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Build (or find cached) ``spec``'s engine for ``batch``; the facts of what happened."""
+    from engine.backends import describe
+
+    ctx = PrepareContext(batches=(batch,), progress=progress)
+    t0 = time.perf_counter()
+    with get_backend(spec.backend).prepare(spec, art, ctx) as runner:
+        runner.infer(art.sample_input(batch))
+        info = dict(runner.info)
+    return {
+        "configuration": describe(spec),
+        "batch": batch,
+        "engine": info.get("engine", ""),
+        "built": info.get("engine") == "built now",
+        "key": info.get("engine_key", ""),
+        "build_s": info.get("build_s"),
+        "load_s": info.get("load_s"),
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def build_text(done: dict[str, Any]) -> str:
+    """One line for a built (or found) engine."""
+    build_s, load_s = done.get("build_s") or 0.0, done.get("load_s") or 0.0
+    how = (
+        f"built in {build_s:.0f} s"
+        if done["built"]
+        else f"already cached (built in {build_s:.0f} s), loaded in {load_s:.1f} s"
+    )
+    return f"{done['configuration']}, batch {done['batch']}: {how}; key {done['key']}"
