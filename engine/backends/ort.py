@@ -25,6 +25,8 @@ from engine.backends.ort_faults import model_fault, session_error  # noqa: F401 
 from engine.backends.ort_placement import (  # noqa: F401 - re-exported for callers and tests
     COMPUTE_OPS,
     TRT_EP,
+    capture_limit,
+    check_capture_ops,
     check_graph_capture,
     check_placement,
     node_placement,
@@ -187,6 +189,7 @@ class OrtRunner(Runner):
         if self.use_graph:
             # Known before capture: ONNX Runtime refuses to create a graph-capturing session
             # when any node is placed on the CPU, so look at the placement first.
+            check_capture_ops(model_path)
             graph_placement = probe_placement(
                 ort, model_path, session_options(ort, o), providers, batch, tail
             )
@@ -295,7 +298,13 @@ class OrtRunner(Runner):
         if self.use_graph:
             ro = self.ort.RunOptions()
             ro.add_run_config_entry("gpu_graph_id", "1")
-            self.session.run_with_iobinding(binding, ro)
+            try:
+                self.session.run_with_iobinding(binding, ro)
+            except Exception as exc:  # noqa: BLE001 - a known capture-only limit is not a fault
+                limit = capture_limit(exc)
+                if limit is None:
+                    raise
+                raise limit from exc
         else:
             binding.synchronize_inputs()
             self.session.run_with_iobinding(binding)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from engine.core.errors import NotApplicable, ProviderFallback
 from engine.core.safeio import private_folder
+from engine.core.text import safe_text
 
 COMPUTE_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose", "QLinearConv", "MatMulInteger"}
 TRT_EP = "TensorrtExecutionProvider"
@@ -139,3 +141,60 @@ def check_graph_capture(placement: dict[str, dict[str, int]]) -> None:
             " graph needs every node on the GPU",
             "measure it without the CUDA graph option",
         )
+
+
+# Capture-only limits: conditions under which ONNX Runtime runs a model fine but cannot
+# record it as a CUDA graph. Each is reported as "not applicable" with the node and the
+# limit; any other capture error stays a failure.
+# Operators whose output size depends on the data: the CUDA EP copies a count back to the
+# host mid-run, which a graph cannot record. Control flow is refused by ORT itself.
+HOST_SYNC_OPS = {
+    "NonZero": "its output size depends on the data, so the CUDA EP reads it back to the host",
+    "Unique": "its output size depends on the data, so the CUDA EP reads it back to the host",
+    "NonMaxSuppression": "its output size depends on the data (a host read-back)",
+    "Compress": "its output size depends on the data (a host read-back)",
+    "If": "control flow: ONNX Runtime does not capture graphs with subgraphs",
+    "Loop": "control flow: ONNX Runtime does not capture graphs with subgraphs",
+    "Scan": "control flow: ONNX Runtime does not capture graphs with subgraphs",
+}
+# ONNX Runtime's and CUDA's words when capture meets such a limit at run time.
+CAPTURE_MESSAGES = (
+    ("operation not permitted when stream is capturing", "a host synchronisation or copy"
+     " during capture (CUDA error 900), which a CUDA graph cannot record"),
+    ("cudaErrorStreamCaptureUnsupported", "a call CUDA does not allow during capture"),
+    ("cudaErrorStreamCaptureInvalidated", "a call that invalidated the capture"),
+    ("capture was invalidated", "a call that invalidated the capture"),
+    ("control flow nodes", "control flow (If/Loop/Scan), which ONNX Runtime does not capture"),
+)  # fmt: skip
+_NODE = re.compile(r"running (\w+) node\. Name:'([^']*)'")
+
+
+def check_capture_ops(model_path: str) -> None:
+    """NotApplicable, before any session, when the graph holds an operator that cannot
+    be recorded in a CUDA graph (the first found, by name)."""
+    import onnx
+
+    graph = onnx.load(model_path, load_external_data=False).graph
+    for node in graph.node:
+        if node.op_type in HOST_SYNC_OPS:
+            raise NotApplicable(
+                "ONNX Runtime cannot capture a CUDA graph of this model",
+                f"node {safe_text(node.name or '(unnamed)')[:80]} ({node.op_type}):"
+                f" {HOST_SYNC_OPS[node.op_type]}",
+                "measure it without the CUDA graph option",
+            )
+
+
+def capture_limit(exc: Exception) -> NotApplicable | None:
+    """The error of a capture that met a known capture-only limit, else None."""
+    text = " ".join(str(exc).split())
+    for words, limit in CAPTURE_MESSAGES:
+        if words.lower() in text.lower():
+            found = _NODE.search(text)
+            node = f"node {safe_text(found[2])[:80]} ({found[1]}): " if found else ""
+            return NotApplicable(
+                "ONNX Runtime could not capture a CUDA graph of this model",
+                f"{node}{limit}",
+                "measure it without the CUDA graph option",
+            )
+    return None
