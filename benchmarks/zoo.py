@@ -86,8 +86,11 @@ def _compile(name: str, args: argparse.Namespace, stop) -> list[dict]:
     from engine.running.sweep import run_sweep
 
     cpu = not args.device.startswith("cuda")
+    # The peer a reader would pick: torch.compile just in time, not auto mode's package.
     specs = [
-        replace(s, device=args.device, precision="fp32" if cpu else s.precision)
+        replace(s, device=args.device, precision="fp32" if cpu else s.precision).with_options(
+            packaged=False
+        )
         for s in candidates("cuda", ["torch_compile"], include_compile=True)
     ]
     model, bench = ModelSpec(name=name, image_size=args.image_size), _settings(args)
