@@ -86,13 +86,10 @@ def _compile(name: str, args: argparse.Namespace, stop) -> list[dict]:
     from engine.running.sweep import run_sweep
 
     cpu = not args.device.startswith("cuda")
-    # The peer a reader would pick: torch.compile just in time, not auto mode's package.
-    specs = [
-        replace(s, device=args.device, precision="fp32" if cpu else s.precision).with_options(
-            packaged=False
-        )
+    specs = [  # the peer a reader picks: torch.compile just in time, not auto mode's package
+        replace(s.with_options(packaged=False), device=args.device, precision="fp32" if cpu else s.precision)
         for s in candidates("cuda", ["torch_compile"], include_compile=True)
-    ]
+    ]  # fmt: skip
     model, bench = ModelSpec(name=name, image_size=args.image_size), _settings(args)
     config = SweepConfig(model=model, runners=specs, batches=[args.compile_batch], bench=bench)
     return [r.to_dict() for r in run_sweep(config, callbacks=Callbacks(should_stop=stop)).rows]
