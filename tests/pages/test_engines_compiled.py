@@ -1,0 +1,54 @@
+"""The Engines page's compiled engines (issue 29): listed with their state, removable one
+at a time, and a stale one (built by other library versions) marked so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit", reason="the dashboard pages need Streamlit")
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from engine.backends.compiled_engine import EngineKey, build, library_versions, record  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stand_in(model: str, batch: int, **versions) -> EngineKey:
+    """A cached engine record with a stand-in package (the page only reads records)."""
+    key = EngineKey(
+        model=model, weights_hash="w" * 8, batch=batch, channels=3, height=32, width=32,
+        precision="fp16", compile_mode="max-autotune", freezing=True, channels_last=True,
+        **{**library_versions(), **versions}, device_name="NVIDIA H200",
+        compute_capability="9.0",
+    )  # fmt: skip
+    build(key, lambda path: Path(path).write_bytes(b"x" * 64), {})
+    return key
+
+
+def test_engines_are_listed_marked_stale_and_removed_one_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("VISIONBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(ROOT)
+    fresh = stand_in("efficientnet_b1", 32)
+    old = stand_in("convnext_tiny", 32, torch_version="2.0.0")
+    hostile = stand_in("<b>x</b>", 8)
+    meta = record(hostile)
+    meta["model"] = "**bold** <script>alert(1)</script>"
+    (hostile.folder / "meta.json").write_text(json.dumps(meta))
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=300)
+    at.run()
+    at.switch_page("pages/engines.py").run()
+    assert not at.exception, at.exception
+    (table,) = [d.value for d in at.dataframe if "state" in d.value.columns]
+    states = dict(zip(table["key"], table["state"], strict=True))
+    assert states[fresh.name] == "ready"
+    assert states[old.name].startswith("stale: built with other versions (torch 2.0.0")
+    assert "**bold** <script>alert(1)</script>" in " ".join(table["what"])  # a cell, as text
+    at.selectbox(key="vb_prune_torch_compile").set_value(old.name).run()
+    at.button(key="vb_prune_go_torch_compile").click().run()
+    assert not at.exception and not at.error, at.error
+    assert not old.folder.exists() and fresh.folder.exists() and hostile.folder.exists()
