@@ -90,6 +90,9 @@ def _live_section(sel: common.Selection, specs: list[RunnerSpec], running: bool)
 
 def _measure(sel: common.Selection, specs: list[RunnerSpec], batch: int) -> None:
     measured = []
+    if refused := common.batch_refusal(sel.model, batch):
+        common.show_error(refused)  # the file's own limit: nothing to build or time
+        return
     live_settings = BenchSettings(
         warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5, threads=sel.threads
     )

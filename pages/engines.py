@@ -149,7 +149,7 @@ def _trt_build(sel: common.Selection, ok: bool) -> None:
             with st.spinner("exporting (or reusing the export) and building the plan…"):
                 built = build_standalone(
                     art.onnx_path(trt_precision), trt_precision, list(sel.batches),
-                    art.image_hw, sel.trt_flavour, fixed_batch=art.fixed_batch,
+                    art.image_hw, sel.trt_flavour, fixed_batch=art.graph_batch,
                 )  # fmt: skip
             st.session_state["vb_trt_built"] = built
         built = st.session_state.get("vb_trt_built")

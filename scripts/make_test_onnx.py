@@ -3,7 +3,7 @@
 Each is a small CNN classifier (a few KB of weights), exported by torch's dynamo exporter
 or the legacy one (``dynamo=False``), with and without dynamic height and width, with its
 weights in a data file beside it, at 28, 48 and 299 px, non-square, one-channel, and with
-several outputs. The suite benchmarks each through the CLI. Run again after changing
+several outputs, and one whose dynamic batch is fixed inside the graph. The suite benchmarks each through the CLI. Run again after changing
 this script: ``.venv/bin/python scripts/make_test_onnx.py``.
 """
 
@@ -39,6 +39,16 @@ class Tiny(torch.nn.Module):
         if self.features:
             return f, logits  # a feature map first, the logits second
         return logits
+
+
+class BakedBatch(Tiny):
+    """Declares a dynamic batch but reshapes to the export batch (``view(2, -1)`` traced
+    with literal numbers): a Reshape whose constant shape starts with 2, so any other
+    batch fails inside the graph although the input says any batch."""
+
+    def forward(self, x):
+        f = torch.relu(self.conv(x))
+        return self.head(torch.nn.functional.adaptive_avg_pool2d(f, 1).view(2, -1))
 
 
 def legacy(name: str, model, shape, dynamic_hw: bool, outputs=("logits",)) -> None:
@@ -102,6 +112,7 @@ def main() -> int:
     dynamo("dynamo_dynamic_hw.onnx", Tiny().eval(), (2, 3, 48, 48), dynamic_hw=True)
     dynamo("dynamo_gray_dynamic_hw.onnx", Tiny(channels=1).eval(), (2, 1, 28, 28), True)
     dynamo("external/model.onnx", Tiny().eval(), (2, 3, 48, 48), False, external=True)
+    legacy("legacy_baked_batch_2.onnx", BakedBatch().eval(), (2, 3, 32, 32), dynamic_hw=False)
     for p in sorted(OUT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(OUT)}: {p.stat().st_size} bytes")

@@ -10,11 +10,12 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
 from engine.artifacts.external_data import check_external_data  # noqa: F401 - re-exported
+from engine.artifacts.graph_batch import BakedBatch, find_baked_batch, ort_probe
 from engine.artifacts.onnx_source import OnnxInfo, inspect_onnx
 from engine.artifacts.weights import make_healthy, weights_digest
 from engine.core.config import MAX_BATCH, ModelSpec, weights_label
@@ -270,6 +271,26 @@ class ModelArtifacts:
     @property
     def fixed_batch(self) -> int | None:
         return self.onnx_info.fixed_batch if self.onnx_info else None
+
+    @cached_property
+    def baked_batch(self) -> BakedBatch | None:
+        """The batch a dynamic-batch file is really fixed at inside its graph (probed once,
+        only when a Reshape is suspect), or None."""
+        info = self.onnx_info
+        if info is None or not info.batch_suspects:
+            return None
+        runs = ort_probe(self.spec.onnx_path, info.output_name, self.sample_input)
+        return find_baked_batch(info.batch_suspects, runs)
+
+    @property
+    def graph_batch(self) -> int | None:
+        """The one batch this model runs at: declared on its input, or fixed in its graph."""
+        return self.fixed_batch or (self.baked_batch.batch if self.baked_batch else None)
+
+    def batch_refusal(self, batch: int) -> BadInput | None:
+        """Why ``batch`` cannot run on this file although its input allows it, or None."""
+        baked = self.baked_batch
+        return baked.refusal(batch) if baked and batch != baked.batch else None
 
     @property
     def image_hw(self) -> tuple[int, int]:

@@ -78,7 +78,7 @@ def calibration_feeds(
     else:
         channels = art.input_shape(1)[1]
         images = list(generated_images(CALIBRATION_IMAGES, h, w, channels=channels))
-    batch = art.fixed_batch or 1
+    batch = art.graph_batch or 1
     n = max(1, len(images) // batch)
     return [
         {input_name: np.concatenate([images[(i * batch + j) % len(images)] for j in range(batch)])}

@@ -130,7 +130,7 @@ class _Sweep:
         self.facts = ModelFacts.of_artifacts(art)
         self.total = len(config.runners) * len(batches)
         self.done = 0
-        self.pbatch = art.fixed_batch or PARITY_BATCH
+        self.pbatch = art.graph_batch or PARITY_BATCH
         self.parity_x = art.sample_input(self.pbatch, seed=99)
         self.reference: np.ndarray | None = None
 
@@ -200,6 +200,11 @@ class _Sweep:
         for b in self.batches:
             self.emit(self.row(spec, b, status=status, reason=err.user_message()))
 
+    def refuse(self, spec: RunnerSpec, batch: int, err: EngineError) -> None:
+        """A batch this model cannot run (fixed inside its graph): a row with the reason."""
+        self.outcome.errors.append(err)
+        self.emit(self.row(spec, batch, status=err.row_status, reason=err.user_message()))
+
     def run_spec(self, spec: RunnerSpec) -> None:
         backend = get_backend(spec.backend)
         try:
@@ -207,9 +212,14 @@ class _Sweep:
         except EngineError as exc:
             self.emit_all(spec, "skipped", exc)
             return
+        refused = {b: why for b in self.batches if (why := self.art.batch_refusal(b))}
+        if len(refused) == len(self.batches):  # nothing to build: every batch is refused
+            for b in self.batches:
+                self.refuse(spec, b, refused[b])
+            return
         self.start_run()
         ctx = PrepareContext(
-            batches=tuple(self.batches),
+            batches=tuple(b for b in self.batches if b not in refused),
             calibration_dir=self.config.calibration_dir,
             progress=self.progress,
         )
@@ -228,6 +238,9 @@ class _Sweep:
             if self.cb.stop_requested():
                 self.outcome.interrupted = True
                 break
+            if b in refused:
+                self.refuse(spec, b, refused[b])
+                continue
             runner = self.time_point(spec, b, runner, ctx, per_batch, parity)
         self.close(runner)
         release_memory()

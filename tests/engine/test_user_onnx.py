@@ -125,3 +125,45 @@ def test_an_int8_cache_entry_says_what_it_is():
     path = quantize_int8(art)
     entry = next(e for e in cache_entries() if Path(e.path) == path.parent)
     assert entry.what == "int8 QDQ model, calibrated on generated images"
+
+
+BAKED = (
+    "this file's batch is fixed at 2 inside the graph (Reshape node /Reshape): batch 1 cannot run"
+)
+
+
+def test_a_batch_fixed_inside_the_graph_is_not_applicable_per_batch(tmp_path, capsys):
+    """The input says any batch, a Reshape says 2: batch 1 is a skipped row with the reason
+    (not a failure), batch 2 runs with its parity judged at 2, the exit code is 0."""
+    code, _, err = bench(capsys, tmp_path, "--onnx", str(DATA / "legacy_baked_batch_2.onnx"),
+                         "--json", str(tmp_path / "o.json"))  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((tmp_path / "o.json").read_text())["rows"]
+    assert [(r["batch"], r["status"]) for r in rows] == [(1, "skipped"), (2, "ok")]
+    assert rows[0]["reason"].startswith(BAKED) and rows[1]["parity_status"] == "ok"
+
+
+def test_only_batches_the_graph_cannot_run_is_exit_2_with_the_reason(tmp_path, capsys):
+    code = main(["bench", "--onnx", str(DATA / "legacy_baked_batch_2.onnx"), "--db",
+                 str(tmp_path / "r.sqlite"), *FAST, "--batch", "1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and f"error: nothing requested could run. {BAKED}" in err, err
+    assert not (tmp_path / "r.sqlite").exists() or not Store(str(tmp_path / "r.sqlite")).runs()
+
+
+def test_auto_mode_names_the_fixed_batch_as_why_a_batch_has_no_winner(tmp_path, capsys):
+    code, out, err = bench(capsys, tmp_path, "--onnx", str(DATA / "legacy_baked_batch_2.onnx"),
+                           "--auto")  # fmt: skip
+    assert code == 0, err
+    assert f"batch 1:\n   no winner: {BAKED}" in out, out
+    assert "batch 2: (chosen" in out, out
+
+
+def test_a_constant_reshape_that_runs_at_any_batch_is_not_a_fixed_batch():
+    from engine.artifacts.graph_batch import find_baked_batch
+
+    suspects = [("/weights/Reshape", 4)]  # e.g. a model reshaping its own weights
+    assert find_baked_batch(suspects, runs=lambda b: True) is None
+    assert find_baked_batch(suspects, runs=lambda b: False) is None  # broken at any batch
+    baked = find_baked_batch(suspects, runs=lambda b: b == 4)
+    assert baked is not None and (baked.batch, baked.node) == (4, "/weights/Reshape")

@@ -220,7 +220,7 @@ class TensorRTBackend(Backend):
             ctx.batches,
             opt_batch=opts.get("opt_batch"),
             max_batch=opts.get("max_batch"),
-            fixed_batch=getattr(artifacts, "fixed_batch", None),
+            fixed_batch=getattr(artifacts, "graph_batch", None),
             extra=(PARITY_BATCH,),
         )
 
