@@ -12,7 +12,7 @@ import json
 import shlex
 import sys
 
-from engine.cli.args import Parser, parse_list, utf8_arguments
+from engine.cli.args import Parser, add_image_size, model_spec, parse_list, utf8_arguments
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.text import raw_stream, safe_stdio, safe_text
 from engine.storage.runend import Terminated, install_sigterm, restore_signals
@@ -66,10 +66,7 @@ def bench_parser() -> argparse.ArgumentParser:
     src.add_argument("--model", help="torchvision classifier name (default resnet50)")
     src.add_argument("--onnx", help="a user ONNX file (one NCHW float input) instead of --model")
     src.add_argument("--weights", help="random | pretrained | FILE (default random)")
-    src.add_argument(
-        "--image-size",
-        help="pixels: 224, or HEIGHTxWIDTH (default 224; an ONNX file's own size)",
-    )
+    add_image_size(src)
     src.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     run = p.add_argument_group("what to run")
     from engine.backends import backend_names
@@ -127,7 +124,6 @@ def bench_parser() -> argparse.ArgumentParser:
 
 def build_config(args: argparse.Namespace):
     from engine.artifacts.models import check_batches
-    from engine.cli.args import model_spec
     from engine.core.config import BenchSettings, SweepConfig
     from engine.core.limits import check_threads
 
@@ -353,9 +349,9 @@ def bench_main(argv: list[str]) -> int:
 
 def export_main(argv: list[str]) -> int:
     p = Parser(prog="python -m engine export", description=COMMANDS["export"][1])
-    p.add_argument("--model", default="resnet50")
-    p.add_argument("--weights", default="random")
-    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--model", help="torchvision classifier name (default resnet50)")
+    p.add_argument("--weights", help="random | pretrained | FILE (default random)")
+    add_image_size(p, onnx=False)
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     p.add_argument("--out", required=True, help="where to write the .onnx file")
     p.add_argument("--cache-dir")
@@ -365,13 +361,13 @@ def export_main(argv: list[str]) -> int:
 
         set_cache_dir(args.cache_dir)
     from engine.artifacts.models import load_artifacts
-    from engine.core.config import ModelSpec
     from engine.core.paths import check_output
     from engine.core.safeio import copy_file
 
     check_output(args.out, "--out")  # before minutes of export, not after
 
-    art = load_artifacts(ModelSpec(args.model, args.weights, args.image_size))
+    spec, _ = model_spec(args)
+    art = load_artifacts(spec)
     path = art.onnx_path(args.precision, progress=lambda m: print(m, file=sys.stderr))
     for note in art.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -381,7 +377,8 @@ def export_main(argv: list[str]) -> int:
             {
                 "out": str(out),
                 "bytes": out.stat().st_size,
-                "model": args.model,
+                "model": spec.name,
+                "image_size": spec.size_text,
                 "precision": args.precision,
                 "weights": art.weights_label,
             }

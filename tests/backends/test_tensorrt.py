@@ -340,6 +340,7 @@ def test_every_key_field_changes_the_plan_key():
         "schema": 99,
         "flavour": "rtx",
         "targets": "8.6,8.9",
+        "image_hw": "40x56",
     }
     assert set(changed) == {f.name for f in dataclasses.fields(PlanKey)}
     digests = {base.digest()}
