@@ -17,6 +17,7 @@ from engine.artifacts import inspection
 from engine.artifacts.cache import human_bytes
 from engine.artifacts.images import PREPROCESSING
 from engine.backends import backend_names, describe, get_backend
+from engine.core.commands import engine_command
 from engine.core.config import RunnerSpec
 from engine.core.paths import default_db, short_path
 from engine.core.text import markdown_text
@@ -134,7 +135,9 @@ def _inspect_section(name: str, sel: common.Selection, specs: list[RunnerSpec]) 
 
 def _trt_build(sel: common.Selection, ok: bool) -> None:
     # Build without running: TensorRT-RTX makes a plan even where no GPU or driver is present.
-    st.markdown("**Build a TensorRT plan without running it** (like `python -m engine trt-build`)")
+    st.markdown(
+        f"**Build a TensorRT plan without running it** (like `{engine_command('trt-build')}`)"
+    )
     with common.guard("the TensorRT build"):
         from engine.backends.tensorrt.standalone import build_standalone
 

@@ -19,6 +19,7 @@ from typing import Any
 from engine.backends import describe
 from engine.backends.base import Availability, Backend, Candidate, PrepareContext, Runner
 from engine.backends.torch_backend import TorchBackend, TorchRunner
+from engine.core.commands import pip_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import parse_device
 from engine.core.errors import BadInput
@@ -149,7 +150,7 @@ class TorchCompileBackend(Backend):
             import torch._inductor  # noqa: F401
         except Exception as exc:  # noqa: BLE001 - an Inductor that does not import is "unavailable"
             return Availability(
-                False, f"torch._inductor does not import: {exc}", "pip install torch"
+                False, f"torch._inductor does not import: {exc}", f"{pip_command()} install torch"
             )
         return Availability(True)
 

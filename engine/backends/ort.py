@@ -30,6 +30,7 @@ from engine.backends.ort_placement import (  # noqa: F401 - re-exported for call
     node_placement,
     probe_placement,
 )
+from engine.core.commands import pip_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import cuda_availability, parse_device
 from engine.core.errors import BadInput
@@ -384,7 +385,9 @@ class OrtBackend(Backend):
             ort = import_ort()
         except ImportError as exc:
             return Availability(
-                False, f"onnxruntime does not import: {exc}", "pip install onnxruntime-gpu"
+                False,
+                f"onnxruntime does not import: {exc}",
+                f"{pip_command()} install onnxruntime-gpu",
             )
         kind, _ = parse_device(device)
         if kind == "cpu":
@@ -393,7 +396,7 @@ class OrtBackend(Backend):
             return Availability(
                 False,
                 "the installed onnxruntime package has no CUDA execution provider",
-                "pip uninstall -y onnxruntime && pip install onnxruntime-gpu",
+                f"{pip_command()} uninstall -y onnxruntime && {pip_command()} install onnxruntime-gpu",
             )
         return cuda_availability(device)
 

@@ -13,6 +13,7 @@ import shlex
 import sys
 
 from engine.cli.args import Parser, add_image_size, model_spec, parse_list, utf8_arguments
+from engine.core.commands import engine_command, pip_command
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.text import raw_stream, safe_stdio, safe_text
 from engine.storage.runend import Terminated, install_sigterm, restore_signals
@@ -56,12 +57,12 @@ def missing_package(package: str) -> Unavailable:
         f"the package {package} is not installed for this Python ({sys.executable})",
         "the commands need the environment the README's install command creates",
         "run them with .venv/bin/python -m engine … (or activate it: source .venv/bin/activate),"
-        " or install the requirements: pip install -r requirements.txt",
+        f" or install the requirements: {pip_command()} install -r requirements.txt",
     )
 
 
 def bench_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m engine bench", description=COMMANDS["bench"][1])
+    p = Parser(prog=engine_command("bench"), description=COMMANDS["bench"][1])
     src = p.add_argument_group("model")
     src.add_argument("--model", help="torchvision classifier name (default resnet50)")
     src.add_argument("--onnx", help="a user ONNX file (one NCHW float input) instead of --model")
@@ -348,7 +349,7 @@ def bench_main(argv: list[str]) -> int:
 
 
 def export_main(argv: list[str]) -> int:
-    p = Parser(prog="python -m engine export", description=COMMANDS["export"][1])
+    p = Parser(prog=engine_command("export"), description=COMMANDS["export"][1])
     p.add_argument("--model", help="torchvision classifier name (default resnet50)")
     p.add_argument("--weights", help="random | pretrained | FILE (default random)")
     add_image_size(p, onnx=False)
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m engine COMMAND [options]\n\ncommands:")
+        print(f"usage: {engine_command('COMMAND [options]')}\n\ncommands:")
         for name, (_, help_) in COMMANDS.items():
             print(f"  {name:<10} {help_}")
         return 0 if argv else 2

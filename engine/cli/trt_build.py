@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 
 from engine.cli.args import Parser, add_image_size, model_spec, parse_list
+from engine.core.commands import engine_command
 from engine.core.errors import BadInput
 from engine.core.text import safe_text
-
-PROG = "python -m engine trt-build"
 
 
 def _say(message: str) -> None:
@@ -25,7 +24,9 @@ def _say(message: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = Parser(prog=PROG, description="build a TensorRT plan without running it")
+    p = Parser(
+        prog=engine_command("trt-build"), description="build a TensorRT plan without running it"
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="torchvision classifier name (exported with random weights)")
     src.add_argument("--onnx", help="an ONNX file of the precision asked for")

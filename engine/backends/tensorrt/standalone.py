@@ -31,6 +31,7 @@ from engine.backends.tensorrt.inspector import EngineLayer, layers_from_build_lo
 from engine.backends.tensorrt.load import fetch_plan, plan_key, plan_lock
 from engine.backends.tensorrt.progress import _make_logger
 from engine.backends.tensorrt.recipe import BuildRecipe, build_recipe
+from engine.core.commands import engine_command
 from engine.core.config import size_text
 from engine.core.errors import BadInput, Unavailable
 
@@ -100,7 +101,7 @@ def check_typed(onnx_path: Path, recipe: BuildRecipe) -> None:
             f"{onnx_path.name} is a {found} model, not {recipe.precision}",
             f"{recipe.flavour_title} builds strongly typed networks: the ONNX file's own types"
             " decide the precision",
-            f"export it as {recipe.precision} (python -m engine export --precision"
+            f"export it as {recipe.precision} ({engine_command('export --precision')}"
             f" {recipe.precision}), or build --precision {found}",
         )
 
