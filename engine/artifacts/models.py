@@ -14,7 +14,10 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from engine.artifacts.external_data import check_external_data  # noqa: F401 - re-exported
+from engine.artifacts.external_data import (
+    check_external_data,  # noqa: F401 - re-exported
+    model_digest,
+)
 from engine.artifacts.graph_batch import BakedBatch, find_baked_batch, ort_probe
 from engine.artifacts.onnx_source import OnnxInfo, inspect_onnx
 from engine.artifacts.weights import make_healthy, weights_digest
@@ -94,7 +97,7 @@ def check_batches(batches: Any, fixed: int | None = None) -> list[int]:
             raise BadInput(
                 f"batch size {b} cannot run on this ONNX file",
                 f"its batch dimension is fixed at {fixed}",
-                f"use --batch {fixed}, or export the model with a dynamic batch axis",
+                f"measure batch {fixed} only, or export the model with a dynamic batch axis",
             )
         out.append(b)
     if not out:
@@ -369,7 +372,7 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
         h, w = info.height or spec.hw[0], info.width or spec.hw[1]
         if (h, w) != spec.hw:
             spec = replace(spec, image_size=h, image_width=w)
-        digest = file_sha256(spec.onnx_path)
+        digest = model_digest(spec.onnx_path)  # with its data files: weights that live there
         art = ModelArtifacts(spec=spec, weights_hash=digest, onnx_info=info)
         if info.fixed_batch:
             art.notes.append(

@@ -463,12 +463,12 @@ class OrtBackend(Backend):
         if cls.per_batch(spec):
             # A CUDA graph is captured for one batch: a static-shape copy for that batch folds
             # the shape subgraph ONNX Runtime would otherwise run on the CPU (ViT, ConvNeXt).
+            from engine.artifacts.external_data import model_digest
             from engine.artifacts.static_shapes import static_batch_model
-            from engine.core.hashing import file_sha256
 
             ctx.step(f"making a static-shape model for batch {ctx.batches[0]}")
             tail = artifacts.input_shape(1)[1:]
-            return str(static_batch_model(path, ctx.batches[0], file_sha256(path), tail))
+            return str(static_batch_model(path, ctx.batches[0], model_digest(path), tail))
         return str(path)
 
     @classmethod

@@ -232,7 +232,8 @@ class _Sweep:
             parity = self.parity(backend, spec, runner, ctx) if self.config.parity else None
         except Exception as exc:  # noqa: BLE001 - a backend that fails to build must not end the sweep
             self.close(runner)
-            self.emit_all(spec, "failed", _error_of(exc, spec))
+            err = _error_of(exc, spec)  # a setting that cannot apply here is skipped, not failed
+            self.emit_all(spec, err.row_status, err)
             return
         for b in self.batches:
             if self.cb.stop_requested():

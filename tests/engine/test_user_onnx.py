@@ -34,6 +34,8 @@ CASES = {
     "dynamo_dynamic_hw.onnx": (36, 52, 3, ["--image-size", "36x52"], False),
     "dynamo_gray_dynamic_hw.onnx": (28, 28, 1, ["--image-size", "28"], False),
     "external/model.onnx": (48, 48, 3, [], False),
+    "legacy_view_head_28.onnx": (28, 28, 3, [], False),
+    "legacy_fp16_32.onnx": (32, 32, 3, [], False),
 }
 
 
@@ -167,3 +169,31 @@ def test_a_constant_reshape_that_runs_at_any_batch_is_not_a_fixed_batch():
     assert find_baked_batch(suspects, runs=lambda b: False) is None  # broken at any batch
     baked = find_baked_batch(suspects, runs=lambda b: b == 4)
     assert baked is not None and (baked.batch, baked.node) == (4, "/weights/Reshape")
+
+
+def test_auto_mode_quantises_a_file_whose_weights_sit_beside_it(tmp_path, capsys):
+    """int8 of a model with external data: the quantiser's pre-processing works in a folder
+    of its own, where the data file's relative path led nowhere (every int8 row failed)."""
+    code, out, err = bench(capsys, tmp_path, "--onnx", str(DATA / "external" / "model.onnx"),
+                           "--auto", "--json", str(tmp_path / "o.json"))  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((tmp_path / "o.json").read_text())["rows"]
+    assert {(r["precision"], r["status"]) for r in rows} == {("fp32", "ok"), ("int8", "ok")}
+
+
+def test_int8_of_an_fp16_file_is_not_applicable_not_a_failure(tmp_path, capsys):
+    code, out, err = bench(capsys, tmp_path, "--onnx", str(DATA / "legacy_fp16_32.onnx"),
+                           "--auto", "--json", str(tmp_path / "o.json"))  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((tmp_path / "o.json").read_text())["rows"]
+    int8 = [r for r in rows if r["precision"] == "int8"]
+    assert int8 and {r["status"] for r in int8} == {"skipped"}
+    assert "int8 quantisation needs an FP32 model" in int8[0]["reason"]
+
+
+def test_flops_are_counted_for_a_head_that_reads_the_batch_at_run_time(tmp_path, capsys):
+    code, out, err = bench(capsys, tmp_path, "--onnx", str(DATA / "legacy_view_head_28.onnx"),
+                           "--json", str(tmp_path / "o.json"))  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((tmp_path / "o.json").read_text())["rows"]
+    assert all(r["gflop"] == pytest.approx(7.3168e-05) for r in rows), rows[0]

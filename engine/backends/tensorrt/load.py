@@ -182,11 +182,11 @@ def obtain_engine(
     ctx: PrepareContext,
 ) -> LoadedEngine:
     """The engine from our plan cache, or built (and cached) when missing or unusable."""
-    from engine.artifacts.models import file_sha256
+    from engine.artifacts.external_data import model_digest
 
     key = plan_key(
         trt,
-        file_sha256(onnx_path),
+        model_digest(onnx_path),
         recipe,
         profile,
         settings,

@@ -173,7 +173,7 @@ def build_standalone(
     fixed_batch: int | None = None,
 ) -> StandaloneBuild:
     """Build (or take from the cache) a plan for ``onnx_path`` and report its facts."""
-    from engine.artifacts.models import file_sha256
+    from engine.artifacts.external_data import model_digest
 
     cc = _visible_cc("cuda")
     flavour = _flavour_for_build(flavour_choice, cc)
@@ -185,7 +185,7 @@ def build_standalone(
     settings = BuildSettings(targets=chosen)
     profile = profile_for(batches, fixed_batch=fixed_batch)
     gpu = _gpu_name() if cc is not None else ""
-    key = plan_key(trt, file_sha256(onnx_path), recipe, profile, settings, gpu, cc or "", image_hw)
+    key = plan_key(trt, model_digest(onnx_path), recipe, profile, settings, gpu, cc or "", image_hw)
     ctx = PrepareContext(batches=tuple(batches), progress=progress)
     with plan_lock(key):
         got = fetch_plan(trt, key, onnx_path, recipe, profile, settings, image_hw, ctx)
