@@ -28,8 +28,9 @@ def test_a_model_with_its_data_file_uploads_and_runs(app: AppTest):
     upload(app, "model.onnx", MODEL)
     assert "model.onnx.data' is missing" in texts(app.error)
     assert app.button(key="vb_run").disabled
-    # the header names no earlier model while the upload is incomplete
-    assert "resnet18" not in texts(app.caption)
+    # the header names no earlier model (nor random weights) while the upload is incomplete
+    assert "resnet18" not in texts(app.caption) and "random weights" not in texts(app.caption)
+    assert "No ONNX file yet" in texts(app.caption)
 
     both = [("model.onnx", MODEL, "application/octet-stream"),
             ("model.onnx.data", WEIGHTS, "application/octet-stream")]  # fmt: skip
