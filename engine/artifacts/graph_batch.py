@@ -20,6 +20,9 @@ from typing import Any
 from engine.core.errors import BadInput
 
 MAX_SUSPECTS = 3  # distinct leading numbers probed; each costs two small inferences
+# Exports are traced at small batches; a larger leading number is a reshape of something
+# else (weights, a sequence), and probing at it would cost an inference that large.
+MAX_PROBED_BATCH = 64
 
 
 class BatchFixedInGraph(BadInput):
@@ -73,7 +76,7 @@ def find_baked_batch(
     at that batch and returns that many rows); None when no suspect is confirmed."""
     tried: set[int] = set()
     for node, n in suspects:
-        if n in tried or len(tried) == MAX_SUSPECTS:
+        if n in tried or len(tried) == MAX_SUSPECTS or n > MAX_PROBED_BATCH:
             continue
         tried.add(n)
         other = 1 if n > 1 else 2

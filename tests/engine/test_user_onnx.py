@@ -169,6 +169,8 @@ def test_a_constant_reshape_that_runs_at_any_batch_is_not_a_fixed_batch():
     assert find_baked_batch(suspects, runs=lambda b: False) is None  # broken at any batch
     baked = find_baked_batch(suspects, runs=lambda b: b == 4)
     assert baked is not None and (baked.batch, baked.node) == (4, "/weights/Reshape")
+    asked = []  # a leading 1000 is not an export batch: never probed at that size
+    assert find_baked_batch([("/seq/Reshape", 1000)], runs=asked.append) is None and not asked
 
 
 def test_auto_mode_quantises_a_file_whose_weights_sit_beside_it(tmp_path, capsys):
