@@ -199,3 +199,32 @@ def test_flops_are_counted_for_a_head_that_reads_the_batch_at_run_time(tmp_path,
     assert code == 0, err
     rows = json.loads((tmp_path / "o.json").read_text())["rows"]
     assert all(r["gflop"] == pytest.approx(7.3168e-05) for r in rows), rows[0]
+
+
+def test_a_file_onnx_runtime_cannot_load_is_not_blamed_on_its_batch(tmp_path):
+    """The probe needs a session; a file ONNX Runtime refuses is left to the backends'
+    own one-line message, not reported as a batch fixed in the graph (nor a traceback)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
+
+    shape = numpy_helper.from_array(np.array([2, -1], np.int64), "shape")
+    nodes = [
+        helper.make_node("NoSuchOp", ["input"], ["y"], name="/custom"),
+        helper.make_node("Reshape", ["y", "shape"], ["logits"], name="/Reshape"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 96])],
+        [shape],
+    )
+    path = tmp_path / "custom.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    art = load_artifacts(ModelSpec(onnx_path=str(path)))
+    assert art.onnx_info.batch_suspects == [("/Reshape", 2)]
+    assert art.baked_batch is None and art.batch_refusal(1) is None
