@@ -26,6 +26,7 @@ from engine.running.sweep import reproduce_command
 from engine.running.timing import time_runner
 from engine.storage.reference import QUOTED, load_reference
 from pages import common
+from pages.onnx_source import NO_FILE
 from pages.widgets import kept, save_kept
 
 SLIDER_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -37,6 +38,10 @@ def _heading(sel: common.Selection) -> tuple[list[RunnerSpec], str]:
     """What the selection will measure and check against; the runnable specs and the
     reference's name."""
     onnx_source = sel.model.onnx_path is not None
+    if sel.model.name == NO_FILE and not onnx_source:  # an ONNX source still without a file
+        st.caption("No ONNX file yet: upload one in the sidebar (with its data files, if any).")
+        common.show_problems(sel)
+        return [], ""
     # What outputs are checked against: the backend that offers the reference for this source.
     ref_name = describe(reference_spec(onnx_source))
     if onnx_source:
@@ -90,6 +95,9 @@ def _live_section(sel: common.Selection, specs: list[RunnerSpec], running: bool)
 
 def _measure(sel: common.Selection, specs: list[RunnerSpec], batch: int) -> None:
     measured = []
+    if refused := common.batch_refusal(sel.model, batch):
+        common.show_error(refused)  # the file's own limit: nothing to build or time
+        return
     live_settings = BenchSettings(
         warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5, threads=sel.threads
     )

@@ -24,7 +24,12 @@ from typing import Any
 
 import streamlit as st
 
-from engine.artifacts.models import ModelArtifacts, load_artifacts, pretrained_file
+from engine.artifacts.models import (
+    ModelArtifacts,
+    check_batches,
+    load_artifacts,
+    pretrained_file,
+)
 from engine.backends import (
     DEFAULT_BACKENDS,
     Runner,
@@ -332,6 +337,20 @@ def _artifacts(model_key: str) -> ModelArtifacts:
 def artifacts(spec: ModelSpec) -> ModelArtifacts:
     """Validated model artifacts, shared by every page and session."""
     return _artifacts(_key(spec))
+
+
+def batch_refusal(spec: ModelSpec, batch: int) -> EngineError | None:
+    """Why ``spec`` cannot run at ``batch`` (a batch fixed on its input or inside its
+    graph), or None; a model that does not load says so where it is built."""
+    try:
+        art = artifacts(spec)
+    except EngineError:
+        return None
+    try:
+        check_batches([batch], art.fixed_batch)
+    except BadInput as exc:
+        return exc
+    return art.batch_refusal(batch)
 
 
 @st.cache_resource(show_spinner=False)

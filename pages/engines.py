@@ -17,6 +17,7 @@ from engine.artifacts import inspection
 from engine.artifacts.cache import human_bytes
 from engine.artifacts.images import PREPROCESSING
 from engine.backends import backend_names, describe, get_backend
+from engine.core.commands import engine_command
 from engine.core.config import RunnerSpec
 from engine.core.paths import default_db, short_path
 from engine.core.text import markdown_text
@@ -134,7 +135,9 @@ def _inspect_section(name: str, sel: common.Selection, specs: list[RunnerSpec]) 
 
 def _trt_build(sel: common.Selection, ok: bool) -> None:
     # Build without running: TensorRT-RTX makes a plan even where no GPU or driver is present.
-    st.markdown("**Build a TensorRT plan without running it** (like `python -m engine trt-build`)")
+    st.markdown(
+        f"**Build a TensorRT plan without running it** (like `{engine_command('trt-build')}`)"
+    )
     with common.guard("the TensorRT build"):
         from engine.backends.tensorrt.standalone import build_standalone
 
@@ -149,7 +152,7 @@ def _trt_build(sel: common.Selection, ok: bool) -> None:
             with st.spinner("exporting (or reusing the export) and building the plan…"):
                 built = build_standalone(
                     art.onnx_path(trt_precision), trt_precision, list(sel.batches),
-                    art.image_hw, sel.trt_flavour, fixed_batch=art.fixed_batch,
+                    art.image_hw, sel.trt_flavour, fixed_batch=art.graph_batch,
                 )  # fmt: skip
             st.session_state["vb_trt_built"] = built
         built = st.session_state.get("vb_trt_built")

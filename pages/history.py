@@ -33,8 +33,9 @@ IMPORT_MB = documents.MAX_IMPORT_BYTES // 2**20
 def _import_section(store: Store) -> None:
     with st.expander("Import results from another machine"):
         st.caption(
-            "Upload documents written by `python -m engine bench --json FILE` on any machine "
-            "(or `python -m engine import FILE` there). Their fingerprint is kept; the same "
+            f"Upload documents written by `{python_command()} -m engine bench --json FILE` on any"
+            f" machine (or `{python_command()} -m engine import FILE` there). Their fingerprint is"
+            " kept; the same "
             f"document is never imported twice. Up to {IMPORT_MB} MB each."
         )
         uploads = st.file_uploader(

@@ -3,7 +3,8 @@
 Each is a small CNN classifier (a few KB of weights), exported by torch's dynamo exporter
 or the legacy one (``dynamo=False``), with and without dynamic height and width, with its
 weights in a data file beside it, at 28, 48 and 299 px, non-square, one-channel, and with
-several outputs. The suite benchmarks each through the CLI. Run again after changing
+several outputs, one whose dynamic batch is fixed inside the graph, one whose head reads
+the batch at run time (``x.view(x.size(0), -1)``) and one in FP16. The suite benchmarks each through the CLI. Run again after changing
 this script: ``.venv/bin/python scripts/make_test_onnx.py``.
 """
 
@@ -41,13 +42,32 @@ class Tiny(torch.nn.Module):
         return logits
 
 
-def legacy(name: str, model, shape, dynamic_hw: bool, outputs=("logits",)) -> None:
+class BakedBatch(Tiny):
+    """Declares a dynamic batch but reshapes to the export batch (``view(2, -1)`` traced
+    with literal numbers): a Reshape whose constant shape starts with 2, so any other
+    batch fails inside the graph although the input says any batch."""
+
+    def forward(self, x):
+        f = torch.relu(self.conv(x))
+        return self.head(torch.nn.functional.adaptive_avg_pool2d(f, 1).view(2, -1))
+
+
+class ViewHead(Tiny):
+    """The head flattened by ``x.view(x.size(0), -1)``: the batch is read at run time
+    (Shape, Gather, Concat before the Reshape), so shape inference cannot follow it."""
+
+    def forward(self, x):
+        f = torch.nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 1)
+        return self.head(f.view(f.size(0), -1))
+
+
+def legacy(name: str, model, shape, dynamic_hw: bool, outputs=("logits",), dtype=None) -> None:
     axes = {0: "batch", 2: "height", 3: "width"} if dynamic_hw else {0: "batch"}
     dyn = {"input": axes, **{o: {0: "batch"} for o in outputs}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (torch.randn(*shape),), str(OUT / name), dynamo=False,
+            model, (torch.randn(*shape, dtype=dtype),), str(OUT / name), dynamo=False,
             input_names=["input"], output_names=list(outputs), dynamic_axes=dyn,
             opset_version=17,
         )  # fmt: skip
@@ -102,6 +122,10 @@ def main() -> int:
     dynamo("dynamo_dynamic_hw.onnx", Tiny().eval(), (2, 3, 48, 48), dynamic_hw=True)
     dynamo("dynamo_gray_dynamic_hw.onnx", Tiny(channels=1).eval(), (2, 1, 28, 28), True)
     dynamo("external/model.onnx", Tiny().eval(), (2, 3, 48, 48), False, external=True)
+    legacy("legacy_baked_batch_2.onnx", BakedBatch().eval(), (2, 3, 32, 32), dynamic_hw=False)
+    legacy("legacy_view_head_28.onnx", ViewHead().eval(), (1, 3, 28, 28), dynamic_hw=False)
+    half = Tiny().half().eval()  # exported in FP16, as people do for GPUs
+    legacy("legacy_fp16_32.onnx", half, (1, 3, 32, 32), False, dtype=torch.float16)
     for p in sorted(OUT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(OUT)}: {p.stat().st_size} bytes")

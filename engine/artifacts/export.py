@@ -212,9 +212,9 @@ def convert_precision(src: Path, precision: str, progress=None) -> Path:
             f"a user ONNX file can be run in fp32 or fp16, not {precision}",
             fix="export from PyTorch by model name for other precisions",
         )
-    from engine.core.hashing import file_sha256
+    from engine.artifacts.external_data import model_digest
 
-    key = hashlib.sha256(f"{file_sha256(src)}:{precision}".encode()).hexdigest()
+    key = hashlib.sha256(f"{model_digest(src)}:{precision}".encode()).hexdigest()
     folder = cache_dir() / "onnx-user" / key[:32]
     hit = cached_artifact(folder, "model.onnx")
     if hit:

@@ -11,6 +11,7 @@ attributes (``t``, ``tensors``, ``sparse_tensor``, ``sparse_tensors``, as in
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,3 +103,22 @@ def external_locations(model: Any) -> list[str]:
             loc = next((e.value for e in tensor.external_data if e.key == "location"), "")
             seen.setdefault(loc, None)
     return list(seen)
+
+
+def model_digest(path: str | os.PathLike[str]) -> str:
+    """The identity of an ONNX model for every cache keyed by it: the file's sha256, and
+    with external data the data files' too (retrained weights leave ``model.onnx`` byte
+    for byte the same, so its hash alone would hand back artifacts of the old weights)."""
+    import onnx
+
+    from engine.core.hashing import file_sha256
+
+    p = Path(path)
+    own = file_sha256(p)
+    locations = external_locations(onnx.load(str(p), load_external_data=False))
+    if not locations:
+        return own
+    h = hashlib.sha256(own.encode())
+    for loc in sorted(locations):
+        h.update(f"\0{loc}\0{file_sha256(p.parent / loc)}".encode())
+    return h.hexdigest()

@@ -61,13 +61,20 @@ def _node_flops(node: Any, shapes: dict[str, list[int]], weights: dict[str, list
         if inp is None:
             raise ValueError("no static shape for a transposed convolution's input")
         return 2.0 * math.prod(inp) * math.prod(w[1:])
-    a = shape(node.input[0])
-    if a is None:
-        raise ValueError(f"no static shape for {node.op_type} input")
-    k = a[-1]
-    if node.op_type == "Gemm" and any(x.name == "transA" and x.i for x in node.attribute):
-        k = a[0]
-    return 2.0 * math.prod(out) * k
+    return 2.0 * math.prod(out) * _inner(node, shape(node.input[0]), weights.get(node.input[1]))
+
+
+def _inner(node: Any, a: list[int] | None, b: list[int] | None) -> int:
+    """The summed-over length K of a Gemm or MatMul: from its input, or where that shape
+    is computed at run time (``x.view(x.size(0), -1)`` before the head) from its weight."""
+    flag = {x.name: x.i for x in node.attribute}
+    if a is not None:
+        return a[0] if node.op_type == "Gemm" and flag.get("transA") else a[-1]
+    if b is not None and node.op_type == "Gemm":
+        return b[1] if flag.get("transB") else b[0]
+    if b is not None and len(b) >= 2:
+        return b[-2]
+    raise ValueError(f"no static shape for {node.op_type} input")
 
 
 def onnx_gflop(path: str, batch: int = 1, hw: tuple[int, int] | None = None) -> float | None:
@@ -76,9 +83,12 @@ def onnx_gflop(path: str, batch: int = 1, hw: tuple[int, int] | None = None) -> 
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    for inp in model.graph.input:  # pin symbolic batch and sides so shapes become static
-        dims = inp.type.tensor_type.shape.dim
-        pins = {0: batch, 2: hw[0], 3: hw[1]} if hw and len(dims) == 4 else {0: batch}
+    # Pin the symbolic batch and sides so shapes become static; the outputs' batch too, for
+    # a head whose input shape is computed at run time (inference cannot follow it there).
+    for value_info in (*model.graph.input, *model.graph.output):
+        dims = value_info.type.tensor_type.shape.dim
+        four = hw and len(dims) == 4 and value_info in model.graph.input
+        pins = {0: batch, 2: hw[0], 3: hw[1]} if four else {0: batch}
         for i, value in pins.items():
             if i < len(dims) and not dims[i].HasField("dim_value"):
                 dims[i].dim_value = value
@@ -116,7 +126,9 @@ def gflop_per_image(artifacts: Any) -> float | None:
     if key not in _CACHE:
         try:
             if artifacts.is_onnx_source:
-                _CACHE[key] = onnx_gflop(source, hw=hw)
+                # a batch fixed inside the graph is the batch its shapes hold
+                batch = getattr(artifacts, "graph_batch", None) or 1
+                _CACHE[key] = onnx_gflop(source, batch=batch, hw=hw)
             else:
                 _CACHE[key] = torch_gflop(artifacts.torch_module(), artifacts.image_hw)
         except Exception:  # noqa: BLE001 - counting is a bonus; a model it cannot trace keeps its timings

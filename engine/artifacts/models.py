@@ -10,11 +10,15 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from engine.artifacts.external_data import check_external_data  # noqa: F401 - re-exported
+from engine.artifacts.external_data import (
+    check_external_data,  # noqa: F401 - re-exported
+    model_digest,
+)
+from engine.artifacts.graph_batch import BakedBatch, find_baked_batch, ort_probe
 from engine.artifacts.onnx_source import OnnxInfo, inspect_onnx
 from engine.artifacts.weights import make_healthy, weights_digest
 from engine.core.config import MAX_BATCH, ModelSpec, weights_label
@@ -93,7 +97,7 @@ def check_batches(batches: Any, fixed: int | None = None) -> list[int]:
             raise BadInput(
                 f"batch size {b} cannot run on this ONNX file",
                 f"its batch dimension is fixed at {fixed}",
-                f"use --batch {fixed}, or export the model with a dynamic batch axis",
+                f"measure batch {fixed} only, or export the model with a dynamic batch axis",
             )
         out.append(b)
     if not out:
@@ -271,6 +275,26 @@ class ModelArtifacts:
     def fixed_batch(self) -> int | None:
         return self.onnx_info.fixed_batch if self.onnx_info else None
 
+    @cached_property
+    def baked_batch(self) -> BakedBatch | None:
+        """The batch a dynamic-batch file is really fixed at inside its graph (probed once,
+        only when a Reshape is suspect), or None."""
+        info = self.onnx_info
+        if info is None or not info.batch_suspects:
+            return None
+        runs = ort_probe(self.spec.onnx_path, info.output_name, self.sample_input)
+        return find_baked_batch(info.batch_suspects, runs)
+
+    @property
+    def graph_batch(self) -> int | None:
+        """The one batch this model runs at: declared on its input, or fixed in its graph."""
+        return self.fixed_batch or (self.baked_batch.batch if self.baked_batch else None)
+
+    def batch_refusal(self, batch: int) -> BadInput | None:
+        """Why ``batch`` cannot run on this file although its input allows it, or None."""
+        baked = self.baked_batch
+        return baked.refusal(batch) if baked and batch != baked.batch else None
+
     @property
     def image_hw(self) -> tuple[int, int]:
         return self.spec.hw
@@ -348,7 +372,7 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
         h, w = info.height or spec.hw[0], info.width or spec.hw[1]
         if (h, w) != spec.hw:
             spec = replace(spec, image_size=h, image_width=w)
-        digest = file_sha256(spec.onnx_path)
+        digest = model_digest(spec.onnx_path)  # with its data files: weights that live there
         art = ModelArtifacts(spec=spec, weights_hash=digest, onnx_info=info)
         if info.fixed_batch:
             art.notes.append(

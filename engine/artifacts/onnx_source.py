@@ -36,6 +36,9 @@ class OnnxInfo:
     node_count: int
     op_histogram: dict[str, int] = field(default_factory=dict)
     channels: int = 3
+    # Reshapes with a constant leading number, when the batch is dynamic: suspects of a
+    # batch fixed inside the graph, probed before measuring (engine/artifacts/graph_batch.py)
+    batch_suspects: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _load(p: Path) -> Any:
@@ -108,6 +111,7 @@ def logits_output(outputs: list[Any], file: str) -> Any:
 def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     """Validate that ``path`` is an image classifier with one NCHW float input."""
     from engine.artifacts.external_data import check_external_data
+    from engine.artifacts.graph_batch import reshape_suspects
 
     p = Path(path)
     model = _load(p)
@@ -130,6 +134,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
         node_count=len(graph.node),
         op_histogram=dict(sorted(hist.items(), key=lambda kv: -kv[1])),
         channels=dims[1] or 3,
+        batch_suspects=reshape_suspects(graph) if not dims[0] else [],
     )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from engine.artifacts.export import building, cached_artifact, finish_artifact
 from engine.artifacts.images import MEAN, STD, generated_images
 from engine.artifacts.source import ModelSource
-from engine.core.errors import BadInput, EngineError
+from engine.core.errors import BadInput, EngineError, NotApplicable
 from engine.core.paths import cache_dir
 from engine.core.safeio import cache_full, disk_full_anywhere
 
@@ -78,12 +78,47 @@ def calibration_feeds(
     else:
         channels = art.input_shape(1)[1]
         images = list(generated_images(CALIBRATION_IMAGES, h, w, channels=channels))
-    batch = art.fixed_batch or 1
+    batch = art.graph_batch or 1
     n = max(1, len(images) // batch)
     return [
         {input_name: np.concatenate([images[(i * batch + j) % len(images)] for j in range(batch)])}
         for i in range(n)
     ]
+
+
+def _single_file(path: Path, folder: Path) -> Path:
+    """The model for the quantiser's pre-processing as one file: ``path`` itself, or where
+    its weights sit in data files beside it, a copy in ``folder`` with them inside (the
+    pre-processing saves its work in a folder of its own, where the data files' relative
+    paths no longer lead anywhere)."""
+    import onnx
+
+    from engine.artifacts.external_data import external_locations
+
+    model = onnx.load(str(path), load_external_data=False)
+    if not external_locations(model):
+        return path
+    onnx.load_external_data_for_model(model, str(path.parent))
+    whole = folder / f"src.{os.getpid()}.onnx"
+    onnx.save(model, str(whole))
+    return whole
+
+
+def check_float32(path: Path) -> None:
+    """int8 is calibrated from FP32 activations: a file of another precision is not
+    applicable (a skipped row), not a failure."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    first = next((i for i in model.graph.input if i.name not in inits), None)
+    if first is not None and first.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        found = onnx.TensorProto.DataType.Name(first.type.tensor_type.elem_type).lower()
+        raise NotApplicable(
+            f"int8 quantisation needs an FP32 model; {path.name} takes {found} input",
+            "calibration observes FP32 activations",
+            "give the FP32 export of the model for int8",
+        )
 
 
 def quantize_int8(
@@ -95,12 +130,13 @@ def quantize_int8(
     """The QDQ int8 model. ``symmetric`` gives signed activations with zero points of 0,
     which TensorRT's parser requires; ONNX Runtime's CPU kernels prefer the asymmetric
     unsigned default."""
-    from engine.core.hashing import file_sha256
+    from engine.artifacts.external_data import model_digest
 
     fp32 = art.onnx_path("fp32", progress=progress)
+    check_float32(fp32)
     source = _calibration_source(calibration_dir)
     record = {
-        "fp32": file_sha256(fp32),
+        "fp32": model_digest(fp32),
         "calibration": source,
         "images": CALIBRATION_IMAGES,
         "format": "QDQ",
@@ -140,7 +176,8 @@ def quantize_int8(
         pre = folder / f"pre.{os.getpid()}.onnx"
         tmp = folder / f"model.{os.getpid()}.tmp.onnx"
         try:
-            quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+            src = _single_file(fp32, folder)
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             quantize_static(
                 str(pre),
                 str(tmp),
@@ -160,4 +197,5 @@ def quantize_int8(
             ) from exc
         finally:
             pre.unlink(missing_ok=True)
+            (folder / f"src.{os.getpid()}.onnx").unlink(missing_ok=True)
         return finish_artifact(folder, tmp, "model.onnx", record)

@@ -30,12 +30,13 @@ from engine.backends.compiled_engine import (
     stale_reason,
 )
 from engine.backends.torch_backend import TorchBackend, TorchRunner
+from engine.core.commands import engine_command, pip_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import parse_device
 from engine.core.errors import BadInput
 from engine.core.options import max_threads, option
 from engine.core.parity import PARITY_MIN_BATCH
-from engine.core.paths import cache_dir, python_command
+from engine.core.paths import cache_dir
 
 MODES = ("max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead", "default")
 
@@ -51,7 +52,7 @@ class TorchCompileOptions:
     channels_last: bool = option(False, "NHWC memory layout", "channels-last")
     packaged: bool = option(
         False,
-        "an AOTInductor package per batch, built once and cached (python -m engine build);"
+        "an AOTInductor package per batch, built once and cached (the build command);"
         " loaded with nothing compiled",
         "AOTInductor package",
     )
@@ -197,7 +198,7 @@ class PackagedRunner(TorchRunner):
         if built:
             self.ctx.say(
                 f"built the compiled engine {key.name} in {build_s:.0f} s and cached it"
-                f" ({python_command()} -m engine cache list); loaded in {load_s:.1f} s"
+                f" ({engine_command('cache list')}); loaded in {load_s:.1f} s"
             )
         else:
             self.ctx.say(
@@ -298,7 +299,7 @@ class TorchCompileBackend(Backend):
             import torch._inductor  # noqa: F401
         except Exception as exc:  # noqa: BLE001 - an Inductor that does not import is "unavailable"
             return Availability(
-                False, f"torch._inductor does not import: {exc}", "pip install torch"
+                False, f"torch._inductor does not import: {exc}", f"{pip_command()} install torch"
             )
         return Availability(True)
 

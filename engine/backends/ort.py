@@ -32,6 +32,7 @@ from engine.backends.ort_placement import (  # noqa: F401 - re-exported for call
     node_placement,
     probe_placement,
 )
+from engine.core.commands import pip_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import cuda_availability, parse_device
 from engine.core.errors import BadInput
@@ -393,7 +394,9 @@ class OrtBackend(Backend):
             ort = import_ort()
         except ImportError as exc:
             return Availability(
-                False, f"onnxruntime does not import: {exc}", "pip install onnxruntime-gpu"
+                False,
+                f"onnxruntime does not import: {exc}",
+                f"{pip_command()} install onnxruntime-gpu",
             )
         kind, _ = parse_device(device)
         if kind == "cpu":
@@ -402,7 +405,7 @@ class OrtBackend(Backend):
             return Availability(
                 False,
                 "the installed onnxruntime package has no CUDA execution provider",
-                "pip uninstall -y onnxruntime && pip install onnxruntime-gpu",
+                f"{pip_command()} uninstall -y onnxruntime && {pip_command()} install onnxruntime-gpu",
             )
         return cuda_availability(device)
 
@@ -469,12 +472,12 @@ class OrtBackend(Backend):
         if cls.per_batch(spec):
             # A CUDA graph is captured for one batch: a static-shape copy for that batch folds
             # the shape subgraph ONNX Runtime would otherwise run on the CPU (ViT, ConvNeXt).
+            from engine.artifacts.external_data import model_digest
             from engine.artifacts.static_shapes import static_batch_model
-            from engine.core.hashing import file_sha256
 
             ctx.step(f"making a static-shape model for batch {ctx.batches[0]}")
             tail = artifacts.input_shape(1)[1:]
-            return str(static_batch_model(path, ctx.batches[0], file_sha256(path), tail))
+            return str(static_batch_model(path, ctx.batches[0], model_digest(path), tail))
         return str(path)
 
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 
+from engine.core.commands import engine_command, python_command
 from engine.core.errors import BadInput
 
 # ONNX Runtime's own words for "this model cannot be loaded here", as opposed to a device
@@ -55,9 +56,9 @@ def model_fault(exc: Exception, what: str = "ONNX Runtime cannot run the model")
     return BadInput(
         what,
         one_line_reason(reason),
-        "check the model's initializers and shapes (python -m onnx.checker, or re-export"
-        " it); use only standard ONNX operators and an IR version / opset this ONNX"
-        " Runtime supports (python -m engine diagnose lists the versions)",
+        f"check the model's initializers and shapes ({python_command()} -m onnx.checker, or"
+        " re-export it); use only standard ONNX operators and an IR version / opset this ONNX"
+        f" Runtime supports ({engine_command('diagnose')} lists the versions)",
     )
 
 

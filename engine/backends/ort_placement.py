@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.core.commands import engine_command
 from engine.core.errors import NotApplicable, ProviderFallback
 from engine.core.safeio import private_folder
 from engine.core.text import safe_text
@@ -49,7 +50,7 @@ def check_placement(requested: str, used: list[str], placement: dict[str, dict[s
         raise ProviderFallback(
             f"ONNX Runtime was asked for {requested} but the session uses only {', '.join(used)}",
             "the provider's libraries failed to load (ONNX Runtime's log says which)",
-            "run `python -m engine diagnose` for the root cause and the fix",
+            f"run `{engine_command('diagnose')}` for the root cause and the fix",
         )
     if requested == "CPUExecutionProvider":
         return
@@ -60,7 +61,7 @@ def check_placement(requested: str, used: list[str], placement: dict[str, dict[s
         raise ProviderFallback(
             f"{requested} ran, but compute nodes fell back to the CPU ({listing})",
             "ONNX Runtime assigns nodes the provider cannot run to the CPU",
-            "use a precision or opset the provider supports, or see `python -m engine diagnose`",
+            f"use a precision or opset the provider supports, or see `{engine_command('diagnose')}`",
         )
     on_cuda = placement.get("CUDAExecutionProvider", {}) if requested == TRT_EP else {}
     heavy = {op: n for op, n in on_cuda.items() if op in COMPUTE_OPS}

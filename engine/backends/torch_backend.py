@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from engine.backends.base import Availability, Backend, Candidate, PrepareContext, Runner
+from engine.core.commands import pip_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import cuda_availability, parse_device
 from engine.core.errors import BadInput
@@ -355,7 +356,9 @@ class TorchBackend(Backend):
         try:
             import torch  # noqa: F401
         except ImportError as exc:
-            return Availability(False, f"torch does not import: {exc}", "pip install torch")
+            return Availability(
+                False, f"torch does not import: {exc}", f"{pip_command()} install torch"
+            )
         return cuda_availability(device)
 
     @classmethod

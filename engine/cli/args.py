@@ -58,9 +58,16 @@ def utf8_arguments(argv: Iterable[str]) -> None:
             ) from None
 
 
+def add_image_size(group: argparse._ActionsContainer, onnx: bool = True) -> None:
+    """``--image-size`` as every command takes it: ``224`` or ``HEIGHTxWIDTH``, no default,
+    so that an ONNX file's own size is used unless the user gives one (:func:`model_spec`)."""
+    own = "; an ONNX file's own size" if onnx else ""
+    group.add_argument("--image-size", help=f"pixels: 224, or HEIGHTxWIDTH (default 224{own})")
+
+
 def model_spec(args: argparse.Namespace):
-    """The model of ``--model``/``--onnx``, ``--weights``, ``--image-size`` and ``--seed``,
-    and a note when the size was chosen for the user.
+    """The model of ``--model``/``--onnx``, ``--weights``, ``--image-size`` and ``--seed``
+    (each optional on the command's parser), and a note when the size was chosen for the user.
 
     ``--model`` and ``--weights`` say nothing about an ONNX file, so giving them beside
     ``--onnx`` is refused instead of ignored; an ONNX file's declared size is its size.
@@ -70,22 +77,24 @@ def model_spec(args: argparse.Namespace):
     from engine.core.config import DEFAULT_MODEL, ModelSpec, parse_size
 
     asked = parse_size(args.image_size) if args.image_size is not None else None
-    if args.onnx:
-        given = [f for f, v in (("--model", args.model), ("--weights", args.weights)) if v]
+    onnx, weights = getattr(args, "onnx", None), getattr(args, "weights", None)
+    seed = getattr(args, "seed", 0)
+    if onnx:
+        given = [f for f, v in (("--model", args.model), ("--weights", weights)) if v]
         if given:
             raise BadInput(
                 f"{' and '.join(given)} cannot be used with --onnx",
                 "an ONNX file is the model and holds its weights",
                 f"leave {' and '.join(given)} out, or leave --onnx out",
             )
-        if not Path(args.onnx).is_file():
-            raise BadInput(f"ONNX file {Path(args.onnx).name} does not exist", fix="check the path")
+        if not Path(onnx).is_file():
+            raise BadInput(f"ONNX file {Path(onnx).name} does not exist", fix="check the path")
         from engine.artifacts.onnx_source import onnx_spec
 
-        return onnx_spec(args.onnx, asked, args.seed)
+        return onnx_spec(onnx, asked, seed)
     h, w = asked or (224, 224)
-    name, weights = args.model or DEFAULT_MODEL, args.weights or "random"
-    return ModelSpec(name, weights, h, seed=args.seed, image_width=w), ""
+    name = args.model or DEFAULT_MODEL
+    return ModelSpec(name, weights or "random", h, seed=seed, image_width=w), ""
 
 
 def check_some_device_runs(devices: list[str]) -> None:

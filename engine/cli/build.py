@@ -18,8 +18,6 @@ import sys
 from engine.cli.args import Parser, parse_list
 from engine.core.text import safe_text
 
-PROG = "python -m engine build"
-
 
 def _say(message: str) -> None:
     print(safe_text(message), file=sys.stderr, flush=True)
@@ -31,7 +29,11 @@ def parser() -> argparse.ArgumentParser:
     from engine.running.build import builders
 
     default = builders()[0]
-    p = Parser(prog=PROG, description="build and cache engines without measuring them")
+    from engine.core.commands import engine_command
+
+    p = Parser(
+        prog=engine_command("build"), description="build and cache engines without measuring them"
+    )
     p.add_argument("--model", help="torchvision classifier name (default resnet50)")
     p.add_argument("--weights", help="random | pretrained | FILE (default random)")
     p.add_argument("--image-size", help="N or HxW (default 224)")
@@ -91,8 +93,8 @@ def main(argv: list[str]) -> int:
     from engine.artifacts.models import check_batches, load_artifacts
     from engine.backends import declared_options, get_backend
     from engine.cli.args import check_some_device_runs, model_spec
+    from engine.core.commands import engine_command
     from engine.core.options import from_cli
-    from engine.core.paths import python_command
     from engine.running.build import build_engine, build_specs, build_text
 
     args.onnx = None
@@ -110,6 +112,6 @@ def main(argv: list[str]) -> int:
         return 0
     for d in done:
         print(build_text(d))
-    listing = f"{python_command()} -m engine cache list"
+    listing = engine_command("cache list")
     print(f"{len(done)} engine(s) for {model.label}; list them with {listing}")
     return 0

@@ -19,6 +19,7 @@ from engine.artifacts.cache import (
     prune,
 )
 from engine.cli.args import Parser
+from engine.core.commands import engine_command
 from engine.core.errors import BadInput
 from engine.core.paths import cache_dir, set_cache_dir, short_path
 
@@ -56,7 +57,7 @@ def _table(items: list[CacheItem]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    p = Parser(prog="python -m engine cache", description="list, size and prune the cache")
+    p = Parser(prog=engine_command("cache"), description="list, size and prune the cache")
     p.add_argument("action", choices=["list", "size", "prune"])
     p.add_argument("--older-than", type=float, metavar="DAYS", help="prune: entries older")
     p.add_argument("--max-size", type=float, metavar="GB", help="prune: oldest until it fits")

@@ -12,6 +12,7 @@ from dataclasses import asdict
 
 from engine.backends import library_keys
 from engine.cli.args import Parser
+from engine.core.commands import engine_command
 from engine.core.safeio import json_text
 from engine.core.stability import speedup_text
 from engine.core.text import safe_text
@@ -107,7 +108,7 @@ def format_comparison(a: RunRecord, b: RunRecord) -> str:
 
 def main(argv: list[str]) -> int:
     """``python -m engine history``: list, filter and compare stored runs."""
-    p = Parser(prog="python -m engine history", description="list, filter and compare stored runs")
+    p = Parser(prog=engine_command("history"), description="list, filter and compare stored runs")
     p.add_argument("--db", help="results database (default: the user data folder)")
     p.add_argument("--model", help="comma list of model names")
     p.add_argument("--backend", help="comma list: torch, ort, tensorrt")

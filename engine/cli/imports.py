@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from engine.cli.args import Parser
+from engine.core.commands import engine_command
 from engine.core.text import safe_text
 from engine.storage.documents import check_files, store_document
 from engine.storage.store import Store
@@ -16,7 +17,7 @@ from engine.storage.store import Store
 
 def main(argv: list[str], out: Callable[[str], None] = print) -> int:
     """Import every file, or none when one of them is not a valid bench document."""
-    p = Parser(prog="python -m engine import", description="import bench --json documents")
+    p = Parser(prog=engine_command("import"), description="import bench --json documents")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--db", help="results database (default: the user data folder)")
     args = p.parse_args(argv)

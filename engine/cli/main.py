@@ -12,7 +12,8 @@ import json
 import shlex
 import sys
 
-from engine.cli.args import Parser, parse_list, utf8_arguments
+from engine.cli.args import Parser, add_image_size, model_spec, parse_list, utf8_arguments
+from engine.core.commands import engine_command, pip_command
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.text import raw_stream, safe_stdio, safe_text
 from engine.storage.runend import Terminated, install_sigterm, restore_signals
@@ -60,20 +61,17 @@ def missing_package(package: str) -> Unavailable:
         f"the package {package} is not installed for this Python ({sys.executable})",
         "the commands need the environment the README's install command creates",
         "run them with .venv/bin/python -m engine … (or activate it: source .venv/bin/activate),"
-        " or install the requirements: pip install -r requirements.txt",
+        f" or install the requirements: {pip_command()} install -r requirements.txt",
     )
 
 
 def bench_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m engine bench", description=COMMANDS["bench"][1])
+    p = Parser(prog=engine_command("bench"), description=COMMANDS["bench"][1])
     src = p.add_argument_group("model")
     src.add_argument("--model", help="torchvision classifier name (default resnet50)")
     src.add_argument("--onnx", help="a user ONNX file (one NCHW float input) instead of --model")
     src.add_argument("--weights", help="random | pretrained | FILE (default random)")
-    src.add_argument(
-        "--image-size",
-        help="pixels: 224, or HEIGHTxWIDTH (default 224; an ONNX file's own size)",
-    )
+    add_image_size(src)
     src.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     run = p.add_argument_group("what to run")
     from engine.backends import backend_names
@@ -131,7 +129,6 @@ def bench_parser() -> argparse.ArgumentParser:
 
 def build_config(args: argparse.Namespace):
     from engine.artifacts.models import check_batches
-    from engine.cli.args import model_spec
     from engine.core.config import BenchSettings, SweepConfig
     from engine.core.limits import check_threads
 
@@ -356,10 +353,10 @@ def bench_main(argv: list[str]) -> int:
 
 
 def export_main(argv: list[str]) -> int:
-    p = Parser(prog="python -m engine export", description=COMMANDS["export"][1])
-    p.add_argument("--model", default="resnet50")
-    p.add_argument("--weights", default="random")
-    p.add_argument("--image-size", type=int, default=224)
+    p = Parser(prog=engine_command("export"), description=COMMANDS["export"][1])
+    p.add_argument("--model", help="torchvision classifier name (default resnet50)")
+    p.add_argument("--weights", help="random | pretrained | FILE (default random)")
+    add_image_size(p, onnx=False)
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     p.add_argument("--out", required=True, help="where to write the .onnx file")
     p.add_argument("--cache-dir")
@@ -369,13 +366,13 @@ def export_main(argv: list[str]) -> int:
 
         set_cache_dir(args.cache_dir)
     from engine.artifacts.models import load_artifacts
-    from engine.core.config import ModelSpec
     from engine.core.paths import check_output
     from engine.core.safeio import copy_file
 
     check_output(args.out, "--out")  # before minutes of export, not after
 
-    art = load_artifacts(ModelSpec(args.model, args.weights, args.image_size))
+    spec, _ = model_spec(args)
+    art = load_artifacts(spec)
     path = art.onnx_path(args.precision, progress=lambda m: print(m, file=sys.stderr))
     for note in art.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -385,7 +382,8 @@ def export_main(argv: list[str]) -> int:
             {
                 "out": str(out),
                 "bytes": out.stat().st_size,
-                "model": args.model,
+                "model": spec.name,
+                "image_size": spec.size_text,
                 "precision": args.precision,
                 "weights": art.weights_label,
             }
@@ -410,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m engine COMMAND [options]\n\ncommands:")
+        print(f"usage: {engine_command('COMMAND [options]')}\n\ncommands:")
         for name, (_, help_) in COMMANDS.items():
             print(f"  {name:<10} {help_}")
         return 0 if argv else 2

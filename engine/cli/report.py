@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from engine.cli.args import Parser, parse_list
+from engine.core.commands import engine_command
 from engine.core.errors import BadInput
 from engine.core.paths import check_output
 from engine.core.safeio import write_text
@@ -19,7 +20,7 @@ from engine.storage.store import Store
 
 def main(argv: list[str]) -> int:
     """``python -m engine report``: write an HTML or markdown report of stored runs."""
-    p = Parser(prog="python -m engine report", description="write an HTML or markdown report")
+    p = Parser(prog=engine_command("report"), description="write an HTML or markdown report")
     p.add_argument("--db", help="results database (default: the user data folder)")
     p.add_argument(
         "--run",

@@ -12,11 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-from engine.cli.args import Parser, parse_list
+from engine.cli.args import Parser, add_image_size, model_spec, parse_list
+from engine.core.commands import engine_command
 from engine.core.errors import BadInput
 from engine.core.text import safe_text
-
-PROG = "python -m engine trt-build"
 
 
 def _say(message: str) -> None:
@@ -25,11 +24,13 @@ def _say(message: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = Parser(prog=PROG, description="build a TensorRT plan without running it")
+    p = Parser(
+        prog=engine_command("trt-build"), description="build a TensorRT plan without running it"
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="torchvision classifier name (exported with random weights)")
     src.add_argument("--onnx", help="an ONNX file of the precision asked for")
-    p.add_argument("--image-size", type=int, default=224, help="--model only")
+    add_image_size(p)
     p.add_argument("--precision", default="fp16", help="fp32, fp16, bf16 or int8")
     p.add_argument("--batch", default="1,8,32", help="batch sizes the plan must accept")
     p.add_argument("--out", help="also write the plan to this file")
@@ -41,19 +42,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _onnx(args: argparse.Namespace) -> tuple[Path, tuple[int, int], int | None]:
-    """(ONNX file, image height and width, its fixed batch or None)."""
-    if args.onnx:
-        from engine.artifacts.models import inspect_onnx
+    """(ONNX file, image height and width, the one batch its graph runs or None).
 
-        path = Path(args.onnx)
-        if not path.is_file():
-            raise BadInput(f"ONNX file {path.name} does not exist", fix="check the path")
-        info = inspect_onnx(path)
-        return path, (info.height or 224, info.width or 224), info.fixed_batch
+    The size follows bench's rules (:func:`engine.cli.args.model_spec`): an ONNX file's
+    declared size is its size, a different ``--image-size`` is refused, a symbolic side
+    takes the size given or 224 with a note.
+    """
     from engine.artifacts.models import load_artifacts
-    from engine.core.config import ModelSpec
 
-    art = load_artifacts(ModelSpec(args.model, "random", args.image_size))
+    spec, note = model_spec(args)
+    if note:
+        _say(f"note: {note}")
+    art = load_artifacts(spec)
+    if args.onnx:  # the file as given, of the precision asked for
+        one = art.graph_batch
+        if one and parse_list(args.batch, int, "batch size") != [one]:
+            where = (
+                "on its input" if art.fixed_batch else f"inside its graph ({art.baked_batch.node})"
+            )
+            _say(f"note: {Path(args.onnx).name} runs batch {one} only (fixed {where}):"
+                 f" the plan takes batch {one}")  # fmt: skip
+        return Path(args.onnx), art.image_hw, one
     return Path(art.onnx_path(args.precision, progress=_say)), art.image_hw, None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.core.commands import pip_command
 from engine.core.errors import BadInput, Unavailable
 
 
@@ -55,14 +56,14 @@ def cuda_availability(device: str) -> Availability:
         import torch
     except ImportError as exc:
         return Availability(
-            False, f"torch does not import: {exc}", "pip install -r requirements.txt"
+            False, f"torch does not import: {exc}", f"{pip_command()} install -r requirements.txt"
         )
     if not torch.cuda.is_available():
         if torch.version.cuda is None:
             return Availability(
                 False,
                 "the installed torch is a CPU-only build",
-                "install a CUDA build of torch: pip install -r requirements.txt",
+                f"install a CUDA build of torch: {pip_command()} install -r requirements.txt",
             )
         return Availability(
             False,

@@ -7,26 +7,15 @@ Defaults live under the user's cache / data folders; ``VISIONBENCH_CACHE`` and
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from engine.core.commands import python_command  # noqa: F401 - callers import it from here
 from engine.core.errors import BadInput
 from engine.core.safeio import check_regular_target, os_problem, unwritable_folder
 
 APP = "visionbench"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def python_command() -> str:
-    """How a printed command should start so that pasting it works.
-
-    The README installs into the checkout's ``.venv``; the system ``python`` there lacks
-    our packages, so commands run from that environment say ``.venv/bin/python``.
-    """
-    if Path(sys.prefix).resolve() == (ROOT / ".venv").resolve():
-        return ".venv/bin/python"
-    return "python"
 
 
 def cache_dir() -> Path:

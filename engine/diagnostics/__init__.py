@@ -8,8 +8,9 @@ captured, and the in-process remedies re-probed) and turns what it saw into one 
 findings with a root cause, evidence and a copyable fix.
 
 It needs only the standard library and whichever onnxruntime is installed, and imports nothing
-from the engine outside this package (the layer below it is ``engine.core``, which it does not need), because broken environments are exactly where it is
-needed: it also runs as a plain script (`python engine/diagnostics --json report.json`).
+from the engine outside this package but ``engine.core.commands`` (standard library only: how a
+printed fix starts), because broken environments are exactly where it is needed: it also runs
+as a plain script (`python engine/diagnostics --json report.json`).
 
 Layout: checks (`packages`, `libraries` with `elf` and `cuda_wheels`, `driver`, `trt_checks`,
 `trt_rtx`), the live `probe` (`probe_child`), the `rules` (`rules_cuda`, `rules_trt`) over a

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from typing import NoReturn
 
+from engine.core.commands import engine_command
 from engine.diagnostics.run import run_diagnostics
 
 MAX_TIMEOUT_S = 3600.0  # an hour for all probes: a probe that needs longer has hung
@@ -42,7 +43,7 @@ def _timeout(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     """`diagnose [--json FILE] [--markdown FILE] [--provider NAME ...] [--no-probe]`."""
     parser = _Parser(
-        prog="python -m engine diagnose",
+        prog=engine_command("diagnose"),
         description="Explain where ONNX Runtime will run (CUDA or CPU), why, and how to fix it.",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")

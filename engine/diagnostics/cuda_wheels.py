@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from engine.core.commands import pip_command
+
 PACKAGES: dict[int, dict[str, str]] = {
     12: {
         "cudart": "nvidia-cuda-runtime-cu12",
@@ -84,4 +86,4 @@ def pip_install(sonames: list[str], cuda_major: int | None) -> str:
         spec = requirement(so, cuda_major)
         if spec and spec not in specs:
             specs.append(spec)
-    return "pip install " + " ".join(specs) if specs else ""
+    return f"{pip_command()} install " + " ".join(specs) if specs else ""

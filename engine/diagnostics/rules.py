@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from engine.core.commands import pip_command
 from engine.diagnostics.context import Context, Verdict
 from engine.diagnostics.probe import Probes, probe_log
 from engine.diagnostics.report import CUDA_EP, SEVERITIES, Finding, short_name
@@ -39,7 +40,7 @@ def package_conflict(ctx: Context) -> None:
                 f"the import reports package_name={ctx.build.get('package_name')!r}, "
                 f"built for CUDA {ctx.build.get('cuda_version')}, "
                 f"get_available_providers() = {ctx.available or 'not probed'}",
-                f"pip uninstall -y {names} && pip install {ctx.install_one}",
+                f"{pip_command()} uninstall -y {names} && {pip_command()} install {ctx.install_one}",
             )
             return
 
@@ -62,7 +63,10 @@ def packages_shadowed(ctx: Context) -> None:
         "\n".join(f"{d['name']} {d['version']} in {d['location']}" for d in ort_dists)
         + f"\nimported: {imported}",
         "# remove the shadowed copy from the environment that holds it, e.g.\n"
-        + "\n".join(f"pip uninstall -y {d['name']}  # the one in {d['location']}" for d in others),
+        + "\n".join(
+            f"{pip_command()} uninstall -y {d['name']}  # the one in {d['location']}"
+            for d in others
+        ),
     )
 
 
@@ -77,7 +81,7 @@ def ort_missing(ctx: Context) -> Verdict | None:
         "onnxruntime is not installed",
         "no onnxruntime package can be imported by this Python",
         f"importlib.util.find_spec('onnxruntime') is None for {ctx.checks['python']['executable']}",
-        f"pip install {ctx.install_one}"
+        f"{pip_command()} install {ctx.install_one}"
         + ("  # runs on the CPU too" if ctx.install_one.endswith("-gpu") else ""),
     )
     if not ctx.driver_ok:
@@ -105,7 +109,7 @@ def import_failed(ctx: Context) -> Verdict | None:
         "onnxruntime is installed but cannot be imported",
         "importing onnxruntime fails, so no session can be created at all",
         f"{error}\n{((imp or {}).get('log') or plain.get('stderr') or '').strip()[-1500:]}",
-        f"pip install --force-reinstall {ctx.build.get('package_name') or ctx.install_one}",
+        f"{pip_command()} install --force-reinstall {ctx.build.get('package_name') or ctx.install_one}",
         caused_by=ctx.conflict.id if ctx.conflict else "",
     )
     because = "the onnxruntime packages are broken" if ctx.conflict else ""
@@ -117,7 +121,8 @@ def cpu_only_build(ctx: Context) -> Verdict | None:
     if not ctx.cuda_wanted or gpu_build:
         return None
     build, no_gpu = ctx.build, "" if ctx.driver_ok else "  # needs an NVIDIA GPU"
-    fix = f"pip uninstall -y {build.get('package_name') or 'onnxruntime'} && pip install onnxruntime-gpu"
+    name = build.get("package_name") or "onnxruntime"
+    fix = f"{pip_command()} uninstall -y {name} && {pip_command()} install onnxruntime-gpu"
     cpu_pkg = ctx.add(
         "ort-cpu-only-package",
         "error" if ctx.driver_ok else "info",
@@ -177,7 +182,7 @@ def cpu_requested(ctx: Context) -> Verdict | None:
         f"sessions run on {ctx.used[0] if ctx.used else 'nothing'}",
         "only the CPU was requested" if ok else "the CPU session could not be created",
         session_evidence(ctx.plain, ctx.first),
-        "" if ok else f"pip install --force-reinstall {ctx.build.get('package_name')}",
+        "" if ok else f"{pip_command()} install --force-reinstall {ctx.build.get('package_name')}",
     )
     return ctx.verdict("CPU" if ok else "none")
 

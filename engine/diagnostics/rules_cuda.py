@@ -8,6 +8,7 @@ library the provider needs (its DT_NEEDED entries), mapped to pip packages by `c
 
 from __future__ import annotations
 
+from engine.core.commands import engine_command
 from engine.diagnostics.context import Context, Verdict
 from engine.diagnostics.cuda_wheels import pip_install
 from engine.diagnostics.output import lib_summary
@@ -21,10 +22,13 @@ PRELOAD_FIX = (
     "# in Python, once, before the first InferenceSession:\n"
     "import onnxruntime; onnxruntime.preload_dlls()"
 )
-NO_GPU_NOTE = (
-    "# without an NVIDIA GPU, onnxruntime-gpu runs on the CPU: check that instead with\n"
-    "python -m engine diagnose --provider CPU"
-)
+
+
+def no_gpu_note() -> str:
+    return (
+        "# without an NVIDIA GPU, onnxruntime-gpu runs on the CPU: check that instead with\n"
+        + engine_command("diagnose --provider CPU")
+    )
 
 
 def session_evidence(probe: dict | None, provider: str) -> str:
@@ -123,7 +127,7 @@ def driver_missing(ctx: Context) -> None:
         ctx.driver_why + ", so the CUDA execution provider cannot start",
         "\n".join([ctx.driver_ev] + reports[:1]),
         "nvidia-smi  # must list your GPU; if it fails, install the NVIDIA driver"
-        " (or start the container with --gpus all)\n" + NO_GPU_NOTE,
+        " (or start the container with --gpus all)\n" + no_gpu_note(),
     )
     ctx.lib_severity, ctx.caused = "info", ctx.root.id
 

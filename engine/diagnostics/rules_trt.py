@@ -6,11 +6,12 @@ a cause only where TensorRT is installed and the EP still could not start (no dr
 
 from __future__ import annotations
 
+from engine.core.commands import pip_command
 from engine.diagnostics.context import Context
 from engine.diagnostics.probe import interesting_lines, load_errors, probe_log, used_providers
 from engine.diagnostics.report import TRT_EP, Finding
 from engine.diagnostics.trt_rtx import (
-    FULL_TENSORRT_INSTALL,
+    FULL_TENSORRT_PACKAGE,
     support_row,
     supports,
     unsupported_reason,
@@ -74,7 +75,7 @@ def rtx_unsupported_finding(rtx: dict, gpus: list[dict], gpu_source: str = "") -
         f"TensorRT-RTX does not run on {', '.join(sorted({g['name'] for g in bad}))}",
         "; ".join(r for r in reasons if r),
         "\n".join(evidence),
-        f"# {reasons[0]}:\n{FULL_TENSORRT_INSTALL}"
+        f"# {reasons[0]}:\n{pip_command()} install {FULL_TENSORRT_PACKAGE}"
         "  # then choose the full TensorRT flavour of the tensorrt backend",
     )
 

@@ -18,6 +18,7 @@ import tempfile
 import time
 from typing import Any
 
+from engine.core.commands import engine_command
 from engine.diagnostics.driver import check_driver, driver_state
 from engine.diagnostics.libraries import check_libraries
 from engine.diagnostics.packages import check_ort_build, check_packages, cuda_major_in_use
@@ -40,10 +41,13 @@ from engine.diagnostics.report import (
 from engine.diagnostics.rules import analyse
 from engine.diagnostics.trt_checks import tensorrt_rtx_status, tensorrt_status
 
-NO_GPU_NOTE = (
-    "no NVIDIA GPU is usable here, so the CPU provider was checked; CUDA would need an NVIDIA "
-    "driver that lists a GPU in nvidia-smi (then: python -m engine diagnose --provider CUDA)"
-)
+
+def no_gpu_note() -> str:
+    return (
+        "no NVIDIA GPU is usable here, so the CPU provider was checked; CUDA would need an"
+        " NVIDIA driver that lists a GPU in nvidia-smi (then:"
+        f" {engine_command('diagnose --provider CUDA')})"
+    )
 
 
 def run_diagnostics(
@@ -62,7 +66,7 @@ def run_diagnostics(
     if not requested_list:
         gpu_ok = driver_state(checks["system"]["driver"])[0]
         requested_list = [CUDA_EP if gpu_ok else CPU_EP]
-        note = "" if gpu_ok else NO_GPU_NOTE
+        note = "" if gpu_ok else no_gpu_note()
     probes = Probes()
     if probe and checks["ort_build"].get("module_found"):
         probes = _run_probes(checks, requested_list, deadline)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
+from engine.core.commands import pip_command
 from engine.diagnostics.cuda_wheels import DEFAULT_CUDA_MAJOR, soname_major
 from engine.diagnostics.libraries import locate_library
 from engine.diagnostics.packages import (
@@ -28,7 +29,7 @@ def tensorrt_status() -> dict:
     module's location, package metadata, libnvinfer on disk); it does not import tensorrt.
     """
     cuda_major = cuda_major_in_use() or DEFAULT_CUDA_MAJOR
-    install = f"pip install tensorrt-cu{cuda_major}"
+    install = f"{pip_command()} install tensorrt-cu{cuda_major}"
     module_dir = package_dir("tensorrt")
     dists = [
         dist_row(d)

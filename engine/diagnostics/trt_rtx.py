@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 MODULE = "tensorrt_rtx_bindings"  # the import name of the tensorrt-rtx-cu13-bindings wheel
-FULL_TENSORRT_INSTALL = "pip install tensorrt-cu13"
+FULL_TENSORRT_PACKAGE = "tensorrt-cu13"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -130,7 +130,7 @@ class _Sweep:
         self.facts = ModelFacts.of_artifacts(art)
         self.total = len(config.runners) * len(batches)
         self.done = 0
-        self.pbatch = art.fixed_batch or PARITY_BATCH
+        self.pbatch = art.graph_batch or PARITY_BATCH
         # parity batch → (input, FP32 reference outputs once computed)
         self.judged: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
 
@@ -200,6 +200,11 @@ class _Sweep:
         for b in self.batches:
             self.emit(self.row(spec, b, status=status, reason=err.user_message()))
 
+    def refuse(self, spec: RunnerSpec, batch: int, err: EngineError) -> None:
+        """A batch this model cannot run (fixed inside its graph): a row with the reason."""
+        self.outcome.errors.append(err)
+        self.emit(self.row(spec, batch, status=err.row_status, reason=err.user_message()))
+
     def run_spec(self, spec: RunnerSpec) -> None:
         backend = get_backend(spec.backend)
         try:
@@ -207,9 +212,14 @@ class _Sweep:
         except EngineError as exc:
             self.emit_all(spec, "skipped", exc)
             return
+        refused = {b: why for b in self.batches if (why := self.art.batch_refusal(b))}
+        if len(refused) == len(self.batches):  # nothing to build: every batch is refused
+            for b in self.batches:
+                self.refuse(spec, b, refused[b])
+            return
         self.start_run()
         ctx = PrepareContext(
-            batches=tuple(self.batches),
+            batches=tuple(b for b in self.batches if b not in refused),
             calibration_dir=self.config.calibration_dir,
             progress=self.progress,
         )
@@ -222,12 +232,16 @@ class _Sweep:
             parity = self.parity(backend, spec, runner, ctx) if self.config.parity else None
         except Exception as exc:  # noqa: BLE001 - a backend that fails to build must not end the sweep
             self.close(runner)
-            self.emit_all(spec, "failed", _error_of(exc, spec))
+            err = _error_of(exc, spec)  # a setting that cannot apply here is skipped, not failed
+            self.emit_all(spec, err.row_status, err)
             return
         for b in self.batches:
             if self.cb.stop_requested():
                 self.outcome.interrupted = True
                 break
+            if b in refused:
+                self.refuse(spec, b, refused[b])
+                continue
             runner = self.time_point(spec, b, runner, ctx, per_batch, parity)
         self.close(runner)
         release_memory()
@@ -243,7 +257,7 @@ class _Sweep:
 
     def parity(self, backend: type[Backend], spec, runner, ctx):
         pbatch = (
-            self.pbatch if self.art.fixed_batch else backend.parity_batch(spec, tuple(self.batches))
+            self.pbatch if self.art.graph_batch else backend.parity_batch(spec, tuple(self.batches))
         ) or self.pbatch
         x, reference = self.judged.get(pbatch) or (self.art.sample_input(pbatch, seed=99), None)
         if reference is None:

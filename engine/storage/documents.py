@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.core.commands import engine_command
 from engine.core.config import ResultRow
 from engine.core.errors import BadInput
 from engine.core.text import safe_text
@@ -33,11 +34,14 @@ from engine.storage import schema
 from engine.storage.store import JSON_SCHEMA, Store
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
-_FIX = "pass a file written by python -m engine bench --json"
 
 
 def _bad(name: str, why: str) -> BadInput:
-    return BadInput(f"{safe_text(name)} is not a bench JSON document", why, _FIX)
+    return BadInput(f"{safe_text(name)} is not a bench JSON document", why, _fix())
+
+
+def _fix() -> str:
+    return f"pass a file written by {engine_command('bench --json')}"
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -48,7 +52,7 @@ def check_size(n_bytes: int, name: str) -> None:
         raise BadInput(
             f"{safe_text(name)} is {n_bytes / 2**20:.0f} MB",
             f"bench documents larger than {MAX_IMPORT_BYTES // 2**20} MB are not imported",
-            "import the document of one run, written by python -m engine bench --json",
+            f"import the document of one run, written by {engine_command('bench --json')}",
         )
 
 
@@ -98,7 +102,7 @@ def parse_document(data: bytes | str, name: str = "document") -> Any:
         raise _bad(name, "it is nested too deeply for a JSON parser to read") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(
-            f"{safe_text(name)} is not valid JSON", safe_text(str(exc)[:200]), _FIX
+            f"{safe_text(name)} is not valid JSON", safe_text(str(exc)[:200]), _fix()
         ) from exc
 
 

@@ -49,6 +49,7 @@ from engine.backends.tensorrt import (
 )
 from engine.backends.tensorrt.flavour import version_problem
 from engine.backends.tensorrt.runner import RuntimeCache
+from engine.core.commands import pip_command
 from engine.core.config import RunnerSpec
 from engine.core.errors import BadInput, EngineError, Unavailable
 from tests.fakes.tensorrt_standin import make_fake_tensorrt
@@ -223,7 +224,7 @@ def test_library_that_does_not_load_is_reported(monkeypatch):
     trt, avail = tensorrt_availability("full")
     assert trt is None and not avail.ok
     assert "libnvinfer.so.10: cannot open shared object file" in avail.reason
-    assert avail.fix.startswith("pip install tensorrt-cu")
+    assert avail.fix.startswith(f"{pip_command()} install tensorrt-cu")
 
 
 def test_old_tensorrt_is_refused_with_an_upgrade():
@@ -340,6 +341,7 @@ def test_every_key_field_changes_the_plan_key():
         "schema": 99,
         "flavour": "rtx",
         "targets": "8.6,8.9",
+        "image_hw": "40x56",
     }
     assert set(changed) == {f.name for f in dataclasses.fields(PlanKey)}
     digests = {base.digest()}

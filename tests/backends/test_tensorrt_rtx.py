@@ -394,3 +394,59 @@ def test_engines_page_builds_a_plan_without_a_gpu(tmp_path, monkeypatch, shared_
     shown = "\n".join(str(t.value) for t in at.text)
     assert "cache key: plan-rtx-" in shown and NO_GPU_WORDS in shown
     assert len(at.dataframe[-2].value) > 5  # the plan's layers, from the builder's log
+
+
+# --------------------------------------------------------------------------- users' files
+
+DATA = ROOT / "tests" / "data" / "onnx"
+
+
+def _trt_build_here(capsys, *args: str) -> tuple[int, str, str]:
+    from engine.cli.main import main
+
+    code = main(["trt-build", "--precision", "fp32", "--rtx-cc", "8.6", "--batch", "1,4", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "shown"),
+    [
+        ("legacy_gray_28.onnx", None, "28"),  # one channel, fixed 28×28
+        ("dynamo_gray_dynamic_hw.onnx", "28", "28"),  # one channel, any size: plain N
+        ("dynamo_dynamic_hw.onnx", "40x56", "40x56"),  # any size: HEIGHTxWIDTH
+        ("legacy_fixed_40x56.onnx", "40x56", "40x56"),  # the declared size, given again
+    ],
+)
+def test_trt_build_builds_users_files_at_the_size_that_runs(capsys, name, size, shown):
+    extra = ["--image-size", size] if size else []
+    code, out, err = _trt_build_here(capsys, "--onnx", str(DATA / name), *extra)
+    assert code == 0, err
+    assert f"model: {name} (fp32, image size {shown}, batch 1..4" in out, out
+    assert "was chosen" not in err
+
+
+def test_trt_build_of_a_file_of_any_size_keys_the_plan_by_size_and_says_a_chosen_one(capsys):
+    dyn = str(DATA / "dynamo_dynamic_hw.onnx")
+    keys = []
+    for extra in (["--image-size", "40x56"], [], ["--image-size", "224"]):
+        code, out, err = _trt_build_here(capsys, "--onnx", dyn, *extra)
+        assert code == 0, err
+        keys.append(next(x for x in out.splitlines() if x.startswith("cache key: ")))
+        if not extra:
+            assert "224×224 was chosen (give --image-size HxW for another)" in err
+    assert keys[0] != keys[1] and keys[1] == keys[2]  # 224 chosen = 224 given: one plan
+
+
+def test_trt_build_refuses_a_size_a_fixed_file_does_not_have(capsys):
+    code, out, err = _trt_build_here(
+        capsys, "--onnx", str(DATA / "legacy_fixed_48.onnx"), "--image-size", "64"
+    )
+    assert code == 2 and not out and err.count("\n") == 1 and "fixed at 48" in err, err
+
+
+def test_trt_build_pins_a_batch_fixed_inside_the_graph_with_a_note(capsys):
+    code, out, err = _trt_build_here(capsys, "--onnx", str(DATA / "legacy_baked_batch_2.onnx"))
+    assert code == 0, err
+    assert "batch 2..2" in out
+    assert "runs batch 2 only (fixed inside its graph (/Reshape))" in err, err

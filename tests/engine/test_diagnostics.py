@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine import diagnostics as diag
+from engine.core.commands import pip_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,7 +144,7 @@ def test_serialisations_agree_and_carry_no_machine_paths(report, tmp_path):
 def test_tensorrt_status_says_why_and_what_to_install():
     status = diag.tensorrt_status()
     assert set(status) >= {"importable", "version", "libnvinfer_found", "reason", "install", "ok"}
-    assert status["install"].startswith("pip install tensorrt-cu")
+    assert status["install"].startswith(f"{pip_command()} install tensorrt-cu")
     if not status["ok"]:
         assert status["reason"]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from engine import diagnostics as diag
+from engine.core.commands import pip_command
 from engine.diagnostics import cuda_wheels, rules_trt, trt_rtx
 from engine.diagnostics.driver import nvidia_smi_gpus, parse_nvidia_smi
 from engine.diagnostics.elf import elf_dynamic
@@ -107,12 +108,12 @@ def test_elf_reader_on_a_minimal_elf(tmp_path):
 def test_soname_to_package_table():
     install = cuda_wheels.pip_install(CUDA12_NEEDED + ["libcudnn.so.9"], 12)
     assert install == (
-        "pip install nvidia-cublas-cu12 nvidia-curand-cu12 nvidia-cufft-cu12 "
+        f"{pip_command()} install nvidia-cublas-cu12 nvidia-curand-cu12 nvidia-cufft-cu12 "
         'nvidia-cuda-runtime-cu12 nvidia-cuda-nvrtc-cu12 "nvidia-cudnn-cu12~=9.0"'
     )
     cuda13 = ["libcudart.so.13", "libnvrtc.so.13", "libcufft.so.12", "libcudnn.so.9"]
     assert cuda_wheels.pip_install(cuda13, 13) == (
-        'pip install "nvidia-cuda-runtime~=13.0" "nvidia-cuda-nvrtc~=13.0" '
+        f'{pip_command()} install "nvidia-cuda-runtime~=13.0" "nvidia-cuda-nvrtc~=13.0" '
         '"nvidia-cufft~=12.0" "nvidia-cudnn-cu13~=9.0"'
     )
     assert not cuda_wheels.is_cuda_library("libcuda.so.1")  # the driver's, not pip's

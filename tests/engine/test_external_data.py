@@ -106,3 +106,26 @@ def test_a_missing_data_file_is_named(tmp_path):
         check_external_data(model, tmp_path)
     (tmp_path / "weights.bin").write_bytes(b"\0" * 16)
     check_external_data(model, tmp_path)
+
+
+def test_a_model_s_digest_covers_the_data_files_beside_it(tmp_path):
+    """Retrained weights in model.onnx.data leave model.onnx byte for byte the same: every
+    cache keyed by the model (int8, static shapes, TensorRT plans) must see the change."""
+    import shutil
+    from pathlib import Path
+
+    from engine.artifacts.external_data import model_digest
+    from engine.core.hashing import file_sha256
+
+    data = Path(__file__).resolve().parent.parent / "data" / "onnx"
+    shutil.copytree(data / "external", tmp_path / "m")
+    model = tmp_path / "m" / "model.onnx"
+    before = model_digest(model)
+    weights = bytearray((tmp_path / "m" / "model.onnx.data").read_bytes())
+    weights[0] ^= 0xFF
+    (tmp_path / "m" / "model.onnx.data").write_bytes(bytes(weights))
+    assert model_digest(model) != before and file_sha256(model) == file_sha256(
+        data / "external" / "model.onnx"
+    )
+    single = data / "legacy_fixed_48.onnx"  # no data files: the file's own hash, as before
+    assert model_digest(single) == file_sha256(single)

@@ -34,6 +34,8 @@ CASES = {
     "dynamo_dynamic_hw.onnx": (36, 52, 3, ["--image-size", "36x52"], False),
     "dynamo_gray_dynamic_hw.onnx": (28, 28, 1, ["--image-size", "28"], False),
     "external/model.onnx": (48, 48, 3, [], False),
+    "legacy_view_head_28.onnx": (28, 28, 3, [], False),
+    "legacy_fp16_32.onnx": (32, 32, 3, [], False),
 }
 
 
@@ -125,3 +127,104 @@ def test_an_int8_cache_entry_says_what_it_is():
     path = quantize_int8(art)
     entry = next(e for e in cache_entries() if Path(e.path) == path.parent)
     assert entry.what == "int8 QDQ model, calibrated on generated images"
+
+
+BAKED = (
+    "this file's batch is fixed at 2 inside the graph (Reshape node /Reshape): batch 1 cannot run"
+)
+
+
+def test_a_batch_fixed_inside_the_graph_is_not_applicable_per_batch(tmp_path, capsys):
+    """The input says any batch, a Reshape says 2: batch 1 is a skipped row with the reason
+    (not a failure), batch 2 runs with its parity judged at 2, the exit code is 0."""
+    code, _, err = bench(capsys, tmp_path, "--onnx", str(DATA / "legacy_baked_batch_2.onnx"),
+                         "--json", str(tmp_path / "o.json"))  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((tmp_path / "o.json").read_text())["rows"]
+    assert [(r["batch"], r["status"]) for r in rows] == [(1, "skipped"), (2, "ok")]
+    assert rows[0]["reason"].startswith(BAKED) and rows[1]["parity_status"] == "ok"
+
+
+def test_only_batches_the_graph_cannot_run_is_exit_2_with_the_reason(tmp_path, capsys):
+    code = main(["bench", "--onnx", str(DATA / "legacy_baked_batch_2.onnx"), "--db",
+                 str(tmp_path / "r.sqlite"), *FAST, "--batch", "1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and f"error: nothing requested could run. {BAKED}" in err, err
+    assert not (tmp_path / "r.sqlite").exists() or not Store(str(tmp_path / "r.sqlite")).runs()
+
+
+def test_auto_mode_names_the_fixed_batch_as_why_a_batch_has_no_winner(tmp_path, capsys):
+    code, out, err = bench(capsys, tmp_path, "--onnx", str(DATA / "legacy_baked_batch_2.onnx"),
+                           "--auto")  # fmt: skip
+    assert code == 0, err
+    assert f"batch 1:\n   no winner: {BAKED}" in out, out
+    assert "batch 2: (chosen" in out, out
+
+
+def test_a_constant_reshape_that_runs_at_any_batch_is_not_a_fixed_batch():
+    from engine.artifacts.graph_batch import find_baked_batch
+
+    suspects = [("/weights/Reshape", 4)]  # e.g. a model reshaping its own weights
+    assert find_baked_batch(suspects, runs=lambda b: True) is None
+    assert find_baked_batch(suspects, runs=lambda b: False) is None  # broken at any batch
+    baked = find_baked_batch(suspects, runs=lambda b: b == 4)
+    assert baked is not None and (baked.batch, baked.node) == (4, "/weights/Reshape")
+    asked = []  # a leading 1000 is not an export batch: never probed at that size
+    assert find_baked_batch([("/seq/Reshape", 1000)], runs=asked.append) is None and not asked
+
+
+def test_auto_mode_quantises_a_file_whose_weights_sit_beside_it(tmp_path, capsys):
+    """int8 of a model with external data: the quantiser's pre-processing works in a folder
+    of its own, where the data file's relative path led nowhere (every int8 row failed)."""
+    code, out, err = bench(capsys, tmp_path, "--onnx", str(DATA / "external" / "model.onnx"),
+                           "--auto", "--json", str(tmp_path / "o.json"))  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((tmp_path / "o.json").read_text())["rows"]
+    assert {(r["precision"], r["status"]) for r in rows} == {("fp32", "ok"), ("int8", "ok")}
+
+
+def test_int8_of_an_fp16_file_is_not_applicable_not_a_failure(tmp_path, capsys):
+    code, out, err = bench(capsys, tmp_path, "--onnx", str(DATA / "legacy_fp16_32.onnx"),
+                           "--auto", "--json", str(tmp_path / "o.json"))  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((tmp_path / "o.json").read_text())["rows"]
+    int8 = [r for r in rows if r["precision"] == "int8"]
+    assert int8 and {r["status"] for r in int8} == {"skipped"}
+    assert "int8 quantisation needs an FP32 model" in int8[0]["reason"]
+
+
+def test_flops_are_counted_for_a_head_that_reads_the_batch_at_run_time(tmp_path, capsys):
+    code, out, err = bench(capsys, tmp_path, "--onnx", str(DATA / "legacy_view_head_28.onnx"),
+                           "--json", str(tmp_path / "o.json"))  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((tmp_path / "o.json").read_text())["rows"]
+    assert all(r["gflop"] == pytest.approx(7.3168e-05) for r in rows), rows[0]
+
+
+def test_a_file_onnx_runtime_cannot_load_is_not_blamed_on_its_batch(tmp_path):
+    """The probe needs a session; a file ONNX Runtime refuses is left to the backends'
+    own one-line message, not reported as a batch fixed in the graph (nor a traceback)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
+
+    shape = numpy_helper.from_array(np.array([2, -1], np.int64), "shape")
+    nodes = [
+        helper.make_node("NoSuchOp", ["input"], ["y"], name="/custom"),
+        helper.make_node("Reshape", ["y", "shape"], ["logits"], name="/Reshape"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 96])],
+        [shape],
+    )
+    path = tmp_path / "custom.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    art = load_artifacts(ModelSpec(onnx_path=str(path)))
+    assert art.onnx_info.batch_suspects == [("/Reshape", 2)]
+    assert art.baked_batch is None and art.batch_refusal(1) is None

@@ -18,6 +18,8 @@ pytest.importorskip(
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from engine.core.commands import python_command  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard.py")
 TIMEOUT_S = 600
@@ -149,6 +151,12 @@ def test_diagnostics_page_shows_a_verdict(app: AppTest):
     if not check_driver()["libcuda"]["loaded"]:  # no GPU: the CPU is checked, and it works
         assert app.success and not app.error, texts(app.error)
         assert "CUDA would need" in report_text
+    # the fixes it prints start the way the README's install runs things (issue 27, item 8)
+    from tests.engine.test_printed_commands import BARE
+
+    everything = report_text + texts(app.markdown) + texts(app.caption)
+    assert not BARE.search(everything), BARE.search(everything)
+    assert f"{python_command()} -m engine diagnose" in everything
     app.button(key="vb_diag_recheck").click().run()
     assert not app.exception
     app.selectbox(key="vb_diag_provider").set_value("CUDA").run()

@@ -28,8 +28,9 @@ def test_a_model_with_its_data_file_uploads_and_runs(app: AppTest):
     upload(app, "model.onnx", MODEL)
     assert "model.onnx.data' is missing" in texts(app.error)
     assert app.button(key="vb_run").disabled
-    # the header names no earlier model while the upload is incomplete
-    assert "resnet18" not in texts(app.caption)
+    # the header names no earlier model (nor random weights) while the upload is incomplete
+    assert "resnet18" not in texts(app.caption) and "random weights" not in texts(app.caption)
+    assert "No ONNX file yet" in texts(app.caption)
 
     both = [("model.onnx", MODEL, "application/octet-stream"),
             ("model.onnx.data", WEIGHTS, "application/octet-stream")]  # fmt: skip
@@ -90,3 +91,18 @@ def test_no_stale_state_across_pages_and_models(app: AppTest, small_artifacts):
     upload(app, "tiny.onnx", small_artifacts.onnx_path("fp32").read_bytes())
     assert not app.error, texts(app.error)
     assert not app.metric and "resnet18 (random weights), batch" not in texts(app.caption)
+
+
+def test_a_batch_fixed_inside_the_graph_is_said_per_batch(app: AppTest):
+    """A file whose dynamic batch is baked into a Reshape at 2: the sweep measures batch 2
+    and says why batch 1 cannot run; the live card refuses batch 8 with the reason."""
+    upload(app, "baked.onnx", (DATA / "legacy_baked_batch_2.onnx").read_bytes())
+    assert not app.error, texts(app.error)
+    app.button(key="vb_run").click().run()
+    assert not app.exception, app.exception
+    assert "Sweep finished: 1 of 2 points measured" in texts(app.success)
+    assert "fixed at 2 inside the graph (Reshape node /Reshape)" in texts(app.warning)
+    app.select_slider(key="_vb_live_batch").set_value(8).run()
+    app.button(key="vb_measure").click().run()
+    assert "batch 8 cannot run" in texts(app.error), texts(app.error)
+    assert not app.get("metric")

@@ -32,6 +32,7 @@ from engine.backends.tensorrt.flavour import (
 from engine.backends.tensorrt.load import obtain_engine
 from engine.backends.tensorrt.recipe import PRECISIONS, build_recipe, onnx_for
 from engine.backends.tensorrt.runner import TensorRTRunner
+from engine.core.commands import engine_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import device_kind
 from engine.core.errors import BadInput, Unavailable
@@ -167,7 +168,9 @@ class TensorRTBackend(Backend):
         if not gpu.ok:
             if flavour is not None and flavour.name == "rtx":
                 # TensorRT-RTX builds without a GPU: say so where it cannot run.
-                extra = f"; {flavour.label} can still build plans here: python -m engine trt-build"
+                extra = (
+                    f"; {flavour.label} can still build plans here: {engine_command('trt-build')}"
+                )
                 return Availability(False, gpu.reason, gpu.fix + extra)
             return gpu
         assert flavour is not None
@@ -223,7 +226,7 @@ class TensorRTBackend(Backend):
             ctx.batches,
             opt_batch=opts.get("opt_batch"),
             max_batch=opts.get("max_batch"),
-            fixed_batch=getattr(artifacts, "fixed_batch", None),
+            fixed_batch=getattr(artifacts, "graph_batch", None),
             extra=(PARITY_BATCH,),
         )
 

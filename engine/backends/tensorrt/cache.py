@@ -31,7 +31,7 @@ from engine.core.paths import cache_dir
 
 # Bump when what we put into a plan changes (e.g. the profiling verbosity), so old plans
 # are not reused for a build that would differ.
-PLAN_SCHEMA = 2
+PLAN_SCHEMA = 3  # 3: the image size is part of the key (a dynamic height and width)
 PLAN_FILE = "plan.engine"
 TIMING_FILE = "timing.cache"
 RUNTIME_FILE = "runtime.cache"
@@ -130,6 +130,9 @@ class PlanKey:
     schema: int = PLAN_SCHEMA
     flavour: str = "full"  # "full" TensorRT or "rtx" (TensorRT for RTX)
     targets: str = ""  # RTX: the compute capabilities the plan was built for, e.g. "8.6,8.9"
+    # HEIGHTxWIDTH the profile gives a symbolic height and width (a plan built for 40x56
+    # does not take 224x224); said for every file, so a fixed file's key says its size too
+    image_hw: str = ""
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.backends.base import Availability
+from engine.core.commands import pip_command
 from engine.core.errors import BadInput, Unavailable
 
 SUPPORTED_MAJORS = (10, 11)
 FLAVOURS = ("auto", "full", "rtx")
 TITLES = {"full": "TensorRT", "rtx": "TensorRT-RTX"}
 MODULES = {"full": "tensorrt", "rtx": "tensorrt_rtx_bindings"}
-RTX_INSTALL = "pip install tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings"
+RTX_PACKAGES = "tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings"
 # Where the bindings do not import, the GPUs TensorRT-RTX runs on come from the support-matrix
 # table of engine.diagnostics.trt_rtx (standard library only, shared with diagnostics).
 _REFUSAL_RE = re.compile(r"Error Code 6\b.*?compute capability (\d+\.\d+)", re.S)
@@ -108,7 +109,7 @@ def install_command() -> str:
             major = int(str(torch.version.cuda).split(".")[0])
     except ImportError:
         pass
-    return f"pip install tensorrt-cu{major or 12}"
+    return f"{pip_command()} install tensorrt-cu{major or 12}"
 
 
 def _disk_facts() -> dict[str, Any]:
@@ -173,7 +174,9 @@ def _rtx_availability() -> tuple[Flavour | None, Availability]:
     trt, error = try_import("rtx")
     if trt is None:
         return None, Availability(
-            False, f"TensorRT-RTX does not import ({error})", f"{RTX_INSTALL} (Python 3.11/3.12)"
+            False,
+            f"TensorRT-RTX does not import ({error})",
+            f"{pip_command()} install {RTX_PACKAGES} (Python 3.11/3.12)",
         )
     return Flavour("rtx", trt, str(getattr(trt, "__version__", "?"))), Availability(True)
 
@@ -194,7 +197,9 @@ def tensorrt_availability(choice: str = "auto") -> tuple[Flavour | None, Availab
     if rtx is not None:
         return rtx, Availability(True)
     return None, Availability(
-        False, why.reason, f"{why.fix}, or for GeForce/RTX GPUs {RTX_INSTALL}"
+        False,
+        why.reason,
+        f"{why.fix}, or for GeForce/RTX GPUs {pip_command()} install {RTX_PACKAGES}",
     )
 
 

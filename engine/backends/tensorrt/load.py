@@ -63,6 +63,7 @@ def plan_key(
     settings: BuildSettings,
     gpu_name: str,
     compute_capability: str,
+    image_hw: tuple[int, int],
 ) -> PlanKey:
     return PlanKey(
         trt_version=str(trt.__version__),
@@ -78,6 +79,7 @@ def plan_key(
         opt_level=settings.opt_level,
         flavour=recipe.flavour,
         targets=",".join(settings.targets),
+        image_hw=f"{image_hw[0]}x{image_hw[1]}",
     )
 
 
@@ -180,10 +182,17 @@ def obtain_engine(
     ctx: PrepareContext,
 ) -> LoadedEngine:
     """The engine from our plan cache, or built (and cached) when missing or unusable."""
-    from engine.artifacts.models import file_sha256
+    from engine.artifacts.external_data import model_digest
 
     key = plan_key(
-        trt, file_sha256(onnx_path), recipe, profile, settings, gpu_name, compute_capability
+        trt,
+        model_digest(onnx_path),
+        recipe,
+        profile,
+        settings,
+        gpu_name,
+        compute_capability,
+        image_hw,
     )
     with plan_lock(key):
         got = fetch_plan(trt, key, onnx_path, recipe, profile, settings, image_hw, ctx)

@@ -231,17 +231,17 @@ class TensorRTRunner(Runner):
     def inspect(self) -> list[EngineLayer]:
         """The engine's layers; binds the opt batch first so formats are concrete."""
         if self._shape is None:
-            h, w = self._image_hw()
-            dims = tuple(self.engine.get_tensor_shape(self.input_name))
-            channels = dims[1] if len(dims) == 4 and dims[1] > 0 else 3
-            self._bind((self.profile.opt_batch, channels, h, w))
+            self._bind(self._opt_shape())
         return inspect_engine(self.engine, self.context, self.trt)
 
-    def _image_hw(self) -> tuple[int, int]:
-        dims = tuple(self.engine.get_tensor_shape(self.input_name))
-        h = dims[2] if len(dims) == 4 and dims[2] > 0 else 224
-        w = dims[3] if len(dims) == 4 and dims[3] > 0 else 224
-        return h, w
+    def _opt_shape(self) -> tuple[int, ...]:
+        """The input shape the engine was tuned for: its declared shape, or the profile's
+        opt shape where a dimension is symbolic (a file of any size was built at the size
+        the sweep ran, not at 224, and a 1-channel one with its one channel)."""
+        dims = tuple(int(d) for d in self.engine.get_tensor_shape(self.input_name))
+        if all(d > 0 for d in dims):
+            return dims
+        return tuple(int(d) for d in self.engine.get_tensor_profile_shape(self.input_name, 0)[1])
 
     def close(self) -> None:
         if self.runtime_cache is not None and self.engine is not None:

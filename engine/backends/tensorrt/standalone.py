@@ -31,6 +31,8 @@ from engine.backends.tensorrt.inspector import EngineLayer, layers_from_build_lo
 from engine.backends.tensorrt.load import fetch_plan, plan_key, plan_lock
 from engine.backends.tensorrt.progress import _make_logger
 from engine.backends.tensorrt.recipe import BuildRecipe, build_recipe
+from engine.core.commands import engine_command
+from engine.core.config import size_text
 from engine.core.errors import BadInput, Unavailable
 
 # ONNX TensorProto element types of the float precisions a strongly typed build keeps.
@@ -46,6 +48,7 @@ class StandaloneBuild:
     precision: str
     onnx: str
     profile: str
+    image_size: str  # "224" or "40x56": the size the profile gives the input
     targets: tuple[str, ...]
     key: str
     source: str  # "built" | "rebuilt" | "cache"
@@ -65,7 +68,7 @@ class StandaloneBuild:
         took = f"{self.build_s:.2f} s" if self.build_s is not None else "0 s (cache hit)"
         return [
             f"flavour: {self.trt}",
-            f"model: {self.onnx} ({self.precision}, {self.profile})",
+            f"model: {self.onnx} ({self.precision}, image size {self.image_size}, {self.profile})",
             f"targets: compute capability {', '.join(self.targets) or 'of this GPU'}",
             f"build: {self.source}, {took}",
             f"plan: {self.plan_bytes / 2**20:.1f} MiB ({self.plan_bytes} bytes)",
@@ -98,7 +101,7 @@ def check_typed(onnx_path: Path, recipe: BuildRecipe) -> None:
             f"{onnx_path.name} is a {found} model, not {recipe.precision}",
             f"{recipe.flavour_title} builds strongly typed networks: the ONNX file's own types"
             " decide the precision",
-            f"export it as {recipe.precision} (python -m engine export --precision"
+            f"export it as {recipe.precision} ({engine_command('export --precision')}"
             f" {recipe.precision}), or build --precision {found}",
         )
 
@@ -170,7 +173,7 @@ def build_standalone(
     fixed_batch: int | None = None,
 ) -> StandaloneBuild:
     """Build (or take from the cache) a plan for ``onnx_path`` and report its facts."""
-    from engine.artifacts.models import file_sha256
+    from engine.artifacts.external_data import model_digest
 
     cc = _visible_cc("cuda")
     flavour = _flavour_for_build(flavour_choice, cc)
@@ -182,7 +185,7 @@ def build_standalone(
     settings = BuildSettings(targets=chosen)
     profile = profile_for(batches, fixed_batch=fixed_batch)
     gpu = _gpu_name() if cc is not None else ""
-    key = plan_key(trt, file_sha256(onnx_path), recipe, profile, settings, gpu, cc or "")
+    key = plan_key(trt, model_digest(onnx_path), recipe, profile, settings, gpu, cc or "", image_hw)
     ctx = PrepareContext(batches=tuple(batches), progress=progress)
     with plan_lock(key):
         got = fetch_plan(trt, key, onnx_path, recipe, profile, settings, image_hw, ctx)
@@ -193,6 +196,7 @@ def build_standalone(
         precision=precision,
         onnx=onnx_path.name,
         profile=profile.label,
+        image_size=size_text(*image_hw),
         targets=chosen,
         key=key.name,
         source=got.source,
