@@ -5,9 +5,10 @@
 #   setsid nohup bash benchmarks/results/compiled/session.sh COMMIT TREE WORK > WORK/session.log 2>&1 &
 #
 # WORK is a scratch folder on the device machine. onnxruntime-gpu 1.31.1 comes as its wheel's
-# files in an xz-compressed tar split into parts (WORK/p/part.*; see
-# benchmarks/results/zoo/session.sh for how they are made and carried), and the dashboard's
-# wheels for the GPU tests as WORK/w/*.whl. Then, on the one GPU, never overlapping:
+# files in an xz-compressed tar (WORK/p/part.*; benchmarks/results/zoo/session.sh says how it
+# is made), and the dashboard's wheels for the GPU tests as WORK/w/*.whl; both may come as one
+# tar of p/ and w/ split into four parts of under 61 MB (WORK/c/part.*), one per carrying call,
+# joined here. Then, on the one GPU, never overlapping:
 #
 #   1. benchmarks/compiled_engines.py for MODELS at batch 32 until SESSION_S - TESTS_S;
 #   2. with GPU_TESTS=1, the GPU test suite (scripts/test-gpu.sh) into WORK/out/gpu-tests.log.
@@ -22,6 +23,9 @@ R=$WORK/out && mkdir -p "$R/compiled" "$WORK/site"
 log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$R/progress.txt"; }
 
 command -v nvidia-smi >/dev/null || { log "no nvidia-smi: this script is for the GPU machine"; exit 3; }
+if compgen -G "$WORK/c/part.*" >/dev/null && [ ! -d "$WORK/w" ]; then
+  cat "$WORK"/c/part.* | tar x -C "$WORK" || { log "joining the carried parts failed"; exit 2; }
+fi
 if compgen -G "$WORK/p/part.*" >/dev/null && [ ! -d "$WORK/site/onnxruntime" ]; then
   unxz() { if command -v xz >/dev/null; then xz -dc; else python3 -c "import lzma, shutil, sys
 shutil.copyfileobj(lzma.open(sys.stdin.buffer), sys.stdout.buffer)"; fi; }
