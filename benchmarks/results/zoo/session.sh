@@ -32,25 +32,10 @@ MODELS=${MODELS:-efficientnet_v2_s,shufflenet_v2_x1_0,mnasnet1_0,googlenet,maxvi
 COMPILE=${COMPILE:-$MODELS}
 END=$(($(date +%s) + ${SESSION_S:-1300}))
 left() { echo $((END - $(date +%s))); }
-R=$WORK/out && mkdir -p "$R/zoo" "$WORK/site"
+R=$WORK/out && mkdir -p "$R/zoo"
 log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$R/zoo.txt"; }
 
-command -v nvidia-smi >/dev/null || { log "no nvidia-smi: this script is for the GPU machine"; exit 3; }
-if compgen -G "$WORK/p/part.*" >/dev/null; then
-  unxz() { if command -v xz >/dev/null; then xz -dc; else python3 -c "import lzma, shutil, sys
-shutil.copyfileobj(lzma.open(sys.stdin.buffer), sys.stdout.buffer)"; fi; }
-  cat "$WORK"/p/part.* | unxz | tar x -C "$WORK/site" || { log "unpacking the wheel failed"; exit 2; }
-  python3 -m pip uninstall -y -q onnxruntime 2>/dev/null
-fi
-export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-export VISIONBENCH_CACHE=$WORK/cache VISIONBENCH_DATA=$WORK/data
-python3 -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers(); print('onnxruntime', o.__version__, o.__file__)" \
-  >> "$R/zoo.txt" 2>&1 || { log "ONNX Runtime's CUDA provider is missing: nothing measured"; exit 3; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >> "$R/zoo.txt"
-
-# A private copy of the tree: the lease re-sends the working tree at every call.
-SRC=$WORK/src && rm -rf "$SRC" && mkdir -p "$SRC"
-tar cf - --exclude=./.gpuparts --exclude=./.git . | tar xf - -C "$SRC" && cd "$SRC" || exit 4
+. benchmarks/results/gpu-machine.sh && gpu_machine "$WORK" "$R/zoo.txt"
 cp benchmarks/results/zoo/*.json "$R/zoo/" 2>/dev/null
 
 log "auto mode: $MODELS"
