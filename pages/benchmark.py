@@ -22,7 +22,7 @@ from engine.core.config import BenchSettings, ResultRow, RunnerSpec
 from engine.core.text import csv_cell, markdown_text
 from engine.reporting import charts
 from engine.running.locks import device_lock
-from engine.running.sweep import reproduce_command
+from engine.running.plan import Plan
 from engine.running.timing import time_runner
 from engine.storage.reference import QUOTED, load_reference
 from pages import common
@@ -31,11 +31,12 @@ from pages.widgets import kept, save_kept
 SLIDER_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 LIVE_PENDING = "vb_live_pending"
 LIVE_RESULTS = "vb_live_results"
+AUTO_KEY = "vb_auto"
 
 
-def _heading(sel: common.Selection) -> tuple[list[RunnerSpec], str]:
-    """What the selection will measure and check against; the runnable specs and the
-    reference's name."""
+def _heading(sel: common.Selection) -> tuple[Plan | None, str]:
+    """What the selection will measure and check against: its plan (made here, once per
+    rerun; None when the sidebar's inputs have a problem) and the reference's name."""
     onnx_source = sel.model.onnx_path is not None
     # What outputs are checked against: the backend that offers the reference for this source.
     ref_name = describe(reference_spec(onnx_source))
@@ -51,13 +52,16 @@ def _heading(sel: common.Selection) -> tuple[list[RunnerSpec], str]:
         f"{markdown_text(sel.model.label)} at {sel.model.hw[0]}×{sel.model.hw[1]}"
         f" on {sel.device}. {about}"
     )
-    inputs_ok = common.show_problems(sel)
-    specs, left_out = sel.combinations() if inputs_ok else ([], [])
-    if left_out:
-        st.caption("Not run: " + markdown_text("; ".join(left_out)) + ".")
-    if inputs_ok and not specs:
+    plan = None
+    if common.show_problems(sel):
+        with common.guard("planning the sweep"):
+            # The auto toggle is drawn further down; its value is already in the session.
+            plan = sel.plan(auto=bool(st.session_state.get(AUTO_KEY, False)))
+    if plan is not None and plan.left_out:
+        st.caption("Not run: " + markdown_text("; ".join(plan.left_out)) + ".")
+    if plan is not None and not plan.chosen:
         st.warning("No runnable backend × precision is selected. Pick them in the sidebar.")
-    return specs, ref_name
+    return plan, ref_name
 
 
 # -- live single-batch measurement ------------------------------------------------------
@@ -151,25 +155,25 @@ def _cached_runners() -> None:
 # -- sweep --------------------------------------------------------------------------------
 def _sweep_section(
     sel: common.Selection,
-    specs: list[RunnerSpec],
+    plan: Plan | None,
     ref_name: str,
     job: common.SweepJob | None,
     running: bool,
 ) -> None:
     st.subheader("Sweep")
-    config = sel.sweep_config() if specs and not sel.sweep_problems else None
-    auto = st.toggle(
+    runnable = plan is not None and bool(plan.chosen) and not sel.sweep_problems
+    st.toggle(
         "Auto mode: try the candidate settings of the chosen backends and pick, per batch size,"
         f" the fastest whose outputs agree with {ref_name}",
         value=False,
-        key="vb_auto",
+        key=AUTO_KEY,
     )
-    if config is not None:
+    if runnable:
         st.caption("The same sweep from a terminal:")
-        st.code(reproduce_command(config, auto=auto), language="bash")
+        st.code(plan.command, language="bash")
     c1, c2 = st.columns([1, 1])
-    if c1.button("Run sweep", type="primary", disabled=config is None or running, key="vb_run"):
-        job = common.start_sweep(config, auto=auto)
+    if c1.button("Run sweep", type="primary", disabled=not runnable or running, key="vb_run"):
+        job = common.start_sweep(plan)
         running = True
     stop_slot = c2.empty()  # emptied when the sweep ends: a Stop for a finished sweep does nothing
     if running:
@@ -333,11 +337,11 @@ def main() -> None:
     common.ensure_entry()
     st.title("Benchmark")
     sel = common.selection()
-    specs, ref_name = _heading(sel)
+    plan, ref_name = _heading(sel)
     job = common.current_job()
     running = job is not None and not job.finished
-    _live_section(sel, specs, running)
-    _sweep_section(sel, specs, ref_name, job, running)
+    _live_section(sel, plan.chosen if plan is not None else [], running)
+    _sweep_section(sel, plan, ref_name, job, running)
 
 
 main()

@@ -14,7 +14,6 @@ live in :mod:`pages.widgets`.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 import weakref
@@ -31,14 +30,20 @@ from engine.backends import (
     backend_names,
     describe,
     get_backend,
-    setting_options,
 )
 from engine.backends.base import PrepareContext
-from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
+from engine.core.config import (
+    BenchSettings,
+    Choice,
+    ModelSpec,
+    ResultRow,
+    RunnerSpec,
+    SweepConfig,
+)
 from engine.core.errors import BadInput, EngineError
 from engine.core.paths import default_db
 from engine.core.text import markdown_text
-from engine.running.plan import Callbacks, normalise, runner_grid
+from engine.running.plan import Callbacks, Plan, make_plan
 from pages.onnx_source import MAX_UPLOAD_MB, onnx_model_inputs  # noqa: F401 - re-exported
 from pages.widgets import kept, option_controls
 
@@ -104,23 +109,32 @@ class Selection:
     options: tuple[tuple[str, Any], ...] = ()  # backend options set away from their defaults
 
     @property
-    def key(self) -> str:
+    def key(self) -> int:
         """What a shown result was made for: a result of another key is stale."""
-        what = [self.model.to_dict(), self.device, self.backends, self.precisions, self.options]
-        return json.dumps(what, sort_keys=True, default=str)
+        return hash((self.model, self.device, self.backends, self.precisions, self.options))
+
+    def choice(self, auto: bool = False) -> Choice:
+        """What the sidebar asks for, as the CLI's flags would say it."""
+        return Choice(
+            model=self.model,
+            backends=self.backends,
+            devices=(self.device,),
+            precisions=self.precisions,
+            batches=self.batches,
+            options=self.options,
+            bench=self.bench(),
+            only_runnable=True,  # what can never run is left out, with why, not a skipped row
+            auto=auto,
+        )
+
+    def plan(self, auto: bool = False) -> Plan:
+        """The plan of this selection, made once per rerun by the page that runs it."""
+        return make_plan(self.choice(auto))
 
     def combinations(self) -> tuple[list[RunnerSpec], list[str]]:
         """Runnable specs (each with its backend's own options), and why each other was left out."""
-        opts = dict(self.options)
-        if self.threads:
-            opts.update(setting_options("threads", self.threads))
-        specs, left_out = runner_grid(
-            list(self.backends), [self.device], list(self.precisions), opts, self.model, True
-        )
-        if not specs:
-            return [], left_out
-        config = SweepConfig(self.model, specs, list(self.batches))
-        return normalise(config)[0].runners, left_out
+        plan = self.plan()
+        return plan.chosen, plan.left_out
 
     @property
     def trt_flavour(self) -> str:
@@ -134,8 +148,7 @@ class Selection:
         )  # fmt: skip
 
     def sweep_config(self) -> SweepConfig:
-        specs, _ = self.combinations()
-        return SweepConfig(self.model, specs, list(self.batches), self.bench())
+        return self.plan().config
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
@@ -320,18 +333,16 @@ def show_problems(sel: Selection) -> bool:
 
 
 # -- cached artifacts and runners -----------------------------------------------------
-def _key(obj: Any) -> str:
-    return json.dumps(obj.to_dict(), sort_keys=True)
-
-
+# Keyed by the frozen specs' own hashes (ModelSpec and RunnerSpec are frozen dataclasses):
+# the specs themselves travel as underscore arguments, which Streamlit does not hash.
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _artifacts(model_key: str) -> ModelArtifacts:
-    return load_artifacts(ModelSpec.from_dict(json.loads(model_key)))
+def _artifacts(model_key: int, _model: ModelSpec) -> ModelArtifacts:
+    return load_artifacts(_model)
 
 
 def artifacts(spec: ModelSpec) -> ModelArtifacts:
     """Validated model artifacts, shared by every page and session."""
-    return _artifacts(_key(spec))
+    return _artifacts(hash(spec), spec)
 
 
 @st.cache_resource(show_spinner=False)
@@ -346,11 +357,16 @@ def _release(runner: Runner) -> None:
 
 
 @st.cache_resource(max_entries=MAX_CACHED_RUNNERS, show_spinner=False, on_release=_release)
-def _runner(model_key: str, runner_key: str, batches: tuple[int, ...]) -> Runner:
-    art = _artifacts(model_key)
-    spec = RunnerSpec.from_dict(json.loads(runner_key))
-    runner = get_backend(spec.backend).prepare(spec, art, PrepareContext(batches=batches))
-    _live_runners()[f"{describe(spec)} · {art.spec.label} · {art.spec.size_text} px"] = runner
+def _runner(
+    model_key: int,
+    runner_key: int,
+    batches: tuple[int, ...],
+    _model: ModelSpec,
+    _spec: RunnerSpec,
+) -> Runner:
+    art = _artifacts(model_key, _model)
+    runner = get_backend(_spec.backend).prepare(_spec, art, PrepareContext(batches=batches))
+    _live_runners()[f"{describe(_spec)} · {art.spec.label} · {art.spec.size_text} px"] = runner
     return runner
 
 
@@ -363,7 +379,7 @@ def cached_runner(
     maximum, so one engine up to the largest batch in play serves every smaller one.
     """
     key = get_backend(spec.backend).build_batches(spec, batch, tuple(batches))
-    return _runner(_key(model), _key(spec), key)
+    return _runner(hash(model), hash(spec), key, model, spec)
 
 
 def live_runners() -> list[dict[str, Any]]:
@@ -397,7 +413,7 @@ def clear_runners() -> None:
 class SweepJob:
     """A sweep running in a thread; the page polls it and draws what has landed."""
 
-    config: SweepConfig
+    config: SweepConfig | Plan  # the page's plan, run as it is (a config: planned once here)
     db_path: str
     stop: threading.Event = field(default_factory=threading.Event)
     rows: list[ResultRow] = field(default_factory=list)
@@ -426,14 +442,16 @@ class SweepJob:
         from engine.storage.shared import shared_store
 
         try:
+            plan = Job(self.config, auto=self.auto).plan()
+            config = plan.config
             # A build that never ends (a native hang) is killed rather than waited on
             # forever: generous, since a CPU sweep of a large model is legitimately slow.
-            points = len(self.config.runners) * len(self.config.batches) * (12 if self.auto else 1)
+            points = len(config.runners) * len(config.batches)
             launcher = WorkerLauncher(timeout_s=1800 + 600 * points)
             self.in_worker = True
             store = shared_store(self.db_path)  # the page's own connection, not another
             callbacks = Callbacks(self.on_progress, self.on_row, self.stop.is_set)
-            self.outcome = launcher.launch(Job(self.config, auto=self.auto), store, callbacks)
+            self.outcome = launcher.launch(Job(plan), store, callbacks)
         except BaseException as exc:  # noqa: BLE001 - the page shows every failure
             self.error = exc
         finally:
@@ -445,8 +463,8 @@ class SweepJob:
         return self
 
 
-def start_sweep(config: SweepConfig, db_path: str | None = None, auto: bool = False) -> SweepJob:
-    job = SweepJob(config=config, db_path=str(db_path or default_db()), auto=auto)
+def start_sweep(plan: Plan, db_path: str | None = None) -> SweepJob:
+    job = SweepJob(config=plan, db_path=str(db_path or default_db()), auto=plan.auto)
     st.session_state[JOB_KEY] = job
     return job.start()
 

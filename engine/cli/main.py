@@ -125,29 +125,19 @@ def bench_parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_config(args: argparse.Namespace):
+def build_choice(args: argparse.Namespace):
+    """What the flags ask for, as a :class:`~engine.core.config.Choice` (nothing planned yet)."""
     from engine.artifacts.models import check_batches
+    from engine.backends import declared_options
     from engine.cli.args import model_spec
-    from engine.core.config import BenchSettings, SweepConfig
+    from engine.core.config import BenchSettings, Choice
     from engine.core.limits import check_threads
+    from engine.core.options import from_cli
 
     model, args.size_note = model_spec(args)
     batches = check_batches(parse_list(args.batch, int, "batch size"))
-    from engine.backends import declared_options, setting_options
-    from engine.core.options import from_cli
-    from engine.running.plan import runner_grid
-
-    options = from_cli(args, declared_options())
     if args.threads is not None:
-        options.update(setting_options("threads", check_threads(args.threads)))
-    runners, _ = runner_grid(
-        parse_list(args.backend, str, "backend"),
-        parse_list(args.device, str, "device"),
-        parse_list(args.precision, str, "precision"),
-        options,
-        model,
-        only_runnable=args.only_runnable,
-    )
+        check_threads(args.threads)
     bench = BenchSettings(
         warmup=args.warmup,
         iters=args.iters,
@@ -160,14 +150,29 @@ def build_config(args: argparse.Namespace):
     )
     if bench.iters < 1 or bench.warmup < 0 or bench.max_time_s <= 0 or bench.min_iters < 1:
         raise BadInput("--iters and --min-iters must be ≥ 1, --warmup ≥ 0 and --max-time > 0")
-    return SweepConfig(
+    return Choice(
         model=model,
-        runners=runners,
-        batches=batches,
+        backends=tuple(parse_list(args.backend, str, "backend")),
+        devices=tuple(parse_list(args.device, str, "device")),
+        precisions=tuple(parse_list(args.precision, str, "precision")),
+        batches=tuple(batches),
+        options=tuple(sorted(from_cli(args, declared_options()).items())),
         bench=bench,
         parity=not args.no_parity,
         calibration_dir=args.calibration_dir,
+        only_runnable=args.only_runnable,
+        auto=args.auto,
+        include_compile=args.with_compile,
     )
+
+
+def build_config(args: argparse.Namespace):
+    """The sweep the flags ask for, auto mode aside (its candidates come from this)."""
+    from dataclasses import replace
+
+    from engine.running.plan import make_plan
+
+    return make_plan(replace(build_choice(args), auto=False)).config
 
 
 class Progress:
@@ -298,22 +303,26 @@ def bench_main(argv: list[str]) -> int:
         check_output(
             args.json, "--json", {"the --db store": args.db, "the --onnx model": args.onnx}
         )
-    config = build_config(args)
+    choice = build_choice(args)
+    from engine.backends import get_backend
     from engine.cli.args import check_some_device_runs
 
-    check_some_device_runs(sorted({r.device for r in config.runners}))
+    for name in choice.backends:  # an unknown name is bad input before any device is asked
+        get_backend(name)
+    check_some_device_runs(list(dict.fromkeys(choice.devices)))
+    from engine.core.paths import python_command
+    from engine.running.plan import make_plan
+
+    plan = make_plan(choice, shlex.join([python_command(), "-m", "engine", "bench", *argv]))
+    config = plan.config
     from engine.storage.store import Store
 
     store = Store(args.db)
-    from engine.core.paths import python_command
-
-    command = shlex.join([python_command(), "-m", "engine", "bench", *argv])
     progress = Progress(args.quiet)
     from engine.running.launch import Callbacks, Job, launcher_for
 
-    job = Job(config, auto=args.auto, include_compile=args.with_compile, command=command)
     launcher = launcher_for(inline=args.inline)
-    outcome = launcher.launch(job, store, Callbacks(progress=progress))
+    outcome = launcher.launch(Job(plan), store, Callbacks(progress=progress))
     progress.close()
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)

@@ -235,6 +235,29 @@ class SweepConfig:
         )
 
 
+@dataclass(frozen=True)
+class Choice:
+    """What the user chose, as the CLI's flags or the sidebar say it: the grid (backends ×
+    devices × precisions with one set of options), the batches, the timing, the mode.
+
+    A :class:`~engine.running.plan.Plan` is made from it once (``make_plan``); the
+    reproduce command is written from it, so nothing has to guess the grid back.
+    """
+
+    model: ModelSpec
+    backends: tuple[str, ...]
+    devices: tuple[str, ...] = ("cpu",)
+    precisions: tuple[str, ...] = ("fp32",)
+    batches: tuple[int, ...] = (1,)
+    options: tuple[tuple[str, Any], ...] = ()  # backend options away from their defaults
+    bench: BenchSettings = field(default_factory=BenchSettings)
+    parity: bool = True
+    calibration_dir: str | None = None
+    only_runnable: bool = False  # leave out what can never run (the dashboard) instead of skipping
+    auto: bool = False
+    include_compile: bool = False  # auto mode: also the candidates that compile for minutes
+
+
 @dataclass
 class Timing:
     """Latency statistics of one runner at one batch size."""

@@ -17,20 +17,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from engine.backends import (
-    DEFAULT_BACKENDS,
-    auto_candidates,
-    backend_names,
-    describe,
-    get_backend,
-    setting_options,
-)
+from engine.backends import auto_candidates, describe
 from engine.core.config import ResultRow, RunnerSpec, SweepConfig, parity_label
-from engine.core.errors import BadInput
 from engine.core.stability import overlap, pick_with_ties, row_ci
-from engine.running.plan import Callbacks
-from engine.running.reproduce import reproduce_command
+from engine.running.plan import Callbacks, Plan, plan_auto, plan_of_config
 from engine.running.sweep import SweepOutcome, run_sweep
+
+__all__ = ["AutoOutcome", "LadderStep", "auto_outcome", "candidates", "plan_auto", "run_auto"]
 
 
 def candidates(
@@ -144,45 +137,11 @@ class AutoOutcome(SweepOutcome):
         return [s.to_dict() for steps in self.ladders.values() for s in steps]
 
 
-def plan_auto(config: SweepConfig, include_compile: bool = False) -> SweepConfig:
-    """The one sweep auto mode measures: the candidates for the config's devices and backends.
-
-    The config's model, batches and timing settings are used as given; its runner list
-    only says which devices and backends to consider. Parity is always on: a faster
-    configuration that computes something else must never win.
-    """
-    devices = list(dict.fromkeys(r.device for r in config.runners)) or ["cpu"]
-    backends = list(dict.fromkeys(r.backend for r in config.runners)) or None
-    if config.model.onnx_path:
-        backends = [n for n in (backends or backend_names()) if get_backend(n).RUNS_ONNX_FILES]
-    threads = config.bench.threads
-    runners: list[RunnerSpec] = []
-    notes: list[str] = []
-    for device in devices:
-        specs, why = auto_candidates(device, backends, include_compile)
-        notes += why
-        runners += [s.with_options(**setting_options("threads", threads)) for s in specs]
-    if not runners:
-        raise BadInput(
-            "auto mode has no candidate for these backends",
-            "; ".join(notes) or f"asked for {', '.join(backends or [])}",
-            f"use --backend {','.join(DEFAULT_BACKENDS)} with --auto",
-        )
-    return SweepConfig(
-        model=config.model,
-        runners=runners,
-        batches=list(config.batches),
-        bench=config.bench,
-        parity=True,
-        calibration_dir=config.calibration_dir,
-    )
+SweepFn = Callable[[Plan, Any, Callbacks], SweepOutcome]
 
 
-SweepFn = Callable[[SweepConfig, Any, "str | None", Callbacks], SweepOutcome]
-
-
-def _inline_sweep(config: SweepConfig, store: Any, command: str | None, cb: Callbacks):
-    return run_sweep(config, store=store, command=command, callbacks=cb)
+def _inline_sweep(plan: Plan, store: Any, cb: Callbacks):
+    return run_sweep(plan, store=store, callbacks=cb)
 
 
 def run_auto(
@@ -198,10 +157,8 @@ def run_auto(
     The stored command is ``command`` or the reproduce command of ``config`` with
     ``--auto``, never the expanded candidate list (which the CLI cannot express).
     """
-    auto_config = plan_auto(config, include_compile)
-    command = command or reproduce_command(config, auto=True, include_compile=include_compile)
-    outcome = (sweep or _inline_sweep)(auto_config, store, command, callbacks or Callbacks())
-    return auto_outcome(outcome)
+    plan = plan_of_config(config, True, include_compile, command)
+    return auto_outcome((sweep or _inline_sweep)(plan, store, callbacks or Callbacks()))
 
 
 def auto_outcome(outcome: SweepOutcome) -> AutoOutcome:

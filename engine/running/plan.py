@@ -1,8 +1,12 @@
-"""What a sweep will run and the rows it makes: one planner, one row builder, one callbacks object.
+"""What a sweep will run: one :class:`Plan`, made once, and one callbacks object.
 
-The sweep, the worker (for the point a crashed child was on) and the quoted reference
-study all build their :class:`~engine.core.config.ResultRow` through :func:`new_row`; the
-sweep and the worker agree on the order of points through :func:`plan_points`. The
+A front end turns the user's :class:`~engine.core.config.Choice` into a :class:`Plan` with
+:func:`make_plan`, once: the grid is planned (:func:`runner_grid`), each runner reduced to
+its backend's own options (:func:`normalise`), auto mode's candidates laid out
+(:func:`plan_auto`) and the reproducing command written. The plan is then carried as it
+is: to the launcher, through the worker child's stdin, and into the store (the run's
+configuration and command). Nothing downstream plans, normalises or rewrites it again.
+The sweep and the worker agree on the order of points through :func:`plan_points`. The
 front ends hand one :class:`Callbacks` object to a launcher instead of three loose
 callables.
 """
@@ -10,10 +14,10 @@ callables.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine.core.config import ResultRow, RunnerSpec, SweepConfig
+from engine.core.config import Choice, ResultRow, RunnerSpec, SweepConfig
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -106,3 +110,144 @@ def normalise(config: SweepConfig) -> tuple[SweepConfig, list[str]]:
         f"{describe(s)} was asked for {n} times: measured once" for s, n in asked.items() if n > 1
     ]
     return replace(config, runners=list(asked)), notes
+
+
+def plan_auto(config: SweepConfig, include_compile: bool = False) -> SweepConfig:
+    """The one sweep auto mode measures: the candidates for the config's devices and backends.
+
+    The config's model, batches and timing settings are used as given; its runner list
+    only says which devices and backends to consider. Parity is always on: a faster
+    configuration that computes something else must never win.
+    """
+    from engine.backends import (
+        DEFAULT_BACKENDS,
+        auto_candidates,
+        backend_names,
+        get_backend,
+        setting_options,
+    )
+    from engine.core.errors import BadInput
+
+    devices = list(dict.fromkeys(r.device for r in config.runners)) or ["cpu"]
+    backends = list(dict.fromkeys(r.backend for r in config.runners)) or None
+    if config.model.onnx_path:
+        backends = [n for n in (backends or backend_names()) if get_backend(n).RUNS_ONNX_FILES]
+    threads = config.bench.threads
+    runners: list[RunnerSpec] = []
+    notes: list[str] = []
+    for device in devices:
+        specs, why = auto_candidates(device, backends, include_compile)
+        notes += why
+        runners += [s.with_options(**setting_options("threads", threads)) for s in specs]
+    if not runners:
+        raise BadInput(
+            "auto mode has no candidate for these backends",
+            "; ".join(notes) or f"asked for {', '.join(backends or [])}",
+            f"use --backend {','.join(DEFAULT_BACKENDS)} with --auto",
+        )
+    return replace(config, runners=runners, parity=True)
+
+
+@dataclass
+class Plan:
+    """What a sweep measures, made once from the user's choice and carried as it is.
+
+    ``config`` holds the runners measured (auto mode: its candidates), each with only its
+    backend's own options; ``chosen`` the runnable grid the user picked (what a live
+    measurement times; the same as ``config.runners`` outside auto mode); ``left_out``
+    what the grid left out and why; ``notes`` options ignored and repeats measured once;
+    ``command`` the CLI command that makes this plan again.
+    """
+
+    config: SweepConfig
+    command: str
+    left_out: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    auto: bool = False
+    chosen: list[RunnerSpec] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "command": self.command,
+            "left_out": list(self.left_out),
+            "notes": list(self.notes),
+            "auto": self.auto,
+            "chosen": [r.to_dict() for r in self.chosen],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        return cls(
+            config=SweepConfig.from_dict(data["config"]),
+            command=str(data.get("command") or ""),
+            left_out=[str(x) for x in data.get("left_out", [])],
+            notes=[str(x) for x in data.get("notes", [])],
+            auto=bool(data.get("auto", False)),
+            chosen=[RunnerSpec.from_dict(r) for r in data.get("chosen", [])],
+        )
+
+    def stored_configuration(self) -> dict[str, Any]:
+        """The run's configuration in the store: the config measured, and the plan's own
+        words (what was left out, the notes, auto mode) under ``plan``."""
+        extra = {"left_out": list(self.left_out), "notes": list(self.notes), "auto": self.auto}
+        return {**self.config.to_dict(), "plan": extra}
+
+
+def make_plan(choice: Choice, command: str | None = None) -> Plan:
+    """The plan of ``choice``: the grid planned once (the only call of :func:`runner_grid`
+    a dashboard rerun or a CLI command makes), reduced, expanded for auto mode, and its
+    command (``command`` when the caller has the very line it was started with)."""
+    from engine.backends import setting_options
+    from engine.running.reproduce import command_of
+
+    options = {**dict(choice.options), **setting_options("threads", choice.bench.threads)}
+    runners, left_out = runner_grid(
+        list(choice.backends),
+        list(choice.devices),
+        list(choice.precisions),
+        options,
+        choice.model,
+        choice.only_runnable,
+    )
+    config = SweepConfig(
+        choice.model,
+        runners,
+        sorted(set(choice.batches)),
+        choice.bench,
+        choice.parity,
+        choice.calibration_dir,
+    )
+    plan = _reduced(config, command or command_of(choice), choice.auto, choice.include_compile)
+    plan.left_out = left_out
+    return plan
+
+
+def plan_of_config(
+    config: SweepConfig,
+    auto: bool = False,
+    include_compile: bool = False,
+    command: str | None = None,
+) -> Plan:
+    """The plan of a config made by hand (tests, benchmark scripts): reduced, expanded for
+    auto mode, with the command of the choice it stands for."""
+    from engine.running.reproduce import reproduce_command
+
+    if not config.runners:
+        normalise(config)  # the one message for "nothing to run"
+    return _reduced(
+        config,
+        command or reproduce_command(config, auto, include_compile),
+        auto,
+        include_compile,
+    )
+
+
+def _reduced(config: SweepConfig, command: str, auto: bool, include_compile: bool) -> Plan:
+    if not config.runners:  # the dashboard shows why; a launcher refuses to run it
+        return Plan(config, command, auto=auto)
+    config, notes = normalise(config)
+    chosen = list(config.runners)
+    if auto:
+        config, notes = normalise(plan_auto(config, include_compile))
+    return Plan(config, command, notes=notes, auto=auto, chosen=chosen)

@@ -1,8 +1,9 @@
 """A sweep: runner configurations × batch sizes, timed, checked for parity, stored.
 
-Every front end reaches :func:`run_sweep` through a launcher (:mod:`engine.running.launch`).
-Each runner is first reduced to its backend's own options (others are ignored with a
-note, see :mod:`engine.core.options`); combinations that cannot run are stored as skipped
+Every front end reaches :func:`run_sweep` through a launcher (:mod:`engine.running.launch`)
+with a :class:`~engine.running.plan.Plan`, measured as it is: its runners were reduced to
+their backends' own options when it was made (others ignored with a note, see
+:mod:`engine.core.options`); combinations that cannot run are stored as skipped
 rows with the reason; a backend that fails to build or run is a failed row and the
 others go on; an out-of-memory batch is an ``oom`` row and the sweep goes on; each row
 is committed as soon as it is measured.
@@ -32,7 +33,7 @@ from engine.backends import (
 )
 from engine.core.config import ResultRow, RunnerSpec, SweepConfig
 from engine.core.devices import is_cuda, parse_device
-from engine.core.errors import EngineError
+from engine.core.errors import BadInput, EngineError
 from engine.core.limits import check_input_fits, check_threads
 from engine.core.parity import PARITY_BATCH, compare
 from engine.core.rows import ModelFacts, new_row
@@ -40,7 +41,7 @@ from engine.hardware.env import fingerprint
 from engine.hardware.machine import annotate_point, busy_check
 from engine.running.locks import device_lock
 from engine.running.measure import time_point
-from engine.running.plan import Callbacks, ProgressFn, normalise
+from engine.running.plan import Callbacks, Plan, ProgressFn, plan_of_config
 from engine.running.reproduce import reproduce_command
 from engine.storage.runend import end_of
 from engine.storage.sqlite_guard import StoreLocked, WalLost
@@ -333,21 +334,29 @@ def check_fits_devices(art: ModelArtifacts, batch: int, devices: list[str]) -> N
 
 
 def run_sweep(
-    config: SweepConfig,
+    config: SweepConfig | Plan,
     store: Any = None,
     command: str | None = None,
     callbacks: Callbacks | None = None,
     runner_factory: RunnerFactory | None = None,
     artifacts: ModelArtifacts | None = None,
 ) -> SweepOutcome:
-    """Measure ``config`` in this process; each row goes to ``store`` as it lands."""
+    """Measure a plan in this process, as it is; each row goes to ``store`` as it lands.
+
+    A config made by hand is planned first (:func:`plan_of_config`, with ``command`` as
+    its stored command); a :class:`Plan` is never planned, reduced or rewritten again.
+    """
     cb = callbacks or Callbacks()
+    plan = config if isinstance(config, Plan) else plan_of_config(config, command=command)
+    config = plan.config
+    if not config.runners:
+        raise BadInput("no backend configuration to run", fix="pick at least one backend")
     art = artifacts or load_artifacts(config.model)
     if art.spec != config.model:  # an ONNX file's declared size, put right on loading
         config = dataclasses.replace(config, model=art.spec)
+        plan = dataclasses.replace(plan, config=config)
     batches = check_batches(config.batches, art.fixed_batch)
     check_fits_devices(art, max(batches), [r.device for r in config.runners])
-    config, notes = normalise(config)
     if config.bench.threads:
         import torch
 
@@ -363,11 +372,11 @@ def run_sweep(
     )  # measured now, stored with the run (engine.hardware.machine)
 
     def open_run() -> int:
-        stored = command or reproduce_command(config)
         stored_env = {**env, **backend_versions()}
-        return store.create_run(config.to_dict(), stored_env, stored, label=art.spec.label)
+        configuration = plan.stored_configuration()
+        return store.create_run(configuration, stored_env, plan.command, label=art.spec.label)
 
-    outcome = SweepOutcome(None, notes=[*busy.notes, *art.notes, *notes])
+    outcome = SweepOutcome(None, notes=[*busy.notes, *art.notes, *plan.notes])
     sweep = _Sweep(config, art, batches, store, open_run, cb, runner_factory, outcome)
     sweep.gpu_name = env.get("gpu_name") or env.get("gpu")
     ended: BaseException | None = None
