@@ -95,13 +95,18 @@ def _live_section(sel: common.Selection, specs: list[RunnerSpec], running: bool)
 def _measure(sel: common.Selection, specs: list[RunnerSpec], batch: int) -> None:
     measured = []
     live_settings = BenchSettings(
-        warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5, threads=sel.threads
+        warmup=2,
+        iters=max(3, min(sel.settings.iters, 10)),
+        max_time_s=5,
+        threads=sel.settings.threads,
     )
     for spec in specs:
         name = describe(spec, "series")
         with common.guard(name):
             with st.spinner(f"{name}: preparing (the first use builds it), then timing…"):
-                runner = common.cached_runner(sel.model, spec, batch, sel.batches)
+                runner = common.cached_runner(
+                    sel.model, spec, batch, sel.batches, sel.settings.threads
+                )
                 art = common.artifacts(sel.model)
                 with device_lock(spec.device, timeout_s=120, on_wait=st.caption):
                     timing = time_runner(runner, art.sample_input(batch), live_settings)

@@ -32,6 +32,7 @@ from engine.backends import (
     get_backend,
 )
 from engine.backends.base import PrepareContext
+from engine.core import config
 from engine.core.config import (
     BenchSettings,
     Choice,
@@ -41,11 +42,12 @@ from engine.core.config import (
     SweepConfig,
 )
 from engine.core.errors import BadInput, EngineError
+from engine.core.options import dashboard_values
 from engine.core.paths import default_db
 from engine.core.text import markdown_text
 from engine.running.plan import Callbacks, Plan, make_plan
 from pages.onnx_source import MAX_UPLOAD_MB, onnx_model_inputs  # noqa: F401 - re-exported
-from pages.widgets import kept, option_controls
+from pages.widgets import kept, option_controls, setting_controls
 
 MAX_CACHED_RUNNERS = 6
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
@@ -98,11 +100,8 @@ class Selection:
     backends: tuple[str, ...] = DEFAULT_BACKENDS
     precisions: tuple[str, ...] = ("fp32",)
     batches: tuple[int, ...] = (1, 2, 4, 8)
-    iters: int = 20
-    warmup: int = 3
-    threads: int | None = None
+    settings: BenchSettings = BenchSettings(**dashboard_values(BenchSettings))
     problems: tuple[str, ...] = ()
-    until_stable: bool = False
     # Problems of the sweep's inputs only (its batch list): the live measurement, which
     # takes its batch from the slider, still runs.
     sweep_problems: tuple[str, ...] = ()
@@ -142,10 +141,7 @@ class Selection:
         return str(dict(self.options).get("trt_flavour", "auto"))
 
     def bench(self) -> BenchSettings:
-        return BenchSettings(
-            warmup=self.warmup, iters=self.iters, max_time_s=30.0, threads=self.threads,
-            until_stable=self.until_stable,
-        )  # fmt: skip
+        return self.settings
 
     def sweep_config(self) -> SweepConfig:
         return self.plan().config
@@ -220,32 +216,15 @@ def sidebar() -> Selection:
     except EngineError as exc:
         sweep_problems.append(exc.user_message())
         batches = (1,)
-    iters = int(sb.number_input("Timed iterations", 1, 1000, **kept("vb_iters", 20)))
-    warmup = int(sb.number_input("Warm-up iterations", 0, 100, **kept("vb_warmup", 3)))
-    threads = int(
-        sb.number_input(
-            "CPU threads (0: the libraries' default)", 0, 256,
-            help="Threads for PyTorch and ONNX Runtime on the CPU, like the CLI's --threads.",
-            **kept("vb_threads", 0),
-        )
-    )  # fmt: skip
-    until_stable = sb.toggle(
-        "Repeat unstable points",
-        help="Re-time a point whose samples are unstable, for at most 60 s per point "
-        "(the CLI's --until-stable; thresholds in docs/stability.md).",
-        **kept("vb_until_stable", False),
-    )
+    settings = setting_controls(sb, config.SWEEP_SETTINGS)
     sel = Selection(
         model=model,
         device=device,
         backends=tuple(backends),
         precisions=tuple(precisions),
         batches=batches,
-        iters=iters,
-        warmup=warmup,
-        threads=threads or None,
+        settings=settings,
         problems=tuple(problems),
-        until_stable=until_stable,
         options=tuple(sorted(options.items())),
         sweep_problems=tuple(sweep_problems),
     )
@@ -361,17 +340,23 @@ def _runner(
     model_key: int,
     runner_key: int,
     batches: tuple[int, ...],
+    threads: int | None,
     _model: ModelSpec,
     _spec: RunnerSpec,
 ) -> Runner:
     art = _artifacts(model_key, _model)
-    runner = get_backend(_spec.backend).prepare(_spec, art, PrepareContext(batches=batches))
+    ctx = PrepareContext(batches=batches, settings={"threads": threads})
+    runner = get_backend(_spec.backend).prepare(_spec, art, ctx)
     _live_runners()[f"{describe(_spec)} · {art.spec.label} · {art.spec.size_text} px"] = runner
     return runner
 
 
 def cached_runner(
-    model: ModelSpec, spec: RunnerSpec, batch: int, batches: tuple[int, ...] = ()
+    model: ModelSpec,
+    spec: RunnerSpec,
+    batch: int,
+    batches: tuple[int, ...] = (),
+    threads: int | None = None,
 ) -> Runner:
     """A built runner from the shared cache, keyed by batch only where the build depends on it.
 
@@ -379,7 +364,7 @@ def cached_runner(
     maximum, so one engine up to the largest batch in play serves every smaller one.
     """
     key = get_backend(spec.backend).build_batches(spec, batch, tuple(batches))
-    return _runner(hash(model), hash(spec), key, model, spec)
+    return _runner(hash(model), hash(spec), key, threads, model, spec)
 
 
 def live_runners() -> list[dict[str, Any]]:

@@ -70,6 +70,7 @@ class OrtOptions:
         "inter-op threads",
         minimum=1,
         maximum=max_threads(),
+        threads=True,
     )
 
 

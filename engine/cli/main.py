@@ -91,22 +91,11 @@ def bench_parser() -> argparse.ArgumentParser:
         "--with-compile", action="store_true", help="auto: also try torch.compile (minutes)"
     )
     tm = p.add_argument_group("timing")
-    tm.add_argument("--warmup", type=int, default=5, help="untimed runs before timing each point")
-    tm.add_argument("--iters", type=int, default=50, help="timed runs per point (up to --max-time)")
-    tm.add_argument("--max-time", type=float, default=10.0, help="seconds per point at most")
-    tm.add_argument("--min-iters", type=int, default=3, help="timed runs even past --max-time")
-    tm.add_argument(
-        "--mode",
-        default="device",
-        choices=["device", "e2e"],
-        help="device: inputs already on the device; e2e: host in, host out, copies timed",
-    )
-    tm.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
+    from engine.core import config
+    from engine.core.options import add_setting_flags
+
+    add_setting_flags(tm, config.SWEEP_SETTINGS)  # generated from the settings' declaration
     tm.add_argument("--no-parity", action="store_true", help="skip the output comparison")
-    tm.add_argument(
-        "--until-stable", action="store_true", help="repeat an unstable point (docs/stability.md)"
-    )
-    tm.add_argument("--stable-budget", type=float, default=60.0, help="seconds per point at most")
     out = p.add_argument_group("output")
     out.add_argument("--json", help="write the run as a JSON document")
     out.add_argument("--db", help="results database (default: the user data folder)")
@@ -130,24 +119,16 @@ def build_choice(args: argparse.Namespace):
     from engine.artifacts.models import check_batches
     from engine.backends import declared_options
     from engine.cli.args import model_spec
-    from engine.core.config import BenchSettings, Choice
+    from engine.core import config
+    from engine.core.config import Choice
     from engine.core.limits import check_threads
-    from engine.core.options import from_cli
+    from engine.core.options import from_cli, settings_from_cli
 
     model, args.size_note = model_spec(args)
     batches = check_batches(parse_list(args.batch, int, "batch size"))
     if args.threads is not None:
         check_threads(args.threads)
-    bench = BenchSettings(
-        warmup=args.warmup,
-        iters=args.iters,
-        max_time_s=args.max_time,
-        min_iters=args.min_iters,
-        mode=args.mode,
-        threads=args.threads,
-        until_stable=args.until_stable,
-        stable_budget_s=args.stable_budget,
-    )
+    bench = settings_from_cli(args, config.SWEEP_SETTINGS)
     if bench.iters < 1 or bench.warmup < 0 or bench.max_time_s <= 0 or bench.min_iters < 1:
         raise BadInput("--iters and --min-iters must be ≥ 1, --warmup ≥ 0 and --max-time > 0")
     return Choice(

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from engine.core.errors import BadInput
+from engine.core.options import option
 from engine.core.safeio import finite
 
 DEFAULT_MODEL = "resnet50"
@@ -171,18 +172,51 @@ class RunnerSpec:
 class BenchSettings:
     """How to time: warm-up, iteration count and time budget, mode, CPU threads.
 
+    The sweep settings, declared once like a backend's options (:func:`option`): the
+    CLI's timing flags, the sidebar's controls (those with a ``dashboard`` value) and the
+    reproduce command's flags are generated from these fields (:mod:`engine.core.options`).
     ``mode`` is ``"device"`` (inputs already on the device, outputs left there) or
-    ``"e2e"`` (host tensors in, host outputs back).
+    ``"e2e"`` (host tensors in, host outputs back). ``threads`` is the one CPU-thread
+    count: each backend option declared with ``setting="threads"`` is filled from it
+    when a runner is built.
     """
 
-    warmup: int = 5
-    iters: int = 50
-    max_time_s: float = 10.0
-    min_iters: int = 3
-    mode: str = "device"
-    threads: int | None = None
-    until_stable: bool = False  # repeat a point until stable, at most stable_budget_s
-    stable_budget_s: float = 60.0
+    warmup: int = option(
+        5, "untimed runs before timing each point", "Warm-up iterations", dashboard=3,
+        minimum=0, maximum=MAX_ITERS,
+    )  # fmt: skip
+    iters: int = option(
+        50, "timed runs per point (up to --max-time)", "Timed iterations", dashboard=20,
+        minimum=1, maximum=MAX_ITERS,
+    )  # fmt: skip
+    max_time_s: float = option(
+        10.0, "seconds per point at most", "Time limit per point (s)", flag="--max-time",
+        dashboard=30.0, minimum=1,
+    )  # fmt: skip
+    min_iters: int = option(3, "timed runs even past --max-time", "minimum iterations", minimum=1)
+    mode: str = option(
+        "device",
+        "device: inputs already on the device; e2e: host in, host out, copies timed",
+        "timing mode",
+        choices=("device", "e2e"),
+    )
+    threads: int | None = option(
+        None,
+        "CPU threads (torch and ONNX Runtime)",
+        "CPU threads (0: the libraries' default)",
+        dashboard=None,
+        minimum=1,
+        maximum=65_536,
+    )
+    until_stable: bool = option(
+        False,
+        "repeat an unstable point (docs/stability.md)",
+        "Repeat unstable points",
+        dashboard=False,
+    )
+    stable_budget_s: float = option(
+        60.0, "seconds per point at most while repeating", "stable budget", flag="--stable-budget"
+    )
 
     def __post_init__(self) -> None:
         # Here, not in the CLI, so the dashboard and every caller get the same limits.
@@ -200,6 +234,11 @@ class BenchSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchSettings:
         return _from_dict(cls, data)
+
+
+# The sweep settings' one declaration, read where flags, controls and commands are made
+# (a test extends it with a subclass to see a new setting reach every one of them).
+SWEEP_SETTINGS: type[BenchSettings] = BenchSettings
 
 
 @dataclass
@@ -229,7 +268,7 @@ class SweepConfig:
             model=ModelSpec.from_dict(data["model"]),
             runners=[RunnerSpec.from_dict(r) for r in data["runners"]],
             batches=[int(b) for b in data["batches"]],
-            bench=BenchSettings.from_dict(data.get("bench", {})),
+            bench=SWEEP_SETTINGS.from_dict(data.get("bench", {})),
             parity=bool(data.get("parity", True)),
             calibration_dir=data.get("calibration_dir"),
         )

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from engine.backends import auto_candidates, describe
+from engine.backends import auto_candidates, describe, switches
 from engine.core.config import ResultRow, RunnerSpec, SweepConfig, parity_label
 from engine.core.stability import overlap, pick_with_ties, row_ci
 from engine.running.plan import Callbacks, Plan, plan_auto, plan_of_config
@@ -69,8 +69,8 @@ class LadderStep:
         return asdict(self)
 
 
-def _key(options: dict[str, Any]) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in options.items() if not k.endswith("_threads")))
+def _key(backend: str, options: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in switches(backend, options).items()))
 
 
 def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
@@ -91,7 +91,7 @@ def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
         for i, r in enumerate(group):
             speedup = base / r.p50_ms if (base and r.status == "ok" and r.p50_ms) else None
             reason = r.reason
-            same = seen.setdefault((r.backend, r.precision, _key(r.options)), i)
+            same = seen.setdefault((r.backend, r.precision, _key(r.backend, r.options)), i)
             if same != i:
                 reason = f"the same configuration as step {same}: {reason or 'nothing changed'}"
             if r.status == "ok" and r.parity_status == "failed":

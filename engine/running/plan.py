@@ -124,7 +124,6 @@ def plan_auto(config: SweepConfig, include_compile: bool = False) -> SweepConfig
         auto_candidates,
         backend_names,
         get_backend,
-        setting_options,
     )
     from engine.core.errors import BadInput
 
@@ -132,13 +131,12 @@ def plan_auto(config: SweepConfig, include_compile: bool = False) -> SweepConfig
     backends = list(dict.fromkeys(r.backend for r in config.runners)) or None
     if config.model.onnx_path:
         backends = [n for n in (backends or backend_names()) if get_backend(n).RUNS_ONNX_FILES]
-    threads = config.bench.threads
     runners: list[RunnerSpec] = []
     notes: list[str] = []
     for device in devices:
         specs, why = auto_candidates(device, backends, include_compile)
         notes += why
-        runners += [s.with_options(**setting_options("threads", threads)) for s in specs]
+        runners += specs
     if not runners:
         raise BadInput(
             "auto mode has no candidate for these backends",
@@ -198,15 +196,13 @@ def make_plan(choice: Choice, command: str | None = None) -> Plan:
     """The plan of ``choice``: the grid planned once (the only call of :func:`runner_grid`
     a dashboard rerun or a CLI command makes), reduced, expanded for auto mode, and its
     command (``command`` when the caller has the very line it was started with)."""
-    from engine.backends import setting_options
     from engine.running.reproduce import command_of
 
-    options = {**dict(choice.options), **setting_options("threads", choice.bench.threads)}
     runners, left_out = runner_grid(
         list(choice.backends),
         list(choice.devices),
         list(choice.precisions),
-        options,
+        dict(choice.options),  # no thread count: that is the settings' one value
         choice.model,
         choice.only_runnable,
     )

@@ -53,7 +53,7 @@ def choice_of(config: SweepConfig, auto: bool = False, include_compile: bool = F
 def command_of(choice: Choice) -> str:
     """The ``python -m engine bench`` command line that makes the same plan."""
     from engine.backends import declared_options
-    from engine.core.options import cli_args
+    from engine.core.options import cli_args, setting_args
     from engine.core.paths import python_command
 
     m = choice.model
@@ -68,13 +68,7 @@ def command_of(choice: Choice) -> str:
     args += cli_args(declared_options(), dict(choice.options))
     if choice.only_runnable and not choice.auto:
         args.append("--only-runnable")
-    b = choice.bench
-    args += ["--warmup", str(b.warmup), "--iters", str(b.iters), "--mode", b.mode]
-    args += ["--max-time", f"{b.max_time_s:g}", "--min-iters", str(b.min_iters)]
-    if b.threads:
-        args += ["--threads", str(b.threads)]
-    if b.until_stable:
-        args += ["--until-stable", "--stable-budget", f"{b.stable_budget_s:g}"]
+    args += setting_args(choice.bench)  # from the settings' one declaration
     if not choice.parity:
         args.append("--no-parity")
     if choice.auto:

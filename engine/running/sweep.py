@@ -213,6 +213,7 @@ class _Sweep:
             batches=tuple(self.batches),
             calibration_dir=self.config.calibration_dir,
             progress=self.progress,
+            settings=self.config.bench.to_dict(),  # the thread count reaches the runner here
         )
         per_batch = backend.per_batch(spec)
         runner: Runner | None = None

@@ -18,7 +18,7 @@ pytest.importorskip(
 
 
 from engine.cli.main import bench_parser, build_config  # noqa: E402
-from engine.core.config import ModelSpec, SweepConfig  # noqa: E402
+from engine.core.config import BenchSettings, ModelSpec, SweepConfig  # noqa: E402
 from engine.running.auto import plan_auto  # noqa: E402
 from engine.running.launch import InlineLauncher, Job  # noqa: E402
 from engine.running.plan import make_plan, normalise  # noqa: E402
@@ -42,10 +42,7 @@ SELECTIONS = [
         backends=("torch", "ort", "tensorrt"),
         precisions=("fp32", "tf32", "fp16", "int8"),
         batches=(1, 32, 256),
-        iters=7,
-        warmup=0,
-        threads=3,
-        until_stable=True,
+        settings=BenchSettings(warmup=0, iters=7, max_time_s=30.0, threads=3, until_stable=True),
         options=(
             ("channels_last", True),
             ("cuda_graph", True),
@@ -89,9 +86,7 @@ def test_stored_command_of_a_dashboard_run_reproduces_it(tmp_path, small_spec, s
         backends=("torch", "ort"),
         precisions=("fp32", "int8"),
         batches=(1, 2),
-        iters=2,
-        warmup=0,
-        threads=1,
+        settings=BenchSettings(warmup=0, iters=2, threads=1),
     )
     plan = make_plan(replace(sel.choice(), parity=False))
     assert [(r.backend, r.precision) for r in plan.config.runners] == [
