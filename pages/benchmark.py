@@ -206,7 +206,9 @@ def _sweep_section(
         _follow(job, stop_slot, live_charts, draw)
     if job is not None and job.finished:
         _show_outcome(job)
-        _results(job.rows, draw, onnx_source)
+        # The rows counted above are the rows charted: the outcome's (the same objects the
+        # sweep handed the page as they landed), or those landed when there is no outcome.
+        _results(job.outcome.rows if job.outcome is not None else job.rows, draw, onnx_source)
     elif not running:
         st.caption("No sweep yet in this session. Earlier runs are on the History page.")
         if reference is not None:

@@ -6,14 +6,22 @@ re-measures. Names carry units: ``p50_ms``, ``throughput_ips``, ``image_size``.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from engine.core.errors import BadInput
 from engine.core.options import option
-from engine.core.safeio import finite
+from engine.core.results import (  # noqa: F401 - what was measured, re-exported here
+    PARITY_FROM_OK,
+    PARITY_STATUSES,
+    Compute,
+    Parity,
+    Point,
+    ResultRow,
+    Timing,
+    parity_label,
+)
 
 DEFAULT_MODEL = "resnet50"
 MAX_BATCH = 4096
@@ -295,122 +303,3 @@ class Choice:
     only_runnable: bool = False  # leave out what can never run (the dashboard) instead of skipping
     auto: bool = False
     include_compile: bool = False  # auto mode: also the candidates that compile for minutes
-
-
-@dataclass
-class Timing:
-    """Latency statistics of one runner at one batch size."""
-
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    std_ms: float
-    min_ms: float
-    p10_ms: float
-    iters: int
-    throughput_ips: float
-    peak_mem_mb: float | None = None
-    samples_ms: list[float] | None = None  # per iteration, in order (engine.core.stability)
-    cv: float | None = None
-    tail_ratio: float | None = None
-    stable: bool | None = None
-    stability_note: str = ""
-    rounds: int = 1
-    machine_state: dict[str, Any] = field(default_factory=dict)
-    throttled: bool | None = None
-    power_capped: bool | None = None
-
-
-@dataclass
-class Parity:
-    """How one backend's outputs compare with the reference on the same inputs."""
-
-    max_rel_err: float
-    mean_rel_err: float
-    cosine: float
-    top1_agree: float
-    ok: bool | None  # None: not judged (see ``status``)
-    tolerance: str = ""
-    status: str = ""  # ok | failed | not judged
-    reason: str = ""
-
-
-PARITY_STATUSES = ("ok", "failed", "not judged", "off")
-PARITY_FROM_OK = {True: "ok", False: "failed", None: "off"}
-
-
-def parity_label(status: str) -> str:
-    """How a table cell shows a parity status: a failure stands out, "off" is a dash."""
-    return {"ok": "ok", "failed": "FAIL", "not judged": "not judged"}.get(status, "-")
-
-
-@dataclass
-class ResultRow:
-    """One measurement (or one skipped / failed point) of a sweep."""
-
-    model: str
-    backend: str
-    device: str
-    precision: str
-    batch: int
-    provider: str = ""
-    status: str = "ok"  # ok | skipped | failed | oom
-    reason: str = ""
-    image_size: int = 224
-    weights: str = "random weights"
-    image_width: int | None = None  # set only when the width differs from image_size
-    mode: str = "device"
-    options: dict[str, Any] = field(default_factory=dict)
-    p50_ms: float | None = None
-    p90_ms: float | None = None
-    p99_ms: float | None = None
-    p10_ms: float | None = None
-    mean_ms: float | None = None
-    std_ms: float | None = None
-    min_ms: float | None = None
-    iters: int | None = None
-    throughput_ips: float | None = None
-    peak_mem_mb: float | None = None
-    parity_ok: bool | None = None
-    max_rel_err: float | None = None
-    cosine: float | None = None
-    top1_agree: float | None = None
-    threads: int | None = None
-    created_at: str = ""
-    # stability (engine/core/stability.py), hardware limits (flops.py, peaks.py), machine state
-    samples_ms: list[float] | None = None
-    cv: float | None = None
-    tail_ratio: float | None = None
-    stable: bool | None = None
-    stability_note: str = ""
-    rounds: int = 1
-    gflop: float | None = None  # one image's forward pass
-    tflops: float | None = None
-    peak_tflops: float | None = None
-    peak_pct: float | None = None
-    peak_source: str = ""
-    machine_state: dict[str, Any] = field(default_factory=dict)
-    throttled: bool | None = None
-    power_capped: bool | None = None
-    parity_status: str = ""  # ok | failed | not judged | off; from parity_ok when missing
-    parity_reason: str = ""
-
-    def __post_init__(self) -> None:
-        # Rows stored before "not judged" existed only had parity_ok.
-        if not self.parity_status:
-            self.parity_status = PARITY_FROM_OK.get(self.parity_ok, "off")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        if out["image_width"] is None:  # square: rows stored before non-square sizes match
-            del out["image_width"]
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ResultRow:
-        return _from_dict(cls, data)
-
-    def to_json(self) -> str:
-        # allow_nan=False: a NaN measurement is stored as null, never as invalid JSON.
-        return json.dumps(finite(self.to_dict()), allow_nan=False)

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from engine.backends import BASELINE, describe, is_reference, switches
 from engine.core.config import ResultRow, RunnerSpec
+from engine.core.results import FLAT
 from engine.core.text import chart_text
 
 PALETTE = (
@@ -35,7 +36,7 @@ def results_frame(rows: Iterable[ResultRow | dict[str, Any]]) -> pd.DataFrame:
     """One row per measurement with a ``series`` column; numeric columns as floats."""
     records = [r.to_dict() if isinstance(r, ResultRow) else dict(r) for r in rows]
     if not records:
-        return pd.DataFrame(columns=[*ResultRow.__dataclass_fields__, "series"])
+        return pd.DataFrame(columns=[*FLAT, "series"])
     df = pd.DataFrame.from_records(records)
     df["series"] = [
         describe(

@@ -31,7 +31,7 @@ from engine.backends import (
     get_backend,
     reference_spec,
 )
-from engine.core.config import ResultRow, RunnerSpec, SweepConfig
+from engine.core.config import Point, ResultRow, RunnerSpec, SweepConfig
 from engine.core.devices import is_cuda, parse_device
 from engine.core.errors import BadInput, EngineError
 from engine.core.limits import check_input_fits, check_threads
@@ -267,16 +267,13 @@ class _Sweep:
             self.progress(f"timing {describe(spec)} at batch {b}")
             with device_lock(spec.device, on_wait=self.progress):
                 timing = time_point(runner, self.art.sample_input(b), self.config.bench)
-            row.provider = runner.provider
-            drop_inert_options(row, runner)
-            for k, v in vars(timing).items():
-                setattr(row, k, v)
+            row.point.provider = runner.provider
+            drop_inert_options(row.point, runner)
+            # The row is its parts: this timing, this spec's parity (a copy per row).
+            row.timing = timing
+            row.parity = replace(parity) if parity is not None else None
             math = get_backend(spec.backend).parity_precision(spec)
             annotate_point(row, runner, self.gflop, self.gpu_name, math)
-            if parity is not None:
-                row.parity_ok, row.max_rel_err = parity.ok, parity.max_rel_err
-                row.cosine, row.top1_agree = parity.cosine, parity.top1_agree
-                row.parity_status, row.parity_reason = parity.status, parity.reason
         except EngineError as exc:
             self.outcome.errors.append(exc)
             row.status, row.reason = exc.row_status, exc.user_message()
@@ -311,14 +308,14 @@ def _checkpoint(store: Any) -> None:
             store.checkpoint()
 
 
-def drop_inert_options(row: ResultRow, runner: Runner) -> None:
-    """A row names only the options that took effect; the others go into its reason."""
+def drop_inert_options(point: Point, runner: Runner) -> None:
+    """A point names only the options that took effect; the others go into its reason."""
     inert = runner.inert_options()
     if not inert:
         return
-    row.options = {k: v for k, v in row.options.items() if k not in inert}
+    point.options = {k: v for k, v in point.options.items() if k not in inert}
     said = "; ".join(inert[k] for k in sorted(inert))
-    row.reason = f"had no effect, left out of the label: {said}"
+    point.reason = f"had no effect, left out of the label: {said}"
 
 
 def check_fits_devices(art: ModelArtifacts, batch: int, devices: list[str]) -> None:

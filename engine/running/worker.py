@@ -430,11 +430,12 @@ def _settle(
     store = Store(db_path)
     try:
         # The store is the record: a row committed just before a crash may not have
-        # made it through the pipe.
+        # made it through the pipe. The outcome holds the very rows the callbacks were
+        # given, so a page charts and counts one list.
         stored = store.rows(outcome.run_id)
         for row in stored[len(delivered) :]:
             cb.row(row)
-        outcome.rows = list(stored)
+        outcome.rows = [*delivered, *stored[len(delivered) :]]
         if finished:
             return
         if outcome.failure:

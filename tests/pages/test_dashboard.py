@@ -194,6 +194,9 @@ def test_a_stopped_sweep_ends_early_and_says_so(small_spec, data_dir):
     assert job.finished and job.error is None, job.error
     assert job.outcome.interrupted
     assert len(job.outcome.measured) < 8
+    # The page counts the outcome's rows and charts them: the very rows that landed.
+    assert len(job.outcome.rows) == len(job.rows)
+    assert all(a is b for a, b in zip(job.outcome.rows, job.rows, strict=True))
 
 
 @pytest.fixture(autouse=True)
