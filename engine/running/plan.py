@@ -214,6 +214,8 @@ def make_plan(choice: Choice, command: str | None = None) -> Plan:
         choice.parity,
         choice.calibration_dir,
     )
+    if choice.only_runnable and not left_out:  # nothing to leave out: the flag says nothing
+        choice = replace(choice, only_runnable=False)
     plan = _reduced(config, command or command_of(choice), choice.auto, choice.include_compile)
     plan.left_out = left_out
     return plan
