@@ -22,7 +22,7 @@ from engine.core.config import BenchSettings, ResultRow, RunnerSpec
 from engine.core.text import csv_cell, markdown_text
 from engine.reporting import charts
 from engine.running.locks import device_lock
-from engine.running.sweep import reproduce_command
+from engine.running.plan import Plan
 from engine.running.timing import time_runner
 from engine.storage.reference import QUOTED, load_reference
 from pages import common
@@ -32,11 +32,13 @@ from pages.widgets import kept, save_kept
 SLIDER_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 LIVE_PENDING = "vb_live_pending"
 LIVE_RESULTS = "vb_live_results"
+AUTO_KEY = "vb_auto"
+COMPILE_KEY = "vb_with_compile"
 
 
-def _heading(sel: common.Selection) -> tuple[list[RunnerSpec], str]:
-    """What the selection will measure and check against; the runnable specs and the
-    reference's name."""
+def _heading(sel: common.Selection) -> tuple[Plan | None, str]:
+    """What the selection will measure and check against: its plan (made here, once per
+    rerun; None when the sidebar's inputs have a problem) and the reference's name."""
     onnx_source = sel.model.onnx_path is not None
     if sel.model.name == NO_FILE and not onnx_source:  # an ONNX source still without a file
         st.caption("No ONNX file yet: upload one in the sidebar (with its data files, if any).")
@@ -56,13 +58,17 @@ def _heading(sel: common.Selection) -> tuple[list[RunnerSpec], str]:
         f"{markdown_text(sel.model.label)} at {sel.model.hw[0]}×{sel.model.hw[1]}"
         f" on {sel.device}. {about}"
     )
-    inputs_ok = common.show_problems(sel)
-    specs, left_out = sel.combinations() if inputs_ok else ([], [])
-    if left_out:
-        st.caption("Not run: " + markdown_text("; ".join(left_out)) + ".")
-    if inputs_ok and not specs:
+    plan = None
+    if common.show_problems(sel):
+        with common.guard("planning the sweep"):
+            # The auto toggle is drawn further down; its value is already in the session.
+            auto = bool(st.session_state.get(AUTO_KEY, False))
+            plan = sel.plan(auto, bool(st.session_state.get(COMPILE_KEY, False)))
+    if plan is not None and plan.left_out:
+        st.caption("Not run: " + markdown_text("; ".join(plan.left_out)) + ".")
+    if plan is not None and not plan.chosen:
         st.warning("No runnable backend × precision is selected. Pick them in the sidebar.")
-    return specs, ref_name
+    return plan, ref_name
 
 
 # -- live single-batch measurement ------------------------------------------------------
@@ -99,13 +105,18 @@ def _measure(sel: common.Selection, specs: list[RunnerSpec], batch: int) -> None
         common.show_error(refused)  # the file's own limit: nothing to build or time
         return
     live_settings = BenchSettings(
-        warmup=2, iters=max(3, min(sel.iters, 10)), max_time_s=5, threads=sel.threads
+        warmup=2,
+        iters=max(3, min(sel.settings.iters, 10)),
+        max_time_s=5,
+        threads=sel.settings.threads,
     )
     for spec in specs:
         name = describe(spec, "series")
         with common.guard(name):
             with st.spinner(f"{name}: preparing (the first use builds it), then timing…"):
-                runner = common.cached_runner(sel.model, spec, batch, sel.batches)
+                runner = common.cached_runner(
+                    sel.model, spec, batch, sel.batches, sel.settings.threads
+                )
                 art = common.artifacts(sel.model)
                 with device_lock(spec.device, timeout_s=120, on_wait=st.caption):
                     timing = time_runner(runner, art.sample_input(batch), live_settings)
@@ -159,31 +170,33 @@ def _cached_runners() -> None:
 # -- sweep --------------------------------------------------------------------------------
 def _sweep_section(
     sel: common.Selection,
-    specs: list[RunnerSpec],
+    plan: Plan | None,
     ref_name: str,
     job: common.SweepJob | None,
     running: bool,
 ) -> None:
     st.subheader("Sweep")
-    config = sel.sweep_config() if specs and not sel.sweep_problems else None
-    auto = st.toggle(
+    runnable = plan is not None and bool(plan.chosen) and not sel.sweep_problems
+    st.toggle(
         "Auto mode: try the candidate settings of the chosen backends and pick, per batch size,"
         f" the fastest whose outputs agree with {ref_name}",
         value=False,
-        key="vb_auto",
+        key=AUTO_KEY,
     )
-    build = auto and st.toggle(
-        "Also build the compiled engines that are not cached yet (torch.compile, max-autotune"
-        " on a GPU: minutes per batch size the first time; cached engines are always tried)",
-        value=False,
-        key="vb_with_compile",
-    )
-    if config is not None:
+    if st.session_state.get(AUTO_KEY):
+        st.toggle(
+            "Also build the compiled engines that are not cached yet (torch.compile,"
+            " max-autotune on a GPU: minutes per batch size the first time; cached engines"
+            " are always tried)",
+            value=False,
+            key=COMPILE_KEY,
+        )
+    if runnable:
         st.caption("The same sweep from a terminal:")
-        st.code(reproduce_command(config, auto=auto, include_compile=build), language="bash")
+        st.code(plan.command, language="bash")
     c1, c2 = st.columns([1, 1])
-    if c1.button("Run sweep", type="primary", disabled=config is None or running, key="vb_run"):
-        job = common.start_sweep(config, auto=auto, include_compile=build)
+    if c1.button("Run sweep", type="primary", disabled=not runnable or running, key="vb_run"):
+        job = common.start_sweep(plan)
         running = True
     stop_slot = c2.empty()  # emptied when the sweep ends: a Stop for a finished sweep does nothing
     if running:
@@ -211,7 +224,9 @@ def _sweep_section(
         _follow(job, stop_slot, live_charts, draw)
     if job is not None and job.finished:
         _show_outcome(job)
-        _results(job.rows, draw, onnx_source)
+        # The rows counted above are the rows charted: the outcome's (the same objects the
+        # sweep handed the page as they landed), or those landed when there is no outcome.
+        _results(job.outcome.rows if job.outcome is not None else job.rows, draw, onnx_source)
     elif not running:
         st.caption("No sweep yet in this session. Earlier runs are on the History page.")
         if reference is not None:
@@ -347,11 +362,11 @@ def main() -> None:
     common.ensure_entry()
     st.title("Benchmark")
     sel = common.selection()
-    specs, ref_name = _heading(sel)
+    plan, ref_name = _heading(sel)
     job = common.current_job()
     running = job is not None and not job.finished
-    _live_section(sel, specs, running)
-    _sweep_section(sel, specs, ref_name, job, running)
+    _live_section(sel, plan.chosen if plan is not None else [], running)
+    _sweep_section(sel, plan, ref_name, job, running)
 
 
 main()

@@ -14,7 +14,6 @@ live in :mod:`pages.widgets`.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 import weakref
@@ -36,16 +35,24 @@ from engine.backends import (
     backend_names,
     describe,
     get_backend,
-    setting_options,
 )
 from engine.backends.base import PrepareContext
-from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, SweepConfig
+from engine.core import config
+from engine.core.config import (
+    BenchSettings,
+    Choice,
+    ModelSpec,
+    ResultRow,
+    RunnerSpec,
+    SweepConfig,
+)
 from engine.core.errors import BadInput, EngineError
+from engine.core.options import dashboard_values
 from engine.core.paths import default_db
 from engine.core.text import markdown_text
-from engine.running.plan import Callbacks, normalise, runner_grid
+from engine.running.plan import Callbacks, Plan, make_plan
 from pages.onnx_source import MAX_UPLOAD_MB, onnx_model_inputs  # noqa: F401 - re-exported
-from pages.widgets import kept, option_controls
+from pages.widgets import kept, option_controls, setting_controls
 
 MAX_CACHED_RUNNERS = 6
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
@@ -98,34 +105,42 @@ class Selection:
     backends: tuple[str, ...] = DEFAULT_BACKENDS
     precisions: tuple[str, ...] = ("fp32",)
     batches: tuple[int, ...] = (1, 2, 4, 8)
-    iters: int = 20
-    warmup: int = 3
-    threads: int | None = None
+    settings: BenchSettings = BenchSettings(**dashboard_values(BenchSettings))
     problems: tuple[str, ...] = ()
-    until_stable: bool = False
     # Problems of the sweep's inputs only (its batch list): the live measurement, which
     # takes its batch from the slider, still runs.
     sweep_problems: tuple[str, ...] = ()
     options: tuple[tuple[str, Any], ...] = ()  # backend options set away from their defaults
 
     @property
-    def key(self) -> str:
+    def key(self) -> int:
         """What a shown result was made for: a result of another key is stale."""
-        what = [self.model.to_dict(), self.device, self.backends, self.precisions, self.options]
-        return json.dumps(what, sort_keys=True, default=str)
+        return hash((self.model, self.device, self.backends, self.precisions, self.options))
+
+    def choice(self, auto: bool = False, include_compile: bool = False) -> Choice:
+        """What the sidebar asks for, as the CLI's flags would say it."""
+        return Choice(
+            model=self.model,
+            backends=self.backends,
+            devices=(self.device,),
+            precisions=self.precisions,
+            batches=self.batches,
+            options=self.options,
+            bench=self.bench(),
+            only_runnable=True,  # what can never run is left out, with why, not a skipped row
+            auto=auto,
+            include_compile=auto and include_compile,
+        )
+
+    def plan(self, auto: bool = False, include_compile: bool = False) -> Plan:
+        """The plan of this selection, made once per rerun by the page that runs it;
+        ``include_compile``: auto mode also builds the compiled engines not yet cached."""
+        return make_plan(self.choice(auto, include_compile))
 
     def combinations(self) -> tuple[list[RunnerSpec], list[str]]:
         """Runnable specs (each with its backend's own options), and why each other was left out."""
-        opts = dict(self.options)
-        if self.threads:
-            opts.update(setting_options("threads", self.threads))
-        specs, left_out = runner_grid(
-            list(self.backends), [self.device], list(self.precisions), opts, self.model, True
-        )
-        if not specs:
-            return [], left_out
-        config = SweepConfig(self.model, specs, list(self.batches))
-        return normalise(config)[0].runners, left_out
+        plan = self.plan()
+        return plan.chosen, plan.left_out
 
     @property
     def trt_flavour(self) -> str:
@@ -133,14 +148,10 @@ class Selection:
         return str(dict(self.options).get("trt_flavour", "auto"))
 
     def bench(self) -> BenchSettings:
-        return BenchSettings(
-            warmup=self.warmup, iters=self.iters, max_time_s=30.0, threads=self.threads,
-            until_stable=self.until_stable,
-        )  # fmt: skip
+        return self.settings
 
     def sweep_config(self) -> SweepConfig:
-        specs, _ = self.combinations()
-        return SweepConfig(self.model, specs, list(self.batches), self.bench())
+        return self.plan().config
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
@@ -212,32 +223,15 @@ def sidebar() -> Selection:
     except EngineError as exc:
         sweep_problems.append(exc.user_message())
         batches = (1,)
-    iters = int(sb.number_input("Timed iterations", 1, 1000, **kept("vb_iters", 20)))
-    warmup = int(sb.number_input("Warm-up iterations", 0, 100, **kept("vb_warmup", 3)))
-    threads = int(
-        sb.number_input(
-            "CPU threads (0: the libraries' default)", 0, 256,
-            help="Threads for PyTorch and ONNX Runtime on the CPU, like the CLI's --threads.",
-            **kept("vb_threads", 0),
-        )
-    )  # fmt: skip
-    until_stable = sb.toggle(
-        "Repeat unstable points",
-        help="Re-time a point whose samples are unstable, for at most 60 s per point "
-        "(the CLI's --until-stable; thresholds in docs/stability.md).",
-        **kept("vb_until_stable", False),
-    )
+    settings = setting_controls(sb, config.SWEEP_SETTINGS)
     sel = Selection(
         model=model,
         device=device,
         backends=tuple(backends),
         precisions=tuple(precisions),
         batches=batches,
-        iters=iters,
-        warmup=warmup,
-        threads=threads or None,
+        settings=settings,
         problems=tuple(problems),
-        until_stable=until_stable,
         options=tuple(sorted(options.items())),
         sweep_problems=tuple(sweep_problems),
     )
@@ -325,18 +319,16 @@ def show_problems(sel: Selection) -> bool:
 
 
 # -- cached artifacts and runners -----------------------------------------------------
-def _key(obj: Any) -> str:
-    return json.dumps(obj.to_dict(), sort_keys=True)
-
-
+# Keyed by the frozen specs' own hashes (ModelSpec and RunnerSpec are frozen dataclasses):
+# the specs themselves travel as underscore arguments, which Streamlit does not hash.
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _artifacts(model_key: str) -> ModelArtifacts:
-    return load_artifacts(ModelSpec.from_dict(json.loads(model_key)))
+def _artifacts(model_key: int, _model: ModelSpec) -> ModelArtifacts:
+    return load_artifacts(_model)
 
 
 def artifacts(spec: ModelSpec) -> ModelArtifacts:
     """Validated model artifacts, shared by every page and session."""
-    return _artifacts(_key(spec))
+    return _artifacts(hash(spec), spec)
 
 
 def batch_refusal(spec: ModelSpec, batch: int) -> EngineError | None:
@@ -365,16 +357,27 @@ def _release(runner: Runner) -> None:
 
 
 @st.cache_resource(max_entries=MAX_CACHED_RUNNERS, show_spinner=False, on_release=_release)
-def _runner(model_key: str, runner_key: str, batches: tuple[int, ...]) -> Runner:
-    art = _artifacts(model_key)
-    spec = RunnerSpec.from_dict(json.loads(runner_key))
-    runner = get_backend(spec.backend).prepare(spec, art, PrepareContext(batches=batches))
-    _live_runners()[f"{describe(spec)} · {art.spec.label} · {art.spec.size_text} px"] = runner
+def _runner(
+    model_key: int,
+    runner_key: int,
+    batches: tuple[int, ...],
+    threads: int | None,
+    _model: ModelSpec,
+    _spec: RunnerSpec,
+) -> Runner:
+    art = _artifacts(model_key, _model)
+    ctx = PrepareContext(batches=batches, settings={"threads": threads})
+    runner = get_backend(_spec.backend).prepare(_spec, art, ctx)
+    _live_runners()[f"{describe(_spec)} · {art.spec.label} · {art.spec.size_text} px"] = runner
     return runner
 
 
 def cached_runner(
-    model: ModelSpec, spec: RunnerSpec, batch: int, batches: tuple[int, ...] = ()
+    model: ModelSpec,
+    spec: RunnerSpec,
+    batch: int,
+    batches: tuple[int, ...] = (),
+    threads: int | None = None,
 ) -> Runner:
     """A built runner from the shared cache, keyed by batch only where the build depends on it.
 
@@ -382,7 +385,7 @@ def cached_runner(
     maximum, so one engine up to the largest batch in play serves every smaller one.
     """
     key = get_backend(spec.backend).build_batches(spec, batch, tuple(batches))
-    return _runner(_key(model), _key(spec), key)
+    return _runner(hash(model), hash(spec), key, threads, model, spec)
 
 
 def live_runners() -> list[dict[str, Any]]:
@@ -416,7 +419,7 @@ def clear_runners() -> None:
 class SweepJob:
     """A sweep running in a thread; the page polls it and draws what has landed."""
 
-    config: SweepConfig
+    config: SweepConfig | Plan  # the page's plan, run as it is (a config: planned once here)
     db_path: str
     stop: threading.Event = field(default_factory=threading.Event)
     rows: list[ResultRow] = field(default_factory=list)
@@ -430,7 +433,6 @@ class SweepJob:
     in_worker: bool = False
     worker_note: str = ""
     auto: bool = False
-    include_compile: bool = False  # auto mode: build the compiled engines not yet cached
     started_s: float = field(default_factory=time.time)
     thread: threading.Thread | None = None
 
@@ -446,15 +448,16 @@ class SweepJob:
         from engine.storage.shared import shared_store
 
         try:
+            plan = Job(self.config, auto=self.auto).plan()
+            config = plan.config
             # A build that never ends (a native hang) is killed rather than waited on
             # forever: generous, since a CPU sweep of a large model is legitimately slow.
-            points = len(self.config.runners) * len(self.config.batches) * (12 if self.auto else 1)
+            points = len(config.runners) * len(config.batches)
             launcher = WorkerLauncher(timeout_s=1800 + 600 * points)
             self.in_worker = True
             store = shared_store(self.db_path)  # the page's own connection, not another
             callbacks = Callbacks(self.on_progress, self.on_row, self.stop.is_set)
-            job = Job(self.config, auto=self.auto, include_compile=self.include_compile)
-            self.outcome = launcher.launch(job, store, callbacks)
+            self.outcome = launcher.launch(Job(plan), store, callbacks)
         except BaseException as exc:  # noqa: BLE001 - the page shows every failure
             self.error = exc
         finally:
@@ -466,18 +469,8 @@ class SweepJob:
         return self
 
 
-def start_sweep(
-    config: SweepConfig,
-    db_path: str | None = None,
-    auto: bool = False,
-    include_compile: bool = False,
-) -> SweepJob:
-    job = SweepJob(
-        config=config,
-        db_path=str(db_path or default_db()),
-        auto=auto,
-        include_compile=include_compile,
-    )
+def start_sweep(plan: Plan, db_path: str | None = None) -> SweepJob:
+    job = SweepJob(config=plan, db_path=str(db_path or default_db()), auto=plan.auto)
     st.session_state[JOB_KEY] = job
     return job.start()
 

@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from engine.backends import declared_options
+from engine.core.options import OptionField, dashboard_values, fields_of
 
 
 def _save(key: str) -> None:
@@ -76,3 +77,34 @@ def option_controls(sb: Any, backends: list[str]) -> dict[str, Any]:
             if value != f.default:
                 values[name] = value
     return values
+
+
+def setting_controls(sb: Any, settings_cls: type) -> Any:
+    """The sweep settings (engine.core.config.BenchSettings) as sidebar controls, generated
+    from their declaration: one control per setting with a ``dashboard`` value, the CLI's
+    defaults for the rest. A new setting declared there appears here unchanged."""
+    values = {}
+    for f in fields_of(settings_cls):
+        if f.in_sidebar:
+            values[f.name] = _setting_control(sb, f)
+    return settings_cls(**{**dashboard_values(settings_cls), **values})
+
+
+def _setting_control(sb: Any, f: OptionField) -> Any:
+    key, help_ = f"vb_{f.name}", f"{f.help} (the CLI's {f.flag})"
+    if f.kind is bool:
+        return sb.toggle(f.label, help=help_, **kept(key, bool(f.dashboard)))
+    if f.choices:
+        return sb.selectbox(f.label, list(f.choices), help=help_, **kept(key, f.dashboard))
+    if f.optional:  # 0 stands for "not set": the libraries' default
+        low, start = 0, f.dashboard or 0
+    else:
+        low, start = f.minimum or 0, f.dashboard
+    value = sb.number_input(
+        f.label,
+        f.kind(low),
+        f.kind(f.maximum) if f.maximum is not None else None,
+        help=help_,
+        **kept(key, f.kind(start)),
+    )
+    return (f.kind(value) or None) if f.optional else f.kind(value)

@@ -148,12 +148,11 @@ def reference_spec(onnx_source: bool) -> RunnerSpec:
 def is_reference(spec: RunnerSpec, onnx_source: bool) -> bool:
     """True for the reference configuration itself (comparing it with itself proves nothing)."""
     ref = reference_spec(onnx_source)
-    switches = {k: v for k, v in spec.opts.items() if not k.endswith("_threads")}
     return (spec.backend, spec.device, spec.precision) == (
         ref.backend,
         ref.device,
         ref.precision,
-    ) and not any(switches.values())
+    ) and not any(switches(spec.backend, spec.opts).values())
 
 
 def auto_candidates(
@@ -244,7 +243,7 @@ def precision_text(backend: str, precision: str, device: str, options: dict[str,
 
 def option_words(backend: str, options: dict[str, Any]) -> list[str]:
     """Label words for a configuration's options; unknown names (old rows) as name=value."""
-    opts = {k: v for k, v in dict(options or {}).items() if not k.endswith("_threads")}
+    opts = switches(backend, options)
     b = _backend_or_none(backend)
     if b is None:
         return [f"{k}={v}" for k, v in sorted(opts.items())]
@@ -275,12 +274,17 @@ def describe(config: Any, form: str = "long") -> str:
     return f"{title(backend)} {text}{where}" + (" + " + ", ".join(words) if words else "")
 
 
-def setting_options(setting: str, value: Any) -> dict[str, Any]:
-    """The options a sweep setting fills (``threads`` → each backend's CPU-thread option),
-    by declaration (``option(..., setting="threads")``); none when ``value`` is unset."""
-    if value is None:
-        return {}
-    return {name: value for name, (f, _) in declared_options().items() if f.setting == setting}
+def switches(backend: str, options: Any) -> dict[str, Any]:
+    """A configuration's options that change what runs, by declaration: thread counts
+    (declared ``setting=`` or ``threads=True``) only change how many cores it gets. A
+    backend no longer registered (an old stored row) drops every name any backend
+    declares as a thread count."""
+    opts = dict(options or {}) if isinstance(options, dict | list | tuple) else {}
+    b = _backend_or_none(backend)
+    if b is not None:
+        return b.switches(opts)
+    counts = {n for n, (f, _) in declared_options().items() if f.setting or f.threads}
+    return {k: v for k, v in opts.items() if k not in counts}
 
 
 def declared_options() -> dict:
@@ -313,7 +317,7 @@ __all__ = [
     "option_words",
     "precision_text",
     "register",
-    "setting_options",
+    "switches",
     "title",
     "unregister",
 ]

@@ -57,6 +57,10 @@ class PrepareContext:
     calibration_dir: str | None = None
     progress: Any = None  # callable(str) for long steps (export, quantise, build)
     notes: list[str] = field(default_factory=list)
+    # The sweep's settings by name ({"threads": 2}): an option declared with
+    # setting="threads" is filled from them when the runner is built, so a thread count
+    # is one value (the settings') and never part of a configuration's spec or label.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def say(self, message: str) -> None:
         self.notes.append(message)
@@ -200,9 +204,21 @@ class Backend(ABC):
     @final
     @classmethod
     def prepare(cls, spec: RunnerSpec, artifacts: ModelArtifacts, ctx: PrepareContext) -> Runner:
-        """Check, confirm availability, then build (or load from cache) and return a runner."""
+        """Check, confirm availability, then build (or load from cache) and return a runner
+        (with the options the sweep's settings fill, see :meth:`settled`)."""
+        spec = cls.settled(spec, ctx.settings)
         cls.ready(spec)
         return cls._build(spec, artifacts, ctx)
+
+    @classmethod
+    def settled(cls, spec: RunnerSpec, settings: dict[str, Any]) -> RunnerSpec:
+        """``spec`` with each option declared ``setting=NAME`` set from ``settings[NAME]``."""
+        filled = {
+            f.name: settings[f.setting]
+            for f in opt.fields_of(cls.Options)
+            if f.setting and settings.get(f.setting) is not None
+        }
+        return spec.with_options(**filled) if filled else spec
 
     @final
     @classmethod
@@ -239,12 +255,7 @@ class Backend(ABC):
         """The spec with only this backend's non-default options, and a note per dropped one."""
         dropped = opt.unknown(cls.Options, spec.opts)
         kept = opt.non_default(cls.Options, spec.opts)
-        # --threads is meant for the backends that use CPU threads: no note for the others.
-        notes = [
-            f"{cls.NAME} ignores {name}: not one of its options"
-            for name in dropped
-            if not name.endswith("_threads")
-        ]
+        notes = [f"{cls.NAME} ignores {name}: not one of its options" for name in dropped]
         return RunnerSpec(
             spec.backend, spec.device, spec.precision, tuple(sorted(kept.items()))
         ), notes
@@ -277,7 +288,15 @@ class Backend(ABC):
 
     @classmethod
     def option_words(cls, options: dict[str, Any]) -> list[str]:
-        return opt.option_words(cls.Options, options, quiet=("intra_threads", "inter_threads"))
+        return opt.option_words(cls.Options, cls.switches(options))
+
+    @classmethod
+    def switches(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The options that change what runs: not the thread counts (declared ``setting=``
+        or ``threads=True``), which only change how many cores it gets. Rows stored
+        before threads were one setting carry them in their options."""
+        counts = {f.name for f in opt.fields_of(cls.Options) if f.setting or f.threads}
+        return {k: v for k, v in options.items() if k not in counts}
 
     @classmethod
     def check_model(cls, model: ModelSpec) -> None:

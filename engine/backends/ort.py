@@ -73,6 +73,7 @@ class OrtOptions:
         "inter-op threads",
         minimum=1,
         maximum=max_threads(),
+        threads=True,
     )
 
 

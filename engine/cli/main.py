@@ -93,22 +93,11 @@ def bench_parser() -> argparse.ArgumentParser:
         "--with-compile", action="store_true", help="auto: also try torch.compile (minutes)"
     )
     tm = p.add_argument_group("timing")
-    tm.add_argument("--warmup", type=int, default=5, help="untimed runs before timing each point")
-    tm.add_argument("--iters", type=int, default=50, help="timed runs per point (up to --max-time)")
-    tm.add_argument("--max-time", type=float, default=10.0, help="seconds per point at most")
-    tm.add_argument("--min-iters", type=int, default=3, help="timed runs even past --max-time")
-    tm.add_argument(
-        "--mode",
-        default="device",
-        choices=["device", "e2e"],
-        help="device: inputs already on the device; e2e: host in, host out, copies timed",
-    )
-    tm.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
+    from engine.core import config
+    from engine.core.options import add_setting_flags
+
+    add_setting_flags(tm, config.SWEEP_SETTINGS)  # generated from the settings' declaration
     tm.add_argument("--no-parity", action="store_true", help="skip the output comparison")
-    tm.add_argument(
-        "--until-stable", action="store_true", help="repeat an unstable point (docs/stability.md)"
-    )
-    tm.add_argument("--stable-budget", type=float, default=60.0, help="seconds per point at most")
     out = p.add_argument_group("output")
     out.add_argument("--json", help="write the run as a JSON document")
     out.add_argument("--db", help="results database (default: the user data folder)")
@@ -127,48 +116,46 @@ def bench_parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_config(args: argparse.Namespace):
+def build_choice(args: argparse.Namespace):
+    """What the flags ask for, as a :class:`~engine.core.config.Choice` (nothing planned yet)."""
     from engine.artifacts.models import check_batches
-    from engine.core.config import BenchSettings, SweepConfig
+    from engine.backends import declared_options
+    from engine.cli.args import model_spec
+    from engine.core import config
+    from engine.core.config import Choice
     from engine.core.limits import check_threads
+    from engine.core.options import from_cli, settings_from_cli
 
     model, args.size_note = model_spec(args)
     batches = check_batches(parse_list(args.batch, int, "batch size"))
-    from engine.backends import declared_options, setting_options
-    from engine.core.options import from_cli
-    from engine.running.plan import runner_grid
-
-    options = from_cli(args, declared_options())
     if args.threads is not None:
-        options.update(setting_options("threads", check_threads(args.threads)))
-    runners, _ = runner_grid(
-        parse_list(args.backend, str, "backend"),
-        parse_list(args.device, str, "device"),
-        parse_list(args.precision, str, "precision"),
-        options,
-        model,
-        only_runnable=args.only_runnable,
-    )
-    bench = BenchSettings(
-        warmup=args.warmup,
-        iters=args.iters,
-        max_time_s=args.max_time,
-        min_iters=args.min_iters,
-        mode=args.mode,
-        threads=args.threads,
-        until_stable=args.until_stable,
-        stable_budget_s=args.stable_budget,
-    )
+        check_threads(args.threads)
+    bench = settings_from_cli(args, config.SWEEP_SETTINGS)
     if bench.iters < 1 or bench.warmup < 0 or bench.max_time_s <= 0 or bench.min_iters < 1:
         raise BadInput("--iters and --min-iters must be ≥ 1, --warmup ≥ 0 and --max-time > 0")
-    return SweepConfig(
+    return Choice(
         model=model,
-        runners=runners,
-        batches=batches,
+        backends=tuple(parse_list(args.backend, str, "backend")),
+        devices=tuple(parse_list(args.device, str, "device")),
+        precisions=tuple(parse_list(args.precision, str, "precision")),
+        batches=tuple(batches),
+        options=tuple(sorted(from_cli(args, declared_options()).items())),
         bench=bench,
         parity=not args.no_parity,
         calibration_dir=args.calibration_dir,
+        only_runnable=args.only_runnable,
+        auto=args.auto,
+        include_compile=args.with_compile,
     )
+
+
+def build_config(args: argparse.Namespace):
+    """The sweep the flags ask for, auto mode aside (its candidates come from this)."""
+    from dataclasses import replace
+
+    from engine.running.plan import make_plan
+
+    return make_plan(replace(build_choice(args), auto=False)).config
 
 
 class Progress:
@@ -299,22 +286,26 @@ def bench_main(argv: list[str]) -> int:
         check_output(
             args.json, "--json", {"the --db store": args.db, "the --onnx model": args.onnx}
         )
-    config = build_config(args)
+    choice = build_choice(args)
+    from engine.backends import get_backend
     from engine.cli.args import check_some_device_runs
 
-    check_some_device_runs(sorted({r.device for r in config.runners}))
+    for name in choice.backends:  # an unknown name is bad input before any device is asked
+        get_backend(name)
+    check_some_device_runs(list(dict.fromkeys(choice.devices)))
+    from engine.core.paths import python_command
+    from engine.running.plan import make_plan
+
+    plan = make_plan(choice, shlex.join([python_command(), "-m", "engine", "bench", *argv]))
+    config = plan.config
     from engine.storage.store import Store
 
     store = Store(args.db)
-    from engine.core.paths import python_command
-
-    command = shlex.join([python_command(), "-m", "engine", "bench", *argv])
     progress = Progress(args.quiet)
     from engine.running.launch import Callbacks, Job, launcher_for
 
-    job = Job(config, auto=args.auto, include_compile=args.with_compile, command=command)
     launcher = launcher_for(inline=args.inline)
-    outcome = launcher.launch(job, store, Callbacks(progress=progress))
+    outcome = launcher.launch(Job(plan), store, Callbacks(progress=progress))
     progress.close()
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)

@@ -6,13 +6,22 @@ re-measures. Names carry units: ``p50_ms``, ``throughput_ips``, ``image_size``.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from engine.core.errors import BadInput
-from engine.core.safeio import finite
+from engine.core.options import option
+from engine.core.results import (  # noqa: F401 - what was measured, re-exported here
+    PARITY_FROM_OK,
+    PARITY_STATUSES,
+    Compute,
+    Parity,
+    Point,
+    ResultRow,
+    Timing,
+    parity_label,
+)
 
 DEFAULT_MODEL = "resnet50"
 MAX_BATCH = 4096
@@ -171,18 +180,51 @@ class RunnerSpec:
 class BenchSettings:
     """How to time: warm-up, iteration count and time budget, mode, CPU threads.
 
+    The sweep settings, declared once like a backend's options (:func:`option`): the
+    CLI's timing flags, the sidebar's controls (those with a ``dashboard`` value) and the
+    reproduce command's flags are generated from these fields (:mod:`engine.core.options`).
     ``mode`` is ``"device"`` (inputs already on the device, outputs left there) or
-    ``"e2e"`` (host tensors in, host outputs back).
+    ``"e2e"`` (host tensors in, host outputs back). ``threads`` is the one CPU-thread
+    count: each backend option declared with ``setting="threads"`` is filled from it
+    when a runner is built.
     """
 
-    warmup: int = 5
-    iters: int = 50
-    max_time_s: float = 10.0
-    min_iters: int = 3
-    mode: str = "device"
-    threads: int | None = None
-    until_stable: bool = False  # repeat a point until stable, at most stable_budget_s
-    stable_budget_s: float = 60.0
+    warmup: int = option(
+        5, "untimed runs before timing each point", "Warm-up iterations", dashboard=3,
+        minimum=0, maximum=MAX_ITERS,
+    )  # fmt: skip
+    iters: int = option(
+        50, "timed runs per point (up to --max-time)", "Timed iterations", dashboard=20,
+        minimum=1, maximum=MAX_ITERS,
+    )  # fmt: skip
+    max_time_s: float = option(
+        10.0, "seconds per point at most", "Time limit per point (s)", flag="--max-time",
+        dashboard=30.0, minimum=1,
+    )  # fmt: skip
+    min_iters: int = option(3, "timed runs even past --max-time", "minimum iterations", minimum=1)
+    mode: str = option(
+        "device",
+        "device: inputs already on the device; e2e: host in, host out, copies timed",
+        "timing mode",
+        choices=("device", "e2e"),
+    )
+    threads: int | None = option(
+        None,
+        "CPU threads (torch and ONNX Runtime)",
+        "CPU threads (0: the libraries' default)",
+        dashboard=None,
+        minimum=1,
+        maximum=65_536,
+    )
+    until_stable: bool = option(
+        False,
+        "repeat an unstable point (docs/stability.md)",
+        "Repeat unstable points",
+        dashboard=False,
+    )
+    stable_budget_s: float = option(
+        60.0, "seconds per point at most while repeating", "stable budget", flag="--stable-budget"
+    )
 
     def __post_init__(self) -> None:
         # Here, not in the CLI, so the dashboard and every caller get the same limits.
@@ -200,6 +242,11 @@ class BenchSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchSettings:
         return _from_dict(cls, data)
+
+
+# The sweep settings' one declaration, read where flags, controls and commands are made
+# (a test extends it with a subclass to see a new setting reach every one of them).
+SWEEP_SETTINGS: type[BenchSettings] = BenchSettings
 
 
 @dataclass
@@ -229,126 +276,30 @@ class SweepConfig:
             model=ModelSpec.from_dict(data["model"]),
             runners=[RunnerSpec.from_dict(r) for r in data["runners"]],
             batches=[int(b) for b in data["batches"]],
-            bench=BenchSettings.from_dict(data.get("bench", {})),
+            bench=SWEEP_SETTINGS.from_dict(data.get("bench", {})),
             parity=bool(data.get("parity", True)),
             calibration_dir=data.get("calibration_dir"),
         )
 
 
-@dataclass
-class Timing:
-    """Latency statistics of one runner at one batch size."""
+@dataclass(frozen=True)
+class Choice:
+    """What the user chose, as the CLI's flags or the sidebar say it: the grid (backends ×
+    devices × precisions with one set of options), the batches, the timing, the mode.
 
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    std_ms: float
-    min_ms: float
-    p10_ms: float
-    iters: int
-    throughput_ips: float
-    peak_mem_mb: float | None = None
-    samples_ms: list[float] | None = None  # per iteration, in order (engine.core.stability)
-    cv: float | None = None
-    tail_ratio: float | None = None
-    stable: bool | None = None
-    stability_note: str = ""
-    rounds: int = 1
-    machine_state: dict[str, Any] = field(default_factory=dict)
-    throttled: bool | None = None
-    power_capped: bool | None = None
+    A :class:`~engine.running.plan.Plan` is made from it once (``make_plan``); the
+    reproduce command is written from it, so nothing has to guess the grid back.
+    """
 
-
-@dataclass
-class Parity:
-    """How one backend's outputs compare with the reference on the same inputs."""
-
-    max_rel_err: float
-    mean_rel_err: float
-    cosine: float
-    top1_agree: float
-    ok: bool | None  # None: not judged (see ``status``)
-    tolerance: str = ""
-    status: str = ""  # ok | failed | not judged
-    reason: str = ""
-
-
-PARITY_STATUSES = ("ok", "failed", "not judged", "off")
-PARITY_FROM_OK = {True: "ok", False: "failed", None: "off"}
-
-
-def parity_label(status: str) -> str:
-    """How a table cell shows a parity status: a failure stands out, "off" is a dash."""
-    return {"ok": "ok", "failed": "FAIL", "not judged": "not judged"}.get(status, "-")
-
-
-@dataclass
-class ResultRow:
-    """One measurement (or one skipped / failed point) of a sweep."""
-
-    model: str
-    backend: str
-    device: str
-    precision: str
-    batch: int
-    provider: str = ""
-    status: str = "ok"  # ok | skipped | failed | oom
-    reason: str = ""
-    image_size: int = 224
-    weights: str = "random weights"
-    image_width: int | None = None  # set only when the width differs from image_size
-    mode: str = "device"
-    options: dict[str, Any] = field(default_factory=dict)
-    p50_ms: float | None = None
-    p90_ms: float | None = None
-    p99_ms: float | None = None
-    p10_ms: float | None = None
-    mean_ms: float | None = None
-    std_ms: float | None = None
-    min_ms: float | None = None
-    iters: int | None = None
-    throughput_ips: float | None = None
-    peak_mem_mb: float | None = None
-    parity_ok: bool | None = None
-    max_rel_err: float | None = None
-    cosine: float | None = None
-    top1_agree: float | None = None
-    threads: int | None = None
-    created_at: str = ""
-    # stability (engine/core/stability.py), hardware limits (flops.py, peaks.py), machine state
-    samples_ms: list[float] | None = None
-    cv: float | None = None
-    tail_ratio: float | None = None
-    stable: bool | None = None
-    stability_note: str = ""
-    rounds: int = 1
-    gflop: float | None = None  # one image's forward pass
-    tflops: float | None = None
-    peak_tflops: float | None = None
-    peak_pct: float | None = None
-    peak_source: str = ""
-    machine_state: dict[str, Any] = field(default_factory=dict)
-    throttled: bool | None = None
-    power_capped: bool | None = None
-    parity_status: str = ""  # ok | failed | not judged | off; from parity_ok when missing
-    parity_reason: str = ""
-
-    def __post_init__(self) -> None:
-        # Rows stored before "not judged" existed only had parity_ok.
-        if not self.parity_status:
-            self.parity_status = PARITY_FROM_OK.get(self.parity_ok, "off")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        if out["image_width"] is None:  # square: rows stored before non-square sizes match
-            del out["image_width"]
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ResultRow:
-        return _from_dict(cls, data)
-
-    def to_json(self) -> str:
-        # allow_nan=False: a NaN measurement is stored as null, never as invalid JSON.
-        return json.dumps(finite(self.to_dict()), allow_nan=False)
+    model: ModelSpec
+    backends: tuple[str, ...]
+    devices: tuple[str, ...] = ("cpu",)
+    precisions: tuple[str, ...] = ("fp32",)
+    batches: tuple[int, ...] = (1,)
+    options: tuple[tuple[str, Any], ...] = ()  # backend options away from their defaults
+    bench: BenchSettings = field(default_factory=BenchSettings)
+    parity: bool = True
+    calibration_dir: str | None = None
+    only_runnable: bool = False  # leave out what can never run (the dashboard) instead of skipping
+    auto: bool = False
+    include_compile: bool = False  # auto mode: also the candidates that compile for minutes

@@ -16,8 +16,8 @@ from typing import Any
 
 from engine.core.config import MAX_BATCH
 from engine.core.errors import BadInput
+from engine.core.options import MAX_THREADS_PER_CORE
 
-MAX_THREADS_PER_CORE = 4
 # Float32 values alive per input value while a classifier runs: its widest activations
 # (ResNet50's 64 channels at half the input's side, several alive at once) reach ~20
 # input-sized tensors; 32 leaves room for the runtime's own buffers.

@@ -31,11 +31,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.errors import BadInput
-from engine.core.limits import MAX_THREADS_PER_CORE
 
 # Every number an option passes reaches a C library as a 32-bit int at most: an option
 # declared without a maximum still gets this one, so 10**12 is refused here, in one line.
 INT_CEILING = 2**31 - 1
+# More CPU threads per core only makes every step slower (engine.core.limits.check_threads).
+MAX_THREADS_PER_CORE = 4
+
+
+class _NotShown:
+    def __repr__(self) -> str:
+        return "NOT_SHOWN"
+
+
+NOT_SHOWN: Any = _NotShown()  # a sweep setting the sidebar does not draw
 
 
 def max_threads() -> int:
@@ -56,6 +65,9 @@ def option(
     minimum: int | None = None,
     maximum: int | None = None,
     setting: str = "",
+    flag: str = "",
+    dashboard: Any = NOT_SHOWN,
+    threads: bool = False,
 ) -> Any:
     """A declared option: default, help, and the word labels use for it.
 
@@ -63,7 +75,11 @@ def option(
     bool switched off from a default of on. ``cli=False`` hides it from the generated
     flags when another flag sets it (``intra_threads`` comes from ``--threads``);
     ``setting`` names that sweep setting (``"threads"``), so generic code fills the option
-    from the setting without naming it.
+    from the setting without naming it. ``flag`` overrides the generated flag name
+    (``max_time_s`` is ``--max-time``); ``dashboard`` is a sweep setting's starting value
+    in the sidebar, which draws a control only for the settings that have one.
+    ``threads`` marks a thread count: it changes how many cores a configuration gets, not
+    what it runs, so labels and comparisons leave it out (so does ``setting``).
     """
     meta = {
         "help": help,
@@ -74,6 +90,9 @@ def option(
         "min": minimum,
         "max": maximum,
         "setting": setting,
+        "flag": flag,
+        "dashboard": dashboard,
+        "threads": threads,
     }
     return field(default=default, metadata=meta)
 
@@ -99,10 +118,17 @@ class OptionField:
     maximum: int | None
     optional: bool  # None is a valid value ("not set")
     setting: str = ""  # the sweep setting that fills it ("threads"), if any
+    flag_name: str = ""  # the flag, where it is not the field's name
+    dashboard: Any = NOT_SHOWN  # a sweep setting's starting value in the sidebar
+    threads: bool = False  # a thread count, not a switch of what runs
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.flag_name or "--" + self.name.replace("_", "-")
+
+    @property
+    def in_sidebar(self) -> bool:
+        return self.dashboard is not NOT_SHOWN
 
 
 def _kind(annotation: Any) -> tuple[type, bool]:
@@ -133,6 +159,9 @@ def fields_of(options_cls: type) -> list[OptionField]:
                 m.get("max"),
                 optional,
                 m.get("setting", ""),
+                m.get("flag", ""),
+                m.get("dashboard", NOT_SHOWN),
+                m.get("threads", False),
             )
         )
     return out
@@ -274,3 +303,47 @@ def cli_args(
         elif value is not None:
             out += [f.flag, str(value)]
     return out
+
+
+# -- sweep settings (engine.core.config.BenchSettings): the same declarations ----------------
+
+
+def add_setting_flags(parser: Any, settings_cls: type) -> None:
+    """The sweep settings' flags, each with its declared default (``--iters 50``)."""
+    for f in fields_of(settings_cls):
+        if f.kind is bool:
+            parser.add_argument(f.flag, dest=f.name, action="store_true", help=f.help)
+            continue
+        shown = f"{f.default:g}" if f.kind is float else f.default
+        parser.add_argument(
+            f.flag,
+            dest=f.name,
+            type=f.kind,
+            default=f.default,
+            choices=list(f.choices) or None,
+            metavar=None if f.choices else f.flag[2:].upper().replace("-", "_"),
+            help=f.help if f.default is None else f"{f.help} (default {shown})",
+        )
+
+
+def settings_from_cli(args: Any, settings_cls: type) -> Any:
+    """The sweep settings the flags give (every one has its default there)."""
+    return settings_cls(**{f.name: getattr(args, f.name) for f in fields_of(settings_cls)})
+
+
+def setting_args(settings: Any) -> list[str]:
+    """The flags that give ``settings`` back (for the reproduce command): every value,
+    a switch only when on, nothing for a value left unset."""
+    out: list[str] = []
+    for f in fields_of(type(settings)):
+        value = getattr(settings, f.name)
+        if f.kind is bool:
+            out += [f.flag] if value else []
+        elif value is not None:
+            out += [f.flag, f"{value:g}" if f.kind is float else str(value)]
+    return out
+
+
+def dashboard_values(settings_cls: type) -> dict[str, Any]:
+    """The sweep settings the sidebar draws, at their starting values there."""
+    return {f.name: f.dashboard for f in fields_of(settings_cls) if f.in_sidebar}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.core.config import ResultRow, RunnerSpec, SweepConfig, weights_label
+from engine.core.config import Point, ResultRow, RunnerSpec, SweepConfig, weights_label
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ def new_row(
     config: SweepConfig | None = None,
     **values: Any,
 ) -> ResultRow:
-    """A result row for one point; ``values`` fill in what was measured (or why not)."""
-    return ResultRow(
+    """A result row for one point; ``values`` fill in what was measured (or why not), by
+    the flat names a stored row has (``status``, ``reason``, ``p50_ms``, ...)."""
+    point = Point(
         model=facts.model,
         backend=spec.backend,
         device=spec.device,
@@ -57,5 +58,7 @@ def new_row(
         mode=config.bench.mode if config else "device",
         options=dict(spec.options),
         threads=config.bench.threads if config else None,
-        **values,
     )
+    if not values:
+        return ResultRow(point)
+    return ResultRow.from_dict({**ResultRow(point).to_dict(), **values})

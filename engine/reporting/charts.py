@@ -15,8 +15,9 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.backends import BASELINE, describe, is_reference
+from engine.backends import BASELINE, describe, is_reference, switches
 from engine.core.config import ResultRow, RunnerSpec
+from engine.core.results import FLAT
 from engine.core.text import chart_text
 
 PALETTE = (
@@ -31,18 +32,11 @@ TABLE_COLUMNS = [
 ]  # fmt: skip
 
 
-def _switches(options: Any) -> dict[str, Any]:
-    """Options that change what runs; thread counts only change how many cores it gets."""
-    if not isinstance(options, dict):
-        return {}
-    return {k: v for k, v in options.items() if not k.endswith("_threads")}
-
-
 def results_frame(rows: Iterable[ResultRow | dict[str, Any]]) -> pd.DataFrame:
     """One row per measurement with a ``series`` column; numeric columns as floats."""
     records = [r.to_dict() if isinstance(r, ResultRow) else dict(r) for r in rows]
     if not records:
-        return pd.DataFrame(columns=[*ResultRow.__dataclass_fields__, "series"])
+        return pd.DataFrame(columns=[*FLAT, "series"])
     df = pd.DataFrame.from_records(records)
     df["series"] = [
         describe(
@@ -110,7 +104,7 @@ def table_frame(df: pd.DataFrame, onnx_source: bool = False) -> pd.DataFrame:
     out = df[cols].copy()
     if onnx_source and "parity_status" in out and not df.empty:
         is_ref = [
-            is_reference(RunnerSpec(b, d, p, tuple(sorted(_switches(o).items()))), True)
+            is_reference(RunnerSpec(b, d, p, tuple(sorted(switches(b, o).items()))), True)
             for b, d, p, o in zip(
                 df["backend"], df["device"], df["precision"], df["options"], strict=True
             )
@@ -348,7 +342,7 @@ def speedup_frame(df: pd.DataFrame) -> pd.DataFrame:
         return data.assign(speedup=pd.Series(dtype=float))
     base = data[(data["backend"] == BASELINE[0]) & (data["precision"] == BASELINE[1])]
     if "options" in base:  # a baseline with switches (channels_last, graphs) is no baseline
-        base = base[base["options"].map(lambda o: not _switches(o)).astype(bool)]
+        base = base[base["options"].map(lambda o: not switches(BASELINE[0], o)).astype(bool)]
     base = base.groupby(["device", "batch"], as_index=False)["p50_ms"].min()
     base = base.rename(columns={"p50_ms": "baseline_p50_ms"})
     out = data.merge(base, on=["device", "batch"], how="inner")

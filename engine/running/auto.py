@@ -17,20 +17,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from engine.backends import (
-    DEFAULT_BACKENDS,
-    auto_candidates,
-    backend_names,
-    describe,
-    get_backend,
-    setting_options,
-)
+from engine.backends import auto_candidates, describe, switches
 from engine.core.config import ResultRow, RunnerSpec, SweepConfig, parity_label
-from engine.core.errors import BadInput
 from engine.core.stability import overlap, pick_with_ties, row_ci
-from engine.running.plan import Callbacks
-from engine.running.reproduce import reproduce_command
+from engine.running.plan import Callbacks, Plan, plan_auto, plan_of_config
 from engine.running.sweep import SweepOutcome, run_sweep
+
+__all__ = ["AutoOutcome", "LadderStep", "auto_outcome", "candidates", "plan_auto", "run_auto"]
 
 
 def candidates(
@@ -76,8 +69,8 @@ class LadderStep:
         return asdict(self)
 
 
-def _key(options: dict[str, Any]) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in options.items() if not k.endswith("_threads")))
+def _key(backend: str, options: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in switches(backend, options).items()))
 
 
 def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
@@ -98,7 +91,7 @@ def ladders_from_rows(rows: list[ResultRow]) -> dict[int, list[LadderStep]]:
         for i, r in enumerate(group):
             speedup = base / r.p50_ms if (base and r.status == "ok" and r.p50_ms) else None
             reason = r.reason
-            same = seen.setdefault((r.backend, r.precision, _key(r.options)), i)
+            same = seen.setdefault((r.backend, r.precision, _key(r.backend, r.options)), i)
             if same != i:
                 reason = f"the same configuration as step {same}: {reason or 'nothing changed'}"
             if r.status == "ok" and r.parity_status == "failed":
@@ -144,75 +137,11 @@ class AutoOutcome(SweepOutcome):
         return [s.to_dict() for steps in self.ladders.values() for s in steps]
 
 
-def plan_auto(
-    config: SweepConfig, include_compile: bool = False, said: list[str] | None = None
-) -> SweepConfig:
-    """The one sweep auto mode measures: the candidates for the config's devices and backends.
-
-    The config's model, batches and timing settings are used as given; its runner list
-    only says which devices and backends to consider. Parity is always on: a faster
-    configuration that computes something else must never win. ``said`` receives the
-    notes on candidates left out, or in because their engines are cached or to be built.
-    """
-    devices = list(dict.fromkeys(r.device for r in config.runners)) or ["cpu"]
-    backends = list(dict.fromkeys(r.backend for r in config.runners)) or None
-    if config.model.onnx_path:
-        backends = [n for n in (backends or backend_names()) if get_backend(n).RUNS_ONNX_FILES]
-    threads = config.bench.threads
-    runners: list[RunnerSpec] = []
-    notes: list[str] = []
-    model = _LazyArtifacts(config)
-    for device in devices:
-        specs, why = auto_candidates(
-            device, backends, include_compile, model, tuple(config.batches)
-        )
-        notes += why
-        if backends is not None:  # engines that compile for minutes: tried when cached or asked
-            others = [n for n in backend_names() if n not in backends]
-            if config.model.onnx_path:
-                others = [n for n in others if get_backend(n).RUNS_ONNX_FILES]
-            slow, why = auto_candidates(
-                device, others, include_compile, model, tuple(config.batches), only_slow=True
-            )
-            specs, notes = specs + slow, notes + why
-        runners += [s.with_options(**setting_options("threads", threads)) for s in specs]
-    if not runners:
-        raise BadInput(
-            "auto mode has no candidate for these backends",
-            "; ".join(notes) or f"asked for {', '.join(backends or [])}",
-            f"use --backend {','.join(DEFAULT_BACKENDS)} with --auto",
-        )
-    if said is not None:
-        said += [n for n in notes if n not in said]
-    return SweepConfig(
-        model=config.model,
-        runners=runners,
-        batches=list(config.batches),
-        bench=config.bench,
-        parity=True,
-        calibration_dir=config.calibration_dir,
-    )
+SweepFn = Callable[[Plan, Any, Callbacks], SweepOutcome]
 
 
-class _LazyArtifacts:
-    """The config's model artifacts, loaded only if a backend asks about cached engines."""
-
-    def __init__(self, config: SweepConfig) -> None:
-        self.config, self.art = config, None
-
-    def __getattr__(self, name: str) -> Any:
-        if self.art is None:
-            from engine.artifacts.models import load_artifacts
-
-            self.art = load_artifacts(self.config.model)
-        return getattr(self.art, name)
-
-
-SweepFn = Callable[[SweepConfig, Any, "str | None", Callbacks], SweepOutcome]
-
-
-def _inline_sweep(config: SweepConfig, store: Any, command: str | None, cb: Callbacks):
-    return run_sweep(config, store=store, command=command, callbacks=cb)
+def _inline_sweep(plan: Plan, store: Any, cb: Callbacks):
+    return run_sweep(plan, store=store, callbacks=cb)
 
 
 def run_auto(
@@ -228,15 +157,8 @@ def run_auto(
     The stored command is ``command`` or the reproduce command of ``config`` with
     ``--auto``, never the expanded candidate list (which the CLI cannot express).
     """
-    said: list[str] = []
-    auto_config = plan_auto(config, include_compile, said)
-    command = command or reproduce_command(config, auto=True, include_compile=include_compile)
-    cb = callbacks or Callbacks()
-    for note in said:
-        cb.say(0, 0, note)
-    outcome = (sweep or _inline_sweep)(auto_config, store, command, cb)
-    outcome.notes[:0] = [n for n in said if n not in outcome.notes]
-    return auto_outcome(outcome)
+    plan = plan_of_config(config, True, include_compile, command)
+    return auto_outcome((sweep or _inline_sweep)(plan, store, callbacks or Callbacks()))
 
 
 def auto_outcome(outcome: SweepOutcome) -> AutoOutcome:
@@ -270,7 +192,7 @@ def format_ladder(outcome: AutoOutcome) -> str:
         why = next((s.tie_note for s in steps if s.best), "")
         lines.append(f"batch {batch}:" + (f" (chosen: {why})" if why else ""))
         if not any(s.best for s in steps):
-            lines.append(f"   no winner: {_no_winner(steps)}")
+            lines.append("   no winner: no measured candidate's parity was judged and passed")
         for s in steps:
             mark = "*" if s.best else " "
             if s.status == "ok":
@@ -287,12 +209,3 @@ def format_ladder(outcome: AutoOutcome) -> str:
             else:
                 lines.append(f" {mark} {s.label:<70} {s.status}: {s.reason[:80]}")
     return "\n".join(lines)
-
-
-def _no_winner(steps: list[LadderStep]) -> str:
-    """Why a batch has no winner: the one reason every candidate was skipped for (a batch
-    the model cannot run), else that no measured candidate agreed."""
-    reasons = {s.reason for s in steps}
-    if all(s.status == "skipped" for s in steps) and len(reasons) == 1:
-        return reasons.pop().split(". Fix: ")[0]
-    return "no measured candidate's parity was judged and passed"

@@ -1,12 +1,12 @@
 """Where a sweep runs: in this process, or in a worker process that a native crash cannot take down.
 
-Both front ends hand a :class:`Job` (what to run, plain or auto mode) and one
+Both front ends hand a :class:`Job` (a :class:`~engine.running.plan.Plan`, plain or auto mode) and one
 :class:`~engine.running.plan.Callbacks` object to a launcher. :class:`InlineLauncher` calls
 :func:`engine.running.sweep.run_sweep` here; :class:`WorkerLauncher` runs it in a
 ``python -m engine.running.worker`` child (:mod:`engine.running.worker`), which commits each row to the
 store itself, so a segfault in a backend library becomes a failed row and every row
 measured before it is kept. Auto mode goes through the same launcher: the candidates
-are planned here, measured as one sweep by the launcher, and the ladder is computed
+are in the plan, measured as one sweep by the launcher, and the ladder is computed
 from the rows.
 
 The CLI uses the worker by default (``--inline`` runs in-process); the dashboard uses
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.core.config import SweepConfig
-from engine.running.plan import Callbacks
+from engine.running.plan import Callbacks, Plan, plan_of_config
 from engine.running.sweep import SweepOutcome
 
 __all__ = ["Callbacks", "InlineLauncher", "Job", "Launcher", "WorkerLauncher", "launcher_for"]
@@ -35,46 +35,44 @@ __all__ = ["Callbacks", "InlineLauncher", "Job", "Launcher", "WorkerLauncher", "
 
 @dataclass
 class Job:
-    """What to run: a sweep as configured, or auto mode over the config's devices and backends."""
+    """What to run: a :class:`Plan` (the front ends make one), or a config made by hand
+    with auto mode, the compile candidates and the command to store said here."""
 
-    config: SweepConfig
+    config: SweepConfig | Plan
     auto: bool = False
     include_compile: bool = False  # auto mode: also try torch.compile
     command: str | None = None  # the command line to store; None: the reproduce command
 
+    def plan(self) -> Plan:
+        if isinstance(self.config, Plan):
+            return self.config
+        return plan_of_config(self.config, self.auto, self.include_compile, self.command)
+
 
 class Launcher(ABC):
-    """Runs a job's sweep somewhere; rows go to ``store`` as they land."""
+    """Runs a plan's sweep somewhere, as it is; rows go to ``store`` as they land."""
 
     @abstractmethod
-    def sweep(
-        self, config: SweepConfig, store: Any, command: str | None, callbacks: Callbacks
-    ) -> SweepOutcome:
-        """Measure ``config`` as one sweep."""
+    def sweep(self, plan: Plan, store: Any, callbacks: Callbacks) -> SweepOutcome:
+        """Measure ``plan`` as one sweep."""
 
     def launch(self, job: Job, store: Any, callbacks: Callbacks | None = None) -> SweepOutcome:
-        cb = callbacks or Callbacks()
-        if job.auto:
-            from engine.running.auto import run_auto
+        plan = job.plan()
+        outcome = self.sweep(plan, store, callbacks or Callbacks())
+        if plan.auto:  # the ladder is computed from the rows, here
+            from engine.running.auto import auto_outcome
 
-            return run_auto(
-                job.config,
-                store,
-                job.command,
-                cb,
-                include_compile=job.include_compile,
-                sweep=self.sweep,
-            )
-        return self.sweep(job.config, store, job.command, cb)
+            return auto_outcome(outcome)
+        return outcome
 
 
 class InlineLauncher(Launcher):
     """In this process: fastest to start, but a native crash ends the caller too."""
 
-    def sweep(self, config, store, command, callbacks) -> SweepOutcome:
+    def sweep(self, plan, store, callbacks) -> SweepOutcome:
         from engine.running.sweep import run_sweep
 
-        return run_sweep(config, store=store, command=command, callbacks=callbacks)
+        return run_sweep(plan, store=store, callbacks=callbacks)
 
 
 class WorkerLauncher(Launcher):
@@ -83,7 +81,7 @@ class WorkerLauncher(Launcher):
     def __init__(self, timeout_s: float | None = None) -> None:
         self.timeout_s = timeout_s
 
-    def sweep(self, config, store, command, callbacks) -> SweepOutcome:
+    def sweep(self, plan, store, callbacks) -> SweepOutcome:
         from engine.running.worker import run_sweep_in_worker
 
         if store is None:
@@ -91,7 +89,7 @@ class WorkerLauncher(Launcher):
 
             raise BadInput("a worker sweep needs a results database", fix="pass a Store")
         return run_sweep_in_worker(
-            config, str(store.path), command, callbacks, timeout_s=self.timeout_s
+            plan, str(store.path), callbacks=callbacks, timeout_s=self.timeout_s
         )
 
 

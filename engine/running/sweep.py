@@ -1,8 +1,9 @@
 """A sweep: runner configurations × batch sizes, timed, checked for parity, stored.
 
-Every front end reaches :func:`run_sweep` through a launcher (:mod:`engine.running.launch`).
-Each runner is first reduced to its backend's own options (others are ignored with a
-note, see :mod:`engine.core.options`); combinations that cannot run are stored as skipped
+Every front end reaches :func:`run_sweep` through a launcher (:mod:`engine.running.launch`)
+with a :class:`~engine.running.plan.Plan`, measured as it is: its runners were reduced to
+their backends' own options when it was made (others ignored with a note, see
+:mod:`engine.core.options`); combinations that cannot run are stored as skipped
 rows with the reason; a backend that fails to build or run is a failed row and the
 others go on; an out-of-memory batch is an ``oom`` row and the sweep goes on; each row
 is committed as soon as it is measured.
@@ -30,9 +31,9 @@ from engine.backends import (
     get_backend,
     reference_spec,
 )
-from engine.core.config import ResultRow, RunnerSpec, SweepConfig
+from engine.core.config import Point, ResultRow, RunnerSpec, SweepConfig
 from engine.core.devices import is_cuda, parse_device
-from engine.core.errors import EngineError
+from engine.core.errors import BadInput, EngineError
 from engine.core.limits import check_input_fits, check_threads
 from engine.core.parity import PARITY_BATCH, compare
 from engine.core.rows import ModelFacts, new_row
@@ -40,7 +41,7 @@ from engine.hardware.env import fingerprint
 from engine.hardware.machine import annotate_point, busy_check
 from engine.running.locks import device_lock
 from engine.running.measure import time_point
-from engine.running.plan import Callbacks, ProgressFn, normalise
+from engine.running.plan import Callbacks, Plan, ProgressFn, plan_of_config
 from engine.running.reproduce import reproduce_command
 from engine.storage.runend import end_of
 from engine.storage.sqlite_guard import StoreLocked, WalLost
@@ -222,6 +223,7 @@ class _Sweep:
             batches=tuple(b for b in self.batches if b not in refused),
             calibration_dir=self.config.calibration_dir,
             progress=self.progress,
+            settings=self.config.bench.to_dict(),  # the thread count reaches the runner here
         )
         per_batch = backend.per_batch(spec)
         runner: Runner | None = None
@@ -284,16 +286,13 @@ class _Sweep:
             self.progress(f"timing {describe(spec)} at batch {b}")
             with device_lock(spec.device, on_wait=self.progress):
                 timing = time_point(runner, self.art.sample_input(b), self.config.bench)
-            row.provider = runner.provider
-            drop_inert_options(row, runner)
-            for k, v in vars(timing).items():
-                setattr(row, k, v)
+            row.point.provider = runner.provider
+            drop_inert_options(row.point, runner)
+            # The row is its parts: this timing, this spec's parity (a copy per row).
+            row.timing = timing
+            row.parity = replace(parity) if parity is not None else None
             math = get_backend(spec.backend).parity_precision(spec)
             annotate_point(row, runner, self.gflop, self.gpu_name, math)
-            if parity is not None:
-                row.parity_ok, row.max_rel_err = parity.ok, parity.max_rel_err
-                row.cosine, row.top1_agree = parity.cosine, parity.top1_agree
-                row.parity_status, row.parity_reason = parity.status, parity.reason
         except EngineError as exc:
             self.outcome.errors.append(exc)
             row.status, row.reason = exc.row_status, exc.user_message()
@@ -328,14 +327,14 @@ def _checkpoint(store: Any) -> None:
             store.checkpoint()
 
 
-def drop_inert_options(row: ResultRow, runner: Runner) -> None:
-    """A row names only the options that took effect; the others go into its reason."""
+def drop_inert_options(point: Point, runner: Runner) -> None:
+    """A point names only the options that took effect; the others go into its reason."""
     inert = runner.inert_options()
     if not inert:
         return
-    row.options = {k: v for k, v in row.options.items() if k not in inert}
+    point.options = {k: v for k, v in point.options.items() if k not in inert}
     said = "; ".join(inert[k] for k in sorted(inert))
-    row.reason = f"had no effect, left out of the label: {said}"
+    point.reason = f"had no effect, left out of the label: {said}"
 
 
 def check_fits_devices(art: ModelArtifacts, batch: int, devices: list[str]) -> None:
@@ -352,21 +351,29 @@ def check_fits_devices(art: ModelArtifacts, batch: int, devices: list[str]) -> N
 
 
 def run_sweep(
-    config: SweepConfig,
+    config: SweepConfig | Plan,
     store: Any = None,
     command: str | None = None,
     callbacks: Callbacks | None = None,
     runner_factory: RunnerFactory | None = None,
     artifacts: ModelArtifacts | None = None,
 ) -> SweepOutcome:
-    """Measure ``config`` in this process; each row goes to ``store`` as it lands."""
+    """Measure a plan in this process, as it is; each row goes to ``store`` as it lands.
+
+    A config made by hand is planned first (:func:`plan_of_config`, with ``command`` as
+    its stored command); a :class:`Plan` is never planned, reduced or rewritten again.
+    """
     cb = callbacks or Callbacks()
+    plan = config if isinstance(config, Plan) else plan_of_config(config, command=command)
+    config = plan.config
+    if not config.runners:
+        raise BadInput("no backend configuration to run", fix="pick at least one backend")
     art = artifacts or load_artifacts(config.model)
     if art.spec != config.model:  # an ONNX file's declared size, put right on loading
         config = dataclasses.replace(config, model=art.spec)
+        plan = dataclasses.replace(plan, config=config)
     batches = check_batches(config.batches, art.fixed_batch)
     check_fits_devices(art, max(batches), [r.device for r in config.runners])
-    config, notes = normalise(config)
     if config.bench.threads:
         import torch
 
@@ -382,11 +389,11 @@ def run_sweep(
     )  # measured now, stored with the run (engine.hardware.machine)
 
     def open_run() -> int:
-        stored = command or reproduce_command(config)
         stored_env = {**env, **backend_versions()}
-        return store.create_run(config.to_dict(), stored_env, stored, label=art.spec.label)
+        configuration = plan.stored_configuration()
+        return store.create_run(configuration, stored_env, plan.command, label=art.spec.label)
 
-    outcome = SweepOutcome(None, notes=[*busy.notes, *art.notes, *notes])
+    outcome = SweepOutcome(None, notes=[*busy.notes, *art.notes, *plan.notes])
     sweep = _Sweep(config, art, batches, store, open_run, cb, runner_factory, outcome)
     sweep.gpu_name = env.get("gpu_name") or env.get("gpu")
     ended: BaseException | None = None

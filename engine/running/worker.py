@@ -38,7 +38,7 @@ from engine.core.config import ResultRow, SweepConfig
 from engine.core.errors import EngineError
 from engine.core.rows import ModelFacts, new_row
 from engine.core.text import write_terminal
-from engine.running.plan import Callbacks, normalise, plan_points
+from engine.running.plan import Callbacks, Plan, plan_of_config, plan_points
 from engine.running.sweep import SweepOutcome
 from engine.storage.runend import end_of
 
@@ -158,7 +158,7 @@ def child_main() -> int:
         from engine.running.sweep import run_sweep
         from engine.storage.store import Store
 
-        config = SweepConfig.from_dict(job["config"])
+        plan = Plan.from_dict(job["plan"])  # as the parent made it: never planned again here
         store = _ReportingStore(Store(job["db_path"]), send)
         rows = 0
 
@@ -173,7 +173,7 @@ def child_main() -> int:
             on_row=on_row,
             should_stop=stop.is_set,
         )
-        outcome = run_sweep(config, store=store, command=job.get("command"), callbacks=callbacks)
+        outcome = run_sweep(plan, store=store, callbacks=callbacks)
         send(
             [
                 "done",
@@ -204,7 +204,7 @@ def _child_env(read_fd: int, write_fd: int) -> dict[str, str]:
 class _Child:
     """The parent's side of one worker: the process, its message pipe, what it reported."""
 
-    def __init__(self, config: SweepConfig, db_path: str, command: str | None, cb: Callbacks):
+    def __init__(self, plan: Plan, db_path: str, cb: Callbacks):
         self.cb = cb
         self.outcome = WorkerOutcome(run_id=None)
         self.delivered: list[ResultRow] = []
@@ -228,7 +228,7 @@ class _Child:
             os.close(write_fd)  # the parent sees EOF once the child is gone
         self.stderr_copier = threading.Thread(target=self._copy_stderr, daemon=True)
         self.stderr_copier.start()
-        job = {"config": config.to_dict(), "db_path": str(db_path), "command": command}
+        job = {"plan": plan.to_dict(), "db_path": str(db_path)}
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps(job) + "\n").encode())
         self.proc.stdin.flush()
@@ -348,14 +348,15 @@ class _Child:
 
 
 def run_sweep_in_worker(
-    config: SweepConfig,
+    config: SweepConfig | Plan,
     db_path: str,
     command: str | None = None,
     callbacks: Callbacks | None = None,
     timeout_s: float | None = None,
     stop_grace_s: float = STOP_GRACE_S,
 ) -> WorkerOutcome:
-    """Run ``config`` like :func:`engine.running.sweep.run_sweep`, in a child process.
+    """Run a plan like :func:`engine.running.sweep.run_sweep`, in a child process; the
+    child gets the plan as it is (a config made by hand is planned here, in the parent).
 
     Bad input raises the same :class:`EngineError` as in-process. A crash, a timeout or a
     stop that the child does not honour within ``stop_grace_s`` ends the child; the
@@ -363,7 +364,8 @@ def run_sweep_in_worker(
     point that was running (not for a stop), and every row the child committed.
     """
     cb = callbacks or Callbacks()
-    child = _Child(config, db_path, command, cb)
+    plan = config if isinstance(config, Plan) else plan_of_config(config, command=command)
+    child = _Child(plan, db_path, cb)
     try:
         child.watch(timeout_s, stop_grace_s)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (engine.storage.runend.Terminated)
@@ -377,7 +379,7 @@ def run_sweep_in_worker(
     finally:
         child.close()
     child.judge_end()
-    _settle(config, db_path, child.outcome, child.delivered, cb, child.finished)
+    _settle(plan.config, db_path, child.outcome, child.delivered, cb, child.finished)
     if child.outcome.end_reason and child.outcome.run_id is not None and child.finished:
         _record_reason(db_path, child.outcome)
     return child.outcome
@@ -428,16 +430,16 @@ def _settle(
     store = Store(db_path)
     try:
         # The store is the record: a row committed just before a crash may not have
-        # made it through the pipe.
+        # made it through the pipe. The outcome holds the very rows the callbacks were
+        # given, so a page charts and counts one list.
         stored = store.rows(outcome.run_id)
         for row in stored[len(delivered) :]:
             cb.row(row)
-        outcome.rows = list(stored)
+        outcome.rows = [*delivered, *stored[len(delivered) :]]
         if finished:
             return
         if outcome.failure:
-            # The child ran the config reduced to each backend's own options: so does the plan.
-            plan = plan_points(normalise(config)[0])
+            plan = plan_points(config)  # the plan the child ran, in its order
             stopped = outcome.interrupted and not outcome.timed_out
             if len(stored) < len(plan) and not stopped:
                 spec, batch = plan[len(stored)]

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.core.config import ResultRow, RunnerSpec
+from engine.core.config import Point, ResultRow, RunnerSpec
 from engine.core.errors import EngineError
 from engine.core.rows import ModelFacts, new_row
 
@@ -41,7 +41,7 @@ def load_reference(path: str | Path | None = None) -> ReferenceStudy:
         ) from exc
     rows = []
     # The study states neither image size nor weights: the row defaults stand for them.
-    facts = ModelFacts(data.get("model", ""), ResultRow.image_size, ResultRow.weights)
+    facts = ModelFacts(data.get("model", ""), Point.image_size, Point.weights)
     for r in raw_rows:
         batch, p50 = int(r["batch"]), float(r["p50_ms"])
         spec = RunnerSpec(r["backend"], r.get("device", "cuda"), r["precision"])

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 from functools import partial
 from typing import Annotated, Any
 
@@ -41,7 +41,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from engine.core.config import MAX_BATCH, MAX_SEED, ResultRow
+from engine.core.config import MAX_BATCH, MAX_SEED
+from engine.core.results import flat_fields
 from engine.core.stability import SAMPLE_CAP
 from engine.core.text import safe_text
 from engine.storage.store import JSON_SCHEMA
@@ -308,11 +309,11 @@ def _row_type(name: str, annotation: str) -> Any:
 
 
 def _row_model() -> type[BaseModel]:
-    """The row schema, built from ResultRow's fields so a new field is checked at once."""
+    """The row schema, built from the flat record of a ResultRow's parts, so a new field
+    of any part is checked at once."""
     spec: dict[str, Any] = {}
-    for f in fields(ResultRow):
-        default = f.default_factory() if f.default_factory is not MISSING else f.default
-        spec[f.name] = (_row_type(f.name, str(f.type)), ... if default is MISSING else default)
+    for name, annotation, default in flat_fields():  # the flat record a row is stored as
+        spec[name] = (_row_type(name, annotation), ... if default is MISSING else default)
     config = ConfigDict(strict=True, extra="ignore")
     return create_model("Row", __config__=config, __doc__="One measured point.", **spec)
 

@@ -69,6 +69,32 @@ def _stored_json(text: str, name: str) -> Any:
         ) from exc
 
 
+INSERT_ROW = (
+    "INSERT INTO rows (run_id, created_at, model, backend, device, precision, batch,"
+    " provider, status, p50_ms, throughput_ips, data_json, parity_status)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _row_values(run_id: int, r: ResultRow) -> tuple:
+    """A row's SQL columns (the ones history filters on) and its whole record as JSON."""
+    head = (r.model, r.backend, r.device, r.precision, r.batch, r.provider, r.status)
+    tail = (r.p50_ms, r.throughput_ips, r.to_json(), r.parity_status)
+    return (run_id, r.created_at or now(), *head, *tail)
+
+
+def canonical(value: Any) -> str:
+    """One spelling of a JSON value: keys sorted, no spaces (what "the same" compares)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _canonical_json(text: str) -> str | None:
+    try:
+        return canonical(json.loads(text))
+    except ValueError:
+        return None  # a damaged record is the same as nothing
+
+
 def _serial(method):
     """One call at a time per store: a transaction, or a read and its fetch, is never
     interleaved with another thread's statements on the same connection."""
@@ -247,26 +273,7 @@ class Store:
         if not row.created_at:
             row.created_at = now()
         with self.db:
-            cur = self.db.execute(
-                "INSERT INTO rows (run_id, created_at, model, backend, device, precision, batch,"
-                " provider, status, p50_ms, throughput_ips, data_json, parity_status)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run_id,
-                    row.created_at,
-                    row.model,
-                    row.backend,
-                    row.device,
-                    row.precision,
-                    row.batch,
-                    row.provider,
-                    row.status,
-                    row.p50_ms,
-                    row.throughput_ips,
-                    row.to_json(),
-                    row.parity_status,
-                ),
-            )
+            cur = self.db.execute(INSERT_ROW, _row_values(run_id, row))
         return int(cur.lastrowid)
 
     @_serial
@@ -348,29 +355,7 @@ class Store:
                 ),
             )
             run_id = int(cur.lastrowid)
-            self.db.executemany(
-                "INSERT INTO rows (run_id, created_at, model, backend, device, precision, batch,"
-                " provider, status, p50_ms, throughput_ips, data_json, parity_status)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        run_id,
-                        r.created_at or now(),
-                        r.model,
-                        r.backend,
-                        r.device,
-                        r.precision,
-                        r.batch,
-                        r.provider,
-                        r.status,
-                        r.p50_ms,
-                        r.throughput_ips,
-                        r.to_json(),
-                        r.parity_status,
-                    )
-                    for r in rows
-                ],
-            )
+            self.db.executemany(INSERT_ROW, [_row_values(run_id, r) for r in rows])
         return run_id
 
     # -- reading -------------------------------------------------------------------
@@ -415,12 +400,14 @@ class Store:
         carries no source key.
         """
         found = self.db.execute(
-            "SELECT id, label FROM runs WHERE created_at=? AND config_json=? AND env_json=?"
-            " ORDER BY id",
-            (created_at, json.dumps(config), json.dumps(env)),
+            "SELECT id, label, config_json, env_json FROM runs WHERE created_at=? ORDER BY id",
+            (created_at,),
         ).fetchall()
         wanted = None if rows is None else [r.to_dict() for r in rows]
-        for run_id, stored_label in found:
+        same = (canonical(config), canonical(env))
+        for run_id, stored_label, config_json, env_json in found:
+            if (_canonical_json(config_json), _canonical_json(env_json)) != same:
+                continue  # key order and spacing do not make another run; values do
             if label is not None and (stored_label or "") != label:
                 continue
             if wanted is not None and [r.to_dict() for r in self.rows(run_id)] != wanted:

@@ -86,9 +86,11 @@ def test_latency_chart_has_a_band_and_a_p50_line_per_series(rows):
 
 
 def _resnet50_224(rows):
-    from dataclasses import replace
+    from engine.core.config import ResultRow
 
-    return [replace(r, model="resnet50", image_size=224) for r in rows]
+    return [
+        ResultRow.from_dict({**r.to_dict(), "model": "resnet50", "image_size": 224}) for r in rows
+    ]
 
 
 def test_reference_overlay_is_labelled_quoted(rows):

@@ -8,6 +8,7 @@ CLI's own parser into a config that must equal the stored one.
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 
 import pytest
 
@@ -17,10 +18,10 @@ pytest.importorskip(
 
 
 from engine.cli.main import bench_parser, build_config  # noqa: E402
-from engine.core.config import ModelSpec, SweepConfig  # noqa: E402
+from engine.core.config import BenchSettings, ModelSpec, SweepConfig  # noqa: E402
 from engine.running.auto import plan_auto  # noqa: E402
 from engine.running.launch import InlineLauncher, Job  # noqa: E402
-from engine.running.plan import normalise  # noqa: E402
+from engine.running.plan import make_plan, normalise  # noqa: E402
 from engine.running.reproduce import reproduce_command  # noqa: E402
 from engine.storage.store import Store  # noqa: E402
 from pages.common import Selection  # noqa: E402
@@ -41,10 +42,7 @@ SELECTIONS = [
         backends=("torch", "ort", "tensorrt"),
         precisions=("fp32", "tf32", "fp16", "int8"),
         batches=(1, 32, 256),
-        iters=7,
-        warmup=0,
-        threads=3,
-        until_stable=True,
+        settings=BenchSettings(warmup=0, iters=7, max_time_s=30.0, threads=3, until_stable=True),
         options=(
             ("channels_last", True),
             ("cuda_graph", True),
@@ -88,21 +86,22 @@ def test_stored_command_of_a_dashboard_run_reproduces_it(tmp_path, small_spec, s
         backends=("torch", "ort"),
         precisions=("fp32", "int8"),
         batches=(1, 2),
-        iters=2,
-        warmup=0,
-        threads=1,
+        settings=BenchSettings(warmup=0, iters=2, threads=1),
     )
-    config = sel.sweep_config()
-    assert [(r.backend, r.precision) for r in config.runners] == [
+    plan = make_plan(replace(sel.choice(), parity=False))
+    assert [(r.backend, r.precision) for r in plan.config.runners] == [
         ("torch", "fp32"),
         ("ort", "fp32"),
         ("ort", "int8"),
     ]  # torch int8 left out, as the page does
     store = Store(tmp_path / "d.sqlite")
-    config.parity = False
-    outcome = InlineLauncher().launch(Job(config), store)
+    outcome = InlineLauncher().launch(Job(plan), store)
     assert len(outcome.measured) == 6
     stored = store.run(outcome.run_id)
+    # The plan went into the store as it was made: its command, its config, its words.
+    assert stored["command"] == plan.command
+    assert stored["configuration"] == plan.stored_configuration()
+    assert stored["configuration"]["plan"]["left_out"] == plan.left_out != []
     parsed, _ = _parsed(stored["command"])
-    assert parsed.to_dict() == stored["configuration"]
+    assert parsed.to_dict() == SweepConfig.from_dict(stored["configuration"]).to_dict()
     assert "--only-runnable" in stored["command"] and "--no-parity" in stored["command"]

@@ -156,3 +156,19 @@ def test_a_killed_runs_reserve_is_freed_by_the_next_run(tmp_path):
         store.finish_run(run)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".reserve")]
     store.close()
+
+
+def test_the_same_run_is_found_whatever_order_its_keys_were_written_in(tmp_path):
+    store = Store(tmp_path / "same.sqlite")
+    config = {"model": {"name": "m", "seed": 0}, "batches": [1, 8], "parity": True}
+    env = {"cpu": "x", "torch": "2.1"}
+    run = store.create_run(config, env, created_at="2026-12-07T00:00:00+00:00")
+    store.add_row(run, _row(1))
+    # A document read back by another tool: the same values, keys in another order.
+    reordered = {"parity": True, "batches": [1, 8], "model": {"seed": 0, "name": "m"}}
+    when = "2026-12-07T00:00:00+00:00"
+    assert store.same_run_id(when, reordered, {"torch": "2.1", "cpu": "x"}) == run
+    assert store.same_run_id(when, reordered, env, rows=store.rows(run)) == run
+    assert store.same_run_id(when, {**reordered, "batches": [1]}, env) is None
+    assert store.same_run_id(when, reordered, env, rows=[_row(2)]) is None  # rows still compared
+    store.close()

@@ -172,7 +172,9 @@ def test_an_uploaded_onnx_file_runs_on_onnx_runtime(app: AppTest, small_artifact
     app.sidebar.get("file_uploader")[0].upload("../../evil name.onnx", onnx_bytes).run()
     assert not app.error, texts(app.error)
     command = texts(app.code)
-    assert "--onnx" in command and "--backend ort" in command and "torch" not in command
+    # The command says what was chosen; --only-runnable leaves PyTorch out, as the page did.
+    assert "--onnx" in command and "--backend torch,ort" in command
+    assert "--only-runnable" in command
     assert "PyTorch cannot run an ONNX file" in texts(app.caption)
     saved = list((data_dir / "uploads").rglob("*.onnx"))
     assert len(saved) == 1 and "evil" in saved[0].name and ".." not in saved[0].name
@@ -200,6 +202,9 @@ def test_a_stopped_sweep_ends_early_and_says_so(small_spec, data_dir):
     assert job.finished and job.error is None, job.error
     assert job.outcome.interrupted
     assert len(job.outcome.measured) < 8
+    # The page counts the outcome's rows and charts them: the very rows that landed.
+    assert len(job.outcome.rows) == len(job.rows)
+    assert all(a is b for a, b in zip(job.outcome.rows, job.rows, strict=True))
 
 
 @pytest.fixture(autouse=True)
@@ -223,3 +228,29 @@ def test_auto_mode_picks_a_winner_and_shows_the_ladder(app: AppTest):
     best = ladder[ladder["best"]].iloc[0]
     agreeing = ladder[(ladder["status"] == "ok") & (ladder["parity_ok"] == True)]  # noqa: E712
     assert best["parity_ok"] and best["p50_ms"] == agreeing["p50_ms"].min()
+
+
+def test_one_rerun_plans_the_sweep_once(app: AppTest, monkeypatch):
+    """The Benchmark page makes one plan per rerun: the grid is planned once (the real
+    runner_grid, counted), whatever the page then shows (left out, live runners, command)."""
+    from engine.running import plan as plan_module
+
+    calls = []
+    real = plan_module.runner_grid
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "runner_grid", counted)
+    small_model(app, precisions=("fp32", "int8"))
+    assert not app.exception, app.exception
+    assert len(calls) == 1
+    assert "Not run: torch int8" in texts(app.caption)
+    assert "--only-runnable" in texts(app.code)
+    calls.clear()
+    app.toggle(key="vb_auto").set_value(True).run()
+    assert len(calls) == 1 and "--auto" in texts(app.code)
+    calls.clear()
+    app.run()
+    assert len(calls) == 1
