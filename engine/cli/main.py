@@ -286,6 +286,11 @@ def _exit_code(outcome) -> int:
     return 0
 
 
+def _weights_file(weights: str | None) -> str | None:
+    """The input file ``--weights`` names (None for random or pretrained weights)."""
+    return weights if weights and weights not in ("random", "pretrained") else None
+
+
 def bench_main(argv: list[str]) -> int:
     args = bench_parser().parse_args(argv)
     if args.cache_dir:
@@ -296,7 +301,14 @@ def bench_main(argv: list[str]) -> int:
         from engine.core.paths import check_output
 
         check_output(
-            args.json, "--json", {"the --db store": args.db, "the --onnx model": args.onnx}
+            args.json,
+            "--json",
+            {
+                "the --db store": args.db,
+                "the --onnx model": args.onnx,
+                "the --weights file": _weights_file(args.weights),
+                "the --calibration-dir folder": args.calibration_dir,
+            },
         )
     config = build_config(args)
     from engine.cli.args import check_some_device_runs
@@ -369,7 +381,8 @@ def export_main(argv: list[str]) -> int:
     from engine.core.paths import check_output
     from engine.core.safeio import copy_file
 
-    check_output(args.out, "--out")  # before minutes of export, not after
+    # before minutes of export, not after
+    check_output(args.out, "--out", {"the --weights file": _weights_file(args.weights)})
 
     art = load_artifacts(ModelSpec(args.model, args.weights, args.image_size))
     path = art.onnx_path(args.precision, progress=lambda m: print(m, file=sys.stderr))

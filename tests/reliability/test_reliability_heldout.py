@@ -1,0 +1,107 @@
+"""Issue 25's held-out variants: attacks on the fixes by someone who did not write them.
+
+Each test here failed on the code before its fix (what it did then is said in the test).
+Real CLI processes, real stores, real files; a refusal is exit 2 with one line and the
+file it would have replaced keeps its bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from engine.storage.store import Store
+from tests.conftest import run_cli
+
+TINY = ("--model", "resnet18", "--image-size", "32", "--batch", "1", "--backend", "ort")
+FAST = ("--device", "cpu", "--precision", "fp32", "--iters", "2", "--warmup", "0", "--quiet")
+
+
+def _refused(res, *words: str) -> None:
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    for w in words:
+        assert w in lines[0], res.stderr
+
+
+def _bytes(*paths: Path) -> list[bytes]:
+    return [p.read_bytes() for p in paths]
+
+
+def test_an_output_is_never_a_file_sqlite_keeps_beside_the_store(tmp_path):
+    """Before: ``bench --json STORE-wal`` replaced the WAL under a connection that held it
+    (exit 0): that connection's locks went with the old file and the run's last update
+    was lost (History then showed the run as stale). ``diagnose --json`` did the same."""
+    db = tmp_path / "s.sqlite"
+    store = Store(db)
+    store.create_run({"model": {"name": "resnet18"}}, {})
+    store.close()
+    # Another process of the dashboard's kind holds the store: its -wal and -shm exist.
+    holder = sqlite3.connect(db)
+    holder.execute("SELECT COUNT(*) FROM runs").fetchall()
+    wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
+    assert wal.exists() and shm.exists()
+    before = _bytes(wal, shm)
+    (tmp_path / "sub").mkdir()
+    bench = ("bench", *TINY, *FAST, "--db", str(db), "--json")
+    _refused(run_cli(*bench, str(wal)), "write-ahead log of the --db store")
+    _refused(run_cli(*bench, f"{tmp_path}/sub/../s.sqlite-shm"), "shared-memory index")
+    _refused(run_cli(*bench, f"{db}.run7.reserve"), "reserve file of the --db store")
+    # Any SQLite database's side files, not only the store's.
+    _refused(run_cli(*bench[:-3], "--db", str(tmp_path / "o.sqlite"), "--json", str(wal)))
+    for flag, side in (("--json", wal), ("--markdown", shm)):
+        done = run_cli("diagnose", "--no-probe", flag, str(side))
+        _refused(done, "SQLite keeps it beside the database s.sqlite")
+    assert _bytes(wal, shm) == before
+    holder.close()
+    assert [r["status"] for r in Store(db).runs()] == ["running"]  # no run was added
+    assert not (tmp_path / "o.sqlite").exists()
+
+
+def test_an_output_is_never_an_input_weights_file_or_calibration_image(tmp_path):
+    """Before: ``bench --weights W --json W`` and ``export --weights W --out W`` replaced
+    the user's weights file with JSON or ONNX (exit 0)."""
+    import torch
+    import torchvision
+
+    weights = tmp_path / "w.pt"  # real weights: before the fix the sweep ran, then wrote
+    torch.save(torchvision.models.resnet18(num_classes=5).state_dict(), weights)
+    kept = weights.read_bytes()
+    images = tmp_path / "calib"
+    images.mkdir()
+    (images / "a.png").write_bytes(b"\x89PNG an image")
+    done = run_cli("bench", *TINY, *FAST, "--weights", str(weights), "--json", str(weights))
+    _refused(done, "is the --weights file")
+    done = run_cli(
+        "export", "--model", "resnet18", "--weights", str(weights), "--out", f"{tmp_path}/w.pt"
+    )
+    _refused(done, "is the --weights file")
+    done = run_cli(
+        "bench", *TINY, *FAST, "--precision", "int8", "--calibration-dir", str(images),
+        "--json", str(images / "a.png"),
+    )  # fmt: skip
+    _refused(done, "inside the --calibration-dir folder")
+    assert weights.read_bytes() == kept
+    assert (images / "a.png").read_bytes() == b"\x89PNG an image"
+
+
+def test_trt_build_out_never_replaces_its_input_nor_follows_a_tmp_link(tmp_path):
+    """Before: ``trt-build --out`` had no output check (the input model, the store or a
+    link at the target were written over once the build ended) and wrote the plan first
+    to ``.NAME.PID.tmp`` beside the target, following a link planted there."""
+    from engine.backends.tensorrt.standalone import _write
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"an onnx model")
+    done = run_cli("trt-build", "--onnx", str(model), "--out", str(model))
+    _refused(done, "is the --onnx model")
+    assert model.read_bytes() == b"an onnx model"
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    out = tmp_path / "plan.engine"
+    os.symlink(victim, tmp_path / f".plan.engine.{os.getpid()}.tmp")
+    assert _write(str(out), b"plan bytes") == str(out)
+    assert out.read_bytes() == b"plan bytes" and victim.read_text() == "keep me\n"
