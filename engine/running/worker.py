@@ -340,7 +340,7 @@ class _Child:
         out, code = self.outcome, self.proc.returncode
         if self.finished or out.failure or (out.interrupted and code == 0):
             return
-        if out.interrupted and code in (-signal.SIGTERM, -signal.SIGINT):
+        if out.interrupted and code in (-signal.SIGTERM, -signal.SIGINT, -signal.SIGHUP):
             return  # the signal that stopped the parent reached its group: a stop, no crash
         out.crashed = code is not None and code < 0
         how = "was killed by" if out.crashed else "ended with"
@@ -366,7 +366,7 @@ def run_sweep_in_worker(
     child = _Child(config, db_path, command, cb)
     try:
         child.watch(timeout_s, stop_grace_s)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (engine.storage.runend.Terminated)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (engine.storage.runend.Terminated)
         child.ask_stop()
         child.outcome.interrupted = True
         child.outcome.end_reason = end_of(exc, True)[1]

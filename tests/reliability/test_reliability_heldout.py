@@ -8,6 +8,7 @@ file it would have replaced keeps its bytes.
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -105,3 +106,24 @@ def test_trt_build_out_never_replaces_its_input_nor_follows_a_tmp_link(tmp_path)
     os.symlink(victim, tmp_path / f".plan.engine.{os.getpid()}.tmp")
     assert _write(str(out), b"plan bytes") == str(out)
     assert out.read_bytes() == b"plan bytes" and victim.read_text() == "keep me\n"
+
+
+def test_a_closed_terminal_ends_the_run_interrupted(tmp_path):
+    """Before: SIGHUP (a closed terminal or SSH session, sent to the whole group) killed the
+    CLI and its worker at once; the run stayed ``running`` with no reason (History: stale),
+    and the exit code was the bare signal. Now as SIGTERM: ``interrupted``, exit 129."""
+    from tests.reliability.test_reliability_exits import _start, _stored, _wait_for_rows
+
+    for target in ("group", "parent"):
+        db = tmp_path / f"{target}.sqlite"
+        proc = _start(db, ",".join(str(b) for b in range(1, 41)))
+        _wait_for_rows(proc, db, 1)
+        if target == "group":
+            os.killpg(proc.pid, signal.SIGHUP)
+        else:
+            proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 129, err
+        assert "Traceback" not in err and "interrupted" in err, err
+        runs, rows = _stored(db)
+        assert runs == [(1, "interrupted", "terminated by SIGHUP")] and rows >= 1, runs
