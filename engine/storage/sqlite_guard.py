@@ -202,7 +202,9 @@ class _GuardedConnection(sqlite3.Connection):
 
 
 def check_path(path: Path, readonly: bool) -> None:
-    """A regular file, or (for a writer) a new one whose folder can be made."""
+    """A regular file, or (for a writer) a new one whose folder can be made; no link or
+    other odd file where SQLite keeps its own files beside it."""
+    check_side_files(path)
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -232,6 +234,28 @@ def check_path(path: Path, readonly: bool) -> None:
             "a results database is a SQLite file",
             "pass a .sqlite file with --db",
         )
+
+
+def check_side_files(path: Path) -> None:
+    """SQLite's ``-wal``, ``-shm`` and ``-journal`` beside the store are regular files or
+    absent. A link planted there (a store in a shared folder) made the open fail, and the
+    store was then called damaged."""
+    real = Path(os.path.realpath(path))  # SQLite keeps them beside the file a --db link names
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = real.with_name(real.name + suffix)
+        try:
+            mode = side.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise os_problem(exc, side, "open") from exc
+        if not stat.S_ISREG(mode):
+            kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+            raise BadInput(
+                f"{side.name} beside the results database {path} is {kind}",
+                "SQLite keeps the store's latest writes there and never writes through a link",
+                f"remove {side} (nothing of the store is in it; the store was not changed)",
+            )
 
 
 def connect(path: Path, readonly: bool, timeout_s: float) -> sqlite3.Connection:

@@ -7,6 +7,7 @@ file it would have replaced keeps its bytes.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -127,3 +128,30 @@ def test_a_closed_terminal_ends_the_run_interrupted(tmp_path):
         assert "Traceback" not in err and "interrupted" in err, err
         runs, rows = _stored(db)
         assert runs == [(1, "interrupted", "terminated by SIGHUP")] and rows >= 1, runs
+
+
+def test_a_link_where_sqlite_keeps_its_files_is_refused_not_called_damaged(tmp_path):
+    """Before: a link planted at ``STORE-wal`` or ``STORE-shm`` (a store in a shared
+    folder) made the open fail and every command said the store was "damaged … left
+    untouched for recovery" (exit 1); the store was sound."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    db = tmp_path / "s.sqlite"
+    store = Store(db)
+    run_id = store.create_run({"model": {"name": "resnet18"}}, {})
+    store.finish_run(run_id, "done")
+    doc = tmp_path / "x.json"
+    doc.write_text(json.dumps(store.document(run_id)))
+    store.close()
+    before = db.read_bytes()
+    for suffix in ("-shm", "-wal"):
+        side = Path(f"{db}{suffix}")
+        side.unlink(missing_ok=True)
+        side.symlink_to(victim)
+        for argv in (("bench", *TINY, *FAST), ("history",), ("import", str(tmp_path / "x.json"))):
+            done = run_cli(*argv, "--db", str(db))
+            _refused(done, f"s.sqlite{suffix} beside the results database", "symbolic link")
+            assert "damaged" not in done.stderr
+        side.unlink()
+    assert db.read_bytes() == before and victim.read_text() == "keep me\n"
+    assert len(Store(db).runs()) == 1
