@@ -56,17 +56,24 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _stored_json(text: str, name: str) -> Any:
-    """A stored JSON record. Damage inside a page (a torn write, a bad sector) can leave
-    SQLite's structure intact and garble only a value; that is a damaged file, not our bug."""
+def _stored_json(text: str, name: str) -> dict[str, Any]:
+    """A stored JSON record (an object). Damage inside a page (a torn write, a bad sector)
+    can leave SQLite's structure intact and garble only a value, into bytes that are not
+    JSON or into another JSON value (a number: ``report`` once failed with a traceback);
+    that is a damaged file, not our bug."""
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise EngineError(
-            f"the results database {name} is damaged",
-            f"a stored record is not readable JSON ({exc})",
-            f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
-        ) from exc
+        record = json.loads(text)
+    except (ValueError, TypeError) as exc:
+        why = f"a stored record is not readable JSON ({exc})"
+    else:
+        if isinstance(record, dict):
+            return record
+        why = f"a stored record is {type(record).__name__} JSON, not an object"
+    raise EngineError(
+        f"the results database {name} is damaged",
+        why,
+        f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
+    )
 
 
 def _serial(method):
@@ -462,8 +469,18 @@ class Store:
             cur = self.db.execute(
                 "SELECT data_json FROM rows WHERE run_id=? ORDER BY id", (run_id,)
             )
-        name = self.path.name
-        return [ResultRow.from_dict(_stored_json(r[0], name)) for r in cur.fetchall()]
+        return [self._stored_row(r[0]) for r in cur.fetchall()]
+
+    def _stored_row(self, text: str) -> ResultRow:
+        record = _stored_json(text, self.path.name)
+        try:
+            return ResultRow.from_dict(record)
+        except (TypeError, ValueError, KeyError) as exc:  # fields lost or garbled
+            raise EngineError(
+                f"the results database {self.path.name} is damaged",
+                f"a stored row is not a result row ({str(exc)[:200]})",
+                f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
+            ) from exc
 
     @_serial
     def document(self, run_id: int) -> dict[str, Any]:

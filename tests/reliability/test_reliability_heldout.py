@@ -193,3 +193,33 @@ def test_a_wal_deleted_or_renamed_under_a_cli_sweep_never_damages_the_store(tmp_
         listed = run_cli("history", "--db", str(db), "--json", "--no-reference")
         assert listed.returncode == 0, listed.stderr
         assert [r["n_rows"] for r in json.loads(listed.stdout)] == [rows]
+
+
+def test_a_garbled_row_record_is_damaged_not_a_traceback(tmp_path):
+    """Before: a torn page that leaves a row's JSON readable but not a row (a number, an
+    object without its fields) made ``report`` and ``history --compare`` end in a
+    traceback (``AttributeError``, ``TypeError``)."""
+    from engine.core.config import ResultRow
+
+    for garbled in ("7", '{"batch": "x", "samples_ms": 5}'):
+        db = tmp_path / f"g{len(garbled)}.sqlite"
+        store = Store(db)
+        run_id = store.create_run({"model": {"name": "resnet18"}}, {})
+        for batch in (1, 2):
+            row = {"model": "resnet18", "backend": "ort", "device": "cpu", "precision": "fp32"}
+            store.add_row(run_id, ResultRow.from_dict({**row, "batch": batch, "p50_ms": 1.0}))
+        store.finish_run(run_id, "done")
+        with store.db:
+            store.db.execute("UPDATE rows SET data_json=? WHERE id=1", (garbled,))
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.close()
+        before = db.read_bytes()
+        for argv in (
+            ("report", "--out", str(tmp_path / "r.md"), "--no-diagnostics"),
+            ("history", "--compare", "1", "1"),
+        ):
+            done = run_cli(*argv, "--db", str(db))
+            assert done.returncode == 1, done.stderr
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1 and f"{db.name} is damaged" in lines[0], done.stderr
+        assert db.read_bytes() == before
