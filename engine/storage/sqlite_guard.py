@@ -12,12 +12,15 @@ file outside SQLite.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import stat
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
+from engine.core.config import ResultRow
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.paths import python_command
 from engine.core.safeio import os_problem, unwritable_folder
@@ -352,3 +355,36 @@ def _refuse(path: Path, why: str) -> None:
         "pass a file written by this tool, or a new file name, with --db; this file was"
         " not changed",
     )
+
+
+def stored_record(text: str, name: str) -> dict[str, Any]:
+    """A stored JSON record (an object). Damage inside a page (a torn write, a bad sector)
+    can leave SQLite's structure intact and garble only a value, into bytes that are not
+    JSON or into another JSON value (a number: ``report`` once failed with a traceback);
+    that is a damaged file, not our bug."""
+    try:
+        record = json.loads(text)
+    except (ValueError, TypeError) as exc:
+        why = f"a stored record is not readable JSON ({exc})"
+    else:
+        if isinstance(record, dict):
+            return record
+        why = f"a stored record is {type(record).__name__} JSON, not an object"
+    raise EngineError(
+        f"the results database {name} is damaged",
+        why,
+        f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
+    )
+
+
+def stored_row(text: str, name: str) -> ResultRow:
+    """A stored result row; a record that is not one (fields lost or garbled) is damage."""
+    record = stored_record(text, name)
+    try:
+        return ResultRow.from_dict(record)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise EngineError(
+            f"the results database {name} is damaged",
+            f"a stored row is not a result row ({str(exc)[:200]})",
+            f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
+        ) from exc

@@ -42,6 +42,8 @@ from engine.storage.sqlite_guard import (
     checkpoint,
     connect,
     db_error,
+    stored_record,
+    stored_row,
     wal_identity,
 )
 
@@ -54,26 +56,6 @@ ROW_COLUMNS = ("model", "backend", "device", "precision", "batch", "provider", "
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _stored_json(text: str, name: str) -> dict[str, Any]:
-    """A stored JSON record (an object). Damage inside a page (a torn write, a bad sector)
-    can leave SQLite's structure intact and garble only a value, into bytes that are not
-    JSON or into another JSON value (a number: ``report`` once failed with a traceback);
-    that is a damaged file, not our bug."""
-    try:
-        record = json.loads(text)
-    except (ValueError, TypeError) as exc:
-        why = f"a stored record is not readable JSON ({exc})"
-    else:
-        if isinstance(record, dict):
-            return record
-        why = f"a stored record is {type(record).__name__} JSON, not an object"
-    raise EngineError(
-        f"the results database {name} is damaged",
-        why,
-        f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
-    )
 
 
 def _serial(method):
@@ -455,8 +437,8 @@ class Store:
 
     def _run_dict(self, r: sqlite3.Row) -> dict[str, Any]:
         d = dict(r)
-        d["configuration"] = _stored_json(d.pop("config_json"), self.path.name)
-        d["environment"] = _stored_json(d.pop("env_json"), self.path.name)
+        d["configuration"] = stored_record(d.pop("config_json"), self.path.name)
+        d["environment"] = stored_record(d.pop("env_json"), self.path.name)
         if d.get("status") == "running" and process_gone(d.get("pid"), d.get("host")):
             d["status"] = STALE  # killed outright (SIGKILL, power): it cannot say so itself
         return d
@@ -469,18 +451,7 @@ class Store:
             cur = self.db.execute(
                 "SELECT data_json FROM rows WHERE run_id=? ORDER BY id", (run_id,)
             )
-        return [self._stored_row(r[0]) for r in cur.fetchall()]
-
-    def _stored_row(self, text: str) -> ResultRow:
-        record = _stored_json(text, self.path.name)
-        try:
-            return ResultRow.from_dict(record)
-        except (TypeError, ValueError, KeyError) as exc:  # fields lost or garbled
-            raise EngineError(
-                f"the results database {self.path.name} is damaged",
-                f"a stored row is not a result row ({str(exc)[:200]})",
-                f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
-            ) from exc
+        return [stored_row(r[0], self.path.name) for r in cur.fetchall()]
 
     @_serial
     def document(self, run_id: int) -> dict[str, Any]:

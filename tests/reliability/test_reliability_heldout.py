@@ -223,3 +223,32 @@ def test_a_garbled_row_record_is_damaged_not_a_traceback(tmp_path):
             lines = done.stderr.strip().splitlines()
             assert len(lines) == 1 and f"{db.name} is damaged" in lines[0], done.stderr
         assert db.read_bytes() == before
+
+
+def test_a_prune_keeps_an_entry_a_live_process_took_for_a_run(tmp_path, monkeypatch):
+    """Before: the build marker went when the export (or quantisation) finished, so a prune
+    in the moment before ONNX Runtime opened the file removed it; the sweep failed with
+    "File doesn't exist" and advice about the model's operators, exit 2 (seen with
+    ``prune --older-than 0`` and ``--max-size 0`` looping beside an int8 sweep)."""
+    import onnxruntime as ort
+
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(cache))
+    env = {"VISIONBENCH_CACHE": str(cache)}
+    path = load_artifacts(ModelSpec("resnet18", image_size=32)).onnx_path("fp32")
+    for criterion in (("--older-than", "0"), ("--max-size", "0"), ("--all",)):
+        done = run_cli("cache", "prune", *criterion, env=env)
+        assert done.returncode == 0, done.stderr
+    ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])  # still there
+
+    # An entry whose user has exited is pruned as before.
+    old = cache / "onnx" / ("f" * 32)
+    old.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (old / f"use.{dead.pid}.tmp").write_text("")
+    done = run_cli("cache", "prune", "--all", env=env)
+    assert done.returncode == 0 and not old.exists() and path.exists(), done.stdout
