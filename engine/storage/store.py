@@ -58,6 +58,11 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def _canonical(rows: list[ResultRow]) -> list[str]:
+    """Rows as comparable text, in no particular order."""
+    return sorted(json.dumps(r.to_dict(), sort_keys=True) for r in rows)
+
+
 def _serial(method):
     """One call at a time per store: a transaction, or a read and its fetch, is never
     interleaved with another thread's statements on the same connection."""
@@ -403,18 +408,24 @@ class Store:
         three is another run, not a copy).
 
         Catches a document re-imported into the store that measured it, whose local run
-        carries no source key.
+        carries no source key. Compared as data, not text: the same document written again
+        by another JSON tool (keys sorted, rows in another order) was imported as a copy.
         """
         found = self.db.execute(
-            "SELECT id, label FROM runs WHERE created_at=? AND config_json=? AND env_json=?"
-            " ORDER BY id",
-            (created_at, json.dumps(config), json.dumps(env)),
+            "SELECT id, label, config_json, env_json FROM runs WHERE created_at=? ORDER BY id",
+            (created_at,),
         ).fetchall()
-        wanted = None if rows is None else [r.to_dict() for r in rows]
-        for run_id, stored_label in found:
+        wanted = None if rows is None else _canonical(rows)
+        for run_id, stored_label, stored_config, stored_env in found:
             if label is not None and (stored_label or "") != label:
                 continue
-            if wanted is not None and [r.to_dict() for r in self.rows(run_id)] != wanted:
+            name = self.path.name
+            if (stored_record(stored_config, name), stored_record(stored_env, name)) != (
+                config,
+                env,
+            ):
+                continue
+            if wanted is not None and _canonical(self.rows(run_id)) != wanted:
                 continue
             return int(run_id)
         return None

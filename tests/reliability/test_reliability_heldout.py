@@ -252,3 +252,43 @@ def test_a_prune_keeps_an_entry_a_live_process_took_for_a_run(tmp_path, monkeypa
     (old / f"use.{dead.pid}.tmp").write_text("")
     done = run_cli("cache", "prune", "--all", env=env)
     assert done.returncode == 0 and not old.exists() and path.exists(), done.stdout
+
+
+def test_the_same_document_rewritten_by_another_json_tool_is_not_imported_twice(tmp_path):
+    """Before: a run's document with its keys in another order (``jq -S``, any JSON
+    library) or its rows in another order was imported as a second copy of the run that
+    measured it (History listed the run twice). A document differing in one latency is
+    still another run."""
+    from engine.core.config import ResultRow
+
+    db = tmp_path / "s.sqlite"
+    store = Store(db)
+    run_id = store.create_run({"model": {"name": "resnet18"}, "batches": [1, 2]}, {"cpu": "x"})
+    for batch in (1, 2):
+        row = {"model": "resnet18", "backend": "ort", "device": "cpu", "precision": "fp32"}
+        store.add_row(run_id, ResultRow.from_dict({**row, "batch": batch, "p50_ms": 1.5}))
+    store.finish_run(run_id, "done")
+    doc = store.document(run_id)
+    store.close()
+
+    def reordered(value):
+        if isinstance(value, dict):
+            return {k: reordered(value[k]) for k in sorted(value, reverse=True)}
+        return [reordered(v) for v in value] if isinstance(value, list) else value
+
+    rows_turned = {**doc, "rows": doc["rows"][::-1]}
+    one_latency = json.loads(json.dumps(doc))
+    one_latency["rows"][1]["p50_ms"] = 1.5000001
+    files = []
+    for name, variant in (
+        ("keys", reordered(doc)),
+        ("rows", rows_turned),
+        ("latency", one_latency),
+    ):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps(variant))
+    said = [run_cli("import", "--db", str(db), str(f)) for f in files]
+    assert [s.returncode for s in said] == [0, 0, 0], [s.stderr for s in said]
+    assert "already run 1" in said[0].stdout and "already run 1" in said[1].stdout, said
+    assert "imported latency.json as run 2" in said[2].stdout, said[2].stdout
+    assert len(Store(db, readonly=True).runs()) == 2
