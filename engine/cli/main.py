@@ -10,12 +10,19 @@ import argparse
 import importlib
 import json
 import shlex
+import signal
 import sys
 
 from engine.cli.args import Parser, parse_list, utf8_arguments
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.text import raw_stream, safe_stdio, safe_text
-from engine.storage.runend import STOP_SIGNALS, Terminated, install_sigterm, restore_signals
+from engine.storage.runend import (
+    STOP_SIGNALS,
+    WORKER_TERMINATED,
+    Terminated,
+    install_sigterm,
+    restore_signals,
+)
 
 SOME_FAILED = 4  # exit code: a run measured some points, and others failed (README table)
 
@@ -263,6 +270,7 @@ def format_table(rows) -> str:
 
 
 _STOP_CODES = {str(Terminated(s)): Terminated(s).exit_code for s in STOP_SIGNALS}
+_STOP_CODES[WORKER_TERMINATED] = Terminated(signal.SIGTERM).exit_code
 
 
 def _exit_code(outcome) -> int:

@@ -40,7 +40,7 @@ from engine.core.rows import ModelFacts, new_row
 from engine.core.text import write_terminal
 from engine.running.plan import Callbacks, normalise, plan_points
 from engine.running.sweep import SweepOutcome
-from engine.storage.runend import end_of
+from engine.storage.runend import WORKER_TERMINATED, end_of
 
 CRASH_HOOK_ENV = "VISIONBENCH_TEST_CRASH"
 FD_ENV = "VISIONBENCH_WORKER_FD"
@@ -146,7 +146,8 @@ def child_main() -> int:
             except OSError:
                 pass  # the parent is gone; the rows are in the store all the same
 
-    stop = threading.Event()
+    stop, terminated = threading.Event(), threading.Event()
+    _stop_on_sigterm(stop, terminated)
     try:
         job = json.loads(sys.stdin.readline())
 
@@ -174,6 +175,9 @@ def child_main() -> int:
             should_stop=stop.is_set,
         )
         outcome = run_sweep(config, store=store, command=job.get("command"), callbacks=callbacks)
+        reason = WORKER_TERMINATED if terminated.is_set() and outcome.interrupted else ""
+        if reason and outcome.run_id is not None:
+            store.finish_run(outcome.run_id, "interrupted", reason)
         send(
             [
                 "done",
@@ -181,6 +185,7 @@ def child_main() -> int:
                 outcome.interrupted,
                 list(outcome.notes),
                 [_error_payload(e) for e in outcome.errors],
+                reason,
             ]
         )
     except EngineError as exc:
@@ -188,6 +193,23 @@ def child_main() -> int:
     except BaseException:  # noqa: BLE001 - our bug: hand the traceback to the parent
         send(["bug", traceback.format_exc()])
     return 0
+
+
+def _stop_on_sigterm(stop: threading.Event, terminated: threading.Event) -> None:
+    """SIGTERM sent to the worker alone (``kill`` on its pid) is a stop: the point in
+    flight finishes and the run ends ``interrupted`` (it was "failed", with a failed row
+    for a point nobody measured wrong, and exit 4). A SIGTERM once a stop was asked for
+    (the parent's termination after its grace period) ends the worker at once."""
+
+    def on_term(signum, frame):  # noqa: ARG001 - the signal module's signature
+        if stop.is_set():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        terminated.set()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
 
 
 # -- the parent ---------------------------------------------------------------------
@@ -256,8 +278,10 @@ class _Child:
             self.delivered.append(row)
             self.cb.row(row)
         elif kind == "done":
-            _, out.run_id, interrupted, notes, errs = msg
+            _, out.run_id, interrupted, notes, errs, *reason = msg
             out.interrupted = out.interrupted or interrupted
+            if reason and reason[0] and not out.end_reason:
+                out.end_reason = reason[0]
             out.notes.extend(notes)
             out.errors.extend(_error_from_payload(e) for e in errs)
             self.finished = True

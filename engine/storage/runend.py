@@ -19,6 +19,7 @@ from engine.core.errors import EngineError
 from engine.core.safeio import disk_full
 
 STALE = "stale (process gone)"
+WORKER_TERMINATED = "the sweep worker was terminated by SIGTERM"  # the worker alone
 
 
 class Terminated(KeyboardInterrupt):

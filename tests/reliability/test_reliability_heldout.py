@@ -292,3 +292,28 @@ def test_the_same_document_rewritten_by_another_json_tool_is_not_imported_twice(
     assert "already run 1" in said[0].stdout and "already run 1" in said[1].stdout, said
     assert "imported latency.json as run 2" in said[2].stdout, said[2].stdout
     assert len(Store(db, readonly=True).runs()) == 2
+
+
+def test_sigterm_to_the_worker_alone_ends_the_run_interrupted(tmp_path):
+    """Before: ``kill`` on the sweep worker's pid (SIGTERM, not SIGKILL) was a crash: the
+    run ``failed``, a failed row for the point in flight, exit 4. Now it is a stop: the
+    point in flight finishes, the run is ``interrupted`` with the reason, exit 143."""
+    from tests.reliability.test_reliability_exits import _start, _stored, _wait_for_rows
+
+    db = tmp_path / "w.sqlite"
+    proc = _start(db, ",".join(str(b) for b in range(1, 41)))
+    _wait_for_rows(proc, db, 1)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 1, children  # the worker
+    os.kill(int(children[0]), signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "interrupted" in err, err
+    runs, rows = _stored(db)
+    assert runs == [(1, "interrupted", "the sweep worker was terminated by SIGTERM")], runs
+    con = sqlite3.connect(db)
+    try:
+        statuses = {s for (s,) in con.execute("SELECT status FROM rows")}
+    finally:
+        con.close()
+    assert rows >= 1 and statuses == {"ok"}, statuses
