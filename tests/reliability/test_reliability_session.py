@@ -11,8 +11,9 @@ and Benchmark) while they run.
 
 At the end each tab's History page lists every run ``history`` lists (its table scrolled
 through), no page ever said "damaged" or showed an exception, every process exited 0
-(the servers too, when stopped) and no process holds a deleted file of the store (a
-WAL or -shm removed under a connection means its locks were lost).
+(the servers too, when stopped), each server holds one connection to the store (one
+descriptor on the file, however many tabs and reruns), and no process holds a deleted
+file of the store (a WAL or -shm removed under a connection means its locks were lost).
 
 About 4 minutes on the 2-core machine while other work runs (the sweeps' CPU time is
 most of it). This replaced an AppTest version (two sessions in the test's own process,
@@ -22,6 +23,7 @@ are the issue's.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -58,6 +60,15 @@ def deleted_store_files(db: Path) -> list[str]:
             if target.startswith(str(db)) and target.endswith("(deleted)"):
                 gone.append(f"{fd}: {target}")
     return gone
+
+
+def store_descriptors(pid: int, db: Path) -> int:
+    """How many descriptors process ``pid`` holds on the store file (one per connection)."""
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            held += os.readlink(fd) == str(db)
+    return held
 
 
 class Cli:
@@ -215,6 +226,8 @@ def test_a_whole_session_on_one_store(tmp_path):
             for tab in tabs:
                 assert tab.runs_listed(len(runs)) == every
             assert deleted_store_files(db) == []  # the servers still hold their connections
+            # One long-lived connection per server, whatever its tabs and reruns did.
+            assert [store_descriptors(s.proc.pid, db) for s in servers] == [1, 1]
             browser.close()
     finally:
         codes = [server.stop() for server in servers]
