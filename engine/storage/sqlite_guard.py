@@ -357,34 +357,33 @@ def _refuse(path: Path, why: str) -> None:
     )
 
 
-def stored_record(text: str, name: str) -> dict[str, Any]:
-    """A stored JSON record (an object). Damage inside a page (a torn write, a bad sector)
-    can leave SQLite's structure intact and garble only a value, into bytes that are not
-    JSON or into another JSON value (a number: ``report`` once failed with a traceback);
-    that is a damaged file, not our bug."""
+def stored_record(text: str, name: str) -> Any:
+    """A stored JSON record. Damage inside a page (a torn write, a bad sector) can leave
+    SQLite's structure intact and garble only a value; that is a damaged file, not our bug.
+    A run's configuration or environment that reads as another JSON value is told per run
+    (engine/storage/history); a row must be an object (:func:`stored_row`)."""
     try:
-        record = json.loads(text)
+        return json.loads(text)
     except (ValueError, TypeError) as exc:
-        why = f"a stored record is not readable JSON ({exc})"
-    else:
-        if isinstance(record, dict):
-            return record
-        why = f"a stored record is {type(record).__name__} JSON, not an object"
-    raise EngineError(
+        raise _damaged(name, f"a stored record is not readable JSON ({exc})") from exc
+
+
+def stored_row(text: str, name: str) -> ResultRow:
+    """A stored result row. A record garbled into another JSON value (a number, an object
+    without its fields) is damage: ``report`` and ``history --compare`` once failed with a
+    traceback on it."""
+    record = stored_record(text, name)
+    if not isinstance(record, dict):
+        raise _damaged(name, f"a stored row is {type(record).__name__} JSON, not an object")
+    try:
+        return ResultRow.from_dict(record)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise _damaged(name, f"a stored row is not a result row ({str(exc)[:200]})") from exc
+
+
+def _damaged(name: str, why: str) -> EngineError:
+    return EngineError(
         f"the results database {name} is damaged",
         why,
         f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
     )
-
-
-def stored_row(text: str, name: str) -> ResultRow:
-    """A stored result row; a record that is not one (fields lost or garbled) is damage."""
-    record = stored_record(text, name)
-    try:
-        return ResultRow.from_dict(record)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise EngineError(
-            f"the results database {name} is damaged",
-            f"a stored row is not a result row ({str(exc)[:200]})",
-            f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
-        ) from exc
