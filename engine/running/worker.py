@@ -19,6 +19,7 @@ after the run is created). It exists only so the tests can produce real native f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -40,7 +41,7 @@ from engine.core.rows import ModelFacts, new_row
 from engine.core.text import write_terminal
 from engine.running.plan import Callbacks, normalise, plan_points
 from engine.running.sweep import SweepOutcome
-from engine.storage.runend import WORKER_TERMINATED, end_of
+from engine.storage.runend import WORKER_TERMINATED, end_of, stop_on_sigterm
 
 CRASH_HOOK_ENV = "VISIONBENCH_TEST_CRASH"
 FD_ENV = "VISIONBENCH_WORKER_FD"
@@ -147,7 +148,8 @@ def child_main() -> int:
                 pass  # the parent is gone; the rows are in the store all the same
 
     stop, terminated = threading.Event(), threading.Event()
-    _stop_on_sigterm(stop, terminated)
+    store = None
+    stop_on_sigterm(stop, terminated)
     try:
         job = json.loads(sys.stdin.readline())
 
@@ -192,24 +194,11 @@ def child_main() -> int:
         send(["error", _error_payload(exc)])
     except BaseException:  # noqa: BLE001 - our bug: hand the traceback to the parent
         send(["bug", traceback.format_exc()])
+    finally:
+        if store is not None:  # closed, not left to exit: a store that lost its WAL
+            with contextlib.suppress(Exception):  # copies what it wrote into the file
+                store.close()
     return 0
-
-
-def _stop_on_sigterm(stop: threading.Event, terminated: threading.Event) -> None:
-    """SIGTERM sent to the worker alone (``kill`` on its pid) is a stop: the point in
-    flight finishes and the run ends ``interrupted`` (it was "failed", with a failed row
-    for a point nobody measured wrong, and exit 4). A SIGTERM once a stop was asked for
-    (the parent's termination after its grace period) ends the worker at once."""
-
-    def on_term(signum, frame):  # noqa: ARG001 - the signal module's signature
-        if stop.is_set():
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        terminated.set()
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_term)
 
 
 # -- the parent ---------------------------------------------------------------------

@@ -75,6 +75,23 @@ def install_sigterm() -> dict | None:
     return old
 
 
+def stop_on_sigterm(stop: threading.Event, terminated: threading.Event) -> None:
+    """SIGTERM sent to the worker alone (``kill`` on its pid) is a stop: the point in
+    flight finishes and the run ends ``interrupted`` (it was "failed", with a failed row
+    for a point nobody measured wrong, and exit 4). A SIGTERM once a stop was asked for
+    (the parent's termination after its grace period) ends the worker at once."""
+
+    def on_term(signum, frame):  # noqa: ARG001 - the signal module's signature
+        if stop.is_set():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        terminated.set()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
 def restore_signals(old: dict | None) -> None:
     """Undo :func:`install_sigterm` (``old``: what it returned)."""
     if old is None:

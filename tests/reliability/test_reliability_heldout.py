@@ -187,9 +187,12 @@ def test_a_wal_deleted_or_renamed_under_a_cli_sweep_never_damages_the_store(tmp_
         try:
             assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             rows = con.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+            status, reason = con.execute("SELECT status, end_reason FROM runs").fetchone()
         finally:
             con.close()
         assert rows >= 2
+        if proc.returncode == 1:  # and how it ended is recorded, not left "running"
+            assert status == "failed" and "write-ahead log" in reason, (status, reason)
         listed = run_cli("history", "--db", str(db), "--json", "--no-reference")
         assert listed.returncode == 0, listed.stderr
         assert [r["n_rows"] for r in json.loads(listed.stdout)] == [rows]
