@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.artifacts.export import USE_PREFIX, pid_alive
 from engine.core.errors import BadInput
 from engine.core.paths import cache_dir, short_path
 
@@ -80,6 +81,11 @@ def _busy(path: Path) -> bool:
         return False
     now = time.time()
     for f in path.iterdir():
+        if f.name.startswith(USE_PREFIX) and f.name.endswith(".tmp"):
+            pid = f.name[len(USE_PREFIX) : -len(".tmp")]
+            if pid.isdigit() and pid_alive(int(pid)) and _younger(f, now):
+                return True  # a live process took this entry for a run
+            continue
         if ".tmp" in f.name or f.name.startswith("pre."):
             try:
                 if now - f.lstat().st_mtime < BUSY_S:
@@ -87,6 +93,13 @@ def _busy(path: Path) -> bool:
             except OSError:
                 pass
     return False
+
+
+def _younger(f: Path, now: float) -> bool:
+    try:
+        return now - f.lstat().st_mtime < BUSY_S
+    except OSError:
+        return False
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:

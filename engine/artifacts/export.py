@@ -123,6 +123,40 @@ def building(folder: Path):
         marker.unlink(missing_ok=True)
 
 
+USE_PREFIX = "use."  # use.<pid>.tmp: engine/artifacts/cache.py keeps the entry while <pid> lives
+
+
+def in_use(folder: Path, path: Path) -> Path:
+    """Mark the entry ``folder`` as used by this process and return ``path``.
+
+    ``cache prune`` keeps an entry whose user is alive: between a build (or a cache hit)
+    and ONNX Runtime opening the file, a prune beside a sweep removed it, and the sweep
+    failed with "File doesn't exist" and advice about the model's operators (issue 25's
+    held-out attack: ``prune --older-than 0`` beside an int8 sweep). Markers of processes
+    that are gone are cleared here.
+    """
+    for old in folder.glob(f"{USE_PREFIX}*.tmp"):
+        pid = old.name[len(USE_PREFIX) : -len(".tmp")]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            old.unlink(missing_ok=True)
+    marker = folder / f"{USE_PREFIX}{os.getpid()}.tmp"
+    with contextlib.suppress(OSError):
+        os.close(create_new(marker))
+    with contextlib.suppress(OSError):
+        os.utime(marker, follow_symlinks=False)  # a use now, not only at the first
+    return path
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's, or not a pid we can ask about: assume in use
+    return True
+
+
 def finish_artifact(folder: Path, tmp: Path, name: str, record: dict) -> Path:
     """Move a freshly written file into place with its hash record (atomic rename)."""
     final = folder / name
@@ -149,7 +183,7 @@ def export_onnx(art: ModelSource, precision: str = "fp32", progress=None) -> Exp
     folder = cache_dir() / "onnx" / key[:32]
     hit = cached_artifact(folder, "model.onnx")
     if hit:
-        return ExportResult(hit, True, 0.0, key)
+        return ExportResult(in_use(folder, hit), True, 0.0, key)
     if progress:
         progress(f"exporting {art.spec.name} ({precision}) to ONNX")
     tmp = folder / f"model.{os.getpid()}.tmp.onnx"
@@ -159,6 +193,7 @@ def export_onnx(art: ModelSource, precision: str = "fp32", progress=None) -> Exp
         seconds = time.perf_counter() - t0
         record = {"model": art.spec.name, "precision": precision, "image_size": art.spec.image_size}
         path = finish_artifact(folder, tmp, "model.onnx", {**record, "export_s": seconds})
+        in_use(folder, path)  # before the build's own marker goes
     return ExportResult(path, False, seconds, key)
 
 
@@ -218,7 +253,7 @@ def convert_precision(src: Path, precision: str, progress=None) -> Path:
     folder = cache_dir() / "onnx-user" / key[:32]
     hit = cached_artifact(folder, "model.onnx")
     if hit:
-        return hit
+        return in_use(folder, hit)
     if progress:
         progress(f"converting {src.name} to {precision}")
     import onnx
@@ -229,4 +264,4 @@ def convert_precision(src: Path, precision: str, progress=None) -> Path:
         model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
         onnx.save(model, str(tmp))
         record = {"source": src.name, "precision": precision}
-        return finish_artifact(folder, tmp, "model.onnx", record)
+        return in_use(folder, finish_artifact(folder, tmp, "model.onnx", record))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.artifacts.export import building, cached_artifact, finish_artifact
+from engine.artifacts.export import building, cached_artifact, finish_artifact, in_use
 from engine.artifacts.images import MEAN, STD, generated_images
 from engine.artifacts.source import ModelSource
 from engine.core.errors import BadInput, EngineError, NotApplicable
@@ -148,7 +148,7 @@ def quantize_int8(
     hit = cached_artifact(folder, "model.onnx")
     if hit:
         art.notes.append("reused the cached int8 model")
-        return hit
+        return in_use(folder, hit)
     if progress:
         progress("quantising to int8 (pre-processing, calibration)")
     import onnxruntime as ort
@@ -198,4 +198,4 @@ def quantize_int8(
         finally:
             pre.unlink(missing_ok=True)
             (folder / f"src.{os.getpid()}.onnx").unlink(missing_ok=True)
-        return finish_artifact(folder, tmp, "model.onnx", record)
+        return in_use(folder, finish_artifact(folder, tmp, "model.onnx", record))

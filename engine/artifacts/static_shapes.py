@@ -19,6 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
+from engine.artifacts.export import in_use
 from engine.core.paths import cache_dir
 from engine.core.safeio import private_folder, write_text
 
@@ -49,7 +50,7 @@ def static_batch_model(
     folder = cache_dir() / "onnx-static" / key
     final = folder / "model.onnx"
     if final.is_file() and (folder / "meta.json").is_file():
-        return final
+        return in_use(folder, final)
     folder.mkdir(parents=True, exist_ok=True)
     model = onnx.load(str(src))
     for inp in model.graph.input:
@@ -76,4 +77,4 @@ def static_batch_model(
         "shape_nodes_left": shape_nodes(model),
     }
     write_text(folder / "meta.json", json.dumps(meta), "the cache's meta.json")
-    return final
+    return in_use(folder, final)

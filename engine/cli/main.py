@@ -10,13 +10,20 @@ import argparse
 import importlib
 import json
 import shlex
+import signal
 import sys
 
 from engine.cli.args import Parser, add_image_size, model_spec, parse_list, utf8_arguments
 from engine.core.commands import engine_command, pip_command
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.text import raw_stream, safe_stdio, safe_text
-from engine.storage.runend import Terminated, install_sigterm, restore_signals
+from engine.storage.runend import (
+    STOP_SIGNALS,
+    WORKER_TERMINATED,
+    Terminated,
+    install_sigterm,
+    restore_signals,
+)
 
 SOME_FAILED = 4  # exit code: a run measured some points, and others failed (README table)
 
@@ -250,12 +257,16 @@ def format_table(rows) -> str:
     return "\n".join(out)
 
 
+_STOP_CODES = {str(Terminated(s)): Terminated(s).exit_code for s in STOP_SIGNALS}
+_STOP_CODES[WORKER_TERMINATED] = Terminated(signal.SIGTERM).exit_code
+
+
 def _exit_code(outcome) -> int:
     """The README's exit codes for a finished sweep: 0 all measured (or not applicable), 4
     some failed or the worker died, 130/143 interrupted, the worst error when none ran."""
     if outcome.interrupted:
         print("interrupted: the points measured so far are stored", file=sys.stderr)
-        return 143 if outcome.end_reason == "terminated by SIGTERM" else 130
+        return _STOP_CODES.get(outcome.end_reason, 130)
     if not outcome.measured:
         codes = [e.exit_code for e in outcome.errors] or [1]
         code = 3 if 3 in codes else max(codes)
@@ -274,6 +285,11 @@ def _exit_code(outcome) -> int:
     return 0
 
 
+def _weights_file(weights: str | None) -> str | None:
+    """The input file ``--weights`` names (None for random or pretrained weights)."""
+    return weights if weights and weights not in ("random", "pretrained") else None
+
+
 def bench_main(argv: list[str]) -> int:
     args = bench_parser().parse_args(argv)
     if args.cache_dir:
@@ -284,7 +300,14 @@ def bench_main(argv: list[str]) -> int:
         from engine.core.paths import check_output
 
         check_output(
-            args.json, "--json", {"the --db store": args.db, "the --onnx model": args.onnx}
+            args.json,
+            "--json",
+            {
+                "the --db store": args.db,
+                "the --onnx model": args.onnx,
+                "the --weights file": _weights_file(args.weights),
+                "the --calibration-dir folder": args.calibration_dir,
+            },
         )
     choice = build_choice(args)
     from engine.backends import get_backend
@@ -360,7 +383,8 @@ def export_main(argv: list[str]) -> int:
     from engine.core.paths import check_output
     from engine.core.safeio import copy_file
 
-    check_output(args.out, "--out")  # before minutes of export, not after
+    # before minutes of export, not after
+    check_output(args.out, "--out", {"the --weights file": _weights_file(args.weights)})
 
     spec, _ = model_spec(args)
     art = load_artifacts(spec)
@@ -384,7 +408,7 @@ def export_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old = install_sigterm()  # SIGTERM ends a run like Ctrl-C: recorded, exit 143
+    old = install_sigterm()  # SIGTERM (SIGHUP) ends a run like Ctrl-C: recorded, exit 143 (129)
     try:
         with safe_stdio():  # results and ONNX names come from files: no escapes reach a terminal
             return _dispatch(list(sys.argv[1:] if argv is None else argv))
@@ -421,9 +445,9 @@ def _dispatch(argv: list[str]) -> int:
             raise  # not one of our requirements: our bug, keep the traceback
         print(f"error: {missing_package(package).user_message()}", file=sys.stderr)
         return 3
-    except Terminated:
-        print("terminated by SIGTERM", file=sys.stderr)
-        return 143
+    except Terminated as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -75,6 +75,10 @@ def main(argv: list[str]) -> int:
     from engine.artifacts.models import check_batches
     from engine.backends.tensorrt.standalone import build_standalone
 
+    if args.out:  # never the input model, the store or a link; before the build, not after
+        from engine.core.paths import check_output
+
+        check_output(args.out, "--out", {"the --onnx model": args.onnx})
     batches = check_batches(parse_list(args.batch, int, "batch size"))
     if args.precision not in ("fp32", "fp16", "bf16", "int8"):
         raise BadInput(f"precision '{args.precision}' is not one TensorRT builds", fix="use fp16")

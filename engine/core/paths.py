@@ -7,6 +7,7 @@ Defaults live under the user's cache / data folders; ``VISIONBENCH_CACHE`` and
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -91,15 +92,31 @@ def check_output(
 ) -> Path:
     """Refuse, with exit 2, an output path that would replace something the user keeps:
     a link, a folder or a device (:func:`check_regular_target`), one of the files in ``keep``
-    (description → path: the store, an input model), the default store, any SQLite
-    database, or a file inside the artifact cache. Run it before opening any store."""
+    (description → path: the store, an input model or weights; a folder there, such as
+    the calibration images, guards every file inside it), the default store, any SQLite
+    database, a file SQLite or this tool keeps beside one (``-wal``, ``-shm``,
+    ``-journal``, the migration lock, a run's reserve), or a file inside the artifact
+    cache. Run it before opening any store."""
     out = Path(path)
     check_regular_target(out, what)
     guarded = {"the default results database": default_db(), **(keep or {})}
     for desc, other in guarded.items():
-        if other and _same(out, Path(other)):
+        if not other:
+            continue
+        kept = Path(other)
+        if _same(out, kept) or (kept.is_dir() and _inside(out, kept)):
+            inside = "" if _same(out, kept) else "inside "
             raise BadInput(
-                f"{what} {out} is {desc}", "writing there would replace it", "name another file"
+                f"{what} {out} is {inside}{desc}",
+                "writing there would replace it",
+                "name another file",
+            )
+        side = _side_file(out, kept)
+        if side:
+            raise BadInput(
+                f"{what} {out} is {side} of {desc}",
+                "replacing it would lose the store's latest writes or its locks",
+                "name another file",
             )
     cache = cache_dir().resolve()
     if out.parent.resolve() == cache or cache in out.parent.resolve().parents:
@@ -114,7 +131,42 @@ def check_output(
             "results and reports are never written over a database",
             "name another file",
         )
+    for suffix, kind in _SQLITE_SIDE.items():
+        base = out.with_name(out.name.removesuffix(suffix))
+        if out.name.endswith(suffix) and _is_sqlite(base):
+            raise BadInput(
+                f"{what} {out} is {kind} of the SQLite database {base.name}",
+                "replacing it would lose that database's latest writes or its locks",
+                "name another file",
+            )
     return out
+
+
+# What SQLite keeps beside a database while it is in use (the store's latest writes live
+# in the WAL until a checkpoint), and what this tool keeps there (engine/storage/store.py).
+_SQLITE_SIDE = {
+    "-wal": "the write-ahead log",
+    "-shm": "the shared-memory index",
+    "-journal": "the rollback journal",
+}
+_OUR_SIDE = re.compile(r"\.migrate\.lock|\.run\d+\.reserve")
+
+
+def _side_file(out: Path, store: Path) -> str | None:
+    """What ``out`` is among the files kept beside ``store`` (None: none of them)."""
+    for suffix, kind in _SQLITE_SIDE.items():
+        if _same(out, Path(f"{store}{suffix}")):
+            return kind
+    here, there = os.path.realpath(out), os.path.realpath(store)
+    name, base = os.path.basename(here), os.path.basename(there)
+    if os.path.dirname(here) == os.path.dirname(there) and name.startswith(base):
+        if _OUR_SIDE.fullmatch(name[len(base) :]):
+            return "a lock or reserve file"
+    return None
+
+
+def _inside(out: Path, folder: Path) -> bool:
+    return Path(os.path.realpath(folder)) in Path(os.path.realpath(out)).parents
 
 
 def _same(a: Path, b: Path) -> bool:

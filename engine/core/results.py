@@ -237,12 +237,21 @@ def _timed(timing: dict[str, Any]) -> bool:
     return any(timing.get(name) is not None for name in _none_timing())
 
 
+def _required(part: type) -> dict[str, Any]:
+    """None for each field of ``part`` that has no default (one with a factory keeps it)."""
+    return {
+        f.name: None
+        for f in fields(part)
+        if f.default is MISSING and f.default_factory is MISSING
+    }
+
+
 def _none_timing() -> dict[str, Any]:
-    return {f.name: None for f in fields(Timing) if f.default is MISSING}
+    return _required(Timing)
 
 
 def _none_parity() -> dict[str, Any]:
-    return {f.name: None for f in fields(Parity) if f.default is MISSING}
+    return _required(Parity)
 
 
 def _flat_property(name: str, part: str, attr: str) -> property:

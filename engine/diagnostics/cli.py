@@ -72,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _is_sqlite(path: str) -> bool:
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as fh:  # this process holds no database connection
+        return fh.read(16) == b"SQLite format 3\x00"
+
+
 def _write_report(path: str, text: str) -> tuple[int, str] | None:
     """engine.core.safeio's rules without importing it (this package runs alone): regular files
     only, never through a link nor over a SQLite database, a temporary file in a private
@@ -81,13 +88,15 @@ def _write_report(path: str, text: str) -> tuple[int, str] | None:
             return 2, f"cannot write {path}: it is a symbolic link. Fix: name the file itself"
         if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
             return 2, f"cannot write {path}: it is not a regular file. Fix: name a regular file"
-        if os.path.exists(path):
-            with open(path, "rb") as fh:  # this process holds no database connection
-                if fh.read(16) == b"SQLite format 3\x00":
-                    return (
-                        2,
-                        f"cannot write {path}: it is a SQLite database. Fix: name another file",
-                    )
+        if _is_sqlite(path):
+            return 2, f"cannot write {path}: it is a SQLite database. Fix: name another file"
+        for suffix in ("-wal", "-shm", "-journal"):  # where a database keeps its latest writes
+            if path.endswith(suffix) and _is_sqlite(path.removesuffix(suffix)):
+                return (
+                    2,
+                    f"cannot write {path}: SQLite keeps it beside the database"
+                    f" {os.path.basename(path.removesuffix(suffix))}. Fix: name another file",
+                )
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         private = tempfile.mkdtemp(prefix=".diagnose.", dir=folder)  # 0700: no planted links

@@ -19,6 +19,7 @@ after the run is created). It exists only so the tests can produce real native f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -40,7 +41,7 @@ from engine.core.rows import ModelFacts, new_row
 from engine.core.text import write_terminal
 from engine.running.plan import Callbacks, Plan, plan_of_config, plan_points
 from engine.running.sweep import SweepOutcome
-from engine.storage.runend import end_of
+from engine.storage.runend import WORKER_TERMINATED, end_of, stop_on_sigterm
 
 CRASH_HOOK_ENV = "VISIONBENCH_TEST_CRASH"
 FD_ENV = "VISIONBENCH_WORKER_FD"
@@ -146,7 +147,9 @@ def child_main() -> int:
             except OSError:
                 pass  # the parent is gone; the rows are in the store all the same
 
-    stop = threading.Event()
+    stop, terminated = threading.Event(), threading.Event()
+    store = None
+    stop_on_sigterm(stop, terminated)
     try:
         job = json.loads(sys.stdin.readline())
 
@@ -174,6 +177,9 @@ def child_main() -> int:
             should_stop=stop.is_set,
         )
         outcome = run_sweep(plan, store=store, callbacks=callbacks)
+        reason = WORKER_TERMINATED if terminated.is_set() and outcome.interrupted else ""
+        if reason and outcome.run_id is not None:
+            store.finish_run(outcome.run_id, "interrupted", reason)
         send(
             [
                 "done",
@@ -181,12 +187,17 @@ def child_main() -> int:
                 outcome.interrupted,
                 list(outcome.notes),
                 [_error_payload(e) for e in outcome.errors],
+                reason,
             ]
         )
     except EngineError as exc:
         send(["error", _error_payload(exc)])
     except BaseException:  # noqa: BLE001 - our bug: hand the traceback to the parent
         send(["bug", traceback.format_exc()])
+    finally:
+        if store is not None:  # closed, not left to exit: a store that lost its WAL
+            with contextlib.suppress(Exception):  # copies what it wrote into the file
+                store.close()
     return 0
 
 
@@ -256,8 +267,10 @@ class _Child:
             self.delivered.append(row)
             self.cb.row(row)
         elif kind == "done":
-            _, out.run_id, interrupted, notes, errs = msg
+            _, out.run_id, interrupted, notes, errs, *reason = msg
             out.interrupted = out.interrupted or interrupted
+            if reason and reason[0] and not out.end_reason:
+                out.end_reason = reason[0]
             out.notes.extend(notes)
             out.errors.extend(_error_from_payload(e) for e in errs)
             self.finished = True
@@ -340,7 +353,7 @@ class _Child:
         out, code = self.outcome, self.proc.returncode
         if self.finished or out.failure or (out.interrupted and code == 0):
             return
-        if out.interrupted and code in (-signal.SIGTERM, -signal.SIGINT):
+        if out.interrupted and code in (-signal.SIGTERM, -signal.SIGINT, -signal.SIGHUP):
             return  # the signal that stopped the parent reached its group: a stop, no crash
         out.crashed = code is not None and code < 0
         how = "was killed by" if out.crashed else "ended with"
@@ -368,7 +381,7 @@ def run_sweep_in_worker(
     child = _Child(plan, db_path, cb)
     try:
         child.watch(timeout_s, stop_grace_s)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (engine.storage.runend.Terminated)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (engine.storage.runend.Terminated)
         child.ask_stop()
         child.outcome.interrupted = True
         child.outcome.end_reason = end_of(exc, True)[1]

@@ -1,8 +1,8 @@
 """How a run ends, recorded for every way it can end.
 
 A stored run starts ``running`` and must leave that state however its process stops:
-``done``; ``interrupted`` by Ctrl-C, the dashboard's stop or SIGTERM (which the CLI turns
-into the same path as Ctrl-C); ``failed`` with the reason (``disk full``, ``out of
+``done``; ``interrupted`` by Ctrl-C, the dashboard's stop, SIGTERM or SIGHUP (a closed
+terminal or SSH session; the CLI turns both into the same path as Ctrl-C); ``failed`` with the reason (``disk full``, ``out of
 memory``, a timeout, the error's own words). Only SIGKILL or a power cut can leave a run
 ``running``; the store keeps the process id and host of each run, so History can say
 ``stale (process gone)`` for such a run instead of pretending it is still measuring.
@@ -14,23 +14,38 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
 
 from engine.core.errors import EngineError
 from engine.core.safeio import disk_full
 
 STALE = "stale (process gone)"
+WORKER_TERMINATED = "the sweep worker was terminated by SIGTERM"  # the worker alone
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process was, so it unwinds exactly like Ctrl-C."""
+    """SIGTERM or SIGHUP, raised where the process was, so it unwinds exactly like Ctrl-C."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        self.signum = int(signum)
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a command ended by this signal: 143 for SIGTERM, 129 SIGHUP."""
+        return 128 + self.signum
+
+
+# A closed terminal sends SIGHUP to the command's whole process group, worker included:
+# unhandled, both died at once and the run stayed ``running`` with no reason.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 _STOPPING = threading.Event()
 
 
-def install_sigterm() -> Callable | int | None:
-    """Make SIGTERM raise :class:`Terminated` in the main thread; returns the old handler.
+def install_sigterm() -> dict | None:
+    """Make SIGTERM and SIGHUP raise :class:`Terminated` in the main thread; returns the
+    old handlers.
 
     Only the first stop signal raises: ``timeout(1)`` sends SIGTERM to the process group
     and then to the command itself, and a second exception raised while the first one is
@@ -43,7 +58,7 @@ def install_sigterm() -> Callable | int | None:
         if _STOPPING.is_set():
             return
         _STOPPING.set()
-        raise Terminated("terminated by SIGTERM")
+        raise Terminated(signum)
 
     def on_int(signum, frame):  # noqa: ARG001
         if _STOPPING.is_set():
@@ -52,7 +67,7 @@ def install_sigterm() -> Callable | int | None:
         raise KeyboardInterrupt
 
     try:
-        old = signal.signal(signal.SIGTERM, handler)
+        old = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, on_int)  # an ignored SIGINT (`cmd &`) stays ignored
     except ValueError:  # not the main thread (a test runner's worker thread): leave it
@@ -60,11 +75,29 @@ def install_sigterm() -> Callable | int | None:
     return old
 
 
-def restore_signals(old: Callable | int | None) -> None:
+def stop_on_sigterm(stop: threading.Event, terminated: threading.Event) -> None:
+    """SIGTERM sent to the worker alone (``kill`` on its pid) is a stop: the point in
+    flight finishes and the run ends ``interrupted`` (it was "failed", with a failed row
+    for a point nobody measured wrong, and exit 4). A SIGTERM once a stop was asked for
+    (the parent's termination after its grace period) ends the worker at once."""
+
+    def on_term(signum, frame):  # noqa: ARG001 - the signal module's signature
+        if stop.is_set():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        terminated.set()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def restore_signals(old: dict | None) -> None:
     """Undo :func:`install_sigterm` (``old``: what it returned)."""
     if old is None:
         return
-    signal.signal(signal.SIGTERM, old)
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
     if getattr(signal.getsignal(signal.SIGINT), "__name__", "") == "on_int":
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -72,7 +105,7 @@ def restore_signals(old: Callable | int | None) -> None:
 def end_of(exc: BaseException | None, interrupted: bool = False) -> tuple[str, str]:
     """The stored status and reason of a run that stopped with ``exc`` (None: normally)."""
     if isinstance(exc, Terminated):
-        return "interrupted", "terminated by SIGTERM"
+        return "interrupted", str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", "Ctrl-C"
     if exc is None:

@@ -12,12 +12,15 @@ file outside SQLite.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import stat
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
+from engine.core.config import ResultRow
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.paths import python_command
 from engine.core.safeio import os_problem, unwritable_folder
@@ -202,7 +205,9 @@ class _GuardedConnection(sqlite3.Connection):
 
 
 def check_path(path: Path, readonly: bool) -> None:
-    """A regular file, or (for a writer) a new one whose folder can be made."""
+    """A regular file, or (for a writer) a new one whose folder can be made; no link or
+    other odd file where SQLite keeps its own files beside it."""
+    check_side_files(path)
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -232,6 +237,28 @@ def check_path(path: Path, readonly: bool) -> None:
             "a results database is a SQLite file",
             "pass a .sqlite file with --db",
         )
+
+
+def check_side_files(path: Path) -> None:
+    """SQLite's ``-wal``, ``-shm`` and ``-journal`` beside the store are regular files or
+    absent. A link planted there (a store in a shared folder) made the open fail, and the
+    store was then called damaged."""
+    real = Path(os.path.realpath(path))  # SQLite keeps them beside the file a --db link names
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = real.with_name(real.name + suffix)
+        try:
+            mode = side.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise os_problem(exc, side, "open") from exc
+        if not stat.S_ISREG(mode):
+            kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+            raise BadInput(
+                f"{side.name} beside the results database {path} is {kind}",
+                "SQLite keeps the store's latest writes there and never writes through a link",
+                f"remove {side} (nothing of the store is in it; the store was not changed)",
+            )
 
 
 def connect(path: Path, readonly: bool, timeout_s: float) -> sqlite3.Connection:
@@ -327,4 +354,36 @@ def _refuse(path: Path, why: str) -> None:
         why,
         "pass a file written by this tool, or a new file name, with --db; this file was"
         " not changed",
+    )
+
+
+def stored_record(text: str, name: str) -> Any:
+    """A stored JSON record. Damage inside a page (a torn write, a bad sector) can leave
+    SQLite's structure intact and garble only a value; that is a damaged file, not our bug.
+    A run's configuration or environment that reads as another JSON value is told per run
+    (engine/storage/history); a row must be an object (:func:`stored_row`)."""
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise _damaged(name, f"a stored record is not readable JSON ({exc})") from exc
+
+
+def stored_row(text: str, name: str) -> ResultRow:
+    """A stored result row. A record garbled into another JSON value (a number, an object
+    without its fields) is damage: ``report`` and ``history --compare`` once failed with a
+    traceback on it."""
+    record = stored_record(text, name)
+    if not isinstance(record, dict):
+        raise _damaged(name, f"a stored row is {type(record).__name__} JSON, not an object")
+    try:
+        return ResultRow.from_dict(record)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise _damaged(name, f"a stored row is not a result row ({str(exc)[:200]})") from exc
+
+
+def _damaged(name: str, why: str) -> EngineError:
+    return EngineError(
+        f"the results database {name} is damaged",
+        why,
+        f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
     )

@@ -42,6 +42,8 @@ from engine.storage.sqlite_guard import (
     checkpoint,
     connect,
     db_error,
+    stored_record,
+    stored_row,
     wal_identity,
 )
 
@@ -56,17 +58,9 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _stored_json(text: str, name: str) -> Any:
-    """A stored JSON record. Damage inside a page (a torn write, a bad sector) can leave
-    SQLite's structure intact and garble only a value; that is a damaged file, not our bug."""
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise EngineError(
-            f"the results database {name} is damaged",
-            f"a stored record is not readable JSON ({exc})",
-            f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
-        ) from exc
+def _canonical(rows: list[ResultRow]) -> list[str]:
+    """Rows as comparable text, in no particular order."""
+    return sorted(json.dumps(r.to_dict(), sort_keys=True) for r in rows)
 
 
 INSERT_ROW = (
@@ -81,18 +75,6 @@ def _row_values(run_id: int, r: ResultRow) -> tuple:
     head = (r.model, r.backend, r.device, r.precision, r.batch, r.provider, r.status)
     tail = (r.p50_ms, r.throughput_ips, r.to_json(), r.parity_status)
     return (run_id, r.created_at or now(), *head, *tail)
-
-
-def canonical(value: Any) -> str:
-    """One spelling of a JSON value: keys sorted, no spaces (what "the same" compares)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _canonical_json(text: str) -> str | None:
-    try:
-        return canonical(json.loads(text))
-    except ValueError:
-        return None  # a damaged record is the same as nothing
 
 
 def _serial(method):
@@ -198,30 +180,32 @@ class Store:
 
     def close(self) -> None:
         with self.lock:
+            if self.wal_lost:  # what this connection wrote since then is in the lost WAL
+                with contextlib.suppress(sqlite3.Error):
+                    checkpoint(self.db)
             self._wal = None  # the last close deletes the WAL: that is no loss to follow
             self.db.close()
 
     def _follow_wal(self) -> None:
-        """Reopen when another program deleted or replaced the WAL this connection opened:
-        the old connection would write into a deleted file that no other connection reads
-        (and the others' frames would be read from the wrong file). The new connection
-        opens first, so closing the old one is never the last close, which would
-        checkpoint from the lost file and delete the new WAL."""
+        """Notice when another program deleted or replaced the WAL this connection opened.
+
+        The connection is kept, not reopened: it goes on reading and writing the WAL it
+        opened, which the shared-memory index beside the store (``-shm``, kept while any
+        connection is open) still describes. A new connection took that index for the
+        new, empty WAL: it read holes where frames should be and its next checkpoint copied
+        them into the database file (issue 25's held-out attack: a store left malformed,
+        ``history`` failing, in 3 of 5 tries, deleted or renamed). What the kept connection
+        writes is copied into the database file at once and again when it closes."""
         if self._wal is None or wal_identity(self.path) == self._wal:
             return
-        old = self.db
-        self.db = connect(self.path, self.readonly, self.timeout_s)
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens its WAL
-        with contextlib.suppress(sqlite3.Error):
-            old.close()
-        self._wal = wal_identity(self.path)
+        self._wal = None  # noticed once; the sweep stops and says so (engine/running/sweep.py)
         self.wal_lost = True
+        with contextlib.suppress(sqlite3.Error):
+            checkpoint(self.db)
 
     @_serial
     def lost_wal(self) -> bool:
-        """True once the store's WAL was deleted or replaced while this store was open
-        (it has reopened on the new one)."""
+        """True once the store's WAL was deleted or replaced while this store was open."""
         return self.wal_lost
 
     @_serial
@@ -397,20 +381,24 @@ class Store:
         three is another run, not a copy).
 
         Catches a document re-imported into the store that measured it, whose local run
-        carries no source key.
+        carries no source key. Compared as data, not text: the same document written again
+        by another JSON tool (keys sorted, rows in another order) was imported as a copy.
         """
         found = self.db.execute(
             "SELECT id, label, config_json, env_json FROM runs WHERE created_at=? ORDER BY id",
             (created_at,),
         ).fetchall()
-        wanted = None if rows is None else [r.to_dict() for r in rows]
-        same = (canonical(config), canonical(env))
-        for run_id, stored_label, config_json, env_json in found:
-            if (_canonical_json(config_json), _canonical_json(env_json)) != same:
-                continue  # key order and spacing do not make another run; values do
+        wanted = None if rows is None else _canonical(rows)
+        for run_id, stored_label, stored_config, stored_env in found:
             if label is not None and (stored_label or "") != label:
                 continue
-            if wanted is not None and [r.to_dict() for r in self.rows(run_id)] != wanted:
+            name = self.path.name
+            if (stored_record(stored_config, name), stored_record(stored_env, name)) != (
+                config,
+                env,
+            ):
+                continue
+            if wanted is not None and _canonical(self.rows(run_id)) != wanted:
                 continue
             return int(run_id)
         return None
@@ -433,8 +421,8 @@ class Store:
 
     def _run_dict(self, r: sqlite3.Row) -> dict[str, Any]:
         d = dict(r)
-        d["configuration"] = _stored_json(d.pop("config_json"), self.path.name)
-        d["environment"] = _stored_json(d.pop("env_json"), self.path.name)
+        d["configuration"] = stored_record(d.pop("config_json"), self.path.name)
+        d["environment"] = stored_record(d.pop("env_json"), self.path.name)
         if d.get("status") == "running" and process_gone(d.get("pid"), d.get("host")):
             d["status"] = STALE  # killed outright (SIGKILL, power): it cannot say so itself
         return d
@@ -447,8 +435,7 @@ class Store:
             cur = self.db.execute(
                 "SELECT data_json FROM rows WHERE run_id=? ORDER BY id", (run_id,)
             )
-        name = self.path.name
-        return [ResultRow.from_dict(_stored_json(r[0], name)) for r in cur.fetchall()]
+        return [stored_row(r[0], self.path.name) for r in cur.fetchall()]
 
     @_serial
     def document(self, run_id: int) -> dict[str, Any]:

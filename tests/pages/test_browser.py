@@ -8,80 +8,22 @@ show numbers, and reads the diagnostics verdict. Screenshots go to ``artifacts/b
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from engine.core.paths import python_command
+from tests.pages.browser import ROOT, launch_chromium, need_browser, settle, streamlit_server
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "browser"
-CHROMIUM = os.environ.get("VISIONBENCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 MS = re.compile(r"\d+(\.\d+)? ms")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def streamlit_server(data: Path, log_path: Path) -> Iterator[str]:
-    """`streamlit run dashboard.py` on a free local port with ``data`` as its store folder."""
-    port = free_port()
-    log = open(log_path, "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "VISIONBENCH_DATA": str(data)},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.seek(0)
-            pytest.fail(f"streamlit did not come up:\n{log.read()[-3000:]}")
-        time.sleep(0.5)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium (scripts/test.sh does)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"playwright is not installed ({exc}): pip install -r requirements-dev.txt")
+    need_browser()
     data = tmp_path_factory.mktemp("browser-data")
     log_path = tmp_path_factory.mktemp("browser-log") / "streamlit.log"
     with streamlit_server(data, log_path) as url:
@@ -94,26 +36,12 @@ def page(server):
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        browser = launch_chromium(p)
         pg = browser.new_page(viewport={"width": 1400, "height": 1100})
         pg.set_default_timeout(60_000)
         pg.goto(server)
         yield pg
         browser.close()
-
-
-def settle(page, timeout_s: float = 120) -> None:
-    """Wait until Streamlit has finished its run: the app says so and nothing is stale."""
-    deadline = time.monotonic() + timeout_s
-    quiet = 0
-    while quiet < 3:
-        busy = page.locator(
-            '[data-testid="stApp"]:not([data-test-script-state="notRunning"]), [data-stale="true"]'
-        ).count()
-        quiet = 0 if busy else quiet + 1
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the page was still running after {timeout_s:.0f} s")
-        page.wait_for_timeout(400)
 
 
 def fill(page, label: str, value: str) -> None:

@@ -22,7 +22,7 @@ from engine.core.config import BenchSettings, RunnerSpec, SweepConfig
 from engine.running.sweep import run_sweep
 from engine.storage.documents import import_document
 from engine.storage.store import Store
-from tests.pages.test_browser import CHROMIUM, free_port, settle, streamlit_server
+from tests.pages.browser import free_port, launch_chromium, need_browser, settle, streamlit_server
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,14 +85,12 @@ def url(data, tmp_path_factory):
 
 
 def test_history_page_renders_imported_markdown_as_text(url, trap):
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    pytest.importorskip("playwright.sync_api")
+    need_browser()
     from playwright.sync_api import sync_playwright
 
     port, hits = trap
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(60_000)
         page.goto(url)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-from test_browser import CHROMIUM, server, settle  # noqa: F401 - server is a fixture
+from test_browser import server  # noqa: F401 - a fixture
+
+from tests.pages.browser import launch_chromium, settle
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +25,7 @@ def test_no_page_load_leaves_the_machine(server):  # noqa: F811 - the imported f
 
     requests: list[tuple[str, str]] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(60_000)
         current = {"page": ""}

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pages.test_browser import page, server, settle  # noqa: F401
+from tests.pages.browser import settle
+from tests.pages.test_browser import page, server  # noqa: F401
 
 pytestmark = pytest.mark.browser
 EXT = Path(__file__).resolve().parent.parent / "data" / "onnx" / "external"

@@ -10,7 +10,6 @@ layers from the builder's log, and the library's own verdict on loading it here.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from engine.backends.tensorrt.recipe import BuildRecipe, build_recipe
 from engine.core.commands import engine_command
 from engine.core.config import size_text
 from engine.core.errors import BadInput, Unavailable
+from engine.core.safeio import write_bytes
 
 # ONNX TensorProto element types of the float precisions a strongly typed build keeps.
 _ONNX_FLOAT = {1: "fp32", 10: "fp16", 16: "bf16"}
@@ -142,10 +142,9 @@ def _write(out: str, plan: bytes) -> str:
             f"the folder of {path.name} does not exist",
             fix="create it, or give --out in an existing folder",
         )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(plan)
-    os.replace(tmp, path)
-    return str(path)
+    # A temporary file in a private folder, renamed into place: a link planted at a
+    # guessable ".NAME.PID.tmp" beside the target once redirected the plan's bytes.
+    return str(write_bytes(path, plan, "--out"))
 
 
 def _flavour_for_build(choice: str, cc: str | None) -> Flavour:
