@@ -240,9 +240,7 @@ def _timed(timing: dict[str, Any]) -> bool:
 def _required(part: type) -> dict[str, Any]:
     """None for each field of ``part`` that has no default (one with a factory keeps it)."""
     return {
-        f.name: None
-        for f in fields(part)
-        if f.default is MISSING and f.default_factory is MISSING
+        f.name: None for f in fields(part) if f.default is MISSING and f.default_factory is MISSING
     }
 
 
