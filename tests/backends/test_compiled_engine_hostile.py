@@ -1,0 +1,184 @@
+"""Compiled engines' cache (issue 29) against a hostile or careless user: records that are
+data (strings, NaN, a FIFO), links planted where an engine is read or written, and a prune
+that runs while a build compiles. Stand-in packages: nothing is compiled here."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.artifacts.cache import prune
+from engine.backends.compiled_engine import (
+    EngineKey,
+    build,
+    entries,
+    estimate_s,
+    estimate_text,
+    is_cached,
+    lookup,
+    record,
+)
+from engine.core.errors import BadInput
+
+
+def key_of(**changes) -> EngineKey:
+    base = dict(
+        model="tiny", weights_hash="w" * 8, batch=4, channels=3, height=32, width=32,
+        precision="fp32", compile_mode="default", freezing=True, channels_last=False,
+        torch_version="2.14.1", triton_version="", cuda_version="13.0",
+        device_name="cpu AVX2", compute_capability="",
+    )  # fmt: skip
+    return EngineKey(**{**base, **changes})
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@contextlib.contextmanager
+def unblocked_after(fifos: list[Path], seconds: float = 4.0):
+    """Fail, rather than hang, when a FIFO is opened for a blocking read: after ``seconds``
+    each FIFO gets a writer that closes at once, so a reader stuck in it sees the end."""
+    stop = threading.Event()
+
+    def release() -> None:
+        if not stop.wait(seconds):
+            for fifo in fifos:
+                with contextlib.suppress(OSError):
+                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    helper = threading.Thread(target=release, daemon=True)
+    helper.start()
+    t0 = time.monotonic()
+    try:
+        yield
+    finally:
+        stop.set()
+        helper.join()
+    assert time.monotonic() - t0 < seconds, "a read blocked on a FIFO in the cache"
+
+
+def write_package(path: str) -> None:
+    with open(path, "wb") as f:  # as a compiler does: open the name it was given and write
+        f.write(os.urandom(256))
+
+
+def rewrite(engine: EngineKey, **changes) -> None:
+    meta = {**record(engine), **changes}
+    (engine.folder / "meta.json").write_text(json.dumps(meta))
+
+
+def test_hostile_record_numbers_give_no_estimate_and_no_crash(cache):
+    key = key_of()
+    build(key, write_package, {})
+    for value in ("300", float("nan"), float("inf"), 1e300, -50.0, True, None, [1]):
+        rewrite(key, build_s=value)
+        assert estimate_s(key_of(batch=8)) is None, value
+        assert "nan" not in estimate_text(key_of(batch=8)), value
+    rewrite(key, build_s=12.0, created="yesterday")  # was a ValueError from sorting
+    assert estimate_s(key_of(batch=8)) == 12.0
+    for created in ([1], {"a": 1}, float("nan"), None):
+        rewrite(key, created=created)
+        assert len(entries()) == 1
+    rewrite(key, created=1.0, key={**key.to_dict(), "batch": True})
+    assert estimate_s(key_of(batch=1)) is None  # a bool is no batch size
+
+
+def test_a_fifo_at_a_record_is_never_opened_for_a_blocking_read(cache):
+    key = key_of()
+    build(key, write_package, {})
+    other = key_of(batch=9)
+    other.folder.mkdir()
+    os.mkfifo(other.folder / "meta.json")
+    with unblocked_after([other.folder / "meta.json"]):
+        assert estimate_s(key_of(batch=8)) is not None  # entries() skips the FIFO
+    (key.folder / "meta.json").unlink()
+    os.mkfifo(key.folder / "meta.json")
+    with unblocked_after([key.folder / "meta.json"]):
+        assert not is_cached(key)
+    with unblocked_after([key.folder / "meta.json"]):
+        found, note = lookup(key)
+    assert found is None and "record is missing or unreadable" in note
+    path, _, built_now = build(key, write_package, {})  # rebuilt, not wedged
+    assert built_now and is_cached(key)
+
+
+def test_a_package_that_is_a_link_is_discarded_not_followed(cache, tmp_path):
+    key = key_of()
+    build(key, write_package, {})
+    outside = tmp_path / "outside.pt2"
+    outside.write_bytes(b"someone else's file")
+    key.package.unlink()
+    key.package.symlink_to(outside)
+    rewrite(key, sha256=hashlib.sha256(outside.read_bytes()).hexdigest())
+    assert not is_cached(key)
+    found, note = lookup(key)
+    assert found is None and "not a regular file" in note
+    assert outside.read_bytes() == b"someone else's file"
+
+
+def test_an_entry_folder_that_is_a_link_is_removed_not_written_through(cache, tmp_path):
+    key = key_of()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    key.folder.parent.mkdir(parents=True)
+    key.folder.symlink_to(elsewhere, target_is_directory=True)
+    path, _, built_now = build(key, write_package, {})
+    assert built_now and not key.folder.is_symlink() and path.is_file()
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_compiled_folder_a_link_out_of_the_cache_is_refused(cache, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cache.mkdir()
+    (cache / "compiled").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(BadInput, match="not a folder of the cache"):
+        build(key_of(), write_package, {})
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_link_planted_at_the_name_the_compiler_writes_is_never_written_through(cache, tmp_path):
+    """The old temporary name, pre.<pid>.pt2 in the entry folder, was predictable for the
+    minutes of a compile: a link planted there had the package written over its target."""
+    key = key_of()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+
+    def attacked(path: str) -> None:
+        for name in (f"pre.{os.getpid()}.pt2", Path(path).name):
+            planted = key.folder / name
+            if not planted.exists():
+                planted.symlink_to(victim)
+        write_package(path)
+
+    path, _, built_now = build(key, attacked, {})
+    assert victim.read_text() == "precious"
+    assert built_now and not path.is_symlink() and lookup(key)[0] == path
+
+
+def test_prune_while_a_build_compiles_leaves_the_entry_alone(cache):
+    """The entry's folder was made minutes before the compiler wrote anything into it:
+    `cache prune --key` or `--all` meanwhile removed it, and the build died on its
+    missing folder (a traceback, exit 1)."""
+    key = key_of()
+    said: list[str] = []
+
+    def compiling(path: str) -> None:
+        with pytest.raises(BadInput, match="being written by a build"):
+            prune(keys=[key.name])
+        said.extend(i.key for i in prune(everything=True))
+        write_package(path)
+
+    path, _, built_now = build(key, compiling, {})
+    assert said == [] and built_now and path.is_file() and is_cached(key)
+    assert [i.key for i in prune(keys=[key.name])] == [key.name]  # done: prunable now
