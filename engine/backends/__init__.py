@@ -197,7 +197,10 @@ def _slow_candidate(
 ) -> tuple[bool, str]:
     """(try it, the note saying why) for a candidate that compiles for minutes."""
     label = describe(spec, "short")
-    where = f"batch {', '.join(map(str, batches))}" if batches else "these batches"
+    needed = b.engine_batches(spec, batches) if batches else batches
+    where = f"batch {', '.join(map(str, needed))}" if needed else "these batches"
+    if needed != batches:
+        where += f" (batch {needed[-1]} for the parity check)"
     cached = artifacts is not None and batches and b.cached_engines(spec, artifacts, batches)
     if cached:
         return True, f"{label}: its engines for {where} are cached, so auto mode tries it"

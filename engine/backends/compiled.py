@@ -35,7 +35,7 @@ from engine.core.config import RunnerSpec
 from engine.core.devices import parse_device
 from engine.core.errors import BadInput
 from engine.core.options import max_threads, option
-from engine.core.parity import PARITY_MIN_BATCH
+from engine.core.parity import PARITY_BATCH, PARITY_MIN_BATCH
 from engine.core.paths import cache_dir
 
 MODES = ("max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead", "default")
@@ -264,11 +264,21 @@ class TorchCompileBackend(Backend):
         )
 
     @classmethod
+    def engine_batches(cls, spec: RunnerSpec, batches: tuple[int, ...]) -> tuple[int, ...]:
+        """With no batch of at least 2 asked for, parity judges a packaged engine at the
+        default parity batch: an engine of its own, built and cached like the others."""
+        if not cls.options(spec).packaged or cls.parity_batch(spec, batches) is not None:
+            return batches
+        return tuple(dict.fromkeys((*batches, PARITY_BATCH)))
+
+    @classmethod
     def cached_engines(cls, spec: RunnerSpec, artifacts: Any, batches: tuple[int, ...]) -> bool:
-        """True when ``spec`` is packaged and its engine for every batch is in the cache."""
+        """True when ``spec`` is packaged and its engine for every batch a sweep of
+        ``batches`` needs (parity's included) is in the cache."""
         if not cls.options(spec).packaged or not cls.availability(spec.device).ok:
             return False
-        return all(is_cached(cls.engine_key(spec, artifacts, b)) for b in batches)
+        needed = cls.engine_batches(spec, batches)
+        return all(is_cached(cls.engine_key(spec, artifacts, b)) for b in needed)
 
     @classmethod
     def cache_state(cls, kind: str, meta: dict[str, Any]) -> str:

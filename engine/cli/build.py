@@ -106,7 +106,11 @@ def main(argv: list[str]) -> int:
     for spec in specs:
         get_backend(spec.backend).ready(spec, model)
     art = load_artifacts(model)
-    done = [build_engine(spec, art, b, _say) for spec in specs for b in batches]
+    done = [
+        build_engine(spec, art, b, _say)
+        for spec in specs
+        for b in get_backend(spec.backend).engine_batches(spec, tuple(batches))
+    ]
     if args.json:
         print(json.dumps({"model": model.label, "engines": done}, indent=1))
         return 0

@@ -182,3 +182,28 @@ def test_prune_while_a_build_compiles_leaves_the_entry_alone(cache):
     path, _, built_now = build(key, compiling, {})
     assert said == [] and built_now and path.is_file() and is_cached(key)
     assert [i.key for i in prune(keys=[key.name])] == [key.name]  # done: prunable now
+
+
+def test_auto_mode_at_batch_1_counts_the_parity_engine_as_one_to_build(cache):
+    """Parity needs a batch of at least 2: with `--batch 1` alone and that engine cached,
+    auto mode said "cached, so auto mode tries it" and then compiled the parity batch's
+    engine unasked (minutes in max-autotune on a GPU), never offered by --with-compile."""
+    from engine.artifacts.models import load_artifacts
+    from engine.backends import auto_candidates, get_backend
+    from engine.core.config import ModelSpec
+    from engine.core.parity import PARITY_BATCH
+
+    art = load_artifacts(ModelSpec("squeezenet1_1", image_size=32, seed=3))
+    backend = get_backend("torch_compile")
+    (slow,), _ = auto_candidates("cpu", ["torch_compile"], True, art, (1,), only_slow=True)
+    assert backend.engine_batches(slow, (1,)) == (1, PARITY_BATCH)
+    build(backend.engine_key(slow, art, 1), write_package, {})
+    specs, notes = auto_candidates("cpu", ["torch_compile"], False, art, (1,), only_slow=True)
+    assert (
+        specs == []
+        and f"batch 1, {PARITY_BATCH} (batch {PARITY_BATCH} for the parity" in (notes[0])
+    )
+    build(backend.engine_key(slow, art, PARITY_BATCH), write_package, {})
+    specs, notes = auto_candidates("cpu", ["torch_compile"], False, art, (1,), only_slow=True)
+    assert specs == [slow] and "cached, so auto mode tries it" in notes[0]
+    assert backend.engine_batches(slow, (1, 4)) == (1, 4)  # judged at 4: nothing more
