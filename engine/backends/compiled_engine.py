@@ -14,6 +14,8 @@ device. Nothing here imports torch at import time.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
@@ -31,7 +33,7 @@ from typing import Any
 from engine.core.errors import BadInput
 from engine.core.hashing import file_sha256
 from engine.core.paths import cache_dir
-from engine.core.safeio import file_lock, write_text
+from engine.core.safeio import open_lock_file, write_text
 
 SCHEMA = 1  # bump when what goes into a package changes
 KIND = "compiled"
@@ -236,9 +238,7 @@ def build(
     cached. Returns (path, build seconds, built now). One build per key at a time: a second
     process waits for the first and then loads what it made."""
     root = _root()
-    lock_dir = cache_dir() / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with file_lock(lock_dir / f"{key.name}.lock", "the compiled engine's lock"):
+    with _build_lock(key, progress):
         path, note = lookup(key)
         if note and progress:
             progress(note)
@@ -260,6 +260,8 @@ def build(
             os.replace(partial, key.package)
         finally:
             shutil.rmtree(private, ignore_errors=True)
+            with contextlib.suppress(OSError):  # a failed or interrupted build: no entry
+                key.folder.rmdir()  # only when empty
         meta = {
             **facts,
             "key": key.to_dict(),
@@ -273,6 +275,25 @@ def build(
         }
         write_text(key.folder / "meta.json", json.dumps(meta, indent=1), "the engine's record")
         return key.package, build_s, True
+
+
+@contextlib.contextmanager
+def _build_lock(key: EngineKey, progress: Callable[[str], None] | None):
+    """The lock of ``key``'s build; waiting for another process's build is said, since it
+    can last minutes with nothing else printed."""
+    lock_dir = cache_dir() / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = open_lock_file(lock_dir / f"{key.name}.lock", "the compiled engine's lock")
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                progress(f"another process is building the compiled engine {key.name}; waiting")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
 
 
 def _number(value: Any, high: float) -> float | None:

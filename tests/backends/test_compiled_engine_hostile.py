@@ -5,6 +5,7 @@ that runs while a build compiles. Stand-in packages: nothing is compiled here.""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -207,3 +208,38 @@ def test_auto_mode_at_batch_1_counts_the_parity_engine_as_one_to_build(cache):
     specs, notes = auto_candidates("cpu", ["torch_compile"], False, art, (1,), only_slow=True)
     assert specs == [slow] and "cached, so auto mode tries it" in notes[0]
     assert backend.engine_batches(slow, (1, 4)) == (1, 4)  # judged at 4: nothing more
+
+
+def test_an_interrupted_build_leaves_no_entry_and_the_next_says_nothing_was_discarded(cache):
+    """Ctrl-C or SIGTERM during the compile left an empty entry folder: listed by
+    `cache list` as an engine of 0 B, and the next build said it 'discarded' it."""
+    key = key_of()
+
+    def interrupted(path: str) -> None:
+        Path(path).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build(key, interrupted, {})
+    assert not key.folder.exists()
+    said: list[str] = []
+    assert build(key, write_package, {}, said.append)[2] is True
+    assert not any("discarded" in s for s in said), said
+
+
+def test_a_build_waiting_for_another_process_says_so(cache):
+    key = key_of()
+    lock = cache / "locks" / f"{key.name}.lock"
+    lock.parent.mkdir(parents=True)
+    holder = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another process's build of the same key
+    said: list[str] = []
+    worker = threading.Thread(target=build, args=(key, write_package, {}, said.append))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not said and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.close(holder)
+    worker.join()
+    assert said and "another process is building the compiled engine" in said[0]
+    assert is_cached(key)
