@@ -224,8 +224,13 @@ def discard(key: EngineKey) -> None:
 
 
 def is_cached(key: EngineKey) -> bool:
-    """Cheap: the package and a record of this key exist (no hash check)."""
-    return _regular_file(key.package) and record(key).get("key") == key.to_dict()
+    """Cheap: the package and a record of this key exist, of the recorded size (no hash
+    check). A truncated package (a full disk, a killed copy) is not counted as cached:
+    auto mode would try it, discard it and compile for minutes unasked."""
+    if not _regular_file(key.package):
+        return False
+    meta = record(key)
+    return meta.get("key") == key.to_dict() and meta.get("bytes") == key.package.stat().st_size
 
 
 def build(

@@ -49,7 +49,7 @@ def build_specs(
             if c.slow
         ]
     merged = {**options, **b.BUILD_OPTIONS}
-    return [RunnerSpec(b.NAME, device, p, merged) for p in precisions or ["fp32"]]
+    return [RunnerSpec(b.NAME, device, p, merged) for p in dict.fromkeys(precisions or ["fp32"])]
 
 
 def build_engine(

@@ -243,3 +243,22 @@ def test_a_build_waiting_for_another_process_says_so(cache):
     worker.join()
     assert said and "another process is building the compiled engine" in said[0]
     assert is_cached(key)
+
+
+def test_a_truncated_package_is_not_counted_as_cached(cache):
+    """Auto mode tries an engine that is cached without being asked: a truncated one was
+    counted, then discarded by its hash check and rebuilt for minutes unasked."""
+    key = key_of()
+    build(key, write_package, {})
+    assert is_cached(key)
+    with open(key.package, "r+b") as f:
+        f.truncate(100)
+    assert not is_cached(key)
+
+
+def test_build_asked_twice_for_one_precision_builds_it_once():
+    """`build --precision fp32,fp32` loaded the same engine twice and said "2 engine(s)"."""
+    from engine.running.build import build_specs
+
+    specs = build_specs("torch_compile", "cpu", ["fp32", "fp32"], {"compile_mode": "default"})
+    assert len(specs) == 1
