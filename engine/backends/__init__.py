@@ -207,9 +207,13 @@ def _slow_candidate(
     hint = b.build_hint(spec, artifacts, batches) if artifacts is not None and batches else ""
     cost = f" ({hint})" if hint else " (minutes)"
     if asked:
-        return True, f"{label}: no cached engine for {where}; building it now{cost}, then cached"
+        return True, (
+            f"{label}: its engines for {where} are not all cached; building the missing ones"
+            f" now{cost}, then cached"
+        )
     return False, (
-        f"{label}: left out, its engines compile for minutes and none is cached for {where};"
+        f"{label}: left out, its engines compile for minutes and those for {where} are not"
+        " all cached;"
         f" --with-compile (or the dashboard's toggle) builds them{cost}, and later runs"
         " reuse them"
     )

@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
             print(json.dumps({"removed": [i.to_dict() for i in gone], "freed_bytes": freed}))
         else:
             for i in gone:
-                print(f"{verb} {i.kind}/{i.key[:12]} ({human_bytes(i.size_bytes)})")
+                print(f"{verb} {i.kind}/{i.key[:48]} ({human_bytes(i.size_bytes)})")
             left = cache_size_bytes(root)
             print(
                 f"{verb} {len(gone)} entries, {human_bytes(freed)}; {human_bytes(left)} left",

@@ -262,3 +262,14 @@ def test_build_asked_twice_for_one_precision_builds_it_once():
 
     specs = build_specs("torch_compile", "cpu", ["fp32", "fp32"], {"compile_mode": "default"})
     assert len(specs) == 1
+
+
+def test_prune_names_the_whole_engine_key(cache, capsys):
+    """`cache prune --key` said "removed compiled/aoti-squeeze": every engine of a model
+    starts so, and the user could not tell which one went."""
+    from engine.cli.cache import main
+
+    key = key_of(model="squeezenet1_1")
+    build(key, write_package, {})
+    assert main(["prune", "--key", key.name]) == 0
+    assert f"removed compiled/{key.name} " in capsys.readouterr().out
