@@ -163,13 +163,15 @@ def auto_candidates(
     artifacts: Any = None,
     batches: tuple[int, ...] = (),
     only_slow: bool = False,
+    threads: int | None = None,
 ) -> tuple[list[RunnerSpec], list[str]]:
     """Auto mode's candidates on ``device`` in ladder order (the registry's order, each
     backend's ladder), and notes: a backend asked for that offers none, and for each slow
     candidate (a compile of minutes) whether it is in because its engines are cached for
     ``batches`` of ``artifacts``' model, in to be built because ``include_slow`` asked, or
     left out, and why. ``only_slow``: the slow candidates alone (of backends not asked for,
-    whose cached engines auto mode tries anyway)."""
+    whose cached engines auto mode tries anyway). ``threads``: the sweep's CPU threads, set
+    on every candidate (a compiled CPU engine is built for its thread count)."""
     specs, notes = [], []
     for name in backends if backends is not None else backend_names():
         b = get_backend(name) if backends is not None else _backend_or_none(name)
@@ -178,6 +180,8 @@ def auto_candidates(
         offered = []
         for c in b.auto_ladder(device):
             spec = RunnerSpec(name, device, c.precision, c.options)
+            if threads is not None:
+                spec = spec.with_options(**setting_options("threads", threads))
             if only_slow and not c.slow:
                 continue
             if c.slow:

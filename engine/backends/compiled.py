@@ -244,9 +244,14 @@ class TorchCompileBackend(Backend):
     @classmethod
     def engine_key(cls, spec: RunnerSpec, artifacts: Any, batch: int) -> EngineKey:
         """The cache key of ``spec``'s packaged engine for ``batch`` of this model."""
+        import torch
+
         o = cls.options(spec)
         name, cc = device_identity(spec.device)
         h, w = artifacts.image_hw
+        cpu = parse_device(spec.device)[0] == "cpu"
+        # what Inductor's CPU code is generated for: --threads, else this process's count
+        threads = (o.intra_threads or torch.get_num_threads()) if cpu else 0
         return EngineKey(
             model=artifacts.model_name,
             weights_hash=artifacts.weights_hash,
@@ -261,6 +266,7 @@ class TorchCompileBackend(Backend):
             **library_versions(),
             device_name=name,
             compute_capability=cc,
+            cpu_threads=int(threads),
         )
 
     @classmethod

@@ -35,7 +35,7 @@ from engine.core.hashing import file_sha256
 from engine.core.paths import cache_dir
 from engine.core.safeio import open_lock_file, write_text
 
-SCHEMA = 1  # bump when what goes into a package changes
+SCHEMA = 2  # bump when what goes into a package changes (2: the CPU thread count)
 KIND = "compiled"
 PACKAGE = "model.pt2"
 # torch.compile's modes whose speed comes with CUDA graphs: a package has none of its own,
@@ -65,6 +65,9 @@ class EngineKey:
     cuda_version: str
     device_name: str  # the GPU's name, or "cpu" and its instruction set
     compute_capability: str  # "9.0"; "" on the CPU
+    # Inductor writes CPU code for the thread count of the process that compiles it (one
+    # thread: no OpenMP loops at all); 0 on a GPU.
+    cpu_threads: int = 0
     schema: int = SCHEMA
 
     def digest(self) -> str:

@@ -42,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--precision", help="comma list; default: what auto mode tries on the device")
     p.add_argument("--batch", default="32", help="comma list; one engine per batch size")
+    p.add_argument(
+        "--threads", type=int, help="CPU threads the engine is compiled for (as bench --threads)"
+    )
     p.add_argument("--cache-dir", help="artifact cache (default: the user cache folder)")
     p.add_argument("--json", action="store_true", help="print the facts as one JSON document")
     builders_options = {
@@ -103,6 +106,12 @@ def main(argv: list[str]) -> int:
     check_some_device_runs([args.device])
     precisions = parse_list(args.precision, str, "precision") if args.precision else None
     specs = build_specs(args.backend, args.device, precisions, from_cli(args, declared_options()))
+    if args.threads is not None:
+        from engine.backends import setting_options
+        from engine.core.limits import check_threads
+
+        threads = setting_options("threads", check_threads(args.threads))
+        specs = [s.with_options(**threads) for s in specs]
     for spec in specs:
         get_backend(spec.backend).ready(spec, model)
     art = load_artifacts(model)

@@ -164,7 +164,7 @@ def plan_auto(
     model = _LazyArtifacts(config)
     for device in devices:
         specs, why = auto_candidates(
-            device, backends, include_compile, model, tuple(config.batches)
+            device, backends, include_compile, model, tuple(config.batches), threads=threads
         )
         notes += why
         if backends is not None:  # engines that compile for minutes: tried when cached or asked
@@ -172,7 +172,7 @@ def plan_auto(
             if config.model.onnx_path:
                 others = [n for n in others if get_backend(n).RUNS_ONNX_FILES]
             slow, why = auto_candidates(
-                device, others, include_compile, model, tuple(config.batches), only_slow=True
+                device, others, include_compile, model, tuple(config.batches), True, threads
             )
             specs, notes = specs + slow, notes + why
         runners += [s.with_options(**setting_options("threads", threads)) for s in specs]

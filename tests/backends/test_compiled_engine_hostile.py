@@ -273,3 +273,45 @@ def test_prune_names_the_whole_engine_key(cache, capsys):
     build(key, write_package, {})
     assert main(["prune", "--key", key.name]) == 0
     assert f"removed compiled/{key.name} " in capsys.readouterr().out
+
+
+def test_the_cpu_thread_count_is_part_of_the_key(cache):
+    """Inductor generates CPU code for the compiling process's thread count (with one
+    thread, no OpenMP loop at all): an engine built by `bench --auto --threads 1` was loaded
+    as "cached" by every later run, which then measured one thread under a "2 thr" label."""
+    import torch
+
+    from engine.artifacts.models import load_artifacts
+    from engine.backends import get_backend
+    from engine.core.config import ModelSpec, RunnerSpec
+
+    art = load_artifacts(ModelSpec("squeezenet1_1", image_size=32, seed=3))
+    backend = get_backend("torch_compile")
+    opts = {"packaged": True, "compile_mode": "default"}
+
+    def key(**more):
+        return backend.engine_key(
+            RunnerSpec("torch_compile", "cpu", "fp32", {**opts, **more}), art, 2
+        )
+
+    assert key(intra_threads=1) != key(intra_threads=2)
+    assert key(intra_threads=1).name != key(intra_threads=2).name
+    assert key().cpu_threads == torch.get_num_threads()
+
+
+def test_auto_mode_looks_for_the_engine_of_its_own_thread_count(cache):
+    """`build --threads 1` then `bench --auto --threads 1`: the ladder looked up the engine
+    without the thread setting, so it never found the one built for it."""
+    from engine.artifacts.models import load_artifacts
+    from engine.backends import auto_candidates, get_backend
+    from engine.core.config import ModelSpec
+
+    art = load_artifacts(ModelSpec("squeezenet1_1", image_size=32, seed=3))
+    backend = get_backend("torch_compile")
+    (one,), _ = auto_candidates("cpu", ["torch_compile"], True, art, (2,), True, threads=1)
+    assert one.opts.get("intra_threads") == 1
+    build(backend.engine_key(one, art, 2), write_package, {})
+    specs, _ = auto_candidates("cpu", ["torch_compile"], False, art, (2,), True, threads=1)
+    assert specs == [one]
+    specs, notes = auto_candidates("cpu", ["torch_compile"], False, art, (2,), True, threads=7)
+    assert specs == [] and "not all cached" in notes[0]
