@@ -22,6 +22,7 @@ from engine.cli.args import Parser
 from engine.core.commands import engine_command
 from engine.core.errors import BadInput
 from engine.core.paths import cache_dir, set_cache_dir, short_path
+from engine.core.safeio import json_text
 
 
 def _stamp(seconds: float) -> str:
@@ -84,7 +85,7 @@ def main(argv: list[str]) -> int:
             from engine.backends import cache_state
 
             docs = [{**i.to_dict(), "state": cache_state(i.kind, i.meta)} for i in items]
-            print(json.dumps(docs, indent=1))
+            print(json_text(docs, indent=1))
         else:
             print(_table(items))
             print(f"{len(items)} entries, {human_bytes(sum(i.size_bytes for i in items))}")
@@ -102,7 +103,7 @@ def main(argv: list[str]) -> int:
         freed = sum(i.size_bytes for i in gone)
         verb = "would remove" if args.dry_run else "removed"
         if args.json:
-            print(json.dumps({"removed": [i.to_dict() for i in gone], "freed_bytes": freed}))
+            print(json_text({"removed": [i.to_dict() for i in gone], "freed_bytes": freed}))
         else:
             for i in gone:
                 print(f"{verb} {i.kind}/{i.key[:48]} ({human_bytes(i.size_bytes)})")

@@ -315,3 +315,22 @@ def test_auto_mode_looks_for_the_engine_of_its_own_thread_count(cache):
     assert specs == [one]
     specs, notes = auto_candidates("cpu", ["torch_compile"], False, art, (2,), True, threads=7)
     assert specs == [] and "not all cached" in notes[0]
+
+
+def test_cache_list_json_stays_json_with_nan_in_a_record(cache, capsys):
+    """A record is data: NaN or Infinity in it came out of `cache list --json` as bare
+    NaN / Infinity, which strict JSON parsers refuse."""
+    from engine.cli.cache import main
+
+    folder = cache / "compiled" / "aoti-x"
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text('{"key": {"model": "x"}, "build_s": NaN, "created": 1e999}')
+
+    def refuse(name: str):
+        raise ValueError(f"{name} is not JSON")
+
+    assert main(["list", "--json"]) == 0
+    (item,) = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert item["meta"]["build_s"] is None
+    assert main(["prune", "--all", "--json"]) == 0
+    json.loads(capsys.readouterr().out, parse_constant=refuse)
