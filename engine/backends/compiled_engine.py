@@ -63,7 +63,7 @@ class EngineKey:
     torch_version: str
     triton_version: str
     cuda_version: str
-    device_name: str  # the GPU's name, or "cpu" and its instruction set
+    device_name: str  # the GPU's name, or "cpu", its instruction set, model and flags
     compute_capability: str  # "9.0"; "" on the CPU
     # Inductor writes CPU code for the thread count of the process that compiles it (one
     # thread: no OpenMP loops at all); 0 on a GPU.
@@ -112,7 +112,28 @@ def device_identity(device: str) -> tuple[str, str]:
     if kind == "cuda":
         cap = torch.cuda.get_device_capability(index)
         return torch.cuda.get_device_name(index), f"{cap[0]}.{cap[1]}"
-    return f"cpu {torch.backends.cpu.get_cpu_capability()}", ""
+    from engine.hardware.env import cpu_model
+
+    flags = cpu_flags_digest()
+    tail = f", flags {flags}" if flags else ""
+    return f"cpu {torch.backends.cpu.get_cpu_capability()} ({cpu_model()}{tail})", ""
+
+
+def cpu_flags_digest() -> str:
+    """A short digest of this CPU's instruction-set flags ("" where /proc/cpuinfo has none).
+
+    Inductor compiles CPU code with ``-march=native``: an engine built on one AVX-512 CPU
+    may use instructions (AMX, AVX512-FP16, ...) another AVX-512 CPU lacks, and a cache
+    shared by both (a network home folder) would load it there and die of SIGILL."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    words = sorted(set(line.split(":", 1)[1].split()))
+                    return hashlib.sha256(" ".join(words).encode()).hexdigest()[:12]
+    except OSError:
+        pass
+    return ""
 
 
 def library_versions() -> dict[str, str]:

@@ -334,3 +334,15 @@ def test_cache_list_json_stays_json_with_nan_in_a_record(cache, capsys):
     assert item["meta"]["build_s"] is None
     assert main(["prune", "--all", "--json"]) == 0
     json.loads(capsys.readouterr().out, parse_constant=refuse)
+
+
+def test_a_cpu_engine_is_keyed_by_the_cpu_flags_it_was_compiled_for():
+    """Inductor compiles with -march=native; the key named only the instruction-set level
+    ("cpu AVX512"), shared by CPUs with and without AMX or AVX512-FP16."""
+    from engine.backends.compiled_engine import cpu_flags_digest, device_identity
+
+    flags = cpu_flags_digest()
+    if not flags:
+        pytest.skip("this system's /proc/cpuinfo lists no CPU flags")
+    name, cc = device_identity("cpu")
+    assert name.startswith("cpu ") and f"flags {flags}" in name and cc == ""
