@@ -384,7 +384,11 @@ def stale_reason(meta: dict[str, Any], current: dict[str, str] | None = None) ->
         for name in VERSIONED
         if name in now and key.get(name) != now[name]
     ]
-    return f"stale: built with other versions ({', '.join(changed)})" if changed else ""
+    if changed:
+        return f"stale: built with other versions ({', '.join(changed)})"
+    if key.get("schema") != SCHEMA:
+        return "stale: keyed by an older release of this tool (its key lacks what it now holds)"
+    return ""
 
 
 def check_batch(batch: int) -> int:

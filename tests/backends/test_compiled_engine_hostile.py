@@ -346,3 +346,16 @@ def test_a_cpu_engine_is_keyed_by_the_cpu_flags_it_was_compiled_for():
         pytest.skip("this system's /proc/cpuinfo lists no CPU flags")
     name, cc = device_identity("cpu")
     assert name.startswith("cpu ") and f"flags {flags}" in name and cc == ""
+
+
+def test_an_engine_of_an_older_key_schema_is_marked_stale(cache):
+    """An engine keyed before the key gained a field is never loaded again (its key cannot
+    match), yet it was listed as ready."""
+    from engine.backends.compiled_engine import library_versions, stale_reason
+
+    key = key_of(**library_versions())
+    build(key, write_package, {})
+    assert stale_reason(record(key)) == ""
+    old = {**record(key)["key"], "schema": 1}
+    old.pop("cpu_threads")
+    assert stale_reason({"key": old}).startswith("stale: keyed by an older release")
