@@ -126,6 +126,18 @@ def _plausible_time(value: Any) -> bool:
     return math.isfinite(value) and 0 <= value <= time.time() + 86400 * 366
 
 
+def recorded_seconds(value: Any) -> float | None:
+    """A build time from a cache record as a float, None unless it is one: a record is
+    data, and a bool, a string, NaN or an integer too large for a float is no time."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
 def _real_dir(path: Path) -> bool:
     try:
         return stat.S_ISDIR(path.lstat().st_mode)

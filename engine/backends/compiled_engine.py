@@ -330,7 +330,10 @@ def _number(value: Any, high: float) -> float | None:
     a string, a bool, NaN, an infinity or 1e300 is no time)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer of 400 digits
+        return None
     return value if math.isfinite(value) and 0 <= value <= high else None
 
 

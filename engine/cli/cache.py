@@ -17,6 +17,7 @@ from engine.artifacts.cache import (
     check_amount,
     human_bytes,
     prune,
+    recorded_seconds,
 )
 from engine.cli.args import Parser
 from engine.core.commands import engine_command
@@ -30,8 +31,8 @@ def _stamp(seconds: float) -> str:
 
 
 def _build_s(item: CacheItem) -> str:
-    value = item.meta.get("build_s")
-    return f"{value:.0f}" if isinstance(value, int | float) and value == value else ""
+    value = recorded_seconds(item.meta.get("build_s"))
+    return "" if value is None else f"{value:.0f}"
 
 
 def _table(items: list[CacheItem]) -> str:

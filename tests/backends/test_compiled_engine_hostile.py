@@ -359,3 +359,21 @@ def test_an_engine_of_an_older_key_schema_is_marked_stale(cache):
     old = {**record(key)["key"], "schema": 1}
     old.pop("cpu_threads")
     assert stale_reason({"key": old}).startswith("stale: keyed by an older release")
+
+
+def test_a_build_time_too_large_for_a_float_breaks_no_listing(cache, capsys):
+    """`"build_s": 1000…0` (400 digits) is a valid JSON integer: `cache list` died with an
+    OverflowError traceback, and so did the Engines page's cache rows."""
+    from engine.artifacts.inspection import cache_rows
+    from engine.cli.cache import main
+
+    key = key_of()
+    build(key, write_package, {})
+    (key.folder / "meta.json").write_text(
+        json.dumps(record(key))[:-1] + ', "build_s": 1' + "0" * 400 + "}"
+    )
+    assert record(key)["build_s"] == 10**400
+    assert main(["list"]) == 0 and key.name in capsys.readouterr().out
+    (row,) = cache_rows()
+    assert row["build_s"] is None
+    assert estimate_s(key_of(batch=8)) is None
