@@ -121,9 +121,8 @@ def cache_entries(root: str | os.PathLike[str] | None = None) -> list[CacheItem]
 
 
 def _plausible_time(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value) and 0 <= value <= time.time() + 86400 * 366
+    seconds = recorded_seconds(value)  # an integer of 400 digits is no date either
+    return seconds is not None and seconds <= time.time() + 86400 * 366
 
 
 def recorded_seconds(value: Any) -> float | None:

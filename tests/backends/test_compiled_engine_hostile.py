@@ -377,3 +377,18 @@ def test_a_build_time_too_large_for_a_float_breaks_no_listing(cache, capsys):
     (row,) = cache_rows()
     assert row["build_s"] is None
     assert estimate_s(key_of(batch=8)) is None
+
+
+def test_a_creation_time_too_large_for_a_float_breaks_no_listing(cache, capsys):
+    """`"created": 1000…0` (400 digits): math.isfinite raised OverflowError, so `cache list`
+    and every `cache prune` died with a traceback."""
+    from engine.cli.cache import main
+
+    key = key_of()
+    build(key, write_package, {})
+    (key.folder / "meta.json").write_text(
+        json.dumps(record(key))[:-1] + ', "created": 1' + "0" * 400 + "}"
+    )
+    assert main(["list"]) == 0 and key.name in capsys.readouterr().out
+    assert main(["prune", "--older-than", "1"]) == 0
+    assert len(entries()) == 1
