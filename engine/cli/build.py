@@ -16,6 +16,7 @@ import json
 import sys
 
 from engine.cli.args import Parser, parse_list
+from engine.core.errors import BadInput
 from engine.core.text import safe_text
 
 
@@ -60,13 +61,13 @@ def _own_command(argv: list[str]) -> str:
     """The build command of the backend named by ``--backend X`` / ``--backend=X``, if any."""
     from engine.backends import backend_names, get_backend
 
+    named = None  # the last one wins, as argparse reads a repeated flag
     for i, arg in enumerate(argv):
-        value = argv[i + 1] if arg == "--backend" and i + 1 < len(argv) else None
-        if arg.startswith("--backend="):
-            value = arg.split("=", 1)[1]
-        if value in backend_names():
-            return get_backend(value).BUILD_COMMAND
-    return ""
+        if arg == "--backend" and i + 1 < len(argv):
+            named = argv[i + 1]
+        elif arg.startswith("--backend="):
+            named = arg.split("=", 1)[1]
+    return get_backend(named).BUILD_COMMAND if named in backend_names() else ""
 
 
 def _without_backend(argv: list[str]) -> list[str]:
@@ -112,6 +113,12 @@ def main(argv: list[str]) -> int:
 
         threads = setting_options("threads", check_threads(args.threads))
         specs = [s.with_options(**threads) for s in specs]
+    if not specs:
+        raise BadInput(
+            f"the {get_backend(args.backend).TITLE} backend has nothing to build on {args.device}",
+            "auto mode tries none of its engines there",
+            "name a --precision (and options) to build, or another --device",
+        )
     for spec in specs:
         get_backend(spec.backend).ready(spec, model)
     art = load_artifacts(model)

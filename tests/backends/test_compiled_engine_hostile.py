@@ -392,3 +392,13 @@ def test_a_creation_time_too_large_for_a_float_breaks_no_listing(cache, capsys):
     assert main(["list"]) == 0 and key.name in capsys.readouterr().out
     assert main(["prune", "--older-than", "1"]) == 0
     assert len(entries()) == 1
+
+
+def test_build_with_backend_given_twice_follows_the_last_as_argparse_does():
+    """`build --backend torch_compile --backend tensorrt`: the hand-over looked at the first,
+    argparse kept the last, and the command said "0 engine(s)" with exit 0."""
+    from engine.cli.build import _own_command
+
+    assert _own_command(["--backend", "torch_compile", "--backend", "tensorrt"]) == "trt-build"
+    assert _own_command(["--backend=tensorrt", "--backend", "torch_compile"]) == ""
+    assert _own_command(["--backend", "tensorrt"]) == "trt-build"
