@@ -207,7 +207,7 @@ def _built_engines(name: str, sel: common.Selection, ok: bool) -> None:
     ):
         with st.status(f"Building {backend.TITLE} engines…", expanded=True) as status:
             for spec in specs:
-                for b in sel.batches:
+                for b in backend.engine_batches(spec, tuple(sel.batches)):
                     with common.guard(f"{describe(spec)} at batch {b}"):
                         done = build_engine(spec, art, b, lambda m: status.write(markdown_text(m)))
                         status.write(markdown_text(build_text(done)))

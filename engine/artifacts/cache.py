@@ -134,9 +134,20 @@ def cache_entries(root: str | os.PathLike[str] | None = None) -> list[CacheItem]
 
 
 def _plausible_time(value: Any) -> bool:
+    seconds = recorded_seconds(value)  # an integer of 400 digits is no date either
+    return seconds is not None and seconds <= time.time() + 86400 * 366
+
+
+def recorded_seconds(value: Any) -> float | None:
+    """A build time from a cache record as a float, None unless it is one: a record is
+    data, and a bool, a string, NaN or an integer too large for a float is no time."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value) and 0 <= value <= time.time() + 86400 * 366
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def _real_dir(path: Path) -> bool:

@@ -136,14 +136,12 @@ def cache_summary(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
 def cache_rows(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """One display row per cache entry, newest first, with its recorded build time."""
-    from engine.artifacts.cache import cache_entries, human_bytes
+    from engine.artifacts.cache import cache_entries, human_bytes, recorded_seconds
 
     rows = []
     for item in sorted(cache_entries(root), key=lambda i: -i.created_s):
-        build_s = next(
-            (item.meta[k] for k in BUILD_TIME_KEYS if isinstance(item.meta.get(k), int | float)),
-            None,
-        )
+        times = (recorded_seconds(item.meta.get(k)) for k in BUILD_TIME_KEYS)
+        build_s = next((t for t in times if t is not None), None)
         rows.append(
             {
                 "kind": item.kind,

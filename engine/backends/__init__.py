@@ -162,13 +162,15 @@ def auto_candidates(
     artifacts: Any = None,
     batches: tuple[int, ...] = (),
     only_slow: bool = False,
+    threads: int | None = None,
 ) -> tuple[list[RunnerSpec], list[str]]:
     """Auto mode's candidates on ``device`` in ladder order (the registry's order, each
     backend's ladder), and notes: a backend asked for that offers none, and for each slow
     candidate (a compile of minutes) whether it is in because its engines are cached for
     ``batches`` of ``artifacts``' model, in to be built because ``include_slow`` asked, or
     left out, and why. ``only_slow``: the slow candidates alone (of backends not asked for,
-    whose cached engines auto mode tries anyway)."""
+    whose cached engines auto mode tries anyway). ``threads``: the sweep's CPU threads (a
+    compiled CPU engine is built for its thread count, so its cache is looked up for them)."""
     specs, notes = [], []
     for name in backends if backends is not None else backend_names():
         b = get_backend(name) if backends is not None else _backend_or_none(name)
@@ -179,8 +181,9 @@ def auto_candidates(
             spec = RunnerSpec(name, device, c.precision, c.options)
             if only_slow and not c.slow:
                 continue
-            if c.slow:
-                keep, note = _slow_candidate(b, spec, include_slow, artifacts, batches)
+            if c.slow:  # the engine looked for is the one built for the sweep's threads
+                probe = b.settled(spec, {"threads": threads})
+                keep, note = _slow_candidate(b, probe, include_slow, artifacts, batches)
                 notes.append(note)
                 if not keep:
                     continue
@@ -196,16 +199,23 @@ def _slow_candidate(
 ) -> tuple[bool, str]:
     """(try it, the note saying why) for a candidate that compiles for minutes."""
     label = describe(spec, "short")
-    where = f"batch {', '.join(map(str, batches))}" if batches else "these batches"
+    needed = b.engine_batches(spec, batches) if batches else batches
+    where = f"batch {', '.join(map(str, needed))}" if needed else "these batches"
+    if needed != batches:
+        where += f" (batch {needed[-1]} for the parity check)"
     cached = artifacts is not None and batches and b.cached_engines(spec, artifacts, batches)
     if cached:
         return True, f"{label}: its engines for {where} are cached, so auto mode tries it"
     hint = b.build_hint(spec, artifacts, batches) if artifacts is not None and batches else ""
     cost = f" ({hint})" if hint else " (minutes)"
     if asked:
-        return True, f"{label}: no cached engine for {where}; building it now{cost}, then cached"
+        return True, (
+            f"{label}: its engines for {where} are not all cached; building the missing ones"
+            f" now{cost}, then cached"
+        )
     return False, (
-        f"{label}: left out, its engines compile for minutes and none is cached for {where};"
+        f"{label}: left out, its engines compile for minutes and those for {where} are not"
+        " all cached;"
         f" --with-compile (or the dashboard's toggle) builds them{cost}, and later runs"
         " reuse them"
     )

@@ -342,6 +342,12 @@ class Backend(ABC):
         return None
 
     @classmethod
+    def engine_batches(cls, spec: RunnerSpec, batches: tuple[int, ...]) -> tuple[int, ...]:
+        """The batches a sweep of ``batches`` needs an engine of ``spec`` for: those asked,
+        and the one parity judges at where it needs an engine of its own."""
+        return batches
+
+    @classmethod
     def cached_engines(cls, spec: RunnerSpec, artifacts: Any, batches: tuple[int, ...]) -> bool:
         """True when a slow candidate's engines for ``batches`` are built and cached, so
         auto mode tries it without being asked (it costs seconds, not minutes)."""

@@ -35,7 +35,7 @@ from engine.core.config import RunnerSpec
 from engine.core.devices import parse_device
 from engine.core.errors import BadInput
 from engine.core.options import max_threads, option
-from engine.core.parity import PARITY_MIN_BATCH
+from engine.core.parity import PARITY_BATCH, PARITY_MIN_BATCH
 from engine.core.paths import cache_dir
 
 MODES = ("max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead", "default")
@@ -244,9 +244,14 @@ class TorchCompileBackend(Backend):
     @classmethod
     def engine_key(cls, spec: RunnerSpec, artifacts: Any, batch: int) -> EngineKey:
         """The cache key of ``spec``'s packaged engine for ``batch`` of this model."""
+        import torch
+
         o = cls.options(spec)
         name, cc = device_identity(spec.device)
         h, w = artifacts.image_hw
+        cpu = parse_device(spec.device)[0] == "cpu"
+        # what Inductor's CPU code is generated for: --threads, else this process's count
+        threads = (o.intra_threads or torch.get_num_threads()) if cpu else 0
         return EngineKey(
             model=artifacts.model_name,
             weights_hash=artifacts.weights_hash,
@@ -261,14 +266,25 @@ class TorchCompileBackend(Backend):
             **library_versions(),
             device_name=name,
             compute_capability=cc,
+            cpu_threads=int(threads),
         )
 
     @classmethod
+    def engine_batches(cls, spec: RunnerSpec, batches: tuple[int, ...]) -> tuple[int, ...]:
+        """With no batch of at least 2 asked for, parity judges a packaged engine at the
+        default parity batch: an engine of its own, built and cached like the others."""
+        if not cls.options(spec).packaged or cls.parity_batch(spec, batches) is not None:
+            return batches
+        return tuple(dict.fromkeys((*batches, PARITY_BATCH)))
+
+    @classmethod
     def cached_engines(cls, spec: RunnerSpec, artifacts: Any, batches: tuple[int, ...]) -> bool:
-        """True when ``spec`` is packaged and its engine for every batch is in the cache."""
+        """True when ``spec`` is packaged and its engine for every batch a sweep of
+        ``batches`` needs (parity's included) is in the cache."""
         if not cls.options(spec).packaged or not cls.availability(spec.device).ok:
             return False
-        return all(is_cached(cls.engine_key(spec, artifacts, b)) for b in batches)
+        needed = cls.engine_batches(spec, batches)
+        return all(is_cached(cls.engine_key(spec, artifacts, b)) for b in needed)
 
     @classmethod
     def cache_state(cls, kind: str, meta: dict[str, Any]) -> str:

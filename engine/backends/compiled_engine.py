@@ -14,10 +14,16 @@ device. Nothing here imports torch at import time.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import math
 import os
 import re
+import shutil
+import stat
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -27,15 +33,17 @@ from typing import Any
 from engine.core.errors import BadInput
 from engine.core.hashing import file_sha256
 from engine.core.paths import cache_dir
-from engine.core.safeio import file_lock, write_text
+from engine.core.safeio import open_lock_file, write_text
 
-SCHEMA = 1  # bump when what goes into a package changes
+SCHEMA = 2  # bump when what goes into a package changes (2: the CPU thread count)
 KIND = "compiled"
 PACKAGE = "model.pt2"
 # torch.compile's modes whose speed comes with CUDA graphs: a package has none of its own,
 # so its runner captures one per shape (as Inductor's cudagraph trees do for the JIT path).
 GRAPH_MODES = ("max-autotune", "reduce-overhead")
 VERSIONED = ("torch_version", "triton_version", "cuda_version")
+RECORD_MAX = 1 << 20  # a record is a few hundred bytes: anything far larger is not ours
+LONGEST_BUILD_S = 7 * 86400.0  # a recorded build time beyond a week is not a build time
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,11 @@ class EngineKey:
     torch_version: str
     triton_version: str
     cuda_version: str
-    device_name: str  # the GPU's name, or "cpu" and its instruction set
+    device_name: str  # the GPU's name, or "cpu", its instruction set, model and flags
     compute_capability: str  # "9.0"; "" on the CPU
+    # Inductor writes CPU code for the thread count of the process that compiles it (one
+    # thread: no OpenMP loops at all); 0 on a GPU.
+    cpu_threads: int = 0
     schema: int = SCHEMA
 
     def digest(self) -> str:
@@ -101,7 +112,28 @@ def device_identity(device: str) -> tuple[str, str]:
     if kind == "cuda":
         cap = torch.cuda.get_device_capability(index)
         return torch.cuda.get_device_name(index), f"{cap[0]}.{cap[1]}"
-    return f"cpu {torch.backends.cpu.get_cpu_capability()}", ""
+    from engine.hardware.env import cpu_model
+
+    flags = cpu_flags_digest()
+    tail = f", flags {flags}" if flags else ""
+    return f"cpu {torch.backends.cpu.get_cpu_capability()} ({cpu_model()}{tail})", ""
+
+
+def cpu_flags_digest() -> str:
+    """A short digest of this CPU's instruction-set flags ("" where /proc/cpuinfo has none).
+
+    Inductor compiles CPU code with ``-march=native``: an engine built on one AVX-512 CPU
+    may use instructions (AMX, AVX512-FP16, ...) another AVX-512 CPU lacks, and a cache
+    shared by both (a network home folder) would load it there and die of SIGILL."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    words = sorted(set(line.split(":", 1)[1].split()))
+                    return hashlib.sha256(" ".join(words).encode()).hexdigest()[:12]
+    except OSError:
+        pass
+    return ""
 
 
 def library_versions() -> dict[str, str]:
@@ -121,13 +153,57 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def record(key: EngineKey) -> dict[str, Any]:
-    """The stored record of a cached engine, {} if there is none or it is unreadable."""
+def _read_record(folder: Path) -> dict[str, Any]:
+    """``folder``'s meta.json as a dict, {} unless it is a regular file of ours: a link is
+    not followed, and a FIFO or device planted there is never opened for a blocking read."""
     try:
-        data = json.loads((key.folder / "meta.json").read_text())
+        fd = os.open(folder / "meta.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return {}
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return {}
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = json.loads(f.read(RECORD_MAX + 1))
     except (OSError, ValueError):
         return {}
+    finally:
+        os.close(fd)
     return data if isinstance(data, dict) else {}
+
+
+def _real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _root() -> Path:
+    """The cache's ``compiled/`` folder, refused when it is a link (or not a folder): engines
+    are written and removed only inside the cache, never where a link points."""
+    root = cache_dir() / KIND
+    if root.is_symlink() or (root.exists() and not _real_dir(root)):
+        raise BadInput(
+            f"{root} is not a folder of the cache (a symbolic link or a file)",
+            "compiled engines are only written inside the artifact cache",
+            "remove it; the next build makes the folder again",
+        )
+    return root
+
+
+def record(key: EngineKey) -> dict[str, Any]:
+    """The stored record of a cached engine, {} if there is none or it is unreadable."""
+    if not _real_dir(key.folder):
+        return {}
+    return _read_record(key.folder)
 
 
 def lookup(key: EngineKey) -> tuple[Path | None, str]:
@@ -136,14 +212,18 @@ def lookup(key: EngineKey) -> tuple[Path | None, str]:
     The note is empty for a plain miss; a mismatched or damaged entry is removed with a
     note, because the rebuild it causes takes minutes and should not be a mystery.
     """
-    if not key.folder.exists():
+    if not key.folder.exists() and not key.folder.is_symlink():
         return None, ""
     meta = record(key)
     problem = ""
-    if not meta:
+    if not _real_dir(key.folder):
+        problem = "its folder is not a folder (a symbolic link or a file)"
+    elif not meta:
         problem = "its record is missing or unreadable"
     elif meta.get("key") != key.to_dict():
         problem = "its record belongs to other build settings"
+    elif key.package.is_symlink() or (key.package.exists() and not _regular_file(key.package)):
+        problem = "its package is not a regular file (a symbolic link is never followed)"
     else:
         try:
             if file_sha256(key.package) != meta.get("sha256"):
@@ -157,14 +237,24 @@ def lookup(key: EngineKey) -> tuple[Path | None, str]:
 
 
 def discard(key: EngineKey) -> None:
-    import shutil
-
-    shutil.rmtree(key.folder, ignore_errors=True)
+    """Remove ``key``'s entry; a link or file in its place is unlinked, never followed."""
+    if _real_dir(key.folder):
+        shutil.rmtree(key.folder, ignore_errors=True)
+    else:
+        try:
+            key.folder.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def is_cached(key: EngineKey) -> bool:
-    """Cheap: the package and a record of this key exist (no hash check)."""
-    return key.package.is_file() and record(key).get("key") == key.to_dict()
+    """Cheap: the package and a record of this key exist, of the recorded size (no hash
+    check). A truncated package (a full disk, a killed copy) is not counted as cached:
+    auto mode would try it, discard it and compile for minutes unasked."""
+    if not _regular_file(key.package):
+        return False
+    meta = record(key)
+    return meta.get("key") == key.to_dict() and meta.get("bytes") == key.package.stat().st_size
 
 
 def build(
@@ -176,17 +266,20 @@ def build(
     """The package for ``key``: from the cache, else made by ``compile_package(path)`` and
     cached. Returns (path, build seconds, built now). One build per key at a time: a second
     process waits for the first and then loads what it made."""
-    lock_dir = cache_dir() / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with file_lock(lock_dir / f"{key.name}.lock", "the compiled engine's lock"):
+    root = _root()
+    with _build_lock(key, progress):
         path, note = lookup(key)
         if note and progress:
             progress(note)
         if path is not None:
-            return path, float(record(key).get("build_s") or 0.0), False
-        key.folder.mkdir(parents=True, exist_ok=True)
-        # "pre." marks a build in progress: `cache prune` leaves the entry alone meanwhile.
-        partial = key.folder / f"pre.{os.getpid()}.pt2"
+            return path, _build_seconds(record(key)) or 0.0, False
+        root.mkdir(parents=True, exist_ok=True)
+        key.folder.mkdir(exist_ok=True)
+        # A private folder named "pre.*", made before the minutes of compiling: `cache prune`
+        # leaves an entry holding one alone, and nobody can plant a link at the name the
+        # compiler writes to (a link there would have the package written over its target).
+        private = Path(tempfile.mkdtemp(prefix="pre.", dir=key.folder))
+        partial = private / PACKAGE
         t0 = time.perf_counter()
         try:
             compile_package(str(partial))
@@ -195,7 +288,9 @@ def build(
             size = partial.stat().st_size
             os.replace(partial, key.package)
         finally:
-            partial.unlink(missing_ok=True)
+            shutil.rmtree(private, ignore_errors=True)
+            with contextlib.suppress(OSError):  # a failed or interrupted build: no entry
+                key.folder.rmdir()  # only when empty
         meta = {
             **facts,
             "key": key.to_dict(),
@@ -211,19 +306,51 @@ def build(
         return key.package, build_s, True
 
 
+@contextlib.contextmanager
+def _build_lock(key: EngineKey, progress: Callable[[str], None] | None):
+    """The lock of ``key``'s build; waiting for another process's build is said, since it
+    can last minutes with nothing else printed."""
+    lock_dir = cache_dir() / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = open_lock_file(lock_dir / f"{key.name}.lock", "the compiled engine's lock")
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                progress(f"another process is building the compiled engine {key.name}; waiting")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def _number(value: Any, high: float) -> float | None:
+    """``value`` as a float from 0 to ``high``; None for anything else (a record is data:
+    a string, a bool, NaN, an infinity or 1e300 is no time)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:  # an integer of 400 digits
+        return None
+    return value if math.isfinite(value) and 0 <= value <= high else None
+
+
+def _build_seconds(meta: dict[str, Any]) -> float | None:
+    return _number(meta.get("build_s"), LONGEST_BUILD_S)
+
+
 def entries() -> list[dict[str, Any]]:
     """Every cached engine's record (unreadable ones left out), newest first."""
     root = cache_dir() / KIND
     out = []
-    if root.is_dir():
+    if _real_dir(root):
         for folder in root.iterdir():
-            try:
-                data = json.loads((folder / "meta.json").read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict) and isinstance(data.get("key"), dict):
+            data = _read_record(folder) if _real_dir(folder) else {}
+            if isinstance(data.get("key"), dict):
                 out.append(data)
-    return sorted(out, key=lambda d: -float(d.get("created") or 0))
+    return sorted(out, key=lambda d: -(_number(d.get("created"), math.inf) or 0.0))
 
 
 def estimate_s(key: EngineKey) -> float | None:
@@ -233,11 +360,11 @@ def estimate_s(key: EngineKey) -> float | None:
     for data in entries():
         k = data["key"]
         same = all(k.get(f) == getattr(key, f) for f in ("model", "device_name", "compile_mode"))
-        build_s = data.get("build_s")
-        if same and isinstance(build_s, int | float) and isinstance(k.get("batch"), int):
-            gap = abs(k["batch"] - key.batch)
+        build_s, batch = _build_seconds(data), k.get("batch")
+        if same and build_s is not None and isinstance(batch, int) and not isinstance(batch, bool):
+            gap = abs(batch - key.batch)
             if best is None or gap < best[0]:
-                best = (gap, float(build_s))
+                best = (gap, build_s)
     return best[1] if best else None
 
 
@@ -260,7 +387,11 @@ def stale_reason(meta: dict[str, Any], current: dict[str, str] | None = None) ->
         for name in VERSIONED
         if name in now and key.get(name) != now[name]
     ]
-    return f"stale: built with other versions ({', '.join(changed)})" if changed else ""
+    if changed:
+        return f"stale: built with other versions ({', '.join(changed)})"
+    if key.get("schema") != SCHEMA:
+        return "stale: keyed by an older release of this tool (its key lacks what it now holds)"
+    return ""
 
 
 def check_batch(batch: int) -> int:

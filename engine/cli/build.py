@@ -16,6 +16,7 @@ import json
 import sys
 
 from engine.cli.args import Parser, parse_list
+from engine.core.errors import BadInput
 from engine.core.text import safe_text
 
 
@@ -42,6 +43,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--precision", help="comma list; default: what auto mode tries on the device")
     p.add_argument("--batch", default="32", help="comma list; one engine per batch size")
+    p.add_argument(
+        "--threads", type=int, help="CPU threads the engine is compiled for (as bench --threads)"
+    )
     p.add_argument("--cache-dir", help="artifact cache (default: the user cache folder)")
     p.add_argument("--json", action="store_true", help="print the facts as one JSON document")
     builders_options = {
@@ -57,13 +61,13 @@ def _own_command(argv: list[str]) -> str:
     """The build command of the backend named by ``--backend X`` / ``--backend=X``, if any."""
     from engine.backends import backend_names, get_backend
 
+    named = None  # the last one wins, as argparse reads a repeated flag
     for i, arg in enumerate(argv):
-        value = argv[i + 1] if arg == "--backend" and i + 1 < len(argv) else None
-        if arg.startswith("--backend="):
-            value = arg.split("=", 1)[1]
-        if value in backend_names():
-            return get_backend(value).BUILD_COMMAND
-    return ""
+        if arg == "--backend" and i + 1 < len(argv):
+            named = argv[i + 1]
+        elif arg.startswith("--backend="):
+            named = arg.split("=", 1)[1]
+    return get_backend(named).BUILD_COMMAND if named in backend_names() else ""
 
 
 def _without_backend(argv: list[str]) -> list[str]:
@@ -103,10 +107,26 @@ def main(argv: list[str]) -> int:
     check_some_device_runs([args.device])
     precisions = parse_list(args.precision, str, "precision") if args.precision else None
     specs = build_specs(args.backend, args.device, precisions, from_cli(args, declared_options()))
+    if args.threads is not None:
+        from engine.backends import setting_options
+        from engine.core.limits import check_threads
+
+        threads = setting_options("threads", check_threads(args.threads))
+        specs = [s.with_options(**threads) for s in specs]
+    if not specs:
+        raise BadInput(
+            f"the {get_backend(args.backend).TITLE} backend has nothing to build on {args.device}",
+            "auto mode tries none of its engines there",
+            "name a --precision (and options) to build, or another --device",
+        )
     for spec in specs:
         get_backend(spec.backend).ready(spec, model)
     art = load_artifacts(model)
-    done = [build_engine(spec, art, b, _say) for spec in specs for b in batches]
+    done = [
+        build_engine(spec, art, b, _say)
+        for spec in specs
+        for b in get_backend(spec.backend).engine_batches(spec, tuple(batches))
+    ]
     if args.json:
         print(json.dumps({"model": model.label, "engines": done}, indent=1))
         return 0

@@ -17,11 +17,13 @@ from engine.artifacts.cache import (
     check_amount,
     human_bytes,
     prune,
+    recorded_seconds,
 )
 from engine.cli.args import Parser
 from engine.core.commands import engine_command
 from engine.core.errors import BadInput
 from engine.core.paths import cache_dir, set_cache_dir, short_path
+from engine.core.safeio import json_text
 
 
 def _stamp(seconds: float) -> str:
@@ -29,8 +31,8 @@ def _stamp(seconds: float) -> str:
 
 
 def _build_s(item: CacheItem) -> str:
-    value = item.meta.get("build_s")
-    return f"{value:.0f}" if isinstance(value, int | float) and value == value else ""
+    value = recorded_seconds(item.meta.get("build_s"))
+    return "" if value is None else f"{value:.0f}"
 
 
 def _table(items: list[CacheItem]) -> str:
@@ -84,7 +86,7 @@ def main(argv: list[str]) -> int:
             from engine.backends import cache_state
 
             docs = [{**i.to_dict(), "state": cache_state(i.kind, i.meta)} for i in items]
-            print(json.dumps(docs, indent=1))
+            print(json_text(docs, indent=1))
         else:
             print(_table(items))
             print(f"{len(items)} entries, {human_bytes(sum(i.size_bytes for i in items))}")
@@ -102,10 +104,10 @@ def main(argv: list[str]) -> int:
         freed = sum(i.size_bytes for i in gone)
         verb = "would remove" if args.dry_run else "removed"
         if args.json:
-            print(json.dumps({"removed": [i.to_dict() for i in gone], "freed_bytes": freed}))
+            print(json_text({"removed": [i.to_dict() for i in gone], "freed_bytes": freed}))
         else:
             for i in gone:
-                print(f"{verb} {i.kind}/{i.key[:12]} ({human_bytes(i.size_bytes)})")
+                print(f"{verb} {i.kind}/{i.key[:48]} ({human_bytes(i.size_bytes)})")
             left = cache_size_bytes(root)
             print(
                 f"{verb} {len(gone)} entries, {human_bytes(freed)}; {human_bytes(left)} left",

@@ -17,6 +17,7 @@ from engine.backends import get_backend
 from engine.backends.base import PrepareContext
 from engine.core.config import RunnerSpec
 from engine.core.errors import BadInput
+from engine.running.locks import device_lock
 
 
 def builders() -> list[str]:
@@ -49,7 +50,7 @@ def build_specs(
             if c.slow
         ]
     merged = {**options, **b.BUILD_OPTIONS}
-    return [RunnerSpec(b.NAME, device, p, merged) for p in precisions or ["fp32"]]
+    return [RunnerSpec(b.NAME, device, p, merged) for p in dict.fromkeys(precisions or ["fp32"])]
 
 
 def build_engine(
@@ -61,7 +62,10 @@ def build_engine(
     ctx = PrepareContext(batches=(batch,), progress=progress)
     t0 = time.perf_counter()
     with get_backend(spec.backend).prepare(spec, art, ctx) as runner:
-        runner.infer(art.sample_input(batch))
+        # A build times kernels (max-autotune) and fills the cores: never while another
+        # process measures on the device, which would skew both.
+        with device_lock(spec.device, on_wait=progress):
+            runner.infer(art.sample_input(batch))
         info = dict(runner.info)
     return {
         "configuration": describe(spec),

@@ -143,12 +143,14 @@ def plan_auto(
     notes: list[str] = []
     model, batches = _LazyArtifacts(config), tuple(config.batches)
     for device in devices:
-        specs, why = auto_candidates(device, backends, include_compile, model, batches)
+        specs, why = auto_candidates(
+            device, backends, include_compile, model, batches, threads=config.bench.threads
+        )
         notes += why
         if backends is not None:  # the others' slow candidates: tried when cached or asked
             others = [n for n in runs_here if n not in backends]
             slow, why = auto_candidates(
-                device, others, include_compile, model, batches, only_slow=True
+                device, others, include_compile, model, batches, True, config.bench.threads
             )
             specs, notes = specs + slow, notes + why
         runners += specs

@@ -195,3 +195,34 @@ def test_stale_when_a_library_version_changed(cache):
     assert stale_reason(record(key), later) == (
         "stale: built with other versions (torch 2.14.1 → 2.15.0)"
     )
+
+
+def test_build_waits_for_a_run_measuring_on_the_device(built, tmp_path):
+    """A build fills the cores (and on a GPU times kernels in max-autotune): it took no
+    device lock, so it ran beside another process's timed loop and skewed both."""
+    import fcntl
+    import subprocess
+    import sys
+    import time
+
+    cache, env, engines = built
+    run_env, _ = fresh_inductor(tmp_path, env)
+    lock = cache / "locks" / "cpu.lock"
+    holder = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another run measuring on the CPU
+    err = tmp_path / "stderr.txt"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "build", *MODEL, "--device", "cpu", "--batch", "2"],
+            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=stderr,
+            env={**os.environ, **run_env},
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while "waiting for another run on cpu" not in err.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        waited = proc.poll() is None
+        os.close(holder)
+        assert proc.wait(timeout=300) == 0, err.read_text()
+    assert waited and "waiting for another run on cpu" in err.read_text()
