@@ -192,7 +192,7 @@ def format_ladder(outcome: AutoOutcome) -> str:
         why = next((s.tie_note for s in steps if s.best), "")
         lines.append(f"batch {batch}:" + (f" (chosen: {why})" if why else ""))
         if not any(s.best for s in steps):
-            lines.append("   no winner: no measured candidate's parity was judged and passed")
+            lines.append(f"   no winner: {_no_winner(steps)}")
         for s in steps:
             mark = "*" if s.best else " "
             if s.status == "ok":
@@ -209,3 +209,12 @@ def format_ladder(outcome: AutoOutcome) -> str:
             else:
                 lines.append(f" {mark} {s.label:<70} {s.status}: {s.reason[:80]}")
     return "\n".join(lines)
+
+
+def _no_winner(steps: list[LadderStep]) -> str:
+    """Why a batch has no winner: the one reason every candidate was skipped for (a batch
+    the model cannot run), else that no measured candidate agreed."""
+    reasons = {s.reason for s in steps}
+    if all(s.status == "skipped" for s in steps) and len(reasons) == 1:
+        return reasons.pop().split(". Fix: ")[0]
+    return "no measured candidate's parity was judged and passed"
