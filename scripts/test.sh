@@ -15,5 +15,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 # Two worker processes (pytest-xdist): much of the suite waits on child processes, servers
-# and a browser, so the 2-core CI machine runs it in about 8 minutes instead of 13.
-exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" "$@"
+# and a browser. Each takes whole files (a file's servers, builds and models are made once),
+# the longest first (tests/conftest.py).
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"

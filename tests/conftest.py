@@ -55,12 +55,26 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None):
     )
 
 
+# The longest files (a whole session of servers and sweeps, a real compile, browsers) go
+# first: with the workers taking whole files (scripts/test.sh), none of them is left to run
+# alone at the end while the other worker idles.
+SLOW_FIRST = (
+    "tests/reliability/test_reliability_session.py",
+    "tests/backends/test_compiled_engine.py",
+    "tests/reliability/test_reliability_heldout.py",
+    "tests/pages/test_browser.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
-    """With VISIONBENCH_REQUIRE_GPU=1 (scripts/test-gpu.sh) a missing GPU stops the run.
+    """The longest files first; with VISIONBENCH_REQUIRE_GPU=1 (scripts/test-gpu.sh) a
+    missing GPU stops the run.
 
     Elsewhere every `gpu` test skips with its reason; on the GPU machine a log full of skips
     would read as a pass, so there the absence of a usable CUDA device is an error.
     """
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
     if os.environ.get("VISIONBENCH_REQUIRE_GPU") != "1":
         return
     if not any(item.get_closest_marker("gpu") for item in items):
