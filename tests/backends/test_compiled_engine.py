@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from engine.backends.compiled_engine import (
-    EngineKey,
     build,
     estimate_s,
     lookup,
     record,
     stale_reason,
 )
+from tests.backends.engine_keys import key_of
 from tests.conftest import run_cli
 
 MODEL = ("--model", "squeezenet1_1", "--image-size", "32", "--seed", "3")
@@ -123,16 +123,6 @@ def test_prune_one_engine_on_its_own(built, tmp_path):
 
 
 # -- the cache logic itself, with a stand-in package (no compiling) ------------------------
-def key_of(**changes) -> EngineKey:
-    base = dict(
-        model="tiny", weights_hash="w" * 8, batch=4, channels=3, height=32, width=32,
-        precision="fp32", compile_mode="default", freezing=True, channels_last=False,
-        torch_version="2.14.1", triton_version="", cuda_version="13.0",
-        device_name="cpu AVX2", compute_capability="",
-    )  # fmt: skip
-    return EngineKey(**{**base, **changes})
-
-
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path))
