@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -87,3 +88,23 @@ def pytest_collection_modifyitems(config, items):
         ok = False
     if not ok:
         pytest.exit("VISIONBENCH_REQUIRE_GPU=1 but torch sees no CUDA device", returncode=3)
+
+
+@contextlib.contextmanager
+def installed_backend(tmp_path: Path, monkeypatch, dist: str, name: str, target: str):
+    """A real installed distribution (a dist-info folder on the path, seen by this process
+    and its children) declaring ``name = target`` in the ``visionbench.backends`` group."""
+    from engine import backends
+
+    info = tmp_path / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[visionbench.backends]\n{name} = {target}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{ROOT}")
+    monkeypatch.setattr(backends, "_loaded_entry_points", False)
+    try:
+        yield
+    finally:
+        backends.unregister(name)
+        backends._loaded_entry_points = False

@@ -22,6 +22,7 @@ from engine.core.errors import BadInput, Unavailable
 from engine.running.auto import plan_auto
 from engine.running.launch import Job, WorkerLauncher
 from engine.storage.store import Store
+from tests.conftest import installed_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 # (file, string): why this string is not a backend or option named by generic code.
@@ -110,20 +111,11 @@ def test_a_backend_that_does_not_import_is_unavailable_with_the_reason():
 def distribution(tmp_path, monkeypatch):
     """A real installed distribution (a dist-info folder on the path) declaring the worked
     example of docs/extending.md as an entry point, seen by this process and its children."""
-    info = tmp_path / "visionbench_ort_level-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: visionbench-ort-level\nVersion: 0.1\n"
-    )
-    (info / "entry_points.txt").write_text(
-        "[visionbench.backends]\nort_level = tests.examples.ort_graph_level:OrtLevelBackend\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{ROOT}")
-    monkeypatch.setattr(backends, "_loaded_entry_points", False)
-    yield
-    backends.unregister("ort_level")
-    backends._loaded_entry_points = False
+    with installed_backend(
+        tmp_path, monkeypatch, "visionbench-ort-level", "ort_level",
+        "tests.examples.ort_graph_level:OrtLevelBackend",
+    ):  # fmt: skip
+        yield
 
 
 def test_an_entry_point_backend_runs_in_the_worker_with_its_own_label(

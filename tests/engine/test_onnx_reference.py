@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from engine import backends
 from engine.cli.main import bench_parser
 from engine.core.config import BenchSettings, Choice
 from engine.reporting import charts
@@ -20,6 +19,7 @@ from engine.running.auto import format_ladder
 from engine.running.launch import Job, WorkerLauncher
 from engine.running.plan import make_plan
 from engine.storage.store import Store
+from tests.conftest import installed_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 TITLE = "ONNX reference evaluator"
@@ -27,21 +27,11 @@ TITLE = "ONNX reference evaluator"
 
 @pytest.fixture
 def installed(tmp_path, monkeypatch):
-    info = tmp_path / "visionbench_onnx_reference-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: visionbench-onnx-reference\nVersion: 0.1\n"
-    )
-    (info / "entry_points.txt").write_text(
-        "[visionbench.backends]\n"
-        "onnx_reference = tests.examples.onnx_reference:OnnxReferenceBackend\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{ROOT}")
-    monkeypatch.setattr(backends, "_loaded_entry_points", False)
-    yield
-    backends.unregister("onnx_reference")
-    backends._loaded_entry_points = False
+    with installed_backend(
+        tmp_path, monkeypatch, "visionbench-onnx-reference", "onnx_reference",
+        "tests.examples.onnx_reference:OnnxReferenceBackend",
+    ):  # fmt: skip
+        yield
 
 
 def test_the_reference_evaluator_runs_in_the_worker_with_its_own_label(
