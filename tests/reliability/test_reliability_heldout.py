@@ -17,17 +17,10 @@ from pathlib import Path
 
 from engine.storage.store import Store
 from tests.conftest import ROOT, run_cli
+from tests.reliability.test_reliability_clobber import _refused
 
 TINY = ("--model", "resnet18", "--image-size", "32", "--batch", "1", "--backend", "ort")
 FAST = ("--device", "cpu", "--precision", "fp32", "--iters", "2", "--warmup", "0", "--quiet")
-
-
-def _refused(res, *words: str) -> None:
-    assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
-    for w in words:
-        assert w in lines[0], res.stderr
 
 
 def _bytes(*paths: Path) -> list[bytes]:
