@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from engine.artifacts.cache import recorded_seconds
 from engine.core.errors import BadInput
 from engine.core.hashing import file_sha256
 from engine.core.paths import cache_dir
@@ -328,13 +329,8 @@ def _build_lock(key: EngineKey, progress: Callable[[str], None] | None):
 def _number(value: Any, high: float) -> float | None:
     """``value`` as a float from 0 to ``high``; None for anything else (a record is data:
     a string, a bool, NaN, an infinity or 1e300 is no time)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        value = float(value)
-    except OverflowError:  # an integer of 400 digits
-        return None
-    return value if math.isfinite(value) and 0 <= value <= high else None
+    seconds = recorded_seconds(value)
+    return seconds if seconds is not None and seconds <= high else None
 
 
 def _build_seconds(meta: dict[str, Any]) -> float | None:
@@ -392,9 +388,3 @@ def stale_reason(meta: dict[str, Any], current: dict[str, str] | None = None) ->
     if key.get("schema") != SCHEMA:
         return "stale: keyed by an older release of this tool (its key lacks what it now holds)"
     return ""
-
-
-def check_batch(batch: int) -> int:
-    if not isinstance(batch, int) or batch < 1:
-        raise BadInput(f"batch {batch} cannot have a compiled engine", fix="use a batch ≥ 1")
-    return batch
