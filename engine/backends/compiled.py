@@ -21,9 +21,11 @@ from engine.backends.base import Availability, Backend, Candidate, PrepareContex
 from engine.backends.compiled_engine import (
     GRAPH_MODES,
     KIND,
+    NO_ESTIMATE,
     EngineKey,
     build,
     device_identity,
+    entries,
     estimate_text,
     is_cached,
     library_versions,
@@ -283,6 +285,8 @@ class TorchCompileBackend(Backend):
         ``batches`` needs (parity's included) is in the cache."""
         if not cls.options(spec).packaged or not cls.availability(spec.device).ok:
             return False
+        if not entries():  # nothing cached: no key to make, so the model need not be loaded
+            return False
         needed = cls.engine_batches(spec, batches)
         return all(is_cached(cls.engine_key(spec, artifacts, b)) for b in needed)
 
@@ -295,6 +299,8 @@ class TorchCompileBackend(Backend):
         """How long building ``spec``'s engines is expected to take, from earlier builds."""
         if not cls.options(spec).packaged or not cls.availability(spec.device).ok:
             return ""
+        if not entries():  # no earlier build to estimate from: the model need not be loaded
+            return NO_ESTIMATE
         return estimate_text(cls.engine_key(spec, artifacts, max(batches)))
 
     @classmethod

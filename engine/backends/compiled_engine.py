@@ -364,10 +364,13 @@ def estimate_s(key: EngineKey) -> float | None:
     return best[1] if best else None
 
 
+NO_ESTIMATE = "no earlier build of this model here to estimate from; minutes on a GPU"
+
+
 def estimate_text(key: EngineKey) -> str:
     seconds = estimate_s(key)
     if seconds is None:
-        return "no earlier build of this model here to estimate from; minutes on a GPU"
+        return NO_ESTIMATE
     return f"about {seconds:.0f} s, from an earlier build of {key.model} on this device"
 
 
