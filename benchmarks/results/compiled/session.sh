@@ -10,14 +10,17 @@
 # tar of p/ and w/ split into four parts of under 61 MB (WORK/c/part.*), one per carrying call,
 # joined here. Then, on the one GPU, never overlapping:
 #
-#   1. benchmarks/compiled_engines.py for MODELS at batch 32 until SESSION_S - TESTS_S;
-#   2. with GPU_TESTS=1, the GPU test suite (scripts/test-gpu.sh) into WORK/out/gpu-tests.log.
+#   1. with GPU_TESTS=1, the GPU test suite (scripts/test-gpu.sh) into WORK/out/gpu-tests.log
+#      (first: it is bounded, about 5 minutes, and it checks the packaged engine on CUDA);
+#   2. benchmarks/compiled_engines.py for MODELS at batch 32, none started in the last
+#      STOP_S seconds of SESSION_S. Each model's JSON is written when it completes; poll
+#      calls copy WORK/out back, so a model cut short by the machine's return is the only loss.
 set -u
 cd "$(dirname "$0")/../../.."
 export VISIONBENCH_COMMIT=${1:-unknown} VISIONBENCH_TREE=${2:-unknown}
 WORK=${3:?usage: session.sh COMMIT TREE WORK}
 MODELS=${MODELS:-regnet_x_400mf,convnext_tiny,efficientnet_b1,resnet50,efficientnet_b0}
-END=$(($(date +%s) + ${SESSION_S:-1100}))
+END=$(($(date +%s) + ${SESSION_S:-1500}))
 left() { echo $((END - $(date +%s))); }
 R=$WORK/out && mkdir -p "$R/compiled"
 log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$R/progress.txt"; }
@@ -25,12 +28,12 @@ log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$R/progress.txt"; }
 . benchmarks/results/gpu-machine.sh && gpu_machine "$WORK" "$R/progress.txt"
 cp benchmarks/results/compiled/*.json "$R/compiled/" 2>/dev/null
 
-log "compiled engines: $MODELS"
-python3 benchmarks/compiled_engines.py --out "$R/compiled" --models "$MODELS" \
-  --budget-s $(($(left) - ${TESTS_S:-420})) >> "$R/progress.txt" 2>&1
 if [ "${GPU_TESTS:-1}" = 1 ]; then
   log "GPU tests"
   VISIONBENCH_GPU_SITE=$WORK/site bash scripts/test-gpu.sh "$WORK/none" "$R/gpu-tests.log" >> "$R/progress.txt" 2>&1
   log "GPU tests exit $?"
 fi
+log "compiled engines: $MODELS"
+python3 benchmarks/compiled_engines.py --out "$R/compiled" --models "$MODELS" \
+  --budget-s $(($(left) - ${STOP_S:-300})) >> "$R/progress.txt" 2>&1
 log "session done"
