@@ -23,6 +23,8 @@ pytest.importorskip("plotly", reason=WHY)
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from engine.core.text import markdown_text  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard.py")
 TIMEOUT_S = 600
@@ -130,7 +132,7 @@ def check_live_measurement(at: AppTest, t: Target) -> None:
     listing = next(e for e in at.expander if e.label == "Cached runners").dataframe[0].value
     assert list(listing["provider"]) == [t.torch_provider]
     if t.device != "cpu":  # a GPU runner reports the device memory it holds
-        assert listing["device memory (MiB)"].iloc[0] > 0
+        assert float(listing["device memory (MiB)"].iloc[0]) > 0  # shown as text: "not tracked"
     # The page's runner cache (st.cache_resource, shared by every session), read directly:
     # the second move must time the very runner the first one built, not build another.
     first = dict(common._live_runners())
@@ -237,7 +239,8 @@ def check_engines(at: AppTest, t: Target) -> None:
         if avail.ok:
             assert f"Select the {name} backend" in captions
         else:
-            assert f"{backend.TITLE} is not available here: {avail.reason}" in infos
+            # The reason is a library's message, shown escaped (engine.core.text.markdown_text).
+            assert markdown_text(f"{backend.TITLE} is not available here: {avail.reason}") in infos
     assert "Artifact cache" in texts(at.subheader)
     assert "Runners cached in this dashboard process: 1." in captions
 
