@@ -7,14 +7,17 @@ For each model, one after another on one GPU (nothing overlaps):
    (an AOTInductor package, max-autotune, FP16 channels-last) and caches it;
 2. warm: ``bench --auto`` again, in a fresh process: the engine is loaded from the cache
    (its notes say so) and is one of the ladder's candidates;
-3. peer: ``bench --backend torch_compile`` as a user would run torch.compile max-autotune
-   (FP16, channels-last, just in time; Inductor's own caches as they are after step 1);
-4. head-to-head: the warm winner's configuration and the peer, prepared once in one
-   process and timed alternately for ``--rounds`` rounds: the ratio per round and whether
-   the winner is slower beyond the rounds' spread.
+3. head-to-head: the warm winner's configuration and the torch.compile peer (max-autotune,
+   FP16, channels-last, just in time, as a user compiles it; Inductor's own caches as they
+   are after step 1), each prepared once in its own process (two compiled runtimes in one
+   process crashed once on an H100), its outputs judged against FP32 on the CPU, then timed
+   in turn, one round each, for ``--rounds`` rounds: the ratio per round and whether the
+   winner is slower beyond the rounds' spread. A process that dies is recorded with its exit.
 
-Wall times of each command, the notes and the rows go to ``<out>/<model>.json``; ``--merge``
-writes ``<out>/compiled.md``. A model whose JSON is complete is skipped (resumable).
+Wall times of each command, the notes and the rows go to ``<out>/<model>.json``, written after
+each step; ``--merge`` writes ``<out>/compiled.md``. A model whose JSON is complete is skipped;
+one cut short resumes at its first step not done, on the same boot of the same machine only
+(an engine cached on one machine is not on the next: its steps are redone there).
 
     python benchmarks/compiled_engines.py --out benchmarks/results/compiled \\
         --models regnet_x_400mf,convnext_tiny --budget-s 900
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import select
 import statistics
 import subprocess
 import sys
@@ -37,7 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 DEFAULT_MODELS = "regnet_x_400mf,convnext_tiny,efficientnet_b1,resnet50,efficientnet_b0"
-PEER_FLAGS = ("--backend", "torch_compile", "--precision", "fp16", "--channels-last")
+PEER = {"backend": "torch_compile", "precision": "fp16", "options": {"channels_last": True}}
 
 
 def _cli(args: argparse.Namespace, *extra: str, json_out: Path) -> dict[str, Any]:
@@ -58,8 +62,13 @@ def _cli(args: argparse.Namespace, *extra: str, json_out: Path) -> dict[str, Any
         "notes": notes,
         "stderr_tail": done.stderr[-1500:] if done.returncode else "",
         "rows": doc.get("rows", []),
-        "run": doc.get("run", {}),
+        "run": {k: _no_path(v, json_out) for k, v in doc.get("run", {}).items()},
     }
+
+
+def _no_path(value: Any, json_out: Path) -> Any:
+    """The run's record without this machine's scratch path (in its reproduce command)."""
+    return value.replace(str(json_out), json_out.name) if isinstance(value, str) else value
 
 
 def _winner(rows: list[dict]) -> dict | None:
@@ -71,40 +80,104 @@ def _winner(rows: list[dict]) -> dict | None:
     return best[0].to_dict() if best else None
 
 
-def _head_to_head(args: argparse.Namespace, winner: dict, peer: dict) -> dict[str, Any]:
-    """Both configurations prepared once, then timed alternately; p50 per round."""
+def _serve(request: str) -> None:
+    """The head-to-head's child: prepare one runner, say ``ready``, then time one round per
+    ``time`` line read, until stdin closes."""
     from engine.artifacts.models import load_artifacts
     from engine.backends import get_backend
     from engine.backends.base import PrepareContext
     from engine.core.config import BenchSettings, ModelSpec, RunnerSpec
+    from engine.core.parity import compare
     from engine.running.measure import time_point
+    from engine.running.sweep import reference_outputs
 
-    art = load_artifacts(ModelSpec(args.model_name, "random", args.image_size))
-    x = art.sample_input(args.batch)
-    settings = BenchSettings(warmup=args.warmup, iters=args.iters, max_time_s=5.0)
-    specs = {
-        "winner": RunnerSpec(
-            winner["backend"], args.device, winner["precision"], winner["options"]
-        ),
-        "peer": RunnerSpec(peer["backend"], args.device, peer["precision"], peer["options"]),
-    }
-    runners = {
-        k: get_backend(s.backend).prepare(s, art, PrepareContext(batches=(args.batch,)))
-        for k, s in specs.items()
-    }
-    p50: dict[str, list[float]] = {k: [] for k in specs}
+    r = json.loads(request)
+    art = load_artifacts(ModelSpec(r["model"], "random", r["image_size"]))
+    x = art.sample_input(r["batch"])
+    settings = BenchSettings(warmup=r["warmup"], iters=r["iters"], max_time_s=5.0)
+    spec = RunnerSpec(r["backend"], r["device"], r["precision"], r["options"])
+    t0 = time.monotonic()
+    ctx = PrepareContext(batches=(r["batch"],))
+    with get_backend(spec.backend).prepare(spec, art, ctx) as runner:
+        y = runner.infer(x)
+        ready = {"ready_s": round(time.monotonic() - t0, 1), "notes": list(ctx.notes)}
+        judged = compare(
+            reference_outputs(art, x), y, get_backend(spec.backend).parity_precision(spec)
+        )
+        ready["parity"] = judged.status
+        print(json.dumps(ready), flush=True)
+        for line in sys.stdin:
+            if line.strip() == "time":
+                print(json.dumps({"p50_ms": time_point(runner, x, settings).p50_ms}), flush=True)
+
+
+class _Child:
+    """One configuration in its own process, driven one line at a time."""
+
+    def __init__(self, args: argparse.Namespace, row: dict, log: Path) -> None:
+        request = {
+            "model": args.model_name, "image_size": args.image_size, "batch": args.batch,
+            "device": args.device, "warmup": args.warmup, "iters": args.iters,
+            **{k: row[k] for k in ("backend", "precision", "options")},
+        }  # fmt: skip
+        self.log = log
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", json.dumps(request)]
+        with log.open("w") as err:
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True
+            )
+
+    def read(self, timeout_s: float) -> dict:
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.proc.kill()
+            code = self.proc.wait()
+            tail = self.log.read_text(errors="replace")[-800:]
+            raise ChildError(f"exit {code}" if ready else f"no answer in {timeout_s:.0f} s", tail)
+        return json.loads(line)
+
+    def time(self) -> float:
+        self.proc.stdin.write("time\n")
+        self.proc.stdin.flush()
+        return self.read(600)["p50_ms"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class ChildError(RuntimeError):
+    pass
+
+
+def _head_to_head(args: argparse.Namespace, winner: dict, peer: dict, logs: Path) -> dict:
+    """Both configurations prepared once, each in its own process, then timed in turn."""
+    children: dict[str, _Child] = {}
+    out: dict[str, Any] = {"prepare": {}}
     try:
+        for k, row in (("winner", winner), ("peer", peer)):  # one at a time: nothing overlaps
+            children[k] = _Child(args, row, logs / f"{args.model_name}-{k}.log")
+            out["prepare"][k] = children[k].read(3600)
+        p50: dict[str, list[float]] = {k: [] for k in children}
         for _ in range(args.rounds):
-            for k, runner in runners.items():
-                p50[k].append(time_point(runner, x, settings).p50_ms)
+            for k, child in children.items():
+                p50[k].append(child.time())
+    except ChildError as exc:
+        return {**out, "error": f"{exc.args[0]}", "stderr_tail": exc.args[1]}
     finally:
-        for runner in runners.values():
-            runner.close()
+        for child in children.values():
+            child.close()
     ratios = [w / p for w, p in zip(p50["winner"], p50["peer"], strict=True)]
     spread = max(ratios) - min(ratios)
     ratio = statistics.median(ratios)
     slower = ratio > 1 and min(ratios) > 1 and ratio - 1 > spread / 2
     return {
+        **out,
         "rounds_p50_ms": p50,
         "ratio_winner_over_peer": [round(r, 4) for r in ratios],
         "median_ratio": round(ratio, 4),
@@ -112,41 +185,78 @@ def _head_to_head(args: argparse.Namespace, winner: dict, peer: dict) -> dict[st
     }
 
 
+def _boot() -> str:
+    """This boot of this machine: a step done on another cannot be resumed here (its engine
+    is not in this machine's cache)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
 def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     from zoo import _commit, _stamp
 
     args.model_name = name
-    rec: dict[str, Any] = {"model": name, "batch": args.batch, **_stamp(args.device)}
-    rec["tree"] = _commit()[1]
+    path = out / f"{name}.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    rec: dict[str, Any] = old if old.get("boot") == _boot() != "unknown" else {}
+    if not rec:
+        rec = {"model": name, "batch": args.batch, **_stamp(args.device), "boot": _boot()}
+        rec["tree"] = _commit()[1]
     scratch = out / "runs"
     scratch.mkdir(parents=True, exist_ok=True)
-    rec["cold"] = _cli(args, "--auto", "--with-compile", json_out=scratch / f"{name}-cold.json")
-    rec["warm"] = _cli(args, "--auto", json_out=scratch / f"{name}-warm.json")
-    rec["peer"] = _cli(args, *PEER_FLAGS, json_out=scratch / f"{name}-peer.json")
-    winner = _winner(rec["warm"]["rows"])
-    peer = next((r for r in rec["peer"]["rows"] if r["status"] == "ok"), None)
-    rec["winner"] = winner
-    if winner and peer and args.rounds:
-        rec["head_to_head"] = _head_to_head(args, winner, peer)
-    rec["complete"] = True
+    for step, flags in {"cold": ("--auto", "--with-compile"), "warm": ("--auto",)}.items():
+        if rec.get(step, {}).get("exit") != 0:
+            rec[step] = _cli(args, *flags, json_out=scratch / f"{name}-{step}.json")
+            path.write_text(json.dumps(rec, indent=1))
+    rec["winner"] = winner = _winner(rec["warm"]["rows"])
+    if winner and args.rounds and "median_ratio" not in rec.get("head_to_head", {}):
+        rec["head_to_head"] = _head_to_head(args, winner, PEER, scratch)
+    rec["complete"] = "median_ratio" in rec.get("head_to_head", {})
     return rec
 
 
 def _row_text(rec: dict) -> str:
-    cold, warm, peer = rec["cold"], rec["warm"], rec["peer"]
+    cold, warm = rec["cold"], rec["warm"]
     winner = rec.get("winner") or {}
-    peer_row = next((r for r in peer["rows"] if r["status"] == "ok"), {})
-    built = next((n for n in cold["notes"] if "built the compiled engine" in n), "")
-    build_s = built.split(" in ")[1].split(" s")[0] if " in " in built else "?"
-    loaded = any("loaded the cached compiled engine" in n for n in warm["notes"])
     compiled = next((r for r in warm["rows"] if r["provider"].startswith("torch-aoti")), {})
     h2h = rec.get("head_to_head") or {}
+    p50 = h2h.get("rounds_p50_ms") or {}
     return (
-        f"| {rec['model']} | {cold['wall_s']:.0f} s (build {build_s} s) | {warm['wall_s']:.0f} s"
-        f" ({'engine loaded' if loaded else 'NOT loaded'}) | {_ms(compiled)} |"
-        f" {winner.get('label', '-')} {_ms(winner)} | {_ms(peer_row)} ({peer['wall_s']:.0f} s) |"
-        f" {h2h.get('median_ratio', '-')} {h2h.get('verdict', 'not run')} |"
+        f"| {rec['model']} | {cold['wall_s']:.0f} s (build"
+        f" {_seconds(cold['notes'], 'built the compiled engine')} s) | {warm['wall_s']:.0f} s"
+        f" (engine loaded in {_seconds(warm['notes'], 'loaded the cached compiled engine')} s)"
+        f" | {_ms(compiled)} | {winner.get('label', '-')} {_ms(winner)} | {_peer(rec)} |"
+        f" {_median(p50.get('winner'))} / {_median(p50.get('peer'))} ="
+        f" {h2h.get('median_ratio', '-')}: {h2h.get('verdict') or _failed(h2h)} |"
     )
+
+
+def _seconds(notes: list[str], start: str) -> str:
+    """The seconds a note starting with ``start`` gives ("... in 132 s ..."); "-": none."""
+    note = next((n for n in notes if n.startswith(start)), "")
+    return note.split(" in ", 1)[1].split(" s", 1)[0] if " in " in note else "-"
+
+
+def _peer(rec: dict) -> str:
+    """The peer as its own process made it: compile time, parity; or, in runs made before
+    2026-12-07 04:30 UTC, as a separate ``bench --backend torch_compile`` run."""
+    ready = (rec.get("head_to_head") or {}).get("prepare", {}).get("peer")
+    if ready:
+        compiled = _seconds(ready.get("notes", []), "compiled for input")
+        return f"compiled in {compiled} s, parity {ready.get('parity', '?')}"
+    cli = rec.get("peer") or {"rows": [], "wall_s": 0}
+    row = next((r for r in cli["rows"] if r["status"] == "ok"), {})
+    return f"`bench` run: {_ms(row)}, parity {row.get('parity_status', '?')}, {cli['wall_s']:.0f} s"
+
+
+def _median(values: list[float] | None) -> str:
+    return f"{statistics.median(values):.3f} ms" if values else "-"
+
+
+def _failed(h2h: dict) -> str:
+    return f"not judged: a process ended ({h2h['error']})" if "error" in h2h else "not run"
 
 
 def _ms(row: dict) -> str:
@@ -164,7 +274,7 @@ def merge(out: Path) -> Path:
         "",
         "| model | cold `bench --auto --with-compile` | warm `bench --auto` |"
         " compiled engine p50 (warm) | auto's winner (warm) | torch.compile peer |"
-        " head-to-head winner/peer |",
+        " head-to-head p50, winner / peer = median ratio: verdict |",
         "|---|---|---|---|---|---|---|",
         *[_row_text(r) for r in recs if r.get("complete")],
         "",
@@ -178,7 +288,7 @@ def merge(out: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", help="the results folder (required)")
     ap.add_argument("--models", default=DEFAULT_MODELS)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--batch", type=int, default=32)
@@ -188,7 +298,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="head-to-head rounds (0: none)")
     ap.add_argument("--budget-s", type=float, default=900.0, help="start no model after")
     ap.add_argument("--merge", action="store_true")
+    ap.add_argument("--serve", help=argparse.SUPPRESS)  # the head-to-head's child
     args = ap.parse_args()
+    if args.serve:
+        return _serve(args.serve)
+    if not args.out:
+        ap.error("the following argument is required: --out")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.budget_s

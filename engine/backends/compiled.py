@@ -192,20 +192,25 @@ class PackagedRunner(TorchRunner):
         key = TorchCompileBackend.engine_key(self.spec, self.art, int(x.shape[0]))
         path, build_s, built = self._compile(x, key)
         t0 = time.perf_counter()
+        import torch._inductor.package  # noqa: F401  (timed apart: Python imports, not the engine)
+
+        import_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
         index = (self.device.index or 0) if self.device.type == "cuda" else -1
         engine = self.torch._inductor.aoti_load_package(
             str(path), run_single_threaded=self.use_graph, device_index=index
         )
         load_s = time.perf_counter() - t0
+        imports = f" (after {import_s:.1f} s importing Inductor)" if import_s >= 0.5 else ""
         if built:
             self.ctx.say(
                 f"built the compiled engine {key.name} in {build_s:.0f} s and cached it"
-                f" ({engine_command('cache list')}); loaded in {load_s:.1f} s"
+                f" ({engine_command('cache list')}); loaded in {load_s:.1f} s{imports}"
             )
         else:
             self.ctx.say(
-                f"loaded the cached compiled engine {key.name} in {load_s:.1f} s, nothing"
-                f" compiled (its build took {build_s:.0f} s)"
+                f"loaded the cached compiled engine {key.name} in {load_s:.1f} s{imports},"
+                f" nothing compiled (its build took {build_s:.0f} s)"
             )
         self.info.update(
             {
@@ -213,6 +218,7 @@ class PackagedRunner(TorchRunner):
                 "engine": "built now" if built else "loaded from the cache",
                 "build_s": round(build_s, 1),
                 "load_s": round(load_s, 2),
+                "import_s": round(import_s, 2),
             }
         )
         self.engines[tuple(x.shape)] = engine
@@ -305,11 +311,9 @@ class TorchCompileBackend(Backend):
 
     @classmethod
     def parity_batch(cls, spec: RunnerSpec, batches: tuple[int, ...]) -> int | None:
-        """A packaged engine is judged at one of the sweep's batches (the first of at least
-        2, which parity needs), whose engine a timed point then loads, rather than at a
-        batch of its own: another build of minutes."""
-        if not cls.options(spec).packaged:
-            return None
+        """Judged at one of the sweep's batches (the first of at least 2, which parity
+        needs), which a timed point then runs, rather than at a batch of its own: another
+        compile of minutes per shape (just in time or packaged)."""
         return next((b for b in batches if b >= PARITY_MIN_BATCH), None)
 
     @classmethod

@@ -227,11 +227,12 @@ class _Sweep:
         )
         per_batch = backend.per_batch(spec)
         runner: Runner | None = None
+        kept: dict[int, Runner] = {}  # a per-batch runner parity built for a swept batch
         try:
             if not per_batch:
                 self.progress(f"preparing {describe(spec)}")
                 runner = self.factory(spec, self.art, ctx)
-            parity = self.parity(backend, spec, runner, ctx) if self.config.parity else None
+            parity = self.parity(backend, spec, runner, ctx, kept) if self.config.parity else None
         except Exception as exc:  # noqa: BLE001 - a backend that fails to build must not end the sweep
             self.close(runner)
             err = _error_of(exc, spec)  # a setting that cannot apply here is skipped, not failed
@@ -244,8 +245,14 @@ class _Sweep:
             if b in refused:
                 self.refuse(spec, b, refused[b])
                 continue
+            if b in kept:  # timed as built for parity: no second compile of this shape
+                self.close(runner)
+                runner = self.time_point(spec, b, kept.pop(b), ctx, False, parity)
+                continue
             runner = self.time_point(spec, b, runner, ctx, per_batch, parity)
         self.close(runner)
+        for unused in kept.values():
+            self.close(unused)
         release_memory()
         self.outcome.notes.extend(n for n in ctx.notes if n not in self.outcome.notes)
 
@@ -257,7 +264,9 @@ class _Sweep:
             self.store.add_row(self.run_id, held)
         _checkpoint(self.store)
 
-    def parity(self, backend: type[Backend], spec, runner, ctx):
+    def parity(self, backend: type[Backend], spec, runner, ctx, kept: dict[int, Runner]):
+        """``spec``'s parity against the FP32 reference. A per-batch runner built for parity
+        at one of the sweep's batches, as ``spec`` itself, is put in ``kept`` for its point."""
         pbatch = (
             self.pbatch if self.art.graph_batch else backend.parity_batch(spec, tuple(self.batches))
         ) or self.pbatch
@@ -268,9 +277,18 @@ class _Sweep:
             self.judged[pbatch] = (x, reference)
         judged_at = backend.parity_precision(spec)
         if runner is None:  # a graph is captured per shape: check the same graph uncaptured
-            pctx = replace(ctx, batches=(pbatch,))
-            with self.factory(backend.parity_spec(spec), self.art, pctx) as prunner:
-                return compare(reference, prunner.infer(x), judged_at)
+            pspec = backend.parity_spec(spec)
+            prunner = self.factory(pspec, self.art, replace(ctx, batches=(pbatch,)))
+            try:
+                result = compare(reference, prunner.infer(x), judged_at)
+            except BaseException:
+                prunner.close()
+                raise
+            if pspec == spec and pbatch in self.batches:
+                kept[pbatch] = prunner  # then closed as the point's runner is
+            else:
+                prunner.close()
+            return result
         return compare(reference, runner.infer(x), judged_at)
 
     def time_point(self, spec, b, runner, ctx, per_batch, parity) -> Runner | None:
