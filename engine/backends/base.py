@@ -132,9 +132,10 @@ class Runner(ABC):
         """The built engine's layers (objects with ``to_dict()``), where the backend can say."""
         return []
 
-    def thread_counts(self) -> dict[str, Any]:
-        """CPU threads this runner's library uses, by name (``{"ort_threads": 2}``), where it
-        has a pool of its own beyond PyTorch's; stored with each point."""
+    def thread_counts(self) -> dict[str, int]:
+        """CPU threads this runner's library uses, by pool name (``{"ort": 2}``), where it
+        has a pool of its own beyond PyTorch's; stored with each point (the row's
+        ``machine.threads``)."""
         return {}
 
     def inert_options(self) -> dict[str, str]:
