@@ -156,14 +156,6 @@ def busy_check(window_s: float = 0.5, gpu_index: int | None = None) -> BusyRepor
     return report
 
 
-def thread_counts(runner: Any) -> dict[str, int]:
-    """CPU threads the libraries will use, by pool: PyTorch's, and the runner's own where
-    its library has one (``Runner.thread_counts``: ONNX Runtime's)."""
-    import torch
-
-    return {"torch": torch.get_num_threads(), **runner.thread_counts()}
-
-
 def physical_cores() -> int:
     """Distinct (package, core) pairs in /proc/cpuinfo; the logical count if unreadable."""
     try:
@@ -190,7 +182,7 @@ def annotate_point(
 
     annotate(row, gflop, gpu_name, math)
     if not str(row.device).startswith("cuda"):
-        row.machine.threads = {**row.machine.threads, **thread_counts(runner)}
+        row.machine.threads = {**row.machine.threads, **runner.thread_counts()}
 
 
 def busy_summary(environment: dict[str, Any] | None) -> str:
