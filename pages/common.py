@@ -142,11 +142,6 @@ class Selection:
         plan = self.plan()
         return plan.chosen, plan.left_out
 
-    @property
-    def trt_flavour(self) -> str:
-        """TensorRT's flavour option as selected (its declared default where not set)."""
-        return str(dict(self.options).get("trt_flavour", "auto"))
-
     def bench(self) -> BenchSettings:
         return self.settings
 

@@ -133,35 +133,32 @@ def _inspect_section(name: str, sel: common.Selection, specs: list[RunnerSpec]) 
                     st.dataframe(layers, hide_index=True)
 
 
-def _trt_build(sel: common.Selection, ok: bool) -> None:
-    # Build without running: TensorRT-RTX makes a plan even where no GPU or driver is present.
-    st.markdown(
-        f"**Build a TensorRT plan without running it** (like `{engine_command('trt-build')}`)"
-    )
-    with common.guard("the TensorRT build"):
-        from engine.backends.tensorrt.standalone import build_standalone
+def _standalone_build(name: str, sel: common.Selection, ok: bool) -> None:
+    """Build without running, as the backend's own build command does: TensorRT-RTX makes a
+    plan even where no GPU or driver is present."""
+    from engine.running.build import build_standalone, standalone_note
 
-        trt_precision = "fp16" if "fp16" in sel.precisions else "fp32"
-        st.caption(
-            f"{trt_precision} export of {sel.model.label}, batches {', '.join(map(str, sel.batches))},"
-            f" flavour {sel.trt_flavour}; TensorRT-RTX targets this GPU, or every GeForce/RTX"
-            " architecture where there is none."
-        )
-        if st.button("Build a TensorRT plan", key="vb_trt_build", disabled=not ok):
+    backend = get_backend(name)
+    command = engine_command(backend.BUILD_COMMAND)
+    st.markdown(f"**Build a {backend.TITLE} engine without running it** (like `{command}`)")
+    with common.guard(f"the {backend.TITLE} build"):
+        options = dict(sel.options)
+        note = standalone_note(name, sel.precisions, options)
+        batches = ", ".join(map(str, sel.batches))
+        st.caption(markdown_text(f"{sel.model.label}, batches {batches}: {note}."))
+        key = f"vb_standalone_{name}"
+        if st.button(f"Build a {backend.TITLE} engine", key=key, disabled=not ok):
             art = common.artifacts(sel.model)
-            with st.spinner("exporting (or reusing the export) and building the plan…"):
-                built = build_standalone(
-                    art.onnx_path(trt_precision), trt_precision, list(sel.batches),
-                    art.image_hw, sel.trt_flavour, fixed_batch=art.graph_batch,
-                )  # fmt: skip
-            st.session_state["vb_trt_built"] = built
-        built = st.session_state.get("vb_trt_built")
+            with st.spinner("exporting (or reusing the export) and building…"):
+                built = build_standalone(name, art, sel.precisions, sel.batches, options)
+            st.session_state[f"{key}_built"] = built
+        built = st.session_state.get(f"{key}_built")
         if built is not None:
-            c1, c2, c3 = st.columns(3)
-            c1.metric("Flavour", built.trt)
-            c2.metric("Build time", f"{built.build_s:.2f} s" if built.build_s else "cached")
-            c3.metric("Plan size", human_bytes(built.plan_bytes))
-            st.text("\n".join(built.lines()))
+            for column, (label, value) in zip(
+                st.columns(len(built.headline)), built.headline.items(), strict=True
+            ):
+                column.metric(label, value)
+            st.text("\n".join(built.lines))
             if built.layers:
                 st.dataframe(
                     pd.DataFrame([layer.to_dict() for layer in built.layers]), hide_index=True
@@ -250,9 +247,11 @@ def main() -> None:
         with common.guard(backend_name):
             if get_backend(backend_name).INSPECTS:
                 _inspect_section(backend_name, sel, specs)
-    _trt_build(sel, ok)
-    from engine.running.build import builders
+    from engine.running.build import builders, standalone_builders
 
+    for name in standalone_builders():
+        with common.guard(name):
+            _standalone_build(name, sel, ok)
     for name in builders():
         with common.guard(name):
             _built_engines(name, sel, ok)

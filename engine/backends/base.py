@@ -132,16 +132,29 @@ class Runner(ABC):
         """The built engine's layers (objects with ``to_dict()``), where the backend can say."""
         return []
 
-    def thread_counts(self) -> dict[str, Any]:
-        """CPU threads this runner's library uses, by name (``{"ort_threads": 2}``), where it
-        has a pool of its own beyond PyTorch's; stored with each point."""
-        return {}
+    def thread_counts(self) -> dict[str, int]:
+        """CPU threads by pool name, stored with each CPU point (the row's
+        ``machine.threads``): PyTorch's pool, which every runner shares with the process;
+        a library with a pool of its own adds it (``{**super().thread_counts(), "ort": 2}``)."""
+        import torch
+
+        return {"torch": torch.get_num_threads()}
 
     def inert_options(self) -> dict[str, str]:
         """Options that changed nothing on this model, each with why (BN folding on a
         model without batch norm). A row's options and label leave them out, so a label
         names only what ran; the reason goes on the row."""
         return {}
+
+
+@dataclass
+class BuiltEngine:
+    """An engine built without running it (a backend's ``BUILD_COMMAND``, the Engines
+    page's button): its headline facts (label → value), one fact a line, its layers."""
+
+    headline: dict[str, str]
+    lines: list[str]
+    layers: list[Any] = field(default_factory=list)  # objects with ``to_dict()``
 
 
 class Backend(ABC):
@@ -365,6 +378,25 @@ class Backend(ABC):
         return ""
 
     @classmethod
+    def standalone_note(cls, precisions: tuple[str, ...], options: Any) -> str:
+        """What :meth:`build_standalone` makes of a selection (``options``: the typed
+        options), in one line; only a backend with a ``BUILD_COMMAND`` is asked."""
+        return ""
+
+    @classmethod
+    def build_standalone(
+        cls,
+        artifacts: Any,
+        precisions: tuple[str, ...],
+        batches: tuple[int, ...],
+        options: Any,
+        progress: Any = None,
+    ) -> BuiltEngine:
+        """Build (or find cached) an engine without running it, as ``BUILD_COMMAND`` does;
+        a backend that sets ``BUILD_COMMAND`` fills this in."""
+        raise NotImplementedError(f"{cls.TITLE} builds nothing without running it")
+
+    @classmethod
     def parity_spec(cls, spec: RunnerSpec) -> RunnerSpec:
         """The spec whose outputs parity judges when ``spec``'s own runner serves one shape
         only (a captured graph is checked uncaptured). Default: the spec itself."""
@@ -387,4 +419,4 @@ class Backend(ABC):
         return out
 
 
-__all__ = ["Availability", "Backend", "Candidate", "PrepareContext", "Runner"]
+__all__ = ["Availability", "Backend", "BuiltEngine", "Candidate", "PrepareContext", "Runner"]

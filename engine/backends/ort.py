@@ -330,17 +330,14 @@ class OrtRunner(Runner):
 
         return nvml_used_mb(self.index)
 
-    def thread_counts(self) -> dict[str, Any]:
+    def thread_counts(self) -> dict[str, int]:
         """ONNX Runtime reports 0 for "its default", which is one thread per physical core."""
         if self.session is None:
-            return {}
+            return super().thread_counts()
         from engine.hardware.machine import physical_cores
 
         intra = self.session.get_session_options().intra_op_num_threads
-        return {
-            "ort_intra_op_setting": intra,
-            "ort_threads": intra if intra > 0 else physical_cores(),
-        }
+        return {**super().thread_counts(), "ort": intra if intra > 0 else physical_cores()}
 
     def close(self) -> None:
         self._static.clear()

@@ -16,6 +16,7 @@ from engine.core.results import (  # noqa: F401 - what was measured, re-exported
     PARITY_FROM_OK,
     PARITY_STATUSES,
     Compute,
+    MachineState,
     Parity,
     Point,
     ResultRow,

@@ -1,17 +1,21 @@
 """What was measured: a result row made of parts, stored flat.
 
 A :class:`ResultRow` is one point (:class:`Point`: what ran, where, and how it ended), its
-:class:`Timing` (latency statistics, stability and what the machine did during the timed
-loop: clocks, power, throttling, thread counts), its :class:`Parity` (how its outputs
-compare with the reference) and its :class:`Compute` (the FLOP/s it reached against the
-device's peak). The sweep builds a row from those parts as they are measured; nothing
-copies one part's fields into another field by field.
+:class:`Timing` (latency statistics and their stability), its :class:`Parity` (how its
+outputs compare with the reference), its :class:`Compute` (the FLOP/s it reached against
+the device's peak) and its :class:`MachineState` (what the machine did while it was timed:
+NVML's clocks and power, throttling, each library's CPU-thread pool). The sweep builds a
+row from those parts as they are measured; nothing copies one part's fields into another
+field by field.
 
 Rows are stored and exchanged flat, as they always were: :meth:`ResultRow.to_dict` gives
 the same 44 keys in the same order as before the parts, and :meth:`ResultRow.from_dict`
 reads such a record (a stored row, a ``bench --json`` document, a row of any older
 version) back into the parts. Every flat name reads (and writes) through its part:
-``row.p50_ms`` is ``row.timing.p50_ms`` (``None`` when the point has no timing).
+``row.p50_ms`` is ``row.timing.p50_ms`` (``None`` when the point has no timing). The flat
+``machine_state`` holds the machine part's readings with each thread pool as
+``<name>_threads``, as rows always stored them; :meth:`MachineState.from_flat` is the one
+place that turns those keys back into the part's declared ``threads``.
 """
 
 from __future__ import annotations
@@ -46,8 +50,8 @@ class Point:
 
 @dataclass
 class Timing:
-    """Latency statistics of one runner at one batch size, and what the machine did
-    while it was timed (NVML's clocks and power, thread counts)."""
+    """Latency statistics of one runner at one batch size (what the machine did meanwhile
+    is the row's :class:`MachineState`)."""
 
     p50_ms: float
     p90_ms: float
@@ -65,9 +69,6 @@ class Timing:
     stable: bool | None = None
     stability_note: str = ""
     rounds: int = 1
-    machine_state: dict[str, Any] = field(default_factory=dict)
-    throttled: bool | None = None
-    power_capped: bool | None = None
 
 
 @dataclass
@@ -95,6 +96,52 @@ class Compute:
     peak_source: str = ""
 
 
+THREADS_SUFFIX = "_threads"  # a thread pool's key in the flat machine_state
+
+
+@dataclass
+class MachineState:
+    """What the machine did while one point was timed: NVML's readings of the GPU over the
+    timed loop (clocks, power, clock-event reasons: ``readings``), whether it throttled or
+    hit its power cap, and each library's CPU-thread pool (``threads``: ``{"torch": 4}``,
+    from ``Runner.thread_counts``)."""
+
+    readings: dict[str, Any] = field(default_factory=dict)
+    throttled: bool | None = None
+    power_capped: bool | None = None
+    threads: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The flat record's ``machine_state``: the readings, then each thread pool as
+        ``<name>_threads`` (the keys rows were always stored with)."""
+        return {**self.readings, **{f"{k}{THREADS_SUFFIX}": n for k, n in self.threads.items()}}
+
+    @state.setter
+    def state(self, flat: dict[str, Any] | None) -> None:
+        split = MachineState.from_flat(flat)
+        self.readings, self.threads = split.readings, split.threads
+
+    @classmethod
+    def from_flat(
+        cls,
+        state: dict[str, Any] | None = None,
+        throttled: bool | None = None,
+        power_capped: bool | None = None,
+    ) -> MachineState:
+        """The part of a flat record (a stored row, a document of any version): a whole
+        number under ``<name>_threads`` is that pool's thread count, anything else a reading."""
+        readings: dict[str, Any] = {}
+        threads: dict[str, int] = {}
+        for key, value in (state or {}).items():
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if whole and isinstance(key, str) and key.endswith(THREADS_SUFFIX):
+                threads[key.removesuffix(THREADS_SUFFIX)] = value
+            else:
+                readings[key] = value
+        return cls(readings, throttled, power_capped, threads)
+
+
 PARITY_STATUSES = ("ok", "failed", "not judged", "off")
 PARITY_FROM_OK = {True: "ok", False: "failed", None: "off"}
 
@@ -106,6 +153,11 @@ def parity_label(status: str) -> str:
 
 # The flat record, in the order rows were always written: name → (part, the part's field).
 _PARITY_NAMES = {"parity_ok": "ok", "parity_status": "status", "parity_reason": "reason"}
+_MACHINE_NAMES = {
+    "machine_state": "state",
+    "throttled": "throttled",
+    "power_capped": "power_capped",
+}
 FLAT: dict[str, tuple[str, str]] = {}
 for _name in (
     "model backend device precision batch provider status reason image_size weights"
@@ -117,6 +169,8 @@ for _name in (
     _part = (
         "parity"
         if _name in _PARITY_NAMES
+        else "machine"
+        if _name in _MACHINE_NAMES
         else next(
             p
             for p, cls in (
@@ -128,15 +182,29 @@ for _name in (
             if _name in {f.name for f in fields(cls)}
         )
     )
-    FLAT[_name] = (_part, _PARITY_NAMES.get(_name, _name))
-PART_CLASSES = {"point": Point, "timing": Timing, "parity": Parity, "compute": Compute}
+    FLAT[_name] = (_part, {**_PARITY_NAMES, **_MACHINE_NAMES}.get(_name, _name))
+PART_CLASSES = {
+    "point": Point,
+    "timing": Timing,
+    "parity": Parity,
+    "compute": Compute,
+    "machine": MachineState,
+}
+PARTS = tuple(PART_CLASSES)
+
+
+def _field(part: str, name: str) -> Any:
+    """The dataclass field behind a flat name (``machine_state``'s: the readings', whose
+    type and default it has)."""
+    name = "readings" if (part, name) == ("machine", "state") else name
+    return next(f for f in fields(PART_CLASSES[part]) if f.name == name)
 
 
 def _default(part: str, name: str) -> Any:
     """A flat field's value when its part is absent (a point never timed or checked)."""
     if part == "parity" and name == "status":
         return "off"
-    f = next(f for f in fields(PART_CLASSES[part]) if f.name == name)
+    f = _field(part, name)
     if f.default_factory is not MISSING:
         return f.default_factory()
     return None if f.default is MISSING else f.default
@@ -147,7 +215,7 @@ def flat_fields() -> list[tuple[str, str, Any]]:
     (engine.storage.schema builds its checked row from this)."""
     out = []
     for name, (part, attr) in FLAT.items():
-        f = next(f for f in fields(PART_CLASSES[part]) if f.name == attr)
+        f = _field(part, attr)
         annotation = str(f.type)
         required = part == "point" and f.default is MISSING and f.default_factory is MISSING
         if not required and f.default is MISSING and f.default_factory is MISSING:
@@ -166,23 +234,22 @@ class ResultRow:
     read back or written by hand, from flat names (``ResultRow(model=..., p50_ms=...)``).
     """
 
-    __slots__ = ("point", "timing", "parity", "compute")
+    __slots__ = PARTS
 
     def __init__(self, *parts: Any, **flat: Any) -> None:
         if parts and isinstance(parts[0], Point):
-            given = dict(zip(("point", "timing", "parity", "compute"), parts, strict=False))
-            given.update({k: flat.pop(k) for k in ("timing", "parity", "compute") if k in flat})
+            given = dict(zip(PARTS, parts, strict=False))
+            given.update({k: flat.pop(k) for k in PARTS[1:] if k in flat})
             if flat:
                 raise TypeError(f"flat values beside parts: {', '.join(flat)}")
-            point, timing = given["point"], given.get("timing")
-            parity, compute = given.get("parity"), given.get("compute")
         else:  # flat, as a stored record (positionally in its order: model, backend, ...)
             positional = dict(zip(FLAT, parts, strict=False))
-            point, timing, parity, compute = _split({**positional, **flat})
-        object.__setattr__(self, "point", point)
-        object.__setattr__(self, "timing", timing)
-        object.__setattr__(self, "parity", parity)
-        object.__setattr__(self, "compute", compute or Compute())
+            given = _split({**positional, **flat})
+        for part in PARTS:
+            object.__setattr__(self, part, given.get(part))
+        # A point always has a compute and a machine part (empty until measured).
+        object.__setattr__(self, "compute", self.compute or Compute())
+        object.__setattr__(self, "machine", self.machine or MachineState())
 
     def to_dict(self) -> dict[str, Any]:
         """The flat record (the keys rows were always stored with, in their order)."""
@@ -207,10 +274,13 @@ class ResultRow:
     __hash__ = None  # type: ignore[assignment] - a row changes as it is measured
 
     def __repr__(self) -> str:
-        return f"ResultRow({self.point!r}, timing={self.timing!r}, parity={self.parity!r})"
+        return (
+            f"ResultRow({self.point!r}, timing={self.timing!r}, parity={self.parity!r},"
+            f" machine={self.machine!r})"
+        )
 
 
-def _split(flat: dict[str, Any]) -> tuple[Point, Timing | None, Parity | None, Compute]:
+def _split(flat: dict[str, Any]) -> dict[str, Any]:
     """A flat record's parts: a timing when it was timed (a latency or rate is there), a parity when it
     was judged (its status, or from older rows its ``parity_ok``, is not "off")."""
     unknown = [k for k in flat if k not in FLAT]
@@ -224,12 +294,13 @@ def _split(flat: dict[str, Any]) -> tuple[Point, Timing | None, Parity | None, C
     parity = by_part["parity"]
     if not parity.get("status"):  # rows stored before "not judged" existed had only parity_ok
         parity["status"] = PARITY_FROM_OK.get(parity.get("ok"), "off")
-    return (
-        Point(**by_part["point"]),
-        Timing(**{**_none_timing(), **timing}) if _timed(timing) else None,
-        None if parity["status"] == "off" else Parity(**{**_none_parity(), **parity}),
-        Compute(**by_part["compute"]),
-    )
+    return {
+        "point": Point(**by_part["point"]),
+        "timing": Timing(**{**_none_timing(), **timing}) if _timed(timing) else None,
+        "parity": None if parity["status"] == "off" else Parity(**{**_none_parity(), **parity}),
+        "compute": Compute(**by_part["compute"]),
+        "machine": MachineState.from_flat(**by_part["machine"]),
+    }
 
 
 def _timed(timing: dict[str, Any]) -> bool:

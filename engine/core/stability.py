@@ -187,11 +187,14 @@ def _reading(m: dict[str, Any], key: str) -> float | None:
 
 
 def machine_flags(row: Any) -> str:
-    """'throttled', 'power-capped', clock range, or thread counts: what the machine did."""
-    m = getattr(row, "machine_state", None)
-    m = m if isinstance(m, dict) else {}
+    """'throttled', 'power-capped', clock range, or thread counts: what the machine did
+    (the row's machine part)."""
+    machine = row.machine
+    m = machine.readings if isinstance(machine.readings, dict) else {}
     flags = [
-        w for w, on in (("throttled", row.throttled), ("power-capped", row.power_capped)) if on
+        w
+        for w, on in (("throttled", machine.throttled), ("power-capped", machine.power_capped))
+        if on
     ]
     lo, hi = _reading(m, "sm_clock_mhz_min"), _reading(m, "sm_clock_mhz_max")
     if lo is not None and hi is not None:
@@ -199,8 +202,8 @@ def machine_flags(row: Any) -> str:
     power, limit = _reading(m, "power_w_max"), _reading(m, "power_limit_w")
     if power and limit:
         flags.append(f"{power:.0f}/{limit:.0f} W")
-    # Each library's CPU-thread pool as its runner reported it (``<library>_threads``).
-    for key in [k for k in m if k.endswith("_threads")]:
-        if _reading(m, key) is not None:
-            flags.append(f"{key.removesuffix('_threads')} {m[key]:g} thr")
+    # Each library's CPU-thread pool as its runner reported it (``Runner.thread_counts``).
+    for pool, n in machine.threads.items():
+        if _reading(machine.threads, pool) is not None:
+            flags.append(f"{pool} {n:g} thr")
     return ", ".join(flags) or "-"

@@ -156,14 +156,6 @@ def busy_check(window_s: float = 0.5, gpu_index: int | None = None) -> BusyRepor
     return report
 
 
-def thread_counts(runner: Any) -> dict[str, Any]:
-    """CPU threads the libraries will use: PyTorch's pool, and the runner's own pool where
-    its library has one (``Runner.thread_counts``: ONNX Runtime's setting)."""
-    import torch
-
-    return {"torch_threads": torch.get_num_threads(), **runner.thread_counts()}
-
-
 def physical_cores() -> int:
     """Distinct (package, core) pairs in /proc/cpuinfo; the logical count if unreadable."""
     try:
@@ -184,12 +176,13 @@ def physical_cores() -> int:
 def annotate_point(
     row: Any, runner: Any, gflop: float | None, gpu_name: str | None, math: str | None = None
 ) -> None:
-    """Add FLOP/s against the peak and, on the CPU, the thread counts to a measured row."""
+    """Add FLOP/s against the peak and, on the CPU, the thread counts (the machine part's
+    ``threads``) to a measured row."""
     from engine.hardware.peaks import annotate
 
     annotate(row, gflop, gpu_name, math)
     if not str(row.device).startswith("cuda"):
-        row.machine_state = {**(row.machine_state or {}), **thread_counts(runner)}
+        row.machine.threads = {**row.machine.threads, **runner.thread_counts()}
 
 
 def busy_summary(environment: dict[str, Any] | None) -> str:

@@ -88,3 +88,38 @@ def build_text(done: dict[str, Any]) -> str:
         else f"already cached (built in {build_s:.0f} s), loaded in {load_s:.1f} s"
     )
     return f"{done['configuration']}, batch {done['batch']}: {how}; key {done['key']}"
+
+
+def standalone_builders() -> list[str]:
+    """Backends with a build command of their own (TensorRT's ``trt-build``): they build an
+    engine without running it, where nothing could run it (TensorRT-RTX without a GPU)."""
+    from engine.backends import backend_names
+
+    return [n for n in backend_names() if get_backend(n).BUILD_COMMAND]
+
+
+def _typed(backend: str, options: dict[str, Any]) -> Any:
+    """The selection's options as ``backend``'s typed options (others' names ignored)."""
+    from engine.core.options import validate
+
+    b = get_backend(backend)
+    return validate(b.Options, options, b.TITLE)
+
+
+def standalone_note(backend: str, precisions: tuple[str, ...], options: dict[str, Any]) -> str:
+    """What :func:`build_standalone` would build for this selection, in the backend's words."""
+    return get_backend(backend).standalone_note(tuple(precisions), _typed(backend, options))
+
+
+def build_standalone(
+    backend: str,
+    art: Any,
+    precisions: tuple[str, ...],
+    batches: tuple[int, ...],
+    options: dict[str, Any],
+    progress: Callable[[str], None] | None = None,
+) -> Any:
+    """Build ``backend``'s engine for the selection without running it (its ``BuiltEngine``)."""
+    return get_backend(backend).build_standalone(
+        art, tuple(precisions), tuple(batches), _typed(backend, options), progress
+    )

@@ -14,21 +14,28 @@ import time
 import numpy as np
 
 from engine.backends.base import Runner
-from engine.core.config import BenchSettings, Timing
-from engine.running.timing import time_runner
+from engine.core.config import BenchSettings, MachineState, Timing
+from engine.running.timing import measure_runner
 
 
 def time_point(runner: Runner, x: np.ndarray, settings: BenchSettings) -> Timing:
     """Time ``runner`` once, or until stable when ``settings.until_stable`` (time-bounded)."""
+    return measure_point(runner, x, settings)[0]
+
+
+def measure_point(
+    runner: Runner, x: np.ndarray, settings: BenchSettings
+) -> tuple[Timing, MachineState]:
+    """:func:`time_point`, and what the machine did during the round that was kept."""
     start = time.monotonic()
-    timing = time_runner(runner, x, settings)
+    timing, machine = measure_runner(runner, x, settings)
     rounds, last_s = 1, time.monotonic() - start
     while settings.until_stable and timing.stable is False:
         left = settings.stable_budget_s - (time.monotonic() - start)
         if left < last_s:  # another round like the last would overrun the budget
             break
         t0 = time.monotonic()
-        timing = time_runner(runner, x, settings)
+        timing, machine = measure_runner(runner, x, settings)
         rounds, last_s = rounds + 1, time.monotonic() - t0
     timing.rounds = rounds
     if rounds > 1:
@@ -37,4 +44,4 @@ def time_point(runner: Runner, x: np.ndarray, settings: BenchSettings) -> Timing
         timing.stability_note = (
             f"{lead}; {timing.stability_note}" if timing.stability_note else lead
         )
-    return timing
+    return timing, machine

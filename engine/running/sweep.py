@@ -40,7 +40,7 @@ from engine.core.rows import ModelFacts, new_row
 from engine.hardware.env import fingerprint
 from engine.hardware.machine import annotate_point, busy_check
 from engine.running.locks import device_lock
-from engine.running.measure import time_point
+from engine.running.measure import measure_point
 from engine.running.plan import Callbacks, Plan, ProgressFn, plan_of_config
 from engine.running.reproduce import reproduce_command
 from engine.storage.runend import end_of
@@ -303,11 +303,12 @@ class _Sweep:
                 )
             self.progress(f"timing {describe(spec)} at batch {b}")
             with device_lock(spec.device, on_wait=self.progress):
-                timing = time_point(runner, self.art.sample_input(b), self.config.bench)
+                timing, machine = measure_point(runner, self.art.sample_input(b), self.config.bench)
             row.point.provider = runner.provider
             drop_inert_options(row.point, runner)
-            # The row is its parts: this timing, this spec's parity (a copy per row).
-            row.timing = timing
+            # The row is its parts: this timing and machine state, this spec's parity (a
+            # copy per row).
+            row.timing, row.machine = timing, machine
             row.parity = replace(parity) if parity is not None else None
             math = get_backend(spec.backend).parity_precision(spec)
             annotate_point(row, runner, self.gflop, self.gpu_name, math)

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from engine.backends.base import Runner
-from engine.core.config import BenchSettings, Timing
+from engine.core.config import BenchSettings, MachineState, Timing
 from engine.core.devices import is_cuda, parse_device
 from engine.core.errors import BadInput
 from engine.core.stability import keep_samples, spread
@@ -44,6 +44,14 @@ def stats(samples_ms: list[float], batch: int, peak_mem_mb: float | None = None)
 
 def time_runner(runner: Runner, x: np.ndarray, settings: BenchSettings) -> Timing:
     """Time ``runner`` on the host batch ``x`` according to ``settings``."""
+    return measure_runner(runner, x, settings)[0]
+
+
+def measure_runner(
+    runner: Runner, x: np.ndarray, settings: BenchSettings
+) -> tuple[Timing, MachineState]:
+    """:func:`time_runner`, and what the machine did over the timed loop (NVML's readings
+    on a GPU; nothing on the CPU)."""
     if settings.mode not in ("device", "e2e"):
         raise BadInput(f"unknown timing mode '{settings.mode}'", fix="use device or e2e")
     if settings.iters < 1 or settings.warmup < 0:
@@ -77,11 +85,9 @@ def time_runner(runner: Runner, x: np.ndarray, settings: BenchSettings) -> Timin
             samples.append((clock() - t0) * 1000.0)
             if len(samples) >= settings.min_iters and clock() > deadline:
                 break
-    timing = stats(samples, x.shape[0], runner.peak_memory_mb())
-    timing.machine_state = sampler.summary()
-    timing.throttled = timing.machine_state.get("throttled")
-    timing.power_capped = timing.machine_state.get("power_capped")
-    return timing
+    readings = sampler.summary()
+    machine = MachineState(readings, readings.get("throttled"), readings.get("power_capped"))
+    return stats(samples, x.shape[0], runner.peak_memory_mb()), machine
 
 
 def _sampler(runner: Runner) -> ClockSampler:

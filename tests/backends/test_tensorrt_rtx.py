@@ -374,6 +374,26 @@ def test_trt_build_without_the_flavour_exits_3(tmp_path):
 # --------------------------------------------------------------------------- Engines page
 
 
+def test_the_build_module_builds_a_plan_through_the_backends_own_hook(
+    tmp_path, shared_cache, small_artifacts
+):
+    """What the Engines page calls: no page reads a TensorRT option by name."""
+    from engine.running.build import build_standalone, standalone_builders, standalone_note
+
+    assert standalone_builders() == ["tensorrt"]
+    # The selection's options, another backend's among them (ignored, as in a sweep).
+    options = {"trt_flavour": "rtx", "rtx_cc": "8.6", "cuda_graph": True}
+    note = standalone_note("tensorrt", ("fp32", "fp16"), options)
+    assert note.startswith("fp16 export, flavour rtx;")
+    built = build_standalone("tensorrt", small_artifacts, ("fp16",), (1, 4), options)
+    assert built.headline["Flavour"] == f"TensorRT-RTX {rtx.__version__}"
+    assert "targets: compute capability 8.6" in built.lines  # rtx_cc reached the builder
+    assert any(line.startswith("cache key: plan-rtx-sm86-") for line in built.lines)
+    assert built.layers and {layer.precision for layer in built.layers} >= {"fp16"}
+    with pytest.raises(BadInput, match="flavour"):
+        standalone_note("tensorrt", ("fp16",), {"trt_flavour": "fast"})
+
+
 def test_engines_page_builds_a_plan_without_a_gpu(tmp_path, monkeypatch, shared_cache):
     from streamlit.testing.v1 import AppTest
 
@@ -386,7 +406,7 @@ def test_engines_page_builds_a_plan_without_a_gpu(tmp_path, monkeypatch, shared_
     at.multiselect(key="_vb_precisions").set_value(["fp16"])
     at.run()
     at.switch_page("pages/engines.py").run()
-    at.button(key="vb_trt_build").click().run()
+    at.button(key="vb_standalone_tensorrt").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Flavour"] == f"TensorRT-RTX {rtx.__version__}"

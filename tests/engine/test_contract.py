@@ -32,10 +32,6 @@ ALLOWED = {
     ("engine/core/config.py", "cudnn_conv_algo_search"): (
         "runs stored before ONNX Runtime ran as shipped are read as what really ran"
     ),
-    ("pages/common.py", "trt_flavour"): (
-        "the Engines page's TensorRT plan build; a general build hook comes with compiled"
-        " engines (issue 29)"
-    ),
 }
 
 

@@ -83,6 +83,6 @@ def test_threads_is_one_value(tmp_path, small_spec):
     assert [r.status for r in rows] == ["ok", "ok"]
     assert all(r.options == {} and r.threads == 1 for r in rows)
     # ... and it reached each runner when it was built: the libraries ran one thread.
-    assert rows[0].machine_state["torch_threads"] == 1
-    assert rows[1].machine_state["ort_threads"] == 1
+    assert rows[0].machine.threads["torch"] == 1
+    assert rows[1].machine.threads["ort"] == 1
     store.close()

@@ -188,6 +188,34 @@ def test_cli_table_shows_verdict_compute_and_machine_state():
         assert word in text
 
 
+def test_thread_counts_are_read_from_the_machine_parts_threads_not_from_key_names():
+    from engine.core.config import MachineState
+    from engine.core.stability import machine_flags
+
+    r = _row([10.0] * 20)
+    r.machine = MachineState(readings={"busy_threads": 9}, threads={"onnx": 3})
+    assert machine_flags(r) == "onnx 3 thr"  # a reading named *_threads is not a pool
+
+
+def test_compare_names_the_thread_counts_the_rows_recorded(tmp_path):
+    from engine.storage.history.compare import env_diff
+    from engine.storage.history.queries import load_run
+    from engine.storage.store import Store
+
+    store = Store(tmp_path / "c.sqlite")
+    for threads in ({"torch": 4, "ort": 4}, {"torch": 1, "ort": 4}):
+        rid = store.create_run({"model": {"name": "resnet18"}}, {"cpu": "x"}, "cmd")
+        row = _row([10.0] * 20)
+        row.machine.threads = threads
+        store.add_row(rid, row)
+        store.finish_run(rid, "done")
+    diff = env_diff(load_run(store, 1), load_run(store, 2))
+    store.close()
+    assert [(d.key, d.a, d.b, d.kind) for d in diff] == [
+        ("CPU threads", "ort 4, torch 4", "ort 4, torch 1", "machine state")
+    ]
+
+
 def test_a_document_with_samples_and_machine_state_imports_and_bad_samples_do_not(tmp_path):
     from engine.core.errors import BadInput
     from engine.storage.documents import validate_document

@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.backends.base import Availability, Backend, Candidate, PrepareContext, Runner
+from engine.backends.base import (
+    Availability,
+    Backend,
+    BuiltEngine,
+    Candidate,
+    PrepareContext,
+    Runner,
+)
 from engine.backends.tensorrt.build import BuildSettings
 from engine.backends.tensorrt.cache import (
     DEFAULT_OPT_LEVEL,
@@ -29,6 +36,8 @@ from engine.backends.tensorrt.flavour import (
     tensorrt_availability,
     trt_major,
 )
+from engine.backends.tensorrt.flavour import gpu_facts as _gpu_facts
+from engine.backends.tensorrt.flavour import visible_cc as _visible_cc
 from engine.backends.tensorrt.load import obtain_engine
 from engine.backends.tensorrt.recipe import PRECISIONS, build_recipe, onnx_for
 from engine.backends.tensorrt.runner import TensorRTRunner
@@ -69,28 +78,6 @@ class TensorRTOptions:
     rtx_cc: str | None = option(
         None, "TensorRT-RTX target compute capabilities, e.g. 8.6,8.9", "RTX targets"
     )
-
-
-def _gpu_facts(index: int) -> tuple[str, str, tuple[int, int]]:
-    import torch
-
-    cap = torch.cuda.get_device_capability(index)
-    return torch.cuda.get_device_name(index), f"{cap[0]}.{cap[1]}", tuple(cap)
-
-
-def _visible_cc(device: str) -> str | None:
-    """The compute capability of ``device`` where torch sees a CUDA GPU, else None."""
-    try:
-        import torch
-
-        from engine.core.devices import parse_device
-
-        _, index = parse_device(device)
-        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            return None
-        return _gpu_facts(index)[1]
-    except Exception:  # noqa: BLE001 - no GPU to ask is the same as no answer
-        return None
 
 
 def _rtx_gate(flavour: Flavour, device: str) -> Availability:
@@ -134,6 +121,44 @@ class TensorRTBackend(Backend):
         """None yet: a plan is built for minutes per profile, and no full TensorRT could be
         installed where auto mode's answers were checked (docs/tensorrt.md)."""
         return []
+
+    @staticmethod
+    def _standalone_precision(precisions: tuple[str, ...]) -> str:
+        return "fp16" if "fp16" in precisions else "fp32"
+
+    @classmethod
+    def standalone_note(cls, precisions: tuple[str, ...], options: Any) -> str:
+        return (
+            f"{cls._standalone_precision(precisions)} export, flavour {options.trt_flavour};"
+            " TensorRT-RTX targets this GPU, or every GeForce/RTX architecture where there is"
+            " none"
+        )
+
+    @classmethod
+    def build_standalone(
+        cls,
+        artifacts: Any,
+        precisions: tuple[str, ...],
+        batches: tuple[int, ...],
+        options: Any,
+        progress: Any = None,
+    ) -> BuiltEngine:
+        """A plan built without running it (``trt-build``): TensorRT-RTX builds with no GPU."""
+        from engine.artifacts.cache import human_bytes
+        from engine.backends.tensorrt.standalone import build_standalone
+
+        precision = cls._standalone_precision(precisions)
+        built = build_standalone(
+            artifacts.onnx_path(precision), precision, list(batches), artifacts.image_hw,
+            options.trt_flavour, targets=options.rtx_cc or "", progress=progress,
+            fixed_batch=artifacts.graph_batch,
+        )  # fmt: skip
+        headline = {
+            "Flavour": built.trt,
+            "Build time": f"{built.build_s:.2f} s" if built.build_s else "cached",
+            "Plan size": human_bytes(built.plan_bytes),
+        }
+        return BuiltEngine(headline, built.lines(), built.layers)
 
     @classmethod
     def build_batches(

@@ -264,3 +264,26 @@ def parse_targets(text: Any, module: Any = None) -> tuple[str, ...]:
             "give a comma list of those, e.g. --rtx-cc 8.6,8.9",
         )
     return tuple(dict.fromkeys(items))
+
+
+def gpu_facts(index: int) -> tuple[str, str, tuple[int, int]]:
+    """(name, compute capability "9.0", (major, minor)) of GPU ``index``."""
+    import torch
+
+    cap = torch.cuda.get_device_capability(index)
+    return torch.cuda.get_device_name(index), f"{cap[0]}.{cap[1]}", tuple(cap)
+
+
+def visible_cc(device: str) -> str | None:
+    """The compute capability of ``device`` where torch sees a CUDA GPU, else None."""
+    try:
+        import torch
+
+        from engine.core.devices import parse_device
+
+        _, index = parse_device(device)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            return None
+        return gpu_facts(index)[1]
+    except Exception:  # noqa: BLE001 - no GPU to ask is the same as no answer
+        return None

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from engine.backends.base import PrepareContext
-from engine.backends.tensorrt.backend import _visible_cc
 from engine.backends.tensorrt.build import BuildSettings
 from engine.backends.tensorrt.cache import plan_record, profile_for
 from engine.backends.tensorrt.flavour import (
@@ -25,6 +24,7 @@ from engine.backends.tensorrt.flavour import (
     tensorrt_availability,
     trt_major,
     unsupported_message,
+    visible_cc,
 )
 from engine.backends.tensorrt.inspector import EngineLayer, layers_from_build_log
 from engine.backends.tensorrt.load import fetch_plan, plan_key, plan_lock
@@ -174,7 +174,7 @@ def build_standalone(
     """Build (or take from the cache) a plan for ``onnx_path`` and report its facts."""
     from engine.artifacts.external_data import model_digest
 
-    cc = _visible_cc("cuda")
+    cc = visible_cc("cuda")
     flavour = _flavour_for_build(flavour_choice, cc)
     trt = flavour.module
     major = trt_major(flavour.version) if flavour.name == "full" else 0

@@ -28,7 +28,6 @@ _ENV_ORDER = (
     "compute_capability",
     "cpu",
     "cpu_count",
-    "torch_threads",
     "machine",
     "os",
     "python",
@@ -176,6 +175,16 @@ def _config_facts(rec: RunRecord) -> dict[str, Any]:
     }
 
 
+def _threads_text(rec: RunRecord) -> str | None:
+    """Each CPU-thread pool the run's rows recorded (their machine part's ``threads``)."""
+    pools: dict[str, set[int]] = {}
+    for r in rec.rows:
+        for pool, n in r.machine.threads.items():
+            pools.setdefault(pool, set()).add(n)
+    shown = [f"{p} {'/'.join(map(str, sorted(ns)))}" for p, ns in sorted(pools.items())]
+    return ", ".join(shown) or None
+
+
 def env_diff(a: RunRecord, b: RunRecord) -> list[EnvDiff]:
     """Settings that differ between two runs: fingerprint first, then configuration."""
     ea, eb = (_flatten(without_busy(r.info.environment)) for r in (a, b))
@@ -189,6 +198,9 @@ def env_diff(a: RunRecord, b: RunRecord) -> list[EnvDiff]:
     ba, bb = busy_summary(a.info.environment), busy_summary(b.info.environment)
     if ba != bb:  # measured per sweep: a state of the machine, not of its setup
         out.append(EnvDiff("busy before the sweep", ba, bb, "machine state"))
+    ta, tb = _threads_text(a), _threads_text(b)
+    if ta != tb:  # what each library's pool ran with, as the points recorded it
+        out.append(EnvDiff("CPU threads", _show(ta), _show(tb), "machine state"))
     ca, cb = _config_facts(a), _config_facts(b)
     for k in ca:
         if _show(ca[k]) != _show(cb[k]):
