@@ -241,8 +241,9 @@ def _export(art: ModelSource, precision: str, out: Path) -> None:
 
 
 def convert_precision(src: Path, precision: str, progress=None) -> Path:
-    """FP16 copy of a user's FP32 ONNX file (inputs and outputs stay FP32)."""
-    if precision != "fp16":
+    """FP16 copy of a user's FP32 ONNX file (inputs and outputs stay FP32), or FP32 copy of
+    a user's FP16 one (engine/artifacts/widen.py)."""
+    if precision not in ("fp16", "fp32"):
         raise BadInput(
             f"a user ONNX file can be run in fp32 or fp16, not {precision}",
             fix="export from PyTorch by model name for other precisions",
@@ -259,9 +260,15 @@ def convert_precision(src: Path, precision: str, progress=None) -> Path:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
+    from engine.artifacts.widen import widen_to_fp32
+
     tmp = folder / f"model.{os.getpid()}.tmp.onnx"
     with building(folder):
-        model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+        model = onnx.load(str(src))
+        if precision == "fp32":
+            model = widen_to_fp32(model)
+        else:
+            model = convert_float_to_float16(model, keep_io_types=True)
         onnx.save(model, str(tmp))
         record = {"source": src.name, "precision": precision}
         return in_use(folder, finish_artifact(folder, tmp, "model.onnx", record))

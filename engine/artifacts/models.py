@@ -331,12 +331,12 @@ class ModelArtifacts:
         if precision in self._onnx:
             return self._onnx[precision]
         if self.is_onnx_source:
-            if precision != "fp32":
-                from engine.artifacts.export import convert_precision
+            from engine.artifacts.export import convert_precision
 
-                path = convert_precision(Path(self.spec.onnx_path), precision, progress)
-            else:
-                path = Path(self.spec.onnx_path)
+            src = Path(self.spec.onnx_path)
+            own = self.onnx_info.weights if self.onnx_info else "fp32"
+            # The file runs as it is at its own precision; the other is a converted copy.
+            path = src if precision == own else convert_precision(src, precision, progress)
         else:
             from engine.artifacts.export import export_onnx
 
@@ -374,6 +374,12 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
             spec = replace(spec, image_size=h, image_width=w)
         digest = model_digest(spec.onnx_path)  # with its data files: weights that live there
         art = ModelArtifacts(spec=spec, weights_hash=digest, onnx_info=info)
+        if info.weights == "fp16":
+            art.notes.append(
+                f"{Path(spec.onnx_path).name} holds FP16 weights: its fp32 rows and the FP32"
+                " reference run an FP32 copy of it (the same weights, widened; FP32 math), its"
+                " fp16 rows the file as it is"
+            )
         if info.fixed_batch:
             art.notes.append(
                 f"this ONNX file has a fixed batch size of {info.fixed_batch}, so only that"

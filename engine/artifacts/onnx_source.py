@@ -39,6 +39,8 @@ class OnnxInfo:
     # Reshapes with a constant leading number, when the batch is dynamic: suspects of a
     # batch fixed inside the graph, probed before measuring (engine/artifacts/graph_batch.py)
     batch_suspects: list[tuple[str, int]] = field(default_factory=list)
+    # "fp16": a file exported in FP16 (engine/artifacts/widen.py: its fp32 rows run a copy)
+    weights: str = "fp32"
 
 
 def _load(p: Path) -> Any:
@@ -112,6 +114,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     """Validate that ``path`` is an image classifier with one NCHW float input."""
     from engine.artifacts.external_data import check_external_data
     from engine.artifacts.graph_batch import reshape_suspects
+    from engine.artifacts.widen import weights_precision
 
     p = Path(path)
     model = _load(p)
@@ -135,6 +138,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
         op_histogram=dict(sorted(hist.items(), key=lambda kv: -kv[1])),
         channels=dims[1] or 3,
         batch_suspects=reshape_suspects(graph) if not dims[0] else [],
+        weights=weights_precision(graph),
     )
 
 

@@ -1,0 +1,81 @@
+"""An FP32 copy of a user's FP16 ONNX file: the same weights, widened, and FP32 math.
+
+A file exported in FP16 has no FP32 form to compare with. Run as it is and called "fp32",
+its rows would say one precision and run another, and parity would compare the file with
+itself. Widening every FP16 tensor to FP32 (initializers, constants, casts to FP16, the
+declared inputs, outputs and intermediate types) gives the FP32 reference and the fp32 rows
+a model that really computes in FP32 on exactly the file's weights (every FP16 value is
+exact in FP32); the file itself is then what the fp16 rows run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Attributes that name an element type: Cast's target, the dtype of EyeLike and the random
+# generators. A FLOAT16 there becomes FLOAT.
+_TYPE_ATTRS = ("to", "dtype")
+
+
+def weights_precision(graph: Any) -> str:
+    """``fp16`` when the graph's float initializers are mostly FP16 (by element count),
+    else ``fp32``. Read from the declared dims: no external data is loaded."""
+    import onnx
+
+    counts = {onnx.TensorProto.FLOAT: 0, onnx.TensorProto.FLOAT16: 0}
+    for init in graph.initializer:
+        if init.data_type in counts:
+            n = 1
+            for d in init.dims:
+                n *= d
+            counts[init.data_type] += n
+    fp16, fp32 = counts[onnx.TensorProto.FLOAT16], counts[onnx.TensorProto.FLOAT]
+    return "fp16" if fp16 > fp32 else "fp32"
+
+
+def widen_to_fp32(model: Any) -> Any:
+    """``model`` (loaded with its data) with every FP16 tensor and type made FP32, in place."""
+    _widen_graph(model.graph)
+    return model
+
+
+def _widen_tensor(t: Any) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    if t.data_type != onnx.TensorProto.FLOAT16:
+        return
+    wide = numpy_helper.from_array(numpy_helper.to_array(t).astype("float32"), t.name)
+    t.CopyFrom(wide)
+
+
+def _widen_type(value_info: Any) -> None:
+    import onnx
+
+    tt = value_info.type.tensor_type
+    if tt.elem_type == onnx.TensorProto.FLOAT16:
+        tt.elem_type = onnx.TensorProto.FLOAT
+
+
+def _widen_graph(graph: Any) -> None:
+    import onnx
+
+    for t in graph.initializer:
+        _widen_tensor(t)
+    for vi in (*graph.input, *graph.output, *graph.value_info):
+        _widen_type(vi)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                _widen_tensor(attr.t)
+            elif attr.type == onnx.AttributeProto.TENSORS:
+                for t in attr.tensors:
+                    _widen_tensor(t)
+            elif attr.type == onnx.AttributeProto.GRAPH:
+                _widen_graph(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    _widen_graph(g)
+            elif attr.name in _TYPE_ATTRS and attr.type == onnx.AttributeProto.INT:
+                if attr.i == onnx.TensorProto.FLOAT16:
+                    attr.i = onnx.TensorProto.FLOAT
