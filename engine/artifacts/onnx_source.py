@@ -69,6 +69,7 @@ def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None]]:
         raise BadInput(
             f"{file} has {len(inputs)} inputs",
             "an image classifier with exactly one NCHW input is needed",
+            "export the model with the image as its only input",
         )
     inp = inputs[0]
     tt = inp.type.tensor_type
@@ -76,15 +77,31 @@ def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None]]:
         raise BadInput(
             f"the input '{inp.name}' of {file} is not a float tensor",
             "an image classifier takes float NCHW images",
+            "export the model with a float32 (or float16) image input",
         )
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+    if len(dims) == 4 and dims[3] in CHANNELS and dims[1] not in CHANNELS:
+        raise _channels_last(inp.name, dims, file)
     if len(dims) != 4 or (dims[1] not in (None, *CHANNELS)):
         raise BadInput(
             f"the input '{inp.name}' of {file} has shape {dims}",
             "an image classifier takes batch × channels (1 or 3) × height × width",
+            "export the model with one image input of that shape",
         )
     check_declared_input(dims, inp.name, file)
     return inp.name, dims
+
+
+def _channels_last(name: str, dims: list[int | None], file: str) -> BadInput:
+    """NHWC, as TensorFlow exports images. Every backend here feeds NCHW; a symbolic
+    height before a last side of 1 or 3 is channels last too (it once ran as 224×3)."""
+    return BadInput(
+        f"the input '{name}' of {file} is channels last (NHWC, shape {dims})",
+        "images are fed channels first: batch × channels (1 or 3) × height × width",
+        "give it a channels-first input, by exporting it again so (tf2onnx:"
+        f" --inputs-as-nchw {name}) or by putting a Transpose with perm [0, 2, 3, 1] in"
+        f" front of '{name}', fed by a new NCHW input",
+    )
 
 
 def logits_output(outputs: list[Any], file: str) -> Any:

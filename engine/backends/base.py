@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, final
 import numpy as np
 
 from engine.core import options as opt
+from engine.core.commands import engine_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import Availability, parse_device
 from engine.core.errors import BadInput
@@ -298,6 +299,18 @@ class Backend(ABC):
     def precision_note(cls, precision: str, device: str, options: dict[str, Any]) -> str:
         """Words after the precision that say what the math is, where the name alone does not."""
         return ""
+
+    @classmethod
+    def precision_route(cls, precision: str) -> str:
+        """How this backend's ``precision`` is made ahead of time, as words that start with
+        the command to paste; "" when it does not run that precision. A refusal that sends
+        the user elsewhere (``build --precision int8``) asks every backend for this."""
+        if precision not in cls.PRECISIONS:
+            return ""
+        if cls.BUILDS_ENGINES:
+            return engine_command(f"build --backend {cls.NAME} --precision {precision}")
+        sweep = engine_command(f"bench --backend {cls.NAME} --precision {precision}")
+        return f"nothing to build, {sweep} prepares it when the sweep starts"
 
     @classmethod
     def option_words(cls, options: dict[str, Any]) -> list[str]:

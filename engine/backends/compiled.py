@@ -331,6 +331,13 @@ class TorchCompileBackend(Backend):
 
     @classmethod
     def check(cls, spec: RunnerSpec) -> None:
+        if spec.precision == "int8":  # its own name, before eager PyTorch's check says its
+            raise BadInput(
+                "torch.compile cannot run int8",
+                "int8 here means a statically quantised (Q/DQ) ONNX model",
+                "use --backend ort --precision int8 on the CPU, or --backend tensorrt"
+                " --precision int8 on a GPU",
+            )
         if spec.opts.get("cuda_graph"):
             raise BadInput(
                 "torch_compile captures its own CUDA graphs",

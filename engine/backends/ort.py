@@ -32,7 +32,7 @@ from engine.backends.ort_placement import (  # noqa: F401 - re-exported for call
     node_placement,
     probe_placement,
 )
-from engine.core.commands import pip_command
+from engine.core.commands import engine_command, pip_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import cuda_availability, parse_device
 from engine.core.errors import BadInput
@@ -410,6 +410,16 @@ class OrtBackend(Backend):
     @classmethod
     def explain(cls, exc: Exception) -> Exception:
         return model_fault(exc)
+
+    @classmethod
+    def precision_route(cls, precision: str) -> str:
+        if precision != "int8":
+            return super().precision_route(precision)
+        sweep = engine_command("bench --backend ort --precision int8 --device cpu")
+        return (
+            f"nothing to build, {sweep} quantises the model (once, then cached) and runs it"
+            " on the CPU"
+        )
 
     @classmethod
     def check(cls, spec: RunnerSpec) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -83,7 +84,12 @@ def main(argv: list[str]) -> int:
     if args.precision not in ("fp32", "fp16", "bf16", "int8"):
         raise BadInput(f"precision '{args.precision}' is not one TensorRT builds", fix="use fp16")
     if args.precision == "int8" and args.model:
-        raise BadInput("trt-build --model does not quantise", fix="give a Q/DQ int8 --onnx file")
+        sweep = f"bench --model {shlex.quote(args.model)} --backend tensorrt --precision int8"
+        raise BadInput(
+            "trt-build --model does not quantise",
+            fix="give a Q/DQ int8 ONNX file with --onnx (symmetric: zero points of 0), or let"
+            f" {engine_command(sweep + ' --device cuda')} quantise the model and keep its plan",
+        )
     from engine.backends.tensorrt.flavour import tensorrt_availability
 
     # Before an export that takes seconds: is the flavour asked for here at all?

@@ -37,11 +37,15 @@ def build_specs(
     """The configurations to build: each precision with the options (and the backend's
     build options); with neither given, the slow candidates auto mode tries on ``device``."""
     b = get_backend(backend)
+    for precision in precisions or []:
+        if precision not in b.PRECISIONS:
+            raise _elsewhere(b, precision)
     if not b.BUILDS_ENGINES:
+        routes = [b.precision_route(p) for p in dict.fromkeys(precisions or [])]
         raise BadInput(
             f"the {b.TITLE} backend builds nothing ahead of time",
             "its runners are made when a sweep starts, in seconds",
-            f"use --backend {', '.join(builders())}",
+            "; ".join(routes) or f"use --backend {', '.join(builders())}",
         )
     if not precisions and not options:
         return [
@@ -51,6 +55,24 @@ def build_specs(
         ]
     merged = {**options, **b.BUILD_OPTIONS}
     return [RunnerSpec(b.NAME, device, p, merged) for p in dict.fromkeys(precisions or ["fp32"])]
+
+
+def _elsewhere(b: Any, precision: str) -> BadInput:
+    """A precision the backend does not have: where it is made instead, asked of every
+    backend (int8 is a TensorRT plan, or ONNX Runtime's quantised model: not one build)."""
+    from engine.backends import backend_names
+
+    routes = [
+        f"{get_backend(n).TITLE}: {route}"
+        for n in backend_names()
+        if n != b.NAME and (route := get_backend(n).precision_route(precision))
+    ]
+    verb = f"builds no {precision} engine" if b.BUILDS_ENGINES else f"does not run {precision}"
+    return BadInput(
+        f"{b.TITLE} {verb}",
+        f"its precisions are {', '.join(b.PRECISIONS)}",
+        "; ".join(routes) or "choose one of those precisions",
+    )
 
 
 def build_engine(

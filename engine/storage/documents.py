@@ -101,9 +101,32 @@ def parse_document(data: bytes | str, name: str = "document") -> Any:
     except RecursionError as exc:
         raise _bad(name, "it is nested too deeply for a JSON parser to read") from exc
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(
-            f"{safe_text(name)} is not valid JSON", safe_text(str(exc)[:200]), _fix()
-        ) from exc
+        raise BadInput(f"{safe_text(name)} is not valid JSON", _json_problem(exc), _fix()) from exc
+
+
+# The parser's own reasons, by the start of its message, in our words: its text after that
+# start may quote a character of the file ("Invalid \\escape: 'q'"), which is not ours.
+_JSON_REASONS = (
+    ("Expecting value", "a value is missing"),
+    ("Expecting ',' delimiter", "a comma is missing"),
+    ("Expecting ':' delimiter", "a colon is missing"),
+    ("Expecting property name", "a key is not a string in double quotes"),
+    ("Unterminated string", "a string is not closed"),
+    ("Invalid control character", "a raw control character inside a string"),
+    ("Invalid \\uXXXX escape", "a \\u escape without four hex digits"),
+    ("Invalid \\escape", "a backslash escape that JSON does not have"),
+    ("Extra data", "more text after the document"),
+)
+
+
+def _json_problem(exc: ValueError) -> str:
+    """Where and why the JSON parser stopped, in one line of our own words."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"byte {exc.start} is not {exc.encoding} text"
+    if isinstance(exc, json.JSONDecodeError):
+        reason = next((ours for start, ours in _JSON_REASONS if exc.msg.startswith(start)), "")
+        return f"{reason or 'it stops being JSON'} at line {exc.lineno}, column {exc.colno}"
+    return safe_text(str(exc)[:200])
 
 
 def read_document_file(path: str | Path) -> Any:

@@ -60,10 +60,16 @@ _TAGS = ("model object", "model name")  # union branches pydantic puts in an err
 
 
 def shown(value: Any) -> str:
-    """A value quoted for a message: strings in quotes and sanitised, all of it short."""
+    """A value quoted for a message: strings in quotes and sanitised, all of it short.
+
+    The file's characters are escaped once, by :func:`safe_text` (a newline reads
+    ``\\x0a``); ``repr`` on top escaped the escape's backslash again (``\\\\x0a``).
+    """
     if isinstance(value, (list, dict)):  # never str() a container: it may be nested deep
         return "an array" if isinstance(value, list) else "an object"
-    text = repr(safe_text(value)) if isinstance(value, str) else safe_text(value)
+    if isinstance(value, str):  # cut before escaping, so no escape is cut in half
+        return f"'{safe_text(value[:36])}" + ("...'" if len(value) > 36 else "'")
+    text = safe_text(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -343,7 +349,9 @@ def document_json_schema() -> str:
 
 
 def _dotted(parts: tuple[Any, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+    # A part may be a key of the file's own (an option's name): escaped like its values.
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+    return safe_text(text)
 
 
 def _where(loc: tuple[Any, ...]) -> str:

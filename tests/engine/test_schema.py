@@ -100,3 +100,13 @@ def test_a_stored_run_that_cannot_be_read_is_marked_damaged_field_by_field():
     assert run["configuration"] == {} and run["created_at"] == ""
     assert why == "its configuration is not a JSON object; its created_at is not an ISO date"
     assert readable_run({"configuration": {}, "environment": {}, "created_at": ""})[1] == ""
+
+
+def test_a_value_or_key_from_the_file_is_shown_escaped_once():
+    """The file's bytes are escaped exactly once (``\\x0a``, not ``\\\\x0a``), and a key from
+    the file in a field's path is escaped too: the message itself is one clean line."""
+    line = _refused(lambda d: d["run"].update(created_at="2026\nnot a date"))
+    assert "its run has created_at '2026\\x0anot a date', not an ISO date" in line, line
+    line = _refused(lambda d: d["rows"][0].update(options={"a\nb\x1b[2J": [1]}))
+    assert "row 0 has options.a\\x0ab\\x1b[2J an array, not a single value" in line, line
+    assert not any(ord(c) < 0x20 for c in line), repr(line)

@@ -208,3 +208,19 @@ def test_a_mistyped_upload_is_one_error_that_stays_on_rerun(app, prepared, tmp_p
         # The file name is text in the box, never a markdown image.
         assert "![x](" not in errors[0] and "\\[x\\]" in errors[0]
     assert n_runs(tmp_path) == 3
+
+
+def test_a_refused_upload_shows_the_files_newline_escaped_once(app, prepared, tmp_path):
+    """The error box shows the file's newline as ``\\x0a`` (its bytes), not ``\\\\x0a``."""
+    _, upload = prepared
+    doc = json.loads(upload)
+    doc["run"]["created_at"] = "2026-12-07\nnot a date"
+    app.file_uploader(key="vb_hist_upload").set_value(
+        ("d.json", json.dumps(doc).encode(), "application/json")
+    )
+    app.run()
+    assert not app.exception
+    errors = [e.value for e in app.error]
+    # markdown source: a backslash is written "\\", so the box reads '2026-12-07\x0anot a date'
+    assert len(errors) == 1 and "created\\_at '2026-12-07\\\\x0anot a date'" in errors[0], errors
+    assert n_runs(tmp_path) == 3

@@ -347,3 +347,18 @@ def test_a_different_document_sharing_time_config_and_machine_is_imported(docume
     assert len({i for i, _ in created} | {local}) == 4
     assert [documents.import_document(store, d)[1] for d in (relabelled, slower)] == [False] * 2
     store.close()
+
+
+def test_a_refused_import_shows_the_files_newline_escaped_once(document, tmp_path, capsys):
+    """A newline inside the file is shown as ``\\x0a`` (its bytes, escaped), never doubled
+    into ``\\\\x0a``; the parser's own text is ours, worded in plain words."""
+    doc = copy.deepcopy(document)
+    doc["run"]["created_at"] = "2026-12-07\nnot a date"
+    db = str(tmp_path / "mine.sqlite")
+    code, _, err = run_main(capsys, "import", str(write(tmp_path / "d.json", doc)), "--db", db)
+    assert_one_error(code, err, "its run has created_at '2026-12-07\\x0anot a date', not an ISO")
+    assert "\\\\" not in err, err
+    broken = '{"schema": 1,\n "run": {"label": "a\nb"}}'
+    code, _, err = run_main(capsys, "import", str(write(tmp_path / "b.json", broken)), "--db", db)
+    assert_one_error(code, err, "b.json is not valid JSON: a raw control character inside a"
+                                " string at line 2, column 21")  # fmt: skip

@@ -134,6 +134,44 @@ def test_bad_onnx_files_are_refused(measured_db, tmp_path, name, make, text):
     expect_refusal(measured_db, ["bench", "--onnx", str(path), "--backend", "ort"], text)
 
 
+def channels_last_model(shape: tuple, nchw_front: bool = False) -> onnx.ModelProto:
+    """An NHWC classifier as TensorFlow exports one: a Transpose to NCHW right after its
+    input. With ``nchw_front``, the refusal's fix applied: a channels-first input and a
+    Transpose (perm 0, 2, 3, 1) in front of the old one."""
+    n, h, w, c = shape
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+        helper.make_node("GlobalAveragePool", ["t"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("MatMul", ["f", "w"], ["y"]),
+    ]
+    first = helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, h, w, c])
+    if nchw_front:
+        first = helper.make_tensor_value_info("x_nchw", TensorProto.FLOAT, [n, c, h, w])
+        nodes.insert(0, helper.make_node("Transpose", ["x_nchw"], ["x"], perm=[0, 2, 3, 1]))
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, 10])
+    w8 = helper.make_tensor("w", TensorProto.FLOAT, [c, 10], [0.1] * (c * 10))
+    graph = helper.make_graph(nodes, "nhwc", [first], [y], [w8])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+
+
+@pytest.mark.parametrize(
+    "shape", [("N", 64, 64, 3), ("N", 64, 64, 1), ("N", "H", "W", 3)], ids=["rgb", "gray", "any"]
+)
+def test_a_channels_last_input_is_refused_with_a_fix_that_works(measured_db, tmp_path, shape):
+    """NHWC (channels last) is refused with a Fix line, also when height and width are
+    symbolic (it once ran as a 224×3 image); the file with the fix applied is measured."""
+    path = tmp_path / "nhwc.onnx"
+    onnx.save(channels_last_model(shape), path)
+    bench = ["bench", "--onnx", str(path), "--backend", "ort", "--batch", "1"]
+    err = expect_refusal(measured_db, bench, "channels last")
+    assert "Fix: give it a channels-first input" in err, err
+    assert "Transpose with perm [0, 2, 3, 1]" in err and "--inputs-as-nchw x" in err, err
+    onnx.save(channels_last_model(shape, nchw_front=True), path)
+    res = run_cli(*bench, "--db", str(tmp_path / "fixed.sqlite"), *QUICK)
+    assert res.returncode == 0, res.stderr
+
+
 @pytest.mark.parametrize(
     "op, text",
     [

@@ -202,6 +202,19 @@ class TensorRTBackend(Backend):
         return _rtx_gate(flavour, device)
 
     @classmethod
+    def precision_route(cls, precision: str) -> str:
+        """An int8 plan is built from a Q/DQ file (``trt-build --model`` does not quantise);
+        a sweep quantises the model itself."""
+        if precision != "int8":
+            return super().precision_route(precision)
+        plan = engine_command("build --backend tensorrt --onnx FILE --precision int8")
+        sweep = engine_command("bench --backend tensorrt --precision int8 --device cuda")
+        return (
+            f"{plan} with a Q/DQ int8 ONNX file as FILE, or {sweep}, which quantises the"
+            " model and keeps its plan"
+        )
+
+    @classmethod
     def check(cls, spec: RunnerSpec) -> None:
         if device_kind(spec.device) == "cpu":
             _, trt_ok = tensorrt_availability()
