@@ -169,14 +169,16 @@ def _built_engines(name: str, sel: common.Selection, ok: bool) -> None:
     """A builder backend's cached engines (stale ones marked), one removable on its own, and
     a button that builds what auto mode would try for the selection (``python -m engine build``)."""
     from engine.artifacts.cache import prune
-    from engine.backends import cache_state
+    from engine.backends import cache_detail, cache_state
     from engine.running.build import build_engine, build_specs, build_text
 
     backend = get_backend(name)
     st.subheader(f"{backend.TITLE} engines")
     rows = [r for r in inspection.cache_rows() if r["kind"] == backend.CACHE_KIND]
     for r in rows:
-        r["state"] = cache_state(r["kind"], r.pop("meta", {})) or "ready"
+        meta = r.pop("meta", {})
+        r["what"] = ", ".join(bit for bit in (r["what"], cache_detail(r["kind"], meta)) if bit)
+        r["state"] = cache_state(r["kind"], meta) or "ready"
     if rows:
         st.dataframe(pd.DataFrame(rows).drop(columns=["size_bytes", "kind"]), hide_index=True)
         gone = st.selectbox("Remove one engine", [r["key"] for r in rows], index=None,

@@ -231,6 +231,16 @@ def cache_state(kind: str, meta: dict[str, Any]) -> str:
     return ""
 
 
+def cache_detail(kind: str, meta: dict[str, Any]) -> str:
+    """What a backend says one of its cache entries' key means, "" when nothing."""
+    for name in backend_names():
+        b = _backend_or_none(name)
+        said = b.cache_detail(kind, meta) if b is not None else ""
+        if said:
+            return said
+    return ""
+
+
 def title(name: str) -> str:
     """The backend's one human name; an unknown name (an old stored row) as it is."""
     b = _backend_or_none(name)
@@ -312,6 +322,7 @@ __all__ = [
     "Backend",
     "Candidate",
     "auto_candidates",
+    "cache_detail",
     "cache_state",
     "backend_versions",
     "is_reference",

@@ -386,6 +386,12 @@ class Backend(ABC):
         return ""
 
     @classmethod
+    def cache_detail(cls, kind: str, meta: dict[str, Any]) -> str:
+        """What one of its cache entries' key means beyond model, precision and batch (the
+        settings it serves); "" when nothing or it is not its own."""
+        return ""
+
+    @classmethod
     def build_hint(cls, spec: RunnerSpec, artifacts: Any, batches: tuple[int, ...]) -> str:
         """What building a slow candidate's engines is expected to cost ("" if unknown)."""
         return ""

@@ -28,7 +28,9 @@ from engine.backends.compiled_engine import (
     entries,
     estimate_text,
     is_cached,
+    key_meaning,
     library_versions,
+    package_mode,
     stale_reason,
 )
 from engine.backends.torch_backend import TorchBackend, TorchRunner
@@ -151,7 +153,9 @@ class PackagedRunner(TorchRunner):
 
     The eager model is exported and compiled only when no package of this key is cached;
     otherwise the package is loaded and nothing is traced, compiled or autotuned. In the
-    modes whose speed comes with CUDA graphs, the package's call is captured once per shape.
+    modes whose speed comes with CUDA graphs, the package's call is captured once per shape:
+    the package itself is compiled in the mode without them (``package_mode``), the one
+    package both modes of a pair load.
     """
 
     def __init__(self, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> None:
@@ -175,18 +179,19 @@ class PackagedRunner(TorchRunner):
 
         def compile_package(path: str) -> None:
             self.ctx.step(
-                f"compiling the {self.mode} engine for batch {key.batch}: {estimate_text(key)}"
+                f"compiling the {key.compiled_mode} engine for batch {key.batch}:"
+                f" {estimate_text(key)}"
             )
             with torch.no_grad():
                 program = torch.export.export(self.eager, (x,))
-            configs = dict(torch._inductor.list_mode_options(self.mode))
+            configs = dict(torch._inductor.list_mode_options(key.compiled_mode))
             configs.pop("triton.cudagraphs", None)  # the runner captures its own graph
             configs["freezing"] = self.freezing
             torch._inductor.aoti_compile_and_package(
                 program, package_path=path, inductor_configs=configs
             )
 
-        return build(key, compile_package, {"mode": self.mode}, self.ctx.say)
+        return build(key, compile_package, {"mode": key.compiled_mode}, self.ctx.say)
 
     def _engine(self, x: Any) -> Any:
         key = TorchCompileBackend.engine_key(self.spec, self.art, int(x.shape[0]))
@@ -268,7 +273,7 @@ class TorchCompileBackend(Backend):
             height=h,
             width=w,
             precision=spec.precision,
-            compile_mode=o.compile_mode,
+            compiled_mode=package_mode(o.compile_mode),
             freezing=o.freezing,
             channels_last=o.channels_last,
             **library_versions(),
@@ -299,6 +304,10 @@ class TorchCompileBackend(Backend):
     @classmethod
     def cache_state(cls, kind: str, meta: dict[str, Any]) -> str:
         return stale_reason(meta) if kind == cls.CACHE_KIND else ""
+
+    @classmethod
+    def cache_detail(cls, kind: str, meta: dict[str, Any]) -> str:
+        return key_meaning(meta) if kind == cls.CACHE_KIND else ""
 
     @classmethod
     def build_hint(cls, spec: RunnerSpec, artifacts: Any, batches: tuple[int, ...]) -> str:

@@ -36,12 +36,18 @@ from engine.core.hashing import file_sha256
 from engine.core.paths import cache_dir
 from engine.core.safeio import open_lock_file, write_text
 
-SCHEMA = 2  # bump when what goes into a package changes (2: the CPU thread count)
+# bump when what goes into a package changes (2: the CPU thread count; 3: the mode compiled,
+# not the mode asked for)
+SCHEMA = 3
 KIND = "compiled"
 PACKAGE = "model.pt2"
-# torch.compile's modes whose speed comes with CUDA graphs: a package has none of its own,
-# so its runner captures one per shape (as Inductor's cudagraph trees do for the JIT path).
-GRAPH_MODES = ("max-autotune", "reduce-overhead")
+# torch.compile's modes whose speed comes with CUDA graphs, and the mode each compiles the
+# same package as: a package has none of its own (the build drops Inductor's
+# ``triton.cudagraphs``), so its runner captures one per shape (as Inductor's cudagraph
+# trees do for the JIT path). Keyed by the mode compiled, trying both modes of a pair
+# builds one package, not two identical ones minutes apart.
+GRAPHLESS = {"max-autotune": "max-autotune-no-cudagraphs", "reduce-overhead": "default"}
+GRAPH_MODES = tuple(GRAPHLESS)
 VERSIONED = ("torch_version", "triton_version", "cuda_version")
 RECORD_MAX = 1 << 20  # a record is a few hundred bytes: anything far larger is not ours
 LONGEST_BUILD_S = 7 * 86400.0  # a recorded build time beyond a week is not a build time
@@ -58,7 +64,7 @@ class EngineKey:
     height: int
     width: int
     precision: str
-    compile_mode: str
+    compiled_mode: str  # the mode whose kernels are compiled: see package_mode
     freezing: bool
     channels_last: bool
     torch_version: str
@@ -100,6 +106,26 @@ class EngineKey:
             return cls(**data)
         except TypeError:
             return None
+
+
+def package_mode(mode: str) -> str:
+    """The torch.compile mode a package for ``mode`` is compiled in: ``mode`` without its
+    CUDA graphs, which the runner captures itself where ``mode`` asks for them."""
+    return GRAPHLESS.get(mode, mode)
+
+
+def key_meaning(meta: dict[str, Any]) -> str:
+    """What a cached engine's key means, for `cache list` and the Engines page: the mode
+    compiled and the mode that also loads it and captures a CUDA graph at run time ("" for
+    a record of an older key, which names no compiled mode)."""
+    key = meta.get("key")
+    compiled = key.get("compiled_mode") if isinstance(key, dict) else None
+    if not isinstance(compiled, str) or compiled not in GRAPHLESS.values():  # a record is data
+        return ""
+    (graph_mode,) = (m for m, plain in GRAPHLESS.items() if plain == compiled)
+    if str(key.get("device_name", "")).startswith("cpu"):
+        return f"mode {compiled}; {graph_mode} loads it too (no CUDA graph on the CPU)"
+    return f"mode {compiled}; {graph_mode} loads it too and captures a CUDA graph at run time"
 
 
 def device_identity(device: str) -> tuple[str, str]:
@@ -351,11 +377,11 @@ def entries() -> list[dict[str, Any]]:
 
 def estimate_s(key: EngineKey) -> float | None:
     """A build time to expect for ``key``, from earlier builds: the same model, device and
-    compile mode (the nearest batch), else None."""
+    compiled mode (the nearest batch), else None."""
     best: tuple[int, float] | None = None
     for data in entries():
         k = data["key"]
-        same = all(k.get(f) == getattr(key, f) for f in ("model", "device_name", "compile_mode"))
+        same = all(k.get(f) == getattr(key, f) for f in ("model", "device_name", "compiled_mode"))
         build_s, batch = _build_seconds(data), k.get("batch")
         if same and build_s is not None and isinstance(batch, int) and not isinstance(batch, bool):
             gap = abs(batch - key.batch)

@@ -35,12 +35,21 @@ def _build_s(item: CacheItem) -> str:
     return "" if value is None else f"{value:.0f}"
 
 
+def _what(item: CacheItem) -> str:
+    """The entry's own words, then what its key means as its backend says (the settings
+    a compiled engine serves)."""
+    from engine.backends import cache_detail
+
+    return ", ".join(bit for bit in (item.what, cache_detail(item.kind, item.meta)) if bit)
+
+
 def _table(items: list[CacheItem]) -> str:
     from engine.backends import cache_state
 
     lines = [("kind", "key", "size", "age (days)", "created (UTC)", "build (s)", "what")]
     for i in items:
         state = cache_state(i.kind, i.meta)
+        what = _what(i)
         lines.append(
             (
                 i.kind,
@@ -49,7 +58,7 @@ def _table(items: list[CacheItem]) -> str:
                 f"{i.age_days:.1f}",
                 _stamp(i.created_s),
                 _build_s(i),
-                f"{i.what} ({state})" if state else i.what,
+                f"{what} ({state})" if state else what,
             )
         )
     widths = [max(len(row[c]) for row in lines) for c in range(len(lines[0]))]
@@ -83,9 +92,16 @@ def main(argv: list[str]) -> int:
     if args.action == "list":
         items = cache_entries(root)
         if args.json:
-            from engine.backends import cache_state
+            from engine.backends import cache_detail, cache_state
 
-            docs = [{**i.to_dict(), "state": cache_state(i.kind, i.meta)} for i in items]
+            docs = [
+                {
+                    **i.to_dict(),
+                    "state": cache_state(i.kind, i.meta),
+                    "detail": cache_detail(i.kind, i.meta),
+                }
+                for i in items
+            ]
             print(json_text(docs, indent=1))
         else:
             print(_table(items))

@@ -109,3 +109,64 @@ def test_sweep_builds_per_batch_runners_for_their_batch_alone(small_artifacts):
     # with: one build per shape (a compile is minutes per shape on a GPU), none for batch 8.
     assert [b for b, _ in seen] == [(4,), (1,)]
     assert [r.parity_status for r in outcome.rows] == ["ok", "ok"]
+
+
+def test_modes_that_differ_only_by_cuda_graphs_share_one_package(small_artifacts):
+    """A package holds no CUDA graph (the runner captures its own), so max-autotune and
+    max-autotune-no-cudagraphs compile the same file, as do reduce-overhead and default:
+    keyed by the mode asked for, trying both waited for a second identical build."""
+    backend = get_backend("torch_compile")
+
+    def key(device: str, mode: str):
+        spec = RunnerSpec("torch_compile", device, "fp32", (("compile_mode", mode),))
+        return backend.engine_key(spec, small_artifacts, 4)
+
+    for device in ("cpu", "cuda") if _has_cuda() else ("cpu",):
+        assert key(device, "max-autotune") == key(device, "max-autotune-no-cudagraphs")
+        assert key(device, "reduce-overhead") == key(device, "default")
+        assert key(device, "max-autotune") != key(device, "default")
+    assert key("cpu", "reduce-overhead").compiled_mode == "default"
+
+
+def test_each_graph_mode_compiles_as_its_graphless_mode_in_inductor():
+    """The pairs above must be what Inductor says: the same options, CUDA graphs apart."""
+    import torch._inductor
+
+    from engine.backends.compiled import MODES
+    from engine.backends.compiled_engine import GRAPH_MODES, package_mode
+
+    def graphless(mode: str) -> dict:
+        options = dict(torch._inductor.list_mode_options(mode))
+        options.pop("triton.cudagraphs", None)
+        return options
+
+    for mode in MODES:
+        assert graphless(mode) == graphless(package_mode(mode)), mode
+        assert "triton.cudagraphs" not in torch._inductor.list_mode_options(package_mode(mode))
+    for mode in GRAPH_MODES:  # the runner captures a graph in exactly these
+        assert torch._inductor.list_mode_options(mode).get("triton.cudagraphs"), mode
+
+
+def test_what_a_key_means_is_said_and_an_old_or_hostile_record_says_nothing():
+    from engine.backends import cache_detail
+    from engine.backends.compiled_engine import KIND
+    from tests.backends.engine_keys import key_of
+
+    gpu = key_of(compiled_mode="max-autotune-no-cudagraphs", device_name="NVIDIA H200")
+    assert cache_detail(KIND, {"key": gpu.to_dict()}) == (
+        "mode max-autotune-no-cudagraphs; max-autotune loads it too and captures a CUDA graph"
+        " at run time"
+    )
+    cpu = cache_detail(KIND, {"key": key_of().to_dict()})
+    assert cpu == "mode default; reduce-overhead loads it too (no CUDA graph on the CPU)"
+    old = {**key_of().to_dict(), "schema": 2, "compile_mode": "max-autotune"}
+    old.pop("compiled_mode")
+    for meta in ({"key": old}, {"key": {"compiled_mode": ["x"]}}, {"key": "x"}, {}):
+        assert cache_detail(KIND, meta) == "", meta
+    assert cache_detail("onnx", {"key": gpu.to_dict()}) == ""
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -92,6 +92,23 @@ def test_a_fresh_sweep_loads_the_engine_and_compiles_nothing(built, tmp_path):
     assert not compiled_code(inductor), "loading the package compiled something"
 
 
+def test_the_mode_with_cuda_graphs_loads_the_package_of_the_mode_without(built, tmp_path):
+    """The package holds no CUDA graph, so a mode differing only by graphs (reduce-overhead
+    against the build's default) is the same file: it was keyed apart and built again."""
+    _, env, engines = built
+    run_env, inductor = fresh_inductor(tmp_path, env)
+    r = run_cli(
+        "bench", *MODEL, "--backend", "torch_compile", "--packaged",
+        "--compile-mode", "reduce-overhead", "--batch", "2", *FAST, env=run_env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"loaded the cached compiled engine {engines[0]['key']}" in r.stderr
+    assert "built the compiled engine" not in r.stderr
+    assert not compiled_code(inductor), "a mode sharing the package compiled something"
+    table = run_cli("cache", "list", env=env).stdout
+    assert "mode default; reduce-overhead loads it too" in table
+
+
 def test_auto_mode_tries_a_cached_engine_and_says_why_one_is_left_out(built, tmp_path):
     _, env, _ = built
     run_env, _ = fresh_inductor(tmp_path, env)
@@ -173,7 +190,7 @@ def test_estimate_comes_from_the_nearest_earlier_build_of_the_model(cache):
     assert estimate_s(key_of(batch=24)) == 300.0
     assert estimate_s(key_of(batch=2)) == 10.0
     assert estimate_s(key_of(model="other")) is None
-    assert estimate_s(key_of(compile_mode="max-autotune")) is None
+    assert estimate_s(key_of(compiled_mode="max-autotune-no-cudagraphs")) is None
 
 
 def test_stale_when_a_library_version_changed(cache):

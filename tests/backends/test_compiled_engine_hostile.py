@@ -394,3 +394,24 @@ def test_build_with_backend_given_twice_follows_the_last_as_argparse_does():
     assert _own_command(["--backend", "torch_compile", "--backend", "tensorrt"]) == "trt-build"
     assert _own_command(["--backend=tensorrt", "--backend", "torch_compile"]) == ""
     assert _own_command(["--backend", "tensorrt"]) == "trt-build"
+
+
+def test_an_engine_keyed_by_the_mode_asked_for_is_listed_stale_not_loaded(cache, capsys):
+    """Schema 2 keyed a package by the mode asked for (compile_mode); schema 3 by the mode
+    compiled. Such an entry is listed as stale, never matched, and crashes nothing."""
+    from engine.backends.compiled_engine import library_versions
+    from engine.cli.cache import main
+
+    key = key_of(**library_versions())
+    old = {**key.to_dict(), "schema": 2, "compile_mode": "max-autotune"}
+    old.pop("compiled_mode")
+    folder = cache / "compiled" / "aoti-tiny-b4-fp32-0123456789abcdef0123"
+    folder.mkdir(parents=True)
+    (folder / "model.pt2").write_bytes(b"x" * 64)
+    (folder / "meta.json").write_text(json.dumps({"key": old, "build_s": 5.0, "batch": 4}))
+    assert EngineKey.from_dict(old) is None and not is_cached(key)
+    assert estimate_s(key) is None  # another key's build time is no estimate for this one
+    assert main(["list", "--json"]) == 0
+    (item,) = json.loads(capsys.readouterr().out)
+    assert item["state"].startswith("stale: keyed by an older release") and item["detail"] == ""
+    assert main(["prune", "--key", folder.name]) == 0 and not folder.exists()

@@ -21,7 +21,7 @@ def stand_in(model: str, batch: int, **versions) -> EngineKey:
     """A cached engine record with a stand-in package (the page only reads records)."""
     key = EngineKey(
         model=model, weights_hash="w" * 8, batch=batch, channels=3, height=32, width=32,
-        precision="fp16", compile_mode="max-autotune", freezing=True, channels_last=True,
+        precision="fp16", compiled_mode="max-autotune-no-cudagraphs", freezing=True, channels_last=True,
         **{**library_versions(), **versions}, device_name="NVIDIA H200",
         compute_capability="9.0",
     )  # fmt: skip
@@ -48,6 +48,11 @@ def test_engines_are_listed_marked_stale_and_removed_one_at_a_time(tmp_path, mon
     assert states[fresh.name] == "ready"
     assert states[old.name].startswith("stale: built with other versions (torch 2.0.0")
     assert "**bold** <script>alert(1)</script>" in " ".join(table["what"])  # a cell, as text
+    whats = dict(zip(table["key"], table["what"], strict=True))
+    assert whats[fresh.name].endswith(
+        "mode max-autotune-no-cudagraphs; max-autotune loads it too and captures a CUDA graph"
+        " at run time"
+    )
     at.selectbox(key="vb_prune_torch_compile").set_value(old.name).run()
     at.button(key="vb_prune_go_torch_compile").click().run()
     assert not at.exception and not at.error, at.error
