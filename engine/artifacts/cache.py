@@ -6,16 +6,26 @@ cache grows with every model, image size and precision tried. ``python -m engine
 and the dashboard call the same three functions. Pruning only removes entries directly
 under a kind folder of the cache root, never follows a link out of it, keeps the device
 locks, and leaves an entry alone while a build is still writing into it.
+
+A build that holds a lock of its own while it writes (``locks/<key>.lock``, see
+:func:`build_lock_file`) says for certain whether it is alive: prune takes that lock
+(without waiting) for the time it decides and removes, so a free lock means the entry's
+``pre.*`` leftovers are a dead build's (a SIGKILL), removed at once, and a build that
+starts meanwhile waits. Entries without such a lock keep the rule of the clock: a
+temporary file younger than an hour means a build is writing there.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
 import shutil
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,9 +86,52 @@ def _size(path: Path) -> int:
     return total
 
 
-def _busy(path: Path) -> bool:
+def build_lock_file(entry: Path) -> Path:
+    """The lock a build of the cache entry ``entry`` (``<cache>/<kind>/<key>``) holds while
+    it writes there, if that build takes one: ``<cache>/locks/<key>.lock``."""
+    return entry.parent.parent / "locks" / f"{entry.name}.lock"
+
+
+@contextlib.contextmanager
+def _build_locks(items: list[CacheItem]) -> Iterator[dict[Path, bool]]:
+    """For each entry whose build lock file exists: True when that lock was free (it is
+    held here until the block ends, so no build of it starts meanwhile), False when a live
+    build holds it. Entries without one (or with something else at its name) are left out."""
+    held: list[int] = []
+    state: dict[Path, bool] = {}
+    try:
+        for item in items:
+            try:
+                fd = os.open(
+                    build_lock_file(item.path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                )
+            except OSError:
+                continue  # no lock file: this entry's builds take none
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                state[item.path] = False
+                continue
+            held.append(fd)
+            state[item.path] = True
+        yield state
+    finally:
+        for fd in held:
+            os.close(fd)  # closing drops the lock
+
+
+def _busy(path: Path, build_lock: bool | None = None) -> bool:
+    """True while something writes ``path``: a live run's mark, a held build lock, or
+    (for entries whose builds take no lock) a temporary file younger than an hour.
+    ``build_lock`` is :func:`_build_locks`' word on the entry (None: it has no lock)."""
     if not _real_dir(path):
         return False
+    if build_lock is False:
+        return True  # its build is running
     now = time.time()
     for f in path.iterdir():
         if f.name.startswith(USE_PREFIX) and f.name.endswith(".tmp"):
@@ -86,6 +139,8 @@ def _busy(path: Path) -> bool:
             if pid.isdigit() and pid_alive(int(pid)) and _younger(f, now):
                 return True  # a live process took this entry for a run
             continue
+        if build_lock:
+            continue  # its build lock was free: what a build left here is a dead one's
         if ".tmp" in f.name or f.name.startswith("pre."):
             try:
                 if now - f.lstat().st_mtime < BUSY_S:
@@ -207,26 +262,27 @@ def prune(
         raise BadInput("--max-size is negative", fix="use e.g. 20 (GB)")
     check_amount("--older-than", older_than_days, MAX_DAYS)
     check_amount("--max-size", max_size_bytes, MAX_GB * GB)
-    items = [i for i in cache_entries(root) if not _busy(i.path)]
-    doomed: list[CacheItem] = []
-    if everything:
-        doomed = items
-    else:
-        if older_than_days is not None:
-            doomed = [i for i in items if i.age_days > older_than_days]
-        if max_size_bytes is not None:
-            left = [i for i in items if i not in doomed]
-            total = sum(i.size_bytes for i in left) + sum(
-                i.size_bytes for i in cache_entries(root) if _busy(i.path)
-            )
-            for i in left:  # oldest first
-                if total <= max_size_bytes:
-                    break
-                doomed.append(i)
-                total -= i.size_bytes
-    if not dry_run:
-        for i in doomed:
-            _remove(i.path, Path(root) if root else cache_dir())
+    found = cache_entries(root)
+    with _build_locks(found) as locks:
+        busy = [i for i in found if _busy(i.path, locks.get(i.path))]
+        items = [i for i in found if i not in busy]
+        doomed: list[CacheItem] = []
+        if everything:
+            doomed = items
+        else:
+            if older_than_days is not None:
+                doomed = [i for i in items if i.age_days > older_than_days]
+            if max_size_bytes is not None:
+                left = [i for i in items if i not in doomed]
+                total = sum(i.size_bytes for i in left) + sum(i.size_bytes for i in busy)
+                for i in left:  # oldest first
+                    if total <= max_size_bytes:
+                        break
+                    doomed.append(i)
+                    total -= i.size_bytes
+        if not dry_run:
+            for i in doomed:
+                _remove(i.path, Path(root) if root else cache_dir())
     return doomed
 
 
@@ -245,15 +301,16 @@ def _prune_keys(keys: list[str], root: str | os.PathLike[str] | None, dry_run: b
     unmatched = [k for k in keys if not any(i.key.startswith(k) for i in items)]
     if unmatched:
         raise BadInput(f"no cache entry has the key {unmatched[0]}", fix="see `cache list`")
-    busy = [i for i in doomed if _busy(i.path)]
-    if busy:
-        raise BadInput(
-            f"{busy[0].kind}/{busy[0].key} is being written by a build",
-            fix="wait for the build to finish, then prune it",
-        )
-    if not dry_run:
-        for i in doomed:
-            _remove(i.path, Path(root) if root else cache_dir())
+    with _build_locks(doomed) as locks:
+        busy = [i for i in doomed if _busy(i.path, locks.get(i.path))]
+        if busy:
+            raise BadInput(
+                f"{busy[0].kind}/{busy[0].key} is being written by a build",
+                fix="wait for the build to finish, then prune it",
+            )
+        if not dry_run:
+            for i in doomed:
+                _remove(i.path, Path(root) if root else cache_dir())
     return doomed
 
 

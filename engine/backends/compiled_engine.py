@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from engine.artifacts.cache import recorded_seconds
+from engine.artifacts.cache import build_lock_file, recorded_seconds
 from engine.core.errors import BadInput
 from engine.core.hashing import file_sha256
 from engine.core.paths import cache_dir
@@ -245,6 +245,8 @@ def lookup(key: EngineKey) -> tuple[Path | None, str]:
     problem = ""
     if not _real_dir(key.folder):
         problem = "its folder is not a folder (a symbolic link or a file)"
+    elif not meta and any(p.name.startswith("pre.") for p in key.folder.iterdir()):
+        problem = "a build of it was killed before it finished"  # we hold its lock: none runs
     elif not meta:
         problem = "its record is missing or unreadable"
     elif meta.get("key") != key.to_dict():
@@ -336,10 +338,11 @@ def build(
 @contextlib.contextmanager
 def _build_lock(key: EngineKey, progress: Callable[[str], None] | None):
     """The lock of ``key``'s build; waiting for another process's build is said, since it
-    can last minutes with nothing else printed."""
-    lock_dir = cache_dir() / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    fd = open_lock_file(lock_dir / f"{key.name}.lock", "the compiled engine's lock")
+    can last minutes with nothing else printed. `cache prune` reads it: an entry whose lock
+    is free holds no live build, so a ``pre.*`` folder there is a killed build's."""
+    lock = build_lock_file(key.folder)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = open_lock_file(lock, "the compiled engine's lock")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -415,3 +415,61 @@ def test_an_engine_keyed_by_the_mode_asked_for_is_listed_stale_not_loaded(cache,
     (item,) = json.loads(capsys.readouterr().out)
     assert item["state"].startswith("stale: keyed by an older release") and item["detail"] == ""
     assert main(["prune", "--key", folder.name]) == 0 and not folder.exists()
+
+
+KILLED_BUILD = """
+import sys, time
+from pathlib import Path
+from engine.backends.compiled_engine import build
+from tests.backends.engine_keys import key_of
+
+def compiling(path):
+    Path(sys.argv[1]).write_text(path)  # the private pre.* folder exists: tell the parent
+    time.sleep(600)
+
+build(key_of(), compiling, {})
+"""
+
+
+def test_prune_removes_at_once_what_a_killed_build_left(cache, tmp_path, capsys):
+    """A build killed mid-compile (SIGKILL) left its private pre.* folder, and the clock
+    rule took the entry for one being written: `cache prune --key` refused it for an hour.
+    The build's own lock says for certain: held by a live build, refused; free, removed."""
+    import signal
+    import subprocess
+    import sys
+
+    from engine.cli.cache import main
+
+    key = key_of()
+    ready = tmp_path / "ready"
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_BUILD, str(ready)],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "VISIONBENCH_CACHE": str(cache)},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), "the child build never started compiling"
+        (private,) = key.folder.glob("pre.*")
+        with pytest.raises(BadInput, match="being written by a build"):
+            prune(keys=[key.name])  # alive: its lock is held
+        assert prune(everything=True) == [] and private.is_dir()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL and private.is_dir()  # left behind
+    assert main(["prune", "--key", key.name]) == 0
+    assert f"removed compiled/{key.name} " in capsys.readouterr().out
+    assert not key.folder.exists()
+
+
+def test_the_next_build_after_a_killed_one_says_so_and_builds(cache):
+    key = key_of()
+    (key.folder / "pre.abc123").mkdir(parents=True)  # what a SIGKILLed build leaves
+    said: list[str] = []
+    path, _, built_now = build(key, write_package, {}, said.append)
+    assert built_now and is_cached(key) and not list(key.folder.glob("pre.*"))
+    assert any("a build of it was killed before it finished" in s for s in said), said
