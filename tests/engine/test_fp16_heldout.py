@@ -1,0 +1,341 @@
+"""FP16 ONNX files made the ways users make them, none of which tests/engine/test_fp16_files.py
+tried: every one benchmarks with the note, rows labelled as what ran and parity judged
+against FP32 math on the same weights (engine/artifacts/widen.py).
+
+Each file is built here from a small real model (a tiny convnet at 32 px, ResNet18 with
+10 classes): ``torch.onnx.export`` of ``model.half()`` (TorchScript and dynamo), with modules
+kept as ONNX functions, ONNX Runtime's ``convert_float_to_float16`` (FP32 or FP16 I/O, ops
+left in FP32 by a block list), weights in external data; and hand-made graphs with FP16 in
+the places a widening may miss (Constant, ConstantOfShape, Resize and Upsample, an If
+subgraph, value_info, a BatchNorm, sparse tensors, function bodies).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from engine.artifacts.models import load_artifacts
+from engine.artifacts.widen import widen_to_fp32
+from engine.cli.main import main
+from engine.core.config import ModelSpec
+
+F16 = TensorProto.FLOAT16
+FAST = ["--backend", "ort", "--batch", "1,2", "--iters", "2", "--warmup", "1", "--inline"]
+FAST += ["--min-iters", "1", "--max-time", "5", "--quiet"]
+NOTE = "holds FP16 weights: its fp32 rows and the FP32 reference run an FP32 copy of it"
+
+
+class Tiny(torch.nn.Module):
+    """Conv, BatchNorm, a strided conv and a linear head: a classifier in miniature."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.act = Act()
+        self.c2 = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.act(self.bn(self.c1(x)))
+        return self.fc(torch.relu(self.c2(x)).mean((2, 3)))
+
+
+class Act(torch.nn.Module):
+    """An activation with constants in it: inside an ONNX function they are FP16 Constants."""
+
+    def forward(self, x):
+        return torch.relu(x) * 0.5 + 0.25
+
+
+def _model(kind: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if kind == "resnet18":
+        import torchvision
+
+        return torchvision.models.resnet18(num_classes=10).eval()
+    return Tiny().eval()
+
+
+def _torch_export(model, x, path: Path, dynamo: bool = False, **kw) -> Path:
+    names = {"input_names": ["input"], "output_names": ["logits"]}
+    if dynamo:
+        batch = torch.export.Dim("batch", min=1, max=1024)
+        torch.onnx.export(model, (x,), str(path), dynamo=True, dynamic_shapes=({0: batch},),
+                          external_data=False, verbose=False, **names, **kw)  # fmt: skip
+    else:
+        axes = {"input": {0: "batch"}, "logits": {0: "batch"}}
+        torch.onnx.export(model, (x,), str(path), dynamo=False, dynamic_axes=axes,
+                          opset_version=17, **names, **kw)  # fmt: skip
+    return path
+
+
+def _ort_convert(src: Path, out: Path, **kw) -> Path:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(src)), **kw), str(out))
+    return out
+
+
+def make_user_file(way: str, folder: Path) -> Path:
+    """An FP16 ONNX file made ``way``, as a user would make it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    kind = "resnet18" if way.startswith("resnet18") else "tiny"
+    model = _model(kind)
+    x = torch.randn(2, 3, 32, 32)
+    if way.endswith("half-legacy"):
+        return _torch_export(copy.deepcopy(model).half(), x.half(), folder / f"{way}.onnx")
+    if way == "half-dynamo":
+        return _torch_export(model.half(), x.half(), folder / f"{way}.onnx", dynamo=True)
+    if way == "half-functions":  # modules kept as ONNX functions (the TorchScript exporter)
+        return _torch_export(model.half(), x.half(), folder / f"{way}.onnx",
+                             export_modules_as_functions={Act})  # fmt: skip
+    fp32 = _torch_export(model, x, folder / f"{way}-fp32.onnx")
+    if way.endswith("ort-fp32-io"):
+        return _ort_convert(fp32, folder / f"{way}.onnx", keep_io_types=True)
+    if way == "ort-fp16-io":
+        return _ort_convert(fp32, folder / f"{way}.onnx", keep_io_types=False)
+    if way == "ort-block-list":  # mixed: Casts both ways around the ops left in FP32
+        return _ort_convert(fp32, folder / f"{way}.onnx", keep_io_types=False,
+                            op_block_list=["Relu", "Gemm"])  # fmt: skip
+    if way == "external-data":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        sub = folder / way
+        sub.mkdir()
+        half = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=False)
+        onnx.save(half, str(sub / "model.onnx"), save_as_external_data=True,
+                  all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=0)  # fmt: skip
+        return sub / "model.onnx"
+    raise ValueError(way)
+
+
+WAYS = ["half-legacy", "half-dynamo", "ort-fp32-io", "ort-fp16-io", "ort-block-list",
+        "external-data", "resnet18-half-legacy", "resnet18-ort-fp32-io"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def user_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fp16-files")
+    return {way: make_user_file(way, folder / way) for way in WAYS}
+
+
+def bench(capsys, tmp_path, *args: str) -> tuple[int, str, list[dict]]:
+    out = tmp_path / "o.json"
+    code = main(["bench", *args, "--db", str(tmp_path / "r.sqlite"), "--json", str(out), *FAST])
+    err = capsys.readouterr().err
+    rows = json.loads(out.read_text())["rows"] if code == 0 else []
+    out.unlink(missing_ok=True)
+    return code, err, rows
+
+
+def fp16_places(model) -> list[str]:
+    """Every place an FP16 element type is still named in ``model``, functions included."""
+    found: list[str] = []
+
+    def nodes(ns, where):
+        for n in ns:
+            for a in n.attribute:
+                if a.HasField("t") and a.t.data_type == F16:
+                    found.append(f"{where}const {n.op_type}")
+                if a.HasField("sparse_tensor") and a.sparse_tensor.values.data_type == F16:
+                    found.append(f"{where}sparse const {n.op_type}")
+                if a.name in ("to", "dtype") and a.type == onnx.AttributeProto.INT and a.i == F16:
+                    found.append(f"{where}cast {n.op_type}")
+                for g in (*([a.g] if a.HasField("g") else []), *a.graphs):
+                    graph(g, f"{where}{n.op_type}/")
+
+    def graph(g, where=""):
+        found.extend(f"{where}init {t.name}" for t in g.initializer if t.data_type == F16)
+        found.extend(
+            f"{where}sparse {s.values.name}" for s in g.sparse_initializer
+            if s.values.data_type == F16
+        )  # fmt: skip
+        for vi in (*g.input, *g.output, *g.value_info):
+            if vi.type.tensor_type.elem_type == F16:
+                found.append(f"{where}type {vi.name}")
+        nodes(g.node, where)
+
+    graph(model.graph)
+    for fn in model.functions:
+        nodes(fn.node, f"function {fn.name}: ")
+    return found
+
+
+# --------------------------------------------------------------------------- the ways users make them
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_every_way_of_making_an_fp16_file_benches_labelled_and_judged(
+    way, user_files, tmp_path, capsys
+):
+    path = user_files[way]
+    code, err, rows = bench(capsys, tmp_path, "--onnx", str(path), "--precision", "fp32,fp16,int8")
+    assert code == 0, err
+    assert f"note: {path.name} {NOTE}" in err, err
+    got = {(r["precision"], r["batch"]): r for r in rows}
+    assert set(got) == {(p, b) for p in ("fp32", "fp16", "int8") for b in (1, 2)}
+    for b in (1, 2):
+        # fp32: the widened copy, which is the reference; fp16: the file itself, which ONNX
+        # Runtime runs only on CUDA; int8: the FP32 copy quantised, judged against FP32 math.
+        assert got["fp32", b]["status"] == "ok"
+        assert got["fp16", b]["status"] == "skipped"
+        assert "fp16 needs the CUDA execution provider" in got["fp16", b]["reason"]
+        assert got["int8", b]["status"] == "ok"
+        assert got["int8", b]["parity_status"] in ("ok", "failed")
+    art = load_artifacts(ModelSpec(path.stem, onnx_path=str(path), image_size=32))
+    assert art.onnx_info.weights == "fp16" and art.onnx_path("fp16") == path
+    wide = onnx.load(str(art.onnx_path("fp32")))
+    assert fp16_places(wide) == []
+
+
+@pytest.mark.parametrize("way", ["half-legacy", "ort-fp32-io", "external-data"])
+def test_auto_mode_takes_an_fp16_file(way, user_files, tmp_path, capsys):
+    code, err, rows = bench(capsys, tmp_path, "--onnx", str(user_files[way]), "--auto")
+    assert code == 0, err
+    assert NOTE in err
+    assert {(r["precision"], r["status"]) for r in rows} == {("fp32", "ok"), ("int8", "ok")}
+
+
+# --------------------------------------------------------------------------- hand-made graphs
+
+
+def _init(name: str, shape: tuple[int, ...], rng, dtype=np.float16) -> TensorProto:
+    return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(dtype), name)
+
+
+def crafted(middle: list, extra_inits: tuple = (), **kw) -> onnx.ModelProto:
+    """x[N,3,8,8] → Conv → Relu → ``middle`` (c → m) → pool → Gemm → y, all FP16 unless said."""
+    rng = np.random.default_rng(0)
+    in_t, out_t = kw.pop("in_t", F16), kw.pop("out_t", F16)
+    inits = [_init("w", (8, 3, 3, 3), rng), _init("b", (8,), rng), _init("fw", (10, 8), rng),
+             _init("fb", (10,), rng), *extra_inits]  # fmt: skip
+    nodes = [
+        helper.make_node("Conv", [kw.pop("first", "x"), "w", "b"], ["c0"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["c"]),
+        *middle,
+        helper.make_node("GlobalAveragePool", ["m"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "fw", "fb"], [kw.pop("last", "y")], transB=1),
+    ]
+    g = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("x", in_t, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", out_t, ["N", 10])],
+        inits, value_info=kw.pop("value_info", []), sparse_initializer=kw.pop("sparse", []),
+    )  # fmt: skip
+    functions = kw.pop("functions", [])
+    opsets = [helper.make_opsetid("", kw.pop("opset", 17))]
+    opsets += [helper.make_opsetid("local", 1)] if functions else []
+    return helper.make_model(g, opset_imports=opsets, ir_version=9, functions=functions)
+
+
+def _const(name: str, array: np.ndarray):
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(array))
+
+
+def _branch(name: str, value: float) -> onnx.GraphProto:
+    k = numpy_helper.from_array(np.full((1, 8, 1, 1), value, np.float16), f"{name}_k")
+    out = helper.make_tensor_value_info(f"{name}_o", F16, None)
+    return helper.make_graph([helper.make_node("Mul", ["c", f"{name}_k"], [f"{name}_o"])],
+                             name, [], [out], [k])  # fmt: skip
+
+
+def _sparse(name: str) -> onnx.SparseTensorProto:
+    values = numpy_helper.from_array(np.array([0.25, -0.5], np.float16), name)
+    return helper.make_sparse_tensor(values, numpy_helper.from_array(np.array([1, 5]), "i"), [8])
+
+
+_SHAPE = numpy_helper.from_array(np.array([1, 8, 1, 1], np.int64), "shp")
+
+
+def _graph(case: str) -> onnx.ModelProto:
+    rng = np.random.default_rng(1)
+    if case == "ConstantOfShape":
+        value = numpy_helper.from_array(np.array([0.5], np.float16))
+        return crafted([helper.make_node("Shape", ["c"], ["sh"]),
+                        helper.make_node("ConstantOfShape", ["sh"], ["half"], value=value),
+                        helper.make_node("Add", ["c", "half"], ["m"])])  # fmt: skip
+    if case == "Resize":  # FP32 scales (Resize's own rule), an FP16 roi
+        return crafted([_const("scales", np.array([1, 1, 2, 2], np.float32)),
+                        _const("roi", np.array([], np.float16)),
+                        helper.make_node("Resize", ["c", "roi", "scales"], ["m"], mode="linear")])  # fmt: skip
+    if case == "Upsample":
+        return crafted([_const("scales", np.array([1, 1, 2, 2], np.float32)),
+                        helper.make_node("Upsample", ["c", "scales"], ["m"])], opset=9)  # fmt: skip
+    if case == "If":
+        then, other = _branch("then", 1.5), _branch("else", 0.5)
+        return crafted([helper.make_node("ReduceMean", ["c"], ["mean"], keepdims=0),
+                        _const("zero", np.array(0, np.float16)),
+                        helper.make_node("Greater", ["mean", "zero"], ["cond"]),
+                        helper.make_node("If", ["cond"], ["m"], then_branch=then, else_branch=other)])  # fmt: skip
+    if case == "value_info":
+        vi = [helper.make_tensor_value_info(n, F16, None) for n in ("c0", "c", "m", "p", "f")]
+        return crafted([helper.make_node("Identity", ["c"], ["m"])], value_info=vi)
+    if case == "BatchNormalization":
+        var = numpy_helper.from_array(
+            (np.abs(rng.standard_normal(8)) + 0.5).astype(np.float16), "v"
+        )
+        stats = (_init("s", (8,), rng), _init("bb", (8,), rng), _init("mu", (8,), rng), var)
+        bn = helper.make_node("BatchNormalization", ["c", "s", "bb", "mu", "v"], ["m"])
+        return crafted([bn], stats)
+    if case == "FP32 in and out, FP16 inside":
+        m = crafted([helper.make_node("Identity", ["c"], ["m"])], in_t=TensorProto.FLOAT,
+                    out_t=TensorProto.FLOAT, first="xh", last="yh")  # fmt: skip
+        m.graph.node.insert(0, helper.make_node("Cast", ["x"], ["xh"], to=F16))
+        m.graph.node.append(helper.make_node("Cast", ["yh"], ["y"], to=TensorProto.FLOAT))
+        return m
+    if case == "CastLike":
+        return crafted([helper.make_node("Constant", [], ["kf"], value_floats=[0.5]),
+                        helper.make_node("CastLike", ["kf", "c"], ["k16"]),
+                        helper.make_node("Mul", ["c", "k16"], ["m"])])  # fmt: skip
+    raise ValueError(case)
+
+
+CRAFTED = ["ConstantOfShape", "Resize", "Upsample", "If", "value_info", "BatchNormalization",
+           "FP32 in and out, FP16 inside", "CastLike"]  # fmt: skip
+
+
+def _run(model_or_path, x: np.ndarray) -> np.ndarray:
+    src = (
+        model_or_path.SerializeToString() if hasattr(model_or_path, "graph") else str(model_or_path)
+    )
+    sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    return sess.run(None, {inp.name: x.astype(np.float16 if "16" in inp.type else np.float32)})[0]
+
+
+def assert_widened(model: onnx.ModelProto) -> None:
+    """The widened copy names no FP16 anywhere, checks, runs in FP32 and agrees with the
+    file to FP16 rounding (the same weights)."""
+    wide = widen_to_fp32(copy.deepcopy(model))
+    assert fp16_places(wide) == []
+    onnx.checker.check_model(wide, full_check=True)
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y32, y16 = _run(wide, x), _run(model, x)
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y16.astype(np.float32), y32, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("case", CRAFTED)
+def test_fp16_in_every_place_is_widened(case):
+    assert_widened(_graph(case))
+
+
+@pytest.mark.parametrize("case", ["ConstantOfShape", "If", "BatchNormalization"])
+def test_hand_made_fp16_graphs_bench_with_the_note(case, tmp_path, capsys):
+    path = tmp_path / "m.onnx"
+    onnx.save(_graph(case), str(path))
+    code, err, rows = bench(capsys, tmp_path, "--onnx", str(path), "--precision", "fp32,int8")
+    assert code == 0, err
+    assert NOTE in err
+    assert {(r["precision"], r["status"]) for r in rows} == {("fp32", "ok"), ("int8", "ok")}
