@@ -34,8 +34,17 @@ def weights_precision(graph: Any) -> str:
 
 
 def widen_to_fp32(model: Any) -> Any:
-    """``model`` (loaded with its data) with every FP16 tensor and type made FP32, in place."""
+    """``model`` (loaded with its data) with every FP16 tensor and type made FP32, in place.
+
+    Its functions too: a module exported as an ONNX function
+    (``torch.onnx.export(export_modules_as_functions=...)``) keeps its constants and casts
+    in the function's body, outside the graph; left FP16 there, the copy did not load.
+    """
     _widen_graph(model.graph)
+    for fn in model.functions:
+        for vi in fn.value_info:
+            _widen_type(vi)
+        _widen_nodes(fn.node)
     return model
 
 
@@ -58,13 +67,17 @@ def _widen_type(value_info: Any) -> None:
 
 
 def _widen_graph(graph: Any) -> None:
-    import onnx
-
     for t in graph.initializer:
         _widen_tensor(t)
     for vi in (*graph.input, *graph.output, *graph.value_info):
         _widen_type(vi)
-    for node in graph.node:
+    _widen_nodes(graph.node)
+
+
+def _widen_nodes(nodes: Any) -> None:
+    import onnx
+
+    for node in nodes:
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.TENSOR:
                 _widen_tensor(attr.t)

@@ -119,8 +119,8 @@ def make_user_file(way: str, folder: Path) -> Path:
     raise ValueError(way)
 
 
-WAYS = ["half-legacy", "half-dynamo", "ort-fp32-io", "ort-fp16-io", "ort-block-list",
-        "external-data", "resnet18-half-legacy", "resnet18-ort-fp32-io"]  # fmt: skip
+WAYS = ["half-legacy", "half-dynamo", "half-functions", "ort-fp32-io", "ort-fp16-io",
+        "ort-block-list", "external-data", "resnet18-half-legacy", "resnet18-ort-fp32-io"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -339,3 +339,18 @@ def test_hand_made_fp16_graphs_bench_with_the_note(case, tmp_path, capsys):
     assert code == 0, err
     assert NOTE in err
     assert {(r["precision"], r["status"]) for r in rows} == {("fp32", "ok"), ("int8", "ok")}
+
+
+def test_fp16_inside_a_function_body_is_widened():
+    # A module kept as an ONNX function (torch.onnx.export(export_modules_as_functions=...))
+    # holds its constants and casts in the model's functions, outside the graph: left FP16,
+    # the copy failed to load ("Type parameter (T) of Optype (Mul) bound to different types").
+    body = [
+        _const("k", np.array(0.75, np.float16)),
+        helper.make_node("Cast", ["a"], ["a16"], to=F16),
+        helper.make_node("Mul", ["a16", "k"], ["b"]),
+    ]
+    fn = helper.make_function("local", "Scale", ["a"], ["b"], body, [helper.make_opsetid("", 17)])
+    fn.value_info.append(helper.make_tensor_value_info("a16", F16, None))
+    node = helper.make_node("Scale", ["c"], ["m"], domain="local")
+    assert_widened(crafted([node], functions=[fn]))
