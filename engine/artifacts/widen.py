@@ -3,8 +3,8 @@
 A file exported in FP16 has no FP32 form to compare with. Run as it is and called "fp32",
 its rows would say one precision and run another, and parity would compare the file with
 itself. Widening every FP16 tensor to FP32 (initializers, constants, casts to FP16, the
-declared inputs, outputs and intermediate types) gives the FP32 reference and the fp32 rows
-a model that really computes in FP32 on exactly the file's weights (every FP16 value is
+declared inputs, outputs and intermediate types, sparse values, function bodies) gives the
+FP32 reference and the fp32 rows a model that really computes in FP32 on exactly the file's weights (every FP16 value is
 exact in FP32); the file itself is then what the fp16 rows run.
 """
 
@@ -69,6 +69,8 @@ def _widen_type(value_info: Any) -> None:
 def _widen_graph(graph: Any) -> None:
     for t in graph.initializer:
         _widen_tensor(t)
+    for sp in graph.sparse_initializer:
+        _widen_tensor(sp.values)  # the indices are integers
     for vi in (*graph.input, *graph.output, *graph.value_info):
         _widen_type(vi)
     _widen_nodes(graph.node)
@@ -84,6 +86,11 @@ def _widen_nodes(nodes: Any) -> None:
             elif attr.type == onnx.AttributeProto.TENSORS:
                 for t in attr.tensors:
                     _widen_tensor(t)
+            elif attr.type == onnx.AttributeProto.SPARSE_TENSOR:  # Constant(sparse_value=)
+                _widen_tensor(attr.sparse_tensor.values)
+            elif attr.type == onnx.AttributeProto.SPARSE_TENSORS:
+                for sp in attr.sparse_tensors:
+                    _widen_tensor(sp.values)
             elif attr.type == onnx.AttributeProto.GRAPH:
                 _widen_graph(attr.g)
             elif attr.type == onnx.AttributeProto.GRAPHS:
