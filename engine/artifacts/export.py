@@ -249,8 +249,12 @@ def convert_precision(src: Path, precision: str, progress=None) -> Path:
             fix="export from PyTorch by model name for other precisions",
         )
     from engine.artifacts.external_data import model_digest
+    from engine.artifacts.widen import WIDEN_RECIPE
 
-    key = hashlib.sha256(f"{model_digest(src)}:{precision}".encode()).hexdigest()
+    # The widening's recipe is in the key: a copy cached by an earlier one, which missed
+    # places an FP16 tensor can sit, was handed back for ever otherwise.
+    recipe = f":{WIDEN_RECIPE}" if precision == "fp32" else ""
+    key = hashlib.sha256(f"{model_digest(src)}:{precision}{recipe}".encode()).hexdigest()
     folder = cache_dir() / "onnx-user" / key[:32]
     hit = cached_artifact(folder, "model.onnx")
     if hit:

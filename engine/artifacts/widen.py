@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# Part of the copy's cache key (engine/artifacts/export.py): a change to what is widened
+# gives new copies, not the cached ones of an earlier widening.
+WIDEN_RECIPE = "widen-2"
+
 # Attributes that name an element type: Cast's target, the dtype of EyeLike and the random
 # generators. A FLOAT16 there becomes FLOAT.
 _TYPE_ATTRS = ("to", "dtype")

@@ -374,3 +374,60 @@ def test_fp16_sparse_tensors_are_widened(where):
     np.testing.assert_allclose(
         _run(model, x).astype(np.float32), _run(wide, x), rtol=1e-2, atol=1e-2
     )
+
+
+# --------------------------------------------------------------------------- the copy's cache
+
+
+def _fp32_copy(path: Path) -> Path:
+    art = load_artifacts(ModelSpec(path.stem, onnx_path=str(path), image_size=32))
+    return art.onnx_path("fp32")
+
+
+def test_a_changed_external_data_file_gives_a_new_fp32_copy(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "m"
+    shutil.copytree(make_user_file("external-data", tmp_path / "made").parent, folder)
+    model = folder / "model.onnx"
+    first = _fp32_copy(model)
+    assert first.parent.parent.name == "onnx-user"
+    src = onnx.load(str(model))  # retrained: the same model.onnx, other weights beside it
+    for t in src.graph.initializer:
+        if t.data_type == F16:
+            t.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(t), t.name))
+    onnx.save(src, str(tmp_path / "other.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=0)  # fmt: skip
+    before = model.read_bytes()
+    (folder / "model.onnx.data").write_bytes((tmp_path / "model.onnx.data").read_bytes())
+    assert model.read_bytes() == before
+    second = _fp32_copy(model)
+    assert second != first
+    x = np.ones((1, 3, 32, 32), np.float32)
+    assert not np.allclose(_run(first, x), _run(second, x))
+
+
+def test_a_copy_cached_by_an_earlier_widening_is_not_reused(tmp_path, monkeypatch):
+    # Widening learnt new places (functions, sparse tensors) after copies were cached; a copy
+    # cached by the earlier widening (FP16 left in a function: it does not load) was handed
+    # back for ever, keyed by the file alone.
+    import hashlib
+
+    from engine.artifacts.export import finish_artifact
+    from engine.artifacts.external_data import model_digest
+
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    path = make_user_file("half-functions", tmp_path / "made")
+    old_key = hashlib.sha256(f"{model_digest(path)}:fp32".encode()).hexdigest()
+    folder = tmp_path / "cache" / "onnx-user" / old_key[:32]
+    folder.mkdir(parents=True)
+    stale = onnx.load(str(path))
+    stale.graph.initializer[0].CopyFrom(  # the graph widened, the function not
+        numpy_helper.from_array(numpy_helper.to_array(stale.graph.initializer[0]).astype(np.float32),
+                                stale.graph.initializer[0].name))  # fmt: skip
+    onnx.save(stale, str(folder / "model.tmp.onnx"))
+    finish_artifact(folder, folder / "model.tmp.onnx", "model.onnx", {"precision": "fp32"})
+    copy32 = _fp32_copy(path)
+    assert copy32.parent != folder
+    assert fp16_places(onnx.load(str(copy32))) == []
