@@ -431,3 +431,63 @@ def test_a_copy_cached_by_an_earlier_widening_is_not_reused(tmp_path, monkeypatc
     copy32 = _fp32_copy(path)
     assert copy32.parent != folder
     assert fp16_places(onnx.load(str(copy32))) == []
+
+
+# --------------------------------------------------------------------------- the dashboard's upload
+
+
+@pytest.mark.parametrize("way", ["ort-fp32-io", "ort-block-list", "resnet18-ort-fp32-io"])
+def test_an_fp16_file_from_onnx_runtimes_converter_is_a_valid_upload(way, user_files):
+    # Its Cast nodes sit at the end of the graph: onnx.checker calls that unsorted, ONNX
+    # Runtime and TensorRT run it, the CLI took it, and the dashboard refused it as invalid.
+    from engine.artifacts.uploads import save_onnx_upload
+
+    path = user_files[way]
+    stored = save_onnx_upload(path.name, path.read_bytes())
+    assert stored.read_bytes() == path.read_bytes()  # checked, not rewritten
+
+
+def test_an_unsorted_fp16_file_with_its_data_file_is_a_valid_upload(user_files, tmp_path):
+    from engine.artifacts.upload_bundle import save_onnx_bundle
+
+    half = onnx.load(str(user_files["ort-fp32-io"]))
+    onnx.save(half, str(tmp_path / "model.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=0)  # fmt: skip
+    files = [(n, (tmp_path / n).read_bytes()) for n in ("model.onnx", "model.onnx.data")]
+    assert save_onnx_bundle(files).name == "model.onnx"
+
+
+def test_a_graph_with_a_cycle_is_still_refused_on_upload(tmp_path):
+    from engine.artifacts.uploads import save_onnx_upload
+    from engine.core.errors import BadInput
+
+    model = crafted([helper.make_node("Add", ["c", "m"], ["m"])])  # m reads itself
+    with pytest.raises(BadInput, match="is not a valid ONNX model"):
+        save_onnx_upload("loop.onnx", model.SerializeToString())
+
+
+def test_the_dashboard_runs_an_uploaded_fp16_file_with_the_note(user_files, tmp_path, monkeypatch):
+    pytest.importorskip("streamlit", reason="the dashboard needs Streamlit")
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.test_dashboard import APP, ROOT, TIMEOUT_S, texts
+    from tests.pages.test_dashboard_upload import upload
+
+    monkeypatch.setenv("VISIONBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(ROOT)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    app.run()
+    path = user_files["ort-fp32-io"]
+    upload(app, path.name, path.read_bytes())
+    assert not app.error, texts(app.error)
+    app.button(key="vb_run").click().run()
+    assert not app.exception, app.exception
+    assert "Sweep finished: 2 of 2 points measured" in texts(app.success)
+    notes = [c.value for e in app.expander if "Notes from the sweep" in e.label for c in e.caption]
+    assert any("holds FP16 weights" in n for n in notes), notes
+    table = app.dataframe[-1].value
+    assert list(table["series"].unique()) == ["ONNX Runtime FP32 (cpu)"]
+    assert set(table["status"]) == {"ok"}
