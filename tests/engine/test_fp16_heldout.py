@@ -491,3 +491,32 @@ def test_the_dashboard_runs_an_uploaded_fp16_file_with_the_note(user_files, tmp_
     table = app.dataframe[-1].value
     assert list(table["series"].unique()) == ["ONNX Runtime FP32 (cpu)"]
     assert set(table["status"]) == {"ok"}
+
+
+# --------------------------------------------------------------------------- TensorRT-RTX builds
+
+
+def _rtx():
+    return pytest.importorskip(
+        "tensorrt_rtx_bindings", reason="the TensorRT-RTX wheels are not installed"
+    )
+
+
+def _layer_precisions(built) -> set[str]:
+    return {layer.precision for layer in built.layers}
+
+
+def test_a_strongly_typed_build_reads_the_weights_not_only_the_input(user_files):
+    # An FP16 file with FP32 input and output (keep_io_types=True) is FP16 inside: refused
+    # as "a fp32 model, not fp16", and so was every fp16 copy the product converts a user's
+    # FP32 file to (the Engines page's fp16 build of an uploaded file).
+    _rtx()
+    from engine.backends.tensorrt.standalone import build_standalone
+
+    kio = user_files["ort-fp32-io"]
+    got = build_standalone(kio, "fp16", [1, 4], (32, 32), "rtx", targets="8.6")
+    assert "fp16" in _layer_precisions(got)
+    fp32_file = kio.parent / "ort-fp32-io-fp32.onnx"
+    art = load_artifacts(ModelSpec("m", onnx_path=str(fp32_file), image_size=32))
+    got = build_standalone(art.onnx_path("fp16"), "fp16", [1, 4], (32, 32), "rtx", targets="8.6")
+    assert "fp16" in _layer_precisions(got)

@@ -10,6 +10,7 @@ layers from the builder's log, and the library's own verdict on loading it here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,22 @@ class StandaloneBuild:
 
 
 def onnx_precision(onnx_path: Path) -> str:
-    """The float type of an ONNX file's first input (fp32, fp16, bf16), '' if another."""
+    """The float type a strongly typed build of an ONNX file keeps (fp32, fp16, bf16): that
+    of most of its float weights by element count, else of its first input; '' if another.
+
+    The weights, not the input: an FP16 file with FP32 input and output (ONNX Runtime's
+    ``convert_float_to_float16(keep_io_types=True)``, and the fp16 copy of a user's FP32 file)
+    computes in FP16, and was refused as "a fp32 model, not fp16"."""
     import onnx
 
     model = onnx.load(str(onnx_path), load_external_data=False)
+    counts = dict.fromkeys(_ONNX_FLOAT, 0)
+    for init in model.graph.initializer:
+        if init.data_type in counts:
+            counts[init.data_type] += math.prod(init.dims)
+    most = max(counts, key=lambda t: counts[t])
+    if counts[most]:
+        return _ONNX_FLOAT[most]
     inputs = {i.name for i in model.graph.initializer}
     first = next((i for i in model.graph.input if i.name not in inputs), None)
     elem = first.type.tensor_type.elem_type if first is not None else 0
