@@ -520,3 +520,33 @@ def test_a_strongly_typed_build_reads_the_weights_not_only_the_input(user_files)
     art = load_artifacts(ModelSpec("m", onnx_path=str(fp32_file), image_size=32))
     got = build_standalone(art.onnx_path("fp16"), "fp16", [1, 4], (32, 32), "rtx", targets="8.6")
     assert "fp16" in _layer_precisions(got)
+
+
+def _trt_build(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["trt-build", "--rtx-cc", "8.6", "--batch", "1,4", "--json", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("way", ["half-legacy", "ort-fp32-io", "external-data"])
+def test_trt_build_of_an_fp16_file_builds_fp32_from_its_fp32_copy(way, user_files, capsys):
+    # Before, --precision fp32 built the file as given: refused ("export it as fp32", which
+    # `engine export` cannot do for a user's file), or, for an FP16 file with FP32 input and
+    # output, an FP16 plan labelled fp32.
+    _rtx()
+    path = user_files[way]
+    code, out, err = _trt_build(capsys, "--onnx", str(path), "--precision", "fp32")
+    assert code == 0, err
+    assert f"note: {path.name} {NOTE}" in err, err
+    doc = json.loads(out)
+    assert doc["precision"] == "fp32" and doc["onnx"] == f"{path.name}, its FP32 copy"
+    # The plan of the copy a sweep's fp32 row builds (the same key: a cache hit), not the file's.
+    from engine.backends.tensorrt.standalone import build_standalone
+
+    wide = _fp32_copy(path)
+    again = build_standalone(wide, "fp32", [1, 4], (32, 32), "rtx", targets="8.6")
+    assert (again.key, again.source) == (doc["key"], "cache")
+    assert "fp16" not in _layer_precisions(again)
+    code, out, err = _trt_build(capsys, "--onnx", str(path), "--precision", "fp16")
+    assert code == 0, err
+    assert json.loads(out)["onnx"] == path.name  # the file as it is

@@ -183,8 +183,10 @@ def build_standalone(
     out: str = "",
     progress: Any = None,
     fixed_batch: int | None = None,
+    shown: str = "",
 ) -> StandaloneBuild:
-    """Build (or take from the cache) a plan for ``onnx_path`` and report its facts."""
+    """Build (or take from the cache) a plan for ``onnx_path`` and report its facts
+    (``shown``: what to call the model, where ``onnx_path`` is a copy of the user's file)."""
     from engine.artifacts.external_data import model_digest
 
     cc = visible_cc("cuda")
@@ -206,7 +208,7 @@ def build_standalone(
         trt=flavour.label,
         flavour=flavour.name,
         precision=precision,
-        onnx=onnx_path.name,
+        onnx=shown or onnx_path.name,
         profile=profile.label,
         image_size=size_text(*image_hw),
         targets=chosen,
