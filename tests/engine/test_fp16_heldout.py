@@ -550,3 +550,14 @@ def test_trt_build_of_an_fp16_file_builds_fp32_from_its_fp32_copy(way, user_file
     code, out, err = _trt_build(capsys, "--onnx", str(path), "--precision", "fp16")
     assert code == 0, err
     assert json.loads(out)["onnx"] == path.name  # the file as it is
+
+
+def test_trt_build_int8_of_a_file_without_qdq_nodes_is_refused(user_files, capsys):
+    # An int8 plan is built from a Q/DQ file as it is (trt-build does not quantise): the
+    # FP16 file was built as it was and the plan labelled int8.
+    _rtx()
+    path = user_files["half-legacy"]
+    code, out, err = _trt_build(capsys, "--onnx", str(path), "--precision", "int8")
+    assert (code, out) == (2, ""), out
+    assert err.count("\n") == 1 and "has no QuantizeLinear/DequantizeLinear nodes" in err, err
+    assert "--precision int8 --device cuda" in err  # where int8 is made: a sweep quantises

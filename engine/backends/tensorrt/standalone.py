@@ -105,8 +105,12 @@ def onnx_precision(onnx_path: Path) -> str:
 
 
 def check_typed(onnx_path: Path, recipe: BuildRecipe) -> None:
-    """A strongly typed build keeps the file's types: refuse an fp16 build of an FP32 file."""
-    if recipe.typing.startswith("weakly") or recipe.precision == "int8":
+    """A strongly typed build keeps the file's types: refuse an fp16 build of an FP32 file,
+    and an int8 build of a file with no Q/DQ nodes (it was built as it was, labelled int8)."""
+    if recipe.precision == "int8":
+        _check_qdq(onnx_path)
+        return
+    if recipe.typing.startswith("weakly"):
         return
     found = onnx_precision(onnx_path)
     if found and found != recipe.precision:
@@ -116,6 +120,22 @@ def check_typed(onnx_path: Path, recipe: BuildRecipe) -> None:
             " decide the precision",
             f"export it as {recipe.precision} ({engine_command('export --precision')}"
             f" {recipe.precision}), or build --precision {found}",
+        )
+
+
+def _check_qdq(onnx_path: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    if not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
+        sweep = engine_command(
+            "bench --onnx FILE --backend tensorrt --precision int8 --device cuda"
+        )
+        raise BadInput(
+            f"{onnx_path.name} has no QuantizeLinear/DequantizeLinear nodes",
+            "an int8 plan is built from a Q/DQ int8 ONNX file as it is; this one would run in"
+            " its own precision under an int8 label",
+            f"give a Q/DQ int8 file (symmetric: zero points of 0), or let {sweep} quantise it",
         )
 
 
