@@ -21,6 +21,14 @@ WIDEN_RECIPE = "widen-2"
 _TYPE_ATTRS = ("to", "dtype")
 
 
+def fp16_note(file_name: str) -> str:
+    """What runs for a file exported in FP16, said wherever the file is used."""
+    return (
+        f"{file_name} holds FP16 weights: its fp32 rows and the FP32 reference run an FP32"
+        " copy of it (the same weights, widened; FP32 math), its fp16 rows the file as it is"
+    )
+
+
 def weights_precision(graph: Any) -> str:
     """``fp16`` when the graph's float initializers are mostly FP16 (by element count),
     else ``fp32``. Read from the declared dims: no external data is loaded."""

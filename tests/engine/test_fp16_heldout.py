@@ -466,13 +466,12 @@ def test_a_graph_with_a_cycle_is_still_refused_on_upload(tmp_path):
         save_onnx_upload("loop.onnx", model.SerializeToString())
 
 
-def test_the_dashboard_runs_an_uploaded_fp16_file_with_the_note(user_files, tmp_path, monkeypatch):
+def _dashboard(tmp_path, monkeypatch):
     pytest.importorskip("streamlit", reason="the dashboard needs Streamlit")
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from tests.pages.test_dashboard import APP, ROOT, TIMEOUT_S, texts
-    from tests.pages.test_dashboard_upload import upload
+    from tests.pages.test_dashboard import APP, ROOT, TIMEOUT_S
 
     monkeypatch.setenv("VISIONBENCH_DATA", str(tmp_path / "data"))
     monkeypatch.chdir(ROOT)
@@ -480,6 +479,14 @@ def test_the_dashboard_runs_an_uploaded_fp16_file_with_the_note(user_files, tmp_
     st.cache_data.clear()
     app = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
     app.run()
+    return app
+
+
+def test_the_dashboard_runs_an_uploaded_fp16_file_with_the_note(user_files, tmp_path, monkeypatch):
+    from tests.pages.test_dashboard import texts
+    from tests.pages.test_dashboard_upload import upload
+
+    app = _dashboard(tmp_path, monkeypatch)
     path = user_files["ort-fp32-io"]
     upload(app, path.name, path.read_bytes())
     assert not app.error, texts(app.error)
@@ -491,6 +498,24 @@ def test_the_dashboard_runs_an_uploaded_fp16_file_with_the_note(user_files, tmp_
     table = app.dataframe[-1].value
     assert list(table["series"].unique()) == ["ONNX Runtime FP32 (cpu)"]
     assert set(table["status"]) == {"ok"}
+
+
+def test_the_page_says_what_an_fp16_upload_runs_before_anything_is_measured(
+    user_files, tmp_path, monkeypatch
+):
+    # The live card measured "ONNX Runtime FP32" (the FP32 copy) and the header said "the
+    # file's own weights" with no word of the copy: the note came only with a sweep's notes.
+    from tests.pages.test_dashboard import texts
+    from tests.pages.test_dashboard_upload import upload
+
+    app = _dashboard(tmp_path, monkeypatch)
+    path = user_files["half-legacy"]
+    upload(app, path.name, path.read_bytes())
+    assert not app.error, texts(app.error)
+    assert "holds FP16 weights" in texts(app.sidebar.get("caption"))
+    app.button(key="vb_measure").click().run()
+    assert [m.label for m in app.metric] == ["ONNX Runtime FP32 (cpu)"]
+    assert "holds FP16 weights" in texts(app.sidebar.get("caption"))
 
 
 # --------------------------------------------------------------------------- TensorRT-RTX builds
