@@ -97,7 +97,8 @@ def onnx_model_inputs(sb: Any, problems: list[str]) -> ModelSpec:
         return ModelSpec(name=NO_FILE)
     if note:
         sb.caption(markdown_text(note))
-    if inspect_onnx(path).weights == "fp16":  # before any run: the live card runs the copy
-        sb.caption(markdown_text(fp16_note(Path(path).name)))
+    info = inspect_onnx(path)
+    if info.weights == "fp16":  # before any run: the live card runs the copy
+        sb.caption(markdown_text(fp16_note(Path(path).name, info.fp16_by)))
     sb.caption(f"Inputs: {markdown_text(PREPROCESSING)}.")
     return spec

@@ -377,7 +377,7 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
         if info.weights == "fp16":
             from engine.artifacts.widen import fp16_note
 
-            art.notes.append(fp16_note(Path(spec.onnx_path).name))
+            art.notes.append(fp16_note(Path(spec.onnx_path).name, info.fp16_by))
         if info.fixed_batch:
             art.notes.append(
                 f"this ONNX file has a fixed batch size of {info.fixed_batch}, so only that"

@@ -21,12 +21,40 @@ WIDEN_RECIPE = "widen-2"
 _TYPE_ATTRS = ("to", "dtype")
 
 
-def fp16_note(file_name: str) -> str:
-    """What runs for a file exported in FP16, said wherever the file is used."""
+def fp16_note(file_name: str, by: str = "weights") -> str:
+    """What runs for a file that computes in FP16 (``by``: its FP16 weights, or its casts of
+    FP32 weights to FP16), said wherever the file is used."""
+    what = "holds FP16 weights" if by == "weights" else "computes in FP16 (Cast nodes to FP16)"
     return (
-        f"{file_name} holds FP16 weights: its fp32 rows and the FP32 reference run an FP32"
-        " copy of it (the same weights, widened; FP32 math), its fp16 rows the file as it is"
+        f"{file_name} {what}: its fp32 rows and the FP32 reference run an FP32 copy of it (the"
+        " same weights, widened; FP32 math), its fp16 rows the file as it is"
     )
+
+
+def file_precision(graph: Any) -> tuple[str, str]:
+    """``("fp16", by)`` for a file that computes in FP16, else ``("fp32", "")``: ``by`` is
+    "weights" when most float weights are FP16, "casts" when FP32 weights are cast to FP16
+    in the graph (an export under ``torch.autocast`` without constant folding), whose rows
+    labelled fp32 ran FP16 math and whose parity compared the file with itself."""
+    if weights_precision(graph) == "fp16":
+        return "fp16", "weights"
+    if _casts_to_fp16(graph):
+        return "fp16", "casts"
+    return "fp32", ""
+
+
+def _casts_to_fp16(graph: Any) -> bool:
+    import onnx
+
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == onnx.TensorProto.FLOAT16:
+                return True
+            if any(
+                _casts_to_fp16(g) for g in (*([attr.g] if attr.HasField("g") else []), *attr.graphs)
+            ):
+                return True
+    return False
 
 
 def weights_precision(graph: Any) -> str:

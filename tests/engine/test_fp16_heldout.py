@@ -31,7 +31,7 @@ from engine.core.config import ModelSpec
 F16 = TensorProto.FLOAT16
 FAST = ["--backend", "ort", "--batch", "1,2", "--iters", "2", "--warmup", "1", "--inline"]
 FAST += ["--min-iters", "1", "--max-time", "5", "--quiet"]
-NOTE = "holds FP16 weights: its fp32 rows and the FP32 reference run an FP32 copy of it"
+NOTE = ": its fp32 rows and the FP32 reference run an FP32 copy of it"
 
 
 class Tiny(torch.nn.Module):
@@ -99,6 +99,9 @@ def make_user_file(way: str, folder: Path) -> Path:
     if way == "half-functions":  # modules kept as ONNX functions (the TorchScript exporter)
         return _torch_export(model.half(), x.half(), folder / f"{way}.onnx",
                              export_modules_as_functions={Act})  # fmt: skip
+    if way == "autocast":  # FP32 weights, cast to FP16 in the graph: FP16 math
+        with torch.autocast("cpu", dtype=torch.float16):
+            return _torch_export(model, x, folder / f"{way}.onnx", do_constant_folding=False)
     fp32 = _torch_export(model, x, folder / f"{way}-fp32.onnx")
     if way.endswith("ort-fp32-io"):
         return _ort_convert(fp32, folder / f"{way}.onnx", keep_io_types=True)
@@ -119,7 +122,7 @@ def make_user_file(way: str, folder: Path) -> Path:
     raise ValueError(way)
 
 
-WAYS = ["half-legacy", "half-dynamo", "half-functions", "ort-fp32-io", "ort-fp16-io",
+WAYS = ["half-legacy", "half-dynamo", "half-functions", "autocast", "ort-fp32-io", "ort-fp16-io",
         "ort-block-list", "external-data", "resnet18-half-legacy", "resnet18-ort-fp32-io"]  # fmt: skip
 
 
@@ -181,7 +184,7 @@ def test_every_way_of_making_an_fp16_file_benches_labelled_and_judged(
     path = user_files[way]
     code, err, rows = bench(capsys, tmp_path, "--onnx", str(path), "--precision", "fp32,fp16,int8")
     assert code == 0, err
-    assert f"note: {path.name} {NOTE}" in err, err
+    assert f"note: {path.name} " in err and NOTE in err, err
     got = {(r["precision"], r["batch"]): r for r in rows}
     assert set(got) == {(p, b) for p in ("fp32", "fp16", "int8") for b in (1, 2)}
     for b in (1, 2):
@@ -553,7 +556,7 @@ def _trt_build(capsys, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-@pytest.mark.parametrize("way", ["half-legacy", "ort-fp32-io", "external-data"])
+@pytest.mark.parametrize("way", ["half-legacy", "ort-fp32-io", "external-data", "autocast"])
 def test_trt_build_of_an_fp16_file_builds_fp32_from_its_fp32_copy(way, user_files, capsys):
     # Before, --precision fp32 built the file as given: refused ("export it as fp32", which
     # `engine export` cannot do for a user's file), or, for an FP16 file with FP32 input and
@@ -562,7 +565,7 @@ def test_trt_build_of_an_fp16_file_builds_fp32_from_its_fp32_copy(way, user_file
     path = user_files[way]
     code, out, err = _trt_build(capsys, "--onnx", str(path), "--precision", "fp32")
     assert code == 0, err
-    assert f"note: {path.name} {NOTE}" in err, err
+    assert f"note: {path.name} " in err and NOTE in err, err
     doc = json.loads(out)
     assert doc["precision"] == "fp32" and doc["onnx"] == f"{path.name}, its FP32 copy"
     # The plan of the copy a sweep's fp32 row builds (the same key: a cache hit), not the file's.
@@ -586,3 +589,14 @@ def test_trt_build_int8_of_a_file_without_qdq_nodes_is_refused(user_files, capsy
     assert (code, out) == (2, ""), out
     assert err.count("\n") == 1 and "has no QuantizeLinear/DequantizeLinear nodes" in err, err
     assert "--precision int8 --device cuda" in err  # where int8 is made: a sweep quantises
+
+
+def test_a_file_that_casts_fp32_weights_to_fp16_is_not_labelled_fp32(user_files):
+    # Exported under torch.autocast without constant folding: FP32 initializers, Cast nodes
+    # to FP16 in front of every layer. Its "fp32" rows ran FP16 math and parity compared
+    # the file with itself.
+    path = user_files["autocast"]
+    art = load_artifacts(ModelSpec(path.stem, onnx_path=str(path), image_size=32))
+    assert art.onnx_info.weights == "fp16"
+    assert f"{path.name} computes in FP16 (Cast nodes to FP16){NOTE}" in art.notes[0]
+    assert art.onnx_path("fp16") == path and art.onnx_path("fp32") != path
