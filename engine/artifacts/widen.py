@@ -59,11 +59,13 @@ def _casts_to_fp16(graph: Any) -> bool:
 
 def weights_precision(graph: Any) -> str:
     """``fp16`` when the graph's float initializers are mostly FP16 (by element count),
-    else ``fp32``. Read from the declared dims: no external data is loaded."""
+    else ``fp32``. Read from the declared dims: no external data is loaded. Constant nodes'
+    tensors count as weights too: some converters write every weight as one."""
     import onnx
 
     counts = {onnx.TensorProto.FLOAT: 0, onnx.TensorProto.FLOAT16: 0}
-    for init in graph.initializer:
+    consts = [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute]
+    for init in (*graph.initializer, *consts):
         if init.data_type in counts:
             n = 1
             for d in init.dims:

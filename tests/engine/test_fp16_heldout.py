@@ -600,3 +600,18 @@ def test_a_file_that_casts_fp32_weights_to_fp16_is_not_labelled_fp32(user_files)
     assert art.onnx_info.weights == "fp16"
     assert f"{path.name} computes in FP16 (Cast nodes to FP16){NOTE}" in art.notes[0]
     assert art.onnx_path("fp16") == path and art.onnx_path("fp32") != path
+
+
+def test_a_file_whose_fp16_weights_are_constant_nodes_is_fp16(tmp_path):
+    # Some converters write weights as Constant nodes, not initializers: with none counted,
+    # the FP16 file was "fp32", ran as it was under that label, and was its own reference.
+    model = _graph("BatchNormalization")
+    consts = [helper.make_node("Constant", [], [t.name], value=t) for t in model.graph.initializer]
+    model.graph.ClearField("initializer")
+    for i, node in enumerate(consts):
+        model.graph.node.insert(i, node)
+    path = tmp_path / "constants.onnx"
+    onnx.save(model, str(path))
+    art = load_artifacts(ModelSpec(path.stem, onnx_path=str(path), image_size=8))
+    assert art.onnx_info.weights == "fp16" and art.onnx_path("fp16") == path
+    assert fp16_places(onnx.load(str(art.onnx_path("fp32")))) == []
