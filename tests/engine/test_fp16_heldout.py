@@ -615,3 +615,24 @@ def test_a_file_whose_fp16_weights_are_constant_nodes_is_fp16(tmp_path):
     art = load_artifacts(ModelSpec(path.stem, onnx_path=str(path), image_size=8))
     assert art.onnx_info.weights == "fp16" and art.onnx_path("fp16") == path
     assert fp16_places(onnx.load(str(art.onnx_path("fp32")))) == []
+
+
+def test_an_fp32_copy_past_protobufs_2_gb_is_written_with_its_data_beside_it(
+    user_files, tmp_path, monkeypatch, capsys
+):
+    # Widening doubles the weights: an FP16 file of 1.2 GB (ViT-H/14 in FP16) has a copy
+    # past protobuf's 2 GB limit, which onnx.save refuses, and every fp32 and int8 row and
+    # the reference failed. The limit is lowered here so a tiny model crosses it.
+    from engine.artifacts import export
+
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(export, "INLINE_LIMIT", 10_000)
+    path = user_files["resnet18-half-legacy"]
+    wide = _fp32_copy(path)
+    data = [p for p in wide.parent.iterdir() if p.name.endswith(".data")]
+    assert len(data) == 1 and data[0].stat().st_size > 4 * 10**6  # ResNet18's weights in FP32
+    assert wide.stat().st_size < 10**6 and fp16_places(onnx.load(str(wide))) == []
+    assert _fp32_copy(path) == wide  # a cache hit, data and all
+    code, err, rows = bench(capsys, tmp_path, "--onnx", str(path), "--precision", "fp32,int8")
+    assert code == 0, err
+    assert {(r["precision"], r["status"]) for r in rows} == {("fp32", "ok"), ("int8", "ok")}
