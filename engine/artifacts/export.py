@@ -27,6 +27,9 @@ from engine.core.paths import cache_dir
 from engine.core.safeio import cache_full, create_new, disk_full, disk_full_anywhere, os_problem
 
 OPSET = 18
+# Above this a converted copy keeps its tensors in a data file beside it (protobuf's limit
+# on one file is 2 GB).
+INLINE_LIMIT = 1_800_000_000
 EXPORT_PRECISIONS = ("fp32", "fp16", "bf16")
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -249,8 +252,12 @@ def convert_precision(src: Path, precision: str, progress=None) -> Path:
             fix="export from PyTorch by model name for other precisions",
         )
     from engine.artifacts.external_data import model_digest
+    from engine.artifacts.widen import WIDEN_RECIPE
 
-    key = hashlib.sha256(f"{model_digest(src)}:{precision}".encode()).hexdigest()
+    # The widening's recipe is in the key: a copy cached by an earlier one, which missed
+    # places an FP16 tensor can sit, was handed back for ever otherwise.
+    recipe = f":{WIDEN_RECIPE}" if precision == "fp32" else ""
+    key = hashlib.sha256(f"{model_digest(src)}:{precision}{recipe}".encode()).hexdigest()
     folder = cache_dir() / "onnx-user" / key[:32]
     hit = cached_artifact(folder, "model.onnx")
     if hit:
@@ -269,6 +276,22 @@ def convert_precision(src: Path, precision: str, progress=None) -> Path:
             model = widen_to_fp32(model)
         else:
             model = convert_float_to_float16(model, keep_io_types=True)
-        onnx.save(model, str(tmp))
+        if _tensor_bytes(model) > INLINE_LIMIT:
+            # Widening doubles the weights: an FP16 file of 1.2 GB has a copy past protobuf's
+            # 2 GB limit, which onnx.save refuses. Its tensors go to a file beside it, named
+            # by this process so a builder beside it writes its own.
+            onnx.save(model, str(tmp), save_as_external_data=True,
+                      all_tensors_to_one_file=True, location=f"model.{os.getpid()}.data")  # fmt: skip
+        else:
+            onnx.save(model, str(tmp))
         record = {"source": src.name, "precision": precision}
         return in_use(folder, finish_artifact(folder, tmp, "model.onnx", record))
+
+
+def _tensor_bytes(model) -> int:
+    """The bytes of ``model``'s tensors, from their shapes (``ByteSize`` would serialise a
+    model that may be past the limit it is asked about)."""
+    from engine.artifacts.external_data import all_tensors
+    from engine.core.limits import tensor_bytes
+
+    return sum(tensor_bytes(t) or 0 for t in all_tensors(model))

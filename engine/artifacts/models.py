@@ -375,11 +375,9 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
         digest = model_digest(spec.onnx_path)  # with its data files: weights that live there
         art = ModelArtifacts(spec=spec, weights_hash=digest, onnx_info=info)
         if info.weights == "fp16":
-            art.notes.append(
-                f"{Path(spec.onnx_path).name} holds FP16 weights: its fp32 rows and the FP32"
-                " reference run an FP32 copy of it (the same weights, widened; FP32 math), its"
-                " fp16 rows the file as it is"
-            )
+            from engine.artifacts.widen import fp16_note
+
+            art.notes.append(fp16_note(Path(spec.onnx_path).name, info.fp16_by))
         if info.fixed_batch:
             art.notes.append(
                 f"this ONNX file has a fixed batch size of {info.fixed_batch}, so only that"

@@ -41,6 +41,7 @@ class OnnxInfo:
     batch_suspects: list[tuple[str, int]] = field(default_factory=list)
     # "fp16": a file exported in FP16 (engine/artifacts/widen.py: its fp32 rows run a copy)
     weights: str = "fp32"
+    fp16_by: str = ""  # why it is "fp16": "weights", or "casts" of FP32 weights to FP16
 
 
 def _load(p: Path) -> Any:
@@ -131,7 +132,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     """Validate that ``path`` is an image classifier with one NCHW float input."""
     from engine.artifacts.external_data import check_external_data
     from engine.artifacts.graph_batch import reshape_suspects
-    from engine.artifacts.widen import weights_precision
+    from engine.artifacts.widen import file_precision
 
     p = Path(path)
     model = _load(p)
@@ -144,6 +145,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     for node in graph.node:
         hist[node.op_type] = hist.get(node.op_type, 0) + 1
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    precision, by = file_precision(graph)
     return OnnxInfo(
         input_name=input_name,
         output_name=out.name,
@@ -155,7 +157,8 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
         op_histogram=dict(sorted(hist.items(), key=lambda kv: -kv[1])),
         channels=dims[1] or 3,
         batch_suspects=reshape_suspects(graph) if not dims[0] else [],
-        weights=weights_precision(graph),
+        weights=precision,
+        fp16_by=by,
     )
 
 

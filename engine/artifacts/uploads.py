@@ -12,9 +12,11 @@ validating loaders (``inspect_onnx``, ``load_state_dict`` with ``weights_only=Tr
 from __future__ import annotations
 
 import hashlib
+import heapq
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from engine.core.errors import BadInput
 from engine.core.paths import uploads_dir
@@ -98,13 +100,11 @@ def save_upload(name: str, data: bytes, kind: str = "onnx") -> Path:
 def check_onnx_upload(path: Path, shown: str) -> None:
     """BadInput unless ``path`` has one NCHW float input (what every ONNX source gets) and
     passes ``onnx.checker``; ``shown`` names it in the message."""
-    import onnx
-
     from engine.artifacts.onnx_source import inspect_onnx
 
     inspect_onnx(path)
     try:
-        onnx.checker.check_model(str(path))
+        _check_model(path)
     except Exception as exc:  # noqa: BLE001 - ValidationError, and C++ errors for odd graphs
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         raise BadInput(
@@ -112,6 +112,65 @@ def check_onnx_upload(path: Path, shown: str) -> None:
             first or type(exc).__name__,
             "upload a file written by torch.onnx.export or another ONNX exporter",
         ) from exc
+
+
+def _check_model(path: Path) -> None:
+    """``onnx.checker`` on ``path``; a graph whose only fault is its node order is checked
+    again in order. ONNX Runtime's FP16 converter (``convert_float_to_float16`` with
+    ``keep_io_types`` or an ``op_block_list``) appends its Cast nodes at the end of the graph;
+    ONNX Runtime and TensorRT order a graph themselves and run it, and the CLI took such a
+    file while the dashboard refused it as invalid."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path))
+    except onnx.checker.ValidationError as exc:
+        if "topologically sorted" not in str(exc):
+            raise
+        model = onnx.load(str(path))  # with its data: the in-memory check reads no files
+        if not sort_nodes(model.graph):
+            raise
+        onnx.checker.check_model(model)
+
+
+def sort_nodes(graph: Any) -> bool:
+    """Order ``graph``'s nodes so each comes after the nodes it reads (a subgraph's outer
+    names included), keeping the file's order where it can; False if no order exists."""
+    nodes = list(graph.node)
+    known = {"", *(i.name for i in graph.input), *(t.name for t in graph.initializer)}
+    known |= {s.values.name for s in graph.sparse_initializer}
+    producer = {out: i for i, n in enumerate(nodes) for out in n.output if out}
+    needs = [{producer[x] for x in _reads(n) if x not in known and x in producer} for n in nodes]
+    readers: dict[int, list[int]] = {}
+    for i, deps in enumerate(needs):
+        for d in deps:
+            readers.setdefault(d, []).append(i)
+    waiting = [len(deps) for deps in needs]
+    ready = [i for i, w in enumerate(waiting) if not w]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)  # the earliest in the file of those ready
+        order.append(i)
+        for r in readers.get(i, ()):
+            waiting[r] -= 1
+            if not waiting[r]:
+                heapq.heappush(ready, r)
+    if len(order) != len(nodes):
+        return False  # a cycle, or a node reading itself
+    graph.ClearField("node")
+    graph.node.extend(nodes[i] for i in order)
+    return True
+
+
+def _reads(node: Any) -> set[str]:
+    """The names ``node`` reads: its inputs and every name its subgraphs read."""
+    names = set(node.input)
+    for attr in node.attribute:
+        for g in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
+            for inner in g.node:
+                names |= _reads(inner)
+    return names
 
 
 def save_onnx_upload(name: str, data: bytes) -> Path:

@@ -3,8 +3,8 @@
 A file exported in FP16 has no FP32 form to compare with. Run as it is and called "fp32",
 its rows would say one precision and run another, and parity would compare the file with
 itself. Widening every FP16 tensor to FP32 (initializers, constants, casts to FP16, the
-declared inputs, outputs and intermediate types) gives the FP32 reference and the fp32 rows
-a model that really computes in FP32 on exactly the file's weights (every FP16 value is
+declared inputs, outputs and intermediate types, sparse values, function bodies) gives the
+FP32 reference and the fp32 rows a model that really computes in FP32 on exactly the file's weights (every FP16 value is
 exact in FP32); the file itself is then what the fp16 rows run.
 """
 
@@ -12,18 +12,60 @@ from __future__ import annotations
 
 from typing import Any
 
+# Part of the copy's cache key (engine/artifacts/export.py): a change to what is widened
+# gives new copies, not the cached ones of an earlier widening.
+WIDEN_RECIPE = "widen-2"
+
 # Attributes that name an element type: Cast's target, the dtype of EyeLike and the random
 # generators. A FLOAT16 there becomes FLOAT.
 _TYPE_ATTRS = ("to", "dtype")
 
 
+def fp16_note(file_name: str, by: str = "weights") -> str:
+    """What runs for a file that computes in FP16 (``by``: its FP16 weights, or its casts of
+    FP32 weights to FP16), said wherever the file is used."""
+    what = "holds FP16 weights" if by == "weights" else "computes in FP16 (Cast nodes to FP16)"
+    return (
+        f"{file_name} {what}: its fp32 rows and the FP32 reference run an FP32 copy of it (the"
+        " same weights, widened; FP32 math), its fp16 rows the file as it is"
+    )
+
+
+def file_precision(graph: Any) -> tuple[str, str]:
+    """``("fp16", by)`` for a file that computes in FP16, else ``("fp32", "")``: ``by`` is
+    "weights" when most float weights are FP16, "casts" when FP32 weights are cast to FP16
+    in the graph (an export under ``torch.autocast`` without constant folding), whose rows
+    labelled fp32 ran FP16 math and whose parity compared the file with itself."""
+    if weights_precision(graph) == "fp16":
+        return "fp16", "weights"
+    if _casts_to_fp16(graph):
+        return "fp16", "casts"
+    return "fp32", ""
+
+
+def _casts_to_fp16(graph: Any) -> bool:
+    import onnx
+
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == onnx.TensorProto.FLOAT16:
+                return True
+            if any(
+                _casts_to_fp16(g) for g in (*([attr.g] if attr.HasField("g") else []), *attr.graphs)
+            ):
+                return True
+    return False
+
+
 def weights_precision(graph: Any) -> str:
     """``fp16`` when the graph's float initializers are mostly FP16 (by element count),
-    else ``fp32``. Read from the declared dims: no external data is loaded."""
+    else ``fp32``. Read from the declared dims: no external data is loaded. Constant nodes'
+    tensors count as weights too: some converters write every weight as one."""
     import onnx
 
     counts = {onnx.TensorProto.FLOAT: 0, onnx.TensorProto.FLOAT16: 0}
-    for init in graph.initializer:
+    consts = [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute]
+    for init in (*graph.initializer, *consts):
         if init.data_type in counts:
             n = 1
             for d in init.dims:
@@ -34,8 +76,17 @@ def weights_precision(graph: Any) -> str:
 
 
 def widen_to_fp32(model: Any) -> Any:
-    """``model`` (loaded with its data) with every FP16 tensor and type made FP32, in place."""
+    """``model`` (loaded with its data) with every FP16 tensor and type made FP32, in place.
+
+    Its functions too: a module exported as an ONNX function
+    (``torch.onnx.export(export_modules_as_functions=...)``) keeps its constants and casts
+    in the function's body, outside the graph; left FP16 there, the copy did not load.
+    """
     _widen_graph(model.graph)
+    for fn in model.functions:
+        for vi in fn.value_info:
+            _widen_type(vi)
+        _widen_nodes(fn.node)
     return model
 
 
@@ -58,19 +109,30 @@ def _widen_type(value_info: Any) -> None:
 
 
 def _widen_graph(graph: Any) -> None:
-    import onnx
-
     for t in graph.initializer:
         _widen_tensor(t)
+    for sp in graph.sparse_initializer:
+        _widen_tensor(sp.values)  # the indices are integers
     for vi in (*graph.input, *graph.output, *graph.value_info):
         _widen_type(vi)
-    for node in graph.node:
+    _widen_nodes(graph.node)
+
+
+def _widen_nodes(nodes: Any) -> None:
+    import onnx
+
+    for node in nodes:
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.TENSOR:
                 _widen_tensor(attr.t)
             elif attr.type == onnx.AttributeProto.TENSORS:
                 for t in attr.tensors:
                     _widen_tensor(t)
+            elif attr.type == onnx.AttributeProto.SPARSE_TENSOR:  # Constant(sparse_value=)
+                _widen_tensor(attr.sparse_tensor.values)
+            elif attr.type == onnx.AttributeProto.SPARSE_TENSORS:
+                for sp in attr.sparse_tensors:
+                    _widen_tensor(sp.values)
             elif attr.type == onnx.AttributeProto.GRAPH:
                 _widen_graph(attr.g)
             elif attr.type == onnx.AttributeProto.GRAPHS:

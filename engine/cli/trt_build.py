@@ -30,7 +30,10 @@ def parser() -> argparse.ArgumentParser:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="torchvision classifier name (exported with random weights)")
-    src.add_argument("--onnx", help="an ONNX file of the precision asked for")
+    src.add_argument(
+        "--onnx",
+        help="an ONNX file of the precision asked for (fp32 of an FP16 file: its FP32 copy)",
+    )
     add_image_size(p)
     p.add_argument("--precision", default="fp16", help="fp32, fp16, bf16 or int8")
     p.add_argument("--batch", default="1,8,32", help="batch sizes the plan must accept")
@@ -55,7 +58,7 @@ def _onnx(args: argparse.Namespace) -> tuple[Path, tuple[int, int], int | None]:
     if note:
         _say(f"note: {note}")
     art = load_artifacts(spec)
-    if args.onnx:  # the file as given, of the precision asked for
+    if args.onnx:
         one = art.graph_batch
         if one and parse_list(args.batch, int, "batch size") != [one]:
             where = (
@@ -63,8 +66,19 @@ def _onnx(args: argparse.Namespace) -> tuple[Path, tuple[int, int], int | None]:
             )
             _say(f"note: {Path(args.onnx).name} runs batch {one} only (fixed {where}):"
                  f" the plan takes batch {one}")  # fmt: skip
-        return Path(args.onnx), art.image_hw, one
+        if _widened(art, args.precision):
+            for note in art.notes:  # what runs: the FP32 copy of an FP16 file
+                _say(f"note: {note}")
+            return Path(art.onnx_path("fp32", progress=_say)), art.image_hw, one
+        return Path(args.onnx), art.image_hw, one  # the file as given
     return Path(art.onnx_path(args.precision, progress=_say)), art.image_hw, None
+
+
+def _widened(art, precision: str) -> bool:
+    """fp32 of a file exported in FP16: its FP32 copy (engine/artifacts/widen.py), the file
+    a sweep's fp32 row builds; the file itself was refused or, with FP32 input and output,
+    built as an FP16 plan labelled fp32."""
+    return precision == "fp32" and art.onnx_info is not None and art.onnx_info.weights == "fp16"
 
 
 def main(argv: list[str]) -> int:
@@ -95,6 +109,8 @@ def main(argv: list[str]) -> int:
     # Before an export that takes seconds: is the flavour asked for here at all?
     tensorrt_availability(args.flavour)[1].raise_if_missing(f"TensorRT ({args.flavour})")
     path, image_hw, fixed = _onnx(args)
+    copied = bool(args.onnx) and path != Path(args.onnx)
+    shown = f"{Path(args.onnx).name}, its FP32 copy" if copied else path.name
     result = build_standalone(
         path,
         args.precision,
@@ -105,6 +121,7 @@ def main(argv: list[str]) -> int:
         out=args.out or "",
         fixed_batch=fixed,
         progress=_say,
+        shown=shown,
     )
     if args.json:
         doc = result.to_dict()

@@ -10,6 +10,7 @@ layers from the builder's log, and the library's own verdict on loading it here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,26 @@ class StandaloneBuild:
 
 
 def onnx_precision(onnx_path: Path) -> str:
-    """The float type of an ONNX file's first input (fp32, fp16, bf16), '' if another."""
+    """The float type a strongly typed build of an ONNX file keeps (fp32, fp16, bf16): that
+    of most of its float weights by element count, else of its first input; '' if another.
+
+    The weights, not the input: an FP16 file with FP32 input and output (ONNX Runtime's
+    ``convert_float_to_float16(keep_io_types=True)``, and the fp16 copy of a user's FP32 file)
+    computes in FP16, and was refused as "a fp32 model, not fp16"."""
     import onnx
 
+    from engine.artifacts.widen import file_precision
+
     model = onnx.load(str(onnx_path), load_external_data=False)
+    if file_precision(model.graph)[0] == "fp16":  # FP16 weights, or FP32 ones cast to FP16
+        return "fp16"
+    counts = dict.fromkeys(_ONNX_FLOAT, 0)
+    for init in model.graph.initializer:
+        if init.data_type in counts:
+            counts[init.data_type] += math.prod(init.dims)
+    most = max(counts, key=lambda t: counts[t])
+    if counts[most]:
+        return _ONNX_FLOAT[most]
     inputs = {i.name for i in model.graph.initializer}
     first = next((i for i in model.graph.input if i.name not in inputs), None)
     elem = first.type.tensor_type.elem_type if first is not None else 0
@@ -92,8 +109,12 @@ def onnx_precision(onnx_path: Path) -> str:
 
 
 def check_typed(onnx_path: Path, recipe: BuildRecipe) -> None:
-    """A strongly typed build keeps the file's types: refuse an fp16 build of an FP32 file."""
-    if recipe.typing.startswith("weakly") or recipe.precision == "int8":
+    """A strongly typed build keeps the file's types: refuse an fp16 build of an FP32 file,
+    and an int8 build of a file with no Q/DQ nodes (it was built as it was, labelled int8)."""
+    if recipe.precision == "int8":
+        _check_qdq(onnx_path)
+        return
+    if recipe.typing.startswith("weakly"):
         return
     found = onnx_precision(onnx_path)
     if found and found != recipe.precision:
@@ -103,6 +124,22 @@ def check_typed(onnx_path: Path, recipe: BuildRecipe) -> None:
             " decide the precision",
             f"export it as {recipe.precision} ({engine_command('export --precision')}"
             f" {recipe.precision}), or build --precision {found}",
+        )
+
+
+def _check_qdq(onnx_path: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    if not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
+        sweep = engine_command(
+            "bench --onnx FILE --backend tensorrt --precision int8 --device cuda"
+        )
+        raise BadInput(
+            f"{onnx_path.name} has no QuantizeLinear/DequantizeLinear nodes",
+            "an int8 plan is built from a Q/DQ int8 ONNX file as it is; this one would run in"
+            " its own precision under an int8 label",
+            f"give a Q/DQ int8 file (symmetric: zero points of 0), or let {sweep} quantise it",
         )
 
 
@@ -170,8 +207,10 @@ def build_standalone(
     out: str = "",
     progress: Any = None,
     fixed_batch: int | None = None,
+    shown: str = "",
 ) -> StandaloneBuild:
-    """Build (or take from the cache) a plan for ``onnx_path`` and report its facts."""
+    """Build (or take from the cache) a plan for ``onnx_path`` and report its facts
+    (``shown``: what to call the model, where ``onnx_path`` is a copy of the user's file)."""
     from engine.artifacts.external_data import model_digest
 
     cc = visible_cc("cuda")
@@ -193,7 +232,7 @@ def build_standalone(
         trt=flavour.label,
         flavour=flavour.name,
         precision=precision,
-        onnx=onnx_path.name,
+        onnx=shown or onnx_path.name,
         profile=profile.label,
         image_size=size_text(*image_hw),
         targets=chosen,
