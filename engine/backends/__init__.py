@@ -221,24 +221,24 @@ def _slow_candidate(
     )
 
 
-def cache_state(kind: str, meta: dict[str, Any]) -> str:
-    """What a backend says of one of its cache entries ("stale: …"), "" when nothing."""
+def _first_said(hook: str, kind: str, meta: dict[str, Any]) -> str:
+    """The first thing a loadable backend's ``hook`` says of a cache entry, "" if none."""
     for name in backend_names():
         b = _backend_or_none(name)
-        said = b.cache_state(kind, meta) if b is not None else ""
+        said = getattr(b, hook)(kind, meta) if b is not None else ""
         if said:
             return said
     return ""
+
+
+def cache_state(kind: str, meta: dict[str, Any]) -> str:
+    """What a backend says of one of its cache entries ("stale: …"), "" when nothing."""
+    return _first_said("cache_state", kind, meta)
 
 
 def cache_detail(kind: str, meta: dict[str, Any]) -> str:
     """What a backend says one of its cache entries' key means, "" when nothing."""
-    for name in backend_names():
-        b = _backend_or_none(name)
-        said = b.cache_detail(kind, meta) if b is not None else ""
-        if said:
-            return said
-    return ""
+    return _first_said("cache_detail", kind, meta)
 
 
 def title(name: str) -> str:
