@@ -36,3 +36,23 @@ def test_a_packaged_engine_is_built_once_graphed_and_agrees(cuda, art, tmp_path,
         assert compare(reference, second.infer(x), "fp16").status == "ok"
         assert second.info["engine"] == "loaded from the cache"
     assert any("nothing compiled" in n for n in ctx.notes)
+
+
+def test_the_mode_without_graphs_loads_the_package_and_captures_nothing(
+    cuda, art, tmp_path, monkeypatch
+):
+    # A package carries no CUDA graph of its own: reduce-overhead and default share one, and
+    # only the mode asked for decides whether the runner captures a graph.
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path))
+    x = art.sample_input(4, seed=7)
+    reference = reference_outputs(art, x)
+    graphed, _ = _runner(art, 4, compile_mode="reduce-overhead")
+    with graphed:
+        graphed.infer(x)
+        assert graphed.info["engine"] == "built now"
+    plain, ctx = _runner(art, 4, compile_mode="default")
+    with plain:
+        assert compare(reference, plain.infer(x), "fp16").status == "ok"
+        assert plain.info["engine"] == "loaded from the cache"
+        assert not plain.use_graph and not plain._graphs
+    assert any("nothing compiled" in n for n in ctx.notes)
