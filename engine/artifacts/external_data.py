@@ -26,6 +26,15 @@ def _sparse(sp: Any) -> Iterator[Any]:
     yield sp.indices
 
 
+def subgraphs(node: Any) -> Iterator[Any]:
+    """The graphs ``node`` holds in its attributes (``If``'s branches, ``Loop``'s and
+    ``Scan``'s bodies)."""
+    for attr in node.attribute:
+        if attr.HasField("g"):
+            yield attr.g
+        yield from attr.graphs
+
+
 def _node_tensors(nodes: Any) -> Iterator[Any]:
     for node in nodes:
         for attr in node.attribute:
@@ -36,10 +45,8 @@ def _node_tensors(nodes: Any) -> Iterator[Any]:
                 yield from _sparse(attr.sparse_tensor)
             for sp in attr.sparse_tensors:
                 yield from _sparse(sp)
-            if attr.HasField("g"):
-                yield from graph_tensors(attr.g)
-            for g in attr.graphs:
-                yield from graph_tensors(g)
+        for g in subgraphs(node):
+            yield from graph_tensors(g)
 
 
 def graph_tensors(graph: Any) -> Iterator[Any]:

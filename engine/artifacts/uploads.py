@@ -165,11 +165,12 @@ def sort_nodes(graph: Any) -> bool:
 
 def _reads(node: Any) -> set[str]:
     """The names ``node`` reads: its inputs and every name its subgraphs read."""
+    from engine.artifacts.external_data import subgraphs
+
     names = set(node.input)
-    for attr in node.attribute:
-        for g in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
-            for inner in g.node:
-                names |= _reads(inner)
+    for g in subgraphs(node):
+        for inner in g.node:
+            names |= _reads(inner)
     return names
 
 

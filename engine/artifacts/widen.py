@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.artifacts.external_data import all_tensors, subgraphs
+
 # Part of the copy's cache key (engine/artifacts/export.py): a change to what is widened
 # gives new copies, not the cached ones of an earlier widening.
 WIDEN_RECIPE = "widen-2"
@@ -47,13 +49,12 @@ def _casts_to_fp16(graph: Any) -> bool:
     import onnx
 
     for node in graph.node:
-        for attr in node.attribute:
-            if node.op_type == "Cast" and attr.name == "to" and attr.i == onnx.TensorProto.FLOAT16:
-                return True
-            if any(
-                _casts_to_fp16(g) for g in (*([attr.g] if attr.HasField("g") else []), *attr.graphs)
-            ):
-                return True
+        if node.op_type == "Cast" and any(
+            a.name == "to" and a.i == onnx.TensorProto.FLOAT16 for a in node.attribute
+        ):
+            return True
+        if any(_casts_to_fp16(g) for g in subgraphs(node)):
+            return True
     return False
 
 
@@ -76,17 +77,20 @@ def weights_precision(graph: Any) -> str:
 
 
 def widen_to_fp32(model: Any) -> Any:
-    """``model`` (loaded with its data) with every FP16 tensor and type made FP32, in place.
+    """``model`` (loaded with its data) with every FP16 tensor and type made FP32, in place:
+    every tensor the external-data check walks (initializers, sparse values, constants,
+    subgraphs, function bodies), the declared types, and casts to FP16.
 
-    Its functions too: a module exported as an ONNX function
+    Function bodies too: a module exported as an ONNX function
     (``torch.onnx.export(export_modules_as_functions=...)``) keeps its constants and casts
-    in the function's body, outside the graph; left FP16 there, the copy did not load.
+    there, outside the graph; left FP16 there, the copy did not load.
     """
-    _widen_graph(model.graph)
+    for t in all_tensors(model):
+        _widen_tensor(t)
+    g = model.graph
+    _widen_types(g.node, (*g.input, *g.output, *g.value_info))
     for fn in model.functions:
-        for vi in fn.value_info:
-            _widen_type(vi)
-        _widen_nodes(fn.node)
+        _widen_types(fn.node, fn.value_info)
     return model
 
 
@@ -100,44 +104,19 @@ def _widen_tensor(t: Any) -> None:
     t.CopyFrom(wide)
 
 
-def _widen_type(value_info: Any) -> None:
+def _widen_types(nodes: Any, value_infos: Any) -> None:
+    """FP16 made FP32 in declared types and in attributes naming an element type, here and
+    in every subgraph."""
     import onnx
 
-    tt = value_info.type.tensor_type
-    if tt.elem_type == onnx.TensorProto.FLOAT16:
-        tt.elem_type = onnx.TensorProto.FLOAT
-
-
-def _widen_graph(graph: Any) -> None:
-    for t in graph.initializer:
-        _widen_tensor(t)
-    for sp in graph.sparse_initializer:
-        _widen_tensor(sp.values)  # the indices are integers
-    for vi in (*graph.input, *graph.output, *graph.value_info):
-        _widen_type(vi)
-    _widen_nodes(graph.node)
-
-
-def _widen_nodes(nodes: Any) -> None:
-    import onnx
-
+    for vi in value_infos:
+        tt = vi.type.tensor_type
+        if tt.elem_type == onnx.TensorProto.FLOAT16:
+            tt.elem_type = onnx.TensorProto.FLOAT
     for node in nodes:
         for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.TENSOR:
-                _widen_tensor(attr.t)
-            elif attr.type == onnx.AttributeProto.TENSORS:
-                for t in attr.tensors:
-                    _widen_tensor(t)
-            elif attr.type == onnx.AttributeProto.SPARSE_TENSOR:  # Constant(sparse_value=)
-                _widen_tensor(attr.sparse_tensor.values)
-            elif attr.type == onnx.AttributeProto.SPARSE_TENSORS:
-                for sp in attr.sparse_tensors:
-                    _widen_tensor(sp.values)
-            elif attr.type == onnx.AttributeProto.GRAPH:
-                _widen_graph(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    _widen_graph(g)
-            elif attr.name in _TYPE_ATTRS and attr.type == onnx.AttributeProto.INT:
+            if attr.name in _TYPE_ATTRS and attr.type == onnx.AttributeProto.INT:
                 if attr.i == onnx.TensorProto.FLOAT16:
                     attr.i = onnx.TensorProto.FLOAT
+        for sub in subgraphs(node):
+            _widen_types(sub.node, (*sub.input, *sub.output, *sub.value_info))
