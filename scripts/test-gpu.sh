@@ -12,6 +12,8 @@
 # the dashboard's AppTest pages on CUDA and a real `streamlit run dashboard.py` checked over
 # HTTP, and writes LOG (default benchmarks/results/gpu-tests/<date>-<gpu>.log) headed by the
 # date, the commit, whether the tree was clean, the GPU, the driver and library versions.
+# VISIONBENCH_GPU_TESTS (default tests) names the test files or ids to run, for a lease too
+# short for the whole suite; the log's header says when it is a selection.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -60,6 +62,7 @@ else tree=unknown; fi
   echo "# visionbench GPU test log"
   echo "date (UTC):  $(date -u '+%Y-%m-%d %H:%M:%S')"
   echo "commit:      $commit (tree: $tree)"
+  echo "tests:       ${VISIONBENCH_GPU_TESTS:-tests} (marked gpu)"
   echo "gpu:         $(nvidia-smi --query-gpu=name,memory.total,compute_cap --format=csv,noheader | head -1)"
   echo "driver:      $(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -1)"
   "$PY" - <<'EOF'
@@ -81,7 +84,7 @@ EOF
 } > "$LOG"
 cat "$LOG"
 
-VISIONBENCH_REQUIRE_GPU=1 "$PY" -m pytest -m gpu -p no:cacheprovider -rs --durations=15 tests \
+VISIONBENCH_REQUIRE_GPU=1 "$PY" -m pytest -m gpu -p no:cacheprovider -rs --durations=15 ${VISIONBENCH_GPU_TESTS:-tests} \
   2>&1 | sed -u "s#^rootdir: .*#rootdir: <repository root>#" | tee -a "$LOG"
 rc=${PIPESTATUS[0]}
 echo "exit code: $rc" | tee -a "$LOG"

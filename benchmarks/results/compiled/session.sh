@@ -11,7 +11,8 @@
 # joined here. Then, on the one GPU, never overlapping:
 #
 #   1. with GPU_TESTS=1, the GPU test suite (scripts/test-gpu.sh) into WORK/out/gpu-tests.log
-#      (first: it is bounded, about 5 minutes, and it checks the packaged engine on CUDA);
+#      (first: it is bounded, about 5 minutes, and it checks the packaged engine on CUDA;
+#      VISIONBENCH_GPU_TESTS picks a selection, as scripts/test-gpu.sh says);
 #   2. benchmarks/compiled_engines.py for MODELS at batch 32, none started in the last
 #      STOP_S seconds of SESSION_S. Each model's JSON is written when it completes; poll
 #      calls copy WORK/out back, so a model cut short by the machine's return is the only loss.
