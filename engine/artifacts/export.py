@@ -1,7 +1,7 @@
 """PyTorch → ONNX export with a dynamic batch axis, checked, shape-inferred and cached.
 
 Artifacts live under the cache folder keyed by everything that changes the file (model,
-weights hash, image size, opset, precision, torch and onnx versions), so a second
+weights hash, image size, opset, precision, torch, torchvision and onnx versions), so a second
 request reuses the file and says so. A cached file whose hash no longer matches its
 record, whose record names another entry, or whose record is not a file, is treated as
 corrupt and exported again.
@@ -56,11 +56,14 @@ def export_key(art: ModelSource, precision: str) -> str:
     record = {
         "model": art.spec.name,
         "weights": art.weights_hash,
-        "image_size": art.spec.image_size,
+        "image_hw": list(art.image_hw),  # height and width: the file's sides are fixed
         "opset": OPSET,
         "precision": precision,
         "torch": torch.__version__,
         "onnx": onnx.__version__,
+        # torchvision's model code can change between releases with the same weights;
+        # every TensorRT plan is keyed by this file's hash, so this covers plans too
+        "torchvision": art.code_version,
     }
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 

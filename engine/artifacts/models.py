@@ -27,6 +27,18 @@ from engine.core.hashing import file_sha256  # noqa: F401 - callers import it fr
 from engine.core.limits import check_input_fits, check_side
 
 
+def torchvision_version() -> str:
+    """The installed torchvision's version: its model code can change between releases
+    while the weights stay the same, so whatever is built from a torchvision model (an
+    ONNX export, a compiled engine) is keyed by it too ("" where it is not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torchvision")
+    except metadata.PackageNotFoundError:
+        return ""
+
+
 @lru_cache(maxsize=1)
 def classification_models() -> tuple[str, ...]:
     import torchvision
@@ -314,6 +326,12 @@ class ModelArtifacts:
     @property
     def model_name(self) -> str:
         return Path(self.spec.onnx_path).stem if self.spec.onnx_path else self.spec.name
+
+    @property
+    def code_version(self) -> str:
+        """The version of the library whose code makes this model: torchvision's, or ""
+        for an ONNX file (its graph is its code, and its hash is in every key)."""
+        return "" if self.is_onnx_source else torchvision_version()
 
     def torch_module(self):
         if self.is_onnx_source:

@@ -21,6 +21,9 @@ class ModelSource(Protocol):
     def image_hw(self) -> tuple[int, int]: ...
 
     @property
+    def code_version(self) -> str: ...
+
+    @property
     def fixed_batch(self) -> int | None: ...
 
     @property

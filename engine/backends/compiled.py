@@ -280,6 +280,7 @@ class TorchCompileBackend(Backend):
             device_name=name,
             compute_capability=cc,
             cpu_threads=int(threads),
+            torchvision_version=artifacts.code_version,
         )
 
     @classmethod

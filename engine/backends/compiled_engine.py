@@ -8,8 +8,8 @@ be listed or removed. A packaged engine is the other way, the way TensorRT plans
 key under ``cache_dir()/"compiled"/<name>/`` with a ``meta.json`` (the key, the file's
 SHA-256, build time, size); ``aoti_load_package`` loads it with no tracing, compiling or
 autotuning. The key holds everything that makes one engine differ from another: weights
-hash, input shape, precision, compile settings, the torch/Triton/CUDA versions and the
-device. Nothing here imports torch at import time.
+hash, input shape, precision, compile settings, the torch/Triton/CUDA versions, the
+torchvision version whose code made the model, and the device. Nothing here imports torch at import time.
 """
 
 from __future__ import annotations
@@ -31,14 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.artifacts.cache import build_lock_file, recorded_seconds
+from engine.artifacts.models import torchvision_version
 from engine.core.errors import BadInput
 from engine.core.hashing import file_sha256
 from engine.core.paths import cache_dir
 from engine.core.safeio import open_lock_file, write_text
 
 # bump when what goes into a package changes (2: the CPU thread count; 3: the mode compiled,
-# not the mode asked for)
-SCHEMA = 3
+# not the mode asked for; 4: the torchvision version)
+SCHEMA = 4
 KIND = "compiled"
 PACKAGE = "model.pt2"
 # torch.compile's modes whose speed comes with CUDA graphs, and the mode each compiles the
@@ -75,6 +76,9 @@ class EngineKey:
     # Inductor writes CPU code for the thread count of the process that compiles it (one
     # thread: no OpenMP loops at all); 0 on a GPU.
     cpu_threads: int = 0
+    # torchvision's model code can change between releases with the same weights; "" for
+    # a model whose code is not torchvision's
+    torchvision_version: str = ""
     schema: int = SCHEMA
 
     def digest(self) -> str:
@@ -178,6 +182,12 @@ def library_versions() -> dict[str, str]:
         "triton_version": triton,
         "cuda_version": torch.version.cuda or "",
     }
+
+
+def current_versions() -> dict[str, str]:
+    """The versions a cached engine is judged against: the libraries it is built with and
+    torchvision, whose code makes the models."""
+    return {**library_versions(), "torchvision_version": torchvision_version()}
 
 
 def _read_record(folder: Path) -> dict[str, Any]:
@@ -405,14 +415,16 @@ def estimate_text(key: EngineKey) -> str:
 
 def stale_reason(meta: dict[str, Any], current: dict[str, str] | None = None) -> str:
     """Why a cached engine can no longer be loaded here ("" when it still matches): a
-    library version changed since it was built."""
+    library version changed since it was built (torchvision's only for an engine of a
+    torchvision model: its key names a version)."""
     key = meta.get("key")
     if not isinstance(key, dict):
         return ""
-    now = current if current is not None else library_versions()
+    now = current if current is not None else current_versions()
+    names = [*VERSIONED, *(["torchvision_version"] if key.get("torchvision_version") else [])]
     changed = [
         f"{name.removesuffix('_version')} {key.get(name) or 'none'} → {now[name] or 'none'}"
-        for name in VERSIONED
+        for name in names
         if name in now and key.get(name) != now[name]
     ]
     if changed:

@@ -170,3 +170,13 @@ def _has_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def test_a_torchvision_models_engine_key_names_the_torchvision_version(small_artifacts):
+    """torchvision's model code can change between releases with the same weights: an
+    engine compiled from the old code was loaded under the new one."""
+    from importlib import metadata
+
+    spec = RunnerSpec("torch_compile", "cpu", "fp32", (("packaged", True),))
+    key = get_backend("torch_compile").engine_key(spec, small_artifacts, 4)
+    assert key.torchvision_version == metadata.version("torchvision")

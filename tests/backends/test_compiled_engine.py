@@ -204,6 +204,34 @@ def test_stale_when_a_library_version_changed(cache):
     )
 
 
+def test_stale_when_torchvision_changed_for_a_torchvision_model_only(cache):
+    now = {"torch_version": "2.14.1", "triton_version": "", "cuda_version": "13.0"}
+    key = key_of(torchvision_version="0.29.1")
+    build(key, write_package, {})
+    assert stale_reason(record(key), {**now, "torchvision_version": "0.29.1"}) == ""
+    assert stale_reason(record(key), {**now, "torchvision_version": "0.30.0"}) == (
+        "stale: built with other versions (torchvision 0.29.1 → 0.30.0)"
+    )
+    own = key_of(model="own", torchvision_version="")  # a model whose code is not torchvision's
+    build(own, write_package, {})
+    assert stale_reason(record(own), {**now, "torchvision_version": "0.30.0"}) == ""
+
+
+def test_cache_list_calls_an_engine_of_another_torchvision_stale(cache, capsys):
+    """`cache list` and the Engines page (one engine function) judge the versions now."""
+    from engine.backends.compiled_engine import current_versions
+    from engine.cli.cache import main
+
+    fresh = key_of(**current_versions())
+    old = key_of(**{**current_versions(), "torchvision_version": "0.0.1"}, batch=8)
+    for key in (fresh, old):
+        build(key, write_package, {})
+    assert main(["list", "--json"]) == 0
+    states = {i["key"]: i["state"] for i in json.loads(capsys.readouterr().out)}
+    assert states[fresh.name] == ""
+    assert states[old.name].startswith("stale: built with other versions (torchvision 0.0.1 → ")
+
+
 def test_build_waits_for_a_run_measuring_on_the_device(built, tmp_path):
     """A build fills the cores (and on a GPU times kernels in max-autotune): it took no
     device lock, so it ran beside another process's timed loop and skewed both."""

@@ -41,3 +41,23 @@ def test_fp16_variant(small_artifacts):
     res = export_onnx(small_artifacts, "fp16")
     sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].type == "tensor(float16)"
+
+
+def test_export_key_names_the_torchvision_version_and_both_sides(small_artifacts, monkeypatch):
+    """torchvision's model code can change between releases with the same weights; the
+    export was keyed without it, so every TensorRT plan (keyed by the file's hash) of the
+    old code was reused too. A non-square size was keyed by its height alone, so 32x48
+    reused the 32x32 file, whose static sides refuse a 48-wide input."""
+    from dataclasses import replace
+
+    from engine.artifacts import models
+    from engine.artifacts.export import export_key
+
+    before = export_key(small_artifacts, "fp32")
+    monkeypatch.setattr(models, "torchvision_version", lambda: "0.0.1")
+    assert export_key(small_artifacts, "fp32") != before
+    monkeypatch.undo()
+    assert export_key(small_artifacts, "fp32") == before
+    h = small_artifacts.spec.image_size
+    wide = replace(small_artifacts, spec=replace(small_artifacts.spec, image_width=h + 16))
+    assert export_key(wide, "fp32") != before
