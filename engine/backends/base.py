@@ -242,6 +242,7 @@ class Backend(ABC):
         The one place these checks run: :meth:`prepare` calls it, and a sweep calls it
         first so that a point that can never run is a skipped row, not a failed one.
         """
+        opt.check_known(cls.Options, spec.opts, cls.TITLE)
         cls.check(spec)
         if model is not None:
             cls.check_model(model)

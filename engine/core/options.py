@@ -223,6 +223,26 @@ def unknown(options_cls: type, values: Iterable[str]) -> list[str]:
     return sorted(k for k in values if k not in names)
 
 
+def check_known(options_cls: type, values: Iterable[str], owner: str) -> None:
+    """BadInput naming the first option ``options_cls`` does not declare and the ones it
+    does: a misspelt name given through the Python API was dropped without a word, and
+    the runner ran with the default (the CLI's flags and the sidebar's controls can only
+    give declared names; a sweep drops another backend's names with a note first)."""
+    names = [f.name for f in fields_of(options_cls)]
+    wrong = unknown(options_cls, values)
+    if not wrong:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(wrong[0], names, n=1)
+    raise BadInput(
+        f"{owner} has no option '{wrong[0]}'"
+        + (f" (and {len(wrong) - 1} more unknown)" if len(wrong) > 1 else ""),
+        f"its options are {', '.join(sorted(names))}" if names else "it has no options",
+        f"did you mean {close[0]}?" if close else "leave it out, or use one of those names",
+    )
+
+
 def option_words(
     options_cls: type, values: Mapping[str, Any], quiet: Iterable[str] = ()
 ) -> list[str]:

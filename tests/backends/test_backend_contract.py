@@ -67,6 +67,24 @@ def test_unavailable_is_a_clear_error(name, small_artifacts):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_prepare_refuses_an_option_the_backend_does_not_declare(name, small_artifacts):
+    """Through the Python API a misspelt option was dropped without a word and the runner
+    ran with the default; a sweep drops another backend's names with a note before this."""
+    b = get_backend(name)
+    declared = sorted(f.name for f in fields_of(b.Options))
+    spec = RunnerSpec(name, b.DEVICES[0], b.PRECISIONS[0], (("no_such_option", 1),))
+    with pytest.raises(BadInput) as info:
+        b.prepare(spec, small_artifacts, PrepareContext())
+    message = info.value.user_message()
+    assert f"{b.TITLE} has no option 'no_such_option'" in message
+    assert all(option in message for option in declared)
+    if declared:  # a near miss is named
+        near = RunnerSpec(name, b.DEVICES[0], b.PRECISIONS[0], ((declared[0] + "s", 1),))
+        with pytest.raises(BadInput, match=f"did you mean {declared[0]}"):
+            b.prepare(near, small_artifacts, PrepareContext())
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_refuses_a_precision_it_does_not_have(name):
     b = get_backend(name)
     missing = next(p for p in ("int8", "bf16", "tf32", "fp16") if p not in b.PRECISIONS)
