@@ -62,6 +62,18 @@ def wal_identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+WAL_HEADER_BYTES = 32
+
+
+def log_written(path: Path) -> bool:
+    """True when a log beside the store holds a header: a connection wrote to it (an empty
+    one is made by a connection that only opened the store, and describes nothing)."""
+    try:
+        return os.stat(f"{path}-wal").st_size >= WAL_HEADER_BYTES
+    except OSError:
+        return False
+
+
 def checkpoint(db: sqlite3.Connection) -> bool:
     """Copy what the WAL holds into the database file; True when all of it went.
 
@@ -96,6 +108,15 @@ def db_error(exc: sqlite3.Error, name: str, path: Path | None = None) -> EngineE
             "the disk is full",
             "free some space on that disk (or pass another --db); every row stored so far is kept",
         )
+    if "disk i/o" in text and path is not None and _log_held_elsewhere(path):
+        return WalLost(
+            f"the results database {name} cannot be read now",
+            "its write-ahead log (-wal) was deleted while another process (the dashboard or"
+            " a sweep) had the store open, and what that log held is still only in that"
+            " process",
+            "let that sweep end or close that dashboard (it copies what it holds into the"
+            " store), then retry; nothing stored is lost",
+        )
     if any(t in text for t in _READ_ONLY):
         return BadInput(
             f"the results database {name} cannot be written",
@@ -121,6 +142,15 @@ def db_error(exc: sqlite3.Error, name: str, path: Path | None = None) -> EngineE
             f"{ANOTHER_DB}; this one is left untouched for recovery (sqlite3 FILE .recover)",
         )
     return None
+
+
+def _log_held_elsewhere(path: Path) -> bool:
+    """The shared-memory index is there but the log it describes is not (or is empty):
+    SQLite then fails reading frames with "disk I/O error", though nothing is damaged.
+    Only a process still holding the deleted log keeps the index in use (a stale index
+    left by a killed one is rebuilt by the next connection without an error)."""
+    real = Path(os.path.realpath(path))
+    return Path(f"{real}-shm").exists() and not log_written(real)
 
 
 def _no_room(path: Path) -> bool:
@@ -317,6 +347,16 @@ def check_ours(db: sqlite3.Connection, path: Path, readonly: bool, newest: int) 
         return  # perhaps a later version of ours: the store says which schema it has
     if app == 0 and {"runs", "rows"} <= set(tables) and version >= 1:
         return  # a store written before stores carried the application id
+    if app == 0 and not tables and version == 0 and _read(db, "PRAGMA journal_mode")[0] == "wal":
+        # Only a store switches a file to WAL before its tables exist: they and every row
+        # were still in the log (a process killed before its first checkpoint).
+        raise BadInput(
+            f"the results database {path.name} holds no tables",
+            "it is in WAL mode, and all it held was still in its write-ahead log (-wal),"
+            " which is gone (deleted after the process writing it was killed)",
+            "nothing can be read back from it; a bench with this --db stores into it"
+            " afresh, or pass another --db",
+        )
     if app == 0 and not tables and version == 0:
         _refuse(path, "it is empty" if _size(path) == 0 else "it holds no tables")
     shown = ", ".join(tables[:6]) or "no tables"

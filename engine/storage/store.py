@@ -42,6 +42,7 @@ from engine.storage.sqlite_guard import (
     checkpoint,
     connect,
     db_error,
+    log_written,
     stored_record,
     stored_row,
     wal_identity,
@@ -180,28 +181,46 @@ class Store:
 
     def close(self) -> None:
         with self.lock:
-            if self.wal_lost:  # what this connection wrote since then is in the lost WAL
+            if self.wal_lost:  # the log was replaced once: what is in it goes to the file now
                 with contextlib.suppress(sqlite3.Error):
                     checkpoint(self.db)
             self._wal = None  # the last close deletes the WAL: that is no loss to follow
             self.db.close()
 
     def _follow_wal(self) -> None:
-        """Notice when another program deleted or replaced the WAL this connection opened.
+        """Notice when another program deleted or replaced the WAL this connection opened,
+        and go on with a fresh connection on the log beside the store.
 
-        The connection is kept, not reopened: it goes on reading and writing the WAL it
-        opened, which the shared-memory index beside the store (``-shm``, kept while any
-        connection is open) still describes. A new connection took that index for the
-        new, empty WAL: it read holes where frames should be and its next checkpoint copied
-        them into the database file (issue 25's held-out attack: a store left malformed,
-        ``history`` failing, in 3 of 5 tries, deleted or renamed). What the kept connection
-        writes is copied into the database file at once and again when it closes."""
+        Until another process writes, the shared-memory index beside the store (``-shm``,
+        kept while any connection is open) still describes the log this connection holds
+        open: a checkpoint through it copies what it wrote into the database file (a new
+        connection had read holes where frames should be and its checkpoint copied them
+        in: issue 25's held-out attack). Once another process wrote a log of its own there,
+        the index describes that one: this connection read its frames at those offsets
+        from the deleted log, and its checkpoint (or SQLite's, on the last close) copied
+        them into the file, which was left malformed. So the held log is copied only while
+        no other log has been written, and the connection is then replaced, the fresh one
+        opened before the old closes (closing the last connection checkpoints)."""
         if self._wal is None or wal_identity(self.path) == self._wal:
             return
-        self._wal = None  # noticed once; the sweep stops and says so (engine/running/sweep.py)
-        self.wal_lost = True
+        self.wal_lost = True  # the sweep stops and says so (engine/running/sweep.py)
+        if not log_written(self.path):
+            with contextlib.suppress(sqlite3.Error):
+                checkpoint(self.db)
+        self._reconnect()
+
+    def _reconnect(self) -> None:
+        fresh = connect(self.path, self.readonly, self.timeout_s)
+        try:
+            fresh.execute("PRAGMA foreign_keys=ON")
+            fresh.execute("PRAGMA user_version").fetchone()  # opens the log beside the store
+        except BaseException:
+            fresh.close()
+            raise
+        old, self.db = self.db, fresh
         with contextlib.suppress(sqlite3.Error):
-            checkpoint(self.db)
+            old.close()
+        self._wal = wal_identity(self.path)
 
     @_serial
     def lost_wal(self) -> bool:

@@ -8,6 +8,7 @@ store file afterwards (a WAL or -shm removed under it means its locks were lost)
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -220,3 +221,98 @@ def test_a_wal_deleted_mid_sweep_loses_at_most_the_point_in_flight(tmp_path, sma
     dashboard.close()
     assert [r.batch for r in Store(db, readonly=True).rows(1)] == [1, 2]
     assert deleted_store_files(db) == []
+
+
+def test_a_store_held_open_when_its_wal_is_deleted_survives_another_process_writing(tmp_path):
+    """The dashboard holds the store (idle) when another program deletes ``<db>-wal``; a
+    ``bench`` then stores a run in it. Before: the bench wrote a new log the shared-memory
+    index (``-shm``) then described, and the held connection's next call copied frames
+    from its own deleted log at that index's offsets into the database file ("NUMERIC
+    value in runs.created_at"): the held store said "damaged" and so did every later
+    ``history``, both runs' rows unreadable."""
+    import sqlite3
+
+    from engine.core.config import ResultRow
+    from engine.storage.store import Store
+
+    db = tmp_path / "r.sqlite"
+    held = Store(db)
+    run = held.create_run({"model": {"name": "resnet18"}}, {})
+    for batch in (1, 2):
+        point = {"model": "resnet18", "backend": "ort", "device": "cpu", "precision": "fp32"}
+        held.add_row(run, ResultRow.from_dict({**point, "batch": batch, "p50_ms": 1.0}))
+    held.checkpoint()  # as a sweep does after each point
+    os.unlink(f"{db}-wal")
+    stored = run_cli("bench", *TINY, *FAST, "--db", str(db))
+    assert stored.returncode == 0, stored.stderr
+    assert [(r["id"], r["n_rows"]) for r in held.runs()] == [(2, 1), (1, 2)]
+    held.finish_run(run, "done")
+    held.close()
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        con.close()
+    listed = run_cli("history", "--db", str(db), "--json", "--no-reference")
+    assert listed.returncode == 0, listed.stderr
+    assert [(r["id"], r["n_rows"], r["status"]) for r in json.loads(listed.stdout)] == [
+        (2, 1, "done"),
+        (1, 2, "done"),
+    ]
+
+
+def test_a_log_deleted_before_it_was_copied_is_said_so_not_called_damage(tmp_path):
+    """A process holds the store with rows only in its log (nothing copied into the file
+    yet) when ``<db>-wal`` is deleted: ``history`` and ``bench`` from another process
+    said "damaged: disk I/O error" and advised another --db and a recovery, while the
+    holder still had every row and copies them in on its next call."""
+    from engine.core.config import ResultRow
+    from engine.storage.store import Store
+
+    db = tmp_path / "r.sqlite"
+    held = Store(db)
+    run = held.create_run({"model": {"name": "resnet18"}}, {})
+    point = {"model": "resnet18", "backend": "ort", "device": "cpu", "precision": "fp32"}
+    held.add_row(run, ResultRow.from_dict({**point, "batch": 1, "p50_ms": 1.0}))
+    os.unlink(f"{db}-wal")
+    for argv in (("history", "--no-reference"), ("bench", *TINY, *FAST)):
+        refused = run_cli(*argv, "--db", str(db))
+        assert refused.returncode == 1, refused.stderr
+        (line,) = refused.stderr.strip().splitlines()
+        assert "damaged" not in line and "Traceback" not in line, line
+        assert "write-ahead log (-wal) was deleted while another process" in line, line
+        assert "Fix: let that sweep end or close that dashboard" in line, line
+    assert [r["n_rows"] for r in held.runs()] == [1]  # noticed: copied, and goes on
+    held.close()
+    listed = run_cli("history", "--db", str(db), "--json", "--no-reference")
+    assert listed.returncode == 0, listed.stderr
+    assert [r["n_rows"] for r in json.loads(listed.stdout)] == [1]
+
+
+def test_a_store_whose_log_went_before_its_first_copy_is_said_so(tmp_path):
+    """A process killed before anything was copied from its log into the store's file,
+    then ``<db>-wal`` deleted (the stale ``-shm`` stays): ``history`` called the file "not
+    a visionbench results database ... pass a file written by this tool"."""
+    import signal
+    import subprocess
+    import sys
+
+    db = tmp_path / "r.sqlite"
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys; from engine.storage.store import Store;"
+         " Store(sys.argv[1]).create_run({'model': {'name': 'resnet18'}}, {});"
+         " os.kill(os.getpid(), signal.SIGKILL)", str(db)],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert Path(f"{db}-shm").exists()
+    os.unlink(f"{db}-wal")
+    listed = run_cli("history", "--db", str(db), "--no-reference")
+    assert listed.returncode == 2, listed.stderr
+    (line,) = listed.stderr.strip().splitlines()
+    assert "all it held was still in its write-ahead log (-wal), which is gone" in line, line
+    assert "not a visionbench results database" not in line, line
+    stored = run_cli("bench", *TINY, *FAST, "--db", str(db))  # stores into it afresh
+    assert stored.returncode == 0, stored.stderr
+    listed = run_cli("history", "--db", str(db), "--json", "--no-reference")
+    assert [r["n_rows"] for r in json.loads(listed.stdout)] == [1]
