@@ -7,8 +7,9 @@ and the dashboard call the same three functions. Pruning only removes entries di
 under a kind folder of the cache root, never follows a link out of it, keeps the device
 locks, and leaves an entry alone while a build is still writing into it.
 
-A build that holds a lock of its own while it writes (``locks/<key>.lock``, see
-:func:`build_lock_file`) says for certain whether it is alive: prune takes that lock
+A build that holds a lock of its own while it writes (``locks/<key>.lock``, taken with
+:func:`build_lock`: compiled engines and TensorRT plans) says for certain whether it is
+alive; two processes asking for one entry build it once. Prune takes that lock
 (without waiting) for the time it decides and removes, so a free lock means the entry's
 ``pre.*`` leftovers are a dead build's (a SIGKILL), removed at once, and a build that
 starts meanwhile waits. Entries without such a lock keep the rule of the clock: a
@@ -25,7 +26,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 from engine.artifacts.export import USE_PREFIX, pid_alive
 from engine.core.errors import BadInput
 from engine.core.paths import cache_dir, short_path
+from engine.core.safeio import open_lock_file
 
 KEEP = {"locks"}  # device locks live in the cache folder but are not artifacts
 BUSY_S = 3600.0  # a temporary file younger than this means a build is writing here
@@ -90,6 +92,29 @@ def build_lock_file(entry: Path) -> Path:
     """The lock a build of the cache entry ``entry`` (``<cache>/<kind>/<key>``) holds while
     it writes there, if that build takes one: ``<cache>/locks/<key>.lock``."""
     return entry.parent.parent / "locks" / f"{entry.name}.lock"
+
+
+@contextlib.contextmanager
+def build_lock(
+    entry: Path, what: str, progress: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Held while a build of the cache entry ``entry`` (``what``: "compiled engine",
+    "TensorRT plan") looks it up and writes it: a second process asking for it waits,
+    saying so (a build can last minutes with nothing else printed), then finds what the
+    first made. Prune reads it (:func:`_build_locks`)."""
+    lock = build_lock_file(entry)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = open_lock_file(lock, f"the {what}'s lock file")
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                progress(f"another process is building the {what} {entry.name}; waiting")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ torchvision version whose code made the model, and the device. Nothing here impo
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
@@ -30,12 +29,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from engine.artifacts.cache import build_lock_file, recorded_seconds
+from engine.artifacts.cache import build_lock, recorded_seconds
 from engine.artifacts.models import torchvision_version
 from engine.core.errors import BadInput
 from engine.core.hashing import file_sha256
 from engine.core.paths import cache_dir
-from engine.core.safeio import open_lock_file, write_text
+from engine.core.safeio import write_text
 
 # bump when what goes into a package changes (2: the CPU thread count; 3: the mode compiled,
 # not the mode asked for; 4: the torchvision version)
@@ -306,7 +305,9 @@ def build(
     cached. Returns (path, build seconds, built now). One build per key at a time: a second
     process waits for the first and then loads what it made."""
     root = _root()
-    with _build_lock(key, progress):
+    # One build per key at a time; `cache prune` reads the lock: an entry whose lock is
+    # free holds no live build, so a ``pre.*`` folder there is a killed build's.
+    with build_lock(key.folder, "compiled engine", progress):
         path, note = lookup(key)
         if note and progress:
             progress(note)
@@ -343,26 +344,6 @@ def build(
         }
         write_text(key.folder / "meta.json", json.dumps(meta, indent=1), "the engine's record")
         return key.package, build_s, True
-
-
-@contextlib.contextmanager
-def _build_lock(key: EngineKey, progress: Callable[[str], None] | None):
-    """The lock of ``key``'s build; waiting for another process's build is said, since it
-    can last minutes with nothing else printed. `cache prune` reads it: an entry whose lock
-    is free holds no live build, so a ``pre.*`` folder there is a killed build's."""
-    lock = build_lock_file(key.folder)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = open_lock_file(lock, "the compiled engine's lock")
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if progress:
-                progress(f"another process is building the compiled engine {key.name}; waiting")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock
 
 
 def _number(value: Any, high: float) -> float | None:

@@ -350,6 +350,51 @@ def test_trt_build_prints_flavour_time_size_and_key(tmp_path):
     assert "build: cache" in again.stdout
 
 
+def test_two_processes_asking_for_one_plan_build_it_once(tmp_path, monkeypatch):
+    """Plans took a lock of their own beside the plan folders (``tensorrt/<key>.lock``):
+    `cache list` showed it as an entry, `cache prune --all` removed it even while a build
+    held it (the next process then locked a new file and built beside it), nothing said
+    a process was waiting, and prune kept a killed build's leftovers for an hour. Plans
+    now take the compiled engines' build lock."""
+    from engine.artifacts.cache import build_lock, cache_entries, prune
+
+    model = tiny_onnx(tmp_path / "m.onnx")
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "elsewhere"))
+    key = _build(model).key  # the key, from a build into another cache
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(cache))
+    env = {**os.environ, "VISIONBENCH_CACHE": str(cache)}
+    args = ("--onnx", str(model), "--precision", "fp32", "--batch", "1,4", "--rtx-cc", "8.6")
+    cmd = [sys.executable, "-m", "engine", "trt-build", *args]
+    with build_lock(cache / "tensorrt" / key, "TensorRT plan"):  # a build in progress
+        procs = [
+            subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+            for _ in range(2)
+        ]  # fmt: skip
+        for proc in procs:
+            said = ""
+            while line := proc.stderr.readline():
+                said += line
+                if "waiting" in line:
+                    break
+            assert f"another process is building the TensorRT plan {key}; waiting" in said, said
+    outs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outs
+    builds = sorted(
+        line for out, _ in outs for line in out.splitlines() if line.startswith("build:")
+    )
+    assert builds[0].startswith("build: built, ") and builds[1].startswith("build: cache"), builds
+    assert all(f"cache key: {key}" in out for out, _ in outs)
+    assert [i.key for i in cache_entries()] == [key]  # no lock file listed as an entry
+    with build_lock(cache / "tensorrt" / key, "TensorRT plan"):
+        with pytest.raises(BadInput, match="being written by a build"):
+            prune(keys=[key])  # a live build's entry is kept
+        assert prune(everything=True) == [] and (cache / "tensorrt" / key).is_dir()
+    (cache / "tensorrt" / key / "plan.engine.99999.tmp").write_bytes(b"x")  # a killed build's
+    assert [i.key for i in prune(everything=True)] == [key]  # its lock is free: at once
+
+
 @pytest.mark.parametrize(
     "args",
     [("--batch", "0"), ("--precision", "fp8"), ("--rtx-cc", "9.0"), ("--flavour", "fast")],

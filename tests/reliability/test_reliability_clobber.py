@@ -148,20 +148,21 @@ def test_device_locks_never_follow_a_planted_link(tmp_path, victim, monkeypatch)
 
 
 def test_the_tensorrt_plan_lock_never_follows_a_planted_link(tmp_path, victim):
-    """TensorRT's plan lock sits beside the plan's cache folder under a predictable name."""
+    """TensorRT's plan lock sits in the cache's locks/ folder under a predictable name."""
     from types import SimpleNamespace
 
     from engine.backends.tensorrt.load import plan_lock
 
-    key = SimpleNamespace(folder=tmp_path / "trt" / "abc")
-    Path(f"{key.folder}.lock").parent.mkdir(parents=True)
-    Path(f"{key.folder}.lock").symlink_to(victim)
+    key = SimpleNamespace(folder=tmp_path / "tensorrt" / "abc")
+    lock = tmp_path / "locks" / "abc.lock"
+    lock.parent.mkdir(parents=True)
+    lock.symlink_to(victim)
     with pytest.raises(BadInput, match="abc.lock is a symbolic link"), plan_lock(key):
         pass
     _untouched(victim)
-    other = SimpleNamespace(folder=tmp_path / "trt" / "def")
+    other = SimpleNamespace(folder=tmp_path / "tensorrt" / "def")
     with plan_lock(other):  # a plan of its own still locks
-        assert Path(f"{other.folder}.lock").is_file()
+        assert (tmp_path / "locks" / "def.lock").is_file()
 
 
 def test_db_may_be_a_link_the_user_made_to_a_regular_file(tmp_path):

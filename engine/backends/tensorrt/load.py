@@ -9,6 +9,7 @@ check before the build, not a build failure: rebuilding cannot help.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,13 +162,13 @@ def fetch_plan(
     )
 
 
-def plan_lock(key: PlanKey) -> Any:
-    """Two sweeps asking for the same plan build it once; the second waits and reuses it.
-    The lock file is never opened through a link planted in the cache (one line, exit 2)."""
-    from engine.core.safeio import file_lock
+def plan_lock(key: PlanKey, progress: Callable[[str], None] | None = None) -> Any:
+    """Two processes asking for the same plan build it once; the second waits, saying so,
+    and loads it. The compiled engines' build lock (``<cache>/locks/<key>.lock``), so
+    `cache prune` tells a live build from a killed one as it does for them."""
+    from engine.artifacts.cache import build_lock
 
-    key.folder.parent.mkdir(parents=True, exist_ok=True)
-    return file_lock(str(key.folder) + ".lock", "the TensorRT plan's lock file")
+    return build_lock(key.folder, "TensorRT plan", progress)
 
 
 def obtain_engine(
@@ -194,7 +195,7 @@ def obtain_engine(
         compute_capability,
         image_hw,
     )
-    with plan_lock(key):
+    with plan_lock(key, ctx.say):
         got = fetch_plan(trt, key, onnx_path, recipe, profile, settings, image_hw, ctx)
         runtime, engine, why = deserialize(trt, got.plan, recipe.flavour, compute_capability)
         if engine is None and got.source == "cache":

@@ -225,7 +225,7 @@ def build_standalone(
     gpu = _gpu_name() if cc is not None else ""
     key = plan_key(trt, model_digest(onnx_path), recipe, profile, settings, gpu, cc or "", image_hw)
     ctx = PrepareContext(batches=tuple(batches), progress=progress)
-    with plan_lock(key):
+    with plan_lock(key, ctx.say):
         got = fetch_plan(trt, key, onnx_path, recipe, profile, settings, image_hw, ctx)
     layers = layers_from_build_log(got.layer_log or plan_record(key).get("layer_log", ""))
     return StandaloneBuild(
