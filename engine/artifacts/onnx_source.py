@@ -145,7 +145,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     for node in graph.node:
         hist[node.op_type] = hist.get(node.op_type, 0) + 1
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    precision, by = file_precision(graph)
+    precision, by = file_precision(model)
     return OnnxInfo(
         input_name=input_name,
         output_name=out.name,

@@ -10,9 +10,10 @@ exact in FP32); the file itself is then what the fp16 rows run.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from engine.artifacts.external_data import all_tensors, subgraphs
+from engine.artifacts.external_data import all_nodes, all_tensors, graph_tensors, subgraphs
 
 # Part of the copy's cache key (engine/artifacts/export.py): a change to what is widened
 # gives new copies, not the cached ones of an earlier widening.
@@ -33,45 +34,44 @@ def fp16_note(file_name: str, by: str = "weights") -> str:
     )
 
 
-def file_precision(graph: Any) -> tuple[str, str]:
+def file_precision(model: Any) -> tuple[str, str]:
     """``("fp16", by)`` for a file that computes in FP16, else ``("fp32", "")``: ``by`` is
     "weights" when most float weights are FP16, "casts" when FP32 weights are cast to FP16
     in the graph (an export under ``torch.autocast`` without constant folding), whose rows
-    labelled fp32 ran FP16 math and whose parity compared the file with itself."""
-    if weights_precision(graph) == "fp16":
+    labelled fp32 ran FP16 math and whose parity compared the file with itself. Both are
+    read wherever they sit: subgraphs and function bodies too."""
+    if weights_precision(model) == "fp16":
         return "fp16", "weights"
-    if _casts_to_fp16(graph):
+    if casts_to_fp16(model):
         return "fp16", "casts"
     return "fp32", ""
 
 
-def _casts_to_fp16(graph: Any) -> bool:
+def casts_to_fp16(model: Any) -> int:
+    """The Cast nodes to FP16 of ``model``, in its subgraphs and function bodies too (a
+    module exported as an ONNX function keeps its casts there)."""
     import onnx
 
-    for node in graph.node:
-        if node.op_type == "Cast" and any(
+    def to_fp16(node: Any) -> bool:
+        return node.op_type == "Cast" and any(
             a.name == "to" and a.i == onnx.TensorProto.FLOAT16 for a in node.attribute
-        ):
-            return True
-        if any(_casts_to_fp16(g) for g in subgraphs(node)):
-            return True
-    return False
+        )
+
+    return sum(1 for node in all_nodes(model) if to_fp16(node))
 
 
-def weights_precision(graph: Any) -> str:
-    """``fp16`` when the graph's float initializers are mostly FP16 (by element count),
-    else ``fp32``. Read from the declared dims: no external data is loaded. Constant nodes'
-    tensors count as weights too: some converters write every weight as one."""
+def weights_precision(model: Any) -> str:
+    """``fp16`` when the float weights of ``model`` (or of one graph) are mostly FP16 (by
+    element count), else ``fp32``. Read from the declared dims: no external data is loaded.
+    Every tensor counts wherever it sits (initializers, Constant nodes, as some converters
+    write every weight, subgraphs, function bodies)."""
     import onnx
 
     counts = {onnx.TensorProto.FLOAT: 0, onnx.TensorProto.FLOAT16: 0}
-    consts = [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute]
-    for init in (*graph.initializer, *consts):
-        if init.data_type in counts:
-            n = 1
-            for d in init.dims:
-                n *= d
-            counts[init.data_type] += n
+    tensors = all_tensors(model) if hasattr(model, "graph") else graph_tensors(model)
+    for t in tensors:
+        if t.data_type in counts:
+            counts[t.data_type] += math.prod(t.dims)
     fp16, fp32 = counts[onnx.TensorProto.FLOAT16], counts[onnx.TensorProto.FLOAT]
     return "fp16" if fp16 > fp32 else "fp32"
 

@@ -93,7 +93,7 @@ def onnx_precision(onnx_path: Path) -> str:
     from engine.artifacts.widen import file_precision
 
     model = onnx.load(str(onnx_path), load_external_data=False)
-    if file_precision(model.graph)[0] == "fp16":  # FP16 weights, or FP32 ones cast to FP16
+    if file_precision(model)[0] == "fp16":  # FP16 weights, or FP32 ones cast to FP16
         return "fp16"
     counts = dict.fromkeys(_ONNX_FLOAT, 0)
     for init in model.graph.initializer:

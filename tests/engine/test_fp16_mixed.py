@@ -1,0 +1,208 @@
+"""Files that are neither all FP32 nor all FP16, named for what they are and run truly.
+
+A held-out attack on the FP16 handling (tests/engine/test_fp16_heldout.py) left three files:
+Casts to FP16 inside ONNX functions and their subgraphs (unseen: the file's "fp32" rows ran
+FP16 math and were their own reference); an FP32 file with some Casts to FP16, as autocast
+exports it (called an FP16 file); and an FP16 input in front of FP32 weights (labelled plain
+fp32). Each is built here by hand with onnx.helper, a few nodes, run by ONNX Runtime, and
+benched as a user would: ``python -m engine bench --onnx FILE --device cpu --batch 1,2``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from engine.artifacts.models import load_artifacts
+from engine.cli.main import main
+from engine.core.config import ModelSpec
+
+F16, F32 = TensorProto.FLOAT16, TensorProto.FLOAT
+FAST = ["--device", "cpu", "--backend", "ort", "--batch", "1,2", "--iters", "2", "--warmup", "1"]
+FAST += ["--inline", "--min-iters", "1", "--max-time", "5", "--quiet"]
+COPY = ": its fp32 rows and the FP32 reference run an FP32 copy of it"
+
+
+def classifier(middle: list, in_t: int = F32, functions: tuple = (), inits: tuple = ()):
+    """x[N,3,8,8] → Conv → Relu → ``middle`` (c → m) → pool → Gemm → y[N,10], FP32 weights."""
+    rng = np.random.default_rng(0)
+
+    def w(name: str, shape: tuple[int, ...]) -> TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c0"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["c"]),
+        *middle,
+        helper.make_node("GlobalAveragePool", ["m"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1),
+    ]
+    weights = [w("w", (8, 3, 3, 3)), w("b", (8,)), w("fw", (10, 8)), w("fb", (10,)), *inits]
+    g = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("x", in_t, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", F32, ["N", 10])],
+        weights,
+    )  # fmt: skip
+    opsets = [helper.make_opsetid("", 17)] + (
+        [helper.make_opsetid("local", 1)] if functions else []
+    )
+    model = helper.make_model(g, opset_imports=opsets, ir_version=9, functions=list(functions))
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def half_relu(src: str, out: str, tag: str = "") -> list:
+    """``src`` cast to FP16, a Relu and a Mul by an FP16 0.5 there, cast back: FP16 math."""
+    k = numpy_helper.from_array(np.array(0.5, np.float16), f"k{tag}")
+    return [
+        helper.make_node("Cast", [src], [f"h{tag}"], to=F16),
+        helper.make_node("Relu", [f"h{tag}"], [f"r{tag}"]),
+        helper.make_node("Constant", [], [f"k{tag}"], value=k),
+        helper.make_node("Mul", [f"r{tag}", f"k{tag}"], [f"s{tag}"]),
+        helper.make_node("Cast", [f"s{tag}"], [out], to=F32),
+    ]
+
+
+def _function(body: list, name: str = "HalfRelu") -> onnx.FunctionProto:
+    return helper.make_function("local", name, ["a"], ["o"], body, [helper.make_opsetid("", 17)])
+
+
+def _if_node(inp: str, out: str, tag: str) -> list:
+    """An If whose branches both run ``half_relu`` of the outer ``inp``."""
+
+    def branch(side: str) -> onnx.GraphProto:
+        o = f"{out}_{side}"
+        return helper.make_graph(half_relu(inp, o, f"{tag}{side}"), side, [],
+                                 [helper.make_tensor_value_info(o, F32, None)])  # fmt: skip
+
+    return [
+        helper.make_node("Constant", [], [f"cond{tag}"], value_int=1),
+        helper.make_node("Cast", [f"cond{tag}"], [f"bool{tag}"], to=TensorProto.BOOL),
+        helper.make_node(
+            "If", [f"bool{tag}"], [out], then_branch=branch("t"), else_branch=branch("e")
+        ),  # fmt: skip
+    ]
+
+
+def _loop_node(inp: str, out: str) -> list:
+    """A Loop of one trip whose body runs ``half_relu`` of the outer ``inp``."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cin"], ["cout"]), *half_relu(inp, "lo", "loop")],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cin", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("cout", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("lo", F32, None)],
+    )  # fmt: skip
+    one = numpy_helper.from_array(np.array(1, np.int64), "trips")
+    return [
+        helper.make_node("Constant", [], ["trips"], value=one),
+        helper.make_node("Loop", ["trips", ""], ["stacked"], body=body),
+        helper.make_node("Squeeze", ["stacked", "axis0"], [out]),
+    ]
+
+
+_AXIS0 = numpy_helper.from_array(np.array([0], np.int64), "axis0")
+
+
+def function_file(where: str) -> onnx.ModelProto:
+    """An FP32 classifier whose only FP16 math sits in a local function: in its body, in an
+    If branch or a Loop body inside it, or in a function another function calls."""
+    if where == "function body":
+        fns = [_function(half_relu("a", "o"))]
+    elif where == "If inside a function":
+        fns = [_function(_if_node("a", "o", "if"))]
+    elif where == "Loop inside a function":
+        axis = helper.make_node("Constant", [], ["axis0"], value=_AXIS0)
+        fns = [_function([axis, *_loop_node("a", "o")])]
+    elif where == "a function calling a function":
+        inner = _function(half_relu("a", "o"), "Inner")
+        call = helper.make_node("Inner", ["a"], ["o"], domain="local")
+        fns = [_function([call]), inner]
+    else:
+        raise ValueError(where)
+    fns[0].opset_import.append(helper.make_opsetid("local", 1))
+    node = helper.make_node("HalfRelu", ["c"], ["m"], domain="local")
+    return classifier([node], functions=tuple(fns))
+
+
+WHERE = ["function body", "If inside a function", "Loop inside a function",
+         "a function calling a function"]  # fmt: skip
+
+
+def bench(capsys, tmp_path, path: Path, precisions: str = "fp32,fp16") -> tuple[str, list[dict]]:
+    out = tmp_path / "o.json"
+    args = ["bench", "--onnx", str(path), "--precision", precisions, *FAST]
+    code = main([*args, "--db", str(tmp_path / "r.sqlite"), "--json", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    return err, json.loads(out.read_text())["rows"]
+
+
+def run(path_or_model, x: np.ndarray) -> np.ndarray:
+    src = (
+        path_or_model.SerializeToString() if hasattr(path_or_model, "graph") else str(path_or_model)
+    )
+    sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    return sess.run(None, {inp.name: x.astype(np.float16 if "16" in inp.type else np.float32)})[0]
+
+
+def _fp16_casts_left(model: onnx.ModelProto) -> int:
+    from engine.artifacts.widen import casts_to_fp16
+
+    return casts_to_fp16(model)
+
+
+# --------------------------------------------------------------------------- FP16 inside functions
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_fp16_math_inside_a_function_is_seen_and_its_fp32_rows_run_fp32_math(
+    where, tmp_path, capsys, monkeypatch
+):
+    # The file's Casts to FP16 sit in a function body (or an If, a Loop, another function
+    # there): unseen, the file was "fp32", its fp32 rows ran its FP16 Relu and Mul, and
+    # parity compared the file with itself.
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "f.onnx"
+    onnx.save(function_file(where), str(path))
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    assert run(path, x).shape == (2, 10)  # ONNX Runtime runs the file as it is
+    art = load_artifacts(ModelSpec(path.stem, onnx_path=str(path), image_size=8))
+    assert art.onnx_info.weights == "fp16", art.notes
+    wide = art.onnx_path("fp32")
+    assert wide != path and _fp16_casts_left(onnx.load(str(wide))) == 0
+    assert art.onnx_path("fp16") == path
+    err, rows = bench(capsys, tmp_path, path)
+    assert f"note: {path.name} " in err and COPY in err, err
+    got = {(r["precision"], r["batch"]): r for r in rows if r["backend"] == "ort"}
+    assert {got["fp32", b]["status"] for b in (1, 2)} == {"ok"}
+    assert {got["fp32", b]["parity_status"] for b in (1, 2)} == {"ok"}
+    assert {got["fp16", b]["status"] for b in (1, 2)} == {"skipped"}  # the CPU has no FP16 EP
+
+
+def test_fp16_weights_inside_a_function_body_count_as_weights():
+    # Every weight is an FP16 Constant in a function body: counted from the graph alone,
+    # there were none, and the file was "fp32".
+    from engine.artifacts.widen import weights_precision
+
+    big = numpy_helper.from_array(np.zeros((64, 64), np.float16), "big")
+    body = [
+        helper.make_node("Constant", [], ["big"], value=big),
+        helper.make_node("Cast", ["big"], ["bigf"], to=F32),
+        helper.make_node("ReduceSum", ["bigf"], ["z"], keepdims=0),
+        helper.make_node("Add", ["a", "z"], ["o"]),
+    ]
+    model = classifier([helper.make_node("HalfRelu", ["c"], ["m"], domain="local")],
+                       functions=(_function(body),))  # fmt: skip
+    assert weights_precision(model.graph) == "fp32"  # one graph alone
+    assert weights_precision(model) == "fp16"
