@@ -206,3 +206,110 @@ def test_fp16_weights_inside_a_function_body_count_as_weights():
                        functions=(_function(body),))  # fmt: skip
     assert weights_precision(model.graph) == "fp32"  # one graph alone
     assert weights_precision(model) == "fp16"
+
+
+# --------------------------------------------------------------------------- mixed FP32/FP16 files
+
+
+def autocast_like(casts: bool = True) -> onnx.ModelProto:
+    """FP32 weights and input; the Conv runs in FP16 (its input, weight and bias cast to
+    FP16, its output cast back), the rest in FP32: what ``torch.autocast`` exports. Without
+    ``casts``, the same graph in FP32 throughout."""
+    model = classifier([helper.make_node("Identity", ["c"], ["m"])])
+    if not casts:
+        return model
+    g = model.graph
+    conv = g.node[0]
+    to16 = [helper.make_node("Cast", [n], [f"{n}16"], to=F16) for n in conv.input]
+    conv.input[:] = [f"{n}16" for n in conv.input]
+    conv.output[0] = "c016"
+    back = helper.make_node("Cast", ["c016"], ["c0"], to=F32)
+    nodes = [*to16, conv, back, *list(g.node)[1:]]
+    g.ClearField("node")
+    g.node.extend(nodes)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+NAMED = (
+    "mixed.onnx is mixed FP32/FP16: its fp32 rows and the FP32 reference run an FP32 copy of"
+    " it (the same weights, its 3 Casts to FP16 made FP32; FP32 math), its fp16 rows the file"
+    " as it is: mixed FP32/FP16: FP32 weights, 3 Casts to FP16, judged at FP16's tolerance"
+)
+
+
+def test_an_fp32_file_with_some_casts_to_fp16_is_named_mixed_and_its_casts_counted(
+    tmp_path, capsys, monkeypatch
+):
+    # Called "computes in FP16 (Cast nodes to FP16)", one word for a file that runs one
+    # Conv in FP16 among FP32 layers: what ran in its fp16 rows was not said, nor how much.
+    from engine.artifacts.widen import FloatMix
+
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "mixed.onnx"
+    onnx.save(autocast_like(), str(path))
+    art = load_artifacts(ModelSpec(path.stem, onnx_path=str(path), image_size=8))
+    assert art.onnx_info.floats == FloatMix(fp16_weights=0, fp32_weights=314, casts_to_fp16=3)
+    assert art.onnx_info.floats.kind == "mixed" and art.onnx_info.weights == "fp16"
+    assert art.notes == [NAMED]
+    err, rows = bench(capsys, tmp_path, path, "fp32,fp16,int8")
+    assert f"note: {NAMED}\n" in err, err
+    got = {(r["precision"], r["batch"]): r for r in rows if r["backend"] == "ort"}
+    for b in (1, 2):
+        assert (got["fp32", b]["status"], got["fp32", b]["parity_status"]) == ("ok", "ok")
+        assert got["int8", b]["status"] == "ok"  # quantised from the FP32 copy
+        assert got["fp16", b]["status"] == "skipped"
+
+
+def test_the_fp32_rows_of_a_mixed_file_are_true_fp32_math_and_its_fp16_rows_are_not(tmp_path):
+    # The fp32 rows and the reference run the copy: the numbers of the same graph without
+    # its Casts, to FP32 rounding. The file as it is (its fp16 rows) differs by FP16's
+    # rounding, and parity judges it at FP16's tolerance against the copy.
+    from engine.core.parity import compare
+
+    path = tmp_path / "mixed.onnx"
+    onnx.save(autocast_like(), str(path))
+    art = load_artifacts(ModelSpec(path.stem, onnx_path=str(path), image_size=8))
+    x = np.random.default_rng(3).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    fp32 = run(autocast_like(casts=False), x)
+    wide = run(art.onnx_path("fp32"), x)
+    as_is = run(art.onnx_path("fp16"), x)
+    np.testing.assert_allclose(wide, fp32, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(as_is, fp32, rtol=1e-6, atol=1e-6)
+    judged = compare(wide, as_is, "fp16")
+    assert judged.status == "ok" and 0 < judged.max_rel_err < 0.5, judged
+
+
+# --------------------------------------------------------------------------- the dashboard's upload
+
+UPLOADS = {
+    "mixed": (autocast_like, "is mixed FP32/FP16", "3 Casts to FP16"),
+    "function": (
+        lambda: function_file("Loop inside a function"),
+        "is mixed FP32/FP16",
+        "1 Cast to FP16",
+    ),  # fmt: skip
+}
+
+
+@pytest.mark.parametrize("case", list(UPLOADS))
+def test_the_dashboard_upload_says_what_the_file_is_before_anything_runs(
+    case, tmp_path, monkeypatch
+):
+    from engine.artifacts.uploads import save_onnx_upload
+    from tests.engine.test_fp16_heldout import _dashboard
+    from tests.pages.test_dashboard import texts
+    from tests.pages.test_dashboard_upload import upload
+
+    make, named, counted = UPLOADS[case]
+    data = make().SerializeToString()
+    stored = save_onnx_upload(f"{case}.onnx", data)  # the upload's own check takes it
+    assert stored.read_bytes() == data
+    app = _dashboard(tmp_path, monkeypatch)
+    upload(app, f"{case}.onnx", data)
+    assert not app.error, texts(app.error)
+    captions = texts(app.sidebar.get("caption"))
+    assert f".onnx {named}" in captions and counted in captions, captions
+    app.button(key="vb_measure").click().run()
+    assert not app.exception, app.exception
+    assert [m.label for m in app.metric] == ["ONNX Runtime FP32 (cpu)"]
