@@ -13,11 +13,11 @@ from typing import Any
 
 import streamlit as st
 
+from engine.artifacts.float_mix import precision_note
 from engine.artifacts.images import PREPROCESSING
 from engine.artifacts.onnx_source import DEFAULT_SIDE, inspect_onnx, onnx_spec
 from engine.artifacts.upload_bundle import save_onnx_bundle
 from engine.artifacts.uploads import KINDS, save_onnx_upload
-from engine.artifacts.widen import precision_note
 from engine.core.config import ModelSpec
 from engine.core.errors import EngineError
 from engine.core.text import markdown_text

@@ -374,7 +374,7 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
             spec = replace(spec, image_size=h, image_width=w)
         digest = model_digest(spec.onnx_path)  # with its data files: weights that live there
         art = ModelArtifacts(spec=spec, weights_hash=digest, onnx_info=info)
-        from engine.artifacts.widen import precision_note
+        from engine.artifacts.float_mix import precision_note
 
         if said := precision_note(Path(spec.onnx_path).name, info.floats):
             art.notes.append(said)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.artifacts.widen import FloatMix, float_mix
+from engine.artifacts.float_mix import FloatMix, float_mix
 from engine.core.errors import BadInput
 from engine.core.limits import check_declared_input, check_declared_output
 

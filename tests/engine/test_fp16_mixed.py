@@ -29,22 +29,24 @@ FAST += ["--inline", "--min-iters", "1", "--max-time", "5", "--quiet"]
 COPY = ": its fp32 rows and the FP32 reference run an FP32 copy of it"
 
 
-def classifier(middle: list, in_t: int = F32, functions: tuple = (), inits: tuple = ()):
-    """x[N,3,8,8] → Conv → Relu → ``middle`` (c → m) → pool → Gemm → y[N,10], FP32 weights."""
+def classifier(middle: list, in_t: int = F32, functions: tuple = (), head: tuple = ()):
+    """x[N,3,8,8] → ``head`` (x → xf) → Conv → Relu → ``middle`` (c → m) → pool → Gemm →
+    y[N,10], FP32 weights."""
     rng = np.random.default_rng(0)
 
     def w(name: str, shape: tuple[int, ...]) -> TensorProto:
         return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
 
     nodes = [
-        helper.make_node("Conv", ["x", "w", "b"], ["c0"], pads=[1, 1, 1, 1]),
+        *head,
+        helper.make_node("Conv", ["xf" if head else "x", "w", "b"], ["c0"], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c0"], ["c"]),
         *middle,
         helper.make_node("GlobalAveragePool", ["m"], ["p"]),
         helper.make_node("Flatten", ["p"], ["f"]),
         helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1),
     ]
-    weights = [w("w", (8, 3, 3, 3)), w("b", (8,)), w("fw", (10, 8)), w("fb", (10,)), *inits]
+    weights = [w("w", (8, 3, 3, 3)), w("b", (8,)), w("fw", (10, 8)), w("fb", (10,))]
     g = helper.make_graph(
         nodes, "g",
         [helper.make_tensor_value_info("x", in_t, ["N", 3, 8, 8])],
@@ -157,7 +159,7 @@ def run(path_or_model, x: np.ndarray) -> np.ndarray:
 
 
 def _fp16_casts_left(model: onnx.ModelProto) -> int:
-    from engine.artifacts.widen import casts_to_fp16
+    from engine.artifacts.float_mix import casts_to_fp16
 
     return casts_to_fp16(model)
 
@@ -193,7 +195,7 @@ def test_fp16_math_inside_a_function_is_seen_and_its_fp32_rows_run_fp32_math(
 def test_fp16_weights_inside_a_function_body_count_as_weights():
     # Every weight is an FP16 Constant in a function body: counted from the graph alone,
     # there were none, and the file was "fp32".
-    from engine.artifacts.widen import weights_precision
+    from engine.artifacts.float_mix import weights_precision
 
     big = numpy_helper.from_array(np.zeros((64, 64), np.float16), "big")
     body = [
@@ -243,7 +245,7 @@ def test_an_fp32_file_with_some_casts_to_fp16_is_named_mixed_and_its_casts_count
 ):
     # Called "computes in FP16 (Cast nodes to FP16)", one word for a file that runs one
     # Conv in FP16 among FP32 layers: what ran in its fp16 rows was not said, nor how much.
-    from engine.artifacts.widen import FloatMix
+    from engine.artifacts.float_mix import FloatMix
 
     monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "mixed.onnx"
@@ -280,6 +282,79 @@ def test_the_fp32_rows_of_a_mixed_file_are_true_fp32_math_and_its_fp16_rows_are_
     assert judged.status == "ok" and 0 < judged.max_rel_err < 0.5, judged
 
 
+# --------------------------------------------------------------------------- an FP16 input
+
+
+def fp16_input(first: str = "Cast") -> onnx.ModelProto:
+    """FP16 images in front of FP32 weights: cast to FP32 first (``first="Cast"``), or read
+    by a Relu in FP16 before that cast (``"Relu"``)."""
+    head = [helper.make_node("Cast", ["x"], ["xf"], to=F32)]
+    if first == "Relu":
+        head = [
+            helper.make_node("Relu", ["x"], ["xr"]),
+            helper.make_node("Cast", ["xr"], ["xf"], to=F32),
+        ]
+    return classifier([helper.make_node("Identity", ["c"], ["m"])], in_t=F16, head=tuple(head))
+
+
+FED = (
+    "in16.onnx takes FP16 input and computes in FP32 (FP32 weights, the input cast to FP32"
+    " first): every row is fed the images rounded to FP16, as the file declares; its fp32 rows"
+    " and the FP32 reference run the file as it is, its fp16 rows an FP16 copy"
+)
+
+
+def test_an_fp16_input_in_front_of_fp32_weights_is_fed_fp16_and_said(tmp_path, capsys, monkeypatch):
+    # It ran as a plain "fp32" file: nothing said that its input is FP16, so its rows'
+    # images were rounded to FP16 with no word of it.
+    from engine.artifacts.float_mix import FloatMix
+    from engine.backends import get_backend
+    from engine.backends.base import PrepareContext
+    from engine.core.config import RunnerSpec
+
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "in16.onnx"
+    onnx.save(fp16_input(), str(path))
+    art = load_artifacts(ModelSpec(path.stem, onnx_path=str(path), image_size=8))
+    info = art.onnx_info
+    assert info.floats == FloatMix(0, 314, 0, fp16_input=True, input_read_in_fp16=False)
+    assert info.floats.text() == "FP32: FP32 weights, FP16 input cast to FP32"
+    assert info.weights == "fp32" and art.onnx_path("fp32") == path  # FP32 math: as it is
+    assert art.notes == [FED]
+    spec = RunnerSpec("ort", "cpu", "fp32")
+    with get_backend("ort").prepare(spec, art, PrepareContext(batches=(2,))) as runner:
+        assert runner.facts()["input_dtype"] == "float16"
+        assert runner.to_device(art.sample_input(2)).dtype == np.float16  # what it declares
+    err, rows = bench(capsys, tmp_path, path, "fp32,fp16")
+    assert f"note: {FED}\n" in err, err
+    got = {(r["precision"], r["batch"]): r for r in rows if r["backend"] == "ort"}
+    for b in (1, 2):
+        assert (got["fp32", b]["status"], got["fp32", b]["parity_status"]) == ("ok", "ok")
+
+
+def test_an_fp16_input_read_in_fp16_before_its_cast_is_mixed(tmp_path):
+    # A Relu runs on the FP16 images before the Cast to FP32: FP16 math, so the file is
+    # mixed, and its fp32 rows run the copy whose input and Relu are FP32.
+    path = tmp_path / "relu16.onnx"
+    onnx.save(fp16_input("Relu"), str(path))
+    art = load_artifacts(ModelSpec(path.stem, onnx_path=str(path), image_size=8))
+    floats = art.onnx_info.floats
+    assert (floats.kind, floats.input_read_in_fp16, art.onnx_info.weights) == (
+        "mixed",
+        True,
+        "fp16",
+    )
+    assert art.notes == [
+        "relu16.onnx is mixed FP32/FP16: its fp32 rows and the FP32 reference run an FP32 copy"
+        " of it (the same weights, its FP16 input made FP32; FP32 math), its fp16 rows the"
+        " file as it is: mixed FP32/FP16: FP32 weights, FP16 input, judged at FP16's tolerance"
+    ]
+    wide = onnx.load(str(art.onnx_path("fp32")))
+    assert wide.graph.input[0].type.tensor_type.elem_type == F32
+    x = np.random.default_rng(4).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(run(wide, x), run(path, x), rtol=1e-2, atol=1e-2)
+
+
 # --------------------------------------------------------------------------- the dashboard's upload
 
 UPLOADS = {
@@ -288,7 +363,8 @@ UPLOADS = {
         lambda: function_file("Loop inside a function"),
         "is mixed FP32/FP16",
         "1 Cast to FP16",
-    ),  # fmt: skip
+    ),
+    "in16": (fp16_input, "takes FP16 input", "every row is fed the images rounded to FP16"),
 }
 
 

@@ -90,7 +90,7 @@ def onnx_precision(onnx_path: Path) -> str:
     computes in FP16, and was refused as "a fp32 model, not fp16"."""
     import onnx
 
-    from engine.artifacts.widen import float_mix
+    from engine.artifacts.float_mix import float_mix
 
     model = onnx.load(str(onnx_path), load_external_data=False)
     if float_mix(model).precision == "fp16":  # FP16 weights, or mixed FP32/FP16
