@@ -101,16 +101,28 @@ def precision_note(file_name: str, mix: FloatMix) -> str:
 
 
 def casts_to_fp16(model: Any) -> int:
-    """The Cast nodes to FP16 of ``model``, in its subgraphs and function bodies too (a
-    module exported as an ONNX function keeps its casts there)."""
+    """The casts to FP16 of ``model``, in its subgraphs and function bodies too (a module
+    exported as an ONNX function keeps its casts there): each ``Cast(to=FLOAT16)``, and each
+    ``CastLike`` whose target is an FP16 tensor the file holds or takes."""
     import onnx
 
-    def to_fp16(node: Any) -> bool:
-        return node.op_type == "Cast" and any(
-            a.name == "to" and a.i == onnx.TensorProto.FLOAT16 for a in node.attribute
-        )
+    f16 = onnx.TensorProto.FLOAT16
+    nodes = list(all_nodes(model))
+    fp16_names = {t.name for t in all_tensors(model) if t.data_type == f16}
+    fp16_names |= {i.name for i in model.graph.input if i.type.tensor_type.elem_type == f16}
+    fp16_names |= {
+        n.output[0]
+        for n in nodes
+        if n.op_type == "Constant"
+        and any(a.HasField("t") and a.t.data_type == f16 for a in n.attribute)
+    }
 
-    return sum(1 for node in all_nodes(model) if to_fp16(node))
+    def to_fp16(node: Any) -> bool:
+        if node.op_type == "CastLike":
+            return len(node.input) > 1 and node.input[1] in fp16_names
+        return node.op_type == "Cast" and any(a.name == "to" and a.i == f16 for a in node.attribute)
+
+    return sum(1 for node in nodes if to_fp16(node))
 
 
 def weights_precision(model: Any) -> str:

@@ -282,6 +282,37 @@ def test_the_fp32_rows_of_a_mixed_file_are_true_fp32_math_and_its_fp16_rows_are_
     assert judged.status == "ok" and 0 < judged.max_rel_err < 0.5, judged
 
 
+@pytest.mark.parametrize("where", ["graph", "function body"])
+def test_a_castlike_to_an_fp16_tensor_is_a_cast_to_fp16(where, tmp_path):
+    # CastLike(c, k16) with an FP16 k16 casts to FP16 as Cast(to=FLOAT16) does; with only
+    # Casts counted, the file was "fp32" and its fp32 rows ran the FP16 Relu after it.
+    k16 = numpy_helper.from_array(np.array(1.0, np.float16), "k16")
+    body = [
+        helper.make_node("Constant", [], ["k16"], value=k16),
+        helper.make_node("CastLike", ["a", "k16"], ["ah"]),
+        helper.make_node("Relu", ["ah"], ["rh"]),
+        helper.make_node("Cast", ["rh"], ["o"], to=F32),
+    ]
+    if where == "graph":
+        for n in body:
+            n.input[:] = ["c" if x == "a" else x for x in n.input]
+            n.output[:] = ["m" if x == "o" else x for x in n.output]
+        model = classifier(body)
+    else:
+        node = helper.make_node("HalfRelu", ["c"], ["m"], domain="local")
+        model = classifier([node], functions=(_function(body),))
+    path = tmp_path / "castlike.onnx"
+    onnx.save(model, str(path))
+    art = load_artifacts(ModelSpec(path.stem, onnx_path=str(path), image_size=8))
+    floats = art.onnx_info.floats
+    assert (floats.kind, floats.casts_to_fp16, floats.fp16_weights) == ("mixed", 1, 1)
+    assert "FP32 weights (1 value stored in FP16), 1 Cast to FP16" in art.notes[0]
+    wide = art.onnx_path("fp32")
+    assert wide != path and _fp16_casts_left(onnx.load(str(wide))) == 0
+    x = np.random.default_rng(5).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(run(wide, x), run(path, x), rtol=1e-2, atol=1e-2)
+
+
 # --------------------------------------------------------------------------- an FP16 input
 
 
