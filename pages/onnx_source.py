@@ -13,11 +13,11 @@ from typing import Any
 
 import streamlit as st
 
+from engine.artifacts.float_mix import precision_note
 from engine.artifacts.images import PREPROCESSING
 from engine.artifacts.onnx_source import DEFAULT_SIDE, inspect_onnx, onnx_spec
 from engine.artifacts.upload_bundle import save_onnx_bundle
 from engine.artifacts.uploads import KINDS, save_onnx_upload
-from engine.artifacts.widen import fp16_note
 from engine.core.config import ModelSpec
 from engine.core.errors import EngineError
 from engine.core.text import markdown_text
@@ -98,7 +98,7 @@ def onnx_model_inputs(sb: Any, problems: list[str]) -> ModelSpec:
     if note:
         sb.caption(markdown_text(note))
     info = inspect_onnx(path)
-    if info.weights == "fp16":  # before any run: the live card runs the copy
-        sb.caption(markdown_text(fp16_note(Path(path).name, info.fp16_by)))
+    if said := precision_note(Path(path).name, info.floats):  # before any run: the live
+        sb.caption(markdown_text(said))  # card of an FP16 file runs the copy
     sb.caption(f"Inputs: {markdown_text(PREPROCESSING)}.")
     return spec

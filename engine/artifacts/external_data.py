@@ -64,6 +64,16 @@ def all_tensors(model: Any) -> Iterator[Any]:
         yield from _node_tensors(fn.node)
 
 
+def all_nodes(model: Any) -> Iterator[Any]:
+    """Every node of ``model``: its graph's, its subgraphs' (``If``, ``Loop``, ``Scan``, at
+    any depth) and its functions' bodies'."""
+    bodies = [model.graph.node, *(fn.node for fn in model.functions)]
+    while bodies:
+        for node in bodies.pop():
+            yield node
+            bodies.extend(g.node for g in subgraphs(node))
+
+
 def _is_external(tensor: Any) -> bool:
     # data_location EXTERNAL is 1; a location entry alone is treated the same, so a file
     # that forgets the flag cannot slip a path past the check.

@@ -392,10 +392,10 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
             spec = replace(spec, image_size=h, image_width=w)
         digest = model_digest(spec.onnx_path)  # with its data files: weights that live there
         art = ModelArtifacts(spec=spec, weights_hash=digest, onnx_info=info)
-        if info.weights == "fp16":
-            from engine.artifacts.widen import fp16_note
+        from engine.artifacts.float_mix import precision_note
 
-            art.notes.append(fp16_note(Path(spec.onnx_path).name, info.fp16_by))
+        if said := precision_note(Path(spec.onnx_path).name, info.floats):
+            art.notes.append(said)
         if info.fixed_batch:
             art.notes.append(
                 f"this ONNX file has a fixed batch size of {info.fixed_batch}, so only that"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.artifacts.float_mix import FloatMix, float_mix
 from engine.core.errors import BadInput
 from engine.core.limits import check_declared_input, check_declared_output
 
@@ -39,9 +40,10 @@ class OnnxInfo:
     # Reshapes with a constant leading number, when the batch is dynamic: suspects of a
     # batch fixed inside the graph, probed before measuring (engine/artifacts/graph_batch.py)
     batch_suspects: list[tuple[str, int]] = field(default_factory=list)
-    # "fp16": a file exported in FP16 (engine/artifacts/widen.py: its fp32 rows run a copy)
+    # "fp16": a file with FP16 math, FP16 weights or mixed (engine/artifacts/widen.py: its
+    # fp32 rows run an FP32 copy, its fp16 rows the file as it is)
     weights: str = "fp32"
-    fp16_by: str = ""  # why it is "fp16": "weights", or "casts" of FP32 weights to FP16
+    floats: FloatMix = field(default_factory=FloatMix)  # what it holds and computes in
 
 
 def _load(p: Path) -> Any:
@@ -132,7 +134,6 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     """Validate that ``path`` is an image classifier with one NCHW float input."""
     from engine.artifacts.external_data import check_external_data
     from engine.artifacts.graph_batch import reshape_suspects
-    from engine.artifacts.widen import file_precision
 
     p = Path(path)
     model = _load(p)
@@ -145,7 +146,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     for node in graph.node:
         hist[node.op_type] = hist.get(node.op_type, 0) + 1
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    precision, by = file_precision(graph)
+    floats = float_mix(model)
     return OnnxInfo(
         input_name=input_name,
         output_name=out.name,
@@ -157,8 +158,8 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
         op_histogram=dict(sorted(hist.items(), key=lambda kv: -kv[1])),
         channels=dims[1] or 3,
         batch_suspects=reshape_suspects(graph) if not dims[0] else [],
-        weights=precision,
-        fp16_by=by,
+        weights=floats.precision,
+        floats=floats,
     )
 
 

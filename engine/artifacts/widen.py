@@ -1,4 +1,5 @@
-"""An FP32 copy of a user's FP16 ONNX file: the same weights, widened, and FP32 math.
+"""An FP32 copy of a user's FP16 or mixed FP32/FP16 ONNX file: the same weights, widened,
+and FP32 math (which files those are: engine/artifacts/float_mix.py).
 
 A file exported in FP16 has no FP32 form to compare with. Run as it is and called "fp32",
 its rows would say one precision and run another, and parity would compare the file with
@@ -21,59 +22,6 @@ WIDEN_RECIPE = "widen-2"
 # Attributes that name an element type: Cast's target, the dtype of EyeLike and the random
 # generators. A FLOAT16 there becomes FLOAT.
 _TYPE_ATTRS = ("to", "dtype")
-
-
-def fp16_note(file_name: str, by: str = "weights") -> str:
-    """What runs for a file that computes in FP16 (``by``: its FP16 weights, or its casts of
-    FP32 weights to FP16), said wherever the file is used."""
-    what = "holds FP16 weights" if by == "weights" else "computes in FP16 (Cast nodes to FP16)"
-    return (
-        f"{file_name} {what}: its fp32 rows and the FP32 reference run an FP32 copy of it (the"
-        " same weights, widened; FP32 math), its fp16 rows the file as it is"
-    )
-
-
-def file_precision(graph: Any) -> tuple[str, str]:
-    """``("fp16", by)`` for a file that computes in FP16, else ``("fp32", "")``: ``by`` is
-    "weights" when most float weights are FP16, "casts" when FP32 weights are cast to FP16
-    in the graph (an export under ``torch.autocast`` without constant folding), whose rows
-    labelled fp32 ran FP16 math and whose parity compared the file with itself."""
-    if weights_precision(graph) == "fp16":
-        return "fp16", "weights"
-    if _casts_to_fp16(graph):
-        return "fp16", "casts"
-    return "fp32", ""
-
-
-def _casts_to_fp16(graph: Any) -> bool:
-    import onnx
-
-    for node in graph.node:
-        if node.op_type == "Cast" and any(
-            a.name == "to" and a.i == onnx.TensorProto.FLOAT16 for a in node.attribute
-        ):
-            return True
-        if any(_casts_to_fp16(g) for g in subgraphs(node)):
-            return True
-    return False
-
-
-def weights_precision(graph: Any) -> str:
-    """``fp16`` when the graph's float initializers are mostly FP16 (by element count),
-    else ``fp32``. Read from the declared dims: no external data is loaded. Constant nodes'
-    tensors count as weights too: some converters write every weight as one."""
-    import onnx
-
-    counts = {onnx.TensorProto.FLOAT: 0, onnx.TensorProto.FLOAT16: 0}
-    consts = [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute]
-    for init in (*graph.initializer, *consts):
-        if init.data_type in counts:
-            n = 1
-            for d in init.dims:
-                n *= d
-            counts[init.data_type] += n
-    fp16, fp32 = counts[onnx.TensorProto.FLOAT16], counts[onnx.TensorProto.FLOAT]
-    return "fp16" if fp16 > fp32 else "fp32"
 
 
 def widen_to_fp32(model: Any) -> Any:

@@ -210,7 +210,9 @@ class OrtRunner(Runner):
         self._out_tail: tuple[int, ...] | None = None
         self._in_tail: tuple[int, ...] = ()
         self._static: dict[tuple, Any] = {}
-        self.info = {"providers_used": self.used, "model_path": model_path}
+        # What it is fed: the file's declared input type (an FP16 input in an FP32 row too).
+        self.info = {"providers_used": self.used, "model_path": model_path,
+                     "input_dtype": np.dtype(self.input_dtype).name}  # fmt: skip
         if self.use_graph:
             self.info["static_shape_batch"] = batch
         self.placement: dict[str, dict[str, int]] = {}

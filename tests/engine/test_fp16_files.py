@@ -17,8 +17,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from engine.artifacts.float_mix import weights_precision
 from engine.artifacts.models import load_artifacts
-from engine.artifacts.widen import weights_precision, widen_to_fp32
+from engine.artifacts.widen import widen_to_fp32
 from engine.cli.main import main
 from engine.core.config import ModelSpec
 

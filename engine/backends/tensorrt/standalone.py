@@ -90,10 +90,10 @@ def onnx_precision(onnx_path: Path) -> str:
     computes in FP16, and was refused as "a fp32 model, not fp16"."""
     import onnx
 
-    from engine.artifacts.widen import file_precision
+    from engine.artifacts.float_mix import float_mix
 
     model = onnx.load(str(onnx_path), load_external_data=False)
-    if file_precision(model.graph)[0] == "fp16":  # FP16 weights, or FP32 ones cast to FP16
+    if float_mix(model).precision == "fp16":  # FP16 weights, or mixed FP32/FP16
         return "fp16"
     counts = dict.fromkeys(_ONNX_FLOAT, 0)
     for init in model.graph.initializer:
