@@ -442,7 +442,8 @@ def test_trt_build_builds_users_files_at_the_size_that_runs(capsys, name, size, 
     extra = ["--image-size", size] if size else []
     code, out, err = _trt_build_here(capsys, "--onnx", str(DATA / name), *extra)
     assert code == 0, err
-    assert f"model: {name} (fp32, image size {shown}, batch 1..4" in out, out
+    # the parity check's batch too, as a sweep of batches 1,4 builds and looks it up
+    assert f"model: {name} (fp32, image size {shown}, batch 1..8 (tuned for 4)" in out, out
     assert "was chosen" not in err
 
 
@@ -470,3 +471,51 @@ def test_trt_build_pins_a_batch_fixed_inside_the_graph_with_a_note(capsys):
     assert code == 0, err
     assert "batch 2..2" in out
     assert "runs batch 2 only (fixed inside its graph (/Reshape))" in err, err
+
+
+# --------------------------------------------------------------------------- int8 from a model
+
+
+def _bench_plan_key(model, precision: str, batches: tuple[int, ...], rtx_cc: str):
+    """The plan key bench's TensorRT runner asks the cache for (TensorRTBackend._build's
+    own steps: the ONNX file of the recipe, the sweep's profile, the spec's build settings),
+    here with no GPU (an empty GPU name and capability, as a build without one keys it)."""
+    from engine.artifacts.external_data import model_digest
+    from engine.artifacts.models import load_artifacts
+    from engine.backends.base import PrepareContext
+    from engine.backends.tensorrt.load import plan_key
+    from engine.backends.tensorrt.recipe import onnx_for
+
+    spec = RunnerSpec("tensorrt", "cuda", precision, (("rtx_cc", rtx_cc), ("trt_flavour", "rtx")))
+    art = load_artifacts(model)
+    ctx = PrepareContext(batches=batches)
+    recipe = build_recipe(0, precision, rtx, "rtx")
+    path = onnx_for(recipe, art, ctx)
+    profile = TensorRTBackend.plan_profile(spec, art, ctx)
+    settings = BuildSettings.from_spec(spec, (rtx_cc,))
+    return plan_key(rtx, model_digest(path), recipe, profile, settings, "", "", art.image_hw)
+
+
+def test_trt_build_quantises_a_model_as_bench_does_into_the_plan_bench_finds(tmp_path):
+    """`trt-build --model X --precision int8` refused and sent the user to a GPU sweep; it
+    quantises the model as that sweep does (symmetric Q/DQ, the same calibration) and keys
+    the plan as the sweep's runner looks it up, so bench then loads it from the cache."""
+    from engine.backends.tensorrt.cache import load_plan
+    from engine.core.config import ModelSpec
+
+    args = ("--model", "resnet18", "--image-size", "32", "--precision", "int8")
+    proc = _trt_build(*args, "--batch", "1,4", "--rtx-cc", "8.6", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "model: resnet18 (random weights), quantised as bench quantises it (" in proc.stdout
+    assert "symmetric Q/DQ, calibrated on 16 generated images" in proc.stdout, proc.stdout
+    assert "Traceback" not in proc.stderr and "quantising to int8" in proc.stderr
+    key = next(x.split(": ", 1)[1] for x in lines if x.startswith("cache key: "))
+    bench = _bench_plan_key(ModelSpec(name="resnet18", image_size=32), "int8", (1, 4), "8.6")
+    assert key == bench.name
+    plan, note = load_plan(bench)
+    assert plan is not None and not note  # the sweep's lookup is a hit
+    int8_models = list((tmp_path / "cache" / "int8").iterdir())
+    assert len(int8_models) == 1  # the sweep's quantised model is the one built: no second
+    again = _trt_build(*args, "--batch", "1,4", "--rtx-cc", "8.6", tmp_path=tmp_path)
+    assert "build: cache" in again.stdout, again.stdout + again.stderr

@@ -3,7 +3,9 @@
 TensorRT-RTX builds on a machine without a GPU or driver, for named compute capabilities
 (default: every one the library targets), so a plan can be made here and run on a
 GeForce/RTX machine. Full TensorRT needs a GPU to build. The plan goes into the same
-cache as a sweep's (a second build is a cache hit) and, if asked, to a file. What is
+cache as a sweep's, under the key a sweep of the same batches looks up (the profile covers
+the parity check's batch, as a sweep's does; a second build is a cache hit), and, if
+asked, to a file. What is
 known without a GPU is reported as such: build time, plan size, the cache key, the
 layers from the builder's log, and the library's own verdict on loading it here.
 """
@@ -17,7 +19,7 @@ from typing import Any
 
 from engine.backends.base import PrepareContext
 from engine.backends.tensorrt.build import BuildSettings
-from engine.backends.tensorrt.cache import plan_record, profile_for
+from engine.backends.tensorrt.cache import plan_record, sweep_profile
 from engine.backends.tensorrt.flavour import (
     Flavour,
     parse_targets,
@@ -127,19 +129,22 @@ def check_typed(onnx_path: Path, recipe: BuildRecipe) -> None:
         )
 
 
-def _check_qdq(onnx_path: Path) -> None:
+def has_qdq(onnx_path: Path) -> bool:
+    """Whether the file is quantised already (QuantizeLinear/DequantizeLinear nodes)."""
     import onnx
 
     model = onnx.load(str(onnx_path), load_external_data=False)
-    if not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
-        sweep = engine_command(
-            "bench --onnx FILE --backend tensorrt --precision int8 --device cuda"
-        )
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+
+
+def _check_qdq(onnx_path: Path) -> None:
+    if not has_qdq(onnx_path):
+        build = engine_command("trt-build --onnx FILE --precision int8")
         raise BadInput(
             f"{onnx_path.name} has no QuantizeLinear/DequantizeLinear nodes",
             "an int8 plan is built from a Q/DQ int8 ONNX file as it is; this one would run in"
             " its own precision under an int8 label",
-            f"give a Q/DQ int8 file (symmetric: zero points of 0), or let {sweep} quantise it",
+            f"give a Q/DQ int8 file (symmetric: zero points of 0), or let {build} quantise it",
         )
 
 
@@ -221,7 +226,13 @@ def build_standalone(
     check_typed(onnx_path, recipe)
     chosen, notes = _targets(flavour, targets, cc) if flavour.name == "rtx" else ((), [])
     settings = BuildSettings(targets=chosen)
-    profile = profile_for(batches, fixed_batch=fixed_batch)
+    profile = sweep_profile(batches, fixed_batch=fixed_batch)
+    if profile.max_batch > max(batches):
+        asked = ",".join(str(b) for b in batches)
+        notes.append(
+            f"the profile reaches batch {profile.max_batch}, the batch of bench's parity"
+            f" check, so a bench of batches {asked} finds this plan in the cache"
+        )
     gpu = _gpu_name() if cc is not None else ""
     key = plan_key(trt, model_digest(onnx_path), recipe, profile, settings, gpu, cc or "", image_hw)
     ctx = PrepareContext(batches=tuple(batches), progress=progress)
