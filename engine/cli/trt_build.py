@@ -39,7 +39,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp16", help="fp32, fp16, bf16 or int8")
     p.add_argument("--batch", default="1,8,32", help="batch sizes the plan must accept")
     p.add_argument("--out", help="also write the plan to this file")
-    p.add_argument("--flavour", default="auto", help="auto, full or rtx")
+    p.add_argument(
+        "--flavour",
+        "--trt-flavour",
+        default="auto",
+        help="auto, full or rtx (bench's --trt-flavour)",
+    )
     p.add_argument("--rtx-cc", default="", help="TensorRT-RTX targets, e.g. 8.6,8.9")
     p.add_argument(
         "--calibration-dir",

@@ -30,6 +30,7 @@ from engine.backends.tensorrt.progress import _make_logger, parse_build_progress
 from engine.backends.tensorrt.standalone import build_standalone
 from engine.core.config import RunnerSpec
 from engine.core.errors import BadInput, Unavailable
+from tests.conftest import run_cli
 
 rtx = pytest.importorskip(
     "tensorrt_rtx_bindings",
@@ -519,3 +520,19 @@ def test_trt_build_quantises_a_model_as_bench_does_into_the_plan_bench_finds(tmp
     assert len(int8_models) == 1  # the sweep's quantised model is the one built: no second
     again = _trt_build(*args, "--batch", "1,4", "--rtx-cc", "8.6", tmp_path=tmp_path)
     assert "build: cache" in again.stdout, again.stdout + again.stderr
+
+
+def test_build_hands_tensorrt_int8_over_with_the_default_model(tmp_path):
+    """`build --backend tensorrt --precision int8` without --model stopped at trt-build's
+    "one of the arguments --model --onnx is required"; build's own default (resnet50) and
+    bench's name for the flavour option (--trt-flavour) reach trt-build."""
+    env = {"VISIONBENCH_CACHE": str(tmp_path / "cache")}
+    args = ("--precision", "int8", "--image-size", "32", "--batch", "1", "--rtx-cc", "8.6")
+    proc = run_cli("build", "--backend", "tensorrt", *args, "--trt-flavour", "rtx", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "model: resnet50 (random weights), quantised as bench quantises it" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    # The general form and trt-build itself make one plan: one key, the second a cache hit.
+    key = next(x for x in proc.stdout.splitlines() if x.startswith("cache key: "))
+    again = _trt_build("--model", "resnet50", *args, tmp_path=tmp_path)
+    assert key in again.stdout and "build: cache" in again.stdout, again.stdout + again.stderr
