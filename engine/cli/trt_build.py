@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.cli.args import Parser, add_image_size, model_spec, parse_list
+from engine.cli.args import Parser, add_image_size, model_spec, parse_list, weights_file
 from engine.core.commands import engine_command
 from engine.core.errors import BadInput
 from engine.core.text import safe_text
@@ -35,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
         "--onnx",
         help="an ONNX file of the precision asked for (fp32 of an FP16 file: its FP32 copy)",
     )
+    p.add_argument("--weights", help="random | pretrained | FILE (default random), as bench's")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     add_image_size(p)
     p.add_argument("--precision", default="fp16", help="fp32, fp16, bf16 or int8")
     p.add_argument("--batch", default="1,8,32", help="batch sizes the plan must accept")
@@ -133,7 +135,11 @@ def main(argv: list[str]) -> int:
         check_output(
             args.out,
             "--out",
-            {"the --onnx model": args.onnx, "the --calibration-dir folder": args.calibration_dir},
+            {
+                "the --onnx model": args.onnx,
+                "the --weights file": weights_file(args.weights),
+                "the --calibration-dir folder": args.calibration_dir,
+            },
         )
     batches = check_batches(parse_list(args.batch, int, "batch size"))
     if args.precision not in ("fp32", "fp16", "bf16", "int8"):

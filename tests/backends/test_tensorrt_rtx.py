@@ -536,3 +536,23 @@ def test_build_hands_tensorrt_int8_over_with_the_default_model(tmp_path):
     key = next(x for x in proc.stdout.splitlines() if x.startswith("cache key: "))
     again = _trt_build("--model", "resnet50", *args, tmp_path=tmp_path)
     assert key in again.stdout and "build: cache" in again.stdout, again.stdout + again.stderr
+
+
+def test_build_hands_the_model_flags_over_and_keys_the_plan_a_sweep_of_that_model_finds(tmp_path):
+    """`build --backend tensorrt --seed N` (and --weights) stopped at trt-build's
+    "unrecognized arguments": the plan of any model but seed 0's random weights could not
+    be built ahead of a sweep. Both flags now reach the model, and the plan is the one a
+    sweep of that model looks up."""
+    from engine.core.config import ModelSpec
+
+    env = {"VISIONBENCH_CACHE": str(tmp_path / "cache")}
+    args = ("--model", "resnet18", "--image-size", "32", "--batch", "1", "--rtx-cc", "8.6")
+    proc = run_cli("build", "--backend", "tensorrt", "--precision", "fp16", *args, "--seed", "3",
+                   "--weights", "random", env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    key = next(x.split(": ", 1)[1] for x in proc.stdout.splitlines() if x.startswith("cache key"))
+    seeded = ModelSpec(name="resnet18", image_size=32, seed=3)
+    assert key == _bench_plan_key(seeded, "fp16", (1,), "8.6").name
+    assert (
+        key != _bench_plan_key(ModelSpec(name="resnet18", image_size=32), "fp16", (1,), "8.6").name
+    )
