@@ -2,8 +2,9 @@
 
 Prints the flavour and version, build time, plan size and the cache key, one fact a line
 (``--json`` for a document). TensorRT-RTX builds on a machine without a GPU; a user's
-RTX card then loads the plan. The plan is the one ``bench`` with the same batches finds
-in the cache: int8 of a model is quantised as that sweep quantises it, into the same file.
+RTX card then loads the plan. On a GPU the plan is the one ``bench`` with the same batches
+finds in the cache: int8 of a model is quantised as that sweep quantises it, into the same
+file, and the profile is a sweep's.
 Bad input exits 2, no usable TensorRT exits 3.
 """
 

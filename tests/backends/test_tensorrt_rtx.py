@@ -556,3 +556,24 @@ def test_build_hands_the_model_flags_over_and_keys_the_plan_a_sweep_of_that_mode
     assert (
         key != _bench_plan_key(ModelSpec(name="resnet18", image_size=32), "fp16", (1,), "8.6").name
     )
+
+
+@pytest.mark.skipif(GPU_CC is not None, reason="a GPU is visible: the targets are its own")
+def test_default_targets_leave_out_turing_where_only_its_kernels_fail(tmp_path):
+    """`trt-build --model X --precision int8` with no targets failed on the default's 7.5
+    ("Cannot compile operation 'node_linear' for Turing (SM75): FP32 GEMM is not
+    supported"): the user named no target, so 7.5 is left out with a note. A 7.5 the user
+    names is built exactly: the failure stands, in one line."""
+    args = ("--model", "resnet18", "--image-size", "32", "--precision", "int8", "--batch", "1")
+    proc = _trt_build(*args, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    others = [t for t in rtx_targets(rtx)[0] if t != "7.5"]
+    assert f"targets: compute capability {', '.join(others)}\n" in proc.stdout, proc.stdout
+    assert (
+        "compute capability 7.5 (Turing) left out: TensorRT-RTX cannot compile this int8"
+        " model for it (operation 'node_linear': FP32 GEMM is not supported)" in proc.stdout
+    )
+    named = _trt_build(*args, "--rtx-cc", "7.5", tmp_path=tmp_path)
+    assert named.returncode == 1 and "for Turing (SM75)" in named.stderr, named.stderr
+    errors = [x for x in named.stderr.splitlines() if x.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in named.stderr, named.stderr

@@ -109,8 +109,8 @@ def sweep_profile(
 ) -> BatchProfile:
     """The profile a sweep's runner builds and looks up: its batches and the parity check's.
 
-    ``trt-build`` and the Engines page build with it too, so the plan they make for some
-    batches is the one a sweep of those batches finds in the cache (same key)."""
+    ``trt-build`` and the Engines page build with it too, so the plan they make on a GPU
+    for some batches is the one a sweep of those batches there finds in the cache."""
     from engine.core.parity import PARITY_BATCH
 
     return profile_for(batches, opt_batch, max_batch, fixed_batch, extra=(PARITY_BATCH,))
