@@ -43,6 +43,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", default="1,8,32", help="batch sizes the plan must accept")
     p.add_argument("--out", help="also write the plan to this file")
     p.add_argument(
+        "--device",
+        default="cuda",
+        help="cuda (the first GPU, or none: TensorRT-RTX builds for its targets), as build's",
+    )
+    p.add_argument(
         "--flavour",
         "--trt-flavour",
         default="auto",
@@ -121,6 +126,27 @@ def _widened(art, precision: str) -> bool:
     return precision == "fp32" and art.onnx_info is not None and art.onnx_info.weights == "fp16"
 
 
+def _check_device(device: str) -> None:
+    """A plan is built on the first GPU (or, with TensorRT-RTX, on none): ``--device`` is
+    there for build's and bench's commands, and says so where it asks for anything else."""
+    from engine.core.devices import parse_device
+
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        raise BadInput(
+            "trt-build builds TensorRT plans for NVIDIA GPUs, not for device 'cpu'",
+            "TensorRT runs only on NVIDIA GPUs; TensorRT-RTX builds their plans on a machine"
+            " without one",
+            "leave --device out (or give --device cuda)",
+        )
+    if index:
+        raise BadInput(
+            f"trt-build builds on the first GPU, not on {device}",
+            "the plan is built and keyed for the GPU it sees first",
+            f"run it with CUDA_VISIBLE_DEVICES={index} and --device cuda",
+        )
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.cache_dir:
@@ -142,6 +168,7 @@ def main(argv: list[str]) -> int:
                 "the --calibration-dir folder": args.calibration_dir,
             },
         )
+    _check_device(args.device)
     batches = check_batches(parse_list(args.batch, int, "batch size"))
     if args.precision not in ("fp32", "fp16", "bf16", "int8"):
         raise BadInput(f"precision '{args.precision}' is not one TensorRT builds", fix="use fp16")

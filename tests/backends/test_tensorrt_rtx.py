@@ -539,16 +539,16 @@ def test_build_hands_tensorrt_int8_over_with_the_default_model(tmp_path):
 
 
 def test_build_hands_the_model_flags_over_and_keys_the_plan_a_sweep_of_that_model_finds(tmp_path):
-    """`build --backend tensorrt --seed N` (and --weights) stopped at trt-build's
-    "unrecognized arguments": the plan of any model but seed 0's random weights could not
-    be built ahead of a sweep. Both flags now reach the model, and the plan is the one a
-    sweep of that model looks up."""
+    """`build --backend tensorrt --seed N` (and --weights, --device cuda) stopped at
+    trt-build's "unrecognized arguments": the plan of any model but seed 0's random weights
+    could not be built ahead of a sweep. The flags now reach the model, and the plan is the
+    one a sweep of that model looks up."""
     from engine.core.config import ModelSpec
 
     env = {"VISIONBENCH_CACHE": str(tmp_path / "cache")}
     args = ("--model", "resnet18", "--image-size", "32", "--batch", "1", "--rtx-cc", "8.6")
     proc = run_cli("build", "--backend", "tensorrt", "--precision", "fp16", *args, "--seed", "3",
-                   "--weights", "random", env=env)  # fmt: skip
+                   "--weights", "random", "--device", "cuda", env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     key = next(x.split(": ", 1)[1] for x in proc.stdout.splitlines() if x.startswith("cache key"))
     seeded = ModelSpec(name="resnet18", image_size=32, seed=3)
@@ -577,3 +577,18 @@ def test_default_targets_leave_out_turing_where_only_its_kernels_fail(tmp_path):
     assert named.returncode == 1 and "for Turing (SM75)" in named.stderr, named.stderr
     errors = [x for x in named.stderr.splitlines() if x.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in named.stderr, named.stderr
+
+
+@pytest.mark.parametrize(
+    ("device", "said"),
+    [
+        ("cpu", "trt-build builds TensorRT plans for NVIDIA GPUs, not for device 'cpu'"),
+        ("cuda:1", "trt-build builds on the first GPU, not on cuda:1"),
+    ],
+)
+def test_build_for_tensorrt_on_a_device_it_cannot_build_for_says_so_in_one_line(
+    tmp_path, device, said
+):
+    proc = run_cli("build", "--backend", "tensorrt", "--device", device, "--image-size", "32")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"error: {said}"), proc.stderr
