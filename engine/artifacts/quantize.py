@@ -151,7 +151,7 @@ def quantize_int8(
 
     fp32 = art.onnx_path("fp32", progress=progress)
     check_float32(fp32)
-    old = needs_copy(fp32)
+    converts = needs_copy(fp32)
     source = _calibration_source(calibration_dir)
     record = {
         "fp32": model_digest(fp32),
@@ -163,7 +163,7 @@ def quantize_int8(
     }
     if symmetric:  # TensorRT's parser takes int8 Q/DQ only: biases stay FP32 (it fuses them)
         record.update(bias="fp32", ops=list(WEIGHTED_OPS))
-    if old:  # quantised from a converted copy (engine/artifacts/opset.py)
+    if converts:  # quantised from a converted copy (engine/artifacts/opset.py)
         record["opset"] = f"{file_opset(fp32)}->{TARGET_OPSET}"
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
     folder = cache_dir() / "int8" / key[:32]
@@ -190,7 +190,7 @@ def quantize_int8(
         said = ""
         try:
             src = _single_file(fp32, folder)
-            if old:
+            if converts:
                 said = converted_copy(src, copy, feeds, art.spec.label)
                 src = copy
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
