@@ -23,6 +23,10 @@ from engine.core.paths import cache_dir
 from engine.core.safeio import cache_full, disk_full_anywhere
 
 CALIBRATION_IMAGES = 16
+# TensorRT's Q/DQ placement: the inputs of the layers with weights. Its parser refuses the
+# elementwise ones ONNX Runtime's quantiser also quantises ("Quantized constant ... is only
+# allowed before DQ": a quantised scalar added to a tensor).
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
@@ -66,6 +70,16 @@ def _calibration_source(calibration_dir: str | None) -> str:
         h.update(p.name.encode())
         h.update(file_sha256(p).encode())
     return "folder:" + h.hexdigest()
+
+
+def calibration_words(calibration_dir: str | None) -> str:
+    """What the int8 model is calibrated on, in words (labels and notes)."""
+    if not calibration_dir:
+        return f"calibrated on {CALIBRATION_IMAGES} generated images"
+    return (
+        f"calibrated on the images of the folder {Path(calibration_dir).name}"
+        f" (the first {CALIBRATION_IMAGES} by name)"
+    )
 
 
 def calibration_feeds(
@@ -126,14 +140,18 @@ def quantize_int8(
     calibration_dir: str | None = None,
     progress=None,
     symmetric: bool = False,
+    note=None,
 ) -> Path:
-    """The QDQ int8 model. ``symmetric`` gives signed activations with zero points of 0,
-    which TensorRT's parser requires; ONNX Runtime's CPU kernels prefer the asymmetric
-    unsigned default."""
+    """The QDQ int8 model. ``symmetric`` gives signed activations with zero points of 0
+    and FP32 biases, which TensorRT's parser requires; ONNX Runtime's CPU kernels prefer
+    the asymmetric unsigned default with int32 biases. ``note`` is told what the int8 rows
+    run where it is not simply the model quantised (an old file's converted copy)."""
     from engine.artifacts.external_data import model_digest
+    from engine.artifacts.opset import TARGET_OPSET, file_opset, needs_copy
 
     fp32 = art.onnx_path("fp32", progress=progress)
     check_float32(fp32)
+    converts = needs_copy(fp32)
     source = _calibration_source(calibration_dir)
     record = {
         "fp32": model_digest(fp32),
@@ -143,51 +161,43 @@ def quantize_int8(
         "per_channel": True,
         "symmetric": symmetric,
     }
+    if symmetric:  # TensorRT's parser takes int8 Q/DQ only: biases stay FP32 (it fuses them)
+        record.update(bias="fp32", ops=list(WEIGHTED_OPS))
+    if converts:  # quantised from a converted copy (engine/artifacts/opset.py)
+        record["opset"] = f"{file_opset(fp32)}->{TARGET_OPSET}"
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
     folder = cache_dir() / "int8" / key[:32]
     hit = cached_artifact(folder, "model.onnx")
     if hit:
         art.notes.append("reused the cached int8 model")
+        _tell(note, _said(folder))
         return in_use(folder, hit)
     if progress:
         progress("quantising to int8 (pre-processing, calibration)")
     import onnxruntime as ort
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from engine.artifacts.opset import converted_copy
 
     input_name = (
         ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     )
     feeds = calibration_feeds(art, input_name, calibration_dir)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter(feeds)
-
-        def get_next(self):
-            return next(self._it, None)
-
     with building(folder):  # a prune meanwhile keeps this entry
         pre = folder / f"pre.{os.getpid()}.onnx"
         tmp = folder / f"model.{os.getpid()}.tmp.onnx"
+        copy = folder / f"opset.{os.getpid()}.onnx"
+        said = ""
         try:
             src = _single_file(fp32, folder)
+            if converts:
+                said = converted_copy(src, copy, feeds, art.spec.label)
+                src = copy
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            quantize_static(
-                str(pre),
-                str(tmp),
-                Reader(),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
-            )
+            _quantize_static(pre, tmp, feeds, symmetric)
+        except NotApplicable:
+            tmp.unlink(missing_ok=True)
+            raise
         except Exception as exc:  # noqa: BLE001 - the quantiser raises many kinds
             tmp.unlink(missing_ok=True)
             if disk_full_anywhere(exc):
@@ -197,5 +207,61 @@ def quantize_int8(
             ) from exc
         finally:
             pre.unlink(missing_ok=True)
+            copy.unlink(missing_ok=True)
             (folder / f"src.{os.getpid()}.onnx").unlink(missing_ok=True)
-        return in_use(folder, finish_artifact(folder, tmp, "model.onnx", record))
+        done = finish_artifact(
+            folder, tmp, "model.onnx", {**record, **({"note": said} if said else {})}
+        )
+        _tell(note, said)
+        return in_use(folder, done)
+
+
+def _said(folder: Path) -> str:
+    """The note a cached int8 model was stored with ("" for none)."""
+    try:
+        record = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return str(record.get("note") or "") if isinstance(record, dict) else ""
+
+
+def _tell(note, said: str) -> None:
+    if note and said:
+        note(said)
+
+
+def _quantize_static(
+    pre: Path, out: Path, feeds: list[dict[str, np.ndarray]], symmetric: bool
+) -> None:
+    """ONNX Runtime's static QDQ quantiser over the calibration feeds."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    quantize_static(
+        str(pre),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=list(WEIGHTED_OPS) if symmetric else None,
+        extra_options={
+            "ActivationSymmetric": symmetric,
+            "WeightSymmetric": True,
+            # int32 bias Q/DQ, which TensorRT-RTX's parser rejects ("input has type Int32
+            # but must have type FP8, FP4, Int4, Int8, or UInt8")
+            "QuantizeBias": not symmetric,
+        },
+    )

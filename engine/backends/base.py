@@ -62,11 +62,19 @@ class PrepareContext:
     # setting="threads" is filled from them when the runner is built, so a thread count
     # is one value (the settings') and never part of a configuration's spec or label.
     settings: dict[str, Any] = field(default_factory=dict)
+    # What every row of this configuration ran beyond its model (an old ONNX file's
+    # converted copy, quantised): a note, and the sweep puts it on each row's reason.
+    row_notes: list[str] = field(default_factory=list)
 
     def say(self, message: str) -> None:
         self.notes.append(message)
         if self.progress:
             self.progress(message)
+
+    def row_note(self, message: str) -> None:
+        if message not in self.row_notes:
+            self.row_notes.append(message)
+        self.say(message)
 
     def step(self, message: str) -> None:
         """A progress line only ("creating a session…"): not worth keeping as a note."""

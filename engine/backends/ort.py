@@ -476,7 +476,9 @@ class OrtBackend(Backend):
         if spec.precision == "int8":
             from engine.artifacts.quantize import quantize_int8
 
-            return str(quantize_int8(artifacts, ctx.calibration_dir, progress=ctx.step))
+            return str(
+                quantize_int8(artifacts, ctx.calibration_dir, progress=ctx.step, note=ctx.row_note)
+            )
         precision = "fp16" if spec.precision == "fp16" else "fp32"
         path = artifacts.onnx_path(precision, progress=ctx.step)
         if cls.per_batch(spec):

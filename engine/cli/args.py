@@ -97,6 +97,11 @@ def model_spec(args: argparse.Namespace):
     return ModelSpec(name, weights or "random", h, seed=seed, image_width=w), ""
 
 
+def weights_file(weights: str | None) -> str | None:
+    """The input file ``--weights`` names (None for random or pretrained weights)."""
+    return weights if weights and weights not in ("random", "pretrained") else None
+
+
 def check_some_device_runs(devices: list[str]) -> None:
     """Refuse, in one line and before anything is planned, a run whose every device is
     unavailable (``--device cuda`` without CUDA): otherwise each point became a skipped

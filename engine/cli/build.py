@@ -70,7 +70,13 @@ def _own_command(argv: list[str]) -> str:
     return get_backend(named).BUILD_COMMAND if named in backend_names() else ""
 
 
-def _without_backend(argv: list[str]) -> list[str]:
+def _handed_over(argv: list[str]) -> list[str]:
+    """build's arguments for the backend's own command: without ``--backend``, and with
+    build's default model where no model or file is named (build's own rule, and bench's
+    and export's: the hand-over stopped at "one of the arguments --model --onnx is
+    required")."""
+    from engine.core.config import DEFAULT_MODEL
+
     out, skip = [], False
     for arg in argv:
         if skip:
@@ -79,7 +85,8 @@ def _without_backend(argv: list[str]) -> list[str]:
             skip = True
         elif not arg.startswith("--backend="):
             out.append(arg)
-    return out
+    named = {a.split("=", 1)[0] for a in out} & {"--model", "--onnx", "-h", "--help"}
+    return out if named else ["--model", DEFAULT_MODEL, *out]
 
 
 def main(argv: list[str]) -> int:
@@ -88,7 +95,7 @@ def main(argv: list[str]) -> int:
         from engine.cli.main import COMMANDS
 
         module, function = COMMANDS[command][0].split(":")
-        return getattr(importlib.import_module(module), function)(_without_backend(argv))
+        return getattr(importlib.import_module(module), function)(_handed_over(argv))
     args = parser().parse_args(argv)
     if args.cache_dir:
         from engine.core.paths import set_cache_dir

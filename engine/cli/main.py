@@ -13,7 +13,14 @@ import shlex
 import signal
 import sys
 
-from engine.cli.args import Parser, add_image_size, model_spec, parse_list, utf8_arguments
+from engine.cli.args import (
+    Parser,
+    add_image_size,
+    model_spec,
+    parse_list,
+    utf8_arguments,
+    weights_file,
+)
 from engine.core.commands import engine_command, pip_command
 from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.text import raw_stream, safe_stdio, safe_text
@@ -285,11 +292,6 @@ def _exit_code(outcome) -> int:
     return 0
 
 
-def _weights_file(weights: str | None) -> str | None:
-    """The input file ``--weights`` names (None for random or pretrained weights)."""
-    return weights if weights and weights not in ("random", "pretrained") else None
-
-
 def bench_main(argv: list[str]) -> int:
     args = bench_parser().parse_args(argv)
     if args.cache_dir:
@@ -305,7 +307,7 @@ def bench_main(argv: list[str]) -> int:
             {
                 "the --db store": args.db,
                 "the --onnx model": args.onnx,
-                "the --weights file": _weights_file(args.weights),
+                "the --weights file": weights_file(args.weights),
                 "the --calibration-dir folder": args.calibration_dir,
             },
         )
@@ -384,7 +386,7 @@ def export_main(argv: list[str]) -> int:
     from engine.core.safeio import copy_file
 
     # before minutes of export, not after
-    check_output(args.out, "--out", {"the --weights file": _weights_file(args.weights)})
+    check_output(args.out, "--out", {"the --weights file": weights_file(args.weights)})
 
     spec, _ = model_spec(args)
     art = load_artifacts(spec)

@@ -2,18 +2,20 @@
 
 Prints the flavour and version, build time, plan size and the cache key, one fact a line
 (``--json`` for a document). TensorRT-RTX builds on a machine without a GPU; a user's
-RTX card then loads the plan. Bad input exits 2, no usable TensorRT exits 3.
+RTX card then loads the plan. On a GPU the plan is the one ``bench`` with the same batches
+finds in the cache: int8 of a model is quantised as that sweep quantises it, into the same
+file, and the profile is a sweep's.
+Bad input exits 2, no usable TensorRT exits 3.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
-from engine.cli.args import Parser, add_image_size, model_spec, parse_list
+from engine.cli.args import Parser, add_image_size, model_spec, parse_list, weights_file
 from engine.core.commands import engine_command
 from engine.core.errors import BadInput
 from engine.core.text import safe_text
@@ -34,44 +36,87 @@ def parser() -> argparse.ArgumentParser:
         "--onnx",
         help="an ONNX file of the precision asked for (fp32 of an FP16 file: its FP32 copy)",
     )
+    p.add_argument("--weights", help="random | pretrained | FILE (default random), as bench's")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     add_image_size(p)
     p.add_argument("--precision", default="fp16", help="fp32, fp16, bf16 or int8")
     p.add_argument("--batch", default="1,8,32", help="batch sizes the plan must accept")
     p.add_argument("--out", help="also write the plan to this file")
-    p.add_argument("--flavour", default="auto", help="auto, full or rtx")
+    p.add_argument(
+        "--device",
+        default="cuda",
+        help="cuda (the first GPU, or none: TensorRT-RTX builds for its targets), as build's",
+    )
+    p.add_argument(
+        "--flavour",
+        "--trt-flavour",
+        default="auto",
+        help="auto, full or rtx (bench's --trt-flavour)",
+    )
     p.add_argument("--rtx-cc", default="", help="TensorRT-RTX targets, e.g. 8.6,8.9")
+    p.add_argument(
+        "--calibration-dir",
+        help="int8: folder of images to calibrate on, as bench's (default: generated images)",
+    )
     p.add_argument("--json", action="store_true", help="print the facts as one JSON document")
     p.add_argument("--cache-dir", help="artifact cache (default: the user cache folder)")
     return p
 
 
-def _onnx(args: argparse.Namespace) -> tuple[Path, tuple[int, int], int | None]:
-    """(ONNX file, image height and width, the one batch its graph runs or None).
+def _onnx(
+    args: argparse.Namespace, batches: list[int]
+) -> tuple[Path, tuple[int, int], int | None, str]:
+    """(ONNX file, image height and width, the one batch its graph runs or None, what to
+    call the model).
 
     The size follows bench's rules (:func:`engine.cli.args.model_spec`): an ONNX file's
     declared size is its size, a different ``--image-size`` is refused, a symbolic side
-    takes the size given or 224 with a note.
+    takes the size given or 224 with a note. int8 of a model (or of a file without Q/DQ
+    nodes) is quantised as a sweep quantises it (:func:`_quantised`).
     """
     from engine.artifacts.models import load_artifacts
+    from engine.backends.tensorrt.standalone import has_qdq
 
     spec, note = model_spec(args)
     if note:
         _say(f"note: {note}")
     art = load_artifacts(spec)
-    if args.onnx:
-        one = art.graph_batch
-        if one and parse_list(args.batch, int, "batch size") != [one]:
-            where = (
-                "on its input" if art.fixed_batch else f"inside its graph ({art.baked_batch.node})"
-            )
-            _say(f"note: {Path(args.onnx).name} runs batch {one} only (fixed {where}):"
-                 f" the plan takes batch {one}")  # fmt: skip
-        if _widened(art, args.precision):
-            for note in art.notes:  # what runs: the FP32 copy of an FP16 file
-                _say(f"note: {note}")
-            return Path(art.onnx_path("fp32", progress=_say)), art.image_hw, one
-        return Path(args.onnx), art.image_hw, one  # the file as given
-    return Path(art.onnx_path(args.precision, progress=_say)), art.image_hw, None
+    one = art.graph_batch if args.onnx else None
+    if one and batches != [one]:
+        where = "on its input" if art.fixed_batch else f"inside its graph ({art.baked_batch.node})"
+        _say(f"note: {Path(args.onnx).name} runs batch {one} only (fixed {where}):"
+             f" the plan takes batch {one}")  # fmt: skip
+    if args.precision == "int8" and not (args.onnx and has_qdq(Path(args.onnx))):
+        return _quantised(art, args, batches), art.image_hw, one, _int8_name(spec.label, args)
+    if not args.onnx:
+        path = Path(art.onnx_path(args.precision, progress=_say))
+        return path, art.image_hw, None, path.name
+    name = Path(args.onnx).name
+    if _widened(art, args.precision):
+        for note in art.notes:  # what runs: the FP32 copy of an FP16 file
+            _say(f"note: {note}")
+        copy = Path(art.onnx_path("fp32", progress=_say))
+        return copy, art.image_hw, one, f"{name}, its FP32 copy"
+    return Path(args.onnx), art.image_hw, one, name  # the file as given
+
+
+def _quantised(art, args: argparse.Namespace, batches: list[int]) -> Path:
+    """The int8 model a sweep's TensorRT runner builds from: the same quantiser, symmetric
+    activations and calibration, so the same file (and the same plan key)."""
+    from engine.backends.base import PrepareContext
+    from engine.backends.tensorrt.recipe import int8_onnx
+
+    ctx = PrepareContext(
+        batches=tuple(batches), calibration_dir=args.calibration_dir, progress=_say
+    )
+    return int8_onnx(art, ctx)
+
+
+def _int8_name(label: str, args: argparse.Namespace) -> str:
+    from engine.artifacts.quantize import calibration_words
+
+    how = calibration_words(args.calibration_dir)
+    return f"{label}, quantised as bench quantises it (symmetric Q/DQ, {how})"
 
 
 def _widened(art, precision: str) -> bool:
@@ -79,6 +124,27 @@ def _widened(art, precision: str) -> bool:
     a sweep's fp32 row builds; the file itself was refused or, with FP32 input and output,
     built as an FP16 plan labelled fp32."""
     return precision == "fp32" and art.onnx_info is not None and art.onnx_info.weights == "fp16"
+
+
+def _check_device(device: str) -> None:
+    """A plan is built on the first GPU (or, with TensorRT-RTX, on none): ``--device`` is
+    there for build's and bench's commands, and says so where it asks for anything else."""
+    from engine.core.devices import parse_device
+
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        raise BadInput(
+            "trt-build builds TensorRT plans for NVIDIA GPUs, not for device 'cpu'",
+            "TensorRT runs only on NVIDIA GPUs; TensorRT-RTX builds their plans on a machine"
+            " without one",
+            "leave --device out (or give --device cuda)",
+        )
+    if index:
+        raise BadInput(
+            f"trt-build builds on the first GPU, not on {device}",
+            "the plan is built and keyed for the GPU it sees first",
+            f"run it with CUDA_VISIBLE_DEVICES={index} and --device cuda",
+        )
 
 
 def main(argv: list[str]) -> int:
@@ -93,24 +159,24 @@ def main(argv: list[str]) -> int:
     if args.out:  # never the input model, the store or a link; before the build, not after
         from engine.core.paths import check_output
 
-        check_output(args.out, "--out", {"the --onnx model": args.onnx})
+        check_output(
+            args.out,
+            "--out",
+            {
+                "the --onnx model": args.onnx,
+                "the --weights file": weights_file(args.weights),
+                "the --calibration-dir folder": args.calibration_dir,
+            },
+        )
+    _check_device(args.device)
     batches = check_batches(parse_list(args.batch, int, "batch size"))
     if args.precision not in ("fp32", "fp16", "bf16", "int8"):
         raise BadInput(f"precision '{args.precision}' is not one TensorRT builds", fix="use fp16")
-    if args.precision == "int8" and args.model:
-        sweep = f"bench --model {shlex.quote(args.model)} --backend tensorrt --precision int8"
-        raise BadInput(
-            "trt-build --model does not quantise",
-            fix="give a Q/DQ int8 ONNX file with --onnx (symmetric: zero points of 0), or let"
-            f" {engine_command(sweep + ' --device cuda')} quantise the model and keep its plan",
-        )
     from engine.backends.tensorrt.flavour import tensorrt_availability
 
     # Before an export that takes seconds: is the flavour asked for here at all?
     tensorrt_availability(args.flavour)[1].raise_if_missing(f"TensorRT ({args.flavour})")
-    path, image_hw, fixed = _onnx(args)
-    copied = bool(args.onnx) and path != Path(args.onnx)
-    shown = f"{Path(args.onnx).name}, its FP32 copy" if copied else path.name
+    path, image_hw, fixed, shown = _onnx(args, batches)
     result = build_standalone(
         path,
         args.precision,

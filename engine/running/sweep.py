@@ -306,6 +306,8 @@ class _Sweep:
                 timing, machine = measure_point(runner, self.art.sample_input(b), self.config.bench)
             row.point.provider = runner.provider
             drop_inert_options(row.point, runner)
+            if ctx.row_notes:  # what ran beyond the model: the row says it too
+                row.point.reason = "; ".join(r for r in (row.point.reason, *ctx.row_notes) if r)
             # The row is its parts: this timing and machine state, this spec's parity (a
             # copy per row).
             row.timing, row.machine = timing, machine

@@ -30,6 +30,7 @@ from engine.backends.tensorrt.progress import _make_logger, parse_build_progress
 from engine.backends.tensorrt.standalone import build_standalone
 from engine.core.config import RunnerSpec
 from engine.core.errors import BadInput, Unavailable
+from tests.conftest import run_cli
 
 rtx = pytest.importorskip(
     "tensorrt_rtx_bindings",
@@ -487,7 +488,8 @@ def test_trt_build_builds_users_files_at_the_size_that_runs(capsys, name, size, 
     extra = ["--image-size", size] if size else []
     code, out, err = _trt_build_here(capsys, "--onnx", str(DATA / name), *extra)
     assert code == 0, err
-    assert f"model: {name} (fp32, image size {shown}, batch 1..4" in out, out
+    # the parity check's batch too, as a sweep of batches 1,4 builds and looks it up
+    assert f"model: {name} (fp32, image size {shown}, batch 1..8 (tuned for 4)" in out, out
     assert "was chosen" not in err
 
 
@@ -515,3 +517,123 @@ def test_trt_build_pins_a_batch_fixed_inside_the_graph_with_a_note(capsys):
     assert code == 0, err
     assert "batch 2..2" in out
     assert "runs batch 2 only (fixed inside its graph (/Reshape))" in err, err
+
+
+# --------------------------------------------------------------------------- int8 from a model
+
+
+def _bench_plan_key(model, precision: str, batches: tuple[int, ...], rtx_cc: str):
+    """The plan key bench's TensorRT runner asks the cache for (TensorRTBackend._build's
+    own steps: the ONNX file of the recipe, the sweep's profile, the spec's build settings),
+    here with no GPU (an empty GPU name and capability, as a build without one keys it)."""
+    from engine.artifacts.external_data import model_digest
+    from engine.artifacts.models import load_artifacts
+    from engine.backends.base import PrepareContext
+    from engine.backends.tensorrt.load import plan_key
+    from engine.backends.tensorrt.recipe import onnx_for
+
+    spec = RunnerSpec("tensorrt", "cuda", precision, (("rtx_cc", rtx_cc), ("trt_flavour", "rtx")))
+    art = load_artifacts(model)
+    ctx = PrepareContext(batches=batches)
+    recipe = build_recipe(0, precision, rtx, "rtx")
+    path = onnx_for(recipe, art, ctx)
+    profile = TensorRTBackend.plan_profile(spec, art, ctx)
+    settings = BuildSettings.from_spec(spec, (rtx_cc,))
+    return plan_key(rtx, model_digest(path), recipe, profile, settings, "", "", art.image_hw)
+
+
+def test_trt_build_quantises_a_model_as_bench_does_into_the_plan_bench_finds(tmp_path):
+    """`trt-build --model X --precision int8` refused and sent the user to a GPU sweep; it
+    quantises the model as that sweep does (symmetric Q/DQ, the same calibration) and keys
+    the plan as the sweep's runner looks it up, so bench then loads it from the cache."""
+    from engine.backends.tensorrt.cache import load_plan
+    from engine.core.config import ModelSpec
+
+    args = ("--model", "resnet18", "--image-size", "32", "--precision", "int8")
+    proc = _trt_build(*args, "--batch", "1,4", "--rtx-cc", "8.6", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "model: resnet18 (random weights), quantised as bench quantises it (" in proc.stdout
+    assert "symmetric Q/DQ, calibrated on 16 generated images" in proc.stdout, proc.stdout
+    assert "Traceback" not in proc.stderr and "quantising to int8" in proc.stderr
+    key = next(x.split(": ", 1)[1] for x in lines if x.startswith("cache key: "))
+    bench = _bench_plan_key(ModelSpec(name="resnet18", image_size=32), "int8", (1, 4), "8.6")
+    assert key == bench.name
+    plan, note = load_plan(bench)
+    assert plan is not None and not note  # the sweep's lookup is a hit
+    int8_models = list((tmp_path / "cache" / "int8").iterdir())
+    assert len(int8_models) == 1  # the sweep's quantised model is the one built: no second
+    again = _trt_build(*args, "--batch", "1,4", "--rtx-cc", "8.6", tmp_path=tmp_path)
+    assert "build: cache" in again.stdout, again.stdout + again.stderr
+
+
+def test_build_hands_tensorrt_int8_over_with_the_default_model(tmp_path):
+    """`build --backend tensorrt --precision int8` without --model stopped at trt-build's
+    "one of the arguments --model --onnx is required"; build's own default (resnet50) and
+    bench's name for the flavour option (--trt-flavour) reach trt-build."""
+    env = {"VISIONBENCH_CACHE": str(tmp_path / "cache")}
+    args = ("--precision", "int8", "--image-size", "32", "--batch", "1", "--rtx-cc", "8.6")
+    proc = run_cli("build", "--backend", "tensorrt", *args, "--trt-flavour", "rtx", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "model: resnet50 (random weights), quantised as bench quantises it" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    # The general form and trt-build itself make one plan: one key, the second a cache hit.
+    key = next(x for x in proc.stdout.splitlines() if x.startswith("cache key: "))
+    again = _trt_build("--model", "resnet50", *args, tmp_path=tmp_path)
+    assert key in again.stdout and "build: cache" in again.stdout, again.stdout + again.stderr
+
+
+def test_build_hands_the_model_flags_over_and_keys_the_plan_a_sweep_of_that_model_finds(tmp_path):
+    """`build --backend tensorrt --seed N` (and --weights, --device cuda) stopped at
+    trt-build's "unrecognized arguments": the plan of any model but seed 0's random weights
+    could not be built ahead of a sweep. The flags now reach the model, and the plan is the
+    one a sweep of that model looks up."""
+    from engine.core.config import ModelSpec
+
+    env = {"VISIONBENCH_CACHE": str(tmp_path / "cache")}
+    args = ("--model", "resnet18", "--image-size", "32", "--batch", "1", "--rtx-cc", "8.6")
+    proc = run_cli("build", "--backend", "tensorrt", "--precision", "fp16", *args, "--seed", "3",
+                   "--weights", "random", "--device", "cuda", env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    key = next(x.split(": ", 1)[1] for x in proc.stdout.splitlines() if x.startswith("cache key"))
+    seeded = ModelSpec(name="resnet18", image_size=32, seed=3)
+    assert key == _bench_plan_key(seeded, "fp16", (1,), "8.6").name
+    assert (
+        key != _bench_plan_key(ModelSpec(name="resnet18", image_size=32), "fp16", (1,), "8.6").name
+    )
+
+
+@pytest.mark.skipif(GPU_CC is not None, reason="a GPU is visible: the targets are its own")
+def test_default_targets_leave_out_turing_where_only_its_kernels_fail(tmp_path):
+    """`trt-build --model X --precision int8` with no targets failed on the default's 7.5
+    ("Cannot compile operation 'node_linear' for Turing (SM75): FP32 GEMM is not
+    supported"): the user named no target, so 7.5 is left out with a note. A 7.5 the user
+    names is built exactly: the failure stands, in one line."""
+    args = ("--model", "resnet18", "--image-size", "32", "--precision", "int8", "--batch", "1")
+    proc = _trt_build(*args, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    others = [t for t in rtx_targets(rtx)[0] if t != "7.5"]
+    assert f"targets: compute capability {', '.join(others)}\n" in proc.stdout, proc.stdout
+    assert (
+        "compute capability 7.5 (Turing) left out: TensorRT-RTX cannot compile this int8"
+        " model for it (operation 'node_linear': FP32 GEMM is not supported)" in proc.stdout
+    )
+    named = _trt_build(*args, "--rtx-cc", "7.5", tmp_path=tmp_path)
+    assert named.returncode == 1 and "for Turing (SM75)" in named.stderr, named.stderr
+    errors = [x for x in named.stderr.splitlines() if x.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in named.stderr, named.stderr
+
+
+@pytest.mark.parametrize(
+    ("device", "said"),
+    [
+        ("cpu", "trt-build builds TensorRT plans for NVIDIA GPUs, not for device 'cpu'"),
+        ("cuda:1", "trt-build builds on the first GPU, not on cuda:1"),
+    ],
+)
+def test_build_for_tensorrt_on_a_device_it_cannot_build_for_says_so_in_one_line(
+    tmp_path, device, said
+):
+    proc = run_cli("build", "--backend", "tensorrt", "--device", device, "--image-size", "32")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"error: {said}"), proc.stderr

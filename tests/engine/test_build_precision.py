@@ -1,8 +1,8 @@
 """``build --precision int8``: the refusal says truly where int8 is made, as commands to paste.
 
 Driven through the real CLI as a user types it (``python -m engine build ...``). torch.compile
-builds no int8 engine; TensorRT builds an int8 plan from a Q/DQ ONNX file (``trt-build --model``
-does not quantise) or quantises in a ``bench`` sweep; ONNX Runtime's int8 is a quantised model
+builds no int8 engine; TensorRT builds an int8 plan from the model quantised as a sweep
+quantises it, or from a Q/DQ ONNX file as it is; ONNX Runtime's int8 is a quantised model
 that a CPU sweep makes, with nothing to build. Every printed command starts the way
 :func:`engine.core.commands.engine_command` says. Each refusal comes before a model is loaded.
 """
@@ -15,8 +15,7 @@ from engine.core.commands import engine_command
 from tests.conftest import run_cli
 
 MODEL = ("--model", "resnet18", "--image-size", "32", "--batch", "1")
-TENSORRT_PLAN = engine_command("build --backend tensorrt --onnx FILE --precision int8")
-TENSORRT_SWEEP = engine_command("bench --backend tensorrt --precision int8 --device cuda")
+TENSORRT_PLAN = engine_command("build --backend tensorrt --precision int8 --model NAME")
 ORT_SWEEP = engine_command("bench --backend ort --precision int8 --device cpu")
 
 
@@ -34,8 +33,8 @@ def test_int8_with_torch_compile_names_the_backends_that_make_int8(backend):
     line = _refusal(*backend)
     assert "torch.compile builds no int8 engine" in line, line
     assert "eager PyTorch" not in line, line  # the backend asked for is torch.compile
-    assert f"TensorRT: {TENSORRT_PLAN} with a Q/DQ int8 ONNX file as FILE" in line, line
-    assert f"or {TENSORRT_SWEEP}, which quantises the model and keeps its plan" in line, line
+    assert f"TensorRT: {TENSORRT_PLAN} quantises the model as bench does" in line, line
+    assert "(--onnx FILE instead: a Q/DQ int8 file is built as it is)" in line, line
     assert f"ONNX Runtime: nothing to build, {ORT_SWEEP} quantises the model" in line, line
 
 
@@ -53,11 +52,19 @@ def test_int8_with_onnx_runtime_says_there_is_nothing_to_build():
     assert "torch_compile" not in line, line
 
 
-def test_int8_with_tensorrt_from_a_model_says_how_to_get_a_plan():
-    """The hand-over to trt-build: --model is not quantised there; a sweep does it."""
-    line = _refusal("--backend", "tensorrt")
-    assert "does not quantise" in line and "a Q/DQ int8 ONNX file with --onnx" in line, line
-    assert engine_command("bench --model resnet18 --backend tensorrt --precision int8") in line
+def test_int8_with_tensorrt_from_a_model_builds_the_plan_a_sweep_would(tmp_path):
+    """The hand-over to trt-build refused ("trt-build --model does not quantise") and sent
+    the user to a GPU sweep; it quantises the model as that sweep does and builds the plan
+    (exit 3 with the install command where no TensorRT is installed)."""
+    env = {"VISIONBENCH_CACHE": str(tmp_path / "cache")}
+    args = (*MODEL, "--precision", "int8", "--backend", "tensorrt", "--rtx-cc", "8.6")
+    res = run_cli("build", *args, timeout=300, env=env)
+    assert "does not quantise" not in res.stderr and "Traceback" not in res.stderr
+    if res.returncode == 3:
+        assert "pip install" in res.stderr, res.stderr
+        return
+    assert res.returncode == 0, res.stderr
+    assert "model: resnet18 (random weights), quantised as bench quantises it" in res.stdout
 
 
 def test_a_sweep_of_torch_compile_at_int8_names_torch_compile():

@@ -25,7 +25,7 @@ from engine.backends.tensorrt.cache import (
     DEFAULT_WORKSPACE_MB,
     MAX_OPT_LEVEL,
     BatchProfile,
-    profile_for,
+    sweep_profile,
 )
 from engine.backends.tensorrt.flavour import (
     Flavour,
@@ -203,15 +203,14 @@ class TensorRTBackend(Backend):
 
     @classmethod
     def precision_route(cls, precision: str) -> str:
-        """An int8 plan is built from a Q/DQ file (``trt-build --model`` does not quantise);
-        a sweep quantises the model itself."""
+        """An int8 plan is built from the model quantised as a sweep quantises it (the same
+        file, so the plan a sweep finds), or from a Q/DQ int8 file as it is."""
         if precision != "int8":
             return super().precision_route(precision)
-        plan = engine_command("build --backend tensorrt --onnx FILE --precision int8")
-        sweep = engine_command("bench --backend tensorrt --precision int8 --device cuda")
+        plan = engine_command("build --backend tensorrt --precision int8 --model NAME")
         return (
-            f"{plan} with a Q/DQ int8 ONNX file as FILE, or {sweep}, which quantises the"
-            " model and keeps its plan"
+            f"{plan} quantises the model as bench does and builds its plan (--onnx FILE"
+            " instead: a Q/DQ int8 file is built as it is)"
         )
 
     @classmethod
@@ -257,15 +256,12 @@ class TensorRTBackend(Backend):
     @classmethod
     def plan_profile(cls, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> BatchProfile:
         """min 1, opt the chosen (default largest) batch, max the largest incl. parity's."""
-        from engine.core.parity import PARITY_BATCH
-
         opts = spec.opts
-        return profile_for(
+        return sweep_profile(
             ctx.batches,
             opt_batch=opts.get("opt_batch"),
             max_batch=opts.get("max_batch"),
             fixed_batch=getattr(artifacts, "graph_batch", None),
-            extra=(PARITY_BATCH,),
         )
 
     @classmethod

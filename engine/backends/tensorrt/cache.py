@@ -101,6 +101,21 @@ def profile_for(
     return BatchProfile(1, opt, top)
 
 
+def sweep_profile(
+    batches: tuple[int, ...] | list[int],
+    opt_batch: int | None = None,
+    max_batch: int | None = None,
+    fixed_batch: int | None = None,
+) -> BatchProfile:
+    """The profile a sweep's runner builds and looks up: its batches and the parity check's.
+
+    ``trt-build`` and the Engines page build with it too, so the plan they make on a GPU
+    for some batches is the one a sweep of those batches there finds in the cache."""
+    from engine.core.parity import PARITY_BATCH
+
+    return profile_for(batches, opt_batch, max_batch, fixed_batch, extra=(PARITY_BATCH,))
+
+
 def check_batch(batch: int, profile: BatchProfile) -> None:
     """Raise BadInput for a batch the engine was not built for."""
     if not profile.contains(batch):

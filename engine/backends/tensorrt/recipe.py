@@ -132,7 +132,7 @@ def int8_onnx(artifacts: Any, ctx: PrepareContext) -> Path:
     """The Q/DQ int8 model from engine.artifacts.quantize, refused early if TensorRT cannot parse it."""
     from engine.artifacts.quantize import quantize_int8
 
-    kwargs: dict[str, Any] = {"progress": ctx.say}
+    kwargs: dict[str, Any] = {"progress": ctx.say, "note": ctx.row_note}
     # A symmetric-int8 switch is what TensorRT needs; use it as soon as quantize offers one.
     if "symmetric" in inspect.signature(quantize_int8).parameters:
         kwargs["symmetric"] = True

@@ -3,7 +3,9 @@
 TensorRT-RTX builds on a machine without a GPU or driver, for named compute capabilities
 (default: every one the library targets), so a plan can be made here and run on a
 GeForce/RTX machine. Full TensorRT needs a GPU to build. The plan goes into the same
-cache as a sweep's (a second build is a cache hit) and, if asked, to a file. What is
+cache as a sweep's, under the key a sweep of the same batches looks up (the profile covers
+the parity check's batch, as a sweep's does; a second build is a cache hit), and, if
+asked, to a file. What is
 known without a GPU is reported as such: build time, plan size, the cache key, the
 layers from the builder's log, and the library's own verdict on loading it here.
 """
@@ -17,7 +19,7 @@ from typing import Any
 
 from engine.backends.base import PrepareContext
 from engine.backends.tensorrt.build import BuildSettings
-from engine.backends.tensorrt.cache import plan_record, profile_for
+from engine.backends.tensorrt.cache import plan_record, sweep_profile
 from engine.backends.tensorrt.flavour import (
     Flavour,
     parse_targets,
@@ -33,7 +35,7 @@ from engine.backends.tensorrt.progress import _make_logger
 from engine.backends.tensorrt.recipe import BuildRecipe, build_recipe
 from engine.core.commands import engine_command
 from engine.core.config import size_text
-from engine.core.errors import BadInput, Unavailable
+from engine.core.errors import BadInput, EngineError, Unavailable
 from engine.core.safeio import write_bytes
 
 # ONNX TensorProto element types of the float precisions a strongly typed build keeps.
@@ -127,35 +129,61 @@ def check_typed(onnx_path: Path, recipe: BuildRecipe) -> None:
         )
 
 
-def _check_qdq(onnx_path: Path) -> None:
+def has_qdq(onnx_path: Path) -> bool:
+    """Whether the file is quantised already (QuantizeLinear/DequantizeLinear nodes)."""
     import onnx
 
     model = onnx.load(str(onnx_path), load_external_data=False)
-    if not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
-        sweep = engine_command(
-            "bench --onnx FILE --backend tensorrt --precision int8 --device cuda"
-        )
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+
+
+def _check_qdq(onnx_path: Path) -> None:
+    if not has_qdq(onnx_path):
+        build = engine_command("trt-build --onnx FILE --precision int8")
         raise BadInput(
             f"{onnx_path.name} has no QuantizeLinear/DequantizeLinear nodes",
             "an int8 plan is built from a Q/DQ int8 ONNX file as it is; this one would run in"
             " its own precision under an int8 label",
-            f"give a Q/DQ int8 file (symmetric: zero points of 0), or let {sweep} quantise it",
+            f"give a Q/DQ int8 file (symmetric: zero points of 0), or let {build} quantise it",
         )
 
 
-def _targets(flavour: Flavour, text: str, cc: str | None) -> tuple[tuple[str, ...], list[str]]:
-    """RTX build targets: as given, else this GPU's, else every one the library builds for."""
+def _targets(
+    flavour: Flavour, text: str, cc: str | None
+) -> tuple[tuple[str, ...], list[str], bool]:
+    """RTX build targets: as given, else this GPU's, else every one the library builds for
+    (the last: True, the targets were not asked for)."""
     notes: list[str] = []
     given = parse_targets(text, flavour.module)
     if given:
-        return given, notes
+        return given, notes, False
     supported, source = rtx_targets(flavour.module)
     if cc is not None and cc in supported:
-        return (cc,), notes
+        return (cc,), notes, False
     if cc is not None:
         notes.append(f"{unsupported_message(cc)}: built for other GPUs only")
     notes.append(f"targets: every compute capability of the {source}")
-    return supported, notes
+    return supported, notes, True
+
+
+# TensorRT-RTX's refusal of a Turing kernel ("Cannot compile operation 'node_linear' for
+# Turing (SM75): FP32 GEMM is not supported"): an FP32 or int8 ResNet's last layer.
+_TURING = ("7.5", "for Turing (SM75)")
+
+
+def _turing_reason(why: str) -> str:
+    import re
+
+    found = re.search(r"Cannot compile (operation '[^']*') for Turing \(SM75\): ([^.]*)", why)
+    return f"{found.group(1)}: {found.group(2)}" if found else "its kernels failed to compile"
+
+
+def _without_turing(exc: EngineError, chosen: tuple[str, ...], defaulted: bool) -> tuple[str, ...]:
+    """The targets to build instead where every target was the default and only Turing's
+    kernels failed (the user named none: leave it out, with a note); () to re-raise."""
+    if not defaulted or _TURING[0] not in chosen or _TURING[1] not in exc.why:
+        return ()
+    return tuple(t for t in chosen if t != _TURING[0])
 
 
 def _loadable(flavour: Flavour, plan: bytes, cc: str | None) -> str:
@@ -219,14 +247,41 @@ def build_standalone(
     major = trt_major(flavour.version) if flavour.name == "full" else 0
     recipe = build_recipe(major, precision, trt, flavour.name)
     check_typed(onnx_path, recipe)
-    chosen, notes = _targets(flavour, targets, cc) if flavour.name == "rtx" else ((), [])
-    settings = BuildSettings(targets=chosen)
-    profile = profile_for(batches, fixed_batch=fixed_batch)
+    chosen, notes, defaulted = (
+        _targets(flavour, targets, cc) if flavour.name == "rtx" else ((), [], False)
+    )
+    profile = sweep_profile(batches, fixed_batch=fixed_batch)
+    if profile.max_batch > max(batches):
+        asked = ",".join(str(b) for b in batches)
+        # Keyed by this GPU (or by none): a sweep finds the plan on this machine only.
+        found = f"; bench --batch {asked} on this GPU finds this plan in the cache" if cc else ""
+        notes.append(
+            f"the profile reaches batch {profile.max_batch}, the batch of bench's parity"
+            f" check, as a sweep's does{found}"
+        )
     gpu = _gpu_name() if cc is not None else ""
-    key = plan_key(trt, model_digest(onnx_path), recipe, profile, settings, gpu, cc or "", image_hw)
+    digest = model_digest(onnx_path)
     ctx = PrepareContext(batches=tuple(batches), progress=progress)
-    with plan_lock(key, ctx.say):
-        got = fetch_plan(trt, key, onnx_path, recipe, profile, settings, image_hw, ctx)
+
+    def fetch(targets_now: tuple[str, ...]) -> tuple[Any, Any]:
+        settings = BuildSettings(targets=targets_now)
+        key = plan_key(trt, digest, recipe, profile, settings, gpu, cc or "", image_hw)
+        with plan_lock(key, ctx.say):
+            return key, fetch_plan(trt, key, onnx_path, recipe, profile, settings, image_hw, ctx)
+
+    try:
+        key, got = fetch(chosen)
+    except EngineError as exc:
+        left = _without_turing(exc, chosen, defaulted)
+        if not left:
+            raise
+        notes.append(
+            f"compute capability 7.5 (Turing) left out: {flavour.title} cannot compile this"
+            f" {precision} model for it ({_turing_reason(exc.why)});"
+            " name targets with --rtx-cc (option rtx_cc) to build exactly those"
+        )
+        chosen = left
+        key, got = fetch(chosen)
     layers = layers_from_build_log(got.layer_log or plan_record(key).get("layer_log", ""))
     return StandaloneBuild(
         trt=flavour.label,
