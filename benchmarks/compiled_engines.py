@@ -12,7 +12,11 @@ For each model, one after another on one GPU (nothing overlaps):
    are after step 1), each prepared once in its own process (two compiled runtimes in one
    process crashed once on an H100), its outputs judged against FP32 on the CPU, then timed
    in turn, one round each, for ``--rounds`` rounds: the ratio per round and whether the
-   winner is slower beyond the rounds' spread. A process that dies is recorded with its exit.
+   winner is slower beyond the rounds' spread. A process that dies is recorded with its exit
+   and its log (each step said as it starts; Python's stack if it dies in native code);
+4. only if the winner's process died before it was ready: the winner benched alone by
+   ``bench`` in a fresh worker, then the head-to-head again with each process running the
+   eager model once on the device first, as a bench's worker has by then.
 
 Wall times of each command, the notes and the rows go to ``<out>/<model>.json``, written after
 each step; ``--merge`` writes ``<out>/compiled.md``. A model whose JSON is complete is skipped;
@@ -82,7 +86,8 @@ def _winner(rows: list[dict]) -> dict | None:
 
 def _serve(request: str) -> None:
     """The head-to-head's child: prepare one runner, say ``ready``, then time one round per
-    ``time`` line read, until stdin closes."""
+    ``time`` line read, until stdin closes. Each step is said on stderr (the child's log,
+    with Python's stack should the process die in native code) as it starts."""
     from engine.artifacts.models import load_artifacts
     from engine.backends import get_backend
     from engine.backends.base import PrepareContext
@@ -91,37 +96,93 @@ def _serve(request: str) -> None:
     from engine.running.measure import time_point
     from engine.running.sweep import reference_outputs
 
+    def step(what: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} serve: {what}", file=sys.stderr, flush=True)
+
     r = json.loads(request)
+    step("loading the model")
     art = load_artifacts(ModelSpec(r["model"], "random", r["image_size"]))
     x = art.sample_input(r["batch"])
     settings = BenchSettings(warmup=r["warmup"], iters=r["iters"], max_time_s=5.0)
     spec = RunnerSpec(r["backend"], r["device"], r["precision"], r["options"])
     t0 = time.monotonic()
-    ctx = PrepareContext(batches=(r["batch"],))
+    step("the FP32 reference on the CPU (first, as a sweep computes it)")
+    reference = reference_outputs(art, x)
+    if r.get("prelude") == "eager":
+        step("one eager forward pass on the device first, as a bench's earlier rows run")
+        _eager_pass(art, x, r["device"])
+    ctx = PrepareContext(batches=(r["batch"],), progress=step)
+    step(f"preparing {r['backend']} {r['precision']} {r['options']}")
     with get_backend(spec.backend).prepare(spec, art, ctx) as runner:
+        step("first inference")
         y = runner.infer(x)
         ready = {"ready_s": round(time.monotonic() - t0, 1), "notes": list(ctx.notes)}
-        judged = compare(
-            reference_outputs(art, x), y, get_backend(spec.backend).parity_precision(spec)
-        )
-        ready["parity"] = judged.status
+        ready["parity"] = compare(
+            reference, y, get_backend(spec.backend).parity_precision(spec)
+        ).status
+        step("ready")
         print(json.dumps(ready), flush=True)
         for line in sys.stdin:
             if line.strip() == "time":
                 print(json.dumps({"p50_ms": time_point(runner, x, settings).p50_ms}), flush=True)
 
 
+def _profile_load(request: str) -> None:
+    """A fresh process that prepares the winner and runs it once under cProfile: where a
+    warm start's seconds go (a cached package loaded in 31 to 37 s on an H100 on 2026-12-07,
+    against 0.0 s in the process that had just built it). Prints the profile's top lines."""
+    import cProfile
+    import io
+    import pstats
+
+    from engine.artifacts.models import load_artifacts
+    from engine.backends import get_backend
+    from engine.backends.base import PrepareContext
+    from engine.core.config import ModelSpec, RunnerSpec
+
+    r = json.loads(request)
+    art = load_artifacts(ModelSpec(r["model"], "random", r["image_size"]))
+    x = art.sample_input(r["batch"])
+    spec = RunnerSpec(r["backend"], r["device"], r["precision"], r["options"])
+    ctx = PrepareContext(batches=(r["batch"],), progress=lambda m: print(m, file=sys.stderr))
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    with get_backend(spec.backend).prepare(spec, art, ctx) as runner:
+        runner.infer(x)
+    prof.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(prof, stream=text)
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(15)
+    print(f"prepared and ran once in {time.perf_counter() - t0:.1f} s; notes: {ctx.notes}")
+    print(text.getvalue().replace(str(ROOT), "<repository>"))
+
+
+def _eager_pass(art, x, device: str) -> None:
+    """One FP32 forward pass of the eager model on ``device``, as the rows a bench runs
+    before a compiled engine's have run in its worker by then."""
+    from engine.backends import get_backend
+    from engine.backends.base import PrepareContext
+    from engine.core.config import RunnerSpec
+
+    spec = RunnerSpec("torch", device, "fp32")
+    with get_backend("torch").prepare(spec, art, PrepareContext(batches=(x.shape[0],))) as eager:
+        eager.infer(x)
+
+
 class _Child:
     """One configuration in its own process, driven one line at a time."""
 
-    def __init__(self, args: argparse.Namespace, row: dict, log: Path) -> None:
+    def __init__(self, args: argparse.Namespace, row: dict, log: Path, prelude: str = "") -> None:
         request = {
             "model": args.model_name, "image_size": args.image_size, "batch": args.batch,
             "device": args.device, "warmup": args.warmup, "iters": args.iters,
-            **{k: row[k] for k in ("backend", "precision", "options")},
+            "prelude": prelude, **{k: row[k] for k in ("backend", "precision", "options")},
         }  # fmt: skip
         self.log = log
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", json.dumps(request)]
+        script = str(Path(__file__).resolve())
+        cmd = [sys.executable, "-X", "faulthandler", script, "--serve", json.dumps(request)]
         with log.open("w") as err:
             self.proc = subprocess.Popen(
                 cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True
@@ -133,7 +194,7 @@ class _Child:
         if not line:
             self.proc.kill()
             code = self.proc.wait()
-            tail = self.log.read_text(errors="replace")[-800:]
+            tail = self.log.read_text(errors="replace")[-4000:]
             raise ChildError(f"exit {code}" if ready else f"no answer in {timeout_s:.0f} s", tail)
         return json.loads(line)
 
@@ -155,20 +216,26 @@ class ChildError(RuntimeError):
     pass
 
 
-def _head_to_head(args: argparse.Namespace, winner: dict, peer: dict, logs: Path) -> dict:
-    """Both configurations prepared once, each in its own process, then timed in turn."""
+def _head_to_head(
+    args: argparse.Namespace, winner: dict, peer: dict, logs: Path, prelude: str = ""
+) -> dict:
+    """Both configurations prepared once, each in its own process, then timed in turn.
+    With ``prelude="eager"`` each process runs the eager model once on the device before it
+    prepares its configuration."""
     children: dict[str, _Child] = {}
-    out: dict[str, Any] = {"prepare": {}}
+    out: dict[str, Any] = {"prepare": {}, **({"prelude": prelude} if prelude else {})}
+    k = "winner"
     try:
         for k, row in (("winner", winner), ("peer", peer)):  # one at a time: nothing overlaps
-            children[k] = _Child(args, row, logs / f"{args.model_name}-{k}.log")
+            log = logs / f"{args.model_name}-{k}{'-' + prelude if prelude else ''}.log"
+            children[k] = _Child(args, row, log, prelude)
             out["prepare"][k] = children[k].read(3600)
         p50: dict[str, list[float]] = {k: [] for k in children}
         for _ in range(args.rounds):
             for k, child in children.items():
                 p50[k].append(child.time())
-    except ChildError as exc:
-        return {**out, "error": f"{exc.args[0]}", "stderr_tail": exc.args[1]}
+    except ChildError as exc:  # ``k``: the process that died, preparing or timing
+        return {**out, "error": f"{exc.args[0]}", "died": k, "stderr_tail": exc.args[1]}
     finally:
         for child in children.values():
             child.close()
@@ -211,10 +278,49 @@ def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
             rec[step] = _cli(args, *flags, json_out=scratch / f"{name}-{step}.json")
             path.write_text(json.dumps(rec, indent=1))
     rec["winner"] = winner = _winner(rec["warm"]["rows"])
+    if winner and args.profile_load and "load_profile" not in rec:
+        rec["load_profile"] = _profiled(args, winner, scratch)
+        args.profile_load = False  # once a session: the cost is the machine's, not the model's
+        path.write_text(json.dumps(rec, indent=1))
     if winner and args.rounds and "median_ratio" not in rec.get("head_to_head", {}):
-        rec["head_to_head"] = _head_to_head(args, winner, PEER, scratch)
+        rec["head_to_head"] = h2h = _head_to_head(args, winner, PEER, scratch)
+        if h2h.get("died") == "winner" and "winner" not in h2h["prepare"]:
+            _winner_died(args, rec, winner, scratch, path)
     rec["complete"] = "median_ratio" in rec.get("head_to_head", {})
     return rec
+
+
+def _profiled(args: argparse.Namespace, winner: dict, scratch: Path) -> dict[str, Any]:
+    """``_profile_load`` in a fresh process: its exit, wall time, and where the profile went."""
+    request = {
+        "model": args.model_name, "image_size": args.image_size, "batch": args.batch,
+        "device": args.device, **{k: winner[k] for k in ("backend", "precision", "options")},
+    }  # fmt: skip
+    text = scratch / f"{args.model_name}-load-profile.txt"
+    cmd = [sys.executable, "-X", "faulthandler", str(Path(__file__).resolve())]
+    cmd += ["--profile-load", json.dumps(request)]
+    t0 = time.monotonic()
+    with text.open("w") as fh:
+        done = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, timeout=1800)
+    return {"exit": done.returncode, "wall_s": round(time.monotonic() - t0, 1), "file": text.name}
+
+
+def _winner_died(args: argparse.Namespace, rec: dict, winner: dict, scratch: Path, path) -> None:
+    """The winner's process died before it was ready (on an H100 on 2026-12-07, twice, with
+    an AOTInductor package that ``bench`` itself ran). Recorded, then: the winner benched
+    alone by the product in a fresh worker, as a user would, and the head-to-head again with
+    each process running the eager model on the device first, as the bench's worker had."""
+    from engine.backends import declared_options
+    from engine.core.options import cli_args
+
+    rec["head_to_head_first"] = rec["head_to_head"]
+    flags = cli_args(declared_options(), winner["options"])
+    rec["alone"] = _cli(
+        args, "--backend", winner["backend"], "--precision", winner["precision"], *flags,
+        json_out=scratch / f"{args.model_name}-alone.json",
+    )  # fmt: skip
+    path.write_text(json.dumps(rec, indent=1))
+    rec["head_to_head"] = _head_to_head(args, winner, PEER, scratch, prelude="eager")
 
 
 def _row_text(rec: dict) -> str:
@@ -229,7 +335,23 @@ def _row_text(rec: dict) -> str:
         f" (engine loaded in {_seconds(warm['notes'], 'loaded the cached compiled engine')} s)"
         f" | {_ms(compiled)} | {winner.get('label', '-')} {_ms(winner)} | {_peer(rec)} |"
         f" {_median(p50.get('winner'))} / {_median(p50.get('peer'))} ="
-        f" {h2h.get('median_ratio', '-')}: {h2h.get('verdict') or _failed(h2h)} |"
+        f" {h2h.get('median_ratio', '-')}: {h2h.get('verdict') or _failed(h2h)}"
+        f"{' (each process ran the eager model first: see below)' if h2h.get('prelude') else ''} |"
+    )
+
+
+def _died_text(rec: dict) -> str:
+    """What happened when the winner's process died before it was ready, for the notes."""
+    first, again, alone = rec["head_to_head_first"], rec["head_to_head"], rec.get("alone", {})
+    steps = [ln for ln in first.get("stderr_tail", "").splitlines() if " serve: " in ln]
+    last = steps[-1].split(" serve: ", 1)[1] if steps else "before its first step"
+    row = next((r for r in alone.get("rows", []) if r.get("status") == "ok"), {})
+    command = alone.get("command", "?").replace("-m engine bench ", "", 1)
+    return (
+        f'- {rec["model"]}: the winner\'s process ended ({first["error"]}) at "{last}";'
+        f" the winner benched alone in a fresh worker (`bench {command}`):"
+        f" exit {alone.get('exit', '?')}, {_ms(row)}; the head-to-head again with an eager pass"
+        f" first in each process: {again.get('verdict') or _failed(again)}"
     )
 
 
@@ -266,6 +388,7 @@ def _ms(row: dict) -> str:
 def merge(out: Path) -> Path:
     docs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     recs = [d for d in docs if "cold" in d]  # cpu-load.json, the CPU's load test, is not one
+    died = [r for r in recs if "head_to_head_first" in r]
     lines = [
         "# Compiled engines on a GPU (issue 29)",
         "",
@@ -280,6 +403,8 @@ def merge(out: Path) -> Path:
         "",
         *[f"- {r['model']}: {r.get('machine', '?')}, {r.get('date', '?')}, commit"
           f" {r.get('commit', '?')} ({r.get('tree', '?')})" for r in recs],
+        *(["", "Winner processes that died before they were ready:", ""] if died else []),
+        *[_died_text(r) for r in died],
     ]  # fmt: skip
     path = out / "compiled.md"
     path.write_text("\n".join(lines) + "\n")
@@ -299,9 +424,16 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=900.0, help="start no model after")
     ap.add_argument("--merge", action="store_true")
     ap.add_argument("--serve", help=argparse.SUPPRESS)  # the head-to-head's child
+    ap.add_argument("--profile-load", dest="profile_request", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--no-load-profile", dest="profile_load", action="store_false",
+        help="profile no warm start (default: the first model's winner, once)",
+    )  # fmt: skip
     args = ap.parse_args()
     if args.serve:
         return _serve(args.serve)
+    if args.profile_request:  # the load profile's process
+        return _profile_load(args.profile_request)
     if not args.out:
         ap.error("the following argument is required: --out")
     out = Path(args.out)

@@ -49,3 +49,44 @@ def test_a_process_that_dies_is_recorded_and_not_judged(script, tmp_path):
     assert h2h["error"] == "exit 1" and "unknown backend" in h2h["stderr_tail"]
     assert "winner" in h2h["prepare"] and "rounds_p50_ms" not in h2h
     assert script._failed(h2h) == "not judged: a process ended (exit 1)"
+
+
+def test_each_child_says_its_steps_and_an_eager_prelude_runs_before_it_prepares(script, tmp_path):
+    winner = {"backend": "torch", "precision": "fp32", "options": {}}
+    peer = {"backend": "ort", "precision": "fp32", "options": {}}
+    h2h = script._head_to_head(_args(rounds=1), winner, peer, tmp_path, prelude="eager")
+    assert "error" not in h2h and h2h["prelude"] == "eager", h2h
+    log = (tmp_path / "squeezenet1_1-winner-eager.log").read_text()
+    steps = [ln.split(" serve: ", 1)[1] for ln in log.splitlines() if " serve: " in ln]
+    # the reference first (as a sweep computes it), then the eager pass, then the runner
+    assert steps[1].startswith("the FP32 reference") and steps[2].startswith("one eager")
+    assert steps[3].startswith("preparing torch fp32") and steps[-1] == "ready"
+
+
+def test_a_winner_that_dies_before_it_is_ready_is_benched_alone_and_tried_again(
+    script, tmp_path
+):
+    dead = {"backend": "no_such_backend", "precision": "fp32", "options": {}}
+    args = _args(rounds=1)
+    args.model_name = "squeezenet1_1"
+    rec = {"model": "squeezenet1_1", "head_to_head": {}}
+    rec["head_to_head"] = script._head_to_head(args, dead, dead, tmp_path)
+    assert rec["head_to_head"]["died"] == "winner"
+    script._winner_died(args, rec, dead, tmp_path, tmp_path / "rec.json")
+    assert rec["head_to_head_first"]["error"] == "exit 1"
+    assert rec["alone"]["exit"] == 2 and "--backend no_such_backend" in rec["alone"]["command"]
+    assert rec["head_to_head"]["prelude"] == "eager" and rec["head_to_head"]["died"] == "winner"
+    text = script._died_text(rec)
+    assert "the winner's process ended (exit 1) at \"preparing no_such_backend" in text
+    assert "exit 2" in text and "not judged: a process ended (exit 1)" in text
+
+
+def test_the_load_profile_runs_the_winner_once_in_a_fresh_process(script, tmp_path):
+    args = _args()
+    args.model_name = "squeezenet1_1"
+    winner = {"backend": "torch", "precision": "fp32", "options": {}}
+    got = script._profiled(args, winner, tmp_path)
+    assert got["exit"] == 0 and got["file"] == "squeezenet1_1-load-profile.txt"
+    text = (tmp_path / got["file"]).read_text()
+    assert "prepared and ran once in" in text and "cumulative" in text
+    assert str(script.ROOT) not in text

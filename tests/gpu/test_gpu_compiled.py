@@ -56,3 +56,35 @@ def test_the_mode_without_graphs_loads_the_package_and_captures_nothing(
         assert plain.info["engine"] == "loaded from the cache"
         assert not plain.use_graph and not plain._graphs
     assert any("nothing compiled" in n for n in ctx.notes)
+
+
+def test_a_cached_package_is_the_first_thing_a_fresh_worker_runs(cuda, tmp_path):
+    # On an H100 on 2026-12-07 a process whose first CUDA work was a cached package's load
+    # died (exit -11) twice, where bench's worker, which had run other rows first, did not.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "VISIONBENCH_CACHE": str(tmp_path / "cache"),
+        "VISIONBENCH_DATA": str(tmp_path / "data"),
+    }
+    common = ["--model", "resnet18", "--image-size", "64", "--batch", "4", "--device", "cuda"]
+    common += ["--precision", "fp16", "--channels-last", "--packaged"]
+
+    def engine(*argv: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-X", "faulthandler", "-m", "engine", *argv]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+
+    built = engine("build", "--backend", "torch_compile", *common)
+    assert built.returncode == 0, built.stderr[-3000:]
+    out = tmp_path / "run.json"
+    ran = engine("bench", "--backend", "torch_compile", *common, "--iters", "5", "--json", str(out))
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "loaded the cached compiled engine" in ran.stderr, ran.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["status"], r["provider"], r["parity_status"]) for r in rows] == [
+        ("ok", "torch-aoti-cuda", "ok")
+    ], rows
