@@ -213,7 +213,15 @@ def build_torch_model(spec: ModelSpec):
     torch.manual_seed(spec.seed)
     model = torchvision.models.get_model(spec.name, weights=None)
     if spec.weights == "random":
-        make_healthy(model, spec.seed, spec.image_size)
+        # The settled weights come from forward passes whose sums depend on how many threads
+        # share them: one thread, whatever the process runs with (a bench --threads 1
+        # worker, a build after one, a 16-core machine), so one seed names one model.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            make_healthy(model, spec.seed, spec.image_size)
+        finally:
+            torch.set_num_threads(threads)
     else:
         path = _pretrained_file(spec.name) if spec.weights == "pretrained" else spec.weights
         state = load_state_dict(path)

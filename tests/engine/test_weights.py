@@ -73,6 +73,23 @@ def test_batch_norm_statistics_are_settled_deterministically():
     assert weights.weights_digest(a, 0) == weights.weights_digest(b, 0)
 
 
+def test_one_seed_names_one_model_whatever_the_thread_count():
+    # Settling ran on the process's threads: a `--threads 1` worker, or a process after a
+    # build with one thread, made other weights of the same seed (other last bits), so
+    # `build --threads 1` built an engine `bench --auto --threads 1` never found.
+    spec = ModelSpec(name="squeezenet1_1", image_size=32, seed=3)
+    before = torch.get_num_threads()
+    try:
+        digests = set()
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            digests.add(load_artifacts(spec).weights_hash)
+            assert torch.get_num_threads() == n  # the process's own count is given back
+    finally:
+        torch.set_num_threads(before)
+    assert len(digests) == 1, digests
+
+
 def test_weights_hash_names_recipe_and_tensors(monkeypatch, small_spec):
     art = load_artifacts(small_spec)
     assert art.weights_hash.startswith(f"random-seed0-recipe{weights.RECIPE_VERSION}-")
