@@ -114,12 +114,11 @@ def main(argv: list[str]) -> int:
     check_some_device_runs([args.device])
     precisions = parse_list(args.precision, str, "precision") if args.precision else None
     specs = build_specs(args.backend, args.device, precisions, from_cli(args, declared_options()))
-    if args.threads is not None:
-        from engine.backends import setting_options
+    if args.threads is not None:  # filled in as a sweep's runner gets it: auto mode finds it
         from engine.core.limits import check_threads
 
-        threads = setting_options("threads", check_threads(args.threads))
-        specs = [s.with_options(**threads) for s in specs]
+        settings = {"threads": check_threads(args.threads)}
+        specs = [get_backend(s.backend).settled(s, settings) for s in specs]
     if not specs:
         raise BadInput(
             f"the {get_backend(args.backend).TITLE} backend has nothing to build on {args.device}",

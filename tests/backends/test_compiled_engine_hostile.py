@@ -309,6 +309,24 @@ def test_auto_mode_looks_for_the_engine_of_its_own_thread_count(cache):
     assert specs == [] and "not all cached" in notes[0]
 
 
+def test_build_threads_builds_the_engine_auto_mode_of_those_threads_finds(cache, capsys):
+    """`python -m engine build --threads 1` ended in an ImportError traceback (a helper it
+    imported had been removed); it builds the engine `bench --auto --threads 1` looks up."""
+    from engine.artifacts.models import load_artifacts
+    from engine.backends import auto_candidates
+    from engine.cli.main import main
+    from engine.core.config import ModelSpec
+
+    argv = ["build", "--model", "squeezenet1_1", "--image-size", "32", "--seed", "3"]
+    assert main([*argv, "--batch", "2", "--device", "cpu", "--threads", "1"]) == 0
+    assert "1 engine(s)" in capsys.readouterr().out
+    art = load_artifacts(ModelSpec("squeezenet1_1", image_size=32, seed=3))
+    specs, notes = auto_candidates("cpu", ["torch_compile"], False, art, (2,), True, threads=1)
+    assert len(specs) == 1, notes
+    specs, _ = auto_candidates("cpu", ["torch_compile"], False, art, (2,), True, threads=2)
+    assert specs == []
+
+
 def test_cache_list_json_stays_json_with_nan_in_a_record(cache, capsys):
     """A record is data: NaN or Infinity in it came out of `cache list --json` as bare
     NaN / Infinity, which strict JSON parsers refuse."""

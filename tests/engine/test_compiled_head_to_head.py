@@ -63,9 +63,7 @@ def test_each_child_says_its_steps_and_an_eager_prelude_runs_before_it_prepares(
     assert steps[3].startswith("preparing torch fp32") and steps[-1] == "ready"
 
 
-def test_a_winner_that_dies_before_it_is_ready_is_benched_alone_and_tried_again(
-    script, tmp_path
-):
+def test_a_winner_that_dies_before_it_is_ready_is_benched_alone_and_tried_again(script, tmp_path):
     dead = {"backend": "no_such_backend", "precision": "fp32", "options": {}}
     args = _args(rounds=1)
     args.model_name = "squeezenet1_1"
