@@ -277,3 +277,22 @@ def test_hostile_notes_stay_inert_in_history_and_reports(swept, tmp_path):
     assert "<script>alert" not in page and "<b>bold</b>" not in page
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
     assert "\x1b" not in page and "\u202e" not in page
+
+
+def test_a_worker_that_crashes_keeps_the_notes_it_said(tmp_path):
+    """The worker stored its notes as it went: after a segfault the parent says them
+    (it never got the child's "done"), and stores its own note with them."""
+    from tests.conftest import run_cli
+
+    db = str(tmp_path / "crash.sqlite")
+    args = ["bench", "--model", "resnet18", "--image-size", "32", "--backend", "ort"]
+    args += ["--batch", "1,2,4", "--iters", "3", "--warmup", "0", "--channels-last"]
+    done = run_cli(*args, "--quiet", "--db", db, env={"VISIONBENCH_TEST_CRASH": "segv@1"})
+    assert done.returncode != 0 and "SIGSEGV" in done.stderr
+    assert f"note: {IGNORED}" in done.stderr
+    later = "1 later point(s) were not run"
+    assert f"note: {later}" in done.stderr
+    notes = Store(db, readonly=True).run(1)["notes"]
+    assert IGNORED in notes and later in notes
+    code, text = _history("--db", db, "--run", "1")
+    assert f"  note: {later}" in text.splitlines()
