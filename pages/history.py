@@ -216,6 +216,27 @@ def _comparison(store: Store, a_id: str, b_id: str) -> None:
         )
 
 
+# -- notes ---------------------------------------------------------------------------------
+def _notes_section(store: Store | None, by_id: dict[str, history.RunInfo], picked: list) -> None:
+    """What the picked runs said really ran (a cached engine loaded, an FP32 copy run),
+    stored with each run; an imported run's notes came from a file, so each is escaped."""
+    ids = [i for i in dict.fromkeys(picked) if i in by_id and not by_id[i].quoted]
+    if store is None or not ids:
+        return
+    st.subheader("What ran")
+    for run_id in ids:
+        notes: list[str] = []
+        with common.guard("reading the run's notes"):
+            notes = store.run(int(run_id))["notes"]
+        with st.expander(f"Notes of run {run_id} ({len(notes)})", expanded=True):
+            if not notes:
+                st.caption(
+                    "No notes stored with this run (runs stored before notes were kept have none)."
+                )
+            for note in notes:
+                st.markdown("- " + markdown_text(note))
+
+
 # -- downloads -----------------------------------------------------------------------------
 def _share_section(
     store: Store | None,
@@ -304,6 +325,8 @@ def main() -> None:
     shown = _runs_section(store)
     by_id = {str(r.id): r for r in shown}
     a_id, b_id = _compare_section(store, by_id)
+    measured = [i for i, r in by_id.items() if not r.quoted]
+    _notes_section(store, by_id, [i for i in (b_id, a_id) if i] or measured[:1])
     _share_section(store, by_id, a_id, b_id)
 
 

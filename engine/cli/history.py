@@ -106,6 +106,20 @@ def format_comparison(a: RunRecord, b: RunRecord) -> str:
     return "\n".join(out)
 
 
+def format_run(rec: RunRecord) -> str:
+    """One run: its title, how it ended, and its notes (what really ran), each one line."""
+    i = rec.info
+    out = [f"run: {safe_text(i.title)}", f"status: {safe_text(i.status)}"]
+    if i.command:
+        out.append(f"reproduce: {safe_text(i.command)}")
+    if rec.notes:
+        out.append(f"notes ({len(rec.notes)}):")
+        out += [f"  note: {safe_text(n)}" for n in rec.notes]
+    else:
+        out.append("notes: none stored (runs stored before notes were kept have none)")
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> int:
     """``python -m engine history``: list, filter and compare stored runs."""
     p = Parser(prog=engine_command("history"), description="list, filter and compare stored runs")
@@ -117,10 +131,21 @@ def main(argv: list[str]) -> int:
     p.add_argument("--machine", help="text the machine, GPU or CPU name contains")
     p.add_argument("--since", help="only runs from this ISO date on, e.g. 2026-11-01")
     p.add_argument("--no-reference", action="store_true", help="hide the quoted T4 study")
-    p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help=f"ids, or {REFERENCE_ID}")
+    one = p.add_mutually_exclusive_group()
+    one.add_argument(
+        "--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help=f"ids, or {REFERENCE_ID}"
+    )
+    one.add_argument("--run", metavar="RUN", help="one run: how it ended and its notes")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
     store = Store(args.db, readonly=True)
+    if args.run:
+        rec = load_run(store, args.run)
+        if args.json:
+            print(json_text({"run": rec.info.to_dict(), "notes": rec.notes}, indent=1))
+        else:
+            print(format_run(rec))
+        return 0
     if args.compare:
         a, b = (load_run(store, x) for x in args.compare)
         if args.json:

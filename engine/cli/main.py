@@ -338,6 +338,8 @@ def bench_main(argv: list[str]) -> int:
 
     if args.size_note:
         print(f"note: {args.size_note}", file=sys.stderr)
+        if outcome.run_id is not None:  # the sweep's own notes are stored as it goes
+            store.add_notes(outcome.run_id, [args.size_note])
     print(f"model: {config.model.label}, image size {config.model.size_text}")
     print(f"inputs: {PREPROCESSING}")
     print(format_table(outcome.rows))

@@ -234,6 +234,8 @@ def _md_run(rec: RunRecord) -> list[str]:
             "",
         ]
     out += _md_table(_RESULT_HEAD, _results_lines(rec)) + [""]
+    if rec.notes:  # what really ran, as the run said it; each one line, escaped
+        out += ["What ran (the run's notes):", "", *(f"- {_md(n)}" for n in rec.notes), ""]
     if i.command:
         out += ["Reproduce:", "", *_md_code(i.command), ""]
     return out
@@ -406,6 +408,7 @@ def _html_run(rec: RunRecord, figure: _Figures) -> dict:
         "charts": _run_charts(rec, figure),
         "results": _table(_RESULT_HEAD, _results_lines(rec), numeric=(4, 5, 6, 7)),
         "parity": _parity_table(rec),
+        "notes": list(rec.notes),
         "command": i.command,
     }
 

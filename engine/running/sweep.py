@@ -255,11 +255,13 @@ class _Sweep:
             self.close(unused)
         release_memory()
         self.outcome.notes.extend(n for n in ctx.notes if n not in self.outcome.notes)
+        _save_notes(self.store, self.run_id, self.outcome.notes)
 
     def start_run(self) -> None:
         if self.store is None or self.run_id is not None:
             return
         self.run_id = self.outcome.run_id = self.open_run()
+        _save_notes(self.store, self.run_id, self.outcome.notes)  # what was said before it
         for held in self.pending:
             self.store.add_row(self.run_id, held)
         _checkpoint(self.store)
@@ -340,6 +342,15 @@ class _Sweep:
 def _lost_wal(store: Any) -> bool:
     # Stores of our own; a caller's stand-in store (an object with add_row) has no WAL.
     return bool(getattr(store, "lost_wal", None) and store.lost_wal())
+
+
+def _save_notes(store: Any, run_id: int | None, notes: list[str]) -> None:
+    """The run's notes so far into the store (those it holds are not added again); best
+    effort: a locked store gets them at the next save or when the run ends."""
+    if store is None or run_id is None or not getattr(store, "add_notes", None):
+        return  # a caller's stand-in store (an object with add_row) keeps no notes
+    with contextlib.suppress(StoreLocked):
+        store.add_notes(run_id, notes)
 
 
 def _checkpoint(store: Any) -> None:
@@ -443,6 +454,8 @@ def _record_end(store: Any, run_id: int | None, ended: BaseException | None, out
     outcome.end_reason = reason
     if store is None or run_id is None:
         return
+    with contextlib.suppress(EngineError):  # the end is recorded even when notes cannot be
+        _save_notes(store, run_id, outcome.notes)
     try:
         store.finish_run(run_id, status, reason)
     except EngineError as exc:

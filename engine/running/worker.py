@@ -477,6 +477,7 @@ def _settle(
                     "a native crash or hang in a backend library: run the other backends without it",
                 )
             )
+        _settle_notes(store, outcome)
         store.finish_run(
             outcome.run_id,
             "interrupted" if outcome.interrupted and not outcome.timed_out else "failed",
@@ -484,6 +485,14 @@ def _settle(
         )
     finally:
         store.close()
+
+
+def _settle_notes(store: Any, outcome: WorkerOutcome) -> None:
+    """A child that never said "done" stored its notes as it went: the outcome says them
+    too (first, in their order), and what the parent adds is stored with them."""
+    said = store.run(outcome.run_id)["notes"]
+    outcome.notes[:0] = [n for n in said if n not in outcome.notes]
+    store.add_notes(outcome.run_id, outcome.notes)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from engine.core.config import ResultRow
 from engine.hardware.env import machine_label
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -92,5 +92,18 @@ def _v4(db: sqlite3.Connection) -> None:
         db.execute("UPDATE rows SET parity_status=? WHERE id=?", (status, row_id))
 
 
+def _v5(db: sqlite3.Connection) -> None:
+    # A run's notes (what really ran: a cached engine loaded, an FP32 copy of a mixed file,
+    # auto mode's left-out settings), one row per note as the run says it, so a run cut
+    # short keeps the notes said so far. Older runs have none. Idempotent like _v2.
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS run_notes ("
+        " id INTEGER PRIMARY KEY,"
+        " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+        " text TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS run_notes_run ON run_notes(run_id)")
+
+
 # Index i upgrades a store from user_version i to i + 1. Never edit one that shipped.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]

@@ -45,6 +45,7 @@ from engine.core.config import MAX_BATCH, MAX_SEED
 from engine.core.results import flat_fields
 from engine.core.stability import SAMPLE_CAP
 from engine.core.text import safe_text
+from engine.storage.notes import MAX_NOTE_CHARS, MAX_NOTES, capped_note
 from engine.storage.store import JSON_SCHEMA
 
 MAX_ROWS = 100_000
@@ -98,6 +99,14 @@ def _check_number(low: float, high: float, whole: bool, value: Any, path: str = 
     return value
 
 
+def _check_note(value: Any) -> str:
+    """A run's note: prose from another machine, sanitised like every string, then cut
+    to MAX_NOTE_CHARS (not refused: a long note still says what ran)."""
+    if not isinstance(value, str):
+        raise _fail(value, "not a string")
+    return capped_note(safe_text(value))
+
+
 def _check_date(value: Any, empty_ok: bool = False) -> str:
     if empty_ok and value in ("", None):
         return ""
@@ -149,6 +158,11 @@ def Number(low: float = -MAX_NUMBER, high: float = MAX_NUMBER) -> Any:  # noqa: 
 
 Text = Annotated[
     str, BeforeValidator(_check_text), Field(json_schema_extra={"maxLength": MAX_TEXT})
+]
+Note = Annotated[
+    str,
+    BeforeValidator(_check_note),
+    Field(description=f"one note; a longer one is cut to {MAX_NOTE_CHARS} characters"),
 ]
 Date = Annotated[
     str, BeforeValidator(_check_date), Field(json_schema_extra={"format": "date-time"})
@@ -278,6 +292,8 @@ class Run(_Strict):
     label: Text | None = None
     status: Text | None = None
     reproduce: Text | None = None
+    # What really ran, as the run said it; documents made before runs kept notes have none.
+    notes: Annotated[list[Note], Field(max_length=MAX_NOTES)] = []
     configuration: _sanitised(Configuration)
     environment: _sanitised(Environment)
 

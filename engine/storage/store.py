@@ -1,8 +1,8 @@
 """The results store: SQLite (standard library), versioned schema, one commit per row.
 
-A run keeps its full configuration, environment fingerprint and the CLI command that
-reproduces it; each measurement is committed as soon as it is made, so an interrupted
-sweep keeps what it measured. WAL mode lets the dashboard read while a sweep writes.
+A run keeps its configuration, environment fingerprint, the CLI command that reproduces
+it and its notes (what really ran); each measurement and note is committed as it is made,
+so an interrupted sweep keeps what it measured and said. WAL mode lets readers read along.
 
 A store carries its own ``application_id``; a SQLite file that is not ours (another
 application's, or one that claims our schema but has no tables) is refused before anything
@@ -32,6 +32,7 @@ from engine.core.safeio import create_new, file_lock, json_text, write_text
 from engine.core.text import csv_cell
 from engine.hardware.env import machine_label
 from engine.storage.migrations import MIGRATIONS, SCHEMA_VERSION
+from engine.storage.notes import insert_new, stored_notes
 from engine.storage.runend import STALE, process_gone, this_host
 from engine.storage.sqlite_guard import (
     ANOTHER_DB,
@@ -280,6 +281,12 @@ class Store:
         return int(cur.lastrowid)
 
     @_serial
+    def add_notes(self, run_id: int, notes: list[str]) -> int:
+        """Store the notes run ``run_id`` lacks, as it goes (engine/storage/notes.py)."""
+        with self.db:
+            return insert_new(self.db, run_id, notes)
+
+    @_serial
     def finish_run(self, run_id: int, status: str = "done", reason: str = "") -> None:
         """Record how run ``run_id`` ended (see engine/storage/runend.py), even on a full disk."""
 
@@ -359,6 +366,7 @@ class Store:
             )
             run_id = int(cur.lastrowid)
             self.db.executemany(INSERT_ROW, [_row_values(run_id, r) for r in rows])
+            insert_new(self.db, run_id, run.get("notes") or [])
         return run_id
 
     # -- reading -------------------------------------------------------------------
@@ -379,7 +387,7 @@ class Store:
         if r is None:
             check_intact(self.db, self.path)  # a lost page hides runs: say damaged, not absent
             raise EngineError(f"run {run_id} is not in {self.path.name}")
-        return self._run_dict(r)
+        return {**self._run_dict(r), "notes": stored_notes(self.db, run_id)}
 
     @_serial
     def run_id_by_source_key(self, source_key: str) -> int | None:
@@ -471,6 +479,7 @@ class Store:
                 "configuration": run["configuration"],
                 "environment": run["environment"],
                 "reproduce": run["command"],
+                "notes": run["notes"],
             },
             "rows": [r.to_dict() for r in self.rows(run_id)],
         }

@@ -85,11 +85,13 @@ class RunInfo:
 
 @dataclass
 class RunRecord:
-    """A run with everything needed to compare or report it."""
+    """A run with everything needed to compare or report it; ``notes``: what really ran,
+    as the run said it (stored runs since schema 5; the quoted study has none)."""
 
     info: RunInfo
     configuration: dict[str, Any]
     rows: list[ResultRow]
+    notes: list[str] = field(default_factory=list)
 
 
 # -- listing -------------------------------------------------------------------------------
@@ -319,7 +321,8 @@ def load_run(store: Store, run_id: int | str) -> RunRecord:
         sorted({x.precision for x in rows}),
         sorted({x.device for x in rows}),
     )
-    return RunRecord(info, readable_run(r)[0]["configuration"], rows)
+    notes = store.run(int(run_id))["notes"]
+    return RunRecord(info, readable_run(r)[0]["configuration"], rows, notes)
 
 
 def rows_csv(store: Store, run_ids: Iterable[int | str]) -> str:
