@@ -39,7 +39,7 @@ from engine.backends.tensorrt.flavour import (
 from engine.backends.tensorrt.flavour import gpu_facts as _gpu_facts
 from engine.backends.tensorrt.flavour import visible_cc as _visible_cc
 from engine.backends.tensorrt.load import obtain_engine
-from engine.backends.tensorrt.recipe import PRECISIONS, build_recipe, onnx_for
+from engine.backends.tensorrt.recipe import PRECISIONS, build_recipe, onnx_for, source_name
 from engine.backends.tensorrt.runner import TensorRTRunner
 from engine.core.commands import engine_command
 from engine.core.config import RunnerSpec
@@ -295,10 +295,12 @@ class TensorRTBackend(Backend):
         profile = cls.plan_profile(spec, artifacts, ctx)
         onnx_path = onnx_for(recipe, artifacts, ctx)
         settings = BuildSettings.from_spec(spec, targets)
+        shown = source_name(recipe, artifacts, onnx_path)
         with torch.cuda.device(index):
             loaded = obtain_engine(
-                trt, onnx_path, recipe, profile, settings, gpu_name, cc, artifacts.image_hw, ctx
-            )
+                trt, onnx_path, recipe, profile, settings, gpu_name, cc, artifacts.image_hw, ctx,
+                shown,
+            )  # fmt: skip
             return TensorRTRunner(spec, loaded, profile, index, recipe, flavour)
 
 

@@ -267,7 +267,10 @@ def build_standalone(
         settings = BuildSettings(targets=targets_now)
         key = plan_key(trt, digest, recipe, profile, settings, gpu, cc or "", image_hw)
         with plan_lock(key, ctx.say):
-            return key, fetch_plan(trt, key, onnx_path, recipe, profile, settings, image_hw, ctx)
+            got = fetch_plan(
+                trt, key, onnx_path, recipe, profile, settings, image_hw, ctx, shown
+            )  # fmt: skip
+            return key, got
 
     try:
         key, got = fetch(chosen)
