@@ -737,3 +737,29 @@ def test_a_sweeps_plan_errors_name_what_the_user_gave(tmp_path, small_artifacts)
     with pytest.raises(BadInput, match="TensorRT's ONNX parser rejected the int8 copy of X"):
         build_plan(rtx, bad, fp32, BatchProfile(1, 1, 1), BuildSettings(targets=("8.6",)),
                    (32, 32), None, shown="the int8 copy of X")  # fmt: skip
+
+
+def test_a_qdq_files_int8_plan_is_its_own_quantisation_in_bench_and_trt_build(tmp_path):
+    """`bench --onnx QDQ_FILE --backend tensorrt --precision int8` quantised the quantised
+    file again while trt-build built it as it is: their plans differed. bench's runner now
+    builds the file as it is too, with a note, and finds trt-build's plan."""
+    from engine.artifacts.models import load_artifacts
+    from engine.backends.base import PrepareContext
+    from engine.backends.tensorrt.recipe import onnx_for
+    from engine.core.config import ModelSpec
+    from tests.engine.test_build_routes import qdq_file
+
+    qdq = qdq_file(tmp_path)
+    args = ("--onnx", str(qdq), "--precision", "int8", "--batch", "1,4", "--rtx-cc", "8.6")
+    proc = _trt_build(*args, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    key = next(x.split(": ", 1)[1] for x in proc.stdout.splitlines() if x.startswith("cache key"))
+    model = ModelSpec(onnx_path=str(qdq), image_size=32)
+    ctx = PrepareContext(batches=(1, 4))
+    assert onnx_for(build_recipe(0, "int8", rtx, "rtx"), load_artifacts(model), ctx) == qdq
+    assert ctx.row_notes == [
+        "tiny_qdq.onnx is quantised already (11 QuantizeLinear/DequantizeLinear nodes): its"
+        " int8 rows run the file's own quantisation, as it is (not quantised again)"
+    ]
+    assert _bench_plan_key(model, "int8", (1, 4), "8.6").name == key
+    assert not (tmp_path / "cache" / "int8").exists()  # nothing quantised, by either

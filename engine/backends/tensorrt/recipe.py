@@ -138,6 +138,15 @@ def int8_onnx(artifacts: Any, ctx: PrepareContext) -> Path:
         kwargs["symmetric"] = True
     path = Path(quantize_int8(artifacts, ctx.calibration_dir, **kwargs))
     problems = qdq_zero_point_problems(path)
+    given = artifacts.spec.onnx_path
+    if problems and given and path.resolve() == Path(given).resolve():
+        found = ", ".join(f"{n} Q/DQ nodes with {k} zero points" for k, n in problems.items())
+        raise BadInput(
+            f"{path.name} is quantised in a way TensorRT cannot build",
+            f"it has {found}; TensorRT accepts only symmetric int8 Q/DQ with zero points of 0",
+            "quantise it with signed, symmetric activations (zero points of 0), or give the"
+            " FP32 model for bench to quantise",
+        )
     if problems:
         found = ", ".join(f"{n} Q/DQ nodes with {k} zero points" for k, n in problems.items())
         raise BadInput(

@@ -131,10 +131,9 @@ def check_typed(onnx_path: Path, recipe: BuildRecipe) -> None:
 
 def has_qdq(onnx_path: Path) -> bool:
     """Whether the file is quantised already (QuantizeLinear/DequantizeLinear nodes)."""
-    import onnx
+    from engine.artifacts.quantize import qdq_count
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+    return qdq_count(onnx_path) > 0
 
 
 def _check_qdq(onnx_path: Path) -> None:
