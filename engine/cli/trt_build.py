@@ -97,7 +97,7 @@ def _onnx(
     from engine.backends.tensorrt.standalone import has_qdq
 
     if precision == "int8" and not (args.onnx and has_qdq(Path(args.onnx))):
-        return _quantised(art, args, batches), _int8_name(art.spec.label, args)
+        return _quantised(art, args, batches), _int8_name(art, args)
     if not args.onnx:
         path = Path(art.onnx_path(precision, progress=_say))
         return path, f"{art.spec.label}, its {precision} ONNX export"
@@ -121,11 +121,10 @@ def _quantised(art, args: argparse.Namespace, batches: list[int]) -> Path:
     return int8_onnx(art, ctx)
 
 
-def _int8_name(label: str, args: argparse.Namespace) -> str:
-    from engine.artifacts.quantize import calibration_words
+def _int8_name(art: Any, args: argparse.Namespace) -> str:
+    from engine.backends.tensorrt.recipe import build_recipe, source_name
 
-    how = calibration_words(args.calibration_dir)
-    return f"the int8 copy of {label}, quantised as bench quantises it (symmetric Q/DQ, {how})"
+    return source_name(build_recipe(0, "int8", None, "rtx"), art, Path(), args.calibration_dir)
 
 
 def _widened(art, precision: str) -> bool:

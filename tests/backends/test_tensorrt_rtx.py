@@ -723,7 +723,8 @@ def test_a_sweeps_plan_errors_name_what_the_user_gave(tmp_path, small_artifacts)
     assert path.name == "model.onnx"
     label = small_artifacts.spec.label
     assert source_name(int8, small_artifacts, path) == (
-        f"the int8 copy of {label}, quantised from it as bench quantises it"
+        f"the int8 copy of {label}, quantised as bench quantises it (symmetric Q/DQ,"
+        " calibrated on 16 generated images)"
     )
     fp16 = build_recipe(0, "fp16", rtx, "rtx")
     assert source_name(fp16, small_artifacts, onnx_for(fp16, small_artifacts, ctx)) == (

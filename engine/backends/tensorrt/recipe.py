@@ -165,13 +165,19 @@ def onnx_for(recipe: BuildRecipe, artifacts: Any, ctx: PrepareContext) -> Path:
     return Path(artifacts.onnx_path(recipe.onnx_variant, progress=ctx.say))
 
 
-def source_name(recipe: BuildRecipe, artifacts: Any, onnx_path: Path) -> str:
-    """What the user gave, as build errors name it: the model or their file, and for int8
-    the copy quantised from it (the cache calls every quantised model ``model.onnx``)."""
+def source_name(
+    recipe: BuildRecipe, artifacts: Any, onnx_path: Path, calibration_dir: str | None = None
+) -> str:
+    """What the user gave, as reports and build errors name it: the model or their file,
+    and for int8 the copy quantised from it (the cache calls every quantised model
+    ``model.onnx``)."""
+    from engine.artifacts.quantize import calibration_words
+
     label = artifacts.spec.label
     given = artifacts.spec.onnx_path
     if given and Path(given).resolve() == Path(onnx_path).resolve():
         return Path(given).name
     if recipe.onnx_variant == "int8":
-        return f"the int8 copy of {label}, quantised from it as bench quantises it"
+        how = calibration_words(calibration_dir)
+        return f"the int8 copy of {label}, quantised as bench quantises it (symmetric Q/DQ, {how})"
     return f"{label}, its {recipe.onnx_variant} ONNX export"
