@@ -166,11 +166,8 @@ def quantize_int8(
     from engine.artifacts.opset import TARGET_OPSET, file_opset, needs_copy
 
     fp32 = art.onnx_path("fp32", progress=progress)
-    own = qdq_count(fp32) if art.spec.onnx_path else 0
-    if own:  # quantised again, it was another model (or none: duplicate node names)
-        _tell(note, own_quantisation(Path(art.spec.onnx_path).name, own))
+    if _quantised_already(art, fp32, note):
         return Path(fp32)
-    check_float32(fp32)
     converts = needs_copy(fp32)
     source = _calibration_source(calibration_dir)
     record = {
@@ -234,6 +231,18 @@ def quantize_int8(
         )
         _tell(note, said)
         return in_use(folder, done)
+
+
+def _quantised_already(art: ModelSource, fp32: Path, note) -> bool:
+    """True for a user's file with Q/DQ nodes, which its int8 rows run as it is, saying so
+    (quantised again, it was another model, or none: duplicate node names); else the file
+    must be FP32 to be quantised."""
+    own = qdq_count(fp32) if art.spec.onnx_path else 0
+    if own:
+        _tell(note, own_quantisation(Path(art.spec.onnx_path).name, own))
+        return True
+    check_float32(fp32)
+    return False
 
 
 def _said(folder: Path) -> str:
