@@ -118,6 +118,22 @@ def _single_file(path: Path, folder: Path) -> Path:
     return whole
 
 
+def qdq_count(path: str | Path) -> int:
+    """How many QuantizeLinear/DequantizeLinear nodes the file holds: one quantised already."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+
+
+def own_quantisation(name: str, count: int) -> str:
+    """The note of an int8 row that runs a Q/DQ file as it is."""
+    return (
+        f"{name} is quantised already ({count} QuantizeLinear/DequantizeLinear nodes): its int8"
+        " rows run the file's own quantisation, as it is (not quantised again)"
+    )
+
+
 def check_float32(path: Path) -> None:
     """int8 is calibrated from FP32 activations: a file of another precision is not
     applicable (a skipped row), not a failure."""
@@ -150,7 +166,8 @@ def quantize_int8(
     from engine.artifacts.opset import TARGET_OPSET, file_opset, needs_copy
 
     fp32 = art.onnx_path("fp32", progress=progress)
-    check_float32(fp32)
+    if _quantised_already(art, fp32, note):
+        return Path(fp32)
     converts = needs_copy(fp32)
     source = _calibration_source(calibration_dir)
     record = {
@@ -214,6 +231,18 @@ def quantize_int8(
         )
         _tell(note, said)
         return in_use(folder, done)
+
+
+def _quantised_already(art: ModelSource, fp32: Path, note) -> bool:
+    """True for a user's file with Q/DQ nodes, which its int8 rows run as it is, saying so
+    (quantised again, it was another model, or none: duplicate node names); else the file
+    must be FP32 to be quantised."""
+    own = qdq_count(fp32) if art.spec.onnx_path else 0
+    if own:
+        _tell(note, own_quantisation(Path(art.spec.onnx_path).name, own))
+        return True
+    check_float32(fp32)
+    return False
 
 
 def _said(folder: Path) -> str:

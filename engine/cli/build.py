@@ -44,7 +44,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", help="comma list; default: what auto mode tries on the device")
     p.add_argument("--batch", default="32", help="comma list; one engine per batch size")
     p.add_argument(
-        "--threads", type=int, help="CPU threads the engine is compiled for (as bench --threads)"
+        "--threads",
+        type=int,
+        help="the CPU threads a compiled CPU engine is compiled for (as bench --threads)",
     )
     p.add_argument("--cache-dir", help="artifact cache (default: the user cache folder)")
     p.add_argument("--json", action="store_true", help="print the facts as one JSON document")
@@ -61,13 +63,18 @@ def _own_command(argv: list[str]) -> str:
     """The build command of the backend named by ``--backend X`` / ``--backend=X``, if any."""
     from engine.backends import backend_names, get_backend
 
-    named = None  # the last one wins, as argparse reads a repeated flag
+    named = _named_backend(argv)
+    return get_backend(named).BUILD_COMMAND if named in backend_names() else ""
+
+
+def _named_backend(argv: list[str]) -> str:
+    named = ""  # the last one wins, as argparse reads a repeated flag
     for i, arg in enumerate(argv):
         if arg == "--backend" and i + 1 < len(argv):
             named = argv[i + 1]
         elif arg.startswith("--backend="):
             named = arg.split("=", 1)[1]
-    return get_backend(named).BUILD_COMMAND if named in backend_names() else ""
+    return named
 
 
 def _handed_over(argv: list[str]) -> list[str]:
@@ -89,13 +96,41 @@ def _handed_over(argv: list[str]) -> list[str]:
     return out if named else ["--model", DEFAULT_MODEL, *out]
 
 
+def _hand_over(command: str, argv: list[str]) -> int:
+    """Run the backend's own build command's ``from_build`` (its module's hand-over from
+    build: one engine per precision of a comma list, reported as build reports them),
+    after refusing, in build's words, a flag of build's that the command does not take
+    (``--threads``: it ended in the command's "unrecognized arguments")."""
+    from engine.cli.main import COMMANDS
+
+    module = importlib.import_module(COMMANDS[command][0].split(":")[0])
+    handed = _handed_over(argv)
+    _refuse_flags_not_taken(module.parser(), handed, _named_backend(argv))
+    return module.from_build(handed)
+
+
+def _refuse_flags_not_taken(theirs: argparse.ArgumentParser, argv: list[str], named: str) -> None:
+    """BadInput for the first of build's own flags the command's parser does not know,
+    saying what the flag is for; flags neither knows are left to the command's parser."""
+    from engine.backends import get_backend
+
+    taken = {s for a in theirs._actions for s in a.option_strings}
+    ours = {s: a for a in parser()._actions for s in a.option_strings}
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag in ours and flag not in taken:
+            title = get_backend(named).TITLE
+            raise BadInput(
+                f"{title} takes no {flag}",
+                f"build's {flag} sets {ours[flag].help}; {title}'s engines take none",
+                f"leave {flag} out with --backend {named}",
+            )
+
+
 def main(argv: list[str]) -> int:
     command = _own_command(argv)
     if command:
-        from engine.cli.main import COMMANDS
-
-        module, function = COMMANDS[command][0].split(":")
-        return getattr(importlib.import_module(module), function)(_handed_over(argv))
+        return _hand_over(command, argv)
     args = parser().parse_args(argv)
     if args.cache_dir:
         from engine.core.paths import set_cache_dir

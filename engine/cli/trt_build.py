@@ -14,11 +14,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from engine.cli.args import Parser, add_image_size, model_spec, parse_list, weights_file
 from engine.core.commands import engine_command
 from engine.core.errors import BadInput
 from engine.core.text import safe_text
+
+if TYPE_CHECKING:
+    from engine.backends.tensorrt.standalone import StandaloneBuild
 
 
 def _say(message: str) -> None:
@@ -63,19 +67,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _onnx(
-    args: argparse.Namespace, batches: list[int]
-) -> tuple[Path, tuple[int, int], int | None, str]:
-    """(ONNX file, image height and width, the one batch its graph runs or None, what to
-    call the model).
+def _source(args: argparse.Namespace, batches: list[int]) -> tuple[str, Any, int | None]:
+    """(what to call the model, its artifacts, the one batch its graph runs or None).
 
     The size follows bench's rules (:func:`engine.cli.args.model_spec`): an ONNX file's
     declared size is its size, a different ``--image-size`` is refused, a symbolic side
-    takes the size given or 224 with a note. int8 of a model (or of a file without Q/DQ
-    nodes) is quantised as a sweep quantises it (:func:`_quantised`).
+    takes the size given or 224 with a note.
     """
     from engine.artifacts.models import load_artifacts
-    from engine.backends.tensorrt.standalone import has_qdq
 
     spec, note = model_spec(args)
     if note:
@@ -86,18 +85,28 @@ def _onnx(
         where = "on its input" if art.fixed_batch else f"inside its graph ({art.baked_batch.node})"
         _say(f"note: {Path(args.onnx).name} runs batch {one} only (fixed {where}):"
              f" the plan takes batch {one}")  # fmt: skip
-    if args.precision == "int8" and not (args.onnx and has_qdq(Path(args.onnx))):
-        return _quantised(art, args, batches), art.image_hw, one, _int8_name(spec.label, args)
+    return spec.label, art, one
+
+
+def _onnx(
+    art: Any, args: argparse.Namespace, precision: str, batches: list[int]
+) -> tuple[Path, str]:
+    """(the ONNX file to build ``precision`` from, what to call it). int8 of a model (or
+    of a file without Q/DQ nodes) is quantised as a sweep quantises it (:func:`_quantised`);
+    a Q/DQ file is built as it is."""
+    from engine.backends.tensorrt.standalone import has_qdq
+
+    if precision == "int8" and not (args.onnx and has_qdq(Path(args.onnx))):
+        return _quantised(art, args, batches), _int8_name(art, args)
     if not args.onnx:
-        path = Path(art.onnx_path(args.precision, progress=_say))
-        return path, art.image_hw, None, path.name
+        path = Path(art.onnx_path(precision, progress=_say))
+        return path, f"{art.spec.label}, its {precision} ONNX export"
     name = Path(args.onnx).name
-    if _widened(art, args.precision):
+    if _widened(art, precision):
         for note in art.notes:  # what runs: the FP32 copy of an FP16 file
             _say(f"note: {note}")
-        copy = Path(art.onnx_path("fp32", progress=_say))
-        return copy, art.image_hw, one, f"{name}, its FP32 copy"
-    return Path(args.onnx), art.image_hw, one, name  # the file as given
+        return Path(art.onnx_path("fp32", progress=_say)), f"{name}, its FP32 copy"
+    return Path(args.onnx), name  # the file as given
 
 
 def _quantised(art, args: argparse.Namespace, batches: list[int]) -> Path:
@@ -112,11 +121,10 @@ def _quantised(art, args: argparse.Namespace, batches: list[int]) -> Path:
     return int8_onnx(art, ctx)
 
 
-def _int8_name(label: str, args: argparse.Namespace) -> str:
-    from engine.artifacts.quantize import calibration_words
+def _int8_name(art: Any, args: argparse.Namespace) -> str:
+    from engine.backends.tensorrt.recipe import build_recipe, source_name
 
-    how = calibration_words(args.calibration_dir)
-    return f"{label}, quantised as bench quantises it (symmetric Q/DQ, {how})"
+    return source_name(build_recipe(0, "int8", None, "rtx"), art, Path(), args.calibration_dir)
 
 
 def _widened(art, precision: str) -> bool:
@@ -147,18 +155,56 @@ def _check_device(device: str) -> None:
         )
 
 
-def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+def _checked_precisions(text: str, several: bool) -> list[str]:
+    """The precisions asked, each one TensorRT builds; one a run unless ``several`` (build's
+    hand-over: one plan each). Refused before anything is exported or built."""
+    from engine.backends.tensorrt.recipe import PRECISIONS
+
+    asked = list(dict.fromkeys(parse_list(text, str, "precision")))
+    bad = [p for p in asked if p not in PRECISIONS]
+    if bad:
+        others = [p for p in asked if p not in bad]
+        raise BadInput(
+            f"TensorRT builds no {' or '.join(bad)} plan",
+            f"it builds {', '.join(PRECISIONS)}",
+            f"leave {', '.join(bad)} out (--precision {','.join(others)})" if others
+            else "use --precision fp16 (or fp32, bf16, int8)",
+        )  # fmt: skip
+    if len(asked) > 1 and not several:
+        build = engine_command(f"build --backend {_backend_name()} --precision {text}")
+        raise BadInput(
+            f"trt-build builds one precision a run, not {','.join(asked)}",
+            "each precision is a plan of its own",
+            f"run it once per precision, or {build} (one plan each)",
+        )
+    return asked
+
+
+def _backend_name() -> str:
+    """The backend whose build command this is (asked, not named: engine/backends owns names)."""
+    from engine.backends import backend_names, get_backend
+
+    return next(n for n in backend_names() if get_backend(n).BUILD_COMMAND == "trt-build")
+
+
+def _plans(args: argparse.Namespace, several: bool) -> tuple[str, list[StandaloneBuild]]:
+    """(the model's label, a plan per precision asked): every check first, then the builds."""
+    from engine.artifacts.models import check_batches
+    from engine.backends.tensorrt.standalone import build_standalone
+
     if args.cache_dir:
         from engine.core.paths import set_cache_dir
 
         set_cache_dir(args.cache_dir)
-    from engine.artifacts.models import check_batches
-    from engine.backends.tensorrt.standalone import build_standalone
-
+    precisions = _checked_precisions(args.precision, several)
     if args.out:  # never the input model, the store or a link; before the build, not after
         from engine.core.paths import check_output
 
+        if len(precisions) > 1:
+            raise BadInput(
+                "--out writes one plan, and several precisions were asked",
+                fix="give one --precision with --out, or leave --out out (the cache keeps each)",
+            )
         check_output(
             args.out,
             "--out",
@@ -170,29 +216,68 @@ def main(argv: list[str]) -> int:
         )
     _check_device(args.device)
     batches = check_batches(parse_list(args.batch, int, "batch size"))
-    if args.precision not in ("fp32", "fp16", "bf16", "int8"):
-        raise BadInput(f"precision '{args.precision}' is not one TensorRT builds", fix="use fp16")
     from engine.backends.tensorrt.flavour import tensorrt_availability
 
     # Before an export that takes seconds: is the flavour asked for here at all?
     tensorrt_availability(args.flavour)[1].raise_if_missing(f"TensorRT ({args.flavour})")
-    path, image_hw, fixed, shown = _onnx(args, batches)
-    result = build_standalone(
-        path,
-        args.precision,
-        batches,
-        image_hw,
-        flavour_choice=args.flavour,
-        targets=args.rtx_cc,
-        out=args.out or "",
-        fixed_batch=fixed,
-        progress=_say,
-        shown=shown,
-    )
+    label, art, fixed = _source(args, batches)
+    built = []
+    for precision in precisions:
+        path, shown = _onnx(art, args, precision, batches)
+        built.append(
+            build_standalone(
+                path,
+                precision,
+                batches,
+                art.image_hw,
+                flavour_choice=args.flavour,
+                targets=args.rtx_cc,
+                out=args.out or "",
+                fixed_batch=fixed,
+                progress=_say,
+                shown=shown,
+            )
+        )
+    return label, built
+
+
+def _document(result: StandaloneBuild) -> dict:
+    doc = result.to_dict()
+    doc["layers"] = len(result.layers)
+    return doc
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    _, (result,) = _plans(args, several=False)
     if args.json:
-        doc = result.to_dict()
-        doc["layers"] = len(result.layers)
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(_document(result), indent=1))
     else:
         print("\n".join(result.lines()))
+    return 0
+
+
+def from_build(argv: list[str]) -> int:
+    """``build --backend`` of this command's backend: one plan per precision of the comma
+    list, reported as build reports engines (``--json``: build's document, its engines
+    these plans' facts with build's ``configuration``, ``built``, ``key`` and ``build_s``)."""
+    from engine.backends import describe
+    from engine.core.config import RunnerSpec
+
+    args = parser().parse_args(argv)
+    label, built = _plans(args, several=True)
+    name = _backend_name()
+    engines = [
+        {
+            "configuration": describe(RunnerSpec(name, args.device, r.precision)),
+            "built": r.source != "cache",
+            **_document(r),
+        }
+        for r in built
+    ]
+    if args.json:
+        print(json.dumps({"model": label, "engines": engines}, indent=1))
+        return 0
+    print("\n\n".join("\n".join(r.lines()) for r in built))
+    print(f"{len(built)} engine(s) for {label}; list them with {engine_command('cache list')}")
     return 0

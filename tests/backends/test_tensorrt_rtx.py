@@ -553,7 +553,10 @@ def test_trt_build_quantises_a_model_as_bench_does_into_the_plan_bench_finds(tmp
     proc = _trt_build(*args, "--batch", "1,4", "--rtx-cc", "8.6", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert "model: resnet18 (random weights), quantised as bench quantises it (" in proc.stdout
+    assert (
+        "model: the int8 copy of resnet18 (random weights), quantised as bench quantises it ("
+        in proc.stdout
+    )
     assert "symmetric Q/DQ, calibrated on 16 generated images" in proc.stdout, proc.stdout
     assert "Traceback" not in proc.stderr and "quantising to int8" in proc.stderr
     key = next(x.split(": ", 1)[1] for x in lines if x.startswith("cache key: "))
@@ -575,7 +578,10 @@ def test_build_hands_tensorrt_int8_over_with_the_default_model(tmp_path):
     args = ("--precision", "int8", "--image-size", "32", "--batch", "1", "--rtx-cc", "8.6")
     proc = run_cli("build", "--backend", "tensorrt", *args, "--trt-flavour", "rtx", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "model: resnet50 (random weights), quantised as bench quantises it" in proc.stdout
+    assert (
+        "model: the int8 copy of resnet50 (random weights), quantised as bench quantises it"
+        in proc.stdout
+    )
     assert "Traceback" not in proc.stderr
     # The general form and trt-build itself make one plan: one key, the second a cache hit.
     key = next(x for x in proc.stdout.splitlines() if x.startswith("cache key: "))
@@ -637,3 +643,124 @@ def test_build_for_tensorrt_on_a_device_it_cannot_build_for_says_so_in_one_line(
     proc = run_cli("build", "--backend", "tensorrt", "--device", device, "--image-size", "32")
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"error: {said}"), proc.stderr
+
+
+# --------------------------------------------------------------------------- build's routes
+
+
+def test_build_builds_one_tensorrt_plan_per_precision_of_a_comma_list(tmp_path):
+    """`build --backend tensorrt --precision fp16,int8` ended in trt-build's "precision
+    'fp16,int8' is not one TensorRT builds. Fix: use fp16", while build takes a comma list
+    for every other backend: one plan per precision, reported as build reports engines,
+    the int8 one the plan a sweep of that model finds."""
+    from engine.core.config import ModelSpec
+
+    env = {"VISIONBENCH_CACHE": str(tmp_path / "cache")}
+    args = ("--model", "squeezenet1_1", "--image-size", "32", "--batch", "2", "--rtx-cc", "8.6")
+    proc = run_cli("build", "--backend", "tensorrt", *args, "--precision", "fp16,int8", "--json",
+                   env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    doc = json.loads(proc.stdout)
+    assert doc["model"] == "squeezenet1_1 (random weights)"
+    engines = doc["engines"]
+    assert [e["precision"] for e in engines] == ["fp16", "int8"]
+    assert [e["configuration"] for e in engines] == [
+        "TensorRT FP16 on cuda",
+        "TensorRT INT8 on cuda",
+    ]
+    assert all(e["built"] and e["build_s"] > 0 for e in engines)
+    model = ModelSpec(name="squeezenet1_1", image_size=32)
+    assert [e["key"] for e in engines] == [
+        _bench_plan_key(model, p, (2,), "8.6").name for p in ("fp16", "int8")
+    ]
+    text = run_cli("build", "--backend", "tensorrt", *args, "--precision", "fp16,int8", env=env)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.count("build: cache") == 2, text.stdout
+    assert "2 engine(s) for squeezenet1_1 (random weights); list them with" in text.stdout
+
+
+def test_build_refuses_only_a_precision_tensorrt_cannot_build_naming_it(tmp_path):
+    env = {"VISIONBENCH_CACHE": str(tmp_path / "cache")}
+    proc = run_cli("build", "--backend", "tensorrt", "--model", "squeezenet1_1", "--image-size",
+                   "32", "--precision", "fp16,fp8", env=env)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: TensorRT builds no fp8 plan: it builds fp32, fp16,")
+    assert "Fix: leave fp8 out (--precision fp16)" in proc.stderr
+    assert not (tmp_path / "cache").exists()  # refused before anything was exported
+    one = _trt_build("--model", "squeezenet1_1", "--precision", "fp16,int8", tmp_path=tmp_path)
+    assert one.returncode == 2 and "trt-build builds one precision a run" in one.stderr
+    assert "build --backend tensorrt --precision fp16,int8 (one plan each)" in one.stderr
+
+
+@pytest.mark.skipif(GPU_CC is not None, reason="a GPU is visible: the targets are its own")
+def test_a_failed_int8_build_names_the_model_and_its_int8_copy(tmp_path):
+    """An int8 build that failed said "TensorRT could not build model.onnx (int8)": the
+    cache's name of the quantised copy, which the user never gave."""
+    args = ("--model", "resnet18", "--image-size", "32", "--precision", "int8", "--batch", "1")
+    proc = _trt_build(*args, "--rtx-cc", "7.5", tmp_path=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(
+        "error: TensorRT could not build the int8 copy of resnet18 (random weights), quantised"
+        " as bench quantises it (symmetric Q/DQ, calibrated on 16 generated images) (int8): "
+    ), proc.stderr
+    assert "model.onnx" not in proc.stderr
+
+
+def test_a_sweeps_plan_errors_name_what_the_user_gave(tmp_path, small_artifacts):
+    """The sweep's runner builds from the same copies: its parse and build errors name the
+    model (or the user's file) and say which copy of it was built, not "model.onnx"."""
+    from engine.artifacts.models import load_artifacts
+    from engine.backends.base import PrepareContext
+    from engine.backends.tensorrt.recipe import onnx_for, source_name
+    from engine.core.config import ModelSpec
+
+    ctx = PrepareContext(batches=(1,))
+    int8 = build_recipe(0, "int8", rtx, "rtx")
+    path = onnx_for(int8, small_artifacts, ctx)
+    assert path.name == "model.onnx"
+    label = small_artifacts.spec.label
+    assert source_name(int8, small_artifacts, path) == (
+        f"the int8 copy of {label}, quantised as bench quantises it (symmetric Q/DQ,"
+        " calibrated on 16 generated images)"
+    )
+    fp16 = build_recipe(0, "fp16", rtx, "rtx")
+    assert source_name(fp16, small_artifacts, onnx_for(fp16, small_artifacts, ctx)) == (
+        f"{label}, its fp16 ONNX export"
+    )
+    bad = tiny_onnx(tmp_path / "mine.onnx", bad=True)
+    art = load_artifacts(ModelSpec(onnx_path=str(bad), image_size=32))
+    fp32 = build_recipe(0, "fp32", rtx, "rtx")
+    shown = source_name(fp32, art, onnx_for(fp32, art, ctx))
+    assert shown == "mine.onnx"
+    with pytest.raises(BadInput, match="TensorRT's ONNX parser rejected the int8 copy of X"):
+        build_plan(rtx, bad, fp32, BatchProfile(1, 1, 1), BuildSettings(targets=("8.6",)),
+                   (32, 32), None, shown="the int8 copy of X")  # fmt: skip
+
+
+def test_a_qdq_files_int8_plan_is_its_own_quantisation_in_bench_and_trt_build(tmp_path):
+    """`bench --onnx QDQ_FILE --backend tensorrt --precision int8` quantised the quantised
+    file again while trt-build built it as it is: their plans differed. bench's runner now
+    builds the file as it is too, with a note, and finds trt-build's plan."""
+    from engine.artifacts.models import load_artifacts
+    from engine.backends.base import PrepareContext
+    from engine.backends.tensorrt.recipe import onnx_for
+    from engine.core.config import ModelSpec
+    from tests.engine.test_build_routes import qdq_file
+
+    qdq = qdq_file(tmp_path)
+    args = ("--onnx", str(qdq), "--precision", "int8", "--batch", "1,4", "--rtx-cc", "8.6")
+    proc = _trt_build(*args, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    key = next(x.split(": ", 1)[1] for x in proc.stdout.splitlines() if x.startswith("cache key"))
+    model = ModelSpec(onnx_path=str(qdq), image_size=32)
+    ctx = PrepareContext(batches=(1, 4))
+    assert onnx_for(build_recipe(0, "int8", rtx, "rtx"), load_artifacts(model), ctx) == qdq
+    assert ctx.row_notes == [
+        "tiny_qdq.onnx is quantised already (11 QuantizeLinear/DequantizeLinear nodes): its"
+        " int8 rows run the file's own quantisation, as it is (not quantised again)"
+    ]
+    assert _bench_plan_key(model, "int8", (1, 4), "8.6").name == key
+    assert not (tmp_path / "cache" / "int8").exists()  # nothing quantised, by either

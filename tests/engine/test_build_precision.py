@@ -64,7 +64,10 @@ def test_int8_with_tensorrt_from_a_model_builds_the_plan_a_sweep_would(tmp_path)
         assert "pip install" in res.stderr, res.stderr
         return
     assert res.returncode == 0, res.stderr
-    assert "model: resnet18 (random weights), quantised as bench quantises it" in res.stdout
+    assert (
+        "model: the int8 copy of resnet18 (random weights), quantised as bench quantises it"
+        in res.stdout
+    )
 
 
 def test_a_sweep_of_torch_compile_at_int8_names_torch_compile():

@@ -39,7 +39,7 @@ from engine.backends.tensorrt.flavour import (
 from engine.backends.tensorrt.flavour import gpu_facts as _gpu_facts
 from engine.backends.tensorrt.flavour import visible_cc as _visible_cc
 from engine.backends.tensorrt.load import obtain_engine
-from engine.backends.tensorrt.recipe import PRECISIONS, build_recipe, onnx_for
+from engine.backends.tensorrt.recipe import PRECISIONS, build_recipe, onnx_for, source_name
 from engine.backends.tensorrt.runner import TensorRTRunner
 from engine.core.commands import engine_command
 from engine.core.config import RunnerSpec
@@ -124,12 +124,20 @@ class TensorRTBackend(Backend):
 
     @staticmethod
     def _standalone_precision(precisions: tuple[str, ...]) -> str:
-        return "fp16" if "fp16" in precisions else "fp32"
+        """One plan a press: fp16 where selected, else int8 (quantised as bench quantises
+        it: int8 alone built an fp32 plan), else fp32."""
+        return next((p for p in ("fp16", "int8") if p in precisions), "fp32")
 
     @classmethod
     def standalone_note(cls, precisions: tuple[str, ...], options: Any) -> str:
+        precision = cls._standalone_precision(precisions)
+        what = (
+            "int8, the model quantised as bench quantises it (a Q/DQ file as it is)"
+            if precision == "int8"
+            else f"{precision} export"
+        )
         return (
-            f"{cls._standalone_precision(precisions)} export, flavour {options.trt_flavour};"
+            f"{what}, flavour {options.trt_flavour};"
             " TensorRT-RTX targets this GPU, or every GeForce/RTX architecture where there is"
             " none"
         )
@@ -148,11 +156,15 @@ class TensorRTBackend(Backend):
         from engine.backends.tensorrt.standalone import build_standalone
 
         precision = cls._standalone_precision(precisions)
+        recipe = build_recipe(0, precision, None, "rtx")  # which file only: int8 or an export
+        ctx = PrepareContext(batches=tuple(batches), progress=progress)
+        path = onnx_for(recipe, artifacts, ctx)  # int8: the file a sweep's runner builds
         built = build_standalone(
-            artifacts.onnx_path(precision), precision, list(batches), artifacts.image_hw,
+            path, precision, list(batches), artifacts.image_hw,
             options.trt_flavour, targets=options.rtx_cc or "", progress=progress,
-            fixed_batch=artifacts.graph_batch,
+            fixed_batch=artifacts.graph_batch, shown=source_name(recipe, artifacts, path),
         )  # fmt: skip
+        built.notes[:0] = ctx.row_notes  # a Q/DQ file's own quantisation, an old opset's copy
         headline = {
             "Flavour": built.trt,
             "Build time": f"{built.build_s:.2f} s" if built.build_s else "cached",
@@ -295,10 +307,12 @@ class TensorRTBackend(Backend):
         profile = cls.plan_profile(spec, artifacts, ctx)
         onnx_path = onnx_for(recipe, artifacts, ctx)
         settings = BuildSettings.from_spec(spec, targets)
+        shown = source_name(recipe, artifacts, onnx_path, ctx.calibration_dir)
         with torch.cuda.device(index):
             loaded = obtain_engine(
-                trt, onnx_path, recipe, profile, settings, gpu_name, cc, artifacts.image_hw, ctx
-            )
+                trt, onnx_path, recipe, profile, settings, gpu_name, cc, artifacts.image_hw, ctx,
+                shown,
+            )  # fmt: skip
             return TensorRTRunner(spec, loaded, profile, index, recipe, flavour)
 
 

@@ -62,9 +62,10 @@ def parser_errors(parser: Any) -> list[str]:
 
 
 def parse_onnx(
-    trt: Any, builder: Any, logger: Any, onnx_path: Path, recipe: BuildRecipe
+    trt: Any, builder: Any, logger: Any, onnx_path: Path, recipe: BuildRecipe, shown: str = ""
 ) -> tuple[Any, Any]:
-    """(network, parser); BadInput naming the failing nodes where the parser refuses.
+    """(network, parser); BadInput naming the failing nodes where the parser refuses
+    (``shown``: what the user gave, where ``onnx_path`` is a file made from it).
 
     The parser is returned to be kept alive with the network: it owns the weights.
     """
@@ -77,7 +78,7 @@ def parse_onnx(
     if not parser.parse_from_file(str(onnx_path)):
         errors = parser_errors(parser) or [_logged(logger) or "no detail given"]
         raise BadInput(
-            f"TensorRT's ONNX parser rejected {onnx_path.name}",
+            f"TensorRT's ONNX parser rejected {shown or onnx_path.name}",
             "; ".join(errors[:5]) + (f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""),
             "check these operators against TensorRT's ONNX support, or use another backend",
         )
@@ -148,11 +149,13 @@ def build_plan(
     image_hw: tuple[int, int],
     timing_file: Path | None,
     progress: BuildProgress | None = None,
+    shown: str = "",
 ) -> tuple[bytes, dict[str, Any]]:
-    """Parse ``onnx_path`` and build a serialised plan; returns (plan, build facts)."""
+    """Parse ``onnx_path`` and build a serialised plan; returns (plan, build facts).
+    Errors call the model ``shown`` where given: the int8 file is the cache's ``model.onnx``."""
     logger = _make_logger(trt)
     builder = trt.Builder(logger)
-    network, _parser = parse_onnx(trt, builder, logger, onnx_path, recipe)
+    network, _parser = parse_onnx(trt, builder, logger, onnx_path, recipe, shown)
     config = make_config(trt, builder, recipe, settings)
     add_profile(builder, network, config, profile, image_hw)
     notes: list[str] = []
@@ -165,7 +168,7 @@ def build_plan(
     build_s = time.perf_counter() - t0
     if plan is None:
         raise EngineError(
-            f"TensorRT could not build {onnx_path.name} ({recipe.precision})",
+            f"TensorRT could not build {shown or onnx_path.name} ({recipe.precision})",
             _logged(logger) or "the builder returned no plan",
             "build fp16, or leave out compute capabilities whose kernels the log names"
             " (option rtx_cc, e.g. 8.6,8.9)"

@@ -128,8 +128,10 @@ def fetch_plan(
     settings: BuildSettings,
     image_hw: tuple[int, int],
     ctx: PrepareContext,
+    shown: str = "",
 ) -> PlanResult:
-    """The hash-checked cached plan for ``key``, or a fresh build stored under it.
+    """The hash-checked cached plan for ``key``, or a fresh build stored under it
+    (``shown``: what the user gave, for messages; ``onnx_path`` may be a copy of it).
 
     The caller holds the plan's file lock.
     """
@@ -151,8 +153,9 @@ def fetch_plan(
         timing = timing_cache_file(key.trt_version, key.gpu_name, key.compute_capability)
     # Progress goes to the live callback only; ctx.notes keeps what is worth keeping.
     plan, facts = build_plan(
-        trt, onnx_path, recipe, profile, settings, image_hw, timing, BuildProgress(ctx.progress)
-    )
+        trt, onnx_path, recipe, profile, settings, image_hw, timing, BuildProgress(ctx.progress),
+        shown,
+    )  # fmt: skip
     notes.extend(facts["notes"])
     record = {"onnx": onnx_path.name, "build_s": facts["build_s"], "layer_log": facts["layer_log"]}
     store_plan(key, plan, record)
@@ -181,6 +184,7 @@ def obtain_engine(
     compute_capability: str,
     image_hw: tuple[int, int],
     ctx: PrepareContext,
+    shown: str = "",
 ) -> LoadedEngine:
     """The engine from our plan cache, or built (and cached) when missing or unusable."""
     from engine.artifacts.external_data import model_digest
@@ -195,8 +199,9 @@ def obtain_engine(
         compute_capability,
         image_hw,
     )
+    args = (trt, key, onnx_path, recipe, profile, settings, image_hw, ctx, shown)
     with plan_lock(key, ctx.say):
-        got = fetch_plan(trt, key, onnx_path, recipe, profile, settings, image_hw, ctx)
+        got = fetch_plan(*args)
         runtime, engine, why = deserialize(trt, got.plan, recipe.flavour, compute_capability)
         if engine is None and got.source == "cache":
             msg = (
@@ -204,7 +209,7 @@ def obtain_engine(
             )
             ctx.say(msg)
             discard_plan(key)
-            got = fetch_plan(trt, key, onnx_path, recipe, profile, settings, image_hw, ctx)
+            got = fetch_plan(*args)
             got.notes.insert(0, msg)
             got.source = "rebuilt"
             runtime, engine, why = deserialize(trt, got.plan, recipe.flavour, compute_capability)

@@ -138,6 +138,15 @@ def int8_onnx(artifacts: Any, ctx: PrepareContext) -> Path:
         kwargs["symmetric"] = True
     path = Path(quantize_int8(artifacts, ctx.calibration_dir, **kwargs))
     problems = qdq_zero_point_problems(path)
+    given = artifacts.spec.onnx_path
+    if problems and given and path.resolve() == Path(given).resolve():
+        found = ", ".join(f"{n} Q/DQ nodes with {k} zero points" for k, n in problems.items())
+        raise BadInput(
+            f"{path.name} is quantised in a way TensorRT cannot build",
+            f"it has {found}; TensorRT accepts only symmetric int8 Q/DQ with zero points of 0",
+            "quantise it with signed, symmetric activations (zero points of 0), or give the"
+            " FP32 model for bench to quantise",
+        )
     if problems:
         found = ", ".join(f"{n} Q/DQ nodes with {k} zero points" for k, n in problems.items())
         raise BadInput(
@@ -154,3 +163,21 @@ def onnx_for(recipe: BuildRecipe, artifacts: Any, ctx: PrepareContext) -> Path:
     if recipe.onnx_variant == "int8":
         return int8_onnx(artifacts, ctx)
     return Path(artifacts.onnx_path(recipe.onnx_variant, progress=ctx.say))
+
+
+def source_name(
+    recipe: BuildRecipe, artifacts: Any, onnx_path: Path, calibration_dir: str | None = None
+) -> str:
+    """What the user gave, as reports and build errors name it: the model or their file,
+    and for int8 the copy quantised from it (the cache calls every quantised model
+    ``model.onnx``)."""
+    from engine.artifacts.quantize import calibration_words
+
+    label = artifacts.spec.label
+    given = artifacts.spec.onnx_path
+    if given and Path(given).resolve() == Path(onnx_path).resolve():
+        return Path(given).name
+    if recipe.onnx_variant == "int8":
+        how = calibration_words(calibration_dir)
+        return f"the int8 copy of {label}, quantised as bench quantises it (symmetric Q/DQ, {how})"
+    return f"{label}, its {recipe.onnx_variant} ONNX export"

@@ -131,10 +131,9 @@ def check_typed(onnx_path: Path, recipe: BuildRecipe) -> None:
 
 def has_qdq(onnx_path: Path) -> bool:
     """Whether the file is quantised already (QuantizeLinear/DequantizeLinear nodes)."""
-    import onnx
+    from engine.artifacts.quantize import qdq_count
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+    return qdq_count(onnx_path) > 0
 
 
 def _check_qdq(onnx_path: Path) -> None:
@@ -267,7 +266,10 @@ def build_standalone(
         settings = BuildSettings(targets=targets_now)
         key = plan_key(trt, digest, recipe, profile, settings, gpu, cc or "", image_hw)
         with plan_lock(key, ctx.say):
-            return key, fetch_plan(trt, key, onnx_path, recipe, profile, settings, image_hw, ctx)
+            got = fetch_plan(
+                trt, key, onnx_path, recipe, profile, settings, image_hw, ctx, shown
+            )  # fmt: skip
+            return key, got
 
     try:
         key, got = fetch(chosen)

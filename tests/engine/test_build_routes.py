@@ -1,0 +1,105 @@
+"""Build routes a user meets: flags of ``build`` a backend's own build command does not take,
+and int8 rows of an ONNX file that is quantised already.
+
+Driven through the real CLI (``python -m engine ...``) and real ONNX Runtime sessions on a
+tiny Q/DQ model made with ONNX Runtime's own quantiser.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import run_cli
+
+
+def test_build_says_in_its_own_words_that_tensorrt_plans_take_no_threads(tmp_path):
+    """`build --backend tensorrt --threads 2` ended in trt-build's argparse error
+    "unrecognized arguments: --threads 2": build refuses its own flag for a backend whose
+    engines take none, saying what the flag is for, before anything is exported."""
+    env = {"VISIONBENCH_CACHE": str(tmp_path / "cache")}
+    args = ("--model", "squeezenet1_1", "--image-size", "32", "--batch", "2")
+    for threads in (("--threads", "2"), ("--threads=2",)):
+        proc = run_cli("build", "--backend", "tensorrt", *args, *threads, env=env, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr == (
+            "error: TensorRT takes no --threads: build's --threads sets the CPU threads a"
+            " compiled CPU engine is compiled for (as bench --threads); TensorRT's engines take"
+            " none. Fix: leave --threads out with --backend tensorrt\n"
+        ), proc.stderr
+        assert "unrecognized" not in proc.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def qdq_file(folder: Path) -> Path:
+    """A tiny classifier quantised by ONNX Runtime's own quantiser (signed, symmetric
+    activations and weights, FP32 biases: the Q/DQ form TensorRT builds)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["logits"], name="flatten"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    fp32 = folder / "tiny_fp32.onnx"
+    onnx.save(model, str(fp32))
+    images = [rng.standard_normal((1, 3, 32, 32)).astype(np.float32) for _ in range(4)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter({"input": x} for x in images)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    out = folder / "tiny_qdq.onnx"
+    quantize_static(
+        str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                       "QuantizeBias": False},
+    )  # fmt: skip
+    return out
+
+
+def test_onnx_runtimes_int8_row_of_a_qdq_file_runs_the_files_own_quantisation(tmp_path):
+    """`bench --onnx QDQ_FILE --precision int8` quantised the quantised file again: ONNX
+    Runtime then refused the result ("two nodes with same node name"), and named it
+    "model.onnx". The file's own quantisation runs, with a note saying so."""
+    import json
+
+    qdq = qdq_file(tmp_path)
+    env = {"VISIONBENCH_CACHE": str(tmp_path / "cache"), "VISIONBENCH_DATA": str(tmp_path)}
+    doc = tmp_path / "run.json"
+    proc = run_cli("bench", "--onnx", str(qdq), "--backend", "ort", "--precision", "int8",
+                   "--device", "cpu", "--batch", "1", "--iters", "3", "--warmup", "0",
+                   "--inline", "--json", str(doc), env=env, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = (
+        "tiny_qdq.onnx is quantised already (11 QuantizeLinear/DequantizeLinear nodes): its"
+        " int8 rows run the file's own quantisation, as it is (not quantised again)"
+    )
+    assert said in proc.stdout + proc.stderr
+    (row,) = json.loads(doc.read_text())["rows"]
+    assert (row["precision"], row["status"], row["parity_status"]) == ("int8", "ok", "ok")
+    assert not (tmp_path / "cache" / "int8").exists()  # nothing quantised
