@@ -389,6 +389,19 @@ class ModelArtifacts:
         return np.concatenate(list(images))
 
 
+def quantised_note(name: str, ops: dict[str, int]) -> str:
+    """What a file quantised already (Q/DQ nodes) runs in its rows, or "" for another file."""
+    count = ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0)
+    if not count:
+        return ""
+    return (
+        f"{name} is quantised already ({count} QuantizeLinear/DequantizeLinear nodes): its"
+        " fp32 and fp16 rows run that quantisation as floating-point math (each Q/DQ pair"
+        " rounds to int8 steps), and the FP32 reference is the file itself on the CPU, so"
+        " parity says the rows agree with this file, not with an unquantised model"
+    )
+
+
 def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
     """Validate ``spec`` and return its artifacts; heavy work (export) stays lazy."""
     if spec.onnx_path:
@@ -403,6 +416,8 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
         from engine.artifacts.float_mix import precision_note
 
         if said := precision_note(Path(spec.onnx_path).name, info.floats):
+            art.notes.append(said)
+        if said := quantised_note(Path(spec.onnx_path).name, info.op_histogram):
             art.notes.append(said)
         if info.fixed_batch:
             art.notes.append(

@@ -103,3 +103,28 @@ def test_onnx_runtimes_int8_row_of_a_qdq_file_runs_the_files_own_quantisation(tm
     (row,) = json.loads(doc.read_text())["rows"]
     assert (row["precision"], row["status"], row["parity_status"]) == ("int8", "ok", "ok")
     assert not (tmp_path / "cache" / "int8").exists()  # nothing quantised
+
+
+def test_a_qdq_files_floating_point_rows_say_they_run_its_quantisation(tmp_path):
+    """A Q/DQ file's fp32 row ran the file's int8 rounding, labelled FP32, and was judged
+    against the same file: the run says so from the start (a plain file says nothing)."""
+    import json
+
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
+
+    qdq = qdq_file(tmp_path)
+    (said,) = [n for n in load_artifacts(ModelSpec(onnx_path=str(qdq))).notes if "Q/DQ" in n]
+    assert said.startswith("tiny_qdq.onnx is quantised already (11 QuantizeLinear")
+    assert "its fp32 and fp16 rows run that quantisation" in said
+    assert "not with an unquantised model" in said
+    plain = load_artifacts(ModelSpec(onnx_path=str(tmp_path / "tiny_fp32.onnx")))
+    assert not [n for n in plain.notes if "quantised" in n]
+    env = {"VISIONBENCH_CACHE": str(tmp_path / "cache"), "VISIONBENCH_DATA": str(tmp_path)}
+    doc = tmp_path / "run.json"
+    proc = run_cli("bench", "--onnx", str(qdq), "--backend", "ort", "--precision", "fp32",
+                   "--device", "cpu", "--batch", "1", "--iters", "3", "--warmup", "0",
+                   "--inline", "--json", str(doc), env=env, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert said in proc.stdout + proc.stderr
+    assert said in json.loads(doc.read_text())["run"]["notes"]  # kept with the run

@@ -589,7 +589,9 @@ def test_trt_build_int8_of_a_file_without_qdq_nodes_quantises_its_fp32_copy(user
     code, out, err = _trt_build(capsys, "--onnx", str(path), "--precision", "int8")
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["onnx"].startswith(f"ONNX file {path.name}, quantised as bench quantises it")
+    assert doc["onnx"].startswith(
+        f"the int8 copy of ONNX file {path.name}, quantised as bench quantises it"
+    )
     assert doc["precision"] == "int8" and "quantising to int8" in err, err
 
 
