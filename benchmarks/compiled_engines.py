@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import select
 import statistics
 import subprocess
@@ -145,6 +146,9 @@ def _profile_load(request: str) -> None:
     x = art.sample_input(r["batch"])
     spec = RunnerSpec(r["backend"], r["device"], r["precision"], r["options"])
     ctx = PrepareContext(batches=(r["batch"],), progress=lambda m: print(m, file=sys.stderr))
+    _package_summary(spec, art, r["batch"])
+    jit_cache = Path(os.environ.get("CUDA_CACHE_PATH", Path.home() / ".nv" / "ComputeCache"))
+    jit_before = _folder_bytes(jit_cache)
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
@@ -156,7 +160,39 @@ def _profile_load(request: str) -> None:
     stats.sort_stats("cumulative").print_stats(30)
     stats.sort_stats("tottime").print_stats(15)
     print(f"prepared and ran once in {time.perf_counter() - t0:.1f} s; notes: {ctx.notes}")
+    grown = _folder_bytes(jit_cache) - jit_before  # the driver JIT-compiling PTX fills it
+    print(f"CUDA JIT cache grew by {grown} bytes while it loaded and ran")
     print(text.getvalue().replace(str(ROOT), "<repository>"))
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+
+
+def _package_summary(spec, art, batch: int) -> None:
+    """What the cached package holds, by kind: kernels as cubin (loaded as they are), PTX or
+    fatbin (which the driver may JIT-compile on load), the shared library, weights."""
+    import zipfile
+    from collections import Counter
+
+    from engine.backends.compiled import TorchCompileBackend
+
+    if spec.backend != TorchCompileBackend.NAME or not dict(spec.options).get("packaged"):
+        return  # no package: the winner compiles in memory, or is not compiled
+    package = TorchCompileBackend.engine_key(spec, art, batch).package
+    if not package.is_file():
+        print(f"no cached package at the key {package.parent.name}")
+        return
+    kinds: Counter = Counter()
+    sizes: Counter = Counter()
+    with zipfile.ZipFile(package) as z:
+        for item in z.infolist():
+            kind = Path(item.filename).suffix or "(none)"
+            kinds[kind] += 1
+            sizes[kind] += item.file_size
+    print(f"package {package.parent.name}: {package.stat().st_size} bytes")
+    for kind, n in kinds.most_common():
+        print(f"  {kind}: {n} files, {sizes[kind]} bytes")
 
 
 def _eager_pass(art, x, device: str) -> None:
