@@ -369,7 +369,7 @@ def drop_inert_options(point: Point, runner: Runner) -> None:
     point.reason = f"had no effect, left out of the label: {said}"
 
 
-def check_fits_devices(art: ModelArtifacts, batch: int, devices: list[str]) -> None:
+def check_fits_devices(hw: tuple[int, int], channels: int, batch: int, devices: list[str]) -> None:
     """Input plus activations of the largest batch against each target device's free
     memory, before a run exists or memory is taken (the host's for the CPU)."""
     for device in sorted(set(devices)):
@@ -379,7 +379,7 @@ def check_fits_devices(art: ModelArtifacts, batch: int, devices: list[str]) -> N
 
             free = torch.cuda.mem_get_info(parse_device(device)[1])[0]
             where = device
-        check_input_fits(batch, *art.image_hw, art.channels, free, where)
+        check_input_fits(batch, *hw, channels, free, where)
 
 
 def run_sweep(
@@ -400,12 +400,17 @@ def run_sweep(
     config = plan.config
     if not config.runners:
         raise BadInput("no backend configuration to run", fix="pick at least one backend")
+    devices = [r.device for r in config.runners]
+    if artifacts is None and not config.model.onnx_path:
+        # a torchvision model's size is known before it is built and exported (30 s at
+        # 1024 px on 2 cores), so a batch that cannot fit is refused at once
+        check_fits_devices(config.model.hw, 3, max(check_batches(config.batches, None)), devices)
     art = artifacts or load_artifacts(config.model)
     if art.spec != config.model:  # an ONNX file's declared size, put right on loading
         config = dataclasses.replace(config, model=art.spec)
         plan = dataclasses.replace(plan, config=config)
     batches = check_batches(config.batches, art.fixed_batch)
-    check_fits_devices(art, max(batches), [r.device for r in config.runners])
+    check_fits_devices(art.image_hw, art.channels, max(batches), devices)
     if config.bench.threads:
         import torch
 
