@@ -59,6 +59,9 @@ class CacheItem:
     @property
     def what(self) -> str:
         bits = [str(self.meta[k]) for k in ("model", "source", "precision") if self.meta.get(k)]
+        if bits and self.kind == "weights":  # engine/artifacts/settled.py
+            seed, size = self.meta.get("seed"), self.meta.get("image_size")
+            bits.append(f"random weights, seed {seed}, settled at {size} px")
         if bits and isinstance(self.meta.get("batch"), int):  # an engine built for one batch
             bits.append(f"batch {self.meta['batch']}")
         if not bits and self.meta.get("format") == "QDQ":

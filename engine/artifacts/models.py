@@ -20,7 +20,8 @@ from engine.artifacts.external_data import (
 )
 from engine.artifacts.graph_batch import BakedBatch, find_baked_batch, ort_probe
 from engine.artifacts.onnx_source import OnnxInfo, inspect_onnx
-from engine.artifacts.weights import make_healthy, weights_digest
+from engine.artifacts.settled import settled_random_model
+from engine.artifacts.weights import weights_digest
 from engine.core.config import MAX_BATCH, ModelSpec, weights_label
 from engine.core.errors import BadInput
 from engine.core.hashing import file_sha256  # noqa: F401 - callers import it from here too
@@ -210,19 +211,11 @@ def build_torch_model(spec: ModelSpec):
     import torchvision
 
     check_model_name(spec.name)
-    torch.manual_seed(spec.seed)
-    model = torchvision.models.get_model(spec.name, weights=None)
     if spec.weights == "random":
-        # The settled weights come from forward passes whose sums depend on how many threads
-        # share them: one thread, whatever the process runs with (a bench --threads 1
-        # worker, a build after one, a 16-core machine), so one seed names one model.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            make_healthy(model, spec.seed, spec.image_size)
-        finally:
-            torch.set_num_threads(threads)
+        model = settled_random_model(spec)  # settled once, then from the cache
     else:
+        torch.manual_seed(spec.seed)
+        model = torchvision.models.get_model(spec.name, weights=None)
         path = _pretrained_file(spec.name) if spec.weights == "pretrained" else spec.weights
         state = load_state_dict(path)
         classes = head_classes(model.state_dict(), state)

@@ -73,7 +73,7 @@ def test_batch_norm_statistics_are_settled_deterministically():
     assert weights.weights_digest(a, 0) == weights.weights_digest(b, 0)
 
 
-def test_one_seed_names_one_model_whatever_the_thread_count():
+def test_one_seed_names_one_model_whatever_the_thread_count(tmp_path, monkeypatch):
     # Settling ran on the process's threads: a `--threads 1` worker, or a process after a
     # build with one thread, made other weights of the same seed (other last bits), so
     # `build --threads 1` built an engine `bench --auto --threads 1` never found.
@@ -82,6 +82,7 @@ def test_one_seed_names_one_model_whatever_the_thread_count():
     try:
         digests = set()
         for n in (1, 2, 3):
+            monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / f"cache{n}"))  # settled anew
             torch.set_num_threads(n)
             digests.add(load_artifacts(spec).weights_hash)
             assert torch.get_num_threads() == n  # the process's own count is given back
@@ -163,3 +164,90 @@ def test_a_head_without_bias_is_balanced_through_the_layer_before():
     with torch.no_grad():
         weights.centre_head(model, seed=0, image_size=32)
     assert _spread(model, 32)[1] >= 8
+
+
+# -- settled once, then from the cache (engine/artifacts/settled.py) --------------------------
+
+
+@pytest.fixture
+def settles(tmp_path, monkeypatch):
+    """A cache of this test's own, and how many times a model was settled in it."""
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = weights.make_healthy
+    monkeypatch.setattr(weights, "make_healthy", lambda *a: (calls.append(a[1:]), real(*a)))
+    return calls
+
+
+SETTLED = ModelSpec(name="squeezenet1_1", image_size=32, seed=5)
+
+
+def _entry():
+    from engine.artifacts.cache import cache_entries
+
+    (item,) = [i for i in cache_entries() if i.kind == "weights"]
+    return item
+
+
+def test_settled_weights_are_cached_and_a_second_load_settles_nothing(settles):
+    first = load_artifacts(SETTLED)
+    assert settles == [(5, 32)]
+    item = _entry()
+    assert item.meta["model"] == "squeezenet1_1" and item.meta["digest"] == first.weights_hash
+    assert item.what == "squeezenet1_1 random weights, seed 5, settled at 32 px"
+    again = load_artifacts(SETTLED)
+    assert settles == [(5, 32)], "the cached weights were settled again"
+    assert again.weights_hash == first.weights_hash
+    a, b = first.torch_module().state_dict(), again.torch_module().state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    load_artifacts(ModelSpec(name="squeezenet1_1", image_size=40, seed=5))
+    assert settles[-1] == (5, 40)  # another size settles its own
+
+
+def _rewrite(item, payload: bytes) -> None:
+    """Replace the cached file and give its record the new file's hash, as a hand would."""
+    import json
+
+    from engine.core.hashing import file_sha256
+
+    path = item.path / "settled.pt"
+    path.write_bytes(payload)
+    meta = json.loads((item.path / "meta.json").read_text())
+    meta["sha256"] = file_sha256(path)
+    (item.path / "meta.json").write_text(json.dumps(meta))
+
+
+class _Run:
+    """Unpickling this runs a command: what weights_only must refuse."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_damaged_altered_or_hostile_settled_file_is_settled_afresh_never_run(settles, tmp_path):
+    import io
+    import pickle
+
+    digest = load_artifacts(SETTLED).weights_hash
+    item = _entry()
+    path = item.path / "settled.pt"
+    path.write_bytes(path.read_bytes()[:-100] + b"x" * 100)  # flipped bytes: hash differs
+    assert load_artifacts(SETTLED).weights_hash == digest and len(settles) == 2
+    # Other values under a matching hash: the model they make has another digest.
+    delta = torch.load(path, weights_only=True)
+    delta = {k: v + 1 if v.is_floating_point() else v for k, v in delta.items()}
+    buffer = io.BytesIO()
+    torch.save(delta, buffer)
+    _rewrite(_entry(), buffer.getvalue())
+    assert load_artifacts(SETTLED).weights_hash == digest and len(settles) == 3
+    # A pickle that runs a command, under a matching hash: read as tensors only, refused.
+    marker = tmp_path / "ran"
+    _rewrite(_entry(), pickle.dumps({"features.0.weight": _Run(str(marker))}))
+    assert load_artifacts(SETTLED).weights_hash == digest and len(settles) == 4
+    assert not marker.exists(), "a cached file ran a command"
+    assert load_artifacts(SETTLED).weights_hash == digest and len(settles) == 4  # cached again
