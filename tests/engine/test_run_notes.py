@@ -130,8 +130,8 @@ def test_a_sweep_stores_its_notes_with_the_run(swept):
 
 def test_notes_are_in_the_store_before_the_run_ends(tmp_path, small_spec, small_artifacts):
     """A reader sees each note while the sweep still measures: a note said by the first
-    runner is stored before the second runner's first row lands, so a run cut short keeps
-    every note said so far."""
+    runner is stored before its first row lands, so a run cut short keeps every note said
+    so far."""
     db = tmp_path / "live.sqlite"
     store = Store(db)
     said = "the first runner's own note"
@@ -161,7 +161,7 @@ def test_notes_are_in_the_store_before_the_run_ends(tmp_path, small_spec, small_
     )
     assert [r.backend for r in outcome.rows] == ["ort", "torch"]
     assert IGNORED in seen[0]  # the plan's notes: stored when the run was created
-    assert said not in seen[0] and said in seen[1]  # the runner's: once it was done
+    assert said in seen[0]  # the runner's: as said, before its first row landed
     assert said in store.run(outcome.run_id)["notes"]
 
 
@@ -177,6 +177,52 @@ def test_a_run_stopped_half_way_keeps_its_notes(tmp_path, small_spec, small_arti
     assert outcome.interrupted and len(outcome.rows) == 1
     assert store.run(outcome.run_id)["status"] == "interrupted"
     assert IGNORED in store.run(outcome.run_id)["notes"]
+
+
+def _export_notes(notes: list[str]) -> list[str]:
+    """The artifacts' own note of the ONNX export, made or reused during the sweep."""
+    return [n for n in notes if "exported to ONNX in" in n or "reused the cached ONNX export" in n]
+
+
+def test_notes_said_while_the_sweep_runs_are_kept_once_in_order(tmp_path, small_spec):
+    """The artifacts say a note mid-sweep (the ONNX export the ort runner needs, made or
+    reused) and a backend says one and then fails to build: both reach the outcome (what
+    the CLI prints) and the store once each, in the order said, the export's before the
+    row that used it lands."""
+    from engine.artifacts.models import load_artifacts
+    from engine.backends import get_backend
+
+    art = load_artifacts(small_spec)  # its own: nothing exported through it yet
+    db = tmp_path / "said.sqlite"
+    store = Store(db)
+    failing = "torch said this, then failed to build"
+
+    def factory(spec, a, ctx):
+        if spec.backend == "torch":
+            ctx.say(failing)
+            raise RuntimeError("cannot build")
+        return get_backend(spec.backend).prepare(spec, a, ctx)
+
+    seen: list[list[str]] = []
+
+    def on_row(row):
+        reader = Store(db, readonly=True)
+        try:
+            seen.append(reader.run(reader.runs()[0]["id"])["notes"])
+        finally:
+            reader.close()
+
+    plan = _plan(small_spec, batches=(1,), backends=("ort", "torch"))
+    outcome = run_sweep(
+        plan, store=store, callbacks=Callbacks(on_row=on_row), runner_factory=factory, artifacts=art
+    )
+    assert [r.status for r in outcome.rows] == ["ok", "failed"]
+    (exported,) = _export_notes(outcome.notes)
+    assert outcome.notes.count(failing) == 1 and len(set(outcome.notes)) == len(outcome.notes)
+    said = outcome.notes
+    assert said.index(IGNORED) < said.index(exported) < said.index(failing)
+    assert store.run(outcome.run_id)["notes"] == outcome.notes
+    assert exported in seen[0] and failing in seen[1]  # stored as said, before each row
 
 
 # -- documents ----------------------------------------------------------------------------

@@ -81,6 +81,9 @@ def bench_on_the_cli(tmp_path_factory):
     )
     assert done.returncode == 0, done.stderr
     assert f"note: {IGNORED}" in done.stderr
+    # said by the artifacts while the sweep ran (the ONNX export, made or reused): once
+    exported = [n for n in done.stderr.splitlines() if "ONNX export" in n or "to ONNX in" in n]
+    assert len(exported) == 1 and exported[0].startswith("note: "), done.stderr
     return here, doc
 
 
