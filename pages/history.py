@@ -20,6 +20,7 @@ from engine.core.paths import python_command
 from engine.core.text import markdown_text
 from engine.reporting.charts import compare_chart
 from engine.storage import documents, history
+from engine.storage.notes import why_no_notes
 from engine.storage.shared import shared_store
 from engine.storage.store import Store
 from pages import common
@@ -226,13 +227,13 @@ def _notes_section(store: Store | None, by_id: dict[str, history.RunInfo], picke
     st.subheader("What ran")
     for run_id in ids:
         notes: list[str] = []
+        why = ""
         with common.guard("reading the run's notes"):
-            notes = store.run(int(run_id))["notes"]
+            run = store.run(int(run_id))
+            notes, why = run["notes"], why_no_notes(run["notes_kept"], run["source"])
         with st.expander(f"Notes of run {run_id} ({len(notes)})", expanded=True):
-            if not notes:
-                st.caption(
-                    "No notes stored with this run (runs stored before notes were kept have none)."
-                )
+            if not notes and why:
+                st.caption(f"No notes: {why}.")
             for note in notes:
                 st.markdown("- " + markdown_text(note))
 

@@ -116,7 +116,7 @@ def format_run(rec: RunRecord) -> str:
         out.append(f"notes ({len(rec.notes)}):")
         out += [f"  note: {safe_text(n)}" for n in rec.notes]
     else:
-        out.append("notes: none stored (runs stored before notes were kept have none)")
+        out.append(f"notes: none ({rec.why_no_notes})")
     return "\n".join(out)
 
 
@@ -142,7 +142,8 @@ def main(argv: list[str]) -> int:
     if args.run:
         rec = load_run(store, args.run)
         if args.json:
-            print(json_text({"run": rec.info.to_dict(), "notes": rec.notes}, indent=1))
+            doc = {"run": rec.info.to_dict(), "notes": rec.notes, "notes_kept": rec.notes_kept}
+            print(json_text(doc, indent=1))
         else:
             print(format_run(rec))
         return 0

@@ -41,6 +41,7 @@ from engine.hardware.env import fingerprint
 from engine.hardware.machine import annotate_point, busy_check
 from engine.running.locks import device_lock
 from engine.running.measure import measure_point
+from engine.running.notetaker import NoteTaker
 from engine.running.plan import Callbacks, Plan, ProgressFn, plan_of_config
 from engine.running.reproduce import reproduce_command
 from engine.storage.runend import end_of
@@ -128,6 +129,7 @@ class _Sweep:
         self.own_factory = factory is None
         self.factory = factory or (lambda s, a, c: get_backend(s.backend).prepare(s, a, c))
         self.outcome = outcome
+        self.said = NoteTaker(outcome.notes, art.notes)  # engine/running/notetaker.py
         self.facts = ModelFacts.of_artifacts(art)
         self.total = len(config.runners) * len(batches)
         self.done = 0
@@ -137,8 +139,15 @@ class _Sweep:
 
     def progress(self, msg: str) -> None:
         self.cb.say(self.done, self.total, msg)
+        self.take_notes()  # a backend's ctx.say is a progress line too
+
+    def take_notes(self) -> None:
+        """The notes said since the last look into the outcome, and stored at once."""
+        if self.said.take():
+            _save_notes(self.store, self.run_id, self.outcome.notes)
 
     def emit(self, row: ResultRow) -> None:
+        self.take_notes()  # what was said while this point was made lands before it
         self.done += 1
         if self.store is not None and self.run_id is not None:
             self.store_row(row)
@@ -225,6 +234,7 @@ class _Sweep:
             progress=self.progress,
             settings=self.config.bench.to_dict(),  # the thread count reaches the runner here
         )
+        self.said.listen(ctx.notes)  # its copies per batch share this list
         per_batch = backend.per_batch(spec)
         runner: Runner | None = None
         kept: dict[int, Runner] = {}  # a per-batch runner parity built for a swept batch
@@ -254,13 +264,13 @@ class _Sweep:
         for unused in kept.values():
             self.close(unused)
         release_memory()
-        self.outcome.notes.extend(n for n in ctx.notes if n not in self.outcome.notes)
-        _save_notes(self.store, self.run_id, self.outcome.notes)
+        self.take_notes()
 
     def start_run(self) -> None:
         if self.store is None or self.run_id is not None:
             return
         self.run_id = self.outcome.run_id = self.open_run()
+        self.said.take()
         _save_notes(self.store, self.run_id, self.outcome.notes)  # what was said before it
         for held in self.pending:
             self.store.add_row(self.run_id, held)
@@ -448,6 +458,7 @@ def run_sweep(
         ended = exc
         raise
     finally:
+        sweep.said.take()  # said since the last look: stored with how the run ended
         _record_end(store, sweep.run_id, ended, outcome)
     return outcome
 

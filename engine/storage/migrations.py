@@ -14,7 +14,7 @@ from collections.abc import Callable
 from engine.core.config import ResultRow
 from engine.hardware.env import machine_label
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -105,5 +105,19 @@ def _v5(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS run_notes_run ON run_notes(run_id)")
 
 
+def _v6(db: sqlite3.Connection) -> None:
+    # Whether a run's notes were kept: a run with none may have said none, or have been
+    # stored (or its document made) before notes were kept, and History says which. A run
+    # written from now on keeps them (the default: no older tool writes to this schema);
+    # one stored already without a note cannot be told apart, so it counts as before.
+    # Idempotent like _v2.
+    columns = {r[1] for r in db.execute("PRAGMA table_info(runs)").fetchall()}
+    if "notes_kept" not in columns:
+        db.execute("ALTER TABLE runs ADD COLUMN notes_kept INTEGER NOT NULL DEFAULT 1")
+    db.execute(
+        "UPDATE runs SET notes_kept=0 WHERE id NOT IN (SELECT DISTINCT run_id FROM run_notes)"
+    )
+
+
 # Index i upgrades a store from user_version i to i + 1. Never edit one that shipped.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]

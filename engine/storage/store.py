@@ -32,7 +32,7 @@ from engine.core.safeio import create_new, file_lock, json_text, write_text
 from engine.core.text import csv_cell
 from engine.hardware.env import machine_label
 from engine.storage.migrations import MIGRATIONS, SCHEMA_VERSION
-from engine.storage.notes import insert_new, stored_notes
+from engine.storage.notes import import_notes, insert_new, notes_of
 from engine.storage.runend import STALE, process_gone, this_host
 from engine.storage.sqlite_guard import (
     ANOTHER_DB,
@@ -366,7 +366,7 @@ class Store:
             )
             run_id = int(cur.lastrowid)
             self.db.executemany(INSERT_ROW, [_row_values(run_id, r) for r in rows])
-            insert_new(self.db, run_id, run.get("notes") or [])
+            import_notes(self.db, run_id, run)
         return run_id
 
     # -- reading -------------------------------------------------------------------
@@ -387,7 +387,7 @@ class Store:
         if r is None:
             check_intact(self.db, self.path)  # a lost page hides runs: say damaged, not absent
             raise EngineError(f"run {run_id} is not in {self.path.name}")
-        return {**self._run_dict(r), "notes": stored_notes(self.db, run_id)}
+        return {**self._run_dict(r), **notes_of(self.db, run_id, r)}
 
     @_serial
     def run_id_by_source_key(self, source_key: str) -> int | None:
@@ -479,7 +479,7 @@ class Store:
                 "configuration": run["configuration"],
                 "environment": run["environment"],
                 "reproduce": run["command"],
-                "notes": run["notes"],
+                **({"notes": run["notes"]} if run["notes_kept"] else {}),  # see notes.py
             },
             "rows": [r.to_dict() for r in self.rows(run_id)],
         }

@@ -83,9 +83,9 @@ def test_an_old_store_upgrades_and_its_runs_have_no_notes(tmp_path):
     shutil.copyfile(OLD_STORE, db)
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == 4
     store = Store(db, readonly=True)  # a reader upgrades our own older store once
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
-    assert store.run(1)["notes"] == []
-    assert store.document(1)["run"]["notes"] == []
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+    assert store.run(1)["notes"] == [] and store.run(1)["notes_kept"] is False
+    assert "notes" not in store.document(1)["run"]  # as documents made before notes
     assert history.load_run(store, 1).notes == []
     store.close()
     again = Store(db)  # the step is idempotent: a second open changes nothing
@@ -99,9 +99,11 @@ def test_the_notes_migration_survives_a_crash_half_way(tmp_path):
     shutil.copyfile(OLD_STORE, db)
     con = sqlite3.connect(db)  # a tool that died after creating the table, before the version
     con.execute("CREATE TABLE run_notes (id INTEGER PRIMARY KEY, run_id INTEGER, text TEXT)")
+    con.execute("ALTER TABLE runs ADD COLUMN notes_kept INTEGER NOT NULL DEFAULT 1")  # schema 6's
     con.commit()
     con.close()
     assert Store(db).run(1)["notes"] == []
+    assert Store(db).run(1)["notes_kept"] is False
 
 
 def test_a_note_is_capped_and_a_run_holds_a_bounded_number(tmp_path):
@@ -128,8 +130,8 @@ def test_a_sweep_stores_its_notes_with_the_run(swept):
 
 def test_notes_are_in_the_store_before_the_run_ends(tmp_path, small_spec, small_artifacts):
     """A reader sees each note while the sweep still measures: a note said by the first
-    runner is stored before the second runner's first row lands, so a run cut short keeps
-    every note said so far."""
+    runner is stored before its first row lands, so a run cut short keeps every note said
+    so far."""
     db = tmp_path / "live.sqlite"
     store = Store(db)
     said = "the first runner's own note"
@@ -159,7 +161,7 @@ def test_notes_are_in_the_store_before_the_run_ends(tmp_path, small_spec, small_
     )
     assert [r.backend for r in outcome.rows] == ["ort", "torch"]
     assert IGNORED in seen[0]  # the plan's notes: stored when the run was created
-    assert said not in seen[0] and said in seen[1]  # the runner's: once it was done
+    assert said in seen[0]  # the runner's: as said, before its first row landed
     assert said in store.run(outcome.run_id)["notes"]
 
 
@@ -175,6 +177,52 @@ def test_a_run_stopped_half_way_keeps_its_notes(tmp_path, small_spec, small_arti
     assert outcome.interrupted and len(outcome.rows) == 1
     assert store.run(outcome.run_id)["status"] == "interrupted"
     assert IGNORED in store.run(outcome.run_id)["notes"]
+
+
+def _export_notes(notes: list[str]) -> list[str]:
+    """The artifacts' own note of the ONNX export, made or reused during the sweep."""
+    return [n for n in notes if "exported to ONNX in" in n or "reused the cached ONNX export" in n]
+
+
+def test_notes_said_while_the_sweep_runs_are_kept_once_in_order(tmp_path, small_spec):
+    """The artifacts say a note mid-sweep (the ONNX export the ort runner needs, made or
+    reused) and a backend says one and then fails to build: both reach the outcome (what
+    the CLI prints) and the store once each, in the order said, the export's before the
+    row that used it lands."""
+    from engine.artifacts.models import load_artifacts
+    from engine.backends import get_backend
+
+    art = load_artifacts(small_spec)  # its own: nothing exported through it yet
+    db = tmp_path / "said.sqlite"
+    store = Store(db)
+    failing = "torch said this, then failed to build"
+
+    def factory(spec, a, ctx):
+        if spec.backend == "torch":
+            ctx.say(failing)
+            raise RuntimeError("cannot build")
+        return get_backend(spec.backend).prepare(spec, a, ctx)
+
+    seen: list[list[str]] = []
+
+    def on_row(row):
+        reader = Store(db, readonly=True)
+        try:
+            seen.append(reader.run(reader.runs()[0]["id"])["notes"])
+        finally:
+            reader.close()
+
+    plan = _plan(small_spec, batches=(1,), backends=("ort", "torch"))
+    outcome = run_sweep(
+        plan, store=store, callbacks=Callbacks(on_row=on_row), runner_factory=factory, artifacts=art
+    )
+    assert [r.status for r in outcome.rows] == ["ok", "failed"]
+    (exported,) = _export_notes(outcome.notes)
+    assert outcome.notes.count(failing) == 1 and len(set(outcome.notes)) == len(outcome.notes)
+    said = outcome.notes
+    assert said.index(IGNORED) < said.index(exported) < said.index(failing)
+    assert store.run(outcome.run_id)["notes"] == outcome.notes
+    assert exported in seen[0] and failing in seen[1]  # stored as said, before each row
 
 
 # -- documents ----------------------------------------------------------------------------
@@ -202,7 +250,8 @@ def test_documents_made_before_notes_import_with_the_same_key(tmp_path):
     assert created and store.run(run_id)["notes"] == []
     db = tmp_path / "old.sqlite"
     shutil.copyfile(OLD_STORE, db)
-    exported = Store(db).document(1)  # now with "notes": [] in it
+    exported = Store(db).document(1)
+    exported["run"]["notes"] = []  # as the code before schema 6 wrote it
     checked = documents.check_document(exported)
     assert documents.document_key(checked.run, checked.rows) == OLD_STORE_RUN1_KEY
 
@@ -296,3 +345,48 @@ def test_a_worker_that_crashes_keeps_the_notes_it_said(tmp_path):
     assert IGNORED in notes and later in notes
     code, text = _history("--db", db, "--run", "1")
     assert f"  note: {later}" in text.splitlines()
+
+
+# -- a run that said none is not one stored before notes ----------------------------------
+
+SAID_NONE = "notes: none (this run had nothing to note)"
+BEFORE_NOTES = "notes: none (this run was stored before runs kept their notes)"
+IMPORTED_BEFORE = (
+    "notes: none (this run was imported from a document made before runs kept their notes)"
+)
+
+
+def _notes_line(db: Path, run_id: int) -> str:
+    code, text = _history("--db", str(db), "--run", str(run_id))
+    assert code == 0
+    return text.splitlines()[-1]
+
+
+def test_a_run_that_said_no_notes_is_told_from_one_stored_before_notes(tmp_path):
+    """A run made now that said nothing to note says so; a run the store held before notes
+    were kept, or imported from a document made before then, says that instead, in every
+    store its document reaches."""
+    db = tmp_path / "old.sqlite"
+    shutil.copyfile(OLD_STORE, db)
+    store = Store(db)  # upgraded: run 1 was stored before notes were kept
+    old = store.run(1)
+    now = store.create_run(old["configuration"], old["environment"], "bench")  # said none
+    store.finish_run(now)
+    assert _notes_line(db, 1) == BEFORE_NOTES
+    assert _notes_line(db, now) == SAID_NONE
+    code, text = _history("--db", str(db), "--run", str(now), "--json")
+    assert code == 0 and json.loads(text)["notes_kept"] is True
+    code, text = _history("--db", str(db), "--run", "1", "--json")
+    assert code == 0 and json.loads(text)["notes_kept"] is False
+
+    there = tmp_path / "there.sqlite"
+    fresh = Store(there)
+    kept_doc, before_doc = (json.loads(json.dumps(store.document(i))) for i in (now, 1))
+    assert kept_doc["run"]["notes"] == [] and "notes" not in before_doc["run"]
+    kept_id, _ = documents.import_document(fresh, kept_doc)
+    before_id, _ = documents.import_document(fresh, before_doc)
+    old_id, _ = documents.import_document(fresh, documents.read_document_file(OLD_DOCUMENT))
+    assert _notes_line(there, kept_id) == SAID_NONE
+    assert _notes_line(there, before_id) == IMPORTED_BEFORE
+    assert _notes_line(there, old_id) == IMPORTED_BEFORE
+    assert "notes" not in fresh.document(old_id)["run"]  # and so on to the next store

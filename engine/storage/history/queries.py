@@ -23,6 +23,7 @@ from engine.core.errors import BadInput, EngineError
 from engine.core.paths import python_command
 from engine.core.text import csv_cell
 from engine.hardware.env import machine_label
+from engine.storage.notes import why_no_notes
 from engine.storage.schema import readable_run
 from engine.storage.store import Store
 
@@ -86,12 +87,19 @@ class RunInfo:
 @dataclass
 class RunRecord:
     """A run with everything needed to compare or report it; ``notes``: what really ran,
-    as the run said it (stored runs since schema 5; the quoted study has none)."""
+    as the run said it (stored runs since schema 5; the quoted study has none);
+    ``notes_kept``: False for a run stored before runs kept notes (its "none" means unknown)."""
 
     info: RunInfo
     configuration: dict[str, Any]
     rows: list[ResultRow]
     notes: list[str] = field(default_factory=list)
+    notes_kept: bool = True
+
+    @property
+    def why_no_notes(self) -> str:
+        """Why it shows no notes, in the words every surface uses."""
+        return why_no_notes(self.notes_kept, self.info.source)
 
 
 # -- listing -------------------------------------------------------------------------------
@@ -321,8 +329,7 @@ def load_run(store: Store, run_id: int | str) -> RunRecord:
         sorted({x.precision for x in rows}),
         sorted({x.device for x in rows}),
     )
-    notes = store.run(int(run_id))["notes"]
-    return RunRecord(info, readable_run(r)[0]["configuration"], rows, notes)
+    return RunRecord(info, readable_run(r)[0]["configuration"], rows, r["notes"], r["notes_kept"])
 
 
 def rows_csv(store: Store, run_ids: Iterable[int | str]) -> str:
