@@ -7,6 +7,8 @@ line goes through :func:`engine.core.text.safe_text` before it is printed.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import sys
 from dataclasses import asdict
 
@@ -138,7 +140,12 @@ def main(argv: list[str]) -> int:
     one.add_argument("--run", metavar="RUN", help="one run: how it ended and its notes")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
-    store = Store(args.db, readonly=True)
+    # Closed at the end, so the -wal and -shm it made go too (sqlite_guard.drop_side_files).
+    with contextlib.closing(Store(args.db, readonly=True)) as store:
+        return _show(args, store)
+
+
+def _show(args: argparse.Namespace, store: Store) -> int:
     if args.run:
         rec = load_run(store, args.run)
         if args.json:

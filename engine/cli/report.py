@@ -5,6 +5,7 @@ A thin command over :mod:`engine.reporting.report`, which the History page's dow
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -43,9 +44,9 @@ def main(argv: list[str]) -> int:
         )
     run_ids = [x for text in args.run for x in parse_list(text, str, "run id")]
     check_output(out, "--out", {"the --db store": args.db})
-    store = Store(args.db, readonly=True)
     make = html_report if suffix in (".html", ".htm") else markdown_report
-    text = make(store, run_ids, diagnostics=not args.no_diagnostics, probe=args.probe)
+    with contextlib.closing(Store(args.db, readonly=True)) as store:  # its -wal, -shm go
+        text = make(store, run_ids, diagnostics=not args.no_diagnostics, probe=args.probe)
     if out.parent and not out.parent.exists():
         raise BadInput(f"the folder for {out.name} does not exist", fix="create it first")
     write_text(out, text, "--out")

@@ -41,7 +41,7 @@ from engine.core.rows import ModelFacts, new_row
 from engine.core.text import write_terminal
 from engine.running.plan import Callbacks, Plan, plan_of_config, plan_points
 from engine.running.sweep import SweepOutcome
-from engine.storage.runend import WORKER_TERMINATED, end_of, stop_on_sigterm
+from engine.storage.runend import WorkerSignals, end_of
 
 CRASH_HOOK_ENV = "VISIONBENCH_TEST_CRASH"
 FD_ENV = "VISIONBENCH_WORKER_FD"
@@ -133,8 +133,6 @@ def child_main() -> int:
             file=sys.stderr,
         )
         return 2
-    # Ctrl-C reaches the whole process group; the parent decides how to stop the child.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     fd = int(os.environ[FD_ENV])
     lock = threading.Lock()
 
@@ -147,9 +145,11 @@ def child_main() -> int:
             except OSError:
                 pass  # the parent is gone; the rows are in the store all the same
 
-    stop, terminated = threading.Event(), threading.Event()
+    stop = threading.Event()
     store = None
-    stop_on_sigterm(stop, terminated)
+    # SIGINT and SIGTERM are stops after the point in flight (a terminal's Ctrl-C reaches
+    # the parent too, which asks the same); the reason is theirs when sent to this alone.
+    signalled = WorkerSignals(stop)
     try:
         job = json.loads(sys.stdin.readline())
 
@@ -177,7 +177,7 @@ def child_main() -> int:
             should_stop=stop.is_set,
         )
         outcome = run_sweep(plan, store=store, callbacks=callbacks)
-        reason = WORKER_TERMINATED if terminated.is_set() and outcome.interrupted else ""
+        reason = signalled.reason if outcome.interrupted else ""
         if reason and outcome.run_id is not None:
             store.finish_run(outcome.run_id, "interrupted", reason)
         send(

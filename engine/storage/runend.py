@@ -20,6 +20,7 @@ from engine.core.safeio import disk_full
 
 STALE = "stale (process gone)"
 WORKER_TERMINATED = "the sweep worker was terminated by SIGTERM"  # the worker alone
+WORKER_INTERRUPTED = "the sweep worker was interrupted by SIGINT"  # the worker alone
 
 
 class Terminated(KeyboardInterrupt):
@@ -75,21 +76,39 @@ def install_sigterm() -> dict | None:
     return old
 
 
-def stop_on_sigterm(stop: threading.Event, terminated: threading.Event) -> None:
-    """SIGTERM sent to the worker alone (``kill`` on its pid) is a stop: the point in
-    flight finishes and the run ends ``interrupted`` (it was "failed", with a failed row
-    for a point nobody measured wrong, and exit 4). A SIGTERM once a stop was asked for
-    (the parent's termination after its grace period) ends the worker at once."""
+class WorkerSignals:
+    """SIGTERM or SIGINT sent to the sweep worker alone (``kill`` or ``kill -INT`` on its
+    pid, a process manager) is a stop: the point in flight finishes, the run ends
+    ``interrupted`` and :attr:`reason` names the signal. SIGTERM was a crash before (run
+    ``failed``, a failed row for a point nobody measured wrong, exit 4); SIGINT was ignored
+    and the sweep ran to its end.
 
-    def on_term(signum, frame):  # noqa: ARG001 - the signal module's signature
-        if stop.is_set():
+    A SIGTERM once a stop was asked for (the parent's termination after its grace period)
+    ends the worker at once. A SIGINT never does: a terminal's Ctrl-C reaches the parent
+    and the worker together, the parent asks the worker to stop as well, and a second
+    Ctrl-C must not cut the point in flight. The handlers only set ``stop``: nothing is
+    raised in the middle of a backend's call.
+    """
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.reason = ""  # set only when a signal, not the parent, stopped the worker
+        signal.signal(signal.SIGTERM, self._on_term)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self._on_int)  # ignored (`cmd &`): as its parent
+
+    def _on_term(self, signum, frame) -> None:  # noqa: ARG002 - the signal module's signature
+        if self.stop.is_set():
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
-        terminated.set()
-        stop.set()
+        self.reason = WORKER_TERMINATED
+        self.stop.set()
 
-    signal.signal(signal.SIGTERM, on_term)
+    def _on_int(self, signum, frame) -> None:  # noqa: ARG002
+        if not self.stop.is_set():
+            self.reason = WORKER_INTERRUPTED
+            self.stop.set()
 
 
 def restore_signals(old: dict | None) -> None:

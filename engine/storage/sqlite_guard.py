@@ -94,6 +94,32 @@ def checkpoint(db: sqlite3.Connection) -> bool:
     return not busy and log == done
 
 
+def side_files(path: Path) -> bool:
+    """True when SQLite's ``-wal`` or ``-shm`` sits beside the store: a connection has the
+    store open, or one ended without removing them."""
+    real = os.path.realpath(path)
+    return any(os.path.lexists(f"{real}{suffix}") for suffix in ("-wal", "-shm"))
+
+
+def drop_side_files(path: Path) -> None:
+    """Have SQLite remove the ``-wal`` and ``-shm`` a read-only connection made beside the
+    store, once no connection uses them.
+
+    A read-only connection cannot checkpoint, so SQLite leaves both behind at its close even
+    when it was the last one (``history`` and ``report`` left them in the data folder). A
+    read-write connection removes them when it closes as the last one, which SQLite tells
+    by an exclusive lock on the file that any other open connection, of any process, holds
+    off; so one that only reads is opened and closed here. It never creates the store
+    (``mode=rw``), and a log another process still uses stays with that process.
+    """
+    if not side_files(path):
+        return
+    uri = f"file:{urllib.parse.quote(os.path.realpath(path))}?mode=rw"
+    with contextlib.suppress(sqlite3.Error, OSError):
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=0.2)) as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+
 def db_error(exc: sqlite3.Error, name: str, path: Path | None = None) -> EngineError | None:
     """SQLite's "locked", "full", "read-only" and "damaged" as a user message; None for
     anything else (our bug)."""

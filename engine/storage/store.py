@@ -6,8 +6,8 @@ so an interrupted sweep keeps what it measured and said. WAL mode lets readers r
 
 A store carries its own ``application_id``; a SQLite file that is not ours (another
 application's, or one that claims our schema but has no tables) is refused before anything
-is written to it, and the read-only commands open the file read-only, so they never
-create, convert or add files beside it.
+is written to it. The read-only commands open the file read-only: they never create or
+convert it, and leave its folder as they found it (sqlite_guard.drop_side_files).
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ from engine.storage.sqlite_guard import (
     checkpoint,
     connect,
     db_error,
+    drop_side_files,
     log_written,
+    side_files,
     stored_record,
     stored_row,
     wal_identity,
@@ -106,6 +108,7 @@ class Store:
         # at a time on it, or two threads' statements would land in one commit.
         self.lock = threading.RLock()
         check_path(self.path, readonly)
+        self._tidy = readonly and not side_files(self.path)  # leave the folder as found
         try:
             self.db = connect(self.path, readonly, timeout_s)
             check_ours(self.db, self.path, readonly, SCHEMA_VERSION)
@@ -138,6 +141,8 @@ class Store:
         if db is not None:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
+        if self._tidy:
+            drop_side_files(self.path)
 
     def _version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
@@ -186,7 +191,7 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     checkpoint(self.db)
             self._wal = None  # the last close deletes the WAL: that is no loss to follow
-            self.db.close()
+            self._close_quietly()  # a reader's -wal and -shm too, when no one else uses them
 
     def _follow_wal(self) -> None:
         """Notice when another program deleted or replaced the WAL this connection opened,
@@ -419,11 +424,8 @@ class Store:
         for run_id, stored_label, stored_config, stored_env in found:
             if label is not None and (stored_label or "") != label:
                 continue
-            name = self.path.name
-            if (stored_record(stored_config, name), stored_record(stored_env, name)) != (
-                config,
-                env,
-            ):
+            stored = [stored_record(text, self.path.name) for text in (stored_config, stored_env)]
+            if stored != [config, env]:
                 continue
             if wanted is not None and _canonical(self.rows(run_id)) != wanted:
                 continue
@@ -456,12 +458,8 @@ class Store:
 
     @_serial
     def rows(self, run_id: int | None = None) -> list[ResultRow]:
-        if run_id is None:
-            cur = self.db.execute("SELECT data_json FROM rows ORDER BY id")
-        else:
-            cur = self.db.execute(
-                "SELECT data_json FROM rows WHERE run_id=? ORDER BY id", (run_id,)
-            )
+        where, args = ("", ()) if run_id is None else ("WHERE run_id=? ", (run_id,))
+        cur = self.db.execute(f"SELECT data_json FROM rows {where}ORDER BY id", args)
         return [stored_row(r[0], self.path.name) for r in cur.fetchall()]
 
     @_serial

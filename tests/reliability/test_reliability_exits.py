@@ -5,6 +5,7 @@ the group, then again to the parent) ends the run ``interrupted`` with its reaso
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -97,6 +100,37 @@ def test_a_worker_killed_outright_is_not_a_success(tmp_path):
     assert proc.returncode == 4, err
     assert "SIGKILL" in err and "Traceback" not in err
     assert runs[0][1] == "failed" and rows >= 2  # the measured points and the failed one
+
+
+@pytest.mark.parametrize("target", ["worker", "terminal"])
+def test_sigint_ends_the_run_once_keeping_every_measured_point(tmp_path, target):
+    """Before: SIGINT to the sweep worker alone (``kill -INT`` on its pid, as a process
+    manager sends it) was ignored: the sweep measured all its points and exited 0. Now it
+    stops like SIGTERM: the point in flight finishes, the run is ``interrupted`` with the
+    reason, exit 130. A terminal's Ctrl-C (SIGINT to the whole group, pressed twice) still
+    ends the run once, cleanly: one message, reason "Ctrl-C", every row measured is kept."""
+    db = tmp_path / "r.sqlite"
+    proc = _start(db, ",".join(str(b) for b in range(1, 41)))
+    _wait_for_rows(proc, db, 1)
+    (worker,) = _children(proc.pid)
+    if target == "worker":
+        os.kill(worker, signal.SIGINT)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+    seen = _stored(db)[1]
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    said = [line for line in err.splitlines() if "interrupt" in line.lower()]
+    assert said == ["interrupted: the points measured so far are stored"], err
+    assert "Traceback" not in err
+    runs, rows = _stored(db)
+    reason = "the sweep worker was interrupted by SIGINT" if target == "worker" else "Ctrl-C"
+    assert runs == [(1, "interrupted", reason)], (runs, err)
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        statuses = [s for (s,) in con.execute("SELECT status FROM rows ORDER BY id")]
+    assert seen <= rows < 40 and set(statuses) == {"ok"}, statuses
 
 
 def test_every_point_measured_or_not_applicable_is_exit_0(tmp_path):

@@ -316,3 +316,73 @@ def test_a_store_whose_log_went_before_its_first_copy_is_said_so(tmp_path):
     assert stored.returncode == 0, stored.stderr
     listed = run_cli("history", "--db", str(db), "--json", "--no-reference")
     assert [r["n_rows"] for r in json.loads(listed.stdout)] == [1]
+
+
+def _stored_run(db: Path, batches: tuple[int, ...] = (1,)) -> None:
+    from engine.core.config import ResultRow
+    from engine.storage.store import Store
+
+    store = Store(db)
+    run = store.create_run({"model": {"name": "resnet18"}}, {})
+    point = {"model": "resnet18", "backend": "ort", "device": "cpu", "precision": "fp32"}
+    for batch in batches:
+        store.add_row(run, ResultRow.from_dict({**point, "batch": batch, "p50_ms": 1.0}))
+    store.finish_run(run)
+    store.close()
+
+
+def test_a_read_only_look_leaves_the_folder_as_it_found_it(tmp_path):
+    """Before: ``history``, ``history --run``, ``report`` (read-only, ``mode=ro``) left
+    ``results.sqlite-wal`` and ``-shm`` in the data folder after they ended: a read-only
+    connection cannot checkpoint, so SQLite never removes them at its close."""
+    db = tmp_path / "results.sqlite"
+    _stored_run(db)
+    found = sorted(os.listdir(tmp_path))
+    assert not [name for name in found if name.endswith(("-wal", "-shm"))]
+    for argv in (
+        ("history", "--no-reference"),
+        ("history", "--run", "1"),
+        ("history", "--run", "7"),  # ends on an error: the folder is still left as found
+        ("report", "--run", "1", "--no-diagnostics", "--out", str(tmp_path / "r.md")),
+    ):
+        done = run_cli(*argv, "--db", str(db))
+        assert done.returncode == (2 if "7" in argv else 0), done.stderr
+        left = sorted(set(os.listdir(tmp_path)) - {"r.md"})
+        assert left == found, argv
+
+
+def test_a_reader_leaves_a_log_another_process_still_uses(tmp_path):
+    """A reader that found no ``-wal`` ends while another process (opened after it) holds
+    the store and has written to its log: that log stays, and what it holds is stored."""
+    import subprocess
+    import sys
+
+    from engine.storage.store import Store
+
+    db = tmp_path / "results.sqlite"
+    _stored_run(db)
+    reader = Store(db, readonly=True)
+    assert [r["n_rows"] for r in reader.runs()] == [1]
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from engine.core.config import ResultRow;"
+         " from engine.storage.store import Store; s = Store(sys.argv[1]);"
+         " p = dict(model='resnet18', backend='ort', device='cpu', precision='fp32');"
+         " s.add_row(1, ResultRow.from_dict({**p, 'batch': 2, 'p50_ms': 1.0}));"
+         " print('held', flush=True); sys.stdin.readline();"
+         " s.add_row(1, ResultRow.from_dict({**p, 'batch': 4, 'p50_ms': 1.0})); s.close()",
+         str(db)],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert writer.stdout.readline().strip() == "held"
+        wal = os.stat(f"{db}-wal")
+        reader.close()
+        assert os.stat(f"{db}-wal")[:2] == wal[:2] and os.stat(f"{db}-wal").st_size > 0
+        assert Path(f"{db}-shm").exists()
+        writer.communicate("go\n", timeout=60)
+    finally:
+        writer.kill()
+    assert writer.returncode == 0
+    assert sorted(os.listdir(tmp_path)) == ["results.sqlite", "results.sqlite.migrate.lock"]
+    listed = run_cli("history", "--db", str(db), "--json", "--no-reference")
+    assert [r["n_rows"] for r in json.loads(listed.stdout)] == [3]
