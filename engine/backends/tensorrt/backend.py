@@ -8,7 +8,7 @@ every runner the same option set, so other backends' switches are ignored, not r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict
 from typing import Any
 
 from engine.backends.base import (
@@ -21,11 +21,9 @@ from engine.backends.base import (
 )
 from engine.backends.tensorrt.build import BuildSettings
 from engine.backends.tensorrt.cache import (
-    DEFAULT_OPT_LEVEL,
-    DEFAULT_WORKSPACE_MB,
     MAX_OPT_LEVEL,
     BatchProfile,
-    sweep_profile,
+    options_profile,
 )
 from engine.backends.tensorrt.flavour import (
     Flavour,
@@ -39,45 +37,17 @@ from engine.backends.tensorrt.flavour import (
 from engine.backends.tensorrt.flavour import gpu_facts as _gpu_facts
 from engine.backends.tensorrt.flavour import visible_cc as _visible_cc
 from engine.backends.tensorrt.load import obtain_engine
+from engine.backends.tensorrt.options import TensorRTOptions
 from engine.backends.tensorrt.recipe import PRECISIONS, build_recipe, onnx_for, source_name
 from engine.backends.tensorrt.runner import TensorRTRunner
 from engine.core.commands import engine_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import device_kind
 from engine.core.errors import BadInput, Unavailable
-from engine.core.options import option
 
 # Ampere (8.0) is the first architecture with BF16 tensor cores; TensorRT refuses BF16 below.
 BF16_MIN_CC = (8, 0)
 OPTIONS = ("workspace_mb", "opt_level", "opt_batch", "max_batch", "trt_flavour", "rtx_cc")
-
-
-@dataclass(frozen=True)
-class TensorRTOptions:
-    """The builder's settings and the flavour (engine.core.options makes flags and controls of them)."""
-
-    workspace_mb: int = option(
-        DEFAULT_WORKSPACE_MB, "builder workspace in MiB", "workspace MiB", minimum=64,
-        maximum=1 << 20,
-    )  # fmt: skip
-    opt_level: int = option(
-        DEFAULT_OPT_LEVEL, "builder optimisation level", "opt level", minimum=0,
-        maximum=MAX_OPT_LEVEL,
-    )  # fmt: skip
-    opt_batch: int | None = option(
-        None, "the profile's opt batch (default: the largest)", "opt batch", minimum=1
-    )
-    max_batch: int | None = option(None, "the profile's max batch", "max batch", minimum=1)
-    trt_flavour: str = option(
-        "auto",
-        "TensorRT flavour: auto (full TensorRT where installed, else TensorRT-RTX), full, or"
-        " rtx (TensorRT for RTX: GeForce/RTX GPUs of compute capability 7.5-12.x)",
-        "flavour",
-        choices=("auto", "full", "rtx"),
-    )
-    rtx_cc: str | None = option(
-        None, "TensorRT-RTX target compute capabilities, e.g. 8.6,8.9", "RTX targets"
-    )
 
 
 def _rtx_gate(flavour: Flavour, device: str) -> Availability:
@@ -163,6 +133,7 @@ class TensorRTBackend(Backend):
             path, precision, list(batches), artifacts.image_hw,
             options.trt_flavour, targets=options.rtx_cc or "", progress=progress,
             fixed_batch=artifacts.graph_batch, shown=source_name(recipe, artifacts, path),
+            options=asdict(options),
         )  # fmt: skip
         built.notes[:0] = ctx.row_notes  # a Q/DQ file's own quantisation, an old opset's copy
         headline = {
@@ -268,13 +239,7 @@ class TensorRTBackend(Backend):
     @classmethod
     def plan_profile(cls, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> BatchProfile:
         """min 1, opt the chosen (default largest) batch, max the largest incl. parity's."""
-        opts = spec.opts
-        return sweep_profile(
-            ctx.batches,
-            opt_batch=opts.get("opt_batch"),
-            max_batch=opts.get("max_batch"),
-            fixed_batch=getattr(artifacts, "graph_batch", None),
-        )
+        return options_profile(spec.opts, ctx.batches, getattr(artifacts, "graph_batch", None))
 
     @classmethod
     def _build(cls, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> Runner:

@@ -13,13 +13,14 @@ layers from the builder's log, and the library's own verdict on loading it here.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.backends.base import PrepareContext
 from engine.backends.tensorrt.build import BuildSettings
-from engine.backends.tensorrt.cache import plan_record, sweep_profile
+from engine.backends.tensorrt.cache import BatchProfile, options_profile, plan_record
 from engine.backends.tensorrt.flavour import (
     Flavour,
     parse_targets,
@@ -31,6 +32,7 @@ from engine.backends.tensorrt.flavour import (
 )
 from engine.backends.tensorrt.inspector import EngineLayer, layers_from_build_log
 from engine.backends.tensorrt.load import fetch_plan, plan_key, plan_lock
+from engine.backends.tensorrt.options import TensorRTOptions
 from engine.backends.tensorrt.progress import _make_logger
 from engine.backends.tensorrt.recipe import BuildRecipe, build_recipe
 from engine.core.commands import engine_command
@@ -40,6 +42,8 @@ from engine.core.safeio import write_bytes
 
 # ONNX TensorProto element types of the float precisions a strongly typed build keeps.
 _ONNX_FLOAT = {1: "fp32", 10: "fp16", 16: "bf16"}
+# The options that reach the builder or its profile (the others pick flavour and targets).
+_BUILDER = ("workspace_mb", "opt_level", "opt_batch", "max_batch")
 
 
 @dataclass
@@ -62,9 +66,19 @@ class StandaloneBuild:
     out: str = ""
     layers: list[EngineLayer] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The TensorRT options it was built with, every one (bench's flags give the same plan)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def builder_words(self) -> str:
+        """The builder's settings, as the options name them ("workspace MiB=4096, ...")."""
+        from engine.core.options import fields_of
+
+        shown = [f for f in fields_of(TensorRTOptions) if f.name in _BUILDER]
+        given = [(f.label, self.options.get(f.name)) for f in shown]
+        return ", ".join(f"{label}={value}" for label, value in given if value is not None)
 
     def lines(self) -> list[str]:
         """What the CLI prints and the page shows, one fact a line."""
@@ -73,6 +87,7 @@ class StandaloneBuild:
             f"flavour: {self.trt}",
             f"model: {self.onnx} ({self.precision}, image size {self.image_size}, {self.profile})",
             f"targets: compute capability {', '.join(self.targets) or 'of this GPU'}",
+            *([f"builder: {self.builder_words()}"] if self.options else []),
             f"build: {self.source}, {took}",
             f"plan: {self.plan_bytes / 2**20:.1f} MiB ({self.plan_bytes} bytes)",
             f"cache key: {self.key}",
@@ -219,7 +234,7 @@ def _flavour_for_build(choice: str, cc: str | None) -> Flavour:
         raise Unavailable(
             "full TensorRT cannot build without a GPU",
             "its builder times kernels on the GPU it builds for",
-            "build on the GPU machine, or use --flavour rtx (TensorRT-RTX builds without a GPU)",
+            "build on the GPU machine, or use --trt-flavour rtx (TensorRT-RTX builds without a GPU)",
         )
     return flavour
 
@@ -235,9 +250,12 @@ def build_standalone(
     progress: Any = None,
     fixed_batch: int | None = None,
     shown: str = "",
+    options: Mapping[str, Any] | None = None,
 ) -> StandaloneBuild:
     """Build (or take from the cache) a plan for ``onnx_path`` and report its facts
-    (``shown``: what to call the model, where ``onnx_path`` is a copy of the user's file)."""
+    (``shown``: what to call the model, where ``onnx_path`` is a copy of the user's file;
+    ``options``: the TensorRT options as a spec holds them, read as a sweep's runner reads
+    them, so the plan is the one a ``bench`` with the same options looks up)."""
     from engine.artifacts.external_data import model_digest
 
     cc = visible_cc("cuda")
@@ -249,21 +267,15 @@ def build_standalone(
     chosen, notes, defaulted = (
         _targets(flavour, targets, cc) if flavour.name == "rtx" else ((), [], False)
     )
-    profile = sweep_profile(batches, fixed_batch=fixed_batch)
-    if profile.max_batch > max(batches):
-        asked = ",".join(str(b) for b in batches)
-        # Keyed by this GPU (or by none): a sweep finds the plan on this machine only.
-        found = f"; bench --batch {asked} on this GPU finds this plan in the cache" if cc else ""
-        notes.append(
-            f"the profile reaches batch {profile.max_batch}, the batch of bench's parity"
-            f" check, as a sweep's does{found}"
-        )
+    opts = {k: v for k, v in (options or {}).items() if k in _BUILDER}
+    profile = options_profile(opts, batches, fixed_batch)
+    notes += _profile_note(profile, batches, opts, cc is not None)
     gpu = _gpu_name() if cc is not None else ""
     digest = model_digest(onnx_path)
     ctx = PrepareContext(batches=tuple(batches), progress=progress)
 
     def fetch(targets_now: tuple[str, ...]) -> tuple[Any, Any]:
-        settings = BuildSettings(targets=targets_now)
+        settings = BuildSettings.from_options(opts, targets_now)
         key = plan_key(trt, digest, recipe, profile, settings, gpu, cc or "", image_hw)
         with plan_lock(key, ctx.say):
             got = fetch_plan(
@@ -302,7 +314,28 @@ def build_standalone(
         out=_write(out, got.plan) if out else "",
         layers=layers,
         notes=[*got.notes, *notes],
+        options=asdict(TensorRTOptions(**opts, trt_flavour=flavour_choice, rtx_cc=targets or None)),
     )
+
+
+def _profile_note(
+    profile: BatchProfile, batches: list[int], opts: dict[str, Any], gpu: bool
+) -> list[str]:
+    """Where the profile reaches past the batches asked for the parity check's batch."""
+    if profile.max_batch <= max(batches) or opts.get("max_batch") is not None:
+        return []
+    from engine.backends import declared_options
+    from engine.core.options import cli_args
+
+    asked = " ".join(
+        ["--batch", ",".join(str(b) for b in batches), *cli_args(declared_options(), opts)]
+    )
+    # Keyed by this GPU (or by none): a sweep finds the plan on this machine only.
+    found = f"; bench {asked} on this GPU finds this plan in the cache" if gpu else ""
+    return [
+        f"the profile reaches batch {profile.max_batch}, the batch of bench's parity"
+        f" check, as a sweep's does{found}"
+    ]
 
 
 def _gpu_name() -> str:
