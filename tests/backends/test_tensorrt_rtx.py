@@ -430,8 +430,8 @@ def test_the_build_module_builds_a_plan_through_the_backends_own_hook(
     # The selection's options, another backend's among them (ignored, as in a sweep).
     options = {"trt_flavour": "rtx", "rtx_cc": "8.6", "cuda_graph": True}
     note = standalone_note("tensorrt", ("fp32", "fp16"), options)
-    assert note.startswith("fp16 export, flavour rtx;")
-    built = build_standalone("tensorrt", small_artifacts, ("fp16",), (1, 4), options)
+    assert note.startswith("one plan per precision: fp32 export; fp16 export, flavour rtx;")
+    (built,) = build_standalone("tensorrt", small_artifacts, ("fp16",), (1, 4), options)
     assert built.headline["Flavour"] == f"TensorRT-RTX {rtx.__version__}"
     assert "targets: compute capability 8.6" in built.lines  # rtx_cc reached the builder
     assert any(line.startswith("cache key: plan-rtx-sm86-") for line in built.lines)

@@ -34,7 +34,7 @@ from engine.backends.tensorrt.inspector import EngineLayer, layers_from_build_lo
 from engine.backends.tensorrt.load import fetch_plan, plan_key, plan_lock
 from engine.backends.tensorrt.options import TensorRTOptions
 from engine.backends.tensorrt.progress import _make_logger
-from engine.backends.tensorrt.recipe import BuildRecipe, build_recipe
+from engine.backends.tensorrt.recipe import BF16_MIN_CC, BF16_MIN_TEXT, BuildRecipe, build_recipe
 from engine.core.commands import engine_command
 from engine.core.config import size_text
 from engine.core.errors import BadInput, EngineError, Unavailable
@@ -162,22 +162,72 @@ def _check_qdq(onnx_path: Path) -> None:
         )
 
 
+def _chosen_targets(
+    flavour: Flavour, text: str, cc: str | None, precision: str
+) -> tuple[tuple[str, ...], list[str], bool]:
+    """(targets, notes, whether they were not asked for): TensorRT-RTX's (:func:`_targets`);
+    full TensorRT builds for the GPU here, which bf16 needs to be an Ampere or newer."""
+    if flavour.name == "rtx":
+        return _targets(flavour, text, cc, precision)
+    _bf16_on_this_gpu(precision, cc)
+    return (), [], False
+
+
 def _targets(
-    flavour: Flavour, text: str, cc: str | None
+    flavour: Flavour, text: str, cc: str | None, precision: str
 ) -> tuple[tuple[str, ...], list[str], bool]:
     """RTX build targets: as given, else this GPU's, else every one the library builds for
-    (the last: True, the targets were not asked for)."""
+    (the last: True, the targets were not asked for; bf16: those of Ampere or newer)."""
     notes: list[str] = []
     given = parse_targets(text, flavour.module)
     if given:
+        _bf16_for(precision, given)
         return given, notes, False
     supported, source = rtx_targets(flavour.module)
     if cc is not None and cc in supported:
+        _bf16_on_this_gpu(precision, cc)
         return (cc,), notes, False
     if cc is not None:
         notes.append(f"{unsupported_message(cc)}: built for other GPUs only")
     notes.append(f"targets: every compute capability of the {source}")
+    older = _before_bf16(precision, supported)
+    if older:  # TensorRT-RTX: "Cannot compile for target(s) sm75 ... HW-specific datatypes: b16"
+        supported = tuple(t for t in supported if t not in older)
+        notes.append(f"compute capability {', '.join(older)} left out: {_BF16_WHY}")
     return supported, notes, True
+
+
+_BF16_WHY = f"BF16 needs compute capability {BF16_MIN_TEXT} (Ampere) or newer"
+
+
+def _before_bf16(precision: str, targets: tuple[str, ...]) -> list[str]:
+    """The targets a bf16 plan cannot be built for (none for another precision)."""
+    if precision != "bf16":
+        return []
+    return [t for t in targets if tuple(int(x) for x in t.split(".")) < BF16_MIN_CC]
+
+
+def _bf16_for(precision: str, named: tuple[str, ...]) -> None:
+    """Refuse, before a build, bf16 for targets the user named that have no BF16."""
+    older = _before_bf16(precision, named)
+    if older:
+        left = [t for t in named if t not in older]
+        raise BadInput(
+            f"bf16 cannot be built for compute capability {', '.join(older)}",
+            _BF16_WHY,
+            f"leave {', '.join(older)} out (--rtx-cc {','.join(left)})" if left
+            else "build fp16 for those GPUs, or name newer targets with --rtx-cc",
+        )  # fmt: skip
+
+
+def _bf16_on_this_gpu(precision: str, cc: str | None) -> None:
+    """bf16 on a GPU older than Ampere: refused in bench's words, before a build."""
+    if cc is not None and _before_bf16(precision, (cc,)):
+        raise BadInput(
+            f"bf16 is not possible on {_gpu_name()} (compute capability {cc})",
+            _BF16_WHY,
+            "use fp16 on this GPU",
+        )
 
 
 # TensorRT-RTX's refusal of a Turing kernel ("Cannot compile operation 'node_linear' for
@@ -264,9 +314,7 @@ def build_standalone(
     major = trt_major(flavour.version) if flavour.name == "full" else 0
     recipe = build_recipe(major, precision, trt, flavour.name)
     check_typed(onnx_path, recipe)
-    chosen, notes, defaulted = (
-        _targets(flavour, targets, cc) if flavour.name == "rtx" else ((), [], False)
-    )
+    chosen, notes, defaulted = _chosen_targets(flavour, targets, cc, precision)
     opts = {k: v for k, v in (options or {}).items() if k in _BUILDER}
     profile = options_profile(opts, batches, fixed_batch)
     notes += _profile_note(profile, batches, opts, cc is not None)
