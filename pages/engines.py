@@ -140,29 +140,31 @@ def _standalone_build(name: str, sel: common.Selection, ok: bool) -> None:
 
     backend = get_backend(name)
     command = engine_command(backend.BUILD_COMMAND)
-    st.markdown(f"**Build a {backend.TITLE} engine without running it** (like `{command}`)")
+    st.markdown(f"**Build {backend.TITLE} engines without running them** (like `{command}`)")
     with common.guard(f"the {backend.TITLE} build"):
         options = dict(sel.options)
         note = standalone_note(name, sel.precisions, options)
         batches = ", ".join(map(str, sel.batches))
         st.caption(markdown_text(f"{sel.model.label}, batches {batches}: {note}."))
         key = f"vb_standalone_{name}"
-        if st.button(f"Build a {backend.TITLE} engine", key=key, disabled=not ok):
+        if st.button(f"Build {backend.TITLE} engines", key=key, disabled=not ok):
             art = common.artifacts(sel.model)
             with st.spinner("exporting (or reusing the export) and building…"):
                 built = build_standalone(name, art, sel.precisions, sel.batches, options)
             st.session_state[f"{key}_built"] = built
-        built = st.session_state.get(f"{key}_built")
-        if built is not None:
-            for column, (label, value) in zip(
-                st.columns(len(built.headline)), built.headline.items(), strict=True
-            ):
-                column.metric(label, value)
-            st.text("\n".join(built.lines))
-            if built.layers:
-                st.dataframe(
-                    pd.DataFrame([layer.to_dict() for layer in built.layers]), hide_index=True
-                )
+        for engine in st.session_state.get(f"{key}_built") or []:
+            _show_built(engine)
+
+
+def _show_built(built) -> None:
+    """One engine built without running it: its headline, its facts, its layers."""
+    for column, (label, value) in zip(
+        st.columns(len(built.headline)), built.headline.items(), strict=True
+    ):
+        column.metric(label, value)
+    st.text("\n".join(built.lines))
+    if built.layers:
+        st.dataframe(pd.DataFrame([layer.to_dict() for layer in built.layers]), hide_index=True)
 
 
 def _built_engines(name: str, sel: common.Selection, ok: bool) -> None:

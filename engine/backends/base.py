@@ -408,7 +408,8 @@ class Backend(ABC):
     @classmethod
     def standalone_note(cls, precisions: tuple[str, ...], options: Any) -> str:
         """What :meth:`build_standalone` makes of a selection (``options``: the typed
-        options), in one line; only a backend with a ``BUILD_COMMAND`` is asked."""
+        options), in one line, naming each engine one press builds; BadInput where it
+        builds none of them. Only a backend with a ``BUILD_COMMAND`` is asked."""
         return ""
 
     @classmethod
@@ -419,9 +420,10 @@ class Backend(ABC):
         batches: tuple[int, ...],
         options: Any,
         progress: Any = None,
-    ) -> BuiltEngine:
-        """Build (or find cached) an engine without running it, as ``BUILD_COMMAND`` does;
-        a backend that sets ``BUILD_COMMAND`` fills this in."""
+    ) -> list[BuiltEngine]:
+        """Build (or find cached) without running them, as ``BUILD_COMMAND`` does, the
+        engines :meth:`standalone_note` names: one per precision of the selection it
+        builds. A backend that sets ``BUILD_COMMAND`` fills this in."""
         raise NotImplementedError(f"{cls.TITLE} builds nothing without running it")
 
     @classmethod

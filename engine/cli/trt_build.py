@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from engine.cli.args import Parser, add_image_size, model_spec, parse_list, weights_file
 from engine.core.commands import engine_command
 from engine.core.errors import BadInput
+from engine.core.options import add_cli_flags
 from engine.core.text import safe_text
 
 if TYPE_CHECKING:
@@ -52,19 +53,35 @@ def parser() -> argparse.ArgumentParser:
         help="cuda (the first GPU, or none: TensorRT-RTX builds for its targets), as build's",
     )
     p.add_argument(
-        "--flavour",
-        "--trt-flavour",
-        default="auto",
-        help="auto, full or rtx (bench's --trt-flavour)",
-    )
-    p.add_argument("--rtx-cc", default="", help="TensorRT-RTX targets, e.g. 8.6,8.9")
-    p.add_argument(
         "--calibration-dir",
         help="int8: folder of images to calibrate on, as bench's (default: generated images)",
     )
     p.add_argument("--json", action="store_true", help="print the facts as one JSON document")
     p.add_argument("--cache-dir", help="artifact cache (default: the user cache folder)")
+    group = p.add_argument_group("backend options (bench's: the same options, the same plan)")
+    # --flavour: this command's name for the flavour before it took bench's flags
+    add_cli_flags(group, _own_options(), aliases={"--trt-flavour": ("--flavour",)})
     return p
+
+
+def _own_options() -> dict:
+    """The declared options of this command's backend, as bench's parser holds them (the
+    same flags, checks and messages)."""
+    from engine.backends import declared_options
+
+    name = _backend_name()
+    return {n: entry for n, entry in declared_options().items() if name in entry[1]}
+
+
+def _options(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
+    """(the options given, as a spec holds them; all of them, typed), checked as bench
+    checks its flags."""
+    from engine.backends import get_backend
+    from engine.core.options import from_cli, non_default, validate
+
+    backend = get_backend(_backend_name())
+    given = from_cli(args, _own_options())
+    return non_default(backend.Options, given), validate(backend.Options, given, backend.TITLE)
 
 
 def _source(args: argparse.Namespace, batches: list[int]) -> tuple[str, Any, int | None]:
@@ -187,8 +204,11 @@ def _backend_name() -> str:
     return next(n for n in backend_names() if get_backend(n).BUILD_COMMAND == "trt-build")
 
 
-def _plans(args: argparse.Namespace, several: bool) -> tuple[str, list[StandaloneBuild]]:
-    """(the model's label, a plan per precision asked): every check first, then the builds."""
+def _plans(
+    args: argparse.Namespace, several: bool
+) -> tuple[str, list[StandaloneBuild], dict[str, Any]]:
+    """(the model's label, a plan per precision asked, the options given as a spec holds
+    them): every check first, then the builds."""
     from engine.artifacts.models import check_batches
     from engine.backends.tensorrt.standalone import build_standalone
 
@@ -197,6 +217,7 @@ def _plans(args: argparse.Namespace, several: bool) -> tuple[str, list[Standalon
 
         set_cache_dir(args.cache_dir)
     precisions = _checked_precisions(args.precision, several)
+    opts, typed = _options(args)
     if args.out:  # never the input model, the store or a link; before the build, not after
         from engine.core.paths import check_output
 
@@ -216,10 +237,15 @@ def _plans(args: argparse.Namespace, several: bool) -> tuple[str, list[Standalon
         )
     _check_device(args.device)
     batches = check_batches(parse_list(args.batch, int, "batch size"))
+    from engine.backends.tensorrt.cache import options_profile
     from engine.backends.tensorrt.flavour import tensorrt_availability
 
+    if not args.onnx:  # the profile options checked as bench checks them, before the export
+        options_profile(opts, batches)
+
     # Before an export that takes seconds: is the flavour asked for here at all?
-    tensorrt_availability(args.flavour)[1].raise_if_missing(f"TensorRT ({args.flavour})")
+    flavour = typed.trt_flavour
+    tensorrt_availability(flavour)[1].raise_if_missing(f"TensorRT ({flavour})")
     label, art, fixed = _source(args, batches)
     built = []
     for precision in precisions:
@@ -230,15 +256,16 @@ def _plans(args: argparse.Namespace, several: bool) -> tuple[str, list[Standalon
                 precision,
                 batches,
                 art.image_hw,
-                flavour_choice=args.flavour,
-                targets=args.rtx_cc,
+                flavour_choice=flavour,
+                targets=typed.rtx_cc or "",
                 out=args.out or "",
                 fixed_batch=fixed,
                 progress=_say,
                 shown=shown,
+                options=opts,
             )
         )
-    return label, built
+    return label, built, opts
 
 
 def _document(result: StandaloneBuild) -> dict:
@@ -249,7 +276,7 @@ def _document(result: StandaloneBuild) -> dict:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    _, (result,) = _plans(args, several=False)
+    _, (result,), _ = _plans(args, several=False)
     if args.json:
         print(json.dumps(_document(result), indent=1))
     else:
@@ -265,11 +292,12 @@ def from_build(argv: list[str]) -> int:
     from engine.core.config import RunnerSpec
 
     args = parser().parse_args(argv)
-    label, built = _plans(args, several=True)
+    label, built, opts = _plans(args, several=True)
     name = _backend_name()
+    options = tuple(sorted(opts.items()))
     engines = [
-        {
-            "configuration": describe(RunnerSpec(name, args.device, r.precision)),
+        {  # named as bench names the configuration this plan serves
+            "configuration": describe(RunnerSpec(name, args.device, r.precision, options)),
             "built": r.source != "cache",
             **_document(r),
         }

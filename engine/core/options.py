@@ -274,24 +274,32 @@ def merged_fields(
     return out
 
 
-def add_cli_flags(parser: Any, merged: dict[str, tuple[OptionField, list[str]]]) -> None:
-    """One flag per option name; its default None means "not given"."""
+def add_cli_flags(
+    parser: Any,
+    merged: dict[str, tuple[OptionField, list[str]]],
+    aliases: Mapping[str, tuple[str, ...]] | None = None,
+) -> None:
+    """One flag per option name; its default None means "not given". ``aliases``: other
+    names a command already gave a flag (``trt-build --flavour`` for ``--trt-flavour``),
+    unlisted in its help, so that the flag's own errors read as bench's."""
     for f, owners in merged.values():
         if not f.cli:
             continue
         who = ", ".join(owners)
         help_ = f"{who}: {f.help}"
-        if f.kind is bool:
-            action = argparse.BooleanOptionalAction
-            parser.add_argument(f.flag, action=action, default=None, help=help_)
-        else:
-            parser.add_argument(
-                f.flag,
-                type=f.kind,
-                default=None,
-                choices=list(f.choices) or None,
-                help=help_ if f.default is None else f"{help_} (default {f.default})",
-            )
+        if f.default is not None and f.kind is not bool:
+            help_ = f"{help_} (default {f.default})"
+        for i, name in enumerate((f.flag, *(aliases or {}).get(f.flag, ()))):
+            dest = f.flag[2:].replace("-", "_")
+            shown = help_ if i == 0 else argparse.SUPPRESS
+            if f.kind is bool:
+                action = argparse.BooleanOptionalAction
+                parser.add_argument(name, dest=dest, action=action, default=None, help=shown)
+            else:
+                choices = list(f.choices) or None
+                parser.add_argument(
+                    name, dest=dest, type=f.kind, default=None, choices=choices, help=shown
+                )
 
 
 def from_cli(args: Any, merged: dict[str, tuple[OptionField, list[str]]]) -> dict[str, Any]:

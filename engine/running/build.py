@@ -129,7 +129,8 @@ def _typed(backend: str, options: dict[str, Any]) -> Any:
 
 
 def standalone_note(backend: str, precisions: tuple[str, ...], options: dict[str, Any]) -> str:
-    """What :func:`build_standalone` would build for this selection, in the backend's words."""
+    """What :func:`build_standalone` would build for this selection, in the backend's words
+    (BadInput where it builds nothing of it)."""
     return get_backend(backend).standalone_note(tuple(precisions), _typed(backend, options))
 
 
@@ -140,8 +141,9 @@ def build_standalone(
     batches: tuple[int, ...],
     options: dict[str, Any],
     progress: Callable[[str], None] | None = None,
-) -> Any:
-    """Build ``backend``'s engine for the selection without running it (its ``BuiltEngine``)."""
+) -> list[Any]:
+    """Build ``backend``'s engines for the selection without running them (its
+    ``BuiltEngine`` per precision it builds)."""
     return get_backend(backend).build_standalone(
         art, tuple(precisions), tuple(batches), _typed(backend, options), progress
     )

@@ -430,8 +430,8 @@ def test_the_build_module_builds_a_plan_through_the_backends_own_hook(
     # The selection's options, another backend's among them (ignored, as in a sweep).
     options = {"trt_flavour": "rtx", "rtx_cc": "8.6", "cuda_graph": True}
     note = standalone_note("tensorrt", ("fp32", "fp16"), options)
-    assert note.startswith("fp16 export, flavour rtx;")
-    built = build_standalone("tensorrt", small_artifacts, ("fp16",), (1, 4), options)
+    assert note.startswith("one plan per precision: fp32 export; fp16 export, flavour rtx;")
+    (built,) = build_standalone("tensorrt", small_artifacts, ("fp16",), (1, 4), options)
     assert built.headline["Flavour"] == f"TensorRT-RTX {rtx.__version__}"
     assert "targets: compute capability 8.6" in built.lines  # rtx_cc reached the builder
     assert any(line.startswith("cache key: plan-rtx-sm86-") for line in built.lines)
@@ -522,17 +522,20 @@ def test_trt_build_pins_a_batch_fixed_inside_the_graph_with_a_note(capsys):
 # --------------------------------------------------------------------------- int8 from a model
 
 
-def _bench_plan_key(model, precision: str, batches: tuple[int, ...], rtx_cc: str):
+def _bench_plan_key(model, precision: str, batches: tuple[int, ...], rtx_cc: str, **options):
     """The plan key bench's TensorRT runner asks the cache for (TensorRTBackend._build's
     own steps: the ONNX file of the recipe, the sweep's profile, the spec's build settings),
-    here with no GPU (an empty GPU name and capability, as a build without one keys it)."""
+    here with no GPU (an empty GPU name and capability, as a build without one keys it);
+    ``options``: bench's other TensorRT options (``--workspace-mb 256``: workspace_mb=256)."""
     from engine.artifacts.external_data import model_digest
     from engine.artifacts.models import load_artifacts
     from engine.backends.base import PrepareContext
     from engine.backends.tensorrt.load import plan_key
     from engine.backends.tensorrt.recipe import onnx_for
 
-    spec = RunnerSpec("tensorrt", "cuda", precision, (("rtx_cc", rtx_cc), ("trt_flavour", "rtx")))
+    spec = RunnerSpec("tensorrt", "cuda", precision).with_options(
+        rtx_cc=rtx_cc, trt_flavour="rtx", **options
+    )
     art = load_artifacts(model)
     ctx = PrepareContext(batches=batches)
     recipe = build_recipe(0, precision, rtx, "rtx")
@@ -666,9 +669,9 @@ def test_build_builds_one_tensorrt_plan_per_precision_of_a_comma_list(tmp_path):
     assert doc["model"] == "squeezenet1_1 (random weights)"
     engines = doc["engines"]
     assert [e["precision"] for e in engines] == ["fp16", "int8"]
-    assert [e["configuration"] for e in engines] == [
-        "TensorRT FP16 on cuda",
-        "TensorRT INT8 on cuda",
+    assert [e["configuration"] for e in engines] == [  # as bench names them: with --rtx-cc
+        "TensorRT FP16 on cuda + RTX targets=8.6",
+        "TensorRT INT8 on cuda + RTX targets=8.6",
     ]
     assert all(e["built"] and e["build_s"] > 0 for e in engines)
     model = ModelSpec(name="squeezenet1_1", image_size=32)

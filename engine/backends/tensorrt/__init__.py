@@ -5,8 +5,8 @@ The package's parts, each importing only those before it:
 :mod:`.flavour` (what is installed, the GPU gate) → :mod:`.cache` (plans, timing and
 runtime caches on disk) → :mod:`.recipe` (which ONNX, which flags) → :mod:`.progress`
 (build progress, log) → :mod:`.build` (ONNX → plan) → :mod:`.load` (plan cache → engine)
-→ :mod:`.inspector` (layers) → :mod:`.runner` (execution) → :mod:`.backend` (the
-Backend class) → :mod:`.standalone` (build a plan without running it: ``trt-build``).
+→ :mod:`.inspector` (layers) → :mod:`.runner` (execution) → :mod:`.options` (the
+declared options) → :mod:`.backend` (the Backend class) → :mod:`.standalone` (build a plan without running it: ``trt-build``).
 
 TensorRT is imported lazily: without it, :meth:`TensorRTBackend.availability` says why
 and which package to install, and nothing else in the product breaks.
@@ -18,7 +18,6 @@ from engine.backends.tensorrt.backend import (
     BF16_MIN_CC,
     OPTIONS,
     TensorRTBackend,
-    TensorRTOptions,
     resolve_flavour,
 )
 from engine.backends.tensorrt.build import BuildSettings, build_plan, parser_errors
@@ -50,6 +49,7 @@ from engine.backends.tensorrt.inspector import (
     layers_from_json,
 )
 from engine.backends.tensorrt.load import LoadedEngine, obtain_engine
+from engine.backends.tensorrt.options import TensorRTOptions
 from engine.backends.tensorrt.progress import BuildProgress, parse_build_progress
 from engine.backends.tensorrt.recipe import (
     BuildRecipe,

@@ -8,7 +8,7 @@ every runner the same option set, so other backends' switches are ignored, not r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict
 from typing import Any
 
 from engine.backends.base import (
@@ -21,11 +21,9 @@ from engine.backends.base import (
 )
 from engine.backends.tensorrt.build import BuildSettings
 from engine.backends.tensorrt.cache import (
-    DEFAULT_OPT_LEVEL,
-    DEFAULT_WORKSPACE_MB,
     MAX_OPT_LEVEL,
     BatchProfile,
-    sweep_profile,
+    options_profile,
 )
 from engine.backends.tensorrt.flavour import (
     Flavour,
@@ -39,45 +37,22 @@ from engine.backends.tensorrt.flavour import (
 from engine.backends.tensorrt.flavour import gpu_facts as _gpu_facts
 from engine.backends.tensorrt.flavour import visible_cc as _visible_cc
 from engine.backends.tensorrt.load import obtain_engine
-from engine.backends.tensorrt.recipe import PRECISIONS, build_recipe, onnx_for, source_name
+from engine.backends.tensorrt.options import TensorRTOptions
+from engine.backends.tensorrt.recipe import (
+    BF16_MIN_CC,
+    BF16_MIN_TEXT,
+    PRECISIONS,
+    build_recipe,
+    onnx_for,
+    source_name,
+)
 from engine.backends.tensorrt.runner import TensorRTRunner
 from engine.core.commands import engine_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import device_kind
 from engine.core.errors import BadInput, Unavailable
-from engine.core.options import option
 
-# Ampere (8.0) is the first architecture with BF16 tensor cores; TensorRT refuses BF16 below.
-BF16_MIN_CC = (8, 0)
 OPTIONS = ("workspace_mb", "opt_level", "opt_batch", "max_batch", "trt_flavour", "rtx_cc")
-
-
-@dataclass(frozen=True)
-class TensorRTOptions:
-    """The builder's settings and the flavour (engine.core.options makes flags and controls of them)."""
-
-    workspace_mb: int = option(
-        DEFAULT_WORKSPACE_MB, "builder workspace in MiB", "workspace MiB", minimum=64,
-        maximum=1 << 20,
-    )  # fmt: skip
-    opt_level: int = option(
-        DEFAULT_OPT_LEVEL, "builder optimisation level", "opt level", minimum=0,
-        maximum=MAX_OPT_LEVEL,
-    )  # fmt: skip
-    opt_batch: int | None = option(
-        None, "the profile's opt batch (default: the largest)", "opt batch", minimum=1
-    )
-    max_batch: int | None = option(None, "the profile's max batch", "max batch", minimum=1)
-    trt_flavour: str = option(
-        "auto",
-        "TensorRT flavour: auto (full TensorRT where installed, else TensorRT-RTX), full, or"
-        " rtx (TensorRT for RTX: GeForce/RTX GPUs of compute capability 7.5-12.x)",
-        "flavour",
-        choices=("auto", "full", "rtx"),
-    )
-    rtx_cc: str | None = option(
-        None, "TensorRT-RTX target compute capabilities, e.g. 8.6,8.9", "RTX targets"
-    )
 
 
 def _rtx_gate(flavour: Flavour, device: str) -> Availability:
@@ -122,20 +97,34 @@ class TensorRTBackend(Backend):
         installed where auto mode's answers were checked (docs/tensorrt.md)."""
         return []
 
-    @staticmethod
-    def _standalone_precision(precisions: tuple[str, ...]) -> str:
-        """One plan a press: fp16 where selected, else int8 (quantised as bench quantises
-        it: int8 alone built an fp32 plan), else fp32."""
-        return next((p for p in ("fp16", "int8") if p in precisions), "fp32")
+    @classmethod
+    def _standalone_precisions(cls, precisions: tuple[str, ...]) -> tuple[str, ...]:
+        """The selection's precisions TensorRT builds, each a plan of its own (one press
+        built fp16 or int8 only, and bf16 alone an fp32 plan); refused where there is none."""
+        own = tuple(p for p in dict.fromkeys(precisions) if p in cls.PRECISIONS)
+        if not own:
+            raise BadInput(
+                f"{cls.TITLE} builds no {' or '.join(precisions)} plan"
+                if precisions
+                else "no precision is selected",
+                f"{cls.TITLE} builds {', '.join(cls.PRECISIONS)}",
+                "select one of those precisions",
+            )
+        return own
 
     @classmethod
     def standalone_note(cls, precisions: tuple[str, ...], options: Any) -> str:
-        precision = cls._standalone_precision(precisions)
-        what = (
-            "int8, the model quantised as bench quantises it (a Q/DQ file as it is)"
-            if precision == "int8"
-            else f"{precision} export"
-        )
+        own = cls._standalone_precisions(precisions)
+        words = {
+            "int8": "int8, the model quantised as bench quantises it (a Q/DQ file as it is)",
+            "bf16": f"bf16 export (for compute capability {BF16_MIN_TEXT} and newer: BF16 needs"
+            " Ampere or newer)",
+        }
+        whats = [words.get(p, f"{p} export") for p in own]
+        what = f"one plan per precision: {'; '.join(whats)}" if len(own) > 1 else whats[0]
+        left = [p for p in precisions if p not in own]
+        if left:
+            what += f" ({', '.join(left)}: no {cls.TITLE} plan)"
         return (
             f"{what}, flavour {options.trt_flavour};"
             " TensorRT-RTX targets this GPU, or every GeForce/RTX architecture where there is"
@@ -150,12 +139,19 @@ class TensorRTBackend(Backend):
         batches: tuple[int, ...],
         options: Any,
         progress: Any = None,
+    ) -> list[BuiltEngine]:
+        """Plans built without running them (``trt-build``), one per precision of the
+        selection TensorRT builds: TensorRT-RTX builds with no GPU."""
+        own = cls._standalone_precisions(precisions)
+        return [cls._standalone_one(artifacts, p, batches, options, progress) for p in own]
+
+    @classmethod
+    def _standalone_one(
+        cls, artifacts: Any, precision: str, batches: tuple[int, ...], options: Any, progress: Any
     ) -> BuiltEngine:
-        """A plan built without running it (``trt-build``): TensorRT-RTX builds with no GPU."""
         from engine.artifacts.cache import human_bytes
         from engine.backends.tensorrt.standalone import build_standalone
 
-        precision = cls._standalone_precision(precisions)
         recipe = build_recipe(0, precision, None, "rtx")  # which file only: int8 or an export
         ctx = PrepareContext(batches=tuple(batches), progress=progress)
         path = onnx_for(recipe, artifacts, ctx)  # int8: the file a sweep's runner builds
@@ -163,9 +159,11 @@ class TensorRTBackend(Backend):
             path, precision, list(batches), artifacts.image_hw,
             options.trt_flavour, targets=options.rtx_cc or "", progress=progress,
             fixed_batch=artifacts.graph_batch, shown=source_name(recipe, artifacts, path),
+            options=asdict(options),
         )  # fmt: skip
         built.notes[:0] = ctx.row_notes  # a Q/DQ file's own quantisation, an old opset's copy
         headline = {
+            "Precision": precision,
             "Flavour": built.trt,
             "Build time": f"{built.build_s:.2f} s" if built.build_s else "cached",
             "Plan size": human_bytes(built.plan_bytes),
@@ -268,13 +266,7 @@ class TensorRTBackend(Backend):
     @classmethod
     def plan_profile(cls, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> BatchProfile:
         """min 1, opt the chosen (default largest) batch, max the largest incl. parity's."""
-        opts = spec.opts
-        return sweep_profile(
-            ctx.batches,
-            opt_batch=opts.get("opt_batch"),
-            max_batch=opts.get("max_batch"),
-            fixed_batch=getattr(artifacts, "graph_batch", None),
-        )
+        return options_profile(spec.opts, ctx.batches, getattr(artifacts, "graph_batch", None))
 
     @classmethod
     def _build(cls, spec: RunnerSpec, artifacts: Any, ctx: PrepareContext) -> Runner:

@@ -10,6 +10,7 @@ and the facts of the build; caching and loading are :mod:`.load`'s job.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,12 @@ class BuildSettings:
 
     @classmethod
     def from_spec(cls, spec: RunnerSpec, targets: tuple[str, ...] = ()) -> BuildSettings:
-        opts = spec.opts
+        return cls.from_options(spec.opts, targets)
+
+    @classmethod
+    def from_options(cls, opts: Mapping[str, Any], targets: tuple[str, ...] = ()) -> BuildSettings:
+        """From a spec's options: a sweep's runner and ``trt-build`` read them alike, so
+        the same options key the same plan."""
         return cls(
             int(opts.get("workspace_mb", DEFAULT_WORKSPACE_MB)),
             int(opts.get("opt_level", DEFAULT_OPT_LEVEL)),

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,19 @@ def sweep_profile(
     from engine.core.parity import PARITY_BATCH
 
     return profile_for(batches, opt_batch, max_batch, fixed_batch, extra=(PARITY_BATCH,))
+
+
+def options_profile(
+    opts: Mapping[str, Any], batches: tuple[int, ...] | list[int], fixed_batch: int | None = None
+) -> BatchProfile:
+    """The sweep's profile with a spec's ``opt_batch`` and ``max_batch`` options: what a
+    sweep's runner, ``trt-build`` and the Engines page build and look up."""
+    return sweep_profile(
+        batches,
+        opt_batch=opts.get("opt_batch"),
+        max_batch=opts.get("max_batch"),
+        fixed_batch=fixed_batch,
+    )
 
 
 def check_batch(batch: int, profile: BatchProfile) -> None:

@@ -21,6 +21,9 @@ from engine.backends.tensorrt.flavour import SUPPORTED_MAJORS, install_command
 from engine.core.errors import BadInput, Unavailable
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# Ampere (8.0) is the first architecture with BF16 tensor cores; TensorRT refuses BF16 below.
+BF16_MIN_CC = (8, 0)
+BF16_MIN_TEXT = "8.0"
 
 
 @dataclass(frozen=True)

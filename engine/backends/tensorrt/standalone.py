@@ -13,13 +13,14 @@ layers from the builder's log, and the library's own verdict on loading it here.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.backends.base import PrepareContext
 from engine.backends.tensorrt.build import BuildSettings
-from engine.backends.tensorrt.cache import plan_record, sweep_profile
+from engine.backends.tensorrt.cache import BatchProfile, options_profile, plan_record
 from engine.backends.tensorrt.flavour import (
     Flavour,
     parse_targets,
@@ -31,8 +32,9 @@ from engine.backends.tensorrt.flavour import (
 )
 from engine.backends.tensorrt.inspector import EngineLayer, layers_from_build_log
 from engine.backends.tensorrt.load import fetch_plan, plan_key, plan_lock
+from engine.backends.tensorrt.options import TensorRTOptions
 from engine.backends.tensorrt.progress import _make_logger
-from engine.backends.tensorrt.recipe import BuildRecipe, build_recipe
+from engine.backends.tensorrt.recipe import BF16_MIN_CC, BF16_MIN_TEXT, BuildRecipe, build_recipe
 from engine.core.commands import engine_command
 from engine.core.config import size_text
 from engine.core.errors import BadInput, EngineError, Unavailable
@@ -40,6 +42,8 @@ from engine.core.safeio import write_bytes
 
 # ONNX TensorProto element types of the float precisions a strongly typed build keeps.
 _ONNX_FLOAT = {1: "fp32", 10: "fp16", 16: "bf16"}
+# The options that reach the builder or its profile (the others pick flavour and targets).
+_BUILDER = ("workspace_mb", "opt_level", "opt_batch", "max_batch")
 
 
 @dataclass
@@ -62,9 +66,19 @@ class StandaloneBuild:
     out: str = ""
     layers: list[EngineLayer] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The TensorRT options it was built with, every one (bench's flags give the same plan)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def builder_words(self) -> str:
+        """The builder's settings, as the options name them ("workspace MiB=4096, ...")."""
+        from engine.core.options import fields_of
+
+        shown = [f for f in fields_of(TensorRTOptions) if f.name in _BUILDER]
+        given = [(f.label, self.options.get(f.name)) for f in shown]
+        return ", ".join(f"{label}={value}" for label, value in given if value is not None)
 
     def lines(self) -> list[str]:
         """What the CLI prints and the page shows, one fact a line."""
@@ -73,6 +87,7 @@ class StandaloneBuild:
             f"flavour: {self.trt}",
             f"model: {self.onnx} ({self.precision}, image size {self.image_size}, {self.profile})",
             f"targets: compute capability {', '.join(self.targets) or 'of this GPU'}",
+            *([f"builder: {self.builder_words()}"] if self.options else []),
             f"build: {self.source}, {took}",
             f"plan: {self.plan_bytes / 2**20:.1f} MiB ({self.plan_bytes} bytes)",
             f"cache key: {self.key}",
@@ -147,22 +162,72 @@ def _check_qdq(onnx_path: Path) -> None:
         )
 
 
+def _chosen_targets(
+    flavour: Flavour, text: str, cc: str | None, precision: str
+) -> tuple[tuple[str, ...], list[str], bool]:
+    """(targets, notes, whether they were not asked for): TensorRT-RTX's (:func:`_targets`);
+    full TensorRT builds for the GPU here, which bf16 needs to be an Ampere or newer."""
+    if flavour.name == "rtx":
+        return _targets(flavour, text, cc, precision)
+    _bf16_on_this_gpu(precision, cc)
+    return (), [], False
+
+
 def _targets(
-    flavour: Flavour, text: str, cc: str | None
+    flavour: Flavour, text: str, cc: str | None, precision: str
 ) -> tuple[tuple[str, ...], list[str], bool]:
     """RTX build targets: as given, else this GPU's, else every one the library builds for
-    (the last: True, the targets were not asked for)."""
+    (the last: True, the targets were not asked for; bf16: those of Ampere or newer)."""
     notes: list[str] = []
     given = parse_targets(text, flavour.module)
     if given:
+        _bf16_for(precision, given)
         return given, notes, False
     supported, source = rtx_targets(flavour.module)
     if cc is not None and cc in supported:
+        _bf16_on_this_gpu(precision, cc)
         return (cc,), notes, False
     if cc is not None:
         notes.append(f"{unsupported_message(cc)}: built for other GPUs only")
     notes.append(f"targets: every compute capability of the {source}")
+    older = _before_bf16(precision, supported)
+    if older:  # TensorRT-RTX: "Cannot compile for target(s) sm75 ... HW-specific datatypes: b16"
+        supported = tuple(t for t in supported if t not in older)
+        notes.append(f"compute capability {', '.join(older)} left out: {_BF16_WHY}")
     return supported, notes, True
+
+
+_BF16_WHY = f"BF16 needs compute capability {BF16_MIN_TEXT} (Ampere) or newer"
+
+
+def _before_bf16(precision: str, targets: tuple[str, ...]) -> list[str]:
+    """The targets a bf16 plan cannot be built for (none for another precision)."""
+    if precision != "bf16":
+        return []
+    return [t for t in targets if tuple(int(x) for x in t.split(".")) < BF16_MIN_CC]
+
+
+def _bf16_for(precision: str, named: tuple[str, ...]) -> None:
+    """Refuse, before a build, bf16 for targets the user named that have no BF16."""
+    older = _before_bf16(precision, named)
+    if older:
+        left = [t for t in named if t not in older]
+        raise BadInput(
+            f"bf16 cannot be built for compute capability {', '.join(older)}",
+            _BF16_WHY,
+            f"leave {', '.join(older)} out (--rtx-cc {','.join(left)})" if left
+            else "build fp16 for those GPUs, or name newer targets with --rtx-cc",
+        )  # fmt: skip
+
+
+def _bf16_on_this_gpu(precision: str, cc: str | None) -> None:
+    """bf16 on a GPU older than Ampere: refused in bench's words, before a build."""
+    if cc is not None and _before_bf16(precision, (cc,)):
+        raise BadInput(
+            f"bf16 is not possible on {_gpu_name()} (compute capability {cc})",
+            _BF16_WHY,
+            "use fp16 on this GPU",
+        )
 
 
 # TensorRT-RTX's refusal of a Turing kernel ("Cannot compile operation 'node_linear' for
@@ -219,7 +284,7 @@ def _flavour_for_build(choice: str, cc: str | None) -> Flavour:
         raise Unavailable(
             "full TensorRT cannot build without a GPU",
             "its builder times kernels on the GPU it builds for",
-            "build on the GPU machine, or use --flavour rtx (TensorRT-RTX builds without a GPU)",
+            "build on the GPU machine, or use --trt-flavour rtx (TensorRT-RTX builds without a GPU)",
         )
     return flavour
 
@@ -235,9 +300,12 @@ def build_standalone(
     progress: Any = None,
     fixed_batch: int | None = None,
     shown: str = "",
+    options: Mapping[str, Any] | None = None,
 ) -> StandaloneBuild:
     """Build (or take from the cache) a plan for ``onnx_path`` and report its facts
-    (``shown``: what to call the model, where ``onnx_path`` is a copy of the user's file)."""
+    (``shown``: what to call the model, where ``onnx_path`` is a copy of the user's file;
+    ``options``: the TensorRT options as a spec holds them, read as a sweep's runner reads
+    them, so the plan is the one a ``bench`` with the same options looks up)."""
     from engine.artifacts.external_data import model_digest
 
     cc = visible_cc("cuda")
@@ -246,24 +314,16 @@ def build_standalone(
     major = trt_major(flavour.version) if flavour.name == "full" else 0
     recipe = build_recipe(major, precision, trt, flavour.name)
     check_typed(onnx_path, recipe)
-    chosen, notes, defaulted = (
-        _targets(flavour, targets, cc) if flavour.name == "rtx" else ((), [], False)
-    )
-    profile = sweep_profile(batches, fixed_batch=fixed_batch)
-    if profile.max_batch > max(batches):
-        asked = ",".join(str(b) for b in batches)
-        # Keyed by this GPU (or by none): a sweep finds the plan on this machine only.
-        found = f"; bench --batch {asked} on this GPU finds this plan in the cache" if cc else ""
-        notes.append(
-            f"the profile reaches batch {profile.max_batch}, the batch of bench's parity"
-            f" check, as a sweep's does{found}"
-        )
+    chosen, notes, defaulted = _chosen_targets(flavour, targets, cc, precision)
+    opts = {k: v for k, v in (options or {}).items() if k in _BUILDER}
+    profile = options_profile(opts, batches, fixed_batch)
+    notes += _profile_note(profile, batches, opts, cc is not None)
     gpu = _gpu_name() if cc is not None else ""
     digest = model_digest(onnx_path)
     ctx = PrepareContext(batches=tuple(batches), progress=progress)
 
     def fetch(targets_now: tuple[str, ...]) -> tuple[Any, Any]:
-        settings = BuildSettings(targets=targets_now)
+        settings = BuildSettings.from_options(opts, targets_now)
         key = plan_key(trt, digest, recipe, profile, settings, gpu, cc or "", image_hw)
         with plan_lock(key, ctx.say):
             got = fetch_plan(
@@ -302,7 +362,28 @@ def build_standalone(
         out=_write(out, got.plan) if out else "",
         layers=layers,
         notes=[*got.notes, *notes],
+        options=asdict(TensorRTOptions(**opts, trt_flavour=flavour_choice, rtx_cc=targets or None)),
     )
+
+
+def _profile_note(
+    profile: BatchProfile, batches: list[int], opts: dict[str, Any], gpu: bool
+) -> list[str]:
+    """Where the profile reaches past the batches asked for the parity check's batch."""
+    if profile.max_batch <= max(batches) or opts.get("max_batch") is not None:
+        return []
+    from engine.backends import declared_options
+    from engine.core.options import cli_args
+
+    asked = " ".join(
+        ["--batch", ",".join(str(b) for b in batches), *cli_args(declared_options(), opts)]
+    )
+    # Keyed by this GPU (or by none): a sweep finds the plan on this machine only.
+    found = f"; bench {asked} on this GPU finds this plan in the cache" if gpu else ""
+    return [
+        f"the profile reaches batch {profile.max_batch}, the batch of bench's parity"
+        f" check, as a sweep's does{found}"
+    ]
 
 
 def _gpu_name() -> str:

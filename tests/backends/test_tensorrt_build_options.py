@@ -1,0 +1,101 @@
+"""``trt-build`` and ``build --backend tensorrt`` take bench's TensorRT options.
+
+They refused ``--workspace-mb 256`` ("unrecognized arguments"), so a plan built ahead was
+always built with the default workspace and optimisation level, both in the plan's key: a
+``bench ... --opt-level 5`` never found it and built again. Real TensorRT-RTX builds with no
+GPU, skipped where its wheels are missing (as tests/backends/test_tensorrt_rtx.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.core.config import ModelSpec
+from tests.conftest import run_cli
+
+rtx = pytest.importorskip(
+    "tensorrt_rtx_bindings",
+    reason="the TensorRT-RTX wheels are not installed (pip install -r requirements-trt-rtx.txt)",
+)
+
+from tests.backends.test_tensorrt_rtx import _bench_plan_key  # noqa: E402
+
+MODEL = ("--model", "squeezenet1_1", "--image-size", "32", "--batch", "1", "--rtx-cc", "8.6")
+TUNED = ("--workspace-mb", "256", "--opt-level", "5")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("VISIONBENCH_DATA", str(tmp_path / "data"))
+    return tmp_path / "cache"
+
+
+def _main(capsys, *argv: str) -> tuple[int, str, str]:
+    from engine.cli.main import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_plan_built_ahead_with_bench_options_is_the_one_that_bench_finds(cache, capsys):
+    from engine.backends.tensorrt.cache import load_plan
+
+    proc = run_cli("build", "--backend", "tensorrt", "--precision", "fp16", *MODEL, *TUNED,
+                   "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (engine,) = json.loads(proc.stdout)["engines"]
+    assert engine["built"] and engine["source"] == "built"
+    assert engine["options"] == {
+        "workspace_mb": 256, "opt_level": 5, "opt_batch": None, "max_batch": None,
+        "trt_flavour": "auto", "rtx_cc": "8.6",
+    }  # fmt: skip
+    assert engine["configuration"] == (
+        "TensorRT FP16 on cuda + workspace MiB=256, opt level=5, RTX targets=8.6"
+    )
+    model = ModelSpec(name="squeezenet1_1", image_size=32)
+    bench = _bench_plan_key(model, "fp16", (1,), "8.6", workspace_mb=256, opt_level=5)
+    assert engine["key"] == bench.name
+    assert bench.name != _bench_plan_key(model, "fp16", (1,), "8.6").name  # the options count
+    plan, note = load_plan(bench)  # bench's own lookup: a hit, nothing to build
+    assert plan is not None and len(plan) == engine["plan_bytes"] and not note
+    # trt-build with the same flags: the same plan, from the cache; its facts say the options
+    code, out, err = _main(capsys, "trt-build", "--precision", "fp16", *MODEL, *TUNED)
+    assert code == 0, err
+    assert "builder: workspace MiB=256, opt level=5\n" in out and "build: cache" in out, out
+    assert f"cache key: {bench.name}\n" in out
+    # --opt-batch/--max-batch reach the profile as bench's runner builds it
+    code, out, err = _main(capsys, "trt-build", "--precision", "fp16", *MODEL, *TUNED,
+                           "--opt-batch", "4", "--max-batch", "16", "--json")  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["profile"] == "batch 1..16 (tuned for 4)" and doc["options"]["max_batch"] == 16
+    wider = _bench_plan_key(model, "fp16", (1,), "8.6", workspace_mb=256, opt_level=5,
+                            opt_batch=4, max_batch=16)  # fmt: skip
+    assert doc["key"] == wider.name and doc["source"] == "built"
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [("--workspace-mb", "10"), ("--opt-level", "9"), ("--opt-batch", "0"),
+     ("--trt-flavour", "fast")],
+)  # fmt: skip
+def test_bad_options_are_refused_in_bench_s_words_before_anything_is_built(cache, capsys, flag):
+    bench = _main(capsys, "bench", "--backend", "tensorrt", "--device", "cuda", *MODEL, *flag)
+    built = _main(capsys, "trt-build", "--precision", "fp16", *MODEL, *flag)
+    handed = _main(capsys, "build", "--backend", "tensorrt", *MODEL, *flag)
+    for code, out, err in (bench, built, handed):
+        assert code == 2 and not out and err.count("\n") == 1, err
+    said = [err.replace("bench", "CMD").replace("trt-build", "CMD") for _, _, err in (bench, built)]
+    assert said[0] == said[1] == handed[2].replace("trt-build", "CMD"), said
+    assert not cache.exists()  # refused before anything was exported
+
+
+def test_an_opt_batch_outside_the_profile_is_refused_before_the_export(cache, capsys):
+    code, out, err = _main(capsys, "trt-build", "--precision", "fp16", *MODEL, "--opt-batch", "9")
+    assert code == 2 and not out, err
+    assert err.startswith("error: the TensorRT option opt_batch=9 is outside the profile 1..8")
+    assert not cache.exists()
