@@ -13,6 +13,7 @@ the cache is best effort: a run never fails because the cache could not be writt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,7 +25,6 @@ from typing import Any
 from engine.artifacts import weights
 from engine.artifacts.export import building, cached_artifact, finish_artifact
 from engine.core.config import ModelSpec
-from engine.core.errors import EngineError
 from engine.core.paths import cache_dir
 
 FILE = "settled.pt"
@@ -109,8 +109,10 @@ def _store(folder: Path, model: Any, before: dict[str, Any], spec: ModelSpec) ->
             torch.save(delta, tmp)
             record = {"model": spec.name, "image_size": spec.image_size, "seed": spec.seed}
             finish_artifact(folder, tmp, FILE, {**record, "digest": digest})
-    except (OSError, EngineError):  # a full or read-only cache: the run goes on without it
-        tmp.unlink(missing_ok=True)
+    except Exception:  # noqa: BLE001 - a full or read-only cache (torch.save says so with a
+        # RuntimeError): the run goes on without it, and a full disk is said where it matters
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def settled_random_model(spec: ModelSpec) -> Any:

@@ -41,6 +41,9 @@ def _start(db: Path, batches: str, env: dict | None = None) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own group, as timeout(1) gives it
+        # as in a terminal: a suite started in the background (`cmd &`, as CI may) passes
+        # on an ignored SIGINT, which the CLI and its worker rightly keep ignoring
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         env={**os.environ, **(env or {})},
     )
 
