@@ -239,13 +239,16 @@ def _plans(
     batches = check_batches(parse_list(args.batch, int, "batch size"))
     from engine.backends.tensorrt.cache import options_profile
     from engine.backends.tensorrt.flavour import tensorrt_availability
+    from engine.backends.tensorrt.targets import check_plan_targets
 
     if not args.onnx:  # the profile options checked as bench checks them, before the export
         options_profile(opts, batches)
 
-    # Before an export that takes seconds: is the flavour asked for here at all?
+    # Before an export that takes seconds: is the flavour asked for here at all, and can
+    # it build each precision for the targets named?
     flavour = typed.trt_flavour
     tensorrt_availability(flavour)[1].raise_if_missing(f"TensorRT ({flavour})")
+    check_plan_targets(flavour, typed.rtx_cc, precisions)
     label, art, fixed = _source(args, batches)
     built = []
     for precision in precisions:

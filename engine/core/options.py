@@ -26,7 +26,7 @@ import dataclasses
 import math
 import os
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,7 @@ def option(
     flag: str = "",
     dashboard: Any = NOT_SHOWN,
     threads: bool = False,
+    check: Callable[[Any], None] | None = None,
 ) -> Any:
     """A declared option: default, help, and the word labels use for it.
 
@@ -80,6 +81,9 @@ def option(
     in the sidebar, which draws a control only for the settings that have one.
     ``threads`` marks a thread count: it changes how many cores a configuration gets, not
     what it runs, so labels and comparisons leave it out (so does ``setting``).
+    ``check`` refuses a value its type and range let through (BadInput in its own words):
+    every front end's values pass it (:func:`validate`, :func:`from_cli`), so a value that
+    can never work is refused before anything runs, in one place.
     """
     meta = {
         "help": help,
@@ -93,6 +97,7 @@ def option(
         "flag": flag,
         "dashboard": dashboard,
         "threads": threads,
+        "check": check,
     }
     return field(default=default, metadata=meta)
 
@@ -121,6 +126,7 @@ class OptionField:
     flag_name: str = ""  # the flag, where it is not the field's name
     dashboard: Any = NOT_SHOWN  # a sweep setting's starting value in the sidebar
     threads: bool = False  # a thread count, not a switch of what runs
+    check: Callable[[Any], None] | None = None  # the option's own check of a value
 
     @property
     def flag(self) -> str:
@@ -162,6 +168,7 @@ def fields_of(options_cls: type) -> list[OptionField]:
                 m.get("flag", ""),
                 m.get("dashboard", NOT_SHOWN),
                 m.get("threads", False),
+                m.get("check"),
             )
         )
     return out
@@ -188,7 +195,10 @@ def _coerce(f: OptionField, value: Any, owner: str) -> Any:
             f"the {owner} option {f.name}={value!r} is not one of {', '.join(map(str, f.choices))}",
             f.help,
         )
-    return _in_range(f, value, owner)
+    value = _in_range(f, value, owner)
+    if f.check is not None and value is not None:
+        f.check(value)
+    return value
 
 
 def _in_range(f: OptionField, value: Any, owner: str) -> Any:

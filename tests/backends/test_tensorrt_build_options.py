@@ -13,6 +13,7 @@ import json
 import pytest
 
 from engine.core.config import ModelSpec
+from engine.core.errors import BadInput
 from tests.conftest import run_cli
 
 rtx = pytest.importorskip(
@@ -81,7 +82,8 @@ def test_a_plan_built_ahead_with_bench_options_is_the_one_that_bench_finds(cache
 @pytest.mark.parametrize(
     "flag",
     [("--workspace-mb", "10"), ("--opt-level", "9"), ("--opt-batch", "0"),
-     ("--trt-flavour", "fast")],
+     ("--trt-flavour", "fast"), ("--rtx-cc", "abc"), ("--rtx-cc", "9.0"),
+     ("--rtx-cc", "8.6,4.2")],
 )  # fmt: skip
 def test_bad_options_are_refused_in_bench_s_words_before_anything_is_built(cache, capsys, flag):
     bench = _main(capsys, "bench", "--backend", "tensorrt", "--device", "cuda", *MODEL, *flag)
@@ -99,3 +101,34 @@ def test_an_opt_batch_outside_the_profile_is_refused_before_the_export(cache, ca
     assert code == 2 and not out, err
     assert err.startswith("error: the TensorRT option opt_batch=9 is outside the profile 1..8")
     assert not cache.exists()
+
+
+@pytest.mark.parametrize(
+    ("named", "fix"),
+    [
+        ("7.5,8.6", "leave 7.5 out (--rtx-cc 8.6)"),
+        ("7.5", "build fp16 for those GPUs, or name newer targets with --rtx-cc"),
+    ],
+)
+def test_bf16_for_a_target_without_bf16_is_refused_before_the_export(cache, capsys, named, fix):
+    """It was refused only after the bf16 export (seconds to minutes for a big model)."""
+    from engine.running.build import standalone_note
+
+    args = (*MODEL, "--precision", "bf16", "--rtx-cc", named)
+    built = _main(capsys, "trt-build", *args)
+    handed = _main(capsys, "build", "--backend", "tensorrt", *args)
+    for code, out, err in (built, handed):
+        assert code == 2 and not out, err
+        assert err == (
+            "error: bf16 cannot be built for compute capability 7.5: BF16 needs compute"
+            f" capability 8.0 (Ampere) or newer. Fix: {fix}\n"
+        )
+    assert not cache.exists()  # nothing exported
+    # the Engines page's note, said before its button is pressed: the same refusal
+    options = {"trt_flavour": "rtx", "rtx_cc": named}
+    with pytest.raises(BadInput) as page:
+        standalone_note("tensorrt", ("fp16", "bf16"), options)
+    assert f"error: {page.value.user_message()}\n" == built[2]
+    assert standalone_note("tensorrt", ("fp16",), options)  # fp16 builds for 7.5
+    with pytest.raises(BadInput, match="cannot build for compute capability 9.0"):
+        standalone_note("tensorrt", ("fp16",), {"rtx_cc": "9.0"})  # the option's own check

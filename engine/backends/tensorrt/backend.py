@@ -47,6 +47,7 @@ from engine.backends.tensorrt.recipe import (
     source_name,
 )
 from engine.backends.tensorrt.runner import TensorRTRunner
+from engine.backends.tensorrt.targets import check_plan_targets
 from engine.core.commands import engine_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import device_kind
@@ -115,6 +116,7 @@ class TensorRTBackend(Backend):
     @classmethod
     def standalone_note(cls, precisions: tuple[str, ...], options: Any) -> str:
         own = cls._standalone_precisions(precisions)
+        check_plan_targets(options.trt_flavour, options.rtx_cc, own)  # before a press
         words = {
             "int8": "int8, the model quantised as bench quantises it (a Q/DQ file as it is)",
             "bf16": f"bf16 export (for compute capability {BF16_MIN_TEXT} and newer: BF16 needs"

@@ -13,6 +13,13 @@ from engine.backends.tensorrt.cache import DEFAULT_OPT_LEVEL, DEFAULT_WORKSPACE_
 from engine.core.options import option
 
 
+def _check_rtx_cc(text: str) -> None:
+    # Imported when a value is given: the check reads TensorRT-RTX's own target list.
+    from engine.backends.tensorrt.targets import check_rtx_cc
+
+    check_rtx_cc(text)
+
+
 @dataclass(frozen=True)
 class TensorRTOptions:
     """The builder's settings and the flavour (engine.core.options makes flags and controls of them)."""
@@ -37,5 +44,6 @@ class TensorRTOptions:
         choices=("auto", "full", "rtx"),
     )
     rtx_cc: str | None = option(
-        None, "TensorRT-RTX target compute capabilities, e.g. 8.6,8.9", "RTX targets"
-    )
+        None, "TensorRT-RTX target compute capabilities, e.g. 8.6,8.9", "RTX targets",
+        check=_check_rtx_cc,
+    )  # fmt: skip

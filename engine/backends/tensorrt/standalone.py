@@ -23,7 +23,6 @@ from engine.backends.tensorrt.build import BuildSettings
 from engine.backends.tensorrt.cache import BatchProfile, options_profile, plan_record
 from engine.backends.tensorrt.flavour import (
     Flavour,
-    parse_targets,
     rtx_targets,
     tensorrt_availability,
     trt_major,
@@ -34,7 +33,8 @@ from engine.backends.tensorrt.inspector import EngineLayer, layers_from_build_lo
 from engine.backends.tensorrt.load import fetch_plan, plan_key, plan_lock
 from engine.backends.tensorrt.options import TensorRTOptions
 from engine.backends.tensorrt.progress import _make_logger
-from engine.backends.tensorrt.recipe import BF16_MIN_CC, BF16_MIN_TEXT, BuildRecipe, build_recipe
+from engine.backends.tensorrt.recipe import BuildRecipe, build_recipe
+from engine.backends.tensorrt.targets import BF16_WHY, before_bf16, check_targets
 from engine.core.commands import engine_command
 from engine.core.config import size_text
 from engine.core.errors import BadInput, EngineError, Unavailable
@@ -179,9 +179,8 @@ def _targets(
     """RTX build targets: as given, else this GPU's, else every one the library builds for
     (the last: True, the targets were not asked for; bf16: those of Ampere or newer)."""
     notes: list[str] = []
-    given = parse_targets(text, flavour.module)
+    given = check_targets(text, precision, flavour.module)
     if given:
-        _bf16_for(precision, given)
         return given, notes, False
     supported, source = rtx_targets(flavour.module)
     if cc is not None and cc in supported:
@@ -190,42 +189,19 @@ def _targets(
     if cc is not None:
         notes.append(f"{unsupported_message(cc)}: built for other GPUs only")
     notes.append(f"targets: every compute capability of the {source}")
-    older = _before_bf16(precision, supported)
+    older = before_bf16(precision, supported)
     if older:  # TensorRT-RTX: "Cannot compile for target(s) sm75 ... HW-specific datatypes: b16"
         supported = tuple(t for t in supported if t not in older)
-        notes.append(f"compute capability {', '.join(older)} left out: {_BF16_WHY}")
+        notes.append(f"compute capability {', '.join(older)} left out: {BF16_WHY}")
     return supported, notes, True
-
-
-_BF16_WHY = f"BF16 needs compute capability {BF16_MIN_TEXT} (Ampere) or newer"
-
-
-def _before_bf16(precision: str, targets: tuple[str, ...]) -> list[str]:
-    """The targets a bf16 plan cannot be built for (none for another precision)."""
-    if precision != "bf16":
-        return []
-    return [t for t in targets if tuple(int(x) for x in t.split(".")) < BF16_MIN_CC]
-
-
-def _bf16_for(precision: str, named: tuple[str, ...]) -> None:
-    """Refuse, before a build, bf16 for targets the user named that have no BF16."""
-    older = _before_bf16(precision, named)
-    if older:
-        left = [t for t in named if t not in older]
-        raise BadInput(
-            f"bf16 cannot be built for compute capability {', '.join(older)}",
-            _BF16_WHY,
-            f"leave {', '.join(older)} out (--rtx-cc {','.join(left)})" if left
-            else "build fp16 for those GPUs, or name newer targets with --rtx-cc",
-        )  # fmt: skip
 
 
 def _bf16_on_this_gpu(precision: str, cc: str | None) -> None:
     """bf16 on a GPU older than Ampere: refused in bench's words, before a build."""
-    if cc is not None and _before_bf16(precision, (cc,)):
+    if cc is not None and before_bf16(precision, (cc,)):
         raise BadInput(
             f"bf16 is not possible on {_gpu_name()} (compute capability {cc})",
-            _BF16_WHY,
+            BF16_WHY,
             "use fp16 on this GPU",
         )
 
