@@ -306,6 +306,26 @@ def test_backend_check_skips_rtx_on_hopper(monkeypatch):
         TensorRTBackend.check(spec.with_options(trt_flavour="fast"))
 
 
+@pytest.mark.parametrize("gpu", [None, "8.6"])
+def test_backend_check_refuses_bf16_for_a_named_turing_target_in_trt_build_s_words(
+    monkeypatch, gpu
+):
+    """bench on an RTX 3090 (8.6) with bf16 and --rtx-cc 7.5,8.6: the check passed it, and the
+    builder refused it after the export, a failed row; now a skipped row before anything."""
+    from engine.backends.tensorrt import backend
+
+    monkeypatch.setattr(backend, "_visible_cc", lambda device: gpu)  # the GPU, or none
+    spec = RunnerSpec("tensorrt", "cuda", "bf16", (("rtx_cc", "7.5,8.6"), ("trt_flavour", "rtx")))
+    with pytest.raises(BadInput) as info:
+        TensorRTBackend.check(spec)
+    assert info.value.user_message() == (
+        "bf16 cannot be built for compute capability 7.5: BF16 needs compute capability 8.0"
+        " (Ampere) or newer. Fix: leave 7.5 out (--rtx-cc 8.6)"
+    )  # trt-build's words (tests/backends/test_tensorrt_build_options.py)
+    TensorRTBackend.check(spec.with_options(rtx_cc="8.0,8.6"))
+    TensorRTBackend.check(RunnerSpec("tensorrt", "cuda", "fp16", spec.options))
+
+
 def test_sweep_skips_the_rtx_row_on_hopper_and_measures_the_rest(monkeypatch, tmp_path):
     from engine.backends.tensorrt import backend
     from engine.core.config import BenchSettings, ModelSpec, SweepConfig

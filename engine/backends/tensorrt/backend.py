@@ -47,7 +47,7 @@ from engine.backends.tensorrt.recipe import (
     source_name,
 )
 from engine.backends.tensorrt.runner import TensorRTRunner
-from engine.backends.tensorrt.targets import check_plan_targets
+from engine.backends.tensorrt.targets import check_plan_targets, check_targets
 from engine.core.commands import engine_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import device_kind
@@ -245,7 +245,8 @@ class TensorRTBackend(Backend):
         if choice != "auto" and not ok.ok:
             ok.raise_if_missing(f"TensorRT flavour '{choice}'")
         if flavour is not None and flavour.name == "rtx":
-            parse_targets(spec.opts.get("rtx_cc"), flavour.module)
+            # trt-build's check: bf16 named for a Turing target failed in the builder
+            check_targets(spec.opts.get("rtx_cc"), spec.precision, flavour.module)
             cc = _visible_cc(spec.device)
             if cc is not None:
                 check_rtx_gpu(cc, flavour.module)
