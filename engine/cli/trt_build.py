@@ -250,6 +250,9 @@ def _plans(
     tensorrt_availability(flavour)[1].raise_if_missing(f"TensorRT ({flavour})")
     check_plan_targets(flavour, typed.rtx_cc, precisions)
     label, art, fixed = _source(args, batches)
+    # A file's own batch known: a fixed one pins the profile, a dynamic one takes the
+    # options, checked before it is quantised or copied (a model's were checked above)
+    options_profile(opts, batches, fixed)
     built = []
     for precision in precisions:
         path, shown = _onnx(art, args, precision, batches)

@@ -132,3 +132,28 @@ def test_bf16_for_a_target_without_bf16_is_refused_before_the_export(cache, caps
     assert standalone_note("tensorrt", ("fp16",), options)  # fp16 builds for 7.5
     with pytest.raises(BadInput, match="cannot build for compute capability 9.0"):
         standalone_note("tensorrt", ("fp16",), {"rtx_cc": "9.0"})  # the option's own check
+
+
+def test_a_dynamic_batch_file_s_profile_options_are_refused_before_it_is_quantised(
+    cache, capsys, tmp_path
+):
+    """The check before the export was left out for --onnx (a fixed-batch file sets its own
+    profile): int8 of a dynamic-batch file was quantised and calibrated, then refused."""
+    from tests.backends.test_tensorrt_rtx import tiny_onnx
+
+    dynamic = tiny_onnx(tmp_path / "dynamic.onnx")
+    args = ("--onnx", str(dynamic), "--batch", "1", "--rtx-cc", "8.6", "--precision", "int8",
+            "--opt-batch", "64", "--max-batch", "8")  # fmt: skip
+    for command in (("trt-build",), ("build", "--backend", "tensorrt")):
+        code, out, err = _main(capsys, *command, *args)
+        assert code == 2 and not out, err
+        assert err == (
+            "error: the TensorRT option opt_batch=64 is outside the profile 1..8."
+            " Fix: choose opt_batch between 1 and 8\n"
+        )
+    assert not (cache / "int8").exists()  # nothing quantised
+    # a file of one fixed batch pins the profile: those options do not reach it (as bench's)
+    fixed = tiny_onnx(tmp_path / "fixed.onnx", batch=1)
+    code, out, err = _main(capsys, "trt-build", *args[2:], "--onnx", str(fixed), "--json")
+    assert code == 0, err
+    assert json.loads(out)["profile"] == "batch 1..1 (tuned for 1)"
