@@ -65,6 +65,9 @@ def option_controls(sb: Any, backends: list[str]) -> dict[str, Any]:
                 first = "library default" if f.default is None else f.default
                 value = st.selectbox(label, shown, help=f.help, **kept(key, first, shown))
                 value = None if value == "library default" else value
+            elif f.kind is str:  # a word or a list (TensorRT-RTX targets "8.6,8.9"), not a number
+                value = st.text_input(label, help=f.help, **kept(key, f.default or "")).strip()
+                value = (value or None) if f.optional else value
             else:
                 value = st.number_input(
                     f"{label}, 0: library default" if f.optional else label,

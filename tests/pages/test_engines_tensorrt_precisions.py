@@ -98,3 +98,29 @@ def test_what_one_press_builds_is_said_and_nothing_else_is_built_in_its_place():
         standalone_note("tensorrt", ("tf32",), {})
     assert refused.value.what == "TensorRT builds no tf32 plan"
     assert refused.value.why == "TensorRT builds fp32, fp16, bf16, int8"
+
+
+def test_the_sidebar_s_rtx_targets_field_takes_targets_and_the_page_refuses_bf16_for_turing():
+    """The field was a whole-number input (a text option drawn as a number): 8.6 could not be
+    typed, and 86 became the targets '86'. Drawn only where TensorRT is usable (a GPU), so
+    the controls are drawn here as the sidebar draws them for TensorRT."""
+
+    def sidebar() -> None:
+        import streamlit as st
+
+        from pages.widgets import option_controls
+
+        st.session_state["chosen"] = option_controls(st.sidebar, ["tensorrt"])
+
+    app = AppTest.from_function(sidebar).run()
+    field = app.sidebar.text_input(key="_vb_opt_rtx_cc")
+    assert field.label == "RTX targets (tensorrt)" and field.value == ""
+    assert app.session_state["chosen"] == {}
+    field.set_value(" 7.5,8.6 ").run()
+    assert app.session_state["chosen"] == {"rtx_cc": "7.5,8.6"}
+    chosen = {**app.session_state["chosen"], "trt_flavour": "rtx"}  # full TensorRT reads none
+    # what the Engines page says before its button: fp16 builds, bf16 refused as trt-build does
+    assert standalone_note("tensorrt", ("fp16",), chosen)
+    with pytest.raises(BadInput) as refused:
+        standalone_note("tensorrt", ("bf16",), chosen)
+    assert refused.value.what == "bf16 cannot be built for compute capability 7.5"
