@@ -410,6 +410,8 @@ def run_sweep(
     config = plan.config
     if not config.runners:
         raise BadInput("no backend configuration to run", fix="pick at least one backend")
+    if cb.stop_requested():  # asked while starting (a Ctrl-C during the worker's imports)
+        return SweepOutcome(None, interrupted=True, end_reason=end_of(None, True)[1])
     devices = [r.device for r in config.runners]
     if artifacts is None and not config.model.onnx_path:
         # a torchvision model's size is known before it is built and exported (30 s at

@@ -41,7 +41,7 @@ from engine.core.rows import ModelFacts, new_row
 from engine.core.text import write_terminal
 from engine.running.plan import Callbacks, Plan, plan_of_config, plan_points
 from engine.running.sweep import SweepOutcome
-from engine.storage.runend import WorkerSignals, end_of
+from engine.storage.runend import WorkerSignals, end_of, held_for_child
 
 CRASH_HOOK_ENV = "VISIONBENCH_TEST_CRASH"
 FD_ENV = "VISIONBENCH_WORKER_FD"
@@ -151,7 +151,10 @@ def child_main() -> int:
     # the parent too, which asks the same); the reason is theirs when sent to this alone.
     signalled = WorkerSignals(stop)
     try:
-        job = json.loads(sys.stdin.readline())
+        line = sys.stdin.readline()
+        if not line.endswith("\n"):  # the parent stopped before it sent the whole job
+            return 0
+        job = json.loads(line)
 
         def watch_stdin() -> None:
             sys.stdin.readline()  # "stop", or EOF when the parent went away
@@ -223,26 +226,31 @@ class _Child:
         self.error: EngineError | None = None
         self.bug: str | None = None
         self.buf = b""
+        self.job_sent = False
         self.read_fd, write_fd = os.pipe()
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "engine.running.worker"],
-                stdin=subprocess.PIPE,
-                # The child's stderr (ONNX Runtime's own log lines name the model's nodes,
-                # which come from a file) reaches the terminal only through the sanitiser.
-                stderr=subprocess.PIPE,
-                pass_fds=(write_fd,),
-                env=_child_env(self.read_fd, write_fd),
-                close_fds=True,
-            )
+            with held_for_child():  # a Ctrl-C while it starts waits for its handlers
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "engine.running.worker"],
+                    stdin=subprocess.PIPE,
+                    # The child's stderr (ONNX Runtime's own log lines name the model's nodes,
+                    # which come from a file) reaches the terminal only through the sanitiser.
+                    stderr=subprocess.PIPE,
+                    pass_fds=(write_fd,),
+                    env=_child_env(self.read_fd, write_fd),
+                    close_fds=True,
+                )
         finally:
             os.close(write_fd)  # the parent sees EOF once the child is gone
         self.stderr_copier = threading.Thread(target=self._copy_stderr, daemon=True)
         self.stderr_copier.start()
-        job = {"plan": plan.to_dict(), "db_path": str(db_path)}
+        self.job = {"plan": plan.to_dict(), "db_path": str(db_path)}
+
+    def send_job(self) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(job) + "\n").encode())
+        self.proc.stdin.write((json.dumps(self.job) + "\n").encode())
         self.proc.stdin.flush()
+        self.job_sent = True
 
     def _copy_stderr(self) -> None:
         assert self.proc.stderr is not None
@@ -297,8 +305,11 @@ class _Child:
 
     def ask_stop(self) -> None:
         try:
-            self.proc.stdin.write(b"stop\n")
-            self.proc.stdin.flush()
+            if self.job_sent:
+                self.proc.stdin.write(b"stop\n")
+                self.proc.stdin.flush()
+            else:  # stopped before the whole job was sent: the child ends with nothing run
+                self.proc.stdin.close()
         except OSError:
             pass
 
@@ -380,6 +391,7 @@ def run_sweep_in_worker(
     plan = config if isinstance(config, Plan) else plan_of_config(config, command=command)
     child = _Child(plan, db_path, cb)
     try:
+        child.send_job()
         child.watch(timeout_s, stop_grace_s)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (engine.storage.runend.Terminated)
         child.ask_stop()

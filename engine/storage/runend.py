@@ -10,10 +10,12 @@ memory``, a timeout, the error's own words). Only SIGKILL or a power cut can lea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import threading
+from collections.abc import Iterator
 
 from engine.core.errors import EngineError
 from engine.core.safeio import disk_full
@@ -76,6 +78,23 @@ def install_sigterm() -> dict | None:
     return old
 
 
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def held_for_child() -> Iterator[None]:
+    """A child process started inside starts with SIGINT and SIGTERM held (blocked, kept
+    pending), as the mask of the thread that starts it is inherited through exec; the
+    sweep worker lets them through once :class:`WorkerSignals` is installed. Without it,
+    a Ctrl-C in the second the worker spends importing the engine was a traceback on the
+    terminal (a ``Fatal Python error`` while the interpreter itself started)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class WorkerSignals:
     """SIGTERM or SIGINT sent to the sweep worker alone (``kill`` or ``kill -INT`` on its
     pid, a process manager) is a stop: the point in flight finishes, the run ends
@@ -96,6 +115,9 @@ class WorkerSignals:
         signal.signal(signal.SIGTERM, self._on_term)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, self._on_int)  # ignored (`cmd &`): as its parent
+        # The worker started with both held (held_for_child): one that came while Python
+        # and the engine's imports started is delivered now, as a stop, not a traceback.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
 
     def _on_term(self, signum, frame) -> None:  # noqa: ARG002 - the signal module's signature
         if self.stop.is_set():

@@ -141,3 +141,43 @@ def test_every_point_measured_or_not_applicable_is_exit_0(tmp_path):
     proc = _start(db, "1")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
+
+
+def _catches_sigint(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
+def _worker_starting(proc: subprocess.Popen) -> int:
+    """The worker's pid once its interpreter is up (Python's own SIGINT handler is in):
+    it is importing the engine, a second before it could take a signal as a stop."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for kid in _children(proc.pid):
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{kid}/cmdline").read_bytes()  # exec'd, not the fork
+                if b"engine.running.worker" in cmdline and _catches_sigint(kid):
+                    return kid
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.002)
+    proc.kill()
+    raise AssertionError("no sweep worker started")
+
+
+def test_ctrl_c_while_the_worker_starts_is_one_line_and_no_run(tmp_path):
+    """Before: a Ctrl-C that reached the worker while it imported the engine raised
+    KeyboardInterrupt there, and its traceback (or "Fatal Python error" while the
+    interpreter itself started) reached the terminal through the parent."""
+    db = tmp_path / "r.sqlite"
+    proc = _start(db, "1,2")
+    _worker_starting(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Fatal Python error" not in err, err
+    assert [line for line in err.splitlines() if "interrupt" in line.lower()] == [
+        "interrupted before any point was measured: nothing was stored"
+    ], err
+    assert _stored(db) == ([], 0)  # no run was opened
