@@ -181,3 +181,33 @@ def test_ctrl_c_while_the_worker_starts_is_one_line_and_no_run(tmp_path):
         "interrupted before any point was measured: nothing was stored"
     ], err
     assert _stored(db) == ([], 0)  # no run was opened
+
+
+# A real SIGINT, sent by the process to itself at the moment ``python -m engine`` imports
+# its command line: the moment is too short (30 ms) to hit from outside reliably.
+_CTRL_C_WHILE_IMPORTING = """
+import os, runpy, signal, sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "engine.cli.main":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["engine", "bench", "--model", "resnet18"]
+runpy.run_module("engine", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
+    """Before: the traceback of ``from engine.cli.main import main``, status -2."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_WHILE_IMPORTING],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert (proc.returncode, proc.stderr) == (130, "interrupted\n")
