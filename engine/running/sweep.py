@@ -461,14 +461,18 @@ def run_sweep(
         raise
     finally:
         sweep.said.take()  # said since the last look: stored with how the run ended
-        _record_end(store, sweep.run_id, ended, outcome)
+        _record_end(store, sweep.run_id, ended, outcome, cb)
     return outcome
 
 
-def _record_end(store: Any, run_id: int | None, ended: BaseException | None, outcome) -> None:
+def _record_end(
+    store: Any, run_id: int | None, ended: BaseException | None, outcome, cb: Callbacks
+) -> None:
     # Every way out of a sweep says how it ended; recording it must not hide the reason
     # (on a full disk the status update can fail too).
     status, reason = end_of(ended, outcome.interrupted)
+    if ended is None and outcome.interrupted:  # asked to stop: by whom, said once
+        reason = cb.why_stopped() or reason
     outcome.end_reason = reason
     if store is None or run_id is None:
         return

@@ -123,6 +123,7 @@ def test_sigint_ends_the_run_once_keeping_every_measured_point(tmp_path, target)
         time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)
     seen = _stored(db)[1]
+    ends = _ends_seen_until_exit(proc, db)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     said = [line for line in err.splitlines() if "interrupt" in line.lower()]
@@ -131,9 +132,21 @@ def test_sigint_ends_the_run_once_keeping_every_measured_point(tmp_path, target)
     runs, rows = _stored(db)
     reason = "the sweep worker was interrupted by SIGINT" if target == "worker" else "Ctrl-C"
     assert runs == [(1, "interrupted", reason)], (runs, err)
+    # Before: the worker stored "stopped", then "interrupted by SIGINT", and the parent
+    # "Ctrl-C" once the worker had exited; History read the wrong reason in between.
+    assert ends <= {("running", ""), ("interrupted", reason)}, ends
     with contextlib.closing(sqlite3.connect(db)) as con:
         statuses = [s for (s,) in con.execute("SELECT status FROM rows ORDER BY id")]
     assert seen <= rows < 40 and set(statuses) == {"ok"}, statuses
+
+
+def _ends_seen_until_exit(proc: subprocess.Popen, db: Path) -> set:
+    """Every (status, end reason) a reader of the store saw while the run was stopping."""
+    ends = set()
+    while proc.poll() is None:
+        ends.update((status, reason) for _, status, reason in _stored(db)[0])
+        time.sleep(0.005)
+    return ends
 
 
 def test_every_point_measured_or_not_applicable_is_exit_0(tmp_path):
