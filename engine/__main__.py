@@ -12,7 +12,7 @@ except KeyboardInterrupt:  # Ctrl-C while the command itself starts: nothing beg
     os._exit(130)  # no shutdown for a second Ctrl-C to interrupt: nothing was opened
 
 code = main()
-# The command is over and said how it ended; a Ctrl-C while Python shuts down ends the
-# process as the shell expects (status 130), not with a traceback from an exit handler.
-signal.signal(signal.SIGINT, signal.SIG_DFL)
+# The command is over and has said how it ended: a Ctrl-C while Python shuts down (the
+# second of a double press, say) changes nothing, where it was a traceback, status -2.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 sys.exit(code)

@@ -224,3 +224,28 @@ def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert (proc.returncode, proc.stderr) == (130, "interrupted\n")
+
+
+# A Ctrl-C while Python shuts down after the command has said how it ended (the second of
+# a double press on a slow machine): sent from the last exit handler, so it lands there.
+_CTRL_C_WHILE_EXITING = """
+import atexit, os, runpy, signal, sys
+
+atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))  # runs last: registered first
+sys.argv = ["engine", "--help"]
+runpy.run_module("engine", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_ctrl_c_again_while_the_command_exits_changes_nothing():
+    """Before: Python's own handler was back once ``main`` returned: "Exception ignored in
+    atexit callback", a KeyboardInterrupt traceback (or status -2 a little later)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_WHILE_EXITING],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
