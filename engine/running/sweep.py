@@ -411,7 +411,8 @@ def run_sweep(
     if not config.runners:
         raise BadInput("no backend configuration to run", fix="pick at least one backend")
     if cb.stop_requested():  # asked while starting (a Ctrl-C during the worker's imports)
-        return SweepOutcome(None, interrupted=True, end_reason=end_of(None, True)[1])
+        why = cb.why_stopped() or end_of(None, True)[1]
+        return SweepOutcome(None, interrupted=True, end_reason=why)
     devices = [r.device for r in config.runners]
     if artifacts is None and not config.model.onnx_path:
         # a torchvision model's size is known before it is built and exported (30 s at

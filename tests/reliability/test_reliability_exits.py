@@ -179,16 +179,21 @@ def _worker_starting(proc: subprocess.Popen) -> int:
     raise AssertionError("no sweep worker started")
 
 
-def test_ctrl_c_while_the_worker_starts_is_one_line_and_no_run(tmp_path):
+@pytest.mark.parametrize("target", ["terminal", "worker"])
+def test_a_stop_while_the_worker_starts_is_one_line_and_no_run(tmp_path, target):
     """Before: a Ctrl-C that reached the worker while it imported the engine raised
     KeyboardInterrupt there, and its traceback (or "Fatal Python error" while the
-    interpreter itself started) reached the terminal through the parent."""
+    interpreter itself started) reached the terminal through the parent; SIGTERM to the
+    worker alone then killed it, a crash (exit 4) where it is a stop once it runs."""
     db = tmp_path / "r.sqlite"
     proc = _start(db, "1,2")
-    _worker_starting(proc)
-    os.killpg(proc.pid, signal.SIGINT)
+    worker = _worker_starting(proc)
+    if target == "terminal":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(worker, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == (130 if target == "terminal" else 143), err
     assert "Traceback" not in err and "Fatal Python error" not in err, err
     assert [line for line in err.splitlines() if "interrupt" in line.lower()] == [
         "interrupted before any point was measured: nothing was stored"
