@@ -272,7 +272,12 @@ def _exit_code(outcome) -> int:
     """The README's exit codes for a finished sweep: 0 all measured (or not applicable), 4
     some failed or the worker died, 130/143 interrupted, the worst error when none ran."""
     if outcome.interrupted:
-        print("interrupted: the points measured so far are stored", file=sys.stderr)
+        said = (
+            "interrupted: the points measured so far are stored"
+            if outcome.run_id is not None
+            else "interrupted before any point was measured: nothing was stored"
+        )
+        print(said, file=sys.stderr)
         return _STOP_CODES.get(outcome.end_reason, 130)
     if not outcome.measured:
         codes = [e.exit_code for e in outcome.errors] or [1]

@@ -29,6 +29,8 @@ class Callbacks:
     progress: ProgressFn | None = None  # (points done, points in all, message)
     on_row: Callable[[ResultRow], None] | None = None
     should_stop: Callable[[], bool] | None = None
+    # why the sweep was asked to stop, stored once with the run's end ("" : "stopped")
+    stop_reason: Callable[[], str] | None = None
 
     def say(self, done: int, total: int, message: str) -> None:
         if self.progress:
@@ -40,6 +42,9 @@ class Callbacks:
 
     def stop_requested(self) -> bool:
         return bool(self.should_stop and self.should_stop())
+
+    def why_stopped(self) -> str:
+        return self.stop_reason() if self.stop_reason else ""
 
 
 def plan_points(

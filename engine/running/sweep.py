@@ -410,6 +410,9 @@ def run_sweep(
     config = plan.config
     if not config.runners:
         raise BadInput("no backend configuration to run", fix="pick at least one backend")
+    if cb.stop_requested():  # asked while starting (a Ctrl-C during the worker's imports)
+        why = cb.why_stopped() or end_of(None, True)[1]
+        return SweepOutcome(None, interrupted=True, end_reason=why)
     devices = [r.device for r in config.runners]
     if artifacts is None and not config.model.onnx_path:
         # a torchvision model's size is known before it is built and exported (30 s at
@@ -459,14 +462,18 @@ def run_sweep(
         raise
     finally:
         sweep.said.take()  # said since the last look: stored with how the run ended
-        _record_end(store, sweep.run_id, ended, outcome)
+        _record_end(store, sweep.run_id, ended, outcome, cb)
     return outcome
 
 
-def _record_end(store: Any, run_id: int | None, ended: BaseException | None, outcome) -> None:
+def _record_end(
+    store: Any, run_id: int | None, ended: BaseException | None, outcome, cb: Callbacks
+) -> None:
     # Every way out of a sweep says how it ended; recording it must not hide the reason
     # (on a full disk the status update can fail too).
     status, reason = end_of(ended, outcome.interrupted)
+    if ended is None and outcome.interrupted:  # asked to stop: by whom, said once
+        reason = cb.why_stopped() or reason
     outcome.end_reason = reason
     if store is None or run_id is None:
         return

@@ -41,7 +41,7 @@ from engine.core.rows import ModelFacts, new_row
 from engine.core.text import write_terminal
 from engine.running.plan import Callbacks, Plan, plan_of_config, plan_points
 from engine.running.sweep import SweepOutcome
-from engine.storage.runend import WorkerSignals, end_of
+from engine.storage.runend import StopWord, WorkerSignals, end_of, held_for_child
 
 CRASH_HOOK_ENV = "VISIONBENCH_TEST_CRASH"
 FD_ENV = "VISIONBENCH_WORKER_FD"
@@ -151,13 +151,13 @@ def child_main() -> int:
     # the parent too, which asks the same); the reason is theirs when sent to this alone.
     signalled = WorkerSignals(stop)
     try:
-        job = json.loads(sys.stdin.readline())
+        line = sys.stdin.readline()
+        if not line.endswith("\n"):  # the parent stopped before it sent the whole job
+            return 0
+        job = json.loads(line)
 
-        def watch_stdin() -> None:
-            sys.stdin.readline()  # "stop", or EOF when the parent went away
-            stop.set()
-
-        threading.Thread(target=watch_stdin, daemon=True).start()
+        word = StopWord(stop, signalled, send)
+        threading.Thread(target=word.watch, daemon=True).start()
         from engine.running.sweep import run_sweep
         from engine.storage.store import Store
 
@@ -175,11 +175,10 @@ def child_main() -> int:
             progress=lambda d, t, m: send(["progress", d, t, m]),
             on_row=on_row,
             should_stop=stop.is_set,
+            stop_reason=word.why,
         )
         outcome = run_sweep(plan, store=store, callbacks=callbacks)
-        reason = signalled.reason if outcome.interrupted else ""
-        if reason and outcome.run_id is not None:
-            store.finish_run(outcome.run_id, "interrupted", reason)
+        reason = outcome.end_reason if outcome.interrupted else ""
         send(
             [
                 "done",
@@ -223,26 +222,32 @@ class _Child:
         self.error: EngineError | None = None
         self.bug: str | None = None
         self.buf = b""
+        self.job_sent = False
+        self.stored_reason = ""  # the end reason the child stored with the run
         self.read_fd, write_fd = os.pipe()
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "engine.running.worker"],
-                stdin=subprocess.PIPE,
-                # The child's stderr (ONNX Runtime's own log lines name the model's nodes,
-                # which come from a file) reaches the terminal only through the sanitiser.
-                stderr=subprocess.PIPE,
-                pass_fds=(write_fd,),
-                env=_child_env(self.read_fd, write_fd),
-                close_fds=True,
-            )
+            with held_for_child():  # a Ctrl-C while it starts waits for its handlers
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "engine.running.worker"],
+                    stdin=subprocess.PIPE,
+                    # The child's stderr (ONNX Runtime's own log lines name the model's nodes,
+                    # which come from a file) reaches the terminal only through the sanitiser.
+                    stderr=subprocess.PIPE,
+                    pass_fds=(write_fd,),
+                    env=_child_env(self.read_fd, write_fd),
+                    close_fds=True,
+                )
         finally:
             os.close(write_fd)  # the parent sees EOF once the child is gone
         self.stderr_copier = threading.Thread(target=self._copy_stderr, daemon=True)
         self.stderr_copier.start()
-        job = {"plan": plan.to_dict(), "db_path": str(db_path)}
+        self.job = {"plan": plan.to_dict(), "db_path": str(db_path)}
+
+    def send_job(self) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(job) + "\n").encode())
+        self.proc.stdin.write((json.dumps(self.job) + "\n").encode())
         self.proc.stdin.flush()
+        self.job_sent = True
 
     def _copy_stderr(self) -> None:
         assert self.proc.stderr is not None
@@ -269,11 +274,13 @@ class _Child:
         elif kind == "done":
             _, out.run_id, interrupted, notes, errs, *reason = msg
             out.interrupted = out.interrupted or interrupted
-            if reason and reason[0] and not out.end_reason:
-                out.end_reason = reason[0]
+            self.stored_reason = reason[0] if reason else ""
+            out.end_reason = out.end_reason or self.stored_reason
             out.notes.extend(notes)
             out.errors.extend(_error_from_payload(e) for e in errs)
             self.finished = True
+        elif kind == "signalled":  # did the signal reach us too? our reason, or none
+            self.ask_stop(out.end_reason)
         elif kind in ("error", "bug"):
             if kind == "error":
                 self.error = _error_from_payload(msg[1])
@@ -295,11 +302,14 @@ class _Child:
             self.handle(line)
         return True
 
-    def ask_stop(self) -> None:
+    def ask_stop(self, reason: str = "") -> None:
         try:
-            self.proc.stdin.write(b"stop\n")
-            self.proc.stdin.flush()
-        except OSError:
+            if self.job_sent:
+                self.proc.stdin.write(f"stop {reason}".strip().encode() + b"\n")
+                self.proc.stdin.flush()
+            else:  # stopped before the whole job was sent: the child ends with nothing run
+                self.proc.stdin.close()
+        except (OSError, ValueError):  # the child is gone, or its stdin closed already
             pass
 
     def watch(self, timeout_s: float | None, stop_grace_s: float) -> None:
@@ -380,11 +390,12 @@ def run_sweep_in_worker(
     plan = config if isinstance(config, Plan) else plan_of_config(config, command=command)
     child = _Child(plan, db_path, cb)
     try:
+        child.send_job()
         child.watch(timeout_s, stop_grace_s)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (engine.storage.runend.Terminated)
-        child.ask_stop()
         child.outcome.interrupted = True
         child.outcome.end_reason = end_of(exc, True)[1]
+        child.ask_stop(child.outcome.end_reason)  # the child stores it with the run's end
         try:
             child.proc.wait(stop_grace_s)
         except subprocess.TimeoutExpired:
@@ -392,21 +403,8 @@ def run_sweep_in_worker(
     finally:
         child.close()
     child.judge_end()
-    _settle(plan.config, db_path, child.outcome, child.delivered, cb, child.finished)
-    if child.outcome.end_reason and child.outcome.run_id is not None and child.finished:
-        _record_reason(db_path, child.outcome)
+    _settle(plan.config, db_path, child)
     return child.outcome
-
-
-def _record_reason(db_path: str, outcome: WorkerOutcome) -> None:
-    """The child stopped because it was asked to; the run says what asked (Ctrl-C, SIGTERM)."""
-    from engine.storage.store import Store
-
-    store = Store(db_path)
-    try:
-        store.finish_run(outcome.run_id, "interrupted", outcome.end_reason)
-    finally:
-        store.close()
 
 
 def _end(proc: subprocess.Popen, kill: bool) -> None:
@@ -424,15 +422,9 @@ def _end(proc: subprocess.Popen, kill: bool) -> None:
         pass
 
 
-def _settle(
-    config: SweepConfig,
-    db_path: str,
-    outcome: WorkerOutcome,
-    delivered: list[ResultRow],
-    cb: Callbacks,
-    finished: bool,
-) -> None:
+def _settle(config: SweepConfig, db_path: str, child: _Child) -> None:
     """Make the outcome match the store, and record how an unfinished child ended."""
+    outcome, delivered, cb = child.outcome, child.delivered, child.cb
     if outcome.run_id is None:
         outcome.rows = delivered
         if outcome.failure:
@@ -449,7 +441,9 @@ def _settle(
         for row in stored[len(delivered) :]:
             cb.row(row)
         outcome.rows = [*delivered, *stored[len(delivered) :]]
-        if finished:
+        if child.finished:
+            if outcome.end_reason != child.stored_reason:  # our stop came after its end
+                store.finish_run(outcome.run_id, "interrupted", outcome.end_reason)
             return
         if outcome.failure:
             plan = plan_points(config)  # the plan the child ran, in its order

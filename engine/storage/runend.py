@@ -10,15 +10,19 @@ memory``, a timeout, the error's own words). Only SIGKILL or a power cut can lea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import sys
 import threading
+from collections.abc import Callable, Iterator
 
 from engine.core.errors import EngineError
 from engine.core.safeio import disk_full
 
 STALE = "stale (process gone)"
+ASK_PARENT_S = 5.0  # a signalled worker waits this long for its parent's word at most
 WORKER_TERMINATED = "the sweep worker was terminated by SIGTERM"  # the worker alone
 WORKER_INTERRUPTED = "the sweep worker was interrupted by SIGINT"  # the worker alone
 
@@ -76,6 +80,23 @@ def install_sigterm() -> dict | None:
     return old
 
 
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def held_for_child() -> Iterator[None]:
+    """A child process started inside starts with SIGINT and SIGTERM held (blocked, kept
+    pending), as the mask of the thread that starts it is inherited through exec; the
+    sweep worker lets them through once :class:`WorkerSignals` is installed. Without it,
+    a Ctrl-C in the second the worker spends importing the engine was a traceback on the
+    terminal (a ``Fatal Python error`` while the interpreter itself started)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class WorkerSignals:
     """SIGTERM or SIGINT sent to the sweep worker alone (``kill`` or ``kill -INT`` on its
     pid, a process manager) is a stop: the point in flight finishes, the run ends
@@ -96,6 +117,9 @@ class WorkerSignals:
         signal.signal(signal.SIGTERM, self._on_term)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, self._on_int)  # ignored (`cmd &`): as its parent
+        # The worker started with both held (held_for_child): one that came while Python
+        # and the engine's imports started is delivered now, as a stop, not a traceback.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
 
     def _on_term(self, signum, frame) -> None:  # noqa: ARG002 - the signal module's signature
         if self.stop.is_set():
@@ -109,6 +133,40 @@ class WorkerSignals:
         if not self.stop.is_set():
             self.reason = WORKER_INTERRUPTED
             self.stop.set()
+
+
+class StopWord:
+    """Why the worker stopped, decided once, before the run's end is stored.
+
+    A terminal's Ctrl-C (or timeout(1)'s SIGTERM) reaches the parent and this worker
+    together; the parent's word ("stop Ctrl-C" on stdin) names it. A worker that took a
+    signal and has no word from its parent asks it (``signalled``): the parent answers
+    with its own reason, or none when the signal was sent to this worker alone. The run
+    was stored with the worker's reason and then overwritten with the parent's, so a
+    reader (history, the History page) saw "interrupted by SIGINT" for a Ctrl-C.
+    """
+
+    def __init__(
+        self, stop: threading.Event, signalled: WorkerSignals, send: Callable[[list], None]
+    ) -> None:
+        self.stop, self.signalled, self.send = stop, signalled, send
+        self.told = threading.Event()
+        self.reason = ""
+
+    def watch(self) -> None:
+        """The parent's ``stop [reason]`` lines, then EOF when it went away: both stop."""
+        for line in iter(sys.stdin.readline, ""):
+            self.reason = self.reason or line.strip().partition(" ")[2]
+            self.told.set()
+            self.stop.set()
+        self.told.set()
+        self.stop.set()
+
+    def why(self) -> str:
+        if self.signalled.reason and not self.told.is_set():
+            self.send(["signalled"])
+            self.told.wait(ASK_PARENT_S)
+        return self.reason or self.signalled.reason
 
 
 def restore_signals(old: dict | None) -> None:

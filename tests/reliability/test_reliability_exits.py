@@ -123,6 +123,7 @@ def test_sigint_ends_the_run_once_keeping_every_measured_point(tmp_path, target)
         time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)
     seen = _stored(db)[1]
+    ends = _ends_seen_until_exit(proc, db)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     said = [line for line in err.splitlines() if "interrupt" in line.lower()]
@@ -131,9 +132,21 @@ def test_sigint_ends_the_run_once_keeping_every_measured_point(tmp_path, target)
     runs, rows = _stored(db)
     reason = "the sweep worker was interrupted by SIGINT" if target == "worker" else "Ctrl-C"
     assert runs == [(1, "interrupted", reason)], (runs, err)
+    # Before: the worker stored "stopped", then "interrupted by SIGINT", and the parent
+    # "Ctrl-C" once the worker had exited; History read the wrong reason in between.
+    assert ends <= {("running", ""), ("interrupted", reason)}, ends
     with contextlib.closing(sqlite3.connect(db)) as con:
         statuses = [s for (s,) in con.execute("SELECT status FROM rows ORDER BY id")]
     assert seen <= rows < 40 and set(statuses) == {"ok"}, statuses
+
+
+def _ends_seen_until_exit(proc: subprocess.Popen, db: Path) -> set:
+    """Every (status, end reason) a reader of the store saw while the run was stopping."""
+    ends = set()
+    while proc.poll() is None:
+        ends.update((status, reason) for _, status, reason in _stored(db)[0])
+        time.sleep(0.005)
+    return ends
 
 
 def test_every_point_measured_or_not_applicable_is_exit_0(tmp_path):
@@ -141,3 +154,103 @@ def test_every_point_measured_or_not_applicable_is_exit_0(tmp_path):
     proc = _start(db, "1")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
+
+
+def _catches_sigint(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
+def _worker_starting(proc: subprocess.Popen) -> int:
+    """The worker's pid once its interpreter is up (Python's own SIGINT handler is in):
+    it is importing the engine, a second before it could take a signal as a stop."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for kid in _children(proc.pid):
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{kid}/cmdline").read_bytes()  # exec'd, not the fork
+                if b"engine.running.worker" in cmdline and _catches_sigint(kid):
+                    return kid
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.002)
+    proc.kill()
+    raise AssertionError("no sweep worker started")
+
+
+@pytest.mark.parametrize("target", ["terminal", "worker"])
+def test_a_stop_while_the_worker_starts_is_one_line_and_no_run(tmp_path, target):
+    """Before: a Ctrl-C that reached the worker while it imported the engine raised
+    KeyboardInterrupt there, and its traceback (or "Fatal Python error" while the
+    interpreter itself started) reached the terminal through the parent; SIGTERM to the
+    worker alone then killed it, a crash (exit 4) where it is a stop once it runs."""
+    db = tmp_path / "r.sqlite"
+    proc = _start(db, "1,2")
+    worker = _worker_starting(proc)
+    if target == "terminal":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(worker, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == (130 if target == "terminal" else 143), err
+    assert "Traceback" not in err and "Fatal Python error" not in err, err
+    assert [line for line in err.splitlines() if "interrupt" in line.lower()] == [
+        "interrupted before any point was measured: nothing was stored"
+    ], err
+    assert _stored(db) == ([], 0)  # no run was opened
+
+
+# A real SIGINT, sent by the process to itself at the moment ``python -m engine`` imports
+# its command line: the moment is too short (30 ms) to hit from outside reliably.
+_CTRL_C_WHILE_IMPORTING = """
+import os, runpy, signal, sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "engine.cli.main":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["engine", "bench", "--model", "resnet18"]
+runpy.run_module("engine", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
+    """Before: the traceback of ``from engine.cli.main import main``, status -2."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_WHILE_IMPORTING],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert (proc.returncode, proc.stderr) == (130, "interrupted\n")
+
+
+# A Ctrl-C while Python shuts down after the command has said how it ended (the second of
+# a double press on a slow machine): sent from the last exit handler, so it lands there.
+_CTRL_C_WHILE_EXITING = """
+import atexit, os, runpy, signal, sys
+
+atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))  # runs last: registered first
+sys.argv = ["engine", "--help"]
+runpy.run_module("engine", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_ctrl_c_again_while_the_command_exits_changes_nothing():
+    """Before: Python's own handler was back once ``main`` returned: "Exception ignored in
+    atexit callback", a KeyboardInterrupt traceback (or status -2 a little later)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_WHILE_EXITING],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
