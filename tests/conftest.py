@@ -57,13 +57,27 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None):
 
 
 # The longest files (a whole session of servers and sweeps, a real compile, browsers) go
-# first: with the workers taking whole files (scripts/test.sh), none of them is left to run
-# alone at the end while the other worker idles.
+# first, longest first (seconds on the 2-core machine, 2026-12-07, --durations): with the
+# workers taking whole files (scripts/test.sh), the run ends on short files, so neither
+# worker is left to run a long one alone while the other idles (tests/reliability/ sorts
+# last, and five of its files take 30 to 60 s).
 SLOW_FIRST = (
-    "tests/reliability/test_reliability_session.py",
-    "tests/backends/test_compiled_engine.py",
-    "tests/reliability/test_reliability_heldout.py",
-    "tests/pages/test_browser.py",
+    "tests/reliability/test_reliability_session.py",  # 125
+    "tests/backends/test_compiled_engine.py",  # 128, a build shared by its tests
+    "tests/backends/test_tensorrt_rtx.py",  # 113
+    "tests/engine/test_cli.py",  # 60
+    "tests/reliability/test_reliability_shared_store.py",  # 59
+    "tests/reliability/test_reliability_inputs.py",  # 57
+    "tests/reliability/test_reliability_worker.py",  # 50
+    "tests/engine/test_any_model.py",  # 50
+    "tests/reliability/test_reliability_heldout.py",  # 43
+    "tests/engine/test_compiled_head_to_head.py",  # 38
+    "tests/pages/test_browser.py",  # 35
+    "tests/pages/test_browser_offline.py",  # 34
+    "tests/reliability/test_reliability_paths.py",  # 34
+    "tests/reliability/test_reliability_faults.py",  # 34
+    "tests/pages/test_dashboard.py",  # 33
+    "tests/reliability/test_reliability_exits.py",  # 27
 )
 
 
