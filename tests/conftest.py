@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,13 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None):
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` of a CLI started as a terminal starts it: a suite run in the background
+    (`cmd &` in a script, as CI may) passes on an ignored SIGINT, which the CLI and its worker
+    rightly keep ignoring, so a simulated Ctrl-C needs SIGINT at its default first."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # The longest files (a whole session of servers and sweeps, a real compile, browsers) go

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, default_sigint
 
 TINY = ("--model", "resnet18", "--image-size", "32", "--backend", "torch", "--device", "cpu")
 FAST = ("--iters", "3", "--warmup", "1", "--no-parity", "--quiet")
@@ -41,9 +41,7 @@ def _start(db: Path, batches: str, env: dict | None = None) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own group, as timeout(1) gives it
-        # as in a terminal: a suite started in the background (`cmd &`, as CI may) passes
-        # on an ignored SIGINT, which the CLI and its worker rightly keep ignoring
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,  # as in a terminal
         env={**os.environ, **(env or {})},
     )
 
@@ -226,7 +224,7 @@ def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,
     )
     assert (proc.returncode, proc.stderr) == (130, "interrupted\n")
 
@@ -251,6 +249,6 @@ def test_ctrl_c_again_while_the_command_exits_changes_nothing():
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,
     )
     assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr

@@ -26,6 +26,7 @@ from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, 
 from engine.core.errors import BadInput, EngineError
 from engine.running.sweep import run_sweep
 from engine.storage.store import Store
+from tests.conftest import default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = BenchSettings(warmup=1, iters=2, max_time_s=5.0, min_iters=1)
@@ -279,14 +280,8 @@ def _start_long_sweep(db: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # as in a terminal: a suite started in the background (`cmd &` in a script) inherits
-        # an ignored SIGINT, and the CLI would rightly go on through the simulated Ctrl-C
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,  # as in a terminal
     )
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stored(db: Path) -> tuple[list, list]:
