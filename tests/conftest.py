@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,17 +19,53 @@ SMALL_SIZE = 64
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_dirs(tmp_path_factory: pytest.TempPathFactory):
-    """Keep every test's artifacts and results out of the user's real folders."""
+    """Keep every test's artifacts and results out of the user's real folders. Inductor's
+    folder is one per test process (as a user sets TORCHINDUCTOR_CACHE_DIR, which the product
+    honours), so a test with its own cache folder does not probe the CPU again (below)."""
     base = tmp_path_factory.mktemp("visionbench")
-    old = {k: os.environ.get(k) for k in ("VISIONBENCH_CACHE", "VISIONBENCH_DATA")}
+    names = ("VISIONBENCH_CACHE", "VISIONBENCH_DATA", "TORCHINDUCTOR_CACHE_DIR")
+    old = {k: os.environ.get(k) for k in names}
     os.environ["VISIONBENCH_CACHE"] = str(base / "cache")
     os.environ["VISIONBENCH_DATA"] = str(base / "data")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(base / "inductor")
     yield base
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+PROBE = "from torch._inductor.cpu_vec_isa import pick_vec_isa; pick_vec_isa()"
+
+
+def seed_isa_probes(folder: Path) -> Path:
+    """Copy Inductor's CPU instruction-set probes into the Inductor folder ``folder``.
+
+    Before it compiles or loads anything on the CPU, Inductor compiles and loads ten tiny C++
+    probes into its folder (about 10 s on 2 cores; once per folder). They are not the model's
+    code, and a test that gives a process a fresh folder to show what it compiled would pay
+    them every time: this copies them from the test process's own Inductor folder, made there
+    once. Returns ``folder``."""
+    shared = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    if not _probes(shared):
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(shared)}
+        subprocess.run([sys.executable, "-c", PROBE], env=env, check=True, capture_output=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for cpp in _probes(shared):
+        (folder / cpp.parent.name).mkdir(parents=True, exist_ok=True)
+        for f in cpp.parent.glob(f"{cpp.stem}.*"):
+            shutil.copy2(f, folder / cpp.parent.name / f.name)
+    return folder
+
+
+def _probes(folder: Path) -> list[Path]:
+    """The probes' sources in an Inductor folder: small C++ files with a loaded library."""
+    return [
+        cpp
+        for cpp in folder.glob("*/*.cpp")
+        if cpp.stat().st_size <= 4096 and cpp.with_suffix(".so.load_ok").is_file()
+    ]
 
 
 @pytest.fixture(scope="session")

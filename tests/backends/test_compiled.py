@@ -17,6 +17,7 @@ import pytest
 from engine.backends import PrepareContext, backend_names, get_backend
 from engine.core.config import ModelSpec, RunnerSpec
 from engine.core.errors import BadInput
+from tests.conftest import seed_isa_probes
 
 
 def test_registered_and_per_batch():
@@ -62,6 +63,7 @@ def test_compiles_on_cpu_matches_eager_and_reports_progress(monkeypatch, tmp_pat
     from engine.core.parity import compare
 
     monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path))
+    seed_isa_probes(tmp_path / "inductor")  # the product's folder, as after a first run
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
     # resnet18 has few distinct layers, so Inductor's CPU compile stays short

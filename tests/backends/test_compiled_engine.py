@@ -3,9 +3,10 @@ nothing compiled, tried by auto mode when cached, pruned on their own.
 
 One real AOTInductor build of a small torchvision model (SqueezeNet 1.1 at 32 px, batch 2,
 Inductor's default mode: about 30 s on 2 cores) is shared by the tests of this module;
-each later process gets an empty Inductor cache folder, so a compile there would write its
-generated code into it (the build's own folder shows what that looks like; Inductor's
-few-hundred-byte instruction-set probes are not a compile of the model).
+each later process gets an Inductor cache folder holding only Inductor's instruction-set
+probes (few-hundred-byte C++ files, not a compile of the model; copied in, as a user's
+folder has them after a first run), so a compile there would write its generated code into
+it (the build's own folder shows what that looks like).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from engine.backends.compiled_engine import (
     stale_reason,
 )
 from tests.backends.engine_keys import key_of
-from tests.conftest import run_cli
+from tests.conftest import run_cli, seed_isa_probes
 
 MODEL = ("--model", "squeezenet1_1", "--image-size", "32", "--seed", "3")
 FAST = ("--iters", "3", "--warmup", "1", "--quiet")
@@ -45,8 +46,7 @@ def built(tmp_path_factory):
 
 
 def fresh_inductor(tmp_path: Path, env: dict) -> tuple[dict, Path]:
-    folder = tmp_path / "inductor"
-    folder.mkdir()
+    folder = seed_isa_probes(tmp_path / "inductor")
     return {**env, "TORCHINDUCTOR_CACHE_DIR": str(folder)}, folder
 
 
@@ -112,7 +112,9 @@ def test_the_mode_with_cuda_graphs_loads_the_package_of_the_mode_without(built, 
 def test_auto_mode_tries_a_cached_engine_and_says_why_one_is_left_out(built, tmp_path):
     _, env, _ = built
     run_env, _ = fresh_inductor(tmp_path, env)
-    r = run_cli("bench", "--auto", *MODEL, "--batch", "2", *FAST, env=run_env)
+    r = run_cli(
+        "bench", "--auto", *MODEL, "--batch", "2", *FAST, "--backend", "torch_compile", env=run_env
+    )
     assert r.returncode == 0, r.stderr
     assert "AOTInductor package" in r.stdout  # a step of the ladder
     assert "engines for batch 2 are cached, so auto mode tries it" in r.stderr
