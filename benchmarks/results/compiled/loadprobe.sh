@@ -20,23 +20,28 @@ WORK=${2:?usage: loadprobe.sh COMMIT WORK}
 R=$WORK/out && mkdir -p "$R"
 export PYTHONUNBUFFERED=1 VISIONBENCH_CACHE=$WORK/cache VISIONBENCH_DATA=$WORK/data
 log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$R/progress.txt"; }
+timed() {  # timed FILE CMD...: CMD's output to FILE, then its wall time; returns its exit
+  local file=$1 t0 rc; shift
+  t0=$(date +%s.%N); "$@" > "$file" 2>&1; rc=$?
+  echo "wall $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s" >> "$file"
+  return $rc
+}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >> "$R/progress.txt"
 python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)" >> "$R/progress.txt" 2>&1
 log "commit $VISIONBENCH_COMMIT"
 M=(--model regnet_x_400mf --device cuda --batch 32 --precision fp16 --channels-last --packaged)
 log "build"
-/usr/bin/time -f "build wall %e s" python3 -m engine build "${M[@]}" > "$R/build.txt" 2>&1
+timed "$R/build.txt" python3 -m engine build "${M[@]}"
 log "build exit $?"
 REQ='{"model": "regnet_x_400mf", "image_size": 224, "batch": 32, "device": "cuda", "backend": "torch_compile", "precision": "fp16", "options": {"channels_last": true, "packaged": true}}'
 for i in 1 2 3; do
   log "load profile $i"
-  /usr/bin/time -f "wall %e s" python3 -X faulthandler benchmarks/compiled_engines.py \
-    --profile-load "$REQ" > "$R/load-profile-$i.txt" 2>&1
+  timed "$R/load-profile-$i.txt" python3 -X faulthandler benchmarks/compiled_engines.py \
+    --profile-load "$REQ"
   log "load profile $i exit $?"
 done
 log "bench"
-/usr/bin/time -f "bench wall %e s" python3 -m engine bench "${M[@]}" --backend torch_compile \
-  --iters 30 --warmup 5 > "$R/bench.txt" 2>&1
+timed "$R/bench.txt" python3 -m engine bench "${M[@]}" --backend torch_compile --iters 30 --warmup 5
 log "bench exit $?"
 du -sh "$WORK/cache"/* >> "$R/progress.txt" 2>&1
 log "done"
