@@ -200,13 +200,14 @@ class PackagedRunner(TorchRunner):
         import torch._inductor.package  # noqa: F401  (timed apart: Python imports, not the engine)
 
         import_s = time.perf_counter() - t0
+        probe_s = _isa_probes_s()
         t0 = time.perf_counter()
         index = (self.device.index or 0) if self.device.type == "cuda" else -1
         engine = self.torch._inductor.aoti_load_package(
             str(path), run_single_threaded=self.use_graph, device_index=index
         )
         load_s = time.perf_counter() - t0
-        imports = f" (after {import_s:.1f} s importing Inductor)" if import_s >= 0.5 else ""
+        imports = _before_load(import_s, probe_s)
         if built:
             self.ctx.say(
                 f"built the compiled engine {key.name} in {build_s:.0f} s and cached it"
@@ -224,6 +225,7 @@ class PackagedRunner(TorchRunner):
                 "build_s": round(build_s, 1),
                 "load_s": round(load_s, 2),
                 "import_s": round(import_s, 2),
+                "isa_probe_s": round(probe_s, 2),
             }
         )
         self.engines[tuple(x.shape)] = engine
@@ -233,6 +235,29 @@ class PackagedRunner(TorchRunner):
         self.engines.clear()
         self.eager = None
         super().close()
+
+
+def _isa_probes_s() -> float:
+    """Seconds Inductor takes to pick the CPU's vector instruction set, which loading any
+    package asks for (CUDA ones too): the first time in an Inductor cache folder it compiles
+    and loads about ten tiny C++ probes there (about 10 s on 2 cores), later it reads them.
+    Timed apart so the load time is the package's own."""
+    from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+    t0 = time.perf_counter()
+    pick_vec_isa()  # cached for the process: the load below reuses the answer
+    return time.perf_counter() - t0
+
+
+def _before_load(import_s: float, probe_s: float) -> str:
+    """What came before the load, where it took long enough to notice."""
+    parts = [f"{import_s:.1f} s importing Inductor"] if import_s >= 0.5 else []
+    if probe_s >= 0.5:
+        parts.append(
+            f"{probe_s:.1f} s of Inductor's CPU instruction-set probes, compiled once per"
+            " Inductor cache folder"
+        )
+    return f" (after {' and '.join(parts)})" if parts else ""
 
 
 class TorchCompileBackend(Backend):

@@ -182,3 +182,18 @@ def test_a_torchvision_models_engine_key_names_the_torchvision_version(small_art
     spec = RunnerSpec("torch_compile", "cpu", "fp32", (("packaged", True),))
     key = get_backend("torch_compile").engine_key(spec, small_artifacts, 4)
     assert key.torchvision_version == metadata.version("torchvision")
+
+
+def test_the_load_note_names_inductors_cpu_probes_apart_from_the_load():
+    """A first load in an Inductor folder spends seconds compiling Inductor's CPU probes
+    (about 8 s of a CPU load's 8.2 s on 2 cores): the note says so, apart from the load."""
+    from engine.backends.compiled import _before_load, _isa_probes_s
+
+    assert _before_load(0.1, 0.2) == ""
+    note = _before_load(1.2, 7.9)
+    assert note == (
+        " (after 1.2 s importing Inductor and 7.9 s of Inductor's CPU instruction-set probes,"
+        " compiled once per Inductor cache folder)"
+    )
+    assert "probes" in _before_load(0.0, 0.6) and "importing" not in _before_load(0.0, 0.6)
+    assert 0 <= _isa_probes_s() < 60  # answered from this process's folder or its cache
