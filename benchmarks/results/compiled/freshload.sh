@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# A cached AOTInductor package loaded as the first CUDA work of a fresh process (issue 29):
+# on an H100 on 2026-12-07 such loads died with a segmentation fault (loadprobe/). One short
+# call on a GPU machine, OUT the folder that comes back:
+#
+#   bash benchmarks/results/compiled/freshload.sh OUT
+#
+# builds a small engine (resnet18 at 64 px, batch 4, FP16 channels-last, Inductor's default
+# mode: quick), then loads it in fresh processes: (a) torch's own aoti_load_package and one
+# call, nothing on the GPU before; (b) the same after one tiny FP16 convolution and matrix
+# product on the GPU (what the product now does first); (c) `bench` of the engine alone.
+set -u
+cd "$(dirname "$0")/../../.."
+R=${1:?usage: freshload.sh OUT}; mkdir -p "$R"
+export PYTHONUNBUFFERED=1 VISIONBENCH_CACHE=${TMPDIR:-/tmp}/freshload/cache VISIONBENCH_DATA=${TMPDIR:-/tmp}/freshload/data
+C=(--model resnet18 --image-size 64 --batch 4 --device cuda --precision fp16 --channels-last --packaged --compile-mode default)
+say() { echo "$(date -u +%H:%M:%S) $*" >> "$R/progress.txt"; }
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >> "$R/progress.txt"
+say "build"; python3 -m engine build "${C[@]}" > "$R/build.txt" 2>&1; say "build exit $?"
+PKG=$(find "$VISIONBENCH_CACHE/compiled" -name model.pt2 | head -1)
+for arm in plain warmed; do
+  say "$arm"
+  python3 -X faulthandler - "$PKG" "$arm" > "$R/$arm.txt" 2>&1 <<'PY'
+import sys, time
+import torch, torch._inductor.package
+if sys.argv[2] == "warmed":
+    x = torch.ones(1, 1, 4, 4, device="cuda", dtype=torch.float16)
+    torch.nn.functional.conv2d(x, torch.ones(1, 1, 3, 3, device="cuda", dtype=x.dtype))
+    torch.ones(8, 8, device="cuda", dtype=x.dtype) @ torch.ones(8, 8, device="cuda", dtype=x.dtype)
+    torch.cuda.synchronize()
+t0 = time.perf_counter()
+engine = torch._inductor.aoti_load_package(sys.argv[1], device_index=0)
+print(f"loaded in {time.perf_counter() - t0:.1f} s", flush=True)
+x = torch.randn(4, 3, 64, 64, device="cuda", dtype=torch.float16).to(memory_format=torch.channels_last)
+print("ran:", tuple(engine(x).shape))
+PY
+  say "$arm exit $?"
+done
+say "bench"; python3 -X faulthandler -m engine bench --backend torch_compile "${C[@]}" --iters 3 --warmup 1 > "$R/bench.txt" 2>&1; say "bench exit $?"
