@@ -225,18 +225,17 @@ class _Child:
         self.job_sent = False
         self.stored_reason = ""  # the end reason the child stored with the run
         self.read_fd, write_fd = os.pipe()
-        try:
-            with held_for_child():  # a Ctrl-C while it starts waits for its handlers
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "engine.running.worker"],
-                    stdin=subprocess.PIPE,
-                    # The child's stderr (ONNX Runtime's own log lines name the model's nodes,
-                    # which come from a file) reaches the terminal only through the sanitiser.
-                    stderr=subprocess.PIPE,
-                    pass_fds=(write_fd,),
-                    env=_child_env(self.read_fd, write_fd),
-                    close_fds=True,
-                )
+        try:  # its caller holds SIGINT and SIGTERM while this runs (held_for_child)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "engine.running.worker"],
+                stdin=subprocess.PIPE,
+                # The child's stderr (ONNX Runtime's own log lines name the model's nodes,
+                # which come from a file) reaches the terminal only through the sanitiser.
+                stderr=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                env=_child_env(self.read_fd, write_fd),
+                close_fds=True,
+            )
         finally:
             os.close(write_fd)  # the parent sees EOF once the child is gone
         self.stderr_copier = threading.Thread(target=self._copy_stderr, daemon=True)
@@ -388,11 +387,18 @@ def run_sweep_in_worker(
     """
     cb = callbacks or Callbacks()
     plan = config if isinstance(config, Plan) else plan_of_config(config, command=command)
-    child = _Child(plan, db_path, cb)
+    child: _Child | None = None
     try:
+        # A Ctrl-C while the child starts waits for its handlers (the child inherits the
+        # held signals) and, here, for `child` to exist: one that landed between the spawn
+        # and this `try` ended the command with a bare "interrupted" (CI, 2026-12-07).
+        with held_for_child():
+            child = _Child(plan, db_path, cb)
         child.send_job()
         child.watch(timeout_s, stop_grace_s)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (engine.storage.runend.Terminated)
+        if child is None:
+            raise  # held until the child existed: only a failed start gets here, and ends
         child.outcome.interrupted = True
         child.outcome.end_reason = end_of(exc, True)[1]
         child.ask_stop(child.outcome.end_reason)  # the child stores it with the run's end
@@ -401,7 +407,8 @@ def run_sweep_in_worker(
         except subprocess.TimeoutExpired:
             _end(child.proc, kill=False)
     finally:
-        child.close()
+        if child is not None:
+            child.close()
     child.judge_end()
     _settle(plan.config, db_path, child)
     return child.outcome

@@ -132,3 +132,29 @@ def test_stop_ignored_by_a_hung_child_ends_in_termination(tmp_path, crash_hook):
     assert out.exit_code == -15
     status, rows = _stored(db, out.run_id)
     assert status == "interrupted" and rows == [(1, "ok")]
+
+
+def test_a_ctrl_c_as_the_worker_is_spawned_is_a_stop_not_an_escape(tmp_path, monkeypatch):
+    """A Ctrl-C landing between the worker's spawn and the parent's watch escaped as a bare
+    KeyboardInterrupt (the CLI printed "interrupted" alone; seen once in CI). The signal
+    is sent while the worker is being spawned, the moment it is held for: it is a stop."""
+    import signal
+    import threading
+
+    from engine.running import worker
+
+    spawn_env = worker._child_env
+
+    def ctrl_c_during_spawn(*args):
+        # to this (the main) thread, which holds it: this process's library threads do not
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        return spawn_env(*args)
+
+    monkeypatch.setattr(worker, "_child_env", ctrl_c_during_spawn)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        out = run_sweep_in_worker(_config((1, 2)), str(tmp_path / "r.sqlite"))
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert out.interrupted and out.run_id is None and out.rows == [], out
+    assert out.end_reason == "Ctrl-C" and out.failure == ""
