@@ -8,7 +8,9 @@
 # builds a small engine (resnet18 at 64 px, batch 4, FP16 channels-last, Inductor's default
 # mode: quick), then loads it in fresh processes: (a) torch's own aoti_load_package and one
 # call, nothing on the GPU before; (b) the same after one tiny FP16 convolution and matrix
-# product on the GPU (what the product now does first); (c) `bench` of the engine alone.
+# product on the GPU (what the product now does first); (c) the same after one forward pass
+# of the eager model on the GPU (what bench's earlier rows had done where loads worked);
+# (d) `bench` of the engine alone.
 set -u
 cd "$(dirname "$0")/../../.."
 R=${1:?usage: freshload.sh OUT}; mkdir -p "$R"
@@ -18,7 +20,7 @@ say() { echo "$(date -u +%H:%M:%S) $*" >> "$R/progress.txt"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >> "$R/progress.txt"
 say "build"; python3 -m engine build "${C[@]}" > "$R/build.txt" 2>&1; say "build exit $?"
 PKG=$(find "$VISIONBENCH_CACHE/compiled" -name model.pt2 | head -1)
-for arm in plain warmed; do
+for arm in plain warmed eager; do
   say "$arm"
   python3 -X faulthandler - "$PKG" "$arm" > "$R/$arm.txt" 2>&1 <<'PY'
 import sys, time
@@ -27,6 +29,12 @@ if sys.argv[2] == "warmed":
     x = torch.ones(1, 1, 4, 4, device="cuda", dtype=torch.float16)
     torch.nn.functional.conv2d(x, torch.ones(1, 1, 3, 3, device="cuda", dtype=x.dtype))
     torch.ones(8, 8, device="cuda", dtype=x.dtype) @ torch.ones(8, 8, device="cuda", dtype=x.dtype)
+    torch.cuda.synchronize()
+if sys.argv[2] == "eager":
+    import torchvision
+    model = torchvision.models.resnet18().eval().cuda().half().to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        model(torch.randn(4, 3, 64, 64, device="cuda", dtype=torch.float16))
     torch.cuda.synchronize()
 t0 = time.perf_counter()
 engine = torch._inductor.aoti_load_package(sys.argv[1], device_index=0)
