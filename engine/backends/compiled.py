@@ -201,8 +201,6 @@ class PackagedRunner(TorchRunner):
 
         import_s = time.perf_counter() - t0
         probe_s = _isa_probes_s()
-        if self.device.type == "cuda":
-            _cuda_libraries_ready(self.torch, self.device)
         t0 = time.perf_counter()
         index = (self.device.index or 0) if self.device.type == "cuda" else -1
         engine = self.torch._inductor.aoti_load_package(
@@ -249,21 +247,6 @@ def _isa_probes_s() -> float:
     t0 = time.perf_counter()
     pick_vec_isa()  # cached for the process: the load below reuses the answer
     return time.perf_counter() - t0
-
-
-def _cuda_libraries_ready(torch: Any, device: Any) -> None:
-    """One tiny FP16 convolution and matrix product on ``device`` before a package loads.
-
-    On an H100 (torch 2.11, CUDA 13.0, 2026-12-07) every process whose first CUDA work was
-    loading a cached package died in the load with a segmentation fault (a fresh `bench`
-    of the engine alone, three load profiles, the head-to-head's children), where `bench`'s
-    worker, whose earlier rows had run the eager model on the GPU, loaded the same packages.
-    This makes the CUDA context, cuDNN's and cuBLAS's handles first, as those rows did.
-    Not yet confirmed on a GPU: tests/gpu/test_gpu_compiled.py runs that fresh-worker case."""
-    x = torch.ones(1, 1, 4, 4, device=device, dtype=torch.float16)
-    torch.nn.functional.conv2d(x, torch.ones(1, 1, 3, 3, device=device, dtype=x.dtype))
-    torch.ones(8, 8, device=device, dtype=x.dtype) @ torch.ones(8, 8, device=device, dtype=x.dtype)
-    torch.cuda.synchronize(device)
 
 
 def _before_load(import_s: float, probe_s: float) -> str:

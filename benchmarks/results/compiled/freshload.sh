@@ -8,9 +8,11 @@
 # builds a small engine (resnet18 at 64 px, batch 4, FP16 channels-last, Inductor's default
 # mode: quick), then loads it in fresh processes: (a) torch's own aoti_load_package and one
 # call, nothing on the GPU before; (b) the same after one tiny FP16 convolution and matrix
-# product on the GPU (what the product now does first); (c) the same after one forward pass
-# of the eager model on the GPU (what bench's earlier rows had done where loads worked);
-# (d) `bench` of the engine alone.
+# product on the GPU (cuDNN's and cuBLAS's handles made first); (c) after one forward pass of
+# the eager model on the GPU; (d) after an ONNX Runtime session on its CUDA provider ran once
+# (bench's worker had run such rows where loads worked; needs onnxruntime-gpu on PYTHONPATH,
+# as session.sh's gpu_machine sets it up; else that arm says so); (e) `bench` of the engine
+# alone.
 set -u
 cd "$(dirname "$0")/../../.."
 R=${1:?usage: freshload.sh OUT}; mkdir -p "$R"
@@ -20,7 +22,7 @@ say() { echo "$(date -u +%H:%M:%S) $*" >> "$R/progress.txt"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >> "$R/progress.txt"
 say "build"; python3 -m engine build "${C[@]}" > "$R/build.txt" 2>&1; say "build exit $?"
 PKG=$(find "$VISIONBENCH_CACHE/compiled" -name model.pt2 | head -1)
-for arm in plain warmed eager; do
+for arm in plain warmed eager ort; do
   say "$arm"
   python3 -X faulthandler - "$PKG" "$arm" > "$R/$arm.txt" 2>&1 <<'PY'
 import sys, time
@@ -36,6 +38,19 @@ if sys.argv[2] == "eager":
     with torch.no_grad():
         model(torch.randn(4, 3, 64, 64, device="cuda", dtype=torch.float16))
     torch.cuda.synchronize()
+if sys.argv[2] == "ort":
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        sys.exit("not run: this onnxruntime has no CUDA provider")
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in "xy"]
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", io[:1], io[1:])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CUDAExecutionProvider"])
+    print("ORT providers:", s.get_providers())
+    s.run(None, {"x": __import__("numpy").ones(4, dtype="float32")})
 t0 = time.perf_counter()
 engine = torch._inductor.aoti_load_package(sys.argv[1], device_index=0)
 print(f"loaded in {time.perf_counter() - t0:.1f} s", flush=True)
