@@ -199,6 +199,18 @@ def test_a_stop_while_the_worker_starts_is_one_line_and_no_run(tmp_path, target)
     assert _stored(db) == ([], 0)  # no run was opened
 
 
+def _python(script: str) -> subprocess.CompletedProcess:
+    """``script`` in a fresh interpreter started as a terminal starts a command."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=default_sigint,
+    )
+
+
 # A real SIGINT, sent by the process to itself at the moment ``python -m engine`` imports
 # its command line: the moment is too short (30 ms) to hit from outside reliably.
 _CTRL_C_WHILE_IMPORTING = """
@@ -218,14 +230,7 @@ runpy.run_module("engine", run_name="__main__", alter_sys=True)
 
 def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
     """Before: the traceback of ``from engine.cli.main import main``, status -2."""
-    proc = subprocess.run(
-        [sys.executable, "-c", _CTRL_C_WHILE_IMPORTING],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=default_sigint,
-    )
+    proc = _python(_CTRL_C_WHILE_IMPORTING)
     assert (proc.returncode, proc.stderr) == (130, "interrupted\n")
 
 
@@ -243,12 +248,5 @@ runpy.run_module("engine", run_name="__main__", alter_sys=True)
 def test_ctrl_c_again_while_the_command_exits_changes_nothing():
     """Before: Python's own handler was back once ``main`` returned: "Exception ignored in
     atexit callback", a KeyboardInterrupt traceback (or status -2 a little later)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", _CTRL_C_WHILE_EXITING],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=default_sigint,
-    )
+    proc = _python(_CTRL_C_WHILE_EXITING)
     assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
