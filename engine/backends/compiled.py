@@ -11,8 +11,11 @@ them instead of compiling again.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,12 +203,17 @@ class PackagedRunner(TorchRunner):
         import torch._inductor.package  # noqa: F401  (timed apart: Python imports, not the engine)
 
         import_s = time.perf_counter() - t0
-        probe_s = _isa_probes_s()
+        cuda = self.device.type == "cuda"
+        if cuda:
+            _onnxruntime_loaded()
+        probe_s = 0.0 if cuda else _isa_probes_s()
         t0 = time.perf_counter()
-        index = (self.device.index or 0) if self.device.type == "cuda" else -1
-        engine = self.torch._inductor.aoti_load_package(
-            str(path), run_single_threaded=self.use_graph, device_index=index
-        )
+        with _cpu_isa_unprobed() if cuda else contextlib.nullcontext():
+            engine = self.torch._inductor.aoti_load_package(
+                str(path),
+                run_single_threaded=self.use_graph,
+                device_index=(self.device.index or 0) if cuda else -1,
+            )
         load_s = time.perf_counter() - t0
         imports = _before_load(import_s, probe_s)
         if built:
@@ -237,11 +245,64 @@ class PackagedRunner(TorchRunner):
         super().close()
 
 
+def _onnxruntime_loaded() -> None:
+    """Import ONNX Runtime's Python module before a package is loaded on CUDA.
+
+    On NVIDIA H100 machines (torch 2.11.0+cu130, driver 580, 2026-12-07) every process that
+    loaded a CUDA AOTInductor package without ONNX Runtime imported first died with a
+    segmentation fault inside torch's loader, the building process too; with only
+    ``import onnxruntime`` before it (its CPU or CUDA build, no session) every load worked
+    (benchmarks/results/compiled/loadprobe/). The cause inside torch is not known; the module
+    is a dependency of this product anyway, so it is imported here, not left to the order of
+    rows.
+    """
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        pass
+
+
+@contextlib.contextmanager
+def _cpu_isa_unprobed() -> Iterator[None]:
+    """Load a CUDA package without Inductor's CPU instruction-set probes.
+
+    Loading any package asks Inductor for the CPU's vector instruction set, only to compare
+    it with the one recorded at build time (a logged warning where they differ): a CUDA
+    package's CPU side is compiled already. torch 2.11 answers by compiling about ten tiny
+    C++ probes and importing torch in a fresh Python process for each, in every process:
+    42.7 and 42.9 s before a 0.3 s load on an H100 machine (benchmarks/results/compiled/
+    loadprobe/). For the load only, Inductor's own ``cpp.vec_isa_ok`` setting says "no
+    vector instruction set" (left alone where the user set it), so nothing is probed, and
+    the one warning that this answer differs from the package's is not shown; a process that
+    has probed already keeps its answer, and afterwards the answer is forgotten, so a later
+    CPU compile in this process probes as usual.
+    """
+    from torch._inductor import config
+    from torch._inductor.cpu_vec_isa import valid_vec_isa_list
+
+    if config.cpp.vec_isa_ok is not None or valid_vec_isa_list.cache_info().currsize:
+        yield
+        return
+    logger = logging.getLogger("torch.export.pt2_archive._package")
+    logger.addFilter(_not_the_cpu_isa)
+    try:
+        with config.patch({"cpp.vec_isa_ok": False}):
+            yield
+    finally:
+        logger.removeFilter(_not_the_cpu_isa)
+        valid_vec_isa_list.cache_clear()
+
+
+def _not_the_cpu_isa(record: logging.LogRecord) -> bool:
+    """Torch's load warning about the CPU instruction set, which _cpu_isa_unprobed caused."""
+    return not (isinstance(record.args, tuple) and record.args[:1] == ("AOTI_CPU_ISA",))
+
+
 def _isa_probes_s() -> float:
-    """Seconds Inductor takes to pick the CPU's vector instruction set, which loading any
-    package asks for (CUDA ones too): the first time in an Inductor cache folder it compiles
-    and loads about ten tiny C++ probes there (about 10 s on 2 cores), later it reads them.
-    Timed apart so the load time is the package's own."""
+    """Seconds Inductor takes to pick the CPU's vector instruction set, which loading a CPU
+    package asks for: it compiles and loads about ten tiny C++ probes (about 10 s on 2 cores;
+    torch 2.14 keeps them in the Inductor cache folder, torch 2.11 checks them again in every
+    process). Timed apart so the load time is the package's own."""
     from torch._inductor.cpu_vec_isa import pick_vec_isa
 
     t0 = time.perf_counter()
@@ -253,10 +314,7 @@ def _before_load(import_s: float, probe_s: float) -> str:
     """What came before the load, where it took long enough to notice."""
     parts = [f"{import_s:.1f} s importing Inductor"] if import_s >= 0.5 else []
     if probe_s >= 0.5:
-        parts.append(
-            f"{probe_s:.1f} s of Inductor's CPU instruction-set probes, compiled once per"
-            " Inductor cache folder"
-        )
+        parts.append(f"{probe_s:.1f} s of Inductor's CPU instruction-set probes")
     return f" (after {' and '.join(parts)})" if parts else ""
 
 

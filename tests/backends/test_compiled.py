@@ -192,8 +192,56 @@ def test_the_load_note_names_inductors_cpu_probes_apart_from_the_load():
     assert _before_load(0.1, 0.2) == ""
     note = _before_load(1.2, 7.9)
     assert note == (
-        " (after 1.2 s importing Inductor and 7.9 s of Inductor's CPU instruction-set probes,"
-        " compiled once per Inductor cache folder)"
+        " (after 1.2 s importing Inductor and 7.9 s of Inductor's CPU instruction-set probes)"
     )
     assert "probes" in _before_load(0.0, 0.6) and "importing" not in _before_load(0.0, 0.6)
     assert 0 <= _isa_probes_s() < 60  # answered from this process's folder or its cache
+
+
+_UNPROBED = """
+import logging, os
+from pathlib import Path
+from torch._inductor import config
+from torch._inductor.cpu_vec_isa import pick_vec_isa, valid_vec_isa_list
+from engine.backends.compiled import _cpu_isa_unprobed
+
+shown = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        shown.append(record.args[0])
+log = logging.getLogger("torch.export.pt2_archive._package")
+log.addHandler(Keep())
+warn = lambda key: log.warning("Device information mismatch for %s: %s vs %s.", key, "a", "b")
+with _cpu_isa_unprobed():
+    isa = str(pick_vec_isa())
+    warn("AOTI_CPU_ISA")
+    warn("GPU")
+warn("AOTI_CPU_ISA")
+after = (config.cpp.vec_isa_ok, valid_vec_isa_list.cache_info().currsize)
+config.cpp.vec_isa_ok = True  # as TORCHINDUCTOR_VEC_ISA_OK=1 sets it: the user's word stands
+with _cpu_isa_unprobed():
+    users = config.cpp.vec_isa_ok
+built = sorted(p.name for p in Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]).rglob("*.so"))
+print(repr((isa, shown, after, users, built)))
+"""
+
+
+def test_a_cuda_package_load_skips_inductors_cpu_probes_for_that_load_only(tmp_path):
+    """torch 2.11 spent 43 s of every fresh process's CUDA package load on Inductor's CPU
+    probes (H100 machine, 2026-12-07). For that load nothing is probed or compiled, torch's
+    warning that the answer differs from the package's is the only one not shown, and
+    afterwards Inductor probes as usual (a later CPU compile), the user's own setting kept."""
+    import ast
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    env.pop("TORCHINDUCTOR_VEC_ISA_OK", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _UNPROBED], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    isa, shown, after, users, built = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert isa == "INVALID_VEC_ISA" and built == []  # nothing probed for the load
+    assert shown == ["GPU", "AOTI_CPU_ISA"]  # only the caused warning, only during the load
+    assert after == (None, 0) and users is True

@@ -12,7 +12,8 @@
 # the eager model on the GPU; (d) after an ONNX Runtime session on its CUDA provider ran once
 # (bench's worker had run such rows where loads worked; needs onnxruntime-gpu on PYTHONPATH,
 # as session.sh's gpu_machine sets it up; else that arm says so); (e) `bench` of the engine
-# alone.
+# alone. Before the arms: how the package's library links (diag.txt) and, where the machine has
+# them, a native backtrace of the plain arm (gdb.txt) and what it opens and runs (strace.txt).
 set -u
 cd "$(dirname "$0")/../../.."
 R=${1:?usage: freshload.sh OUT}; mkdir -p "$R"
@@ -22,9 +23,7 @@ say() { echo "$(date -u +%H:%M:%S) $*" >> "$R/progress.txt"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >> "$R/progress.txt"
 say "build"; python3 -m engine build "${C[@]}" > "$R/build.txt" 2>&1; say "build exit $?"
 PKG=$(find "$VISIONBENCH_CACHE/compiled" -name model.pt2 | head -1)
-for arm in plain warmed eager ort; do
-  say "$arm"
-  python3 -X faulthandler - "$PKG" "$arm" > "$R/$arm.txt" 2>&1 <<'PY'
+cat > "$R/probe.py" <<'PY'
 import sys, time
 import torch, torch._inductor.package
 if sys.argv[2] == "warmed":
@@ -57,6 +56,24 @@ print(f"loaded in {time.perf_counter() - t0:.1f} s", flush=True)
 x = torch.randn(4, 3, 64, 64, device="cuda", dtype=torch.float16).to(memory_format=torch.channels_last)
 print("ran:", tuple(engine(x).shape))
 PY
+say "diagnostics"
+{
+  echo "CUDA_HOME=${CUDA_HOME:-unset}"; command -v nvcc && nvcc --version | tail -2; ls -d /usr/local/cuda* 2>&1
+  python3 -c "import torch, torch.utils.cpp_extension as c; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cpp_extension CUDA_HOME', c.CUDA_HOME)"
+  D=$(mktemp -d) && (cd "$D" && python3 -m zipfile -e "$PKG" .)
+  for so in $(find "$D" -name '*.so'); do echo "== $so"; readelf -d "$so" | grep -E 'NEEDED|RPATH|RUNPATH'; ldd "$so"; done
+  for j in $(find "$D" -name '*flags.json'); do echo "== $j"; cat "$j"; echo; done
+} > "$R/diag.txt" 2>&1
+if command -v gdb >/dev/null; then
+  say "gdb"; timeout 120 gdb -q -batch -ex run -ex bt -ex "info sharedlibrary" --args python3 "$R/probe.py" "$PKG" plain > "$R/gdb.txt" 2>&1; say "gdb exit $?"
+fi
+if command -v strace >/dev/null; then
+  say "strace"; timeout 120 strace -f -tt -e trace=execve,openat,clone3,clone,wait4 -o "$R/strace.raw" python3 "$R/probe.py" "$PKG" plain > "$R/strace-run.txt" 2>&1
+  say "strace exit $?"; grep -v ENOENT "$R/strace.raw" | grep -v -E '\.py"|\.pyc"|__pycache__' | tail -400 > "$R/strace.txt"; rm -f "$R/strace.raw"
+fi
+for arm in plain warmed eager ort; do
+  say "$arm"
+  timeout 120 python3 -X faulthandler "$R/probe.py" "$PKG" "$arm" > "$R/$arm.txt" 2>&1
   say "$arm exit $?"
 done
 say "bench"; python3 -X faulthandler -m engine bench --backend torch_compile "${C[@]}" --iters 3 --warmup 1 > "$R/bench.txt" 2>&1; say "bench exit $?"
