@@ -8,6 +8,7 @@ times, locations and sizes.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pandas as pd
@@ -172,7 +173,7 @@ def _built_engines(name: str, sel: common.Selection, ok: bool) -> None:
     a button that builds what auto mode would try for the selection (``python -m engine build``)."""
     from engine.artifacts.cache import prune
     from engine.backends import cache_detail, cache_state
-    from engine.running.build import build_engine, build_specs, build_text
+    from engine.running.build import build_argv, build_in_child, build_specs, build_text
 
     backend = get_backend(name)
     st.subheader(f"{backend.TITLE} engines")
@@ -206,13 +207,22 @@ def _built_engines(name: str, sel: common.Selection, ok: bool) -> None:
     if st.button(
         f"Build the {backend.TITLE} engines", key=f"vb_build_{name}", disabled=art is None
     ):
+        # In a child process (`python -m engine build`): a native crash while it builds or
+        # loads ends that process with a message here, not this dashboard's server.
+        built = False
         with st.status(f"Building {backend.TITLE} engines…", expanded=True) as status:
-            for spec in specs:
-                for b in backend.engine_batches(spec, tuple(sel.batches)):
-                    with common.guard(f"{describe(spec)} at batch {b}"):
-                        done = build_engine(spec, art, b, lambda m: status.write(markdown_text(m)))
-                        status.write(markdown_text(build_text(done)))
-            status.update(label="Engines built or found in the cache", state="complete")
+            with common.guard(f"the {backend.TITLE} build"):
+                for spec in specs:
+                    backend.ready(spec, sel.model)
+                argv = build_argv(sel.model, name, sel.device, sel.batches)
+                _, out = build_in_child(argv, lambda m: status.write(markdown_text(m)))
+                for done in json.loads(out)["engines"]:
+                    status.write(markdown_text(build_text(done)))
+                built = True
+            status.update(
+                label="Engines built or found in the cache" if built else "The build stopped",
+                state="complete" if built else "error",
+            )
 
 
 def _artifact_cache() -> None:

@@ -82,6 +82,23 @@ def small_artifacts(small_spec):
     return load_artifacts(small_spec)
 
 
+def engines_page(model: str, size: int, batches: str, precisions: list[str] | None = None):
+    """The dashboard (Streamlit's AppTest, run from the repository root) on its Engines page
+    with this sidebar selection: a model, an image size, batches and precisions."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600)
+    at.run()
+    at.selectbox(key="_vb_model").set_value(model)
+    at.number_input(key="_vb_size").set_value(size)
+    at.text_input(key="_vb_batches").set_value(batches)
+    if precisions:
+        at.multiselect(key="_vb_precisions").set_value(precisions)
+    at.run()
+    at.switch_page("pages/engines.py").run()
+    return at
+
+
 def run_cli(*args: str, timeout: float = 600, env: dict | None = None):
     """Run ``python -m engine ...`` as a user would; returns the CompletedProcess."""
     return subprocess.run(

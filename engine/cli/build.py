@@ -131,6 +131,10 @@ def main(argv: list[str]) -> int:
     command = _own_command(argv)
     if command:
         return _hand_over(command, argv)
+    from engine.running.build import build_in_child, in_build_child
+
+    if not in_build_child():  # a native crash ends the child: one line here, not exit 139
+        return build_in_child(argv)[0]
     args = parser().parse_args(argv)
     if args.cache_dir:
         from engine.core.paths import set_cache_dir
@@ -163,11 +167,13 @@ def main(argv: list[str]) -> int:
     for spec in specs:
         get_backend(spec.backend).ready(spec, model)
     art = load_artifacts(model)
-    done = [
-        build_engine(spec, art, b, _say)
-        for spec in specs
-        for b in get_backend(spec.backend).engine_batches(spec, tuple(batches))
-    ]
+    from engine.running.worker import fault_hook
+
+    done: list[dict] = []
+    for spec in specs:
+        for b in get_backend(spec.backend).engine_batches(spec, tuple(batches)):
+            fault_hook(len(done))  # tests only: a real native fault before engine N
+            done.append(build_engine(spec, art, b, _say))
     if args.json:
         print(json.dumps({"model": model.label, "engines": done}, indent=1))
         return 0

@@ -5,18 +5,27 @@ A backend that builds engines worth keeping (``BUILDS_ENGINES``: a compiled mode
 a package per batch size) is prepared and run once per batch; its runner builds the
 engine, or finds it cached, and says which. With no precision or options given, what is
 built is what auto mode would try on the device, so auto mode then finds it cached.
+
+Both run the build in a child process (:func:`build_in_child`): a native crash of a compiler
+or loader while it builds or loads (torch 2.11's package loader on an H100 died so) ends
+that child, not the terminal's command with a bare exit 139 or the dashboard's server.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from engine.backends import get_backend
 from engine.backends.base import PrepareContext
-from engine.core.config import RunnerSpec
-from engine.core.errors import BadInput
+from engine.core.config import ModelSpec, RunnerSpec
+from engine.core.errors import BadInput, EngineError
 from engine.running.locks import device_lock
 
 
@@ -147,3 +156,90 @@ def build_standalone(
     return get_backend(backend).build_standalone(
         art, tuple(precisions), tuple(batches), _typed(backend, options), progress
     )
+
+
+BUILD_CHILD = "VISIONBENCH_BUILD_CHILD"  # set in the child: it builds in its own process
+
+
+def in_build_child() -> bool:
+    return os.environ.get(BUILD_CHILD) == "1"
+
+
+def build_argv(model: ModelSpec, backend: str, device: str, batches: Iterable[int]) -> list[str]:
+    """``python -m engine build``'s arguments for a torchvision model (the Engines page's
+    selection), into this process's cache folder, facts as JSON."""
+    from engine.core.paths import cache_dir
+
+    argv = ["--model", model.name, "--weights", model.weights, "--image-size", model.size_text]
+    argv += ["--seed", str(model.seed), "--backend", backend, "--device", device]
+    argv += ["--batch", ",".join(map(str, batches)), "--cache-dir", str(cache_dir()), "--json"]
+    return argv
+
+
+def build_in_child(
+    argv: list[str], progress: Callable[[str], None] | None = None
+) -> tuple[int, str]:
+    """Run ``python -m engine build ARGV`` in a child process; its exit code and stdout.
+
+    Without ``progress`` the child writes to this process's terminal. With it, each line the
+    child writes to stderr goes to ``progress``, its stdout is returned, and a child that
+    fails raises its own "error:" line. A child killed by a signal (other than a stop)
+    raises EngineError naming the signal; engines it finished first stay cached. A Ctrl-C
+    reaches the child too, which stops as a build stops; a SIGTERM sent to this process
+    alone is passed on to the child after 2 s.
+    """
+    from engine.running.worker import signal_name
+
+    cmd = [sys.executable, "-m", "engine", "build", *argv]
+    env = {**os.environ, BUILD_CHILD: "1"}
+    if progress is None:
+        code, out = _wait(subprocess.Popen(cmd, env=env)), ""
+    else:
+        code, out, error = _relayed(cmd, env, progress)
+        if code > 0:
+            raise EngineError(error or f"the build process ended with exit code {code}")
+    if code < 0 and -code not in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        from engine.core.commands import engine_command
+
+        raise EngineError(
+            f"the build process was killed by {signal_name(code)}",
+            "a native crash in a library while it built or loaded the engine; the engines"
+            " it finished before stay cached",
+            f"see them with {engine_command('cache list')}; meanwhile bench without this backend",
+        )
+    return code, out
+
+
+def _relayed(
+    cmd: list[str], env: dict[str, str], progress: Callable[[str], None]
+) -> tuple[int, str, str]:
+    """The child's exit code, stdout and last "error:" line; its other stderr lines relayed."""
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, encoding="utf-8", errors="replace",
+    )  # fmt: skip
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    error = ""
+    for line in proc.stderr:
+        line = line.rstrip("\n")
+        if line.startswith("error: "):
+            error = line.removeprefix("error: ")
+        elif line.strip():
+            progress(line)
+    code = _wait(proc)
+    reader.join()
+    return code, "".join(out), error
+
+
+def _wait(proc: subprocess.Popen) -> int:
+    """The child's exit code; a stop of this process waits for the child's own stop."""
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached the child's group too; SIGTERM did not
+            try:
+                return proc.wait(2)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                proc.send_signal(signal.SIGTERM)

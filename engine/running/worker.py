@@ -14,7 +14,8 @@ script, a test runner) is never re-imported in the child.
 
 Test hook: ``VISIONBENCH_TEST_CRASH`` set to ``segv@N``, ``abort@N`` or ``hang@N`` in the
 child's environment makes the child crash or hang once N rows are committed (N=0: right
-after the run is created). It exists only so the tests can produce real native faults.
+after the run is created; in ``python -m engine build``'s child, once N engines are built).
+It exists only so the tests can produce real native faults.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def _error_from_payload(payload: list[str]) -> EngineError:
 # -- the child ----------------------------------------------------------------------
 
 
-def _test_hook(rows_done: int) -> None:
+def fault_hook(rows_done: int) -> None:
     """The documented test-only fault injection (see the module docstring)."""
     hook = os.environ.get(CRASH_HOOK_ENV, "")
     if not hook:
@@ -118,7 +119,7 @@ class _ReportingStore:
     def create_run(self, *args: Any, **kw: Any) -> int:
         run_id = self._store.create_run(*args, **kw)
         self._send(["run", run_id])
-        _test_hook(0)
+        fault_hook(0)
         return run_id
 
     def __getattr__(self, name: str) -> Any:
@@ -169,7 +170,7 @@ def child_main() -> int:
             nonlocal rows
             rows += 1
             send(["row", row.to_dict()])
-            _test_hook(rows)
+            fault_hook(rows)
 
         callbacks = Callbacks(
             progress=lambda d, t, m: send(["progress", d, t, m]),

@@ -309,7 +309,7 @@ def test_auto_mode_looks_for_the_engine_of_its_own_thread_count(cache):
     assert specs == [] and "not all cached" in notes[0]
 
 
-def test_build_threads_builds_the_engine_auto_mode_of_those_threads_finds(cache, capsys):
+def test_build_threads_builds_the_engine_auto_mode_of_those_threads_finds(cache, capfd):
     """`python -m engine build --threads 1` ended in an ImportError traceback (a helper it
     imported had been removed); it builds the engine `bench --auto --threads 1` looks up."""
     from engine.artifacts.models import load_artifacts
@@ -319,7 +319,7 @@ def test_build_threads_builds_the_engine_auto_mode_of_those_threads_finds(cache,
 
     argv = ["build", "--model", "squeezenet1_1", "--image-size", "32", "--seed", "3"]
     assert main([*argv, "--batch", "2", "--device", "cpu", "--threads", "1"]) == 0
-    assert "1 engine(s)" in capsys.readouterr().out
+    assert "1 engine(s)" in capfd.readouterr().out  # the build's child writes to the terminal
     art = load_artifacts(ModelSpec("squeezenet1_1", image_size=32, seed=3))
     specs, notes = auto_candidates("cpu", ["torch_compile"], False, art, (2,), True, threads=1)
     assert len(specs) == 1, notes

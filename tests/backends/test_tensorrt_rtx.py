@@ -30,7 +30,7 @@ from engine.backends.tensorrt.progress import _make_logger, parse_build_progress
 from engine.backends.tensorrt.standalone import build_standalone
 from engine.core.config import RunnerSpec
 from engine.core.errors import BadInput, Unavailable
-from tests.conftest import run_cli
+from tests.conftest import engines_page, run_cli
 
 rtx = pytest.importorskip(
     "tensorrt_rtx_bindings",
@@ -461,17 +461,8 @@ def test_the_build_module_builds_a_plan_through_the_backends_own_hook(
 
 
 def test_engines_page_builds_a_plan_without_a_gpu(tmp_path, monkeypatch, shared_cache):
-    from streamlit.testing.v1 import AppTest
-
     monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600)
-    at.run()
-    at.selectbox(key="_vb_model").set_value("resnet18")
-    at.number_input(key="_vb_size").set_value(64)
-    at.text_input(key="_vb_batches").set_value("1,4")
-    at.multiselect(key="_vb_precisions").set_value(["fp16"])
-    at.run()
-    at.switch_page("pages/engines.py").run()
+    at = engines_page("resnet18", 64, "1,4", ["fp16"])
     at.button(key="vb_standalone_tensorrt").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}

@@ -128,3 +128,21 @@ def test_a_qdq_files_floating_point_rows_say_they_run_its_quantisation(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert said in proc.stdout + proc.stderr
     assert said in json.loads(doc.read_text())["run"]["notes"]  # kept with the run
+
+
+def test_a_native_crash_while_building_is_one_line_not_a_bare_exit_139(tmp_path):
+    """`build` loads what it builds; on an H100 that load died with a segmentation fault and
+    the user got exit 139 and nothing else. The build runs in a child process: a real
+    SIGSEGV there (the test hook's, before the first engine) is one line and exit 1, and
+    the child's own bad-input messages and exit codes pass through unchanged."""
+    from engine.running.worker import CRASH_HOOK_ENV
+
+    env = {"VISIONBENCH_CACHE": str(tmp_path / "cache"), CRASH_HOOK_ENV: "segv@0"}
+    args = ("--model", "squeezenet1_1", "--image-size", "32", "--batch", "2")
+    proc = run_cli("build", *args, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[-1].startswith("error: the build process was killed by SIGSEGV: a native crash")
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    proc = run_cli("build", *args, "--precision", "int4", env=env, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: torch.compile builds no int4")

@@ -13,6 +13,7 @@ pytest.importorskip("streamlit", reason="the dashboard pages need Streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from engine.backends.compiled_engine import EngineKey, build, library_versions, record  # noqa: E402
+from tests.conftest import engines_page  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,3 +58,33 @@ def test_engines_are_listed_marked_stale_and_removed_one_at_a_time(tmp_path, mon
     at.button(key="vb_prune_go_torch_compile").click().run()
     assert not at.exception and not at.error, at.error
     assert not old.folder.exists() and fresh.folder.exists() and hostile.folder.exists()
+
+
+def test_the_build_button_builds_in_a_child_whose_crash_leaves_the_page_working(
+    tmp_path, monkeypatch
+):
+    """The button builds through `python -m engine build` in a child process: a native crash
+    there (a real SIGSEGV, the test hook's) is one error box and the dashboard goes on; the
+    next press builds the engine for real, and the page lists it."""
+    from engine.running.worker import CRASH_HOOK_ENV
+
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("VISIONBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv(CRASH_HOOK_ENV, "segv@0")
+    monkeypatch.chdir(ROOT)
+    at = engines_page("squeezenet1_1", 32, "8")
+    assert not at.exception, at.exception
+    at.button(key="vb_build_torch_compile").click().run()
+    assert not at.exception, at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "the build process was killed by SIGSEGV" in errors, errors
+    assert "Artifact cache" in [s.value for s in at.subheader]  # the rest of the page runs
+    monkeypatch.delenv(CRASH_HOOK_ENV)
+    at.button(key="vb_build_torch_compile").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    shown = " ".join(str(m.value) for m in at.markdown)
+    assert "built the compiled engine aoti-squeezenet1-1-b8-fp32" in shown, shown
+    at.run()
+    (table,) = [d.value for d in at.dataframe if "state" in d.value.columns]
+    assert [k.startswith("aoti-squeezenet1-1-b8-fp32") for k in table["key"]] == [True]
+    assert list(table["state"]) == ["ready"]

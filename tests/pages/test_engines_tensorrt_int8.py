@@ -14,11 +14,11 @@ rtx = pytest.importorskip(
     reason="the TensorRT-RTX wheels are not installed (pip install -r requirements-trt-rtx.txt)",
 )
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from engine.backends.tensorrt.flavour import rtx_targets  # noqa: E402
 from engine.core.config import ModelSpec  # noqa: E402
 from tests.backends.test_tensorrt_rtx import GPU_CC, _bench_plan_key  # noqa: E402
+from tests.conftest import engines_page  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,14 +28,7 @@ def test_engines_page_builds_the_int8_plan_bench_finds(tmp_path, monkeypatch):
     monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("VISIONBENCH_DATA", str(tmp_path / "data"))
     monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600)
-    at.run()
-    at.selectbox(key="_vb_model").set_value("squeezenet1_1")
-    at.number_input(key="_vb_size").set_value(32)
-    at.text_input(key="_vb_batches").set_value("2")
-    at.multiselect(key="_vb_precisions").set_value(["int8"])
-    at.run()
-    at.switch_page("pages/engines.py").run()
+    at = engines_page("squeezenet1_1", 32, "2", ["int8"])
     caption = " ".join(str(c.value) for c in at.caption)
     assert "2\\: int8, the model quantised as bench quantises it" in caption, caption
     at.button(key="vb_standalone_tensorrt").click().run()

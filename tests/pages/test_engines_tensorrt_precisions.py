@@ -27,6 +27,7 @@ from engine.core.config import ModelSpec  # noqa: E402
 from engine.core.errors import BadInput  # noqa: E402
 from engine.running.build import standalone_note  # noqa: E402
 from tests.backends.test_tensorrt_rtx import GPU_CC, _bench_plan_key  # noqa: E402
+from tests.conftest import engines_page  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,14 +43,7 @@ def test_one_press_builds_a_plan_per_precision_and_bf16_for_the_gpus_that_have_i
     monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("VISIONBENCH_DATA", str(tmp_path / "data"))
     monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600)
-    at.run()
-    at.selectbox(key="_vb_model").set_value("squeezenet1_1")
-    at.number_input(key="_vb_size").set_value(32)
-    at.text_input(key="_vb_batches").set_value("2")
-    at.multiselect(key="_vb_precisions").set_value(["fp16", "tf32", "bf16"])
-    at.run()
-    at.switch_page("pages/engines.py").run()
+    at = engines_page("squeezenet1_1", 32, "2", ["fp16", "tf32", "bf16"])
     caption = " ".join(str(c.value) for c in at.caption).replace("\\", "")  # markdown escapes
     assert "one plan per precision: fp16 export; bf16 export (for compute capability 8.0" in (
         caption
