@@ -280,7 +280,8 @@ def _cpu_isa_unprobed() -> Iterator[None]:
     from torch._inductor import config
     from torch._inductor.cpu_vec_isa import valid_vec_isa_list
 
-    if config.cpp.vec_isa_ok is not None or valid_vec_isa_list.cache_info().currsize:
+    probed = getattr(valid_vec_isa_list, "cache_info", None)  # functools.cache'd in torch
+    if config.cpp.vec_isa_ok is not None or probed is None or probed().currsize:
         yield
         return
     logger = logging.getLogger("torch.export.pt2_archive._package")
