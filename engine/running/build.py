@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from engine.backends import get_backend
@@ -191,7 +192,9 @@ def build_in_child(
     from engine.running.worker import signal_name
 
     cmd = [sys.executable, "-m", "engine", "build", *argv]
-    env = {**os.environ, BUILD_CHILD: "1"}
+    root = str(Path(__file__).resolve().parents[2])  # the child imports this engine
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, BUILD_CHILD: "1", "PYTHONPATH": path}
     if progress is None:
         code, out = _wait(subprocess.Popen(cmd, env=env)), ""
     else:
