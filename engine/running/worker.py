@@ -13,9 +13,8 @@ A subprocess rather than ``multiprocessing`` so the caller's ``__main__`` (a Str
 script, a test runner) is never re-imported in the child.
 
 Test hook: ``VISIONBENCH_TEST_CRASH`` set to ``segv@N``, ``abort@N`` or ``hang@N`` in the
-child's environment makes the child crash or hang once N rows are committed (N=0: right
-after the run is created; in ``python -m engine build``'s child, once N engines are built).
-It exists only so the tests can produce real native faults.
+child's environment makes the child crash or hang once N rows (build's child: engines) are
+done (N=0: right after the run is created). Only so tests can produce real native faults.
 """
 
 from __future__ import annotations
