@@ -146,3 +146,42 @@ def test_a_native_crash_while_building_is_one_line_not_a_bare_exit_139(tmp_path)
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     proc = run_cli("build", *args, "--precision", "int4", env=env, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: torch.compile builds no int4")
+
+
+def test_a_build_stopped_mid_compile_is_a_stop_and_caches_nothing(tmp_path):
+    """The build runs in a child process now; a stop still ends it as a stop: Ctrl-C (the
+    terminal's SIGINT to the group) exits 130 with "interrupted", SIGTERM to the command
+    alone (the child does not get it) is passed on and exits 143, each one line, no
+    traceback, and the engine being compiled is not cached, nor is its private folder left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT, default_sigint
+
+    def terminal() -> None:
+        default_sigint()
+        os.setsid()
+
+    args = ("--model", "squeezenet1_1", "--image-size", "32", "--batch", "2")
+    for sig, group, code, last in (
+        (signal.SIGINT, True, 130, "interrupted"),
+        (signal.SIGTERM, False, 143, "terminated by SIGTERM"),
+    ):
+        cache = tmp_path / f"cache{code}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "build", *args], cwd=ROOT, preexec_fn=terminal,
+            env={**os.environ, "VISIONBENCH_CACHE": str(cache)}, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not list(cache.glob("compiled/*/pre.*")) and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the compile has begun (its private folder exists)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, err
+        assert err.strip().splitlines()[-1] == last and "Traceback" not in err, err
+        assert not list(cache.rglob("model.pt2")) and not list(cache.rglob("pre.*"))
