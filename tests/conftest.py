@@ -119,27 +119,32 @@ def default_sigint() -> None:
 
 
 # The longest files (a whole session of servers and sweeps, a real compile, browsers) go
-# first, longest first (seconds on the 2-core machine, 2026-12-07, --durations): with the
+# first, longest first (seconds on the 2-core machine, 2026-12-07 17:38, --durations): with the
 # workers taking whole files (scripts/test.sh), the run ends on short files, so neither
 # worker is left to run a long one alone while the other idles (tests/reliability/ sorts
 # last, and five of its files take 30 to 60 s).
 SLOW_FIRST = (
-    "tests/reliability/test_reliability_session.py",  # 125
-    "tests/backends/test_compiled_engine.py",  # 128, a build shared by its tests
-    "tests/backends/test_tensorrt_rtx.py",  # 113
-    "tests/engine/test_cli.py",  # 60
-    "tests/reliability/test_reliability_shared_store.py",  # 59
-    "tests/reliability/test_reliability_inputs.py",  # 57
-    "tests/reliability/test_reliability_worker.py",  # 50
-    "tests/engine/test_any_model.py",  # 50
-    "tests/reliability/test_reliability_heldout.py",  # 43
-    "tests/engine/test_compiled_head_to_head.py",  # 38
-    "tests/pages/test_browser.py",  # 35
-    "tests/pages/test_browser_offline.py",  # 34
-    "tests/reliability/test_reliability_paths.py",  # 34
-    "tests/reliability/test_reliability_faults.py",  # 34
-    "tests/pages/test_dashboard.py",  # 33
-    "tests/reliability/test_reliability_exits.py",  # 27
+    "tests/backends/test_tensorrt_rtx.py",  # 158
+    "tests/reliability/test_reliability_session.py",  # 105
+    "tests/reliability/test_reliability_inputs.py",  # 93
+    "tests/reliability/test_reliability_shared_store.py",  # 74
+    "tests/engine/test_cli.py",  # 70
+    "tests/backends/test_compiled_engine.py",  # 68, a build shared by its tests
+    "tests/engine/test_any_model.py",  # 63
+    "tests/reliability/test_reliability_worker.py",  # 62
+    "tests/engine/test_fp16_heldout.py",  # 59
+    "tests/pages/test_dashboard.py",  # 55
+    "tests/reliability/test_reliability_paths.py",  # 54
+    "tests/reliability/test_reliability_heldout.py",  # 52
+    "tests/reliability/test_reliability_faults.py",  # 47
+    "tests/pages/test_browser.py",  # 43
+    "tests/engine/test_compiled_head_to_head.py",  # 41
+    "tests/pages/test_engines_compiled.py",  # 36
+    "tests/pages/test_browser_offline.py",  # 36
+    "tests/reliability/test_reliability_exits.py",  # 31
+    "tests/backends/test_compiled_engine_hostile.py",  # 31
+    "tests/backends/test_compiled.py",  # 29
+    "tests/pages/test_dashboard_onnx_files.py",  # 27
 )
 
 
