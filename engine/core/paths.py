@@ -19,6 +19,13 @@ APP = "visionbench"
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def engine_child_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a child that runs ``python -m engine...``: with this
+    checkout first on PYTHONPATH, so it imports this engine wherever it was started from."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, **extra, "PYTHONPATH": path}
+
+
 def cache_dir() -> Path:
     env = os.environ.get("VISIONBENCH_CACHE")
     if env:

@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from engine.backends import get_backend
@@ -189,12 +188,11 @@ def build_in_child(
     reaches the child too, which stops as a build stops; a SIGTERM sent to this process
     alone is passed on to the child after 2 s.
     """
+    from engine.core.paths import engine_child_env
     from engine.running.worker import signal_name
 
     cmd = [sys.executable, "-m", "engine", "build", *argv]
-    root = str(Path(__file__).resolve().parents[2])  # the child imports this engine
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, BUILD_CHILD: "1", "PYTHONPATH": path}
+    env = engine_child_env(**{BUILD_CHILD: "1"})
     if progress is None:
         code, out = _wait(subprocess.Popen(cmd, env=env)), ""
     else:

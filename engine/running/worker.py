@@ -31,7 +31,6 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from engine.core import errors as _errors
@@ -204,11 +203,9 @@ def child_main() -> int:
 
 
 def _child_env(read_fd: int, write_fd: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env[FD_ENV] = str(write_fd)
-    root = str(Path(__file__).resolve().parents[2])  # so the child imports this engine
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    return env
+    from engine.core.paths import engine_child_env
+
+    return engine_child_env(**{FD_ENV: str(write_fd)})
 
 
 class _Child:

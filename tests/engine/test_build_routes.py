@@ -161,10 +161,6 @@ def test_a_build_stopped_mid_compile_is_a_stop_and_caches_nothing(tmp_path):
 
     from tests.conftest import ROOT, default_sigint
 
-    def terminal() -> None:
-        default_sigint()
-        os.setsid()
-
     args = ("--model", "squeezenet1_1", "--image-size", "32", "--batch", "2")
     for sig, group, code, last in (
         (signal.SIGINT, True, 130, "interrupted"),
@@ -172,7 +168,8 @@ def test_a_build_stopped_mid_compile_is_a_stop_and_caches_nothing(tmp_path):
     ):
         cache = tmp_path / f"cache{code}"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "build", *args], cwd=ROOT, preexec_fn=terminal,
+            [sys.executable, "-m", "engine", "build", *args], cwd=ROOT,
+            start_new_session=True, preexec_fn=default_sigint,  # as a terminal starts it
             env={**os.environ, "VISIONBENCH_CACHE": str(cache)}, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
