@@ -24,7 +24,6 @@ from engine.backends.base import Availability, Backend, Candidate, PrepareContex
 from engine.backends.compiled_engine import (
     GRAPH_MODES,
     KIND,
-    NO_ESTIMATE,
     EngineKey,
     build,
     device_identity,
@@ -33,6 +32,7 @@ from engine.backends.compiled_engine import (
     is_cached,
     key_meaning,
     library_versions,
+    no_estimate,
     package_mode,
     stale_reason,
 )
@@ -400,7 +400,7 @@ class TorchCompileBackend(Backend):
         if not cls.options(spec).packaged or not cls.availability(spec.device).ok:
             return ""
         if not entries():  # no earlier build to estimate from: the model need not be loaded
-            return NO_ESTIMATE
+            return no_estimate(not spec.device.startswith("cuda"))
         return estimate_text(cls.engine_key(spec, artifacts, max(batches)))
 
     @classmethod

@@ -384,13 +384,20 @@ def estimate_s(key: EngineKey) -> float | None:
     return best[1] if best else None
 
 
-NO_ESTIMATE = "no earlier build of this model here to estimate from; minutes on a GPU"
+def no_estimate(on_cpu: bool) -> str:
+    """What to expect of a first build, with no earlier one here to estimate from."""
+    expect = (
+        "on the CPU, a C++ compile of every kernel: seconds to minutes, with the model's size"
+        if on_cpu
+        else "minutes on a GPU"
+    )
+    return f"no earlier build of this model here to estimate from; {expect}"
 
 
 def estimate_text(key: EngineKey) -> str:
     seconds = estimate_s(key)
     if seconds is None:
-        return NO_ESTIMATE
+        return no_estimate(not key.compute_capability)
     return f"about {seconds:.0f} s, from an earlier build of {key.model} on this device"
 
 

@@ -21,6 +21,7 @@ import pytest
 from engine.backends.compiled_engine import (
     build,
     estimate_s,
+    estimate_text,
     lookup,
     record,
     stale_reason,
@@ -193,6 +194,18 @@ def test_estimate_comes_from_the_nearest_earlier_build_of_the_model(cache):
     assert estimate_s(key_of(batch=2)) == 10.0
     assert estimate_s(key_of(model="other")) is None
     assert estimate_s(key_of(compiled_mode="max-autotune-no-cudagraphs")) is None
+    assert (
+        estimate_text(key_of(batch=2)) == "about 10 s, from an earlier build of tiny on this device"
+    )
+    # No earlier build: what to expect where the engine is built, never a GPU's on the CPU.
+    on_cpu, on_gpu = (
+        estimate_text(key_of(model="other")),
+        estimate_text(
+            key_of(model="other", device_name="NVIDIA H100 80GB HBM3", compute_capability="9.0")
+        ),
+    )
+    assert "on the CPU" in on_cpu and "GPU" not in on_cpu, on_cpu
+    assert "minutes on a GPU" in on_gpu and "CPU" not in on_gpu, on_gpu
 
 
 def test_stale_when_a_library_version_changed(cache):
