@@ -156,4 +156,14 @@ def test_a_dynamic_batch_file_s_profile_options_are_refused_before_it_is_quantis
     fixed = tiny_onnx(tmp_path / "fixed.onnx", batch=1)
     code, out, err = _main(capsys, "trt-build", *args[2:], "--onnx", str(fixed), "--json")
     assert code == 0, err
-    assert json.loads(out)["profile"] == "batch 1..1 (tuned for 1)"
+    doc = json.loads(out)
+    assert doc["profile"] == "batch 1..1 (tuned for 1)"
+    # said once, and neither the builder's line nor the record names them as used
+    assert doc["options"]["opt_batch"] is None and doc["options"]["max_batch"] is None
+    assert (
+        "the TensorRT option opt_batch=64 and max_batch=8 not used: the file's batch is fixed"
+        " at 1, which is the whole profile"
+    ) in doc["notes"]
+    code, out, err = _main(capsys, "trt-build", *args[2:], "--onnx", str(fixed))
+    (builder,) = [line for line in out.splitlines() if line.startswith("builder:")]
+    assert code == 0 and "batch" not in builder and "max_batch=8 not used" in out, out

@@ -293,6 +293,13 @@ def build_standalone(
     chosen, notes, defaulted = _chosen_targets(flavour, targets, cc, precision)
     opts = {k: v for k, v in (options or {}).items() if k in _BUILDER}
     profile = options_profile(opts, batches, fixed_batch)
+    if fixed_batch:  # the file's batch pins the profile: these reach neither it nor the plan
+        unused = [f"{k}={opts.pop(k)}" for k in ("opt_batch", "max_batch") if k in opts]
+        if unused:
+            notes.append(
+                f"the TensorRT option {' and '.join(unused)} not used: the file's batch is"
+                f" fixed at {fixed_batch}, which is the whole profile"
+            )
     notes += _profile_note(profile, batches, opts, cc is not None)
     gpu = _gpu_name() if cc is not None else ""
     digest = model_digest(onnx_path)
