@@ -12,9 +12,9 @@ committed before it died stay in the store, and the store, not the pipe, is the 
 A subprocess rather than ``multiprocessing`` so the caller's ``__main__`` (a Streamlit
 script, a test runner) is never re-imported in the child.
 
-Test hook: ``VISIONBENCH_TEST_CRASH`` set to ``segv@N``, ``abort@N`` or ``hang@N`` in the
-child's environment makes the child crash or hang once N rows (build's child: engines) are
-done (N=0: right after the run is created). Only so tests can produce real native faults.
+Test hook: ``VISIONBENCH_TEST_CRASH`` set to ``segv@N``, ``abort@N``, ``int@N`` or ``hang@N``
+in the child's environment: it crashes, dies of SIGINT or hangs once N rows (build's child:
+engines) are done (N=0: right after the run is created). Only for tests' real faults.
 """
 
 from __future__ import annotations
@@ -103,6 +103,9 @@ def fault_hook(rows_done: int) -> None:
         ctypes.string_at(0)
     elif kind == "abort":
         os.abort()
+    elif kind == "int":  # a Ctrl-C it had no handler for: killed by SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     elif kind == "hang":
         while True:
             time.sleep(1)

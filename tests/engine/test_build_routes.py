@@ -146,6 +146,10 @@ def test_a_native_crash_while_building_is_one_line_not_a_bare_exit_139(tmp_path)
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     proc = run_cli("build", *args, "--precision", "int4", env=env, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: torch.compile builds no int4")
+    # A child that dies of SIGINT itself (seen once, with a stop under a loaded machine): a
+    # stop's 130, where it was exit status 254 from passing the child's -2 on.
+    proc = run_cli("build", *args, env={**env, CRASH_HOOK_ENV: "int@0"}, timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_a_build_stopped_mid_compile_is_a_stop_and_caches_nothing(tmp_path):

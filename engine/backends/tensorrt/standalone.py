@@ -293,13 +293,7 @@ def build_standalone(
     chosen, notes, defaulted = _chosen_targets(flavour, targets, cc, precision)
     opts = {k: v for k, v in (options or {}).items() if k in _BUILDER}
     profile = options_profile(opts, batches, fixed_batch)
-    if fixed_batch:  # the file's batch pins the profile: these reach neither it nor the plan
-        unused = [f"{k}={opts.pop(k)}" for k in ("opt_batch", "max_batch") if k in opts]
-        if unused:
-            notes.append(
-                f"the TensorRT option {' and '.join(unused)} not used: the file's batch is"
-                f" fixed at {fixed_batch}, which is the whole profile"
-            )
+    notes += _unused_by_fixed_batch(opts, fixed_batch)
     notes += _profile_note(profile, batches, opts, cc is not None)
     gpu = _gpu_name() if cc is not None else ""
     digest = model_digest(onnx_path)
@@ -347,6 +341,18 @@ def build_standalone(
         notes=[*got.notes, *notes],
         options=asdict(TensorRTOptions(**opts, trt_flavour=flavour_choice, rtx_cc=targets or None)),
     )
+
+
+def _unused_by_fixed_batch(opts: dict[str, Any], fixed_batch: int | None) -> list[str]:
+    """A file's fixed batch pins the profile: its batch options, taken out of ``opts``
+    (they reach neither the profile nor the plan, nor the record), are said once."""
+    unused = [f"{k}={opts.pop(k)}" for k in ("opt_batch", "max_batch") if fixed_batch and k in opts]
+    if not unused:
+        return []
+    return [
+        f"the TensorRT option {' and '.join(unused)} not used: the file's batch is fixed at"
+        f" {fixed_batch}, which is the whole profile"
+    ]
 
 
 def _profile_note(
