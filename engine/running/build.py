@@ -186,7 +186,9 @@ def build_in_child(
     fails raises its own "error:" line. A child killed by a signal (other than a stop)
     raises EngineError naming the signal; engines it finished first stay cached. A Ctrl-C
     reaches the child too, which stops as a build stops; a SIGTERM sent to this process
-    alone is passed on to the child after 2 s.
+    alone is passed on to the child after 2 s. An exception out of ``progress`` (the
+    dashboard's script stopped: its user left the page or pressed another button) stops
+    the child as a SIGTERM does, then goes on up.
     """
     from engine.core.paths import engine_child_env
     from engine.running.worker import signal_name
@@ -223,15 +225,29 @@ def _relayed(
     reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
     reader.start()
     error = ""
-    for line in proc.stderr:
-        line = line.rstrip("\n")
-        if line.startswith("error: "):
-            error = line.removeprefix("error: ")
-        elif line.strip():
-            progress(line)
+    try:
+        for line in proc.stderr:
+            line = line.rstrip("\n")
+            if line.startswith("error: "):
+                error = line.removeprefix("error: ")
+            elif line.strip():
+                progress(line)
+    except BaseException:  # the caller stopped (a page left mid-build): the build stops too
+        _stop(proc)
+        raise
     code = _wait(proc)
     reader.join()
     return code, "".join(out), error
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the child as a SIGTERM stops a build (nothing half-built is cached), else kill it."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _wait(proc: subprocess.Popen) -> int:

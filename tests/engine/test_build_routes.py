@@ -7,7 +7,10 @@ tiny Q/DQ model made with ONNX Runtime's own quantiser.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import run_cli
 
@@ -186,3 +189,31 @@ def test_a_build_stopped_mid_compile_is_a_stop_and_caches_nothing(tmp_path):
         assert proc.returncode == code, err
         assert err.strip().splitlines()[-1] == last and "Traceback" not in err, err
         assert not list(cache.rglob("model.pt2")) and not list(cache.rglob("pre.*"))
+
+
+def test_a_page_left_mid_build_stops_the_build_child(tmp_path, monkeypatch):
+    """The Engines page builds through a child and relays its lines; a user who left the page
+    (Streamlit stops the script at its next line) left the child compiling to its end. The
+    child is now stopped as a SIGTERM stops a build: gone when the page moves on, nothing
+    cached, no private folder left."""
+    from engine.core.config import ModelSpec
+    from engine.running.build import build_argv, build_in_child
+
+    class Left(BaseException):  # as Streamlit's StopException: not an Exception
+        pass
+
+    def progress(line: str) -> None:
+        if line.startswith("compiling"):
+            raise Left
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(cache))
+    argv = build_argv(ModelSpec(name="squeezenet1_1", image_size=32), "torch_compile", "cpu", [2])
+    with pytest.raises(Left):
+        build_in_child(argv, progress)
+    running = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            running += [cmdline] if str(cache).encode() in cmdline.read_bytes() else []
+    assert running == []
+    assert not list(cache.rglob("model.pt2")) and not list(cache.rglob("pre.*"))
