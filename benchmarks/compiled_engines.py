@@ -21,7 +21,15 @@ For each model, one after another on one GPU (nothing overlaps):
 Wall times of each command, the notes and the rows go to ``<out>/<model>.json``, written after
 each step; ``--merge`` writes ``<out>/compiled.md``. A model whose JSON is complete is skipped;
 one cut short resumes at its first step not done, on the same boot of the same machine only
-(an engine cached on one machine is not on the next: its steps are redone there).
+(an engine cached on one machine is not on the next: its steps are redone there), unless
+its engine is carried. One lease's device time (30 minutes) holds the cold build, warm run
+and head-to-head of a small model, not of efficientnet_b1 (cold 873 s, then the peer's
+compile): with ``--carry-out DIR`` each engine a cold step builds is packed into DIR as a
+tar in parts of under 16 MiB (what a lease hands back), and ``--carry-in DIR`` unpacks such
+parts into this machine's cache first and resumes a record of another machine whose engine
+is now cached here (same GPU model and library versions, or the product rebuilds it: its key
+says so), at the head-to-head. ``--only-build`` stops each model before its head-to-head (after
+the cold and warm steps): a lease builds the next model's engine, the next lease judges it.
 
     python benchmarks/compiled_engines.py --out benchmarks/results/compiled \\
         --models regnet_x_400mf,convnext_tiny --budget-s 900
@@ -304,6 +312,8 @@ def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     path = out / f"{name}.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
     rec: dict[str, Any] = old if old.get("boot") == _boot() != "unknown" else {}
+    if not rec and args.carry_in and _carried(old):  # its engine was carried here
+        rec = {**old, "boot": _boot(), "resumed": {**_stamp(args.device), "from_boot": old["boot"]}}
     if not rec:
         rec = {"model": name, "batch": args.batch, **_stamp(args.device), "boot": _boot()}
         rec["tree"] = _commit()[1]
@@ -313,6 +323,11 @@ def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
         if rec.get(step, {}).get("exit") != 0:
             rec[step] = _cli(args, *flags, json_out=scratch / f"{name}-{step}.json")
             path.write_text(json.dumps(rec, indent=1))
+        if step == "cold" and args.carry_out and _engine_key(rec) and "carried_out" not in rec:
+            rec["carried_out"] = _pack(_engine_key(rec), Path(args.carry_out))
+            path.write_text(json.dumps(rec, indent=1))
+    if args.only_build:  # built, and reused by a second bench: the head-to-head is left
+        return rec
     rec["winner"] = winner = _winner(rec["warm"]["rows"])
     if winner and args.profile_load and "load_profile" not in rec:
         rec["load_profile"] = _profiled(args, winner, scratch)
@@ -324,6 +339,67 @@ def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
             _winner_died(args, rec, winner, scratch, path)
     rec["complete"] = "median_ratio" in rec.get("head_to_head", {})
     return rec
+
+
+PART_BYTES = 15 * 2**20  # a lease hands back files of up to 16 MiB
+
+
+def _engine_key(rec: dict) -> str:
+    """The compiled engine the record's cold step built ("" if none)."""
+    start = "built the compiled engine "
+    note = next((n for n in rec.get("cold", {}).get("notes", []) if n.startswith(start)), "")
+    return note.removeprefix(start).split(" ", 1)[0]
+
+
+def _engine_folder(key: str) -> Path:
+    from engine.backends.compiled_engine import KIND
+    from engine.core.paths import cache_dir
+
+    return cache_dir() / KIND / key
+
+
+def _carried(rec: dict) -> bool:
+    """A record of another machine whose cold and warm steps ran, with its engine here."""
+    key = _engine_key(rec)
+    done = all(rec.get(s, {}).get("exit") == 0 for s in ("cold", "warm"))
+    return bool(key) and done and (_engine_folder(key) / "meta.json").is_file()
+
+
+def _pack(key: str, carry: Path) -> dict[str, Any]:
+    """The engine's cache folder as a tar in ``carry``, split into parts under 16 MiB."""
+    import io
+    import tarfile
+
+    carry.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(_engine_folder(key), arcname=key)
+    data = buf.getvalue()
+    parts = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
+    for i, part in enumerate(parts):
+        (carry / f"{key}.tar.{i:02d}").write_bytes(part)
+    return {"key": key, "bytes": len(data), "parts": len(parts)}
+
+
+def _unpack(carry: Path) -> list[str]:
+    """Engines carried in as parts (``_pack``'s), joined into this machine's cache: their keys.
+    An engine already cached here is left as it is."""
+    import io
+    import tarfile
+
+    done = []
+    for first in sorted(carry.glob("*.tar.00")):
+        key = first.name.removesuffix(".tar.00")
+        target = _engine_folder(key)
+        if not target.exists():
+            data = b"".join(p.read_bytes() for p in sorted(carry.glob(f"{key}.tar.[0-9][0-9]")))
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                names = tar.getnames()
+                if any(n != key and not n.startswith(f"{key}/") for n in names):
+                    raise SystemExit(f"{first}: a carried engine holds files outside {key}/")
+                tar.extractall(target.parent, filter="data")
+        done.append(key)
+    return done
 
 
 def _profiled(args: argparse.Namespace, winner: dict, scratch: Path) -> dict[str, Any]:
@@ -409,6 +485,17 @@ def _peer(rec: dict) -> str:
     return f"`bench` run: {_ms(row)}, parity {row.get('parity_status', '?')}, {cli['wall_s']:.0f} s"
 
 
+def _resumed_text(rec: dict) -> str:
+    """Where a record's head-to-head ran when its engine was carried to another machine."""
+    r = rec.get("resumed")
+    if not r:
+        return ""
+    return (
+        f"; head-to-head on another {r.get('machine', '?')}, {r.get('date', '?')}, commit"
+        f" {r.get('commit', '?')}, with the engine built on the first carried to it"
+    )
+
+
 def _median(values: list[float] | None) -> str:
     return f"{statistics.median(values):.3f} ms" if values else "-"
 
@@ -438,7 +525,7 @@ def merge(out: Path) -> Path:
         *[_row_text(r) for r in recs if r.get("complete")],
         "",
         *[f"- {r['model']}: {r.get('machine', '?')}, {r.get('date', '?')}, commit"
-          f" {r.get('commit', '?')} ({r.get('tree', '?')})" for r in recs],
+          f" {r.get('commit', '?')} ({r.get('tree', '?')}){_resumed_text(r)}" for r in recs],
         *(["", "Winner processes that died before they were ready:", ""] if died else []),
         *[_died_text(r) for r in died],
     ]  # fmt: skip
@@ -459,6 +546,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="head-to-head rounds (0: none)")
     ap.add_argument("--budget-s", type=float, default=900.0, help="start no model after")
     ap.add_argument("--merge", action="store_true")
+    ap.add_argument("--carry-out", help="pack each engine a cold step builds into this folder")
+    ap.add_argument("--carry-in", help="unpack engines carried into this folder first")
+    ap.add_argument("--only-build", action="store_true", help="no head-to-head: cold, warm")
     ap.add_argument("--serve", help=argparse.SUPPRESS)  # the head-to-head's child
     ap.add_argument("--profile-load", dest="profile_request", help=argparse.SUPPRESS)
     ap.add_argument(
@@ -475,6 +565,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.budget_s
+    if args.carry_in:
+        print(
+            f"engines carried in: {', '.join(_unpack(Path(args.carry_in))) or 'none'}", flush=True
+        )
     for name in filter(None, args.models.split(",") if not args.merge else []):
         path = out / f"{name}.json"
         if path.is_file() and json.loads(path.read_text()).get("complete"):
@@ -485,7 +579,8 @@ def main() -> None:
             continue
         rec = run_model(name, args, out)
         path.write_text(json.dumps(rec, indent=1))
-        print(f"{name}: {_row_text(rec)}", flush=True)
+        steps = [k for k in ("cold", "carried_out", "warm", "head_to_head") if k in rec]
+        print(f"{name}: {_row_text(rec) if rec.get('complete') else steps}", flush=True)
     print(merge(out))
 
 

@@ -88,3 +88,50 @@ def test_the_load_profile_runs_the_winner_once_in_a_fresh_process(script, tmp_pa
     text = (tmp_path / got["file"]).read_text()
     assert "prepared and ran once in" in text and "cumulative" in text
     assert str(script.ROOT) not in text
+
+
+def test_an_engine_carried_in_parts_to_another_machine_is_found_there(
+    script, tmp_path, monkeypatch
+):
+    """A lease holds efficientnet_b1's cold build but not its head-to-head: the engine goes
+    out in parts under a lease's 16 MiB a file, comes back into a fresh cache whole, and a
+    record of another machine with that engine is resumed; a tar reaching outside its own
+    folder is refused, and a record whose engine is not here is not resumed."""
+    import io
+    import os
+    import tarfile
+
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "first"))
+    key = "aoti-tiny-b32-fp16-0123"
+    folder = script._engine_folder(key)
+    folder.mkdir(parents=True)
+    package = os.urandom(script.PART_BYTES + 1000)  # two parts
+    (folder / "model.pt2").write_bytes(package)
+    (folder / "meta.json").write_text('{"key": {"model": "tiny"}}')
+    built = f"built the compiled engine {key} in 618 s and cached it"
+    rec = {"cold": {"exit": 0, "notes": [built]}, "warm": {"exit": 0}}
+    assert script._engine_key(rec) == key and script._carried(rec)
+    carry = tmp_path / "carry"
+    packed = script._pack(key, carry)
+    parts = sorted(carry.iterdir())
+    assert [p.name for p in parts] == [f"{key}.tar.00", f"{key}.tar.01"]
+    assert packed == {"key": key, "bytes": sum(p.stat().st_size for p in parts), "parts": 2}
+    assert max(p.stat().st_size for p in parts) < 16 * 2**20
+
+    monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "second"))  # the next machine
+    assert not script._carried(rec)
+    assert script._unpack(carry) == [key]
+    assert (script._engine_folder(key) / "model.pt2").read_bytes() == package
+    assert script._carried(rec) and not script._carried({**rec, "warm": {"exit": 1}})
+
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("../outside")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    (evil / "aoti-evil.tar.00").write_bytes(buf.getvalue())
+    with pytest.raises(SystemExit, match="outside aoti-evil/"):
+        script._unpack(evil)
+    assert not (tmp_path / "second" / "outside").exists()

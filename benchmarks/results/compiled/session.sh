@@ -15,7 +15,18 @@
 #      VISIONBENCH_GPU_TESTS picks a selection, as scripts/test-gpu.sh says);
 #   2. benchmarks/compiled_engines.py for MODELS at batch 32, none started in the last
 #      STOP_S seconds of SESSION_S. Each model's JSON is written when it completes; poll
-#      calls copy WORK/out back, so a model cut short by the machine's return is the only loss.
+#      calls copy WORK/out back, so a model cut short by the machine's return is the only loss;
+#   3. for BUILD_NEXT (models), with the time left: the cold and warm steps alone
+#      (--only-build), none started in the last BUILD_STOP_S seconds.
+#
+# One lease holds a small model's three steps, not a large one's (efficientnet_b1: cold 873 s,
+# warm 164 s, then the peer's compile, on an H100): each engine a cold step builds is packed
+# into WORK/out/engines/ as parts under 16 MiB (a poll brings back at most 8 files, so fetch
+# them by a poll of their own: `cp WORK/out/engines/* $OUT/`). Carried to the next lease
+# (parts in a git-ignored folder, copied to WORK/e/ by the carrying calls) with the model's
+# JSON committed under benchmarks/results/compiled/, the engine is unpacked into the cache
+# here and that model resumes at its head-to-head (same GPU model and library versions; else
+# the product's key differs and it rebuilds).
 set -u
 cd "$(dirname "$0")/../../.."
 export VISIONBENCH_COMMIT=${1:-unknown} VISIONBENCH_TREE=${2:-unknown}
@@ -35,6 +46,14 @@ if [ "${GPU_TESTS:-1}" = 1 ]; then
   log "GPU tests exit $?"
 fi
 log "compiled engines: $MODELS"
+carry_in=() && [ -d "$WORK/e" ] && carry_in=(--carry-in "$WORK/e")
 python3 benchmarks/compiled_engines.py --out "$R/compiled" --models "$MODELS" \
+  --carry-out "$R/engines" "${carry_in[@]}" \
   --budget-s $(($(left) - ${STOP_S:-300})) >> "$R/progress.txt" 2>&1
+if [ -n "${BUILD_NEXT:-}" ]; then
+  log "engines for the next lease: $BUILD_NEXT"
+  python3 benchmarks/compiled_engines.py --out "$R/compiled" --models "$BUILD_NEXT" \
+    --only-build --carry-out "$R/engines" --no-load-profile \
+    --budget-s $(($(left) - ${BUILD_STOP_S:-900})) >> "$R/progress.txt" 2>&1
+fi
 log "session done"
