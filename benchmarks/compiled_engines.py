@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import select
 import statistics
 import subprocess
@@ -48,6 +47,9 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import engine_carry as carry
+import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -134,73 +136,6 @@ def _serve(request: str) -> None:
         for line in sys.stdin:
             if line.strip() == "time":
                 print(json.dumps({"p50_ms": time_point(runner, x, settings).p50_ms}), flush=True)
-
-
-def _profile_load(request: str) -> None:
-    """A fresh process that prepares the winner and runs it once under cProfile: where a
-    warm start's seconds go (a cached package loaded in 31 to 37 s on an H100 on 2026-12-07,
-    against 0.0 s in the process that had just built it). Prints the profile's top lines."""
-    import cProfile
-    import io
-    import pstats
-
-    from engine.artifacts.models import load_artifacts
-    from engine.backends import get_backend
-    from engine.backends.base import PrepareContext
-    from engine.core.config import ModelSpec, RunnerSpec
-
-    r = json.loads(request)
-    art = load_artifacts(ModelSpec(r["model"], "random", r["image_size"]))
-    x = art.sample_input(r["batch"])
-    spec = RunnerSpec(r["backend"], r["device"], r["precision"], r["options"])
-    ctx = PrepareContext(batches=(r["batch"],), progress=lambda m: print(m, file=sys.stderr))
-    _package_summary(spec, art, r["batch"])
-    jit_cache = Path(os.environ.get("CUDA_CACHE_PATH", Path.home() / ".nv" / "ComputeCache"))
-    jit_before = _folder_bytes(jit_cache)
-    prof = cProfile.Profile()
-    t0 = time.perf_counter()
-    prof.enable()
-    with get_backend(spec.backend).prepare(spec, art, ctx) as runner:
-        runner.infer(x)
-    prof.disable()
-    text = io.StringIO()
-    stats = pstats.Stats(prof, stream=text)
-    stats.sort_stats("cumulative").print_stats(30)
-    stats.sort_stats("tottime").print_stats(15)
-    print(f"prepared and ran once in {time.perf_counter() - t0:.1f} s; notes: {ctx.notes}")
-    grown = _folder_bytes(jit_cache) - jit_before  # the driver JIT-compiling PTX fills it
-    print(f"CUDA JIT cache grew by {grown} bytes while it loaded and ran")
-    print(text.getvalue().replace(str(ROOT), "<repository>"))
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
-
-
-def _package_summary(spec, art, batch: int) -> None:
-    """What the cached package holds, by kind: kernels as cubin (loaded as they are), PTX or
-    fatbin (which the driver may JIT-compile on load), the shared library, weights."""
-    import zipfile
-    from collections import Counter
-
-    from engine.backends.compiled import TorchCompileBackend
-
-    if spec.backend != TorchCompileBackend.NAME or not dict(spec.options).get("packaged"):
-        return  # no package: the winner compiles in memory, or is not compiled
-    package = TorchCompileBackend.engine_key(spec, art, batch).package
-    if not package.is_file():
-        print(f"no cached package at the key {package.parent.name}")
-        return
-    kinds: Counter = Counter()
-    sizes: Counter = Counter()
-    with zipfile.ZipFile(package) as z:
-        for item in z.infolist():
-            kind = Path(item.filename).suffix or "(none)"
-            kinds[kind] += 1
-            sizes[kind] += item.file_size
-    print(f"package {package.parent.name}: {package.stat().st_size} bytes")
-    for kind, n in kinds.most_common():
-        print(f"  {kind}: {n} files, {sizes[kind]} bytes")
 
 
 def _eager_pass(art, x, device: str) -> None:
@@ -312,7 +247,7 @@ def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     path = out / f"{name}.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
     rec: dict[str, Any] = old if old.get("boot") == _boot() != "unknown" else {}
-    if not rec and args.carry_in and _carried(old):  # its engine was carried here
+    if not rec and args.carry_in and carry.carried(old):  # its engine was carried here
         rec = {**old, "boot": _boot(), "resumed": {**_stamp(args.device), "from_boot": old["boot"]}}
     if not rec:
         rec = {"model": name, "batch": args.batch, **_stamp(args.device), "boot": _boot()}
@@ -323,8 +258,8 @@ def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
         if rec.get(step, {}).get("exit") != 0:
             rec[step] = _cli(args, *flags, json_out=scratch / f"{name}-{step}.json")
             path.write_text(json.dumps(rec, indent=1))
-        if step == "cold" and args.carry_out and _engine_key(rec) and "carried_out" not in rec:
-            rec["carried_out"] = _pack(_engine_key(rec), Path(args.carry_out))
+        if step == "cold" and args.carry_out and carry.engine_key(rec) and "carried_out" not in rec:
+            rec["carried_out"] = carry.pack(carry.engine_key(rec), Path(args.carry_out))
             path.write_text(json.dumps(rec, indent=1))
     if args.only_build:  # built, and reused by a second bench: the head-to-head is left
         return rec
@@ -341,69 +276,8 @@ def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     return rec
 
 
-PART_BYTES = 15 * 2**20  # a lease hands back files of up to 16 MiB
-
-
-def _engine_key(rec: dict) -> str:
-    """The compiled engine the record's cold step built ("" if none)."""
-    start = "built the compiled engine "
-    note = next((n for n in rec.get("cold", {}).get("notes", []) if n.startswith(start)), "")
-    return note.removeprefix(start).split(" ", 1)[0]
-
-
-def _engine_folder(key: str) -> Path:
-    from engine.backends.compiled_engine import KIND
-    from engine.core.paths import cache_dir
-
-    return cache_dir() / KIND / key
-
-
-def _carried(rec: dict) -> bool:
-    """A record of another machine whose cold and warm steps ran, with its engine here."""
-    key = _engine_key(rec)
-    done = all(rec.get(s, {}).get("exit") == 0 for s in ("cold", "warm"))
-    return bool(key) and done and (_engine_folder(key) / "meta.json").is_file()
-
-
-def _pack(key: str, carry: Path) -> dict[str, Any]:
-    """The engine's cache folder as a tar in ``carry``, split into parts under 16 MiB."""
-    import io
-    import tarfile
-
-    carry.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(_engine_folder(key), arcname=key)
-    data = buf.getvalue()
-    parts = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
-    for i, part in enumerate(parts):
-        (carry / f"{key}.tar.{i:02d}").write_bytes(part)
-    return {"key": key, "bytes": len(data), "parts": len(parts)}
-
-
-def _unpack(carry: Path) -> list[str]:
-    """Engines carried in as parts (``_pack``'s), joined into this machine's cache: their keys.
-    An engine already cached here is left as it is."""
-    import io
-    import tarfile
-
-    done = []
-    for first in sorted(carry.glob("*.tar.00")):
-        key = first.name.removesuffix(".tar.00")
-        target = _engine_folder(key)
-        if not target.exists():
-            data = b"".join(p.read_bytes() for p in sorted(carry.glob(f"{key}.tar.[0-9][0-9]")))
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                names = tar.getnames()
-                if any(n != key and not n.startswith(f"{key}/") for n in names):
-                    raise SystemExit(f"{first}: a carried engine holds files outside {key}/")
-                tar.extractall(target.parent, filter="data")
-        done.append(key)
-    return done
-
-
 def _profiled(args: argparse.Namespace, winner: dict, scratch: Path) -> dict[str, Any]:
-    """``_profile_load`` in a fresh process: its exit, wall time, and where the profile went."""
+    """``load_profile.profile_load`` in a fresh process: its exit, wall time, and where the profile went."""
     request = {
         "model": args.model_name, "image_size": args.image_size, "batch": args.batch,
         "device": args.device, **{k: winner[k] for k in ("backend", "precision", "options")},
@@ -559,7 +433,7 @@ def main() -> None:
     if args.serve:
         return _serve(args.serve)
     if args.profile_request:  # the load profile's process
-        return _profile_load(args.profile_request)
+        return load_profile.profile_load(args.profile_request)
     if not args.out:
         ap.error("the following argument is required: --out")
     out = Path(args.out)
@@ -567,7 +441,8 @@ def main() -> None:
     deadline = time.monotonic() + args.budget_s
     if args.carry_in:
         print(
-            f"engines carried in: {', '.join(_unpack(Path(args.carry_in))) or 'none'}", flush=True
+            f"engines carried in: {', '.join(carry.unpack(Path(args.carry_in))) or 'none'}",
+            flush=True,
         )
     for name in filter(None, args.models.split(",") if not args.merge else []):
         path = out / f"{name}.json"

@@ -103,26 +103,26 @@ def test_an_engine_carried_in_parts_to_another_machine_is_found_there(
 
     monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "first"))
     key = "aoti-tiny-b32-fp16-0123"
-    folder = script._engine_folder(key)
+    folder = script.carry.engine_folder(key)
     folder.mkdir(parents=True)
-    package = os.urandom(script.PART_BYTES + 1000)  # two parts
+    package = os.urandom(script.carry.PART_BYTES + 1000)  # two parts
     (folder / "model.pt2").write_bytes(package)
     (folder / "meta.json").write_text('{"key": {"model": "tiny"}}')
     built = f"built the compiled engine {key} in 618 s and cached it"
     rec = {"cold": {"exit": 0, "notes": [built]}, "warm": {"exit": 0}}
-    assert script._engine_key(rec) == key and script._carried(rec)
+    assert script.carry.engine_key(rec) == key and script.carry.carried(rec)
     carry = tmp_path / "carry"
-    packed = script._pack(key, carry)
+    packed = script.carry.pack(key, carry)
     parts = sorted(carry.iterdir())
     assert [p.name for p in parts] == [f"{key}.tar.00", f"{key}.tar.01"]
     assert packed == {"key": key, "bytes": sum(p.stat().st_size for p in parts), "parts": 2}
     assert max(p.stat().st_size for p in parts) < 16 * 2**20
 
     monkeypatch.setenv("VISIONBENCH_CACHE", str(tmp_path / "second"))  # the next machine
-    assert not script._carried(rec)
-    assert script._unpack(carry) == [key]
-    assert (script._engine_folder(key) / "model.pt2").read_bytes() == package
-    assert script._carried(rec) and not script._carried({**rec, "warm": {"exit": 1}})
+    assert not script.carry.carried(rec)
+    assert script.carry.unpack(carry) == [key]
+    assert (script.carry.engine_folder(key) / "model.pt2").read_bytes() == package
+    assert script.carry.carried(rec) and not script.carry.carried({**rec, "warm": {"exit": 1}})
 
     evil = tmp_path / "evil"
     evil.mkdir()
@@ -133,5 +133,5 @@ def test_an_engine_carried_in_parts_to_another_machine_is_found_there(
         tar.addfile(info, io.BytesIO(b"x"))
     (evil / "aoti-evil.tar.00").write_bytes(buf.getvalue())
     with pytest.raises(SystemExit, match="outside aoti-evil/"):
-        script._unpack(evil)
+        script.carry.unpack(evil)
     assert not (tmp_path / "second" / "outside").exists()
