@@ -16,7 +16,5 @@ fi
 .venv/bin/ruff format --check .
 # Two worker processes (pytest-xdist): much of the suite waits on child processes, servers
 # and a browser. Each takes whole files (a file's servers, builds and models are made once),
-# the longest first (tests/conftest.py); --no-loadscope-reorder keeps that order, which
-# pytest-xdist otherwise replaces by the number of tests a file holds (a one-test file of two
-# minutes then ran last, the other worker idle).
-exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
+# the longest first (tests/conftest.py).
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -118,55 +118,33 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-# Every file of 8 s or more, longest first (seconds on the 2-core machine, 2026-12-07 19:14,
-# --durations): with the workers taking whole files (scripts/test.sh), the run ends on short
-# files, so neither worker is left to run a 20 s file alone while the other idles (the files
-# not named keep their collection order after these: tests/reliability/ sorts last).
+# The longest files (a whole session of servers and sweeps, a real compile, browsers) go
+# first, longest first (seconds on the 2-core machine, 2026-12-07 17:38, --durations): with the
+# workers taking whole files (scripts/test.sh), the run ends on short files, so neither
+# worker is left to run a long one alone while the other idles (tests/reliability/ sorts
+# last, and five of its files take 30 to 60 s).
 SLOW_FIRST = (
-    "tests/backends/test_tensorrt_rtx.py",  # 125
-    "tests/reliability/test_reliability_session.py",  # 114
-    "tests/reliability/test_reliability_inputs.py",  # 69
-    "tests/pages/test_engines_compiled.py",  # 67
-    "tests/reliability/test_reliability_worker.py",  # 55
-    "tests/backends/test_compiled_engine.py",  # 55
-    "tests/engine/test_fp16_heldout.py",  # 54
-    "tests/engine/test_cli.py",  # 54
-    "tests/reliability/test_reliability_shared_store.py",  # 53
-    "tests/pages/test_browser.py",  # 46
-    "tests/reliability/test_reliability_heldout.py",  # 45
-    "tests/reliability/test_reliability_paths.py",  # 43
-    "tests/pages/test_dashboard.py",  # 43
-    "tests/engine/test_any_model.py",  # 43
-    "tests/reliability/test_reliability_faults.py",  # 38
-    "tests/engine/test_compiled_head_to_head.py",  # 37
-    "tests/backends/test_compiled_engine_hostile.py",  # 35
-    "tests/pages/test_browser_offline.py",  # 30
-    "tests/engine/test_build_routes.py",  # 28
-    "tests/reliability/test_reliability_exits.py",  # 27
-    "tests/backends/test_compiled.py",  # 27
-    "tests/pages/test_dashboard_onnx_files.py",  # 26
-    "tests/pages/test_browser_onnx_upload.py",  # 25
-    "tests/reliability/test_reliability_limits.py",  # 20
-    "tests/engine/test_diagnostics_envs.py",  # 19
-    "tests/engine/test_user_onnx.py",  # 17
-    "tests/engine/test_run_notes.py",  # 17
-    "tests/pages/test_browser_history.py",  # 16
-    "tests/engine/test_opset.py",  # 16
-    "tests/engine/test_onnx_reference.py",  # 15
-    "tests/engine/test_cli_setup.py",  # 14
-    "tests/reliability/test_reliability_concurrency.py",  # 13
-    "tests/engine/test_machine.py",  # 13
-    "tests/engine/test_launch.py",  # 13
-    "tests/pages/test_dashboard_upload.py",  # 12
-    "tests/engine/test_fp16_mixed.py",  # 12
-    "tests/reliability/test_reliability_arguments.py",  # 11
-    "tests/engine/test_build_precision.py",  # 11
-    "tests/engine/test_concurrency.py",  # 9
-    "tests/reliability/test_reliability_hostile.py",  # 8
-    "tests/pages/test_history_notes.py",  # 8
-    "tests/engine/test_results.py",  # 8
-    "tests/engine/test_report.py",  # 8
-    "tests/backends/test_tensorrt_build_options.py",  # 8
+    "tests/backends/test_tensorrt_rtx.py",  # 158
+    "tests/reliability/test_reliability_session.py",  # 105
+    "tests/reliability/test_reliability_inputs.py",  # 93
+    "tests/reliability/test_reliability_shared_store.py",  # 74
+    "tests/engine/test_cli.py",  # 70
+    "tests/backends/test_compiled_engine.py",  # 68, a build shared by its tests
+    "tests/engine/test_any_model.py",  # 63
+    "tests/reliability/test_reliability_worker.py",  # 62
+    "tests/engine/test_fp16_heldout.py",  # 59
+    "tests/pages/test_dashboard.py",  # 55
+    "tests/reliability/test_reliability_paths.py",  # 54
+    "tests/reliability/test_reliability_heldout.py",  # 52
+    "tests/reliability/test_reliability_faults.py",  # 47
+    "tests/pages/test_browser.py",  # 43
+    "tests/engine/test_compiled_head_to_head.py",  # 41
+    "tests/pages/test_engines_compiled.py",  # 36
+    "tests/pages/test_browser_offline.py",  # 36
+    "tests/reliability/test_reliability_exits.py",  # 31
+    "tests/backends/test_compiled_engine_hostile.py",  # 31
+    "tests/backends/test_compiled.py",  # 29
+    "tests/pages/test_dashboard_onnx_files.py",  # 27
 )
 
 
