@@ -16,5 +16,5 @@ fi
 .venv/bin/ruff format --check .
 # Two worker processes (pytest-xdist): much of the suite waits on child processes, servers
 # and a browser. Each takes whole files (a file's servers, builds and models are made once),
-# the longest first (tests/conftest.py).
+# files with more tests first (pytest-xdist's order; tests/conftest.py says what was tried).
 exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"

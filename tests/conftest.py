@@ -118,11 +118,13 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-# The longest files (a whole session of servers and sweeps, a real compile, browsers) go
-# first, longest first (seconds on the 2-core machine, 2026-12-07 17:38, --durations): with the
-# workers taking whole files (scripts/test.sh), the run ends on short files, so neither
-# worker is left to run a long one alone while the other idles (tests/reliability/ sorts
-# last, and five of its files take 30 to 60 s).
+# The longest files (a whole session of servers and sweeps, a real compile, browsers), longest
+# first (seconds on the 2-core machine, 2026-12-07 17:38, --durations). Under scripts/test.sh
+# pytest-xdist (3.8, --dist loadfile) hands out files by their number of tests, most first
+# (its default reordering), so this order only breaks ties there (the one-test files, which
+# run last), and is the order of a run in one process. Keeping it whole
+# (--no-loadscope-reorder) was tried on 2026-12-07: 1092 s against 904 s for the suite on the
+# same machine, the heaviest files together at the start slowing each other.
 SLOW_FIRST = (
     "tests/backends/test_tensorrt_rtx.py",  # 158
     "tests/reliability/test_reliability_session.py",  # 105
