@@ -258,8 +258,9 @@ def run_model(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
         if rec.get(step, {}).get("exit") != 0:
             rec[step] = _cli(args, *flags, json_out=scratch / f"{name}-{step}.json")
             path.write_text(json.dumps(rec, indent=1))
-        if step == "cold" and args.carry_out and carry.engine_key(rec) and "carried_out" not in rec:
-            rec["carried_out"] = carry.pack(carry.engine_key(rec), Path(args.carry_out))
+        key = carry.engine_key(rec) if step == "cold" else ""
+        if key and args.carry_out and "carried_out" not in rec:
+            rec["carried_out"] = carry.pack(key, Path(args.carry_out))
             path.write_text(json.dumps(rec, indent=1))
     if args.only_build:  # built, and reused by a second bench: the head-to-head is left
         return rec

@@ -49,7 +49,7 @@ def pack(key: str, carry: Path) -> dict[str, Any]:
 
 
 def unpack(carry: Path) -> list[str]:
-    """Engines carried in as parts (``_pack``'s), joined into this machine's cache: their keys.
+    """Engines carried in as parts (``pack``'s), joined into this machine's cache: their keys.
     An engine already cached here is left as it is."""
     import io
     import tarfile

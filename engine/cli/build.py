@@ -134,10 +134,7 @@ def main(argv: list[str]) -> int:
     from engine.running.build import build_in_child, in_build_child
 
     if not in_build_child():  # a native crash ends the child: one line here, not exit 139
-        code = build_in_child(argv)[0]
-        # A child killed by a stop signal (it had said so, or had no time to): the shell's
-        # 128 + N, where a negative code was exit status 254 (SIGINT) or 241 (SIGTERM).
-        return 128 - code if code < 0 else code
+        return build_in_child(argv)[0]
     args = parser().parse_args(argv)
     if args.cache_dir:
         from engine.core.paths import set_cache_dir

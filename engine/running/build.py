@@ -179,7 +179,8 @@ def build_argv(model: ModelSpec, backend: str, device: str, batches: Iterable[in
 def build_in_child(
     argv: list[str], progress: Callable[[str], None] | None = None
 ) -> tuple[int, str]:
-    """Run ``python -m engine build ARGV`` in a child process; its exit code and stdout.
+    """Run ``python -m engine build ARGV`` in a child process; its exit code (a shell's:
+    128 + N for a stop by signal N) and stdout.
 
     Without ``progress`` the child writes to this process's terminal. With it, each line the
     child writes to stderr goes to ``progress``, its stdout is returned, and a child that
@@ -210,7 +211,9 @@ def build_in_child(
             " it finished before stay cached",
             f"see them with {engine_command('cache list')}; meanwhile bench without this backend",
         )
-    return code, out
+    # A child that died of a stop signal N (it had said so, or had no time to): the shell's
+    # 128 + N, where passing -N on was exit status 254 (SIGINT) or 241 (SIGTERM).
+    return (128 - code if code < 0 else code), out
 
 
 def _relayed(
