@@ -10,6 +10,7 @@ this script: ``.venv/bin/python scripts/make_test_onnx.py``.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import warnings
@@ -104,7 +105,11 @@ def strip_machine_paths(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        description=__doc__.split("\n\n", 1)[0],
+        epilog=f"Replaces every file under {OUT.relative_to(OUT.parents[2])}/.",
+    ).parse_args(argv)  # no options: --help or a stray argument writes nothing
     if OUT.exists():
         shutil.rmtree(OUT)
     OUT.mkdir(parents=True)
@@ -133,4 +138,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -230,3 +230,18 @@ def test_a_file_onnx_runtime_cannot_load_is_not_blamed_on_its_batch(tmp_path):
     art = load_artifacts(ModelSpec(onnx_path=str(path)))
     assert art.onnx_info.batch_suspects == [("/Reshape", 2)]
     assert art.baked_batch is None and art.batch_refusal(1) is None
+
+
+def test_the_script_that_writes_these_files_writes_nothing_for_help_or_a_stray_argument():
+    """`scripts/make_test_onnx.py --help` rewrote the dynamo-exported files with other bytes:
+    the script read no arguments. Its help and a refused argument leave the folder alone."""
+    import subprocess
+    import sys
+
+    before = {p: p.read_bytes() for p in DATA.rglob("*") if p.is_file()}
+    script = str(DATA.parents[2] / "scripts" / "make_test_onnx.py")
+    helped = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "Replaces every file under tests/data/onnx/" in helped.stdout
+    stray = subprocess.run([sys.executable, script, "--frob"], capture_output=True, text=True)
+    assert stray.returncode == 2 and "unrecognized arguments: --frob" in stray.stderr
+    assert {p: p.read_bytes() for p in DATA.rglob("*") if p.is_file()} == before
