@@ -4,7 +4,10 @@ For each model (random weights) on one device: auto mode (parity on), one sweep 
 size; its ladder holds the peers PyTorch FP32 eager, ONNX Runtime as shipped (FP32, no
 options) and the best tuned ONNX Runtime row (the fastest agreeing other ONNX Runtime step).
 ``--compile-models``: torch.compile max-autotune (auto mode's compile candidate) timed on its
-own at ``--compile-batch``, parity on. A batch whose baseline runs out of memory is halved.
+own at ``--compile-batch``, parity on. ``--with-compile``: auto mode at ``--compile-batch``
+also tries its compiled engines (as ``bench --auto --with-compile``: an engine not cached is
+built, minutes per model on a GPU), so the torch.compile peer meets the ladder that has them.
+A batch whose baseline runs out of memory is halved.
 
 One JSON per model (``<out>/<model>.json``: machine fingerprint, dates, commit, and the busy
 check of every sweep) is rewritten after each batch size, with ``"complete": false`` until
@@ -64,14 +67,20 @@ def _auto(name: str, batch: int, args: argparse.Namespace, stop) -> tuple[Any, i
     model = ModelSpec(name=name, image_size=args.image_size)
     runners = [RunnerSpec("torch", args.device, "fp32"), RunnerSpec("ort", args.device, "fp32")]
     notes: list[str] = []
+    engines = _with_compile(args, batch)
     while True:
         config = SweepConfig(model=model, runners=runners, batches=[batch], bench=_settings(args))
-        outcome = run_auto(config, callbacks=Callbacks(should_stop=stop))
+        outcome = run_auto(config, callbacks=Callbacks(should_stop=stop), include_compile=engines)
         base = next((r for r in outcome.rows if r.batch == batch), None)
         if base is None or base.status != "oom" or batch == 1 or stop():
             return outcome, batch, notes
         notes.append(f"batch {batch} ran out of memory: tried {batch // 2}")
         batch //= 2
+
+
+def _with_compile(args: argparse.Namespace, requested: int) -> bool:
+    """Whether auto mode at this requested batch size also tries compiled engines."""
+    return bool(args.with_compile) and requested == args.compile_batch
 
 
 def _compile(name: str, args: argparse.Namespace, stop) -> list[dict]:
@@ -169,7 +178,10 @@ def run_model(name: str, args: argparse.Namespace, deadline: float, rec: dict, p
         rec["rows"] += [r.to_dict() for r in outcome.rows]
         rec["notes"] += notes + [str(e) for e in outcome.errors][:20]
         wall = round(time.monotonic() - t0, 1)
-        rec["sweeps"].append(_stamp(args.device, requested=batch, batch=used, wall_s=wall))
+        engines = _with_compile(args, batch)
+        rec["sweeps"].append(
+            _stamp(args.device, requested=batch, batch=used, wall_s=wall, with_compile=engines)
+        )
         rec["wall_s"] = round(rec["wall_s"] + wall, 1)
         _write(path, rec)
     if name in args.compile_models.split(",") and not rec.get("compile_rows"):
@@ -265,6 +277,10 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--compile-models", default=DEFAULT_COMPILE, help="'' for none")
     ap.add_argument("--compile-batch", type=int, default=32)
+    ap.add_argument(
+        "--with-compile", action="store_true",
+        help="auto mode at --compile-batch also tries compiled engines (builds them: minutes)",
+    )  # fmt: skip
     ap.add_argument("--budget-s", type=float, default=540.0, help="stop starting work after")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=20)

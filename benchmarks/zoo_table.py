@@ -128,6 +128,9 @@ def _table_row(rec: dict, batch: int) -> list[str]:
     unsure = [s for s in steps if s.get("parity_status") in ("not judged", "failed")]
     peers = list(zip(PEERS, (eager, shipped, tuned), strict=True)) + [(COMPILE_PEER, comp)]
     unmatched = steps and batch == 32 and comp is None
+    # Auto mode's ladder at batch 32 without its compiled engines (--with-compile) is not the
+    # whole answer the torch.compile peer is weighed against: said in the verdict.
+    no_engines = steps and batch == 32 and not sweep.get("with_compile")
     return [
         rec["model"],
         str(batch),
@@ -138,7 +141,9 @@ def _table_row(rec: dict, batch: int) -> list[str]:
         _cell(shipped, "not measured"),
         tuned_cell,
         comp_cell,
-        (_verdict(best, peers) if steps else "-") + (" (no torch.compile)" if unmatched else ""),
+        (_verdict(best, peers) if steps else "-")
+        + (" (no torch.compile)" if unmatched else "")
+        + (" (auto mode without compiled engines)" if no_engines else ""),
         f"{len(unsure)} of {len(steps)}",
         _busy(rec.get("environment"), sweep.get("busy_check")),
     ]
@@ -150,7 +155,9 @@ INTRO = (
     " it tied by auto mode's rules; speed-up is the PyTorch FP32 eager p50 over the winner's,"
     " in the same run. Peers show p50 when their parity is ok, else why not. Best tuned ONNX"
     " Runtime: the fastest agreeing ONNX Runtime step other than the one as shipped."
-    " torch.compile is timed on its own after the model's auto mode, at batch 32 only. The"
+    " torch.compile is timed on its own after the model's auto mode, at batch 32 only; auto"
+    " mode's ladder there holds its compiled engines (AOTInductor packages, built by"
+    " `zoo.py --with-compile`) unless the verdict says it ran without them. The"
     " verdict compares the winner with the fastest agreeing peer by engine/core/stability.py"
     " (95 % confidence intervals of the medians overlap: within noise). Last column: the busy"
     " check at the start of that batch's sweep (CPU cores used by other processes); batch-1"

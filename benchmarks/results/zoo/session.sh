@@ -17,7 +17,8 @@
 # This script joins and unpacks them into WORK/site, uninstalls the CPU-only package, and
 # stops unless ONNX Runtime's CUDA execution provider loads. Then, on the one GPU, never overlapping:
 #
-#   1. auto mode for MODELS at batch 1, 32 and 256, until SESSION_S - COMPILE_RESERVE_S;
+#   1. auto mode for MODELS at batch 1, 32 and 256, until SESSION_S - COMPILE_RESERVE_S; at
+#      batch 32 with its compiled engines (built there, minutes each) unless WITH_COMPILE=0;
 #   2. torch.compile max-autotune at batch 32 for COMPILE (default: MODELS), each started
 #      compile running to its timed row, none started in the last STOP_S seconds.
 #
@@ -39,7 +40,8 @@ log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$R/zoo.txt"; }
 cp benchmarks/results/zoo/*.json "$R/zoo/" 2>/dev/null
 
 log "auto mode: $MODELS"
-python3 benchmarks/zoo.py --out "$R/zoo" --models "$MODELS" --compile-models "" \
+engines=() && [ "${WITH_COMPILE:-1}" = 1 ] && engines=(--with-compile)
+python3 benchmarks/zoo.py --out "$R/zoo" --models "$MODELS" --compile-models "" "${engines[@]}" \
   --budget-s $(($(left) - ${COMPILE_RESERVE_S:-420})) >> "$R/zoo.txt" 2>&1
 log "torch.compile: $COMPILE"
 python3 benchmarks/zoo.py --out "$R/zoo" --compile-only --compile-models "$COMPILE" \
