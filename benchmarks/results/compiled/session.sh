@@ -21,8 +21,10 @@
 #
 # One lease holds a small model's three steps, not a large one's (efficientnet_b1: cold 873 s,
 # warm 164 s, then the peer's compile, on an H100): each engine a cold step builds is packed
-# into WORK/out/engines/ as parts under 16 MiB (a poll brings back at most 8 files, so fetch
-# them by a poll of their own: `cp WORK/out/engines/* $OUT/`). Carried to the next lease
+# into WORK/out/engines/ as parts under 16 MiB, fetched by calls of their own, one engine's
+# parts a call (a call brings back a limited total: on 2026-12-07, of eight parts of about
+# 15 MB asked for in one call, four came back and four were left out as "(total)";
+# `cp WORK/out/engines/<key>.tar.* $OUT/`). Carried to the next lease
 # (parts in a git-ignored folder, copied to WORK/e/ by the carrying calls) with the model's
 # JSON committed under benchmarks/results/compiled/, the engine is unpacked into the cache
 # here and that model resumes at its head-to-head (same GPU model and library versions; else
