@@ -215,7 +215,15 @@ def _built_engines(name: str, sel: common.Selection, ok: bool) -> None:
                 for spec in specs:
                     backend.ready(spec, sel.model)
                 argv = build_argv(sel.model, name, sel.device, sel.batches)
-                _, out = build_in_child(argv, lambda m: status.write(markdown_text(m)))
+                # A compile is silent for minutes: the time so far, once a second, is also
+                # where leaving the page stops the build (Streamlit stops at its next call).
+                clock = status.empty()
+                _, out = build_in_child(
+                    argv,
+                    lambda m: status.write(markdown_text(m)),
+                    lambda s: clock.caption(f"{s:.0f} s so far"),
+                )
+                clock.empty()
                 for done in json.loads(out)["engines"]:
                     status.write(markdown_text(build_text(done)))
                 built = True

@@ -14,6 +14,7 @@ that child, not the terminal's command with a bare exit 139 or the dashboard's s
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -177,7 +178,9 @@ def build_argv(model: ModelSpec, backend: str, device: str, batches: Iterable[in
 
 
 def build_in_child(
-    argv: list[str], progress: Callable[[str], None] | None = None
+    argv: list[str],
+    progress: Callable[[str], None] | None = None,
+    waiting: Callable[[float], None] | None = None,
 ) -> tuple[int, str]:
     """Run ``python -m engine build ARGV`` in a child process; its exit code (a shell's:
     128 + N for a stop by signal N) and stdout.
@@ -189,7 +192,10 @@ def build_in_child(
     reaches the child too, which stops as a build stops; a SIGTERM sent to this process
     alone is passed on to the child after 2 s. An exception out of ``progress`` (the
     dashboard's script stopped: its user left the page or pressed another button) stops
-    the child as a SIGTERM does, then goes on up.
+    the child as a SIGTERM does, then goes on up. ``waiting`` (with ``progress``) is called
+    with the seconds since the build began about once a second while the child says nothing
+    (a compile is silent for minutes): the dashboard shows the time there, and a stop
+    raised from it ends the child as one from ``progress`` does, within a second.
     """
     from engine.core.paths import engine_child_env
     from engine.running.worker import signal_name
@@ -199,7 +205,7 @@ def build_in_child(
     if progress is None:
         code, out = _wait(subprocess.Popen(cmd, env=env)), ""
     else:
-        code, out, error = _relayed(cmd, env, progress)
+        code, out, error = _relayed(cmd, env, progress, waiting)
         if code > 0:
             raise EngineError(error or f"the build process ended with exit code {code}")
     if code < 0 and -code not in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -217,20 +223,34 @@ def build_in_child(
 
 
 def _relayed(
-    cmd: list[str], env: dict[str, str], progress: Callable[[str], None]
+    cmd: list[str],
+    env: dict[str, str],
+    progress: Callable[[str], None],
+    waiting: Callable[[float], None] | None = None,
 ) -> tuple[int, str, str]:
-    """The child's exit code, stdout and last "error:" line; its other stderr lines relayed."""
+    """The child's exit code, stdout and last "error:" line; its other stderr lines relayed,
+    ``waiting`` called about once a second between them."""
+    start = time.monotonic()
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, encoding="utf-8", errors="replace",
     )  # fmt: skip
     out: list[str] = []
+    lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
     reader.start()
+    threading.Thread(target=_lines, args=(proc.stderr, lines), daemon=True).start()
     error = ""
     try:
-        for line in proc.stderr:
-            line = line.rstrip("\n")
+        while True:
+            try:
+                line = lines.get(timeout=1.0)
+            except queue.Empty:
+                if waiting is not None:
+                    waiting(time.monotonic() - start)
+                continue
+            if line is None:  # the child closed its stderr: it has ended
+                break
             if line.startswith("error: "):
                 error = line.removeprefix("error: ")
             elif line.strip():
@@ -241,6 +261,13 @@ def _relayed(
     code = _wait(proc)
     reader.join()
     return code, "".join(out), error
+
+
+def _lines(stream, lines: queue.Queue) -> None:
+    """Each line of ``stream`` into ``lines`` (newline removed), then None at its end."""
+    for line in stream:
+        lines.put(line.rstrip("\n"))
+    lines.put(None)
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -193,24 +193,31 @@ def test_a_build_stopped_mid_compile_is_a_stop_and_caches_nothing(tmp_path):
 
 def test_a_page_left_mid_build_stops_the_build_child(tmp_path, monkeypatch):
     """The Engines page builds through a child and relays its lines; a user who left the page
-    (Streamlit stops the script at its next line) left the child compiling to its end. The
+    (Streamlit stops the script at its next call) left the child compiling to its end. The
     child is now stopped as a SIGTERM stops a build: gone when the page moves on, nothing
-    cached, no private folder left."""
+    cached, no private folder left. The stop comes while the compile is silent: the page's
+    clock, called about once a second between lines, is where Streamlit raises it (it came
+    only at the build's next line, minutes later in a long compile)."""
     from engine.core.config import ModelSpec
     from engine.running.build import build_argv, build_in_child
 
     class Left(BaseException):  # as Streamlit's StopException: not an Exception
         pass
 
-    def progress(line: str) -> None:
-        if line.startswith("compiling"):
+    said: list[str] = []
+    ticks: list[float] = []
+
+    def waiting(seconds: float) -> None:
+        ticks.append(seconds)
+        if said and said[-1].startswith("compiling"):  # no line since: the compile is silent
             raise Left
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("VISIONBENCH_CACHE", str(cache))
     argv = build_argv(ModelSpec(name="squeezenet1_1", image_size=32), "torch_compile", "cpu", [2])
     with pytest.raises(Left):
-        build_in_child(argv, progress)
+        build_in_child(argv, said.append, waiting)
+    assert said[-1].startswith("compiling") and ticks == sorted(ticks) and ticks[-1] > 0
     running = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         with contextlib.suppress(OSError):
