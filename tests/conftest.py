@@ -111,6 +111,18 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None):
     )
 
 
+@contextlib.contextmanager
+def benchmarks_on_path():
+    """The scripts of benchmarks/ importable (``import zoo``) inside the block, as they import
+    each other when run."""
+    folder = str(ROOT / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        sys.path.remove(folder)
+
+
 def default_sigint() -> None:
     """``preexec_fn`` of a CLI started as a terminal starts it: a suite run in the background
     (`cmd &` in a script, as CI may) passes on an ignored SIGINT, which the CLI and its worker

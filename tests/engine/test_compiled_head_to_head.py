@@ -5,23 +5,21 @@ whole run (two compiled runtimes in one process ended one on an H100 on 2026-12-
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import benchmarks_on_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def script():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
+    with benchmarks_on_path():  # compiled_engines imports zoo as it runs
         import compiled_engines
 
         yield compiled_engines
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def _args(**kw) -> argparse.Namespace:

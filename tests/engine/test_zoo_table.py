@@ -7,25 +7,21 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT, benchmarks_on_path
+
 ZOO = ROOT / "benchmarks" / "results" / "zoo"
 
 
 @pytest.fixture(scope="module")
 def modules():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
+    with benchmarks_on_path():
         import zoo
         import zoo_table
 
         yield zoo, zoo_table
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def test_a_committed_batch_32_ladder_without_compiled_engines_says_so(modules):

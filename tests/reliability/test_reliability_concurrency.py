@@ -21,6 +21,7 @@ from engine.backends import PrepareContext, get_backend
 from engine.core.config import BenchSettings, ModelSpec, RunnerSpec
 from engine.running.locks import device_lock
 from engine.running.timing import time_runner
+from tests.conftest import benchmarks_on_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,11 +66,8 @@ def test_two_sweep_processes_on_one_device_never_overlap(tmp_path):
 
 def test_overlap_detector_reports_a_real_overlap():
     """The check above can fail: two sections of different processes that do overlap."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
+    with benchmarks_on_path():
         from gpu_faults import overlaps
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
     a = {"pid": 1, "batch": 1, "start": 0.0, "end": 2.0}
     b = {"pid": 2, "batch": 1, "start": 1.5, "end": 3.0}
     c = {"pid": 2, "batch": 2, "start": 3.0, "end": 4.0}
