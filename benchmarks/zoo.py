@@ -58,8 +58,11 @@ def _settings(args: argparse.Namespace):
     return BenchSettings(warmup=args.warmup, iters=args.iters, max_time_s=args.max_time_s)
 
 
-def _auto(name: str, batch: int, args: argparse.Namespace, stop) -> tuple[Any, int, list]:
-    """Auto mode at one batch size, halved while its baseline runs out of memory."""
+def _auto(
+    name: str, batch: int, args: argparse.Namespace, stop, engines: bool
+) -> tuple[Any, int, list]:
+    """Auto mode at one batch size, halved while its baseline runs out of memory; with
+    ``engines``, its compiled engines too."""
     from engine.core.config import ModelSpec, RunnerSpec, SweepConfig
     from engine.running.auto import run_auto
     from engine.running.plan import Callbacks
@@ -67,7 +70,6 @@ def _auto(name: str, batch: int, args: argparse.Namespace, stop) -> tuple[Any, i
     model = ModelSpec(name=name, image_size=args.image_size)
     runners = [RunnerSpec("torch", args.device, "fp32"), RunnerSpec("ort", args.device, "fp32")]
     notes: list[str] = []
-    engines = _with_compile(args, batch)
     while True:
         config = SweepConfig(model=model, runners=runners, batches=[batch], bench=_settings(args))
         outcome = run_auto(config, callbacks=Callbacks(should_stop=stop), include_compile=engines)
@@ -171,14 +173,14 @@ def run_model(name: str, args: argparse.Namespace, deadline: float, rec: dict, p
         if stop():
             return False
         t0 = time.monotonic()
-        outcome, used, notes = _auto(name, batch, args, stop)
+        engines = _with_compile(args, batch)
+        outcome, used, notes = _auto(name, batch, args, stop, engines)
         if outcome.interrupted:  # this batch's rows are dropped; a later run redoes it
             return False
         rec["ladder"] += outcome.ladder_records()
         rec["rows"] += [r.to_dict() for r in outcome.rows]
         rec["notes"] += notes + [str(e) for e in outcome.errors][:20]
         wall = round(time.monotonic() - t0, 1)
-        engines = _with_compile(args, batch)
         rec["sweeps"].append(
             _stamp(args.device, requested=batch, batch=used, wall_s=wall, with_compile=engines)
         )
