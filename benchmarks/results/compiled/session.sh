@@ -16,6 +16,7 @@
 #   2. benchmarks/compiled_engines.py for MODELS at batch 32, none started in the last
 #      STOP_S seconds of SESSION_S. Each model's JSON is written when it completes; poll
 #      calls copy WORK/out back, so a model cut short by the machine's return is the only loss;
+#      (LOAD_PROFILE=0: no load profile of the first winner, which a session otherwise runs once);
 #   3. for BUILD_NEXT (models), with the time left: the cold and warm steps alone
 #      (--only-build), none started in the last BUILD_STOP_S seconds.
 #
@@ -48,9 +49,10 @@ if [ "${GPU_TESTS:-1}" = 1 ]; then
   log "GPU tests exit $?"
 fi
 log "compiled engines: $MODELS"
-carry_in=() && [ -d "$WORK/e" ] && carry_in=(--carry-in "$WORK/e")
+opts=() && [ -d "$WORK/e" ] && opts=(--carry-in "$WORK/e")
+[ "${LOAD_PROFILE:-1}" = 1 ] || opts+=(--no-load-profile)
 python3 benchmarks/compiled_engines.py --out "$R/compiled" --models "$MODELS" \
-  --carry-out "$R/engines" "${carry_in[@]}" \
+  --carry-out "$R/engines" "${opts[@]}" \
   --budget-s $(($(left) - ${STOP_S:-300})) >> "$R/progress.txt" 2>&1
 if [ -n "${BUILD_NEXT:-}" ]; then
   log "engines for the next lease: $BUILD_NEXT"
