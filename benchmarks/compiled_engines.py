@@ -105,7 +105,7 @@ def _serve(request: str) -> None:
     from engine.core.config import BenchSettings, ModelSpec, RunnerSpec
     from engine.core.parity import compare
     from engine.running.measure import time_point
-    from engine.running.sweep import reference_outputs
+    from engine.running.reference import reference_outputs
 
     def step(what: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} serve: {what}", file=sys.stderr, flush=True)

@@ -218,7 +218,8 @@ def stage_compile(args: argparse.Namespace) -> dict[str, Any]:
     """torch.compile at the given batches: compiled once per batch, timed ``repeats`` times."""
     from engine.artifacts.models import load_artifacts
     from engine.core.parity import compare
-    from engine.running.sweep import reference_outputs, run_sweep
+    from engine.running.reference import reference_outputs
+    from engine.running.sweep import run_sweep
     from engine.running.timing import time_runner
 
     spec = _spec("torch_compile", args.device, "fp16", channels_last=True)

@@ -84,10 +84,14 @@ def _slider_moved(key: str) -> None:
 def _live_section(sel: common.Selection, specs: list[RunnerSpec], running: bool) -> None:
     st.subheader("Live measurement")
     left, right = st.columns([3, 1])
-    # Kept across pages like the sidebar's widgets, so the slider and the card agree.
-    kw = kept("vb_live_batch", 8, list(SLIDER_BATCHES))
-    kw["on_change"] = _slider_moved
-    batch = left.select_slider("Batch size", SLIDER_BATCHES, **kw)
+    if sel.fixed_batch:  # the file runs at one batch only: no slider to move
+        batch = sel.fixed_batch
+        left.caption(f"Batch size {batch}: the file fixes it.")
+    else:
+        # Kept across pages like the sidebar's widgets, so the slider and the card agree.
+        kw = kept("vb_live_batch", 8, list(SLIDER_BATCHES))
+        kw["on_change"] = _slider_moved
+        batch = left.select_slider("Batch size", SLIDER_BATCHES, **kw)
     right.button("Measure", on_click=_request, disabled=not specs, key="vb_measure")
     # Only the slider and the button measure; other reruns show the last measurement again.
     if st.session_state.pop(LIVE_PENDING, False) and specs:
@@ -145,8 +149,9 @@ def _show_last_measurement(sel: common.Selection) -> None:
                 cols[i % len(cols)].caption(f"{timing.throughput_ips:.0f} images/s")
     else:
         st.caption(
-            "Move the slider or press Measure: each backend is built once (export, quantisation, "
-            "session or engine build), cached, and timed at that batch size."
+            f"{'Press' if sel.fixed_batch else 'Move the slider or press'} Measure: each"
+            " backend is built once (export, quantisation, session or engine build), cached,"
+            " and timed at that batch size."
         )
 
 

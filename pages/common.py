@@ -51,7 +51,7 @@ from engine.core.options import dashboard_values
 from engine.core.paths import default_db
 from engine.core.text import markdown_text
 from engine.running.plan import Callbacks, Plan, make_plan
-from pages.onnx_source import MAX_UPLOAD_MB, onnx_model_inputs  # noqa: F401 - re-exported
+from pages.onnx_source import MAX_UPLOAD_MB, fixed_batch, onnx_model_inputs  # noqa: F401 - re-exported
 from pages.widgets import kept, option_controls, setting_controls
 
 MAX_CACHED_RUNNERS = 6
@@ -111,6 +111,7 @@ class Selection:
     # takes its batch from the slider, still runs.
     sweep_problems: tuple[str, ...] = ()
     options: tuple[tuple[str, Any], ...] = ()  # backend options set away from their defaults
+    fixed_batch: int | None = None  # an ONNX file's input fixes its batch at this
 
     @property
     def key(self) -> int:
@@ -209,15 +210,19 @@ def sidebar() -> Selection:
     precisions = sb.multiselect(
         "Precisions", list(PRECISIONS), **kept("vb_precisions", ["fp32"], list(PRECISIONS))
     )
-    batch_text = sb.text_input(
-        "Batch sizes (comma-separated)", **kept("vb_batches", DEFAULT_BATCHES)
-    )
-    sweep_problems = []
-    try:
-        batches = parse_batches(batch_text)
-    except EngineError as exc:
-        sweep_problems.append(exc.user_message())
-        batches = (1,)
+    sweep_problems: list[str] = []
+    if fixed := fixed_batch(model):  # the only batch the file runs at: nothing to choose
+        sb.text_input(f"Batch size (fixed at {fixed} by the file)", str(fixed), disabled=True)
+        batches = (fixed,)
+    else:
+        batch_text = sb.text_input(
+            "Batch sizes (comma-separated)", **kept("vb_batches", DEFAULT_BATCHES)
+        )
+        try:
+            batches = parse_batches(batch_text)
+        except EngineError as exc:
+            sweep_problems.append(exc.user_message())
+            batches = (1,)
     settings = setting_controls(sb, config.SWEEP_SETTINGS)
     sel = Selection(
         model=model,
@@ -229,6 +234,7 @@ def sidebar() -> Selection:
         problems=tuple(problems),
         options=tuple(sorted(options.items())),
         sweep_problems=tuple(sweep_problems),
+        fixed_batch=fixed,
     )
     st.session_state[SELECTION_KEY] = sel
     return sel

@@ -102,3 +102,14 @@ def onnx_model_inputs(sb: Any, problems: list[str]) -> ModelSpec:
         sb.caption(markdown_text(said))  # card of an FP16 file runs the copy
     sb.caption(f"Inputs: {markdown_text(PREPROCESSING)}.")
     return spec
+
+
+def fixed_batch(spec: ModelSpec) -> int | None:
+    """The batch an ONNX file's input fixes (``torch.onnx.export`` fixes it unless told
+    otherwise), or None: a torchvision model, a dynamic batch, or no readable file yet."""
+    if not spec.onnx_path:
+        return None
+    try:
+        return inspect_onnx(spec.onnx_path).fixed_batch
+    except EngineError:  # said where the file was read
+        return None

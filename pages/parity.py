@@ -14,7 +14,7 @@ from engine.backends import describe, get_backend, is_reference, reference_spec
 from engine.core.config import RunnerSpec
 from engine.core.parity import PARITY_BATCH, compare
 from engine.core.text import markdown_text
-from engine.running.sweep import reference_outputs
+from engine.running.reference import infer_in_calls, parity_images, reference_outputs
 from pages import common
 
 RESULT_KEY = "vb_parity"
@@ -26,7 +26,8 @@ def _check(sel: common.Selection, specs: list[RunnerSpec], ref_name: str) -> Non
     with common.guard("the reference"):
         progress = st.progress(0.0, text="loading the model")
         art = common.artifacts(sel.model)
-        x = art.sample_input(PARITY_BATCH, seed=99)
+        pbatch = art.graph_batch or PARITY_BATCH  # a file that fixes its batch runs at it
+        x = parity_images(art, pbatch)
         progress.progress(0.0, text=f"computing the reference ({ref_name})")
         reference = reference_outputs(art, x)
         for i, spec in enumerate(specs):
@@ -34,9 +35,9 @@ def _check(sel: common.Selection, specs: list[RunnerSpec], ref_name: str) -> Non
             progress.progress(i / len(specs), text=f"{name}: building and running")
             row = {"series": name, "provider": "", "result": "error"}
             try:
-                runner = common.cached_runner(sel.model, spec, PARITY_BATCH, sel.batches)
+                runner = common.cached_runner(sel.model, spec, pbatch, sel.batches)
                 judged_at = get_backend(spec.backend).parity_precision(spec)
-                p = compare(reference, runner.infer(x), judged_at)
+                p = compare(reference, infer_in_calls(art, runner.infer, x), judged_at)
                 # For an ONNX file this configuration is the reference: no comparison.
                 is_ref = sel.model.onnx_path and is_reference(spec, True)
                 row.update(

@@ -3,7 +3,8 @@
 Each is a small CNN classifier (a few KB of weights), exported by torch's dynamo exporter
 or the legacy one (``dynamo=False``), with and without dynamic height and width, with its
 weights in a data file beside it, at 28, 48 and 299 px, non-square, one-channel, and with
-several outputs, one whose dynamic batch is fixed inside the graph, one whose head reads
+several outputs, one whose dynamic batch is fixed inside the graph, one with the batch fixed
+at 1 on its input (the dynamo exporter's default), one whose head reads
 the batch at run time (``x.view(x.size(0), -1)``) and one in FP16. The suite benchmarks each through the CLI. Run again after changing
 this script: ``.venv/bin/python scripts/make_test_onnx.py``.
 """
@@ -74,17 +75,20 @@ def legacy(name: str, model, shape, dynamic_hw: bool, outputs=("logits",), dtype
         )  # fmt: skip
 
 
-def dynamo(name: str, model, shape, dynamic_hw: bool, external: bool = False) -> None:
+def dynamo(
+    name: str, model, shape, dynamic_hw: bool, external: bool = False, batch: bool = True
+) -> None:
+    """batch=False: the exporter's default, every dimension as exported (batch fixed)."""
     from torch.export import Dim
 
-    dims = {0: Dim("batch", max=64)}
+    dims = {0: Dim("batch", max=64)} if batch else {}
     if dynamic_hw:
         dims.update({2: Dim("height", min=8, max=1024), 3: Dim("width", min=8, max=1024)})
     target = OUT / name
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
         model, (torch.randn(*shape),), str(target), dynamo=True,
-        dynamic_shapes={"x": dims}, external_data=external, verbose=False,
+        dynamic_shapes={"x": dims} if dims else None, external_data=external, verbose=False,
     )  # fmt: skip
     strip_machine_paths(target)
 
@@ -127,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     dynamo("dynamo_dynamic_hw.onnx", Tiny().eval(), (2, 3, 48, 48), dynamic_hw=True)
     dynamo("dynamo_gray_dynamic_hw.onnx", Tiny(channels=1).eval(), (2, 1, 28, 28), True)
     dynamo("external/model.onnx", Tiny().eval(), (2, 3, 48, 48), False, external=True)
+    dynamo("dynamo_static_batch_1.onnx", Tiny().eval(), (1, 3, 32, 32), False, batch=False)
     legacy("legacy_baked_batch_2.onnx", BakedBatch().eval(), (2, 3, 32, 32), dynamic_hw=False)
     legacy("legacy_view_head_28.onnx", ViewHead().eval(), (1, 3, 28, 28), dynamic_hw=False)
     half = Tiny().half().eval()  # exported in FP16, as people do for GPUs

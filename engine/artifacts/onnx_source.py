@@ -208,3 +208,16 @@ def onnx_spec(path: str | os.PathLike[str], asked: tuple[int, int] | None, seed:
         name=p.stem, image_size=h, image_width=w, onnx_path=str(p.resolve()), seed=seed
     )
     return spec, note
+
+
+def file_batches(
+    path: str | os.PathLike[str], asked: tuple[int, ...] | None, default: tuple[int, ...]
+) -> tuple[int, ...]:
+    """The batch sizes a run of an ONNX file measures: those asked (checked against the file
+    where the run is planned); else the default, or the one batch the file's input fixes
+    (``torch.onnx.export`` fixes it unless told otherwise), where the default would fail.
+    The run's notes say the batch is fixed (engine/artifacts/models.py)."""
+    if asked is not None:
+        return asked
+    fixed = inspect_onnx(path).fixed_batch
+    return default if fixed is None else (fixed,)

@@ -33,6 +33,7 @@ from engine.storage.runend import (
 )
 
 SOME_FAILED = 4  # exit code: a run measured some points, and others failed (README table)
+DEFAULT_BATCHES = (1, 8, 32)  # bench without --batch
 
 # subcommand → "module:function" taking argv (list[str]) and returning an exit code
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -95,7 +96,11 @@ def bench_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (comma list allowed)")
     run.add_argument("--precision", default="fp32", help="comma list: fp32 tf32 fp16 bf16 int8")
-    run.add_argument("--batch", default="1,8,32", help="comma list of batch sizes")
+    run.add_argument(
+        "--batch",
+        help=f"comma list of batch sizes (default {','.join(map(str, DEFAULT_BATCHES))}; an ONNX file's own batch"
+        " where its input fixes one)",
+    )
     run.add_argument(
         "--only-runnable",
         action="store_true",
@@ -141,7 +146,13 @@ def build_choice(args: argparse.Namespace):
     from engine.core.options import from_cli, settings_from_cli
 
     model, args.size_note = model_spec(args)
-    batches = check_batches(parse_list(args.batch, int, "batch size"))
+    asked = tuple(parse_list(args.batch, int, "batch size")) if args.batch is not None else None
+    batches = DEFAULT_BATCHES if asked is None else asked
+    if model.onnx_path:
+        from engine.artifacts.onnx_source import file_batches
+
+        batches = file_batches(model.onnx_path, asked, DEFAULT_BATCHES)
+    batches = check_batches(batches)
     if args.threads is not None:
         check_threads(args.threads)
     bench = settings_from_cli(args, config.SWEEP_SETTINGS)

@@ -29,7 +29,6 @@ from engine.backends import (
     backend_versions,
     describe,
     get_backend,
-    reference_spec,
 )
 from engine.core.config import Point, ResultRow, RunnerSpec, SweepConfig
 from engine.core.devices import is_cuda, parse_device
@@ -43,6 +42,7 @@ from engine.running.locks import device_lock
 from engine.running.measure import measure_point
 from engine.running.notetaker import NoteTaker
 from engine.running.plan import Callbacks, Plan, ProgressFn, plan_of_config
+from engine.running.reference import infer_in_calls, parity_images, reference_outputs
 from engine.running.reproduce import reproduce_command
 from engine.storage.runend import end_of
 from engine.storage.sqlite_guard import StoreLocked, WalLost
@@ -86,15 +86,6 @@ def release_memory() -> None:
             torch.cuda.empty_cache()
     except ImportError:
         pass
-
-
-def reference_outputs(art: ModelArtifacts, x: np.ndarray) -> np.ndarray:
-    """FP32 on the CPU through the backend that offers the reference for this model source
-    (PyTorch for torchvision models, ONNX Runtime for ONNX files)."""
-    spec = reference_spec(art.is_onnx_source)
-    ctx = PrepareContext(batches=(x.shape[0],))
-    with get_backend(spec.backend).prepare(spec, art, ctx) as runner:
-        return runner.infer(x)
 
 
 def _error_of(exc: Exception, spec: RunnerSpec) -> EngineError:
@@ -282,7 +273,7 @@ class _Sweep:
         pbatch = (
             self.pbatch if self.art.graph_batch else backend.parity_batch(spec, tuple(self.batches))
         ) or self.pbatch
-        x, reference = self.judged.get(pbatch) or (self.art.sample_input(pbatch, seed=99), None)
+        x, reference = self.judged.get(pbatch) or (parity_images(self.art, pbatch), None)
         if reference is None:
             self.progress("computing the FP32 reference outputs")
             reference = reference_outputs(self.art, x)
@@ -292,7 +283,7 @@ class _Sweep:
             pspec = backend.parity_spec(spec)
             prunner = self.factory(pspec, self.art, replace(ctx, batches=(pbatch,)))
             try:
-                result = compare(reference, prunner.infer(x), judged_at)
+                result = compare(reference, infer_in_calls(self.art, prunner.infer, x), judged_at)
             except BaseException:
                 prunner.close()
                 raise
@@ -301,7 +292,7 @@ class _Sweep:
             else:
                 prunner.close()
             return result
-        return compare(reference, runner.infer(x), judged_at)
+        return compare(reference, infer_in_calls(self.art, runner.infer, x), judged_at)
 
     def time_point(self, spec, b, runner, ctx, per_batch, parity) -> Runner | None:
         row = self.row(spec, b)

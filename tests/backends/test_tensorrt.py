@@ -597,7 +597,7 @@ def small_model():
 def test_real_build_run_parity_cache_and_inspect(small_model, precision):
     _need_real_tensorrt()
     from engine.core.parity import compare
-    from engine.running.sweep import reference_outputs
+    from engine.running.reference import reference_outputs
 
     spec = RunnerSpec("tensorrt", "cuda", precision, (("workspace_mb", 1024),))
     ctx = PrepareContext(batches=(1, 8))

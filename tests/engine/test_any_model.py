@@ -21,7 +21,7 @@ from engine.backends import get_backend
 from engine.backends.base import PrepareContext
 from engine.core.config import ModelSpec, RunnerSpec
 from engine.core.parity import PARITY_BATCH, centred, compare
-from engine.running.sweep import reference_outputs
+from engine.running.reference import reference_outputs
 
 SMALL = 32  # the smallest size these families take
 FAMILIES = {

@@ -245,3 +245,55 @@ def test_the_script_that_writes_these_files_writes_nothing_for_help_or_a_stray_a
     stray = subprocess.run([sys.executable, script, "--frob"], capture_output=True, text=True)
     assert stray.returncode == 2 and "unrecognized arguments: --frob" in stray.stderr
     assert {p: p.read_bytes() for p in DATA.rglob("*") if p.is_file()} == before
+
+
+def test_a_file_whose_input_fixes_the_batch_at_1_is_measured_and_judged(tmp_path, capsys):
+    """The dynamo exporter's default file (batch fixed at 1 on its input): `bench --onnx` with
+    no --batch stopped at "batch size 8 cannot run on this ONNX file", and with --batch 1
+    every row failed to build ("parity needs a batch of at least 2"). No --batch now measures
+    the file's batch; parity runs its 8 images one call each and judges them; a batch the
+    user names that the file cannot take is still refused, in one line."""
+    static = str(DATA / "dynamo_static_batch_1.onnx")
+    db, out = str(tmp_path / "r.sqlite"), tmp_path / "o.json"
+    fast = [a for a in FAST if a != "1,2" and a != "--batch"]
+    code = main(["bench", "--onnx", static, "--precision", "fp32,int8", "--db", db,
+                 "--json", str(out), *fast])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["precision"], r["batch"], r["status"], r["parity_status"]) for r in rows] == [
+        ("fp32", 1, "ok", "ok"),  # the reference itself
+        ("int8", 1, "ok", "ok"),
+    ]
+    assert rows[1]["cosine"] < 1  # judged on something: eight images, one call each
+    assert "fixed batch size of 1" in "\n".join(json.loads(out.read_text())["run"]["notes"])
+    code, _, err = bench(capsys, tmp_path, "--onnx", static)  # FAST asks for batch 1,2
+    assert code == 2 and err.count("\n") == 1 and "fixed at 1" in err, err
+
+
+def test_parity_of_a_batch_1_file_runs_one_call_per_image_and_can_fail(tmp_path):
+    """The stacked calls are what is compared: a candidate that answers another image's
+    logits in one call fails, where one call of the whole batch could not be made."""
+    import numpy as np
+
+    from engine.artifacts.models import load_artifacts
+    from engine.core.config import ModelSpec
+    from engine.core.parity import compare
+    from engine.running.reference import infer_in_calls, parity_images, reference_outputs
+
+    art = load_artifacts(ModelSpec(name="s", onnx_path=str(DATA / "dynamo_static_batch_1.onnx"),
+                                   image_size=32))  # fmt: skip
+    x = parity_images(art, art.graph_batch)
+    assert x.shape[0] == 8
+    reference = reference_outputs(art, x)
+    calls = []
+
+    def shifted(batch):  # every call after the first answers the first call's image
+        calls.append(batch.shape[0])
+        return reference[: len(batch)] if len(calls) > 1 else reference[:1]
+
+    assert compare(reference, infer_in_calls(art, shifted, x)).status == "failed"
+    assert calls == [1] * 8
+    assert np.allclose(
+        infer_in_calls(art, lambda b: b.reshape(1, -1)[:, :4], x), x.reshape(8, -1)[:, :4]
+    )

@@ -9,7 +9,7 @@ import pytest
 from engine.backends import PrepareContext, get_backend
 from engine.core.config import RunnerSpec
 from engine.core.parity import compare
-from engine.running.sweep import reference_outputs
+from engine.running.reference import reference_outputs
 
 pytestmark = pytest.mark.gpu
 

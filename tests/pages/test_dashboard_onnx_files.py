@@ -106,3 +106,34 @@ def test_a_batch_fixed_inside_the_graph_is_said_per_batch(app: AppTest):
     app.button(key="vb_measure").click().run()
     assert "batch 8 cannot run" in texts(app.error), texts(app.error)
     assert not app.get("metric")
+
+
+def test_a_file_that_fixes_its_batch_offers_that_batch_only(app: AppTest):
+    """torch.onnx.export(dynamo=True) fixes the batch at 1 unless told otherwise: the
+    sidebar's batch list (1,2,4,…) and the slider's 8 stopped the sweep and the live
+    measurement with "batch size 2 cannot run on this ONNX file". The file's batch is now
+    the only one offered, as its size is, and both run, judged on 8 images, one a call."""
+    upload(app, "static.onnx", (DATA / "dynamo_static_batch_1.onnx").read_bytes())
+    assert not app.error, texts(app.error)
+    fixed = [t for t in app.sidebar.get("text_input") if "fixed at 1 by the file" in t.label]
+    assert [(t.value, t.disabled) for t in fixed] == [("1", True)]
+    assert not app.get("select_slider")  # nothing to slide to
+    assert "Batch size 1: the file fixes it." in texts(app.caption)
+
+    app.button(key="vb_measure").click().run()
+    assert not app.error and not app.exception, texts(app.error)
+    assert ".onnx, batch 1:" in texts(app.caption) and app.metric  # the live card
+    app.multiselect(key="_vb_precisions").set_value(["fp32", "int8"]).run()
+    app.button(key="vb_run").click().run()
+    assert not app.error and not app.exception, texts(app.error)
+    assert "Sweep finished: 2 of 2 points measured" in texts(app.success)
+    table = app.dataframe[-1].value
+    rows = zip(table["series"], table["batch"], table["parity_status"], strict=True)
+    assert sorted(rows) == [
+        ("ONNX Runtime FP32 (cpu)", 1, "reference"),
+        ("ONNX Runtime INT8 (cpu)", 1, "ok"),
+    ], table
+    app.switch_page("pages/parity.py").run()
+    app.button(key="vb_parity_run").click().run()
+    assert not app.error, texts(app.error)
+    assert list(app.dataframe[0].value["result"]) == ["reference", "pass"]
