@@ -43,7 +43,7 @@ def _heading(sel: common.Selection) -> tuple[Plan | None, str]:
     if sel.model.name == NO_FILE and not onnx_source:  # an ONNX source still without a file
         st.caption("No ONNX file yet: upload one in the sidebar (with its data files, if any).")
         common.show_problems(sel)
-        return None, ""
+        return None, describe(reference_spec(True))  # a file's reference, once there is one
     # What outputs are checked against: the backend that offers the reference for this source.
     ref_name = describe(reference_spec(onnx_source))
     if onnx_source:

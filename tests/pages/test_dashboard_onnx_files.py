@@ -31,6 +31,8 @@ def test_a_model_with_its_data_file_uploads_and_runs(app: AppTest):
     # the header names no earlier model (nor random weights) while the upload is incomplete
     assert "resnet18" not in texts(app.caption) and "random weights" not in texts(app.caption)
     assert "No ONNX file yet" in texts(app.caption)
+    # the auto toggle's sentence ended at "agree with" while there was no file
+    assert app.toggle(key="vb_auto").label.endswith("agree with ONNX Runtime FP32 on cpu")
 
     both = [("model.onnx", MODEL, "application/octet-stream"),
             ("model.onnx.data", WEIGHTS, "application/octet-stream")]  # fmt: skip
