@@ -111,6 +111,40 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None):
     )
 
 
+def stored(db: Path) -> tuple[list, list]:
+    """A store's runs (id, status, end reason) and rows (batch, status, p50), read with plain
+    SQLite while a sweep writes it: empty before the store and its tables exist."""
+    import sqlite3
+
+    if not db.exists():
+        return [], []
+    con = sqlite3.connect(db)
+    try:
+        runs = con.execute("SELECT id, status, end_reason FROM runs").fetchall()
+        rows = con.execute("SELECT batch, status, p50_ms FROM rows ORDER BY id").fetchall()
+    except sqlite3.OperationalError:  # tables not created yet
+        return [], []
+    finally:
+        con.close()
+    return runs, rows
+
+
+def wait_for_rows(proc: subprocess.Popen, db: Path, n: int, timeout_s: float = 300) -> list:
+    """The rows of ``db`` once a sweep ``proc`` writes has stored ``n``; fails if it exits
+    first or measures nothing in time."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _, rows = stored(db)
+        if len(rows) >= n:
+            return rows
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the sweep measured nothing in time")
+
+
 @contextlib.contextmanager
 def benchmarks_on_path():
     """The scripts of benchmarks/ importable (``import zoo``) inside the block, as they import

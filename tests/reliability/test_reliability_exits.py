@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, default_sigint
+from tests.conftest import ROOT, default_sigint, stored, wait_for_rows
 
 TINY = ("--model", "resnet18", "--image-size", "32", "--backend", "torch", "--device", "cpu")
 FAST = ("--iters", "3", "--warmup", "1", "--no-parity", "--quiet")
@@ -46,43 +46,19 @@ def _start(db: Path, batches: str, env: dict | None = None) -> subprocess.Popen:
     )
 
 
-def _stored(db: Path) -> tuple[list, int]:
-    try:
-        con = sqlite3.connect(db)
-        try:
-            runs = con.execute("SELECT id, status, end_reason FROM runs").fetchall()
-            rows = con.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:
-        return [], 0
-    return runs, rows
-
-
-def _wait_for_rows(proc: subprocess.Popen, db: Path, n: int) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if db.exists() and _stored(db)[1] >= n:
-            return
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the sweep measured nothing in time")
-
-
 def test_two_sigterms_like_timeout_end_the_run_interrupted(tmp_path):
     db = tmp_path / "r.sqlite"
     proc = _start(db, ",".join(str(b) for b in range(1, 41)))
-    _wait_for_rows(proc, db, 1)
+    wait_for_rows(proc, db, 1)
     os.killpg(proc.pid, signal.SIGTERM)  # timeout(1): the whole group first ...
     time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)  # ... then the command itself
     _, err = proc.communicate(timeout=120)
-    runs, rows = _stored(db)
+    runs, rows = stored(db)
     assert proc.returncode == 143, err
     assert "Traceback" not in err
     assert runs == [(1, "interrupted", "terminated by SIGTERM")], (runs, err)
-    assert rows >= 1
+    assert len(rows) >= 1
 
 
 def _children(pid: int) -> list[int]:
@@ -93,14 +69,14 @@ def _children(pid: int) -> list[int]:
 def test_a_worker_killed_outright_is_not_a_success(tmp_path):
     db = tmp_path / "r.sqlite"
     proc = _start(db, ",".join(str(b) for b in range(1, 21)))
-    _wait_for_rows(proc, db, 1)
+    wait_for_rows(proc, db, 1)
     for child in _children(proc.pid):
         os.kill(child, signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
-    runs, rows = _stored(db)
+    runs, rows = stored(db)
     assert proc.returncode == 4, err
     assert "SIGKILL" in err and "Traceback" not in err
-    assert runs[0][1] == "failed" and rows >= 2  # the measured points and the failed one
+    assert runs[0][1] == "failed" and len(rows) >= 2  # the measured points and the failed one
 
 
 @pytest.mark.parametrize("target", ["worker", "terminal"])
@@ -112,7 +88,7 @@ def test_sigint_ends_the_run_once_keeping_every_measured_point(tmp_path, target)
     ends the run once, cleanly: one message, reason "Ctrl-C", every row measured is kept."""
     db = tmp_path / "r.sqlite"
     proc = _start(db, ",".join(str(b) for b in range(1, 41)))
-    _wait_for_rows(proc, db, 1)
+    wait_for_rows(proc, db, 1)
     (worker,) = _children(proc.pid)
     if target == "worker":
         os.kill(worker, signal.SIGINT)
@@ -120,14 +96,14 @@ def test_sigint_ends_the_run_once_keeping_every_measured_point(tmp_path, target)
         os.killpg(proc.pid, signal.SIGINT)
         time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)
-    seen = _stored(db)[1]
+    seen = len(stored(db)[1])
     ends = _ends_seen_until_exit(proc, db)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     said = [line for line in err.splitlines() if "interrupt" in line.lower()]
     assert said == ["interrupted: the points measured so far are stored"], err
     assert "Traceback" not in err
-    runs, rows = _stored(db)
+    runs, rows = stored(db)
     reason = "the sweep worker was interrupted by SIGINT" if target == "worker" else "Ctrl-C"
     assert runs == [(1, "interrupted", reason)], (runs, err)
     # Before: the worker stored "stopped", then "interrupted by SIGINT", and the parent
@@ -135,14 +111,14 @@ def test_sigint_ends_the_run_once_keeping_every_measured_point(tmp_path, target)
     assert ends <= {("running", ""), ("interrupted", reason)}, ends
     with contextlib.closing(sqlite3.connect(db)) as con:
         statuses = [s for (s,) in con.execute("SELECT status FROM rows ORDER BY id")]
-    assert seen <= rows < 40 and set(statuses) == {"ok"}, statuses
+    assert seen <= len(rows) < 40 and set(statuses) == {"ok"}, statuses
 
 
 def _ends_seen_until_exit(proc: subprocess.Popen, db: Path) -> set:
     """Every (status, end reason) a reader of the store saw while the run was stopping."""
     ends = set()
     while proc.poll() is None:
-        ends.update((status, reason) for _, status, reason in _stored(db)[0])
+        ends.update((status, reason) for _, status, reason in stored(db)[0])
         time.sleep(0.005)
     return ends
 
@@ -196,7 +172,7 @@ def test_a_stop_while_the_worker_starts_is_one_line_and_no_run(tmp_path, target)
     assert [line for line in err.splitlines() if "interrupt" in line.lower()] == [
         "interrupted before any point was measured: nothing was stored"
     ], err
-    assert _stored(db) == ([], 0)  # no run was opened
+    assert stored(db) == ([], [])  # no run was opened
 
 
 def _python(script: str) -> subprocess.CompletedProcess:

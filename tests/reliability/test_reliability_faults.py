@@ -26,7 +26,7 @@ from engine.core.config import BenchSettings, ModelSpec, ResultRow, RunnerSpec, 
 from engine.core.errors import BadInput, EngineError
 from engine.running.sweep import run_sweep
 from engine.storage.store import Store
-from tests.conftest import default_sigint
+from tests.conftest import default_sigint, stored, wait_for_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = BenchSettings(warmup=1, iters=2, max_time_s=5.0, min_iters=1)
@@ -284,40 +284,19 @@ def _start_long_sweep(db: Path) -> subprocess.Popen:
     )
 
 
-def _stored(db: Path) -> tuple[list, list]:
-    if not db.exists():
-        return [], []
-    con = sqlite3.connect(db)
-    try:
-        runs = con.execute("SELECT id, status FROM runs").fetchall()
-        rows = con.execute("SELECT batch, status, p50_ms FROM rows ORDER BY id").fetchall()
-    except sqlite3.OperationalError:  # tables not created yet
-        return [], []
-    finally:
-        con.close()
-    return runs, rows
-
-
-def _wait_for_rows(proc: subprocess.Popen, db: Path, n: int, timeout_s: float = 300) -> list:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        _, rows = _stored(db)
-        if len(rows) >= n:
-            return rows
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the sweep did not measure anything in time")
+def _runs(db: Path) -> tuple[list, list]:
+    runs, rows = stored(db)
+    return [run[:2] for run in runs], rows  # (id, status): the end's reason is not asked
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "kill"])
 def test_interrupted_sweep_keeps_every_measured_point(tmp_path, how):
     db = tmp_path / "r.sqlite"
     proc = _start_long_sweep(db)
-    seen = _wait_for_rows(proc, db, 2)
+    seen = wait_for_rows(proc, db, 2)
     proc.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
-    runs, rows = _stored(db)
+    runs, rows = _runs(db)
     assert rows[: len(seen)] == seen  # nothing measured before the signal is lost
     assert 2 <= len(rows) < 40 and all(s == "ok" and p50 > 0 for _, s, p50 in rows)
     if how == "ctrl-c":
@@ -331,7 +310,7 @@ def test_interrupted_sweep_keeps_every_measured_point(tmp_path, how):
         deadline = time.monotonic() + 120
         while runs == [(1, "running")] and time.monotonic() < deadline:
             time.sleep(0.2)
-            runs, rows = _stored(db)
+            runs, rows = _runs(db)
         assert runs == [(1, "interrupted")]
         assert len(Store(db).rows(1)) == len(rows) and rows[: len(seen)] == seen
 
