@@ -25,12 +25,28 @@ from engine.core.safeio import open_lock_file
 POLL_S = 0.05
 
 
+def physical_gpu(index: int) -> str:
+    """The GPU a process's ``cuda:index`` is, as ``CUDA_VISIBLE_DEVICES`` maps it: the
+    variable's entry for it (a physical index, or a UUID or MIG name), else the index. Read
+    from the environment, without starting CUDA. A GPU one process names by UUID and another
+    by index is not recognised as one (that needs CUDA's own device table)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return str(index)
+    entries = [e.strip() for e in visible.split(",")]
+    entry = entries[index] if index < len(entries) else ""
+    if not entry:  # no such device here: the sweep says so itself; the lock is only a name
+        return f"absent-{index}"
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in entry)[:120]
+
+
 def lock_path(device: str) -> str:
     folder = cache_dir() / "locks"
     folder.mkdir(parents=True, exist_ok=True)
-    # One lock per physical device: "cuda" and "cuda:0" name the same GPU.
+    # One lock per physical device: "cuda" and "cuda:0" name the same GPU, and so do
+    # cuda:0 under CUDA_VISIBLE_DEVICES=1 and cuda:1 without it.
     kind, index = parse_device(device)
-    return str(folder / ("cpu.lock" if kind == "cpu" else f"cuda_{index}.lock"))
+    return str(folder / ("cpu.lock" if kind == "cpu" else f"cuda_{physical_gpu(index)}.lock"))
 
 
 def _taken(fd: int) -> bool:

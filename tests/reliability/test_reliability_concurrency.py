@@ -169,3 +169,38 @@ def test_new_store_opened_by_several_processes_at_once(tmp_path):
         con = sqlite3.connect(db)
         assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 4
         con.close()
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "shared"),
+    [
+        (("1", "cuda:0"), (None, "cuda:1"), True),  # one GPU, named two ways
+        (("0", "cuda"), ("1", "cuda"), False),  # two GPUs, each a process's cuda:0
+        (("2,3", "cuda:1"), ("3", "cuda:0"), True),
+        (("GPU-6f1c0a2e-aaaa", "cuda:0"), ("GPU-6f1c0a2e-aaaa,GPU-77", "cuda:0"), True),
+        (("MIG-1/2/3", "cuda:0"), ("MIG-1/2/4", "cuda:0"), False),
+    ],
+)
+def test_the_device_lock_is_the_physical_gpus_whatever_cuda_visible_devices_says(
+    monkeypatch, first, second, shared
+):
+    """The lock was named by the process's device index: cuda:0 of a process started with
+    CUDA_VISIBLE_DEVICES=1 and cuda:1 of one without it (one GPU) timed at once, and two
+    processes each given a GPU of their own (cuda:0 in both) waited for each other. Held
+    here by one open file per environment, as two processes hold it."""
+    from engine.core.errors import EngineError
+
+    def lock(visible: str | None, device: str):
+        if visible is None:
+            monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        else:
+            monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        return device_lock(device, timeout_s=0.3)
+
+    with lock(*first):
+        if shared:
+            with pytest.raises(EngineError, match="stayed busy"), lock(*second):
+                pass
+        else:
+            with lock(*second):
+                pass
