@@ -21,23 +21,9 @@ from engine.core.devices import parse_device
 from engine.core.errors import EngineError
 from engine.core.paths import cache_dir
 from engine.core.safeio import open_lock_file
+from engine.hardware.gpu import nvml_target
 
 POLL_S = 0.05
-
-
-def physical_gpu(index: int) -> str:
-    """The GPU a process's ``cuda:index`` is, as ``CUDA_VISIBLE_DEVICES`` maps it: the
-    variable's entry for it (a physical index, or a UUID or MIG name), else the index. Read
-    from the environment, without starting CUDA. A GPU one process names by UUID and another
-    by index is not recognised as one (that needs CUDA's own device table)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        return str(index)
-    entries = [e.strip() for e in visible.split(",")]
-    entry = entries[index] if index < len(entries) else ""
-    if not entry:  # no such device here: the sweep says so itself; the lock is only a name
-        return f"absent-{index}"
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in entry)[:120]
 
 
 def lock_path(device: str) -> str:
@@ -46,7 +32,12 @@ def lock_path(device: str) -> str:
     # One lock per physical device: "cuda" and "cuda:0" name the same GPU, and so do
     # cuda:0 under CUDA_VISIBLE_DEVICES=1 and cuda:1 without it.
     kind, index = parse_device(device)
-    return str(folder / ("cpu.lock" if kind == "cpu" else f"cuda_{physical_gpu(index)}.lock"))
+    if kind == "cpu":
+        return str(folder / "cpu.lock")
+    # CUDA_VISIBLE_DEVICES' entry: a physical index, or a UUID or MIG name (read without
+    # starting CUDA; a GPU one process names by UUID and another by index is not seen as one)
+    gpu = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(nvml_target(index)))
+    return str(folder / f"cuda_{gpu[:120]}.lock")
 
 
 def _taken(fd: int) -> bool:
