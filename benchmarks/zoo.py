@@ -6,7 +6,8 @@ options) and the best tuned ONNX Runtime row (the fastest agreeing other ONNX Ru
 ``--compile-models``: torch.compile max-autotune (auto mode's compile candidate) timed on its
 own at ``--compile-batch``, parity on. ``--with-compile``: auto mode at ``--compile-batch``
 also tries its compiled engines (as ``bench --auto --with-compile``: an engine not cached is
-built, minutes per model on a GPU), so the torch.compile peer meets the ladder that has them.
+built, minutes per model on a GPU), so the torch.compile peer meets the ladder that has them;
+a model measured before without them is measured anew, all its batch sizes.
 A batch whose baseline runs out of memory is halved.
 
 One JSON per model (``<out>/<model>.json``: machine fingerprint, dates, commit, and the busy
@@ -83,6 +84,18 @@ def _auto(
 def _with_compile(args: argparse.Namespace, requested: int) -> bool:
     """Whether auto mode at this requested batch size also tries compiled engines."""
     return bool(args.with_compile) and requested == args.compile_batch
+
+
+def _before_engines(rec: dict, args: argparse.Namespace) -> bool:
+    """A record whose compile batch was measured without the compiled engines that
+    ``--with-compile`` asks for (or written whole, before either existed): it is measured
+    anew, every batch size in one run, not patched with a batch of another day."""
+    if not args.with_compile or args.compile_batch not in rec.get("batches", []):
+        return False
+    if "sweeps" not in rec:  # written whole, before per-batch sweeps and compiled engines
+        return True
+    at = [s for s in rec["sweeps"] if s["requested"] == args.compile_batch]
+    return any(not s.get("with_compile") for s in at)
 
 
 def _compile(name: str, args: argparse.Namespace, stop) -> list[dict]:
@@ -213,6 +226,10 @@ def run_all(args: argparse.Namespace) -> None:
     for name in filter(None, args.models.split(",")):
         path = out / f"{name}.json"
         rec = json.loads(path.read_text()) if path.is_file() else None
+        if rec is not None and _before_engines(rec, args):
+            said = f"{rec.get('date', '?')} without compiled engines at batch {args.compile_batch}"
+            print(f"{name}: measured {said}: measured anew with them", flush=True)
+            rec = None
         if rec is not None and rec.get("complete", True):  # older JSONs were written whole
             print(f"{name}: already measured ({path.name})", flush=True)
             continue

@@ -43,3 +43,24 @@ def test_with_compile_asks_for_engines_at_the_compile_batch_only(modules):
     assert [zoo._with_compile(args, b) for b in (1, 32, 256)] == [False, True, False]
     args.with_compile = False
     assert not zoo._with_compile(args, 32)
+
+
+def test_a_model_measured_without_compiled_engines_is_measured_anew_with_them(modules):
+    """`--with-compile` over the committed zoo: a record of 2026-11-30 (written whole, no
+    engines, no timed peer) is measured anew, all its batch sizes in one run; a record of a
+    run with engines, or one not yet at batch 32, resumes; without the flag nothing changes."""
+    zoo, _ = modules
+    args = argparse.Namespace(with_compile=True, compile_batch=32)
+    old = json.loads((ZOO / "resnet50.json").read_text())
+    assert "sweeps" not in old and zoo._before_engines(old, args)
+
+    def rec(*sweeps):
+        return {"batches": [1, 32, 256], "sweeps": [
+            {"requested": b, "batch": b, "with_compile": w} for b, w in sweeps]}  # fmt: skip
+
+    assert zoo._before_engines(rec((1, False), (32, False)), args)
+    assert not zoo._before_engines(rec((1, False), (32, True)), args)
+    assert not zoo._before_engines(rec((1, False)), args)  # cut short before batch 32: resumed
+    assert not zoo._before_engines({"batches": [1], "sweeps": []}, args)  # no batch 32 asked
+    args.with_compile = False
+    assert not zoo._before_engines(old, args)

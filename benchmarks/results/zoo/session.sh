@@ -24,12 +24,21 @@
 #
 # The committed zoo JSONs are copied in first, so a run resumes: complete models are skipped,
 # a model cut short resumes at its first batch size not measured, compiled models are not
-# compiled again. Results: WORK/out/zoo/*.json and WORK/out/zoo.txt (the progress log).
+# compiled again; a model measured without compiled engines at batch 32 (the 2026-11-30 zoo)
+# is measured anew with them. Results: WORK/out/zoo/*.json and WORK/out/zoo.txt (the
+# progress log).
+#
+# GPUS=N (a machine of N GPUs): MODELS are dealt round-robin to N processes, each given one
+# GPU (CUDA_VISIBLE_DEVICES; the product's device lock is the physical GPU's) and its own
+# slice of the CPU cores (taskset, and Inductor's compile threads to match), so one GPU's
+# compile never shares cores with another's timing; each runs steps 1 and 2 for its models
+# and logs to WORK/out/zoo-gpuI.txt. Each sweep's busy check still records the others.
 set -u
 cd "$(dirname "$0")/../../.."
 export VISIONBENCH_COMMIT=${1:-unknown} VISIONBENCH_TREE=${2:-unknown}
 WORK=${3:?usage: session.sh COMMIT TREE WORK}
-MODELS=${MODELS:-efficientnet_v2_s,shufflenet_v2_x1_0,mnasnet1_0,googlenet,maxvit_t,efficientnet_b1,regnet_x_400mf}
+zoo_models() { python3 -c 'import sys; sys.path.insert(0, "benchmarks"); import zoo; print(zoo.DEFAULT_MODELS)'; }
+MODELS=${MODELS:-$(zoo_models)}  # the zoo's 18 (benchmarks/zoo.py DEFAULT_MODELS)
 COMPILE=${COMPILE:-$MODELS}
 END=$(($(date +%s) + ${SESSION_S:-1300}))
 left() { echo $((END - $(date +%s))); }
@@ -39,11 +48,32 @@ log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$R/zoo.txt"; }
 . benchmarks/results/gpu-machine.sh && gpu_machine "$WORK" "$R/zoo.txt"
 cp benchmarks/results/zoo/*.json "$R/zoo/" 2>/dev/null
 
-log "auto mode: $MODELS"
 engines=() && [ "${WITH_COMPILE:-1}" = 1 ] && engines=(--with-compile)
-python3 benchmarks/zoo.py --out "$R/zoo" --models "$MODELS" --compile-models "" "${engines[@]}" \
-  --budget-s $(($(left) - ${COMPILE_RESERVE_S:-420})) >> "$R/zoo.txt" 2>&1
-log "torch.compile: $COMPILE"
-python3 benchmarks/zoo.py --out "$R/zoo" --compile-only --compile-models "$COMPILE" \
-  --budget-s $(($(left) - ${STOP_S:-240})) >> "$R/zoo.txt" 2>&1
+# One GPU's share: its models' auto mode, then their torch.compile rows.
+zoo_on() {  # zoo_on MODELS COMPILE LOG [PIN...]
+  local models=$1 compile=$2 out=$3 && shift 3
+  "$@" python3 benchmarks/zoo.py --out "$R/zoo" --models "$models" --compile-models "" \
+    "${engines[@]}" --budget-s $(($(left) - ${COMPILE_RESERVE_S:-420})) >> "$out" 2>&1
+  "$@" python3 benchmarks/zoo.py --out "$R/zoo" --compile-only --compile-models "$compile" \
+    --budget-s $(($(left) - ${STOP_S:-240})) >> "$out" 2>&1
+}
+GPUS=${GPUS:-1}
+if [ "$GPUS" = 1 ]; then
+  log "auto mode, then torch.compile: $MODELS / $COMPILE"
+  zoo_on "$MODELS" "$COMPILE" "$R/zoo.txt"
+else
+  IFS=, read -ra all <<< "$MODELS"
+  per=$(($(nproc) / GPUS)) && [ "$per" -ge 1 ] || per=1
+  for ((i = 0; i < GPUS; i++)); do
+    mine="" && for ((k = i; k < ${#all[@]}; k += GPUS)); do mine+=${mine:+,}${all[k]}; done
+    [ -n "$mine" ] || continue
+    comp=$(tr , '\n' <<< "$mine" | grep -Fxf <(tr , '\n' <<< "$COMPILE") | paste -sd, -)
+    pin=() && [ "$(nproc)" -ge $((2 * GPUS)) ] && command -v taskset >/dev/null && pin=(taskset -c "$((i * per))-$((i * per + per - 1))")
+    log "GPU $i (cores ${pin[2]:-all}): $mine / torch.compile: ${comp:-none}"
+    (export CUDA_VISIBLE_DEVICES=$i TORCHINDUCTOR_COMPILE_THREADS=$per
+     zoo_on "$mine" "$comp" "$R/zoo-gpu$i.txt" "${pin[@]}") &
+  done
+  wait
+  python3 benchmarks/zoo.py --out "$R/zoo" --merge >> "$R/zoo.txt" 2>&1
+fi
 log "session done"
