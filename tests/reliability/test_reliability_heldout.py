@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from engine.storage.store import Store
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, stored, wait_for_rows
 from tests.reliability.test_reliability_clobber import _refused
 
 TINY = ("--model", "resnet18", "--image-size", "32", "--batch", "1", "--backend", "ort")
@@ -108,12 +108,12 @@ def test_a_closed_terminal_ends_the_run_interrupted(tmp_path):
     """Before: SIGHUP (a closed terminal or SSH session, sent to the whole group) killed the
     CLI and its worker at once; the run stayed ``running`` with no reason (History: stale),
     and the exit code was the bare signal. Now as SIGTERM: ``interrupted``, exit 129."""
-    from tests.reliability.test_reliability_exits import _start, _stored, _wait_for_rows
+    from tests.reliability.test_reliability_exits import _start
 
     for target in ("group", "parent"):
         db = tmp_path / f"{target}.sqlite"
         proc = _start(db, ",".join(str(b) for b in range(1, 41)))
-        _wait_for_rows(proc, db, 1)
+        wait_for_rows(proc, db, 1)
         if target == "group":
             os.killpg(proc.pid, signal.SIGHUP)
         else:
@@ -121,8 +121,8 @@ def test_a_closed_terminal_ends_the_run_interrupted(tmp_path):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 129, err
         assert "Traceback" not in err and "interrupted" in err, err
-        runs, rows = _stored(db)
-        assert runs == [(1, "interrupted", "terminated by SIGHUP")] and rows >= 1, runs
+        runs, rows = stored(db)
+        assert runs == [(1, "interrupted", "terminated by SIGHUP")] and rows, runs
 
 
 def test_a_link_where_sqlite_keeps_its_files_is_refused_not_called_damaged(tmp_path):
@@ -158,8 +158,6 @@ def test_a_wal_deleted_or_renamed_under_a_cli_sweep_never_damages_the_store(tmp_
     shared-memory index still described the old one; its next checkpoint copied holes
     into the database file. The store was left malformed (``integrity_check``: "NUMERIC
     value in runs.created_at", ``history`` a traceback) in 4 of 5 tries."""
-    from tests.reliability.test_reliability_exits import _wait_for_rows
-
     for how in ("delete", "rename"):
         db = tmp_path / f"{how}.sqlite"
         proc = subprocess.Popen(
@@ -168,7 +166,7 @@ def test_a_wal_deleted_or_renamed_under_a_cli_sweep_never_damages_the_store(tmp_
              "--db", str(db)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        _wait_for_rows(proc, db, 2)
+        wait_for_rows(proc, db, 2)
         wal = Path(f"{db}-wal")
         wal.unlink() if how == "delete" else wal.rename(f"{db}-wal.old")
         _, err = proc.communicate(timeout=300)
@@ -294,22 +292,22 @@ def test_sigterm_to_the_worker_alone_ends_the_run_interrupted(tmp_path):
     """Before: ``kill`` on the sweep worker's pid (SIGTERM, not SIGKILL) was a crash: the
     run ``failed``, a failed row for the point in flight, exit 4. Now it is a stop: the
     point in flight finishes, the run is ``interrupted`` with the reason, exit 143."""
-    from tests.reliability.test_reliability_exits import _start, _stored, _wait_for_rows
+    from tests.reliability.test_reliability_exits import _start
 
     db = tmp_path / "w.sqlite"
     proc = _start(db, ",".join(str(b) for b in range(1, 41)))
-    _wait_for_rows(proc, db, 1)
+    wait_for_rows(proc, db, 1)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     assert len(children) == 1, children  # the worker
     os.kill(int(children[0]), signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     assert "Traceback" not in err and "interrupted" in err, err
-    runs, rows = _stored(db)
+    runs, rows = stored(db)
     assert runs == [(1, "interrupted", "the sweep worker was terminated by SIGTERM")], runs
     con = sqlite3.connect(db)
     try:
         statuses = {s for (s,) in con.execute("SELECT status FROM rows")}
     finally:
         con.close()
-    assert rows >= 1 and statuses == {"ok"}, statuses
+    assert rows and statuses == {"ok"}, statuses
