@@ -96,10 +96,11 @@ def bench_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (comma list allowed)")
     run.add_argument("--precision", default="fp32", help="comma list: fp32 tf32 fp16 bf16 int8")
+    default = ",".join(map(str, DEFAULT_BATCHES))
     run.add_argument(
         "--batch",
-        help=f"comma list of batch sizes (default {','.join(map(str, DEFAULT_BATCHES))}; an ONNX file's own batch"
-        " where its input fixes one)",
+        help=f"comma list of batch sizes (default {default}; an ONNX file's own batch where"
+        " its input fixes one)",
     )
     run.add_argument(
         "--only-runnable",

@@ -139,3 +139,22 @@ def test_a_file_that_fixes_its_batch_offers_that_batch_only(app: AppTest):
     app.button(key="vb_parity_run").click().run()
     assert not app.error, texts(app.error)
     assert list(app.dataframe[0].value["result"]) == ["reference", "pass"]
+
+
+def test_the_sidebar_reads_a_file_once_per_version(tmp_path, monkeypatch):
+    """The sidebar's fields each read the file's protobuf at every rerun (a large upload,
+    four times a rerun); now once per version of the file, and a new version is read."""
+    import shutil
+
+    import pages.onnx_source as source
+
+    reads = []
+    real = source.inspect_onnx
+    monkeypatch.setattr(source, "inspect_onnx", lambda p: reads.append(p) or real(p))
+    path = tmp_path / "m.onnx"
+    shutil.copy(DATA / "legacy_fixed_48.onnx", path)
+    assert [source._inspected(str(path)).height for _ in range(3)] == [48, 48, 48]
+    assert len(reads) == 1
+    shutil.copy(DATA / "dynamo_static_batch_1.onnx", path)  # another file at the same path
+    info = source._inspected(str(path))
+    assert (info.height, info.fixed_batch, len(reads)) == (32, 1, 2)
