@@ -14,7 +14,12 @@ from engine.backends import describe, get_backend, is_reference, reference_spec
 from engine.core.config import RunnerSpec
 from engine.core.parity import PARITY_BATCH, compare
 from engine.core.text import markdown_text
-from engine.running.reference import infer_in_calls, parity_images, reference_outputs
+from engine.running.reference import (
+    infer_in_calls,
+    parity_batch,
+    parity_images,
+    reference_outputs,
+)
 from pages import common
 
 RESULT_KEY = "vb_parity"
@@ -26,7 +31,7 @@ def _check(sel: common.Selection, specs: list[RunnerSpec], ref_name: str) -> Non
     with common.guard("the reference"):
         progress = st.progress(0.0, text="loading the model")
         art = common.artifacts(sel.model)
-        pbatch = art.graph_batch or PARITY_BATCH  # a file that fixes its batch runs at it
+        pbatch = parity_batch(art)
         x = parity_images(art, pbatch)
         progress.progress(0.0, text=f"computing the reference ({ref_name})")
         reference = reference_outputs(art, x)

@@ -148,12 +148,12 @@ def build_choice(args: argparse.Namespace):
 
     model, args.size_note = model_spec(args)
     asked = tuple(parse_list(args.batch, int, "batch size")) if args.batch is not None else None
-    batches = DEFAULT_BATCHES if asked is None else asked
-    if model.onnx_path:
+    if model.onnx_path:  # a file that fixes its batch: that batch, unless one is asked
         from engine.artifacts.onnx_source import file_batches
 
-        batches = file_batches(model.onnx_path, asked, DEFAULT_BATCHES)
-    batches = check_batches(batches)
+        batches = check_batches(file_batches(model.onnx_path, asked, DEFAULT_BATCHES))
+    else:
+        batches = check_batches(DEFAULT_BATCHES if asked is None else asked)
     if args.threads is not None:
         check_threads(args.threads)
     bench = settings_from_cli(args, config.SWEEP_SETTINGS)

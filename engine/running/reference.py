@@ -16,6 +16,12 @@ from engine.backends import PrepareContext, get_backend, reference_spec
 from engine.core.parity import PARITY_BATCH, PARITY_MIN_BATCH
 
 
+def parity_batch(art: ModelArtifacts) -> int:
+    """The batch parity runs at: the one a file fixes (on its input or inside its graph),
+    else PARITY_BATCH."""
+    return art.graph_batch or PARITY_BATCH
+
+
 def parity_images(art: ModelArtifacts, pbatch: int) -> np.ndarray:
     """The parity check's seeded images: ``pbatch`` of them, or PARITY_BATCH where
     ``pbatch`` is a file's fixed batch of 1 (the logits are centred over the images, so one

@@ -34,7 +34,7 @@ from engine.core.config import Point, ResultRow, RunnerSpec, SweepConfig
 from engine.core.devices import is_cuda, parse_device
 from engine.core.errors import BadInput, EngineError
 from engine.core.limits import check_input_fits, check_threads
-from engine.core.parity import PARITY_BATCH, compare
+from engine.core.parity import compare
 from engine.core.rows import ModelFacts, new_row
 from engine.hardware.env import fingerprint
 from engine.hardware.machine import annotate_point, busy_check
@@ -42,7 +42,12 @@ from engine.running.locks import device_lock
 from engine.running.measure import measure_point
 from engine.running.notetaker import NoteTaker
 from engine.running.plan import Callbacks, Plan, ProgressFn, plan_of_config
-from engine.running.reference import infer_in_calls, parity_images, reference_outputs
+from engine.running.reference import (
+    infer_in_calls,
+    parity_batch,
+    parity_images,
+    reference_outputs,
+)
 from engine.running.reproduce import reproduce_command
 from engine.storage.runend import end_of
 from engine.storage.sqlite_guard import StoreLocked, WalLost
@@ -124,7 +129,7 @@ class _Sweep:
         self.facts = ModelFacts.of_artifacts(art)
         self.total = len(config.runners) * len(batches)
         self.done = 0
-        self.pbatch = art.graph_batch or PARITY_BATCH
+        self.pbatch = parity_batch(art)
         # parity batch → (input, FP32 reference outputs once computed)
         self.judged: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
 
