@@ -1,14 +1,19 @@
-"""An old ONNX file (opset below 11) brought to an opset ONNX Runtime's quantiser reads.
+"""An ONNX file older than opset 13 brought to the opset int8 quantisation needs.
 
-The quantiser's pre-processing converts such a file itself and fails on the commonest one:
-it swaps an opset-9 ``Upsample`` for a ``Resize`` before converting, and ONNX's converter
-then finds no ``Resize`` at opset 9 ("No Adapter From Version $9 for Resize"). The private
-copy the quantiser reads is converted first, here, with ONNX's version converter. That
-converter's Resize 10 → 11 step leaves out Resize-10's coordinates (asymmetric, rounding
-down), so a linear ``Upsample`` moved by half a pixel (measured: a max difference of 0.083
-on a 4-channel test model); they are put back. The copy is used only where its outputs
-agree with the file's by the product's parity check at FP32; otherwise int8 is not
-applicable to that file, with the reason. The file itself runs unchanged in every other row.
+The int8 rows quantise per channel, and a per-channel ``QuantizeLinear`` /
+``DequantizeLinear`` (its ``axis``) exists from opset 13: ONNX Runtime's quantiser wrote
+such nodes into an opset-11 or -12 file as it was, and the model it made did not load
+("Unrecognized attribute: axis for operator DequantizeLinear"; a TorchScript export at
+opset 11, 2026-12-08). Below opset 11 its pre-processing converts the file itself and fails
+on the commonest one: it swaps an opset-9 ``Upsample`` for a ``Resize`` before converting,
+and ONNX's converter then finds no ``Resize`` at opset 9 ("No Adapter From Version $9 for
+Resize"). So the private copy the quantiser reads is converted first, here, with ONNX's
+version converter. That converter's Resize 10 → 11 step leaves out Resize-10's coordinates
+(asymmetric, rounding down), so a linear ``Upsample`` moved by half a pixel (measured: a
+max difference of 0.083 on a 4-channel test model); they are put back. The copy is used
+only where its outputs agree with the file's by the product's parity check at FP32;
+otherwise int8 is not applicable to that file, with the reason. The file itself runs
+unchanged in every other row.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import numpy as np
 
 from engine.core.errors import NotApplicable
 
-QUANTISER_OPSET = 11  # below it, the quantiser's pre-processing converts the file itself
 TARGET_OPSET = 13  # per-channel QuantizeLinear (its axis) needs opset 13
 
 
@@ -37,7 +41,7 @@ def file_opset(path: Path) -> int:
 
 def needs_copy(path: Path) -> bool:
     """Whether the quantiser must read an opset-``TARGET_OPSET`` copy of ``path``."""
-    return 0 < file_opset(path) < QUANTISER_OPSET
+    return 0 < file_opset(path) < TARGET_OPSET
 
 
 def converted_copy(src: Path, out: Path, feeds: list[dict[str, np.ndarray]], name: str) -> str:
@@ -55,8 +59,7 @@ def converted_copy(src: Path, out: Path, feeds: list[dict[str, np.ndarray]], nam
     except Exception as exc:  # noqa: BLE001 - the converter asserts in C++ (RuntimeError, ...)
         raise NotApplicable(
             f"int8 quantisation cannot read {name}: ONNX's version converter cannot bring"
-            f" this opset-{opset} file to opset {TARGET_OPSET}, and the quantiser needs"
-            f" opset {QUANTISER_OPSET} or newer",
+            f" this opset-{opset} file to opset {TARGET_OPSET}, which per-channel int8 needs",
             _unconvertible(model, exc),
             fix,
         ) from exc
@@ -71,7 +74,7 @@ def converted_copy(src: Path, out: Path, feeds: list[dict[str, np.ndarray]], nam
     if parity.ok is not True:
         raise NotApplicable(
             f"int8 quantisation cannot use {name}: its opset-{TARGET_OPSET} copy (the file is"
-            f" opset {opset}; the quantiser needs {QUANTISER_OPSET} or newer) does not agree"
+            f" opset {opset}; per-channel int8 needs {TARGET_OPSET}) does not agree"
             " with it",
             f"the parity check at FP32 says {parity.status}"
             + (f" ({parity.reason})" if parity.reason else f" ({said})"),
@@ -79,7 +82,7 @@ def converted_copy(src: Path, out: Path, feeds: list[dict[str, np.ndarray]], nam
         )
     return (
         f"int8 of {name}: quantised from an opset-{TARGET_OPSET} copy of the file (it is opset"
-        f" {opset}, which the quantiser cannot convert itself), made by ONNX's version"
+        f" {opset}; per-channel int8 needs {TARGET_OPSET}), made by ONNX's version"
         f" converter; the copy's outputs agree with the file's ({said})"
     )
 

@@ -1,4 +1,4 @@
-"""int8 of an old ONNX file (opset below 11), brought as a user's file (engine/artifacts/opset.py).
+"""int8 of an old ONNX file (opset below 13), brought as a user's file (engine/artifacts/opset.py).
 
 A held-out attack: an opset-9 file with an ``Upsample`` node failed its int8 rows
 ("int8 quantisation failed: ... No Adapter From Version $9 for Resize"): ONNX Runtime's
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import run_cli
@@ -108,3 +109,37 @@ def test_an_opset_9_file_no_converter_can_read_is_not_applicable_to_int8(tmp_pat
         assert "its ImageScaler operator no longer exists in ONNX" in row["reason"]
         assert "Fix: export the model at opset 13 or newer for int8" in row["reason"]
     assert "failed" not in err and "Assertion" not in err, err
+
+
+@pytest.mark.parametrize("opset", [11, 12])
+def test_an_opset_11_or_12_file_is_quantised_from_an_opset_13_copy(tmp_path, opset):
+    """A TorchScript export at opset 11 (its default for years) failed every int8 row:
+    ONNX Runtime's quantiser wrote per-channel DequantizeLinear nodes (their axis is opset
+    13) into the file as it was, and the model did not load ("Unrecognized attribute: axis
+    for operator DequantizeLinear"). Now it reads the opset-13 copy older files get."""
+    rng = np.random.default_rng(1)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["r"]),
+            helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+            helper.make_node("Flatten", ["p"], ["logits"]),
+        ],
+        f"opset{opset}",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 8])],
+        [
+            numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w"),
+            numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "b"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 7
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    code, err, rows = _bench(tmp_path, tmp_path / "old.onnx")
+    assert code == 0, err
+    assert [(r["precision"], r["status"]) for r in rows] == [("fp32", "ok")] * 2 + [
+        ("int8", "ok")
+    ] * 2, rows
+    said = f"quantised from an opset-13 copy of the file (it is opset {opset};"
+    assert all(said in r["reason"] for r in _int8(rows)), rows
