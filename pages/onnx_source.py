@@ -16,7 +16,7 @@ import streamlit as st
 
 from engine.artifacts.float_mix import precision_note
 from engine.artifacts.images import PREPROCESSING
-from engine.artifacts.onnx_source import DEFAULT_SIDE, inspect_onnx, onnx_spec
+from engine.artifacts.onnx_source import DEFAULT_SIDE, inspect_onnx, layout_note, onnx_spec
 from engine.artifacts.upload_bundle import save_onnx_bundle
 from engine.artifacts.uploads import KINDS, save_onnx_upload
 from engine.core.config import ModelSpec
@@ -116,6 +116,8 @@ def onnx_model_inputs(sb: Any, problems: list[str]) -> ModelSpec:
     info = _inspected(path)
     if said := precision_note(Path(path).name, info.floats):  # before any run: the live
         sb.caption(markdown_text(said))  # card of an FP16 file runs the copy
+    if info.layout == "NHWC":
+        sb.caption(markdown_text(layout_note(info.input_name, Path(path).name)))
     sb.caption(f"Inputs: {markdown_text(PREPROCESSING)}.")
     return spec
 

@@ -19,6 +19,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from engine.artifacts.onnx_source import image_axes
+
 COUNTED_ONNX_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
@@ -88,7 +90,10 @@ def onnx_gflop(path: str, batch: int = 1, hw: tuple[int, int] | None = None) -> 
     for value_info in (*model.graph.input, *model.graph.output):
         dims = value_info.type.tensor_type.shape.dim
         four = hw and len(dims) == 4 and value_info in model.graph.input
-        pins = {0: batch, 2: hw[0], 3: hw[1]} if four else {0: batch}
+        pins = {0: batch}
+        if four:  # the sides where the input's layout has them (NCHW, or NHWC)
+            _, h_axis, w_axis = image_axes([d.dim_value or None for d in dims])
+            pins |= {h_axis: hw[0], w_axis: hw[1]}
         for i, value in pins.items():
             if i < len(dims) and not dims[i].HasField("dim_value"):
                 dims[i].dim_value = value

@@ -19,7 +19,13 @@ from engine.artifacts.external_data import (
     model_digest,
 )
 from engine.artifacts.graph_batch import BakedBatch, find_baked_batch, ort_probe
-from engine.artifacts.onnx_source import OnnxInfo, inspect_onnx
+from engine.artifacts.onnx_source import (
+    OnnxInfo,
+    inspect_onnx,
+    layout_note,
+    layout_shape,
+    to_layout,
+)
 from engine.artifacts.settled import settled_random_model
 from engine.artifacts.weights import weights_digest
 from engine.core.config import MAX_BATCH, ModelSpec, weights_label
@@ -365,9 +371,14 @@ class ModelArtifacts:
         self._onnx[precision] = path
         return path
 
-    def input_shape(self, batch: int) -> tuple[int, int, int, int]:
-        h, w = self.image_hw
-        return (batch, self.channels, h, w)
+    @property
+    def layout(self) -> str:
+        """NCHW, or NHWC for a file that takes its images channels last."""
+        return self.onnx_info.layout if self.onnx_info else "NCHW"
+
+    def input_shape(self, batch: int) -> tuple[int, ...]:
+        """The shape of ``batch`` images as the model takes them (in its layout)."""
+        return layout_shape(self.layout, batch, self.channels, self.image_hw)
 
     def sample_input(self, batch: int, seed: int = 1234):
         """Seeded image-like inputs (smooth colour fields, ImageNet-normalised), the same for
@@ -379,7 +390,7 @@ class ModelArtifacts:
         h, w = self.image_hw
         check_input_fits(batch, h, w, self.channels)
         images = generated_images(batch, h, w, seed=seed + batch, channels=self.channels)
-        return np.concatenate(list(images))
+        return to_layout(np.concatenate(list(images)), self.layout)
 
 
 def quantised_note(name: str, ops: dict[str, int]) -> str:
@@ -412,6 +423,8 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
             art.notes.append(said)
         if said := quantised_note(Path(spec.onnx_path).name, info.op_histogram):
             art.notes.append(said)
+        if info.layout == "NHWC":
+            art.notes.append(layout_note(info.input_name, Path(spec.onnx_path).name))
         if info.fixed_batch:
             art.notes.append(
                 f"this ONNX file has a fixed batch size of {info.fixed_batch}, so only that"

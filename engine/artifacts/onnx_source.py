@@ -10,9 +10,12 @@ before anything is created or timed.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from engine.artifacts.float_mix import FloatMix, float_mix
 from engine.core.errors import BadInput
@@ -37,6 +40,7 @@ class OnnxInfo:
     node_count: int
     op_histogram: dict[str, int] = field(default_factory=dict)
     channels: int = 3
+    layout: str = "NCHW"  # or "NHWC", channels last (height, width and channels above are so)
     # Reshapes with a constant leading number, when the batch is dynamic: suspects of a
     # batch fixed inside the graph, probed before measuring (engine/artifacts/graph_batch.py)
     batch_suspects: list[tuple[str, int]] = field(default_factory=list)
@@ -63,7 +67,9 @@ def _load(p: Path) -> Any:
         ) from exc
 
 
-def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None]]:
+def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None], str]:
+    """The input's name, its dims as batch, channels, height, width (None where symbolic)
+    whatever its layout, and the layout (NCHW or NHWC)."""
     import onnx
 
     inits = {i.name for i in graph.initializer}
@@ -71,7 +77,7 @@ def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None]]:
     if len(inputs) != 1:
         raise BadInput(
             f"{file} has {len(inputs)} inputs",
-            "an image classifier with exactly one NCHW input is needed",
+            "an image classifier with exactly one image input is needed",
             "export the model with the image as its only input",
         )
     inp = inputs[0]
@@ -83,27 +89,65 @@ def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None]]:
             "export the model with a float32 (or float16) image input",
         )
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-    if len(dims) == 4 and dims[3] in CHANNELS and dims[1] not in CHANNELS:
-        raise _channels_last(inp.name, dims, file)
-    if len(dims) != 4 or (dims[1] not in (None, *CHANNELS)):
+    layout = "NHWC" if channels_last(dims) else "NCHW"
+    logical = [dims[i] for i in (0, *image_axes(dims))] if len(dims) == 4 else dims
+    if len(dims) != 4 or (logical[1] not in (None, *CHANNELS)):
         raise BadInput(
             f"the input '{inp.name}' of {file} has shape {dims}",
-            "an image classifier takes batch × channels (1 or 3) × height × width",
+            "an image classifier takes batch × channels (1 or 3) × height × width"
+            " (or batch × height × width × channels, as TensorFlow exports it)",
             "export the model with one image input of that shape",
         )
-    check_declared_input(dims, inp.name, file)
-    return inp.name, dims
+    check_declared_input(logical, inp.name, file)
+    return inp.name, logical, layout
 
 
-def _channels_last(name: str, dims: list[int | None], file: str) -> BadInput:
-    """NHWC, as TensorFlow exports images. Every backend here feeds NCHW; a symbolic
-    height before a last side of 1 or 3 is channels last too (it once ran as 224×3)."""
-    return BadInput(
-        f"the input '{name}' of {file} is channels last (NHWC, shape {dims})",
-        "images are fed channels first: batch × channels (1 or 3) × height × width",
-        "give it a channels-first input, by exporting it again so (tf2onnx:"
-        f" --inputs-as-nchw {name}) or by putting a Transpose with perm [0, 2, 3, 1] in"
-        f" front of '{name}', fed by a new NCHW input",
+def channels_last(dims: Sequence[int | None]) -> bool:
+    """Whether a 4-D image input is NHWC, as TensorFlow exports images (tf2onnx keeps
+    Keras's layout): a last side of 1 or 3 behind a second side that is neither. A symbolic
+    height before a last side of 1 or 3 is channels last too (it once ran as 224×3).
+    ``dims`` as declared: None, 0 or a negative number where a side is symbolic."""
+    d = [x if x is not None and x > 0 else None for x in dims]
+    return len(d) == 4 and d[3] in CHANNELS and d[1] not in CHANNELS
+
+
+def image_axes(dims: Sequence[int | None]) -> tuple[int, int, int]:
+    """The axes of an image input's channels, height and width, by its layout."""
+    return (3, 1, 2) if channels_last(dims) else (1, 2, 3)
+
+
+def filled_dims(
+    dims: Sequence[int | None], batch: int, hw: tuple[int, int], channels: int = 3
+) -> list[int]:
+    """An image input's dims in its own layout, each symbolic one given its size: the batch,
+    the sides ``hw`` and ``channels``."""
+    out = [d if d is not None and d > 0 else 0 for d in dims]
+    if len(out) == 4:
+        for axis, size in zip(image_axes(dims), (channels, *hw), strict=True):
+            out[axis] = out[axis] or size
+    out[0] = out[0] or batch
+    return out
+
+
+def layout_shape(layout: str, batch: int, channels: int, hw: tuple[int, int]) -> tuple[int, ...]:
+    """The shape of ``batch`` images in ``layout`` (NCHW or NHWC)."""
+    h, w = hw
+    return (batch, h, w, channels) if layout == "NHWC" else (batch, channels, h, w)
+
+
+def to_layout(images: np.ndarray, layout: str) -> np.ndarray:
+    """NCHW images as ``layout`` wants them, contiguous (the same pixels, reordered)."""
+    if layout != "NHWC":
+        return images
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
+def layout_note(name: str, file: str) -> str:
+    """What a channels-last file is fed, said in its runs."""
+    return (
+        f"the input '{name}' of {file} is channels last (NHWC, as TensorFlow exports"
+        " images): every row feeds it the same generated images as a channels-first file"
+        " gets, transposed to batch × height × width × channels"
     )
 
 
@@ -131,7 +175,7 @@ def logits_output(outputs: list[Any], file: str) -> Any:
 
 
 def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
-    """Validate that ``path`` is an image classifier with one NCHW float input."""
+    """Validate that ``path`` is an image classifier with one float image input (NCHW, or NHWC as TensorFlow exports it)."""
     from engine.artifacts.external_data import check_external_data
     from engine.artifacts.graph_batch import reshape_suspects
 
@@ -139,7 +183,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     model = _load(p)
     check_external_data(model, p.parent)
     graph = model.graph
-    input_name, dims = _input_dims(graph, p.name)
+    input_name, dims, layout = _input_dims(graph, p.name)
     out = logits_output(list(graph.output), p.name)
     check_declared_output(out, p.name)
     hist: dict[str, int] = {}
@@ -157,6 +201,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
         node_count=len(graph.node),
         op_histogram=dict(sorted(hist.items(), key=lambda kv: -kv[1])),
         channels=dims[1] or 3,
+        layout=layout,
         batch_suspects=reshape_suspects(graph) if not dims[0] else [],
         weights=floats.precision,
         floats=floats,

@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.artifacts.export import building, cached_artifact, finish_artifact, in_use
 from engine.artifacts.images import MEAN, STD, generated_images
+from engine.artifacts.onnx_source import to_layout
 from engine.artifacts.source import ModelSource
 from engine.core.errors import BadInput, EngineError, NotApplicable
 from engine.core.paths import cache_dir
@@ -30,7 +31,9 @@ WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
-def folder_images(folder: Path, n: int, h: int, w: int) -> Iterator[np.ndarray]:
+def folder_images(folder: Path, n: int, h: int, w: int, channels: int = 3) -> Iterator[np.ndarray]:
+    """The first ``n`` images of ``folder`` by name, NCHW, normalised as generated_images
+    normalises (a one-channel model gets them grey, with the mean and spread of the three)."""
     from PIL import Image
 
     files = sorted(
@@ -44,11 +47,12 @@ def folder_images(folder: Path, n: int, h: int, w: int) -> Iterator[np.ndarray]:
     for path in files[:n]:
         try:
             with Image.open(path) as im:
-                img = im.convert("RGB").resize((w, h))
+                img = im.convert("RGB" if channels == 3 else "L").resize((w, h))
         except Exception as exc:  # noqa: BLE001 - PIL raises several kinds
             raise BadInput(f"calibration image {path.name} could not be read", str(exc)) from exc
-        arr = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
-        yield ((arr - MEAN) / STD)[None].astype(np.float32)
+        arr = np.asarray(img, dtype=np.float32).reshape(h, w, -1).transpose(2, 0, 1) / 255.0
+        mean, std = (MEAN, STD) if channels == 3 else (MEAN.mean(0), STD.mean(0))
+        yield ((arr - mean) / std)[None].astype(np.float32)
 
 
 def _calibration_source(calibration_dir: str | None) -> str:
@@ -88,10 +92,10 @@ def calibration_feeds(
     """The calibration batches: images from the folder, or generated ones, at the model's size."""
     h, w = art.image_hw
     if calibration_dir:
-        images = list(folder_images(Path(calibration_dir), CALIBRATION_IMAGES, h, w))
+        found = folder_images(Path(calibration_dir), CALIBRATION_IMAGES, h, w, art.channels)
     else:
-        channels = art.input_shape(1)[1]
-        images = list(generated_images(CALIBRATION_IMAGES, h, w, channels=channels))
+        found = generated_images(CALIBRATION_IMAGES, h, w, channels=art.channels)
+    images = [to_layout(image, art.layout) for image in found]
     batch = art.graph_batch or 1
     n = max(1, len(images) // batch)
     return [

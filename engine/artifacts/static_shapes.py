@@ -40,13 +40,13 @@ def static_batch_model(
     tail: tuple[int, int, int] = (3, 224, 224),
 ) -> Path:
     """The cached static-shape model of ``src`` at ``batch`` and ``tail`` (channels,
-    height, width: what a symbolic axis other than the batch takes), built on first use."""
+    height, width, or height, width, channels for a channels-last input: what a symbolic
+    axis other than the batch takes), built on first use."""
     import onnx
     import onnxscript.optimizer
     from onnxruntime.tools.onnx_model_utils import make_input_shape_fixed
 
-    c, h, w = tail
-    key = f"{source_hash[:24]}-b{batch}-c{c}-{h}x{w}-r{RECIPE}"
+    key = f"{source_hash[:24]}-b{batch}-{'x'.join(map(str, tail))}-r{RECIPE}"
     folder = cache_dir() / "onnx-static" / key
     final = folder / "model.onnx"
     if final.is_file() and (folder / "meta.json").is_file():

@@ -168,6 +168,23 @@ def test_profile_spans_the_batch_range_and_settings_reach_the_builder(tmp_path):
     assert any(parse_build_progress(m) == 1.0 for m in said)
 
 
+def test_a_channels_last_file_s_profile_puts_the_sides_where_its_input_has_them():
+    """tf2onnx's NHWC input [N, H, W, 3] with symbolic sides: the profile once filled them
+    as channels first and built a plan for 3×48 images of 3 channels."""
+    path = Path(__file__).resolve().parent.parent / "data" / "onnx" / "tf2onnx_nhwc_dynamic_hw.onnx"
+    recipe = build_recipe(0, "fp32", rtx, "rtx")
+    from engine.backends.tensorrt.progress import BuildProgress
+
+    plan, facts = build_plan(
+        rtx, path, recipe, BatchProfile(1, 2, 4), BuildSettings(targets=("8.6",)), (48, 64),
+        None, BuildProgress(lambda _: None),
+    )  # fmt: skip
+    assert len(plan) > 0
+    assert (
+        "MinShape: [1,48,64,3], OptShape: [2,48,64,3], MaxShape: [4,48,64,3]" in facts["layer_log"]
+    )
+
+
 def test_build_without_progress_monitor_still_builds(tmp_path, monkeypatch):
     monkeypatch.delattr(rtx, "IProgressMonitor")
     said: list[str] = []

@@ -36,6 +36,10 @@ CASES = {
     "external/model.onnx": (48, 48, 3, [], False),
     "legacy_view_head_28.onnx": (28, 28, 3, [], False),
     "legacy_fp16_32.onnx": (32, 32, 3, [], False),
+    # channels last (NHWC), as tf2onnx writes a Keras model (scripts/make_tf2onnx_test_files.py)
+    "tf2onnx_nhwc_32x40.onnx": (32, 40, 3, [], False),
+    "tf2onnx_nhwc_dynamic_hw.onnx": (48, 64, 3, ["--image-size", "48x64"], False),
+    "tf2onnx_nhwc_gray_28.onnx": (28, 28, 1, [], False),
 }
 
 

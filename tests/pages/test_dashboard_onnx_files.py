@@ -59,6 +59,29 @@ def test_a_file_of_any_size_runs_at_the_height_and_width_given(app: AppTest):
     assert "at 40×56" in texts(app.caption)
 
 
+def test_a_channels_last_file_from_tf2onnx_runs_with_the_layout_said(app: AppTest):
+    """A Keras model through tf2onnx takes [N, 32, 40, 3]: it was refused on the page as
+    it was in the CLI. Its sides are read where its layout has them, the sidebar says how
+    it is fed, and the live card, the sweep (int8 too) and the Parity page run it."""
+    upload(app, "keras.onnx", (DATA / "tf2onnx_nhwc_32x40.onnx").read_bytes())
+    assert not app.error, texts(app.error)
+    fixed = [n for n in app.sidebar.get("number_input") if "fixed by the file" in n.label]
+    assert [(n.label, n.value) for n in fixed] == [
+        ("Height (fixed by the file)", 32), ("Width (fixed by the file)", 40)]  # fmt: skip
+    assert "is channels last (NHWC" in texts(app.sidebar.get("caption"))
+    app.button(key="vb_measure").click().run()
+    assert not app.error and not app.exception, texts(app.error)
+    app.multiselect(key="_vb_precisions").set_value(["fp32", "int8"]).run()
+    app.button(key="vb_run").click().run()
+    assert not app.error and not app.exception, texts(app.error)
+    table = app.dataframe[-1].value
+    assert set(table["parity_status"]) == {"reference", "ok"}, table
+    app.switch_page("pages/parity.py").run()
+    app.button(key="vb_parity_run").click().run()
+    assert not app.error, texts(app.error)
+    assert set(app.dataframe[0].value["result"]) == {"reference", "pass"}
+
+
 def test_a_bad_sweep_batch_list_leaves_measure_enabled(app: AppTest):
     from tests.pages.test_dashboard import small_model
 

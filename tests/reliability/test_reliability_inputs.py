@@ -12,7 +12,9 @@ import pickle
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper
@@ -136,7 +138,7 @@ def test_bad_onnx_files_are_refused(measured_db, tmp_path, name, make, text):
 
 def channels_last_model(shape: tuple, nchw_front: bool = False) -> onnx.ModelProto:
     """An NHWC classifier as TensorFlow exports one: a Transpose to NCHW right after its
-    input. With ``nchw_front``, the refusal's fix applied: a channels-first input and a
+    input. With ``nchw_front``, the same graph behind a channels-first input and a
     Transpose (perm 0, 2, 3, 1) in front of the old one."""
     n, h, w, c = shape
     nodes = [
@@ -150,7 +152,8 @@ def channels_last_model(shape: tuple, nchw_front: bool = False) -> onnx.ModelPro
         first = helper.make_tensor_value_info("x_nchw", TensorProto.FLOAT, [n, c, h, w])
         nodes.insert(0, helper.make_node("Transpose", ["x_nchw"], ["x"], perm=[0, 2, 3, 1]))
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, 10])
-    w8 = helper.make_tensor("w", TensorProto.FLOAT, [c, 10], [0.1] * (c * 10))
+    weights = np.random.default_rng(0).standard_normal(c * 10).round(3).tolist()
+    w8 = helper.make_tensor("w", TensorProto.FLOAT, [c, 10], weights)
     graph = helper.make_graph(nodes, "nhwc", [first], [y], [w8])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
 
@@ -158,18 +161,39 @@ def channels_last_model(shape: tuple, nchw_front: bool = False) -> onnx.ModelPro
 @pytest.mark.parametrize(
     "shape", [("N", 64, 64, 3), ("N", 64, 64, 1), ("N", "H", "W", 3)], ids=["rgb", "gray", "any"]
 )
-def test_a_channels_last_input_is_refused_with_a_fix_that_works(measured_db, tmp_path, shape):
-    """NHWC (channels last) is refused with a Fix line, also when height and width are
-    symbolic (it once ran as a 224×3 image); the file with the fix applied is measured."""
-    path = tmp_path / "nhwc.onnx"
+def test_a_channels_last_input_runs_as_the_same_model_given_channels_first(
+    measured_db, tmp_path, shape
+):
+    """NHWC (channels last), as TensorFlow exports: measured with a note, also when height
+    and width are symbolic (it once ran as a 224×3 image), and its logits are those of the
+    same graph behind a channels-first input, on the same images."""
+    path, front = tmp_path / "nhwc.onnx", tmp_path / "nchw.onnx"
     onnx.save(channels_last_model(shape), path)
-    bench = ["bench", "--onnx", str(path), "--backend", "ort", "--batch", "1"]
-    err = expect_refusal(measured_db, bench, "channels last")
-    assert "Fix: give it a channels-first input" in err, err
-    assert "Transpose with perm [0, 2, 3, 1]" in err and "--inputs-as-nchw x" in err, err
-    onnx.save(channels_last_model(shape, nchw_front=True), path)
-    res = run_cli(*bench, "--db", str(tmp_path / "fixed.sqlite"), *QUICK)
-    assert res.returncode == 0, res.stderr
+    onnx.save(channels_last_model(shape, nchw_front=True), front)
+    docs = []
+    for i, model in enumerate((path, front)):
+        args = ["bench", "--onnx", str(model), "--backend", "ort", "--batch", "2"]
+        res = run_cli(*args, "--db", str(tmp_path / f"{i}.sqlite"), "--json",
+                      str(tmp_path / f"{i}.json"), *QUICK)  # fmt: skip
+        assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+        assert ("channels last (NHWC" in res.stderr) == (model == path), res.stderr
+        docs.append(json.loads((tmp_path / f"{i}.json").read_text()))
+    size = 224 if shape[1] == "H" else 64
+    assert [[(r["image_size"], r["status"]) for r in d["rows"]] for d in docs] == [
+        [(size, "ok")]
+    ] * 2
+    # the logits themselves: the same images, one file fed them channels last
+    from engine.artifacts.models import load_artifacts
+    from engine.artifacts.onnx_source import onnx_spec
+
+    arts = [load_artifacts(onnx_spec(p, None)[0]) for p in (path, front)]
+    outs = [
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(
+            None, {a.onnx_info.input_name: a.sample_input(2)}
+        )[0]
+        for p, a in zip((path, front), arts, strict=True)
+    ]
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(

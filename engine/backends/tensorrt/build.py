@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.artifacts.onnx_source import filled_dims
 from engine.backends.tensorrt.cache import (
     DEFAULT_OPT_LEVEL,
     DEFAULT_WORKSPACE_MB,
@@ -107,8 +108,8 @@ def add_profile(
     inp = network.get_input(0)
     dims = tuple(int(d) for d in inp.shape)
     if any(d < 0 for d in dims):
-        h, w = image_hw
-        tail = tuple(d if d >= 0 else (3, h, w)[i] for i, d in enumerate(dims[1:]))
+        # each symbolic side its size, by the input's layout (NCHW, or NHWC from TensorFlow)
+        tail = tuple(filled_dims(dims, 1, image_hw)[1:])
         opt_profile = builder.create_optimization_profile()
         lo, mid, hi = profile.shapes(tail)
         opt_profile.set_shape(inp.name, lo, mid, hi)
