@@ -16,7 +16,7 @@ import streamlit as st
 
 from engine.artifacts import inspection
 from engine.artifacts.cache import human_bytes
-from engine.artifacts.images import PREPROCESSING
+from engine.artifacts.onnx_source import inputs_words
 from engine.backends import backend_names, describe, get_backend
 from engine.core.commands import engine_command
 from engine.core.config import RunnerSpec
@@ -259,7 +259,7 @@ def main() -> None:
     sel = common.selection()
     st.caption(
         f"{markdown_text(sel.model.label)} at {sel.model.hw[0]}×{sel.model.hw[1]}."
-        f" Inputs: {PREPROCESSING}."
+        f" Inputs: {inputs_words(sel.model.onnx_path)}."
     )
     ok = common.show_problems(sel)
     specs, _ = sel.combinations() if ok else ([], [])

@@ -15,8 +15,14 @@ from typing import Any
 import streamlit as st
 
 from engine.artifacts.float_mix import precision_note
-from engine.artifacts.images import PREPROCESSING
-from engine.artifacts.onnx_source import DEFAULT_SIDE, inspect_onnx, layout_note, onnx_spec
+from engine.artifacts.onnx_source import (
+    DEFAULT_SIDE,
+    inputs_words,
+    inspect_onnx,
+    layout_note,
+    onnx_spec,
+    pixels_note,
+)
 from engine.artifacts.upload_bundle import save_onnx_bundle
 from engine.artifacts.uploads import KINDS, save_onnx_upload
 from engine.core.config import ModelSpec
@@ -118,7 +124,9 @@ def onnx_model_inputs(sb: Any, problems: list[str]) -> ModelSpec:
         sb.caption(markdown_text(said))  # card of an FP16 file runs the copy
     if info.layout == "NHWC":
         sb.caption(markdown_text(layout_note(info.input_name, Path(path).name)))
-    sb.caption(f"Inputs: {markdown_text(PREPROCESSING)}.")
+    if info.pixels:
+        sb.caption(markdown_text(pixels_note(info.input_name, Path(path).name)))
+    sb.caption(f"Inputs: {markdown_text(inputs_words(path))}.")
     return spec
 
 

@@ -5,7 +5,8 @@ or the legacy one (``dynamo=False``), with and without dynamic height and width,
 weights in a data file beside it, at 28, 48 and 299 px, non-square, one-channel, and with
 several outputs, one whose dynamic batch is fixed inside the graph, one with the batch fixed
 at 1 on its input (the dynamo exporter's default), one whose head reads
-the batch at run time (``x.view(x.size(0), -1)``) and one in FP16. The suite benchmarks each through the CLI. Run again after changing
+the batch at run time (``x.view(x.size(0), -1)``), one in FP16 and one that takes uint8
+pixels and normalises them itself. The suite benchmarks each through the CLI. Run again after changing
 this script: ``.venv/bin/python scripts/make_test_onnx.py``.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "onnx"
+OTHER_EXPORTERS = ("tf2onnx_",)  # written by scripts/make_tf2onnx_test_files.py
 
 
 class Tiny(torch.nn.Module):
@@ -54,6 +56,16 @@ class BakedBatch(Tiny):
         return self.head(torch.nn.functional.adaptive_avg_pool2d(f, 1).view(2, -1))
 
 
+class Pixels(Tiny):
+    """Takes uint8 pixels and normalises them itself (ImageNet mean and spread), as a model
+    exported for deployment with its preprocessing inside does."""
+
+    def forward(self, x):
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        return super().forward((x.float() / 255 - mean) / std)
+
+
 class ViewHead(Tiny):
     """The head flattened by ``x.view(x.size(0), -1)``: the batch is read at run time
     (Shape, Gather, Concat before the Reshape), so shape inference cannot follow it."""
@@ -63,13 +75,19 @@ class ViewHead(Tiny):
         return self.head(f.view(f.size(0), -1))
 
 
+def example(shape, dtype=None):
+    if dtype == torch.uint8:
+        return torch.randint(0, 256, shape, dtype=dtype)
+    return torch.randn(*shape, dtype=dtype)
+
+
 def legacy(name: str, model, shape, dynamic_hw: bool, outputs=("logits",), dtype=None) -> None:
     axes = {0: "batch", 2: "height", 3: "width"} if dynamic_hw else {0: "batch"}
     dyn = {"input": axes, **{o: {0: "batch"} for o in outputs}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (torch.randn(*shape, dtype=dtype),), str(OUT / name), dynamo=False,
+            model, (example(shape, dtype),), str(OUT / name), dynamo=False,
             input_names=["input"], output_names=list(outputs), dynamic_axes=dyn,
             opset_version=17,
         )  # fmt: skip
@@ -112,11 +130,12 @@ def strip_machine_paths(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(
         description=__doc__.split("\n\n", 1)[0],
-        epilog=f"Replaces every file under {OUT.relative_to(OUT.parents[2])}/.",
+        epilog=f"Replaces its files under {OUT.relative_to(OUT.parents[2])}/ (not tf2onnx_*).",
     ).parse_args(argv)  # no options: --help or a stray argument writes nothing
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    for p in OUT.iterdir():  # the files of other exporters' scripts stay
+        if not p.name.startswith(OTHER_EXPORTERS):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
     torch.manual_seed(0)
     legacy("legacy_fixed_48.onnx", Tiny().eval(), (1, 3, 48, 48), dynamic_hw=False)
     legacy("legacy_dynamic_hw.onnx", Tiny().eval(), (1, 3, 48, 48), dynamic_hw=True)
@@ -136,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     legacy("legacy_view_head_28.onnx", ViewHead().eval(), (1, 3, 28, 28), dynamic_hw=False)
     half = Tiny().half().eval()  # exported in FP16, as people do for GPUs
     legacy("legacy_fp16_32.onnx", half, (1, 3, 32, 32), False, dtype=torch.float16)
+    legacy("legacy_uint8_32.onnx", Pixels().eval(), (1, 3, 32, 32), False, dtype=torch.uint8)
     for p in sorted(OUT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(OUT)}: {p.stat().st_size} bytes")

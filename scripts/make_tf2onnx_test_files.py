@@ -5,7 +5,8 @@ Keras models take images channels last, and tf2onnx keeps that layout unless tol
 node a Transpose. Each file here is a tiny Keras classifier (a few KB of weights: a strided
 convolution, batch norm, ReLU, global pooling and a dense softmax head) converted by tf2onnx
 with its defaults: one with any height and width, one fixed at 32×40, one grey (one channel)
-at 28 px.
+at 28 px, and one that takes uint8 pixels and rescales them itself (a Keras ``Rescaling``
+layer, as Keras applications built with ``include_preprocessing`` do).
 
 TensorFlow is not a dependency of this project, so this script runs in a virtual environment
 of its own (the versions the committed files were written with)::
@@ -43,9 +44,21 @@ def keras_classifier(height: int | None, width: int | None, channels: int) -> tf
     return model
 
 
-def convert(name: str, height: int | None, width: int | None, channels: int) -> None:
+def with_pixels(model: tf.keras.Model) -> tf.keras.Model:
+    """``model`` behind a uint8 input it rescales itself to -1..1."""
+    pixels = tf.keras.Input(shape=model.input_shape[1:], dtype="uint8", name="input_1")
+    floats = tf.keras.layers.Rescaling(1 / 127.5, offset=-1)(tf.cast(pixels, tf.float32))
+    return tf.keras.Model(pixels, model(floats))
+
+
+def convert(
+    name: str, height: int | None, width: int | None, channels: int, pixels: bool = False
+) -> None:
     model = keras_classifier(height, width, channels)
-    spec = (tf.TensorSpec((None, height, width, channels), tf.float32, name="input_1"),)
+    dtype = tf.float32
+    if pixels:
+        model, dtype = with_pixels(model), tf.uint8
+    spec = (tf.TensorSpec((None, height, width, channels), dtype, name="input_1"),)
     path = OUT / name
     tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET, output_path=str(path))
     print(f"wrote {path.name} ({path.stat().st_size} bytes)")
@@ -55,3 +68,4 @@ if __name__ == "__main__":
     convert("tf2onnx_nhwc_dynamic_hw.onnx", None, None, 3)
     convert("tf2onnx_nhwc_32x40.onnx", 32, 40, 3)
     convert("tf2onnx_nhwc_gray_28.onnx", 28, 28, 1)
+    convert("tf2onnx_nhwc_uint8_32.onnx", 32, 32, 3, pixels=True)

@@ -16,6 +16,10 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None]
 
 # What every surface says about the inputs measured.
 PREPROCESSING = "generated images, ImageNet mean/std normalised (values ~N(0,1))"
+PIXELS = (
+    "generated images as uint8 pixels 0–255 (the file's input type: the same images before"
+    " normalising, which its graph does)"
+)
 
 
 def generated_images(
@@ -31,3 +35,11 @@ def generated_images(
         img = np.pad(img, ((0, 0), (0, h - img.shape[1]), (0, w - img.shape[2])), mode="edge")
         img = np.clip(img + 0.05 * rng.standard_normal(img.shape, dtype=np.float32), 0, 1)
         yield ((img - mean) / std)[None].astype(np.float32)
+
+
+def to_pixels(images: np.ndarray) -> np.ndarray:
+    """Normalised NCHW images (one channel or three) as the uint8 pixels they were made
+    from, 0–255: what a file that normalises inside its graph takes."""
+    channels = images.shape[1]
+    mean, std = (MEAN, STD) if channels == 3 else (MEAN.mean(0), STD.mean(0))
+    return np.rint((images * std + mean) * 255).clip(0, 255).astype(np.uint8)

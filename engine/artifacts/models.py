@@ -24,6 +24,7 @@ from engine.artifacts.onnx_source import (
     inspect_onnx,
     layout_note,
     layout_shape,
+    pixels_note,
     to_layout,
 )
 from engine.artifacts.settled import settled_random_model
@@ -390,7 +391,15 @@ class ModelArtifacts:
         h, w = self.image_hw
         check_input_fits(batch, h, w, self.channels)
         images = generated_images(batch, h, w, seed=seed + batch, channels=self.channels)
-        return to_layout(np.concatenate(list(images)), self.layout)
+        return self.fed(np.concatenate(list(images)))
+
+    def fed(self, images):
+        """Normalised NCHW images as this model takes them: in its layout, and as uint8
+        pixels for a file that takes those."""
+        from engine.artifacts.images import to_pixels
+
+        pixels = self.onnx_info is not None and self.onnx_info.pixels
+        return to_layout(to_pixels(images) if pixels else images, self.layout)
 
 
 def quantised_note(name: str, ops: dict[str, int]) -> str:
@@ -425,6 +434,8 @@ def load_artifacts(spec: ModelSpec) -> ModelArtifacts:
             art.notes.append(said)
         if info.layout == "NHWC":
             art.notes.append(layout_note(info.input_name, Path(spec.onnx_path).name))
+        if info.pixels:
+            art.notes.append(pixels_note(info.input_name, Path(spec.onnx_path).name))
         if info.fixed_batch:
             art.notes.append(
                 f"this ONNX file has a fixed batch size of {info.fixed_batch}, so only that"

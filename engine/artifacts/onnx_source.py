@@ -9,9 +9,11 @@ before anything is created or timed.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ class OnnxInfo:
     op_histogram: dict[str, int] = field(default_factory=dict)
     channels: int = 3
     layout: str = "NCHW"  # or "NHWC", channels last (height, width and channels above are so)
+    pixels: bool = False  # it takes uint8 pixels, 0–255 (its graph normalises them)
     # Reshapes with a constant leading number, when the batch is dynamic: suspects of a
     # batch fixed inside the graph, probed before measuring (engine/artifacts/graph_batch.py)
     batch_suspects: list[tuple[str, int]] = field(default_factory=list)
@@ -67,9 +70,12 @@ def _load(p: Path) -> Any:
         ) from exc
 
 
-def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None], str]:
+FLOATS = (1, 10)  # onnx.TensorProto.FLOAT, FLOAT16
+
+
+def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None], str, bool]:
     """The input's name, its dims as batch, channels, height, width (None where symbolic)
-    whatever its layout, and the layout (NCHW or NHWC)."""
+    whatever its layout, the layout (NCHW or NHWC), and whether it takes uint8 pixels."""
     import onnx
 
     inits = {i.name for i in graph.initializer}
@@ -82,11 +88,12 @@ def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None], str]:
         )
     inp = inputs[0]
     tt = inp.type.tensor_type
-    if tt.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
+    if tt.elem_type not in (*FLOATS, onnx.TensorProto.UINT8):
         raise BadInput(
             f"the input '{inp.name}' of {file} is not a float tensor",
-            "an image classifier takes float NCHW images",
-            "export the model with a float32 (or float16) image input",
+            "an image classifier takes float images (or uint8 pixels, where the graph"
+            " normalises them itself)",
+            "export the model with a float32, float16 or uint8 image input",
         )
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
     layout = "NHWC" if channels_last(dims) else "NCHW"
@@ -99,7 +106,7 @@ def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None], str]:
             "export the model with one image input of that shape",
         )
     check_declared_input(logical, inp.name, file)
-    return inp.name, logical, layout
+    return inp.name, logical, layout, tt.elem_type not in FLOATS
 
 
 def channels_last(dims: Sequence[int | None]) -> bool:
@@ -183,7 +190,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     model = _load(p)
     check_external_data(model, p.parent)
     graph = model.graph
-    input_name, dims, layout = _input_dims(graph, p.name)
+    input_name, dims, layout, pixels = _input_dims(graph, p.name)
     out = logits_output(list(graph.output), p.name)
     check_declared_output(out, p.name)
     hist: dict[str, int] = {}
@@ -202,6 +209,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
         op_histogram=dict(sorted(hist.items(), key=lambda kv: -kv[1])),
         channels=dims[1] or 3,
         layout=layout,
+        pixels=pixels,
         batch_suspects=reshape_suspects(graph) if not dims[0] else [],
         weights=floats.precision,
         floats=floats,
@@ -241,13 +249,50 @@ def _side(side: int | None) -> str:
     return str(side) if side is not None else "any"
 
 
+def pixels_note(name: str, file: str) -> str:
+    """What a file that takes uint8 pixels is fed, said in its runs."""
+    return (
+        f"the input '{name}' of {file} takes uint8 pixels: every row feeds it the generated"
+        " images as 0–255 pixels (the same images, before the normalising its graph does),"
+        " and int8 calibration too"
+    )
+
+
+def inspected(path: str | os.PathLike[str]) -> OnnxInfo:
+    """:func:`inspect_onnx` of the file as it is now, its protobuf read once per version
+    of the file in this process: what planning a run asks of it (its size, its batches, the
+    words for its inputs). A run reads it afresh (load_artifacts), data files checked."""
+    try:
+        stat = os.stat(path)
+    except OSError:  # gone: inspect_onnx says so, as bad input
+        return inspect_onnx(path)
+    return copy.deepcopy(_inspect_version(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=8)
+def _inspect_version(path: str, mtime_ns: int, size: int) -> OnnxInfo:
+    return inspect_onnx(path)  # all three arguments key it: a new version is read again
+
+
+def inputs_words(onnx_path: str | None) -> str:
+    """What a run's inputs are, in the words every surface shows: generated images,
+    normalised, or for a file that takes uint8 pixels the same images as pixels (a file
+    that cannot be read is said to be so where it is read)."""
+    from engine.artifacts.images import PIXELS, PREPROCESSING
+
+    try:
+        return PIXELS if onnx_path and inspected(onnx_path).pixels else PREPROCESSING
+    except BadInput:
+        return PREPROCESSING
+
+
 def onnx_spec(path: str | os.PathLike[str], asked: tuple[int, int] | None, seed: int = 0):
     """The :class:`ModelSpec` of an ONNX file at the size it runs at, and the note (if any)
     that says the size was chosen: what the CLI and the dashboard both build."""
     from engine.core.config import ModelSpec
 
     p = Path(path)
-    info = inspect_onnx(p)
+    info = inspected(p)
     (h, w), note = resolve_size(info, asked, p.name)
     spec = ModelSpec(
         name=p.stem, image_size=h, image_width=w, onnx_path=str(p.resolve()), seed=seed
@@ -264,5 +309,5 @@ def file_batches(
     The run's notes say the batch is fixed (engine/artifacts/models.py)."""
     if asked is not None:
         return asked
-    fixed = inspect_onnx(path).fixed_batch
+    fixed = inspected(path).fixed_batch
     return default if fixed is None else (fixed,)

@@ -17,7 +17,6 @@ import numpy as np
 
 from engine.artifacts.export import building, cached_artifact, finish_artifact, in_use
 from engine.artifacts.images import MEAN, STD, generated_images
-from engine.artifacts.onnx_source import to_layout
 from engine.artifacts.source import ModelSource
 from engine.core.errors import BadInput, EngineError, NotApplicable
 from engine.core.paths import cache_dir
@@ -95,7 +94,7 @@ def calibration_feeds(
         found = folder_images(Path(calibration_dir), CALIBRATION_IMAGES, h, w, art.channels)
     else:
         found = generated_images(CALIBRATION_IMAGES, h, w, channels=art.channels)
-    images = [to_layout(image, art.layout) for image in found]
+    images = [art.fed(image) for image in found]
     batch = art.graph_batch or 1
     n = max(1, len(images) // batch)
     return [
@@ -140,13 +139,15 @@ def own_quantisation(name: str, count: int) -> str:
 
 def check_float32(path: Path) -> None:
     """int8 is calibrated from FP32 activations: a file of another precision is not
-    applicable (a skipped row), not a failure."""
+    applicable (a skipped row), not a failure. An input of uint8 pixels is cast to FP32 in
+    the graph, as a float input would be fed."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
     inits = {i.name for i in model.graph.initializer}
     first = next((i for i in model.graph.input if i.name not in inits), None)
-    if first is not None and first.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+    taken = (onnx.TensorProto.FLOAT, onnx.TensorProto.UINT8)
+    if first is not None and first.type.tensor_type.elem_type not in taken:
         found = onnx.TensorProto.DataType.Name(first.type.tensor_type.elem_type).lower()
         raise NotApplicable(
             f"int8 quantisation needs an FP32 model; {path.name} takes {found} input",

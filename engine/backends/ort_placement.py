@@ -99,6 +99,12 @@ def probe_shape(declared: list[Any], batch: int, tail: tuple[int, ...] | None) -
     return out
 
 
+def input_numpy_dtype(ort_type: str) -> type:
+    """The NumPy type an input of ONNX Runtime's type string (``tensor(float16)``) is fed:
+    float16, uint8 (pixels, for a file that normalises them itself) or float32."""
+    return {"tensor(float16)": np.float16, "tensor(uint8)": np.uint8}.get(ort_type, np.float32)
+
+
 def probe_placement(
     ort: Any,
     model_path: str,
@@ -124,8 +130,8 @@ def probe_placement(
         )
         inp = session.get_inputs()[0]
         dims = probe_shape(list(inp.shape), batch, tail)
-        dtype = np.float16 if "float16" in inp.type else np.float32
-        session.run([session.get_outputs()[0].name], {inp.name: np.zeros(dims, dtype=dtype)})
+        feed = {inp.name: np.zeros(dims, dtype=input_numpy_dtype(inp.type))}
+        session.run([session.get_outputs()[0].name], feed)
         return node_placement(session.end_profiling())
     finally:
         shutil.rmtree(private, ignore_errors=True)

@@ -351,14 +351,14 @@ def bench_main(argv: list[str]) -> int:
     progress.close()
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)
-    from engine.artifacts.images import PREPROCESSING
+    from engine.artifacts.onnx_source import inputs_words
 
     if args.size_note:
         print(f"note: {args.size_note}", file=sys.stderr)
         if outcome.run_id is not None:  # the sweep's own notes are stored as it goes
             store.add_notes(outcome.run_id, [args.size_note])
     print(f"model: {config.model.label}, image size {config.model.size_text}")
-    print(f"inputs: {PREPROCESSING}")
+    print(f"inputs: {inputs_words(config.model.onnx_path)}")
     print(format_table(outcome.rows))
     if args.auto:
         from engine.running.auto import format_ladder

@@ -185,6 +185,12 @@ def test_a_channels_last_file_s_profile_puts_the_sides_where_its_input_has_them(
     )
 
 
+def test_a_file_of_uint8_pixels_builds_a_plan_that_takes_them():
+    path = Path(__file__).resolve().parent.parent / "data" / "onnx" / "legacy_uint8_32.onnx"
+    got = build_standalone(path, "fp32", [1, 4], (32, 32), "rtx", targets="8.6")
+    assert got.plan_bytes > 0 and got.image_size == "32"
+
+
 def test_build_without_progress_monitor_still_builds(tmp_path, monkeypatch):
     monkeypatch.delattr(rtx, "IProgressMonitor")
     said: list[str] = []

@@ -40,6 +40,9 @@ CASES = {
     "tf2onnx_nhwc_32x40.onnx": (32, 40, 3, [], False),
     "tf2onnx_nhwc_dynamic_hw.onnx": (48, 64, 3, ["--image-size", "48x64"], False),
     "tf2onnx_nhwc_gray_28.onnx": (28, 28, 1, [], False),
+    # uint8 pixels, normalised inside the graph (PyTorch NCHW; Keras NHWC, rescaled)
+    "legacy_uint8_32.onnx": (32, 32, 3, [], False),
+    "tf2onnx_nhwc_uint8_32.onnx": (32, 32, 3, [], False),
 }
 
 
@@ -62,7 +65,9 @@ def test_the_size_that_ran_is_the_size_shown_stored_and_reproduced(name, tmp_pat
     assert code == 0, err
     size = str(h) if h == w else f"{h}x{w}"
     assert f"image size {size}\n" in out
-    assert "ImageNet mean/std normalised" in out
+    pixels = "uint8" in name
+    assert ("inputs: generated images as uint8 pixels 0–255" in out) == pixels, out
+    assert ("inputs: generated images, ImageNet mean/std normalised" in out) != pixels, out
     assert ("was chosen" in err) == note, err
     doc = json.loads((tmp_path / "o.json").read_text())
     assert [(r["batch"], r["status"]) for r in doc["rows"]] == [(1, "ok"), (2, "ok")]
@@ -245,7 +250,7 @@ def test_the_script_that_writes_these_files_writes_nothing_for_help_or_a_stray_a
     before = {p: p.read_bytes() for p in DATA.rglob("*") if p.is_file()}
     script = str(DATA.parents[2] / "scripts" / "make_test_onnx.py")
     helped = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True)
-    assert helped.returncode == 0 and "Replaces every file under tests/data/onnx/" in helped.stdout
+    assert helped.returncode == 0 and "Replaces its files under tests/data/onnx/" in helped.stdout
     stray = subprocess.run([sys.executable, script, "--frob"], capture_output=True, text=True)
     assert stray.returncode == 2 and "unrecognized arguments: --frob" in stray.stderr
     assert {p: p.read_bytes() for p in DATA.rglob("*") if p.is_file()} == before
@@ -301,3 +306,21 @@ def test_parity_of_a_batch_1_file_runs_one_call_per_image_and_can_fail(tmp_path)
     assert np.allclose(
         infer_in_calls(art, lambda b: b.reshape(1, -1)[:, :4], x), x.reshape(8, -1)[:, :4]
     )
+
+
+def test_planning_a_run_reads_the_file_s_protobuf_once(tmp_path, capsys, monkeypatch):
+    """bench's parent read the file for its size, again for its batches, and a third time
+    for the words of its inputs; once per version of the file now (the run reads it anew)."""
+    import engine.artifacts.models  # noqa: F401 - the run's own read (its reader bound first)
+    import engine.artifacts.onnx_source as source
+
+    reads = []
+    real = source.inspect_onnx
+    monkeypatch.setattr(source, "inspect_onnx", lambda p: reads.append(p) or real(p))
+    path = tmp_path / "copy.onnx"
+    shutil.copy(DATA / "dynamo_static_batch_1.onnx", path)
+    code = main(["bench", "--onnx", str(path), "--db", str(tmp_path / "r.sqlite"), *FAST[4:]])
+    assert code == 0, capsys.readouterr().err
+    assert len(reads) == 1
+    shutil.copy(DATA / "legacy_uint8_32.onnx", path)  # another file at the same path
+    assert source.inspected(path).pixels and len(reads) == 2

@@ -82,6 +82,20 @@ def test_a_channels_last_file_from_tf2onnx_runs_with_the_layout_said(app: AppTes
     assert set(app.dataframe[0].value["result"]) == {"reference", "pass"}
 
 
+def test_a_file_of_uint8_pixels_says_so_and_measures(app: AppTest):
+    """A model exported with its preprocessing inside takes uint8 pixels: it was refused
+    ("not a float tensor"); the sidebar now says what it is fed, and the live card runs."""
+    upload(app, "pixels.onnx", (DATA / "legacy_uint8_32.onnx").read_bytes())
+    assert not app.error, texts(app.error)
+    captions = texts(app.sidebar.get("caption"))
+    assert "takes uint8 pixels" in captions
+    assert "Inputs: generated images as uint8 pixels 0–255" in captions
+    assert "ImageNet mean/std normalised" not in captions
+    app.button(key="vb_measure").click().run()
+    assert not app.error and not app.exception, texts(app.error)
+    assert app.metric  # the live card
+
+
 def test_a_bad_sweep_batch_list_leaves_measure_enabled(app: AppTest):
     from tests.pages.test_dashboard import small_model
 
