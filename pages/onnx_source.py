@@ -21,7 +21,6 @@ from engine.artifacts.onnx_source import (
     inspect_onnx,
     layout_note,
     onnx_spec,
-    pixels_note,
 )
 from engine.artifacts.upload_bundle import save_onnx_bundle
 from engine.artifacts.uploads import KINDS, save_onnx_upload
@@ -124,8 +123,6 @@ def onnx_model_inputs(sb: Any, problems: list[str]) -> ModelSpec:
         sb.caption(markdown_text(said))  # card of an FP16 file runs the copy
     if info.layout == "NHWC":
         sb.caption(markdown_text(layout_note(info.input_name, Path(path).name)))
-    if info.pixels:
-        sb.caption(markdown_text(pixels_note(info.input_name, Path(path).name)))
     sb.caption(f"Inputs: {markdown_text(inputs_words(path))}.")
     return spec
 
