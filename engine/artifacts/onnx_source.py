@@ -182,7 +182,8 @@ def logits_output(outputs: list[Any], file: str) -> Any:
 
 
 def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
-    """Validate that ``path`` is an image classifier with one float image input (NCHW, or NHWC as TensorFlow exports it)."""
+    """Validate that ``path`` is an image classifier with one image input: float, or uint8
+    pixels its graph normalises; NCHW, or NHWC as TensorFlow exports it."""
     from engine.artifacts.external_data import check_external_data
     from engine.artifacts.graph_batch import reshape_suspects
 
