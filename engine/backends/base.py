@@ -16,6 +16,7 @@ backend never breaks ``import engine``.
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, final
@@ -143,11 +144,11 @@ class Runner(ABC):
 
     def thread_counts(self) -> dict[str, int]:
         """CPU threads by pool name, stored with each CPU point (the row's
-        ``machine.threads``): PyTorch's pool, which every runner shares with the process;
-        a library with a pool of its own adds it (``{**super().thread_counts(), "ort": 2}``)."""
-        import torch
-
-        return {"torch": torch.get_num_threads()}
+        ``machine.threads``): PyTorch's pool, which every runner shares with the process
+        where PyTorch is loaded (an ONNX file on ONNX Runtime alone never loads it); a
+        library with a pool of its own adds it (``{**super().thread_counts(), "ort": 2}``)."""
+        torch = sys.modules.get("torch")
+        return {"torch": torch.get_num_threads()} if torch is not None else {}
 
     def inert_options(self) -> dict[str, str]:
         """Options that changed nothing on this model, each with why (BN folding on a

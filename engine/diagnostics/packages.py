@@ -7,12 +7,12 @@ reports what it is.
 
 from __future__ import annotations
 
-import ast
 import glob
 import importlib.metadata
-import importlib.util
 import os
 import re
+
+from engine.core.modules import package_dir, read_constants  # noqa: F401 - callers import them here
 
 _ORT_RUNTIME_NAMES = {
     "onnxruntime",
@@ -60,38 +60,6 @@ def provides_ort_module(dist: importlib.metadata.Distribution) -> bool:
     if files is None:
         return norm(dist.metadata["Name"]) in _ORT_RUNTIME_NAMES
     return any(str(f).replace("\\", "/") == "onnxruntime/__init__.py" for f in files)
-
-
-def read_constants(path: str) -> dict:
-    """Top-level `NAME = literal` assignments of a Python file, without importing it."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            tree = ast.parse(fh.read())
-    except (OSError, SyntaxError, ValueError):
-        return {}
-    out = {}
-    for node in tree.body:
-        target = value = None
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        if isinstance(target, ast.Name):
-            try:
-                out[target.id] = ast.literal_eval(value)
-            except ValueError:
-                pass
-    return out
-
-
-def package_dir(name: str) -> str | None:
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return os.path.normpath(list(spec.submodule_search_locations)[0])
 
 
 def check_packages() -> dict:

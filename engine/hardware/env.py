@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
 from engine.core.devices import is_cuda, parse_device
+from engine.core.modules import package_dir, read_constants
 
 
 def _version(dist: str) -> str | None:
@@ -29,8 +31,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def loaded_torch() -> Any | None:
+    """The torch module where this process has loaded it, else None (never imports it)."""
+    return sys.modules.get("torch")
+
+
 @lru_cache(maxsize=4)
-def fingerprint(device: str = "cpu") -> dict[str, Any]:
+def fingerprint(device: str = "cpu", torch_facts: bool = True) -> dict[str, Any]:
+    """The machine and its libraries. ``torch_facts=False`` leaves out PyTorch's thread
+    count, for a process that never loads PyTorch (an ONNX file on ONNX Runtime alone:
+    importing it only to say so costs about 1.2 s); its CUDA build is read from its files."""
     fp: dict[str, Any] = {
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
@@ -41,6 +51,11 @@ def fingerprint(device: str = "cpu") -> dict[str, Any]:
         "torchvision": _version("torchvision"),
         "onnx": _version("onnx"),
     }
+    if not torch_facts:
+        torch_dir = package_dir("torch")
+        version = read_constants(os.path.join(torch_dir, "version.py")) if torch_dir else {}
+        fp["cuda"] = version.get("cuda")
+        return fp
     try:
         import torch
 

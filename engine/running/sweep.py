@@ -36,7 +36,7 @@ from engine.core.errors import BadInput, EngineError
 from engine.core.limits import check_input_fits, check_threads
 from engine.core.parity import compare
 from engine.core.rows import ModelFacts, new_row
-from engine.hardware.env import fingerprint
+from engine.hardware.env import fingerprint, loaded_torch
 from engine.hardware.machine import annotate_point, busy_check
 from engine.running.locks import device_lock
 from engine.running.measure import measure_point
@@ -84,13 +84,9 @@ def is_oom(exc: BaseException) -> bool:
 
 def release_memory() -> None:
     gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
+    torch = loaded_torch()  # a process that never loaded PyTorch holds no cache
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _error_of(exc: Exception, spec: RunnerSpec) -> EngineError:
@@ -428,7 +424,9 @@ def run_sweep(
     gpu = next((r.device for r in config.runners if is_cuda(r.device)), "cpu")
     # The cached fingerprint itself carries the last sweep's busy check (benchmarks/zoo.py
     # reads it there); the stored environment adds every backend's library versions.
-    env = fingerprint(gpu if _cuda_ok(gpu) else "cpu")
+    # PyTorch's facts where it is loaded (a torchvision model, any CUDA run): an ONNX file
+    # on ONNX Runtime alone never loads it, so its sweep does not import it for them (1.2 s)
+    env = fingerprint(gpu if _cuda_ok(gpu) else "cpu", torch_facts=loaded_torch() is not None)
     busy = busy_check(gpu_index=parse_device(gpu)[1] if _cuda_ok(gpu) else None)
     env["busy_check"] = (
         busy.to_dict()

@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = {
     ("engine/artifacts/export.py", "torch"): "the torch library's version in an export's key",
     ("engine/cli/main.py", "torch"): "the import name of a package the CLI checks for",
+    ("engine/hardware/env.py", "torch"): (
+        "the torch library's files and module, read without importing it (loaded_torch)"
+    ),
     ("engine/core/config.py", "cudnn_conv_algo_search"): (
         "runs stored before ONNX Runtime ran as shipped are read as what really ran"
     ),

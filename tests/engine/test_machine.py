@@ -18,6 +18,7 @@ from engine.core.config import BenchSettings, RunnerSpec
 from engine.hardware.gpu import ClockSampler, _nvml
 from engine.hardware.machine import busy_check, cpu_others, own_tree, read_procs
 from engine.running.measure import time_point
+from tests.conftest import ROOT
 
 BUSY = "import time\nend = time.time() + 30\nwhile time.time() < end: pass"
 
@@ -103,6 +104,34 @@ def test_thread_counts_read_what_onnx_runtime_reports(small_artifacts):
     with get_backend("ort").prepare(spec, small_artifacts, ctx) as runner:
         counts = runner.thread_counts()
     assert counts["ort"] == 1 and counts["torch"] >= 1 and set(counts) == {"ort", "torch"}
+
+
+def test_an_onnx_file_on_onnx_runtime_never_loads_pytorch(tmp_path):
+    """Its sweep imported PyTorch only to record PyTorch's thread count (the fingerprint, and
+    every ONNX Runtime row's): about 1.2 s of a 2.9 s CLI run, and of each worker in the
+    suite. In a fresh process it is not loaded now; the rows name ONNX Runtime's pool alone,
+    and the fingerprint still holds PyTorch's CUDA build (read from its files)."""
+    from engine.storage.store import Store
+
+    db = tmp_path / "r.sqlite"
+    onnx_file = ROOT / "tests" / "data" / "onnx" / "legacy_fixed_48.onnx"
+    code = (
+        "import sys; from engine.cli.main import main;"
+        f"code = main(['bench', '--onnx', {str(onnx_file)!r}, '--backend', 'ort',"
+        " '--precision', 'fp32,int8', '--batch', '1', '--iters', '2', '--warmup', '0',"
+        f" '--min-iters', '1', '--inline', '--quiet', '--db', {str(db)!r}]);"
+        "print(code, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.split()[-2:] == ["0", "False"], out.stdout + out.stderr
+    store = Store(str(db))
+    (run,) = store.runs()
+    assert "torch_threads" not in run["environment"]
+    import torch
+
+    assert run["environment"]["cuda"] == torch.version.cuda
+    assert [set(r.machine.threads) for r in store.rows(run["id"])] == [{"ort"}] * 2
+    store.close()
 
 
 class _Jumpy(Runner):

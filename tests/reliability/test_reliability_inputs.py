@@ -161,31 +161,27 @@ def channels_last_model(shape: tuple, nchw_front: bool = False) -> onnx.ModelPro
 @pytest.mark.parametrize(
     "shape", [("N", 64, 64, 3), ("N", 64, 64, 1), ("N", "H", "W", 3)], ids=["rgb", "gray", "any"]
 )
-def test_a_channels_last_input_runs_as_the_same_model_given_channels_first(
-    measured_db, tmp_path, shape
-):
+def test_a_channels_last_input_runs_as_the_same_model_given_channels_first(tmp_path, shape):
     """NHWC (channels last), as TensorFlow exports: measured with a note, also when height
     and width are symbolic (it once ran as a 224×3 image), and its logits are those of the
     same graph behind a channels-first input, on the same images."""
-    path, front = tmp_path / "nhwc.onnx", tmp_path / "nchw.onnx"
-    onnx.save(channels_last_model(shape), path)
-    onnx.save(channels_last_model(shape, nchw_front=True), front)
-    docs = []
-    for i, model in enumerate((path, front)):
-        args = ["bench", "--onnx", str(model), "--backend", "ort", "--batch", "2"]
-        res = run_cli(*args, "--db", str(tmp_path / f"{i}.sqlite"), "--json",
-                      str(tmp_path / f"{i}.json"), *QUICK)  # fmt: skip
-        assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
-        assert ("channels last (NHWC" in res.stderr) == (model == path), res.stderr
-        docs.append(json.loads((tmp_path / f"{i}.json").read_text()))
-    size = 224 if shape[1] == "H" else 64
-    assert [[(r["image_size"], r["status"]) for r in d["rows"]] for d in docs] == [
-        [(size, "ok")]
-    ] * 2
-    # the logits themselves: the same images, one file fed them channels last
     from engine.artifacts.models import load_artifacts
     from engine.artifacts.onnx_source import onnx_spec
 
+    path, front = tmp_path / "nhwc.onnx", tmp_path / "nchw.onnx"
+    onnx.save(channels_last_model(shape), path)
+    onnx.save(channels_last_model(shape, nchw_front=True), front)
+    args = ["bench", "--onnx", str(path), "--backend", "ort", "--batch", "2"]
+    res = run_cli(
+        *args, "--db", str(tmp_path / "r.sqlite"), "--json", str(tmp_path / "o.json"), *QUICK
+    )
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "channels last (NHWC" in res.stderr, res.stderr
+    rows = json.loads((tmp_path / "o.json").read_text())["rows"]
+    assert [(r["image_size"], r["status"]) for r in rows] == [
+        (224 if shape[1] == "H" else 64, "ok")
+    ]
+    # the logits themselves: the same images, one file fed them channels last
     arts = [load_artifacts(onnx_spec(p, None)[0]) for p in (path, front)]
     outs = [
         ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(
