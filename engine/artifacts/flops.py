@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from engine.artifacts.onnx_source import image_axes
+from engine.artifacts.onnx_source import declared_dim, image_axes
 
 COUNTED_ONNX_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
@@ -42,7 +42,7 @@ def _dims(value_info: Any) -> list[int] | None:
     t = value_info.type.tensor_type
     if not t.HasField("shape"):
         return None
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    dims = [declared_dim(d) for d in t.shape.dim]
     return None if any(d is None for d in dims) else dims
 
 
@@ -92,10 +92,10 @@ def onnx_gflop(path: str, batch: int = 1, hw: tuple[int, int] | None = None) -> 
         four = hw and len(dims) == 4 and value_info in model.graph.input
         pins = {0: batch}
         if four:  # the sides where the input's layout has them (NCHW, or NHWC)
-            _, h_axis, w_axis = image_axes([d.dim_value or None for d in dims])
+            _, h_axis, w_axis = image_axes([declared_dim(d) for d in dims])
             pins |= {h_axis: hw[0], w_axis: hw[1]}
         for i, value in pins.items():
-            if i < len(dims) and not dims[i].HasField("dim_value"):
+            if i < len(dims) and declared_dim(dims[i]) is None:  # a name, nothing or -1
                 dims[i].dim_value = value
     try:
         model = onnx.shape_inference.infer_shapes(model)

@@ -95,7 +95,7 @@ def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None], str, bool
             " normalises them itself)",
             "export the model with a float32, float16 or uint8 image input",
         )
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+    dims = [declared_dim(d) for d in tt.shape.dim]
     layout = "NHWC" if channels_last(dims) else "NCHW"
     logical = [dims[i] for i in (0, *image_axes(dims))] if len(dims) == 4 else dims
     if len(dims) != 4 or (logical[1] not in (None, *CHANNELS)):
@@ -107,6 +107,13 @@ def _input_dims(graph: Any, file: str) -> tuple[str, list[int | None], str, bool
         )
     check_declared_input(logical, inp.name, file)
     return inp.name, logical, layout, tt.elem_type not in FLOATS
+
+
+def declared_dim(dim: Any) -> int | None:
+    """A dimension's size, or None where it is symbolic: a name, nothing, or -1 (older
+    paddle2onnx and other exporters write -1 for a dynamic axis, and ONNX Runtime reads it
+    so). Any other number stays, and one below 1 is refused as no size."""
+    return dim.dim_value if dim.HasField("dim_value") and dim.dim_value != -1 else None
 
 
 def channels_last(dims: Sequence[int | None]) -> bool:

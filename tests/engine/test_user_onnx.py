@@ -324,3 +324,35 @@ def test_planning_a_run_reads_the_file_s_protobuf_once(tmp_path, capsys, monkeyp
     assert len(reads) == 1
     shutil.copy(DATA / "legacy_uint8_32.onnx", path)  # another file at the same path
     assert source.inspected(path).pixels and len(reads) == 2
+
+
+def _declared(src: Path, dst: Path, value: int, axes=(0, 2, 3)) -> Path:
+    import onnx
+
+    model = onnx.load(str(src))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for i in axes:
+        dims[i].Clear()
+        dims[i].dim_value = value
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_a_dimension_declared_minus_1_is_dynamic_as_onnx_runtime_reads_it(tmp_path, capsys):
+    """Older paddle2onnx (and other exporters) write -1 for a dynamic axis: such a file was
+    refused ("a dimension below 1 is not a size") although ONNX Runtime runs it at any size."""
+    from engine.artifacts.onnx_source import inspect_onnx
+
+    path = _declared(DATA / "legacy_dynamic_hw.onnx", tmp_path / "paddle_like.onnx", -1)
+    info = inspect_onnx(path)
+    assert (info.fixed_batch, info.height, info.width) == (None, None, None)
+    code, out, err = bench(capsys, tmp_path, "--onnx", str(path), "--image-size", "40x56",
+                           "--json", str(tmp_path / "o.json"))  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((tmp_path / "o.json").read_text())["rows"]
+    assert [(r["batch"], r["status"], r["image_size"], r["image_width"]) for r in rows] == [
+        (1, "ok", 40, 56), (2, "ok", 40, 56)]  # fmt: skip
+    assert all(r["gflop"] for r in rows)  # the sides pinned for the count, as a name's are
+    zero = _declared(DATA / "legacy_fixed_48.onnx", tmp_path / "zero.onnx", 0, axes=(2,))
+    code, _, err = bench(capsys, tmp_path, "--onnx", str(zero))
+    assert code == 2 and "a dimension below 1 is not a size" in err, err
