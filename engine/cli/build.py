@@ -167,7 +167,7 @@ def main(argv: list[str]) -> int:
     for spec in specs:
         get_backend(spec.backend).ready(spec, model)
     art = load_artifacts(model)
-    from engine.running.worker import fault_hook
+    from engine.running.faults import fault_hook
 
     done: list[dict] = []
     for spec in specs:

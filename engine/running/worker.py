@@ -3,18 +3,15 @@
 Front ends reach it through :class:`engine.running.launch.WorkerLauncher`.
 :func:`run_sweep_in_worker` has the semantics of :func:`engine.running.sweep.run_sweep`, but the
 sweep runs in a ``python -m engine.running.worker`` child that commits each row to the SQLite
-store itself and streams progress and rows back as JSON lines on a pipe of its own (not
-stdout, where libraries print). The caller's callbacks run in the calling process as the
-lines arrive. A stop request is passed on through the child's stdin and, if the child
-does not finish within a grace period, the child is terminated; a timeout kills it; a
-segfault or abort becomes a failed outcome that names the signal. Rows the child
-committed before it died stay in the store, and the store, not the pipe, is the record.
-A subprocess rather than ``multiprocessing`` so the caller's ``__main__`` (a Streamlit
-script, a test runner) is never re-imported in the child.
+store itself and streams progress and rows back as JSON lines on a pipe of its own (not stdout,
+where libraries print). The caller's callbacks run in the calling process as the lines arrive. A
+stop request is passed on through the child's stdin and, if the child does not finish within a
+grace period, the child is terminated; a timeout kills it; a segfault or abort becomes a failed
+outcome that names the signal. Rows the child committed before it died stay in the store, and
+the store, not the pipe, is the record. A subprocess rather than ``multiprocessing`` so the
+caller's ``__main__`` (a Streamlit script, a test runner) is never re-imported in the child.
 
-Test hook: ``VISIONBENCH_TEST_CRASH`` set to ``segv@N``, ``abort@N``, ``int@N`` or ``hang@N``
-in the child's environment: it crashes, dies of SIGINT or hangs once N rows (build's child:
-engines) are done (N=0: right after the run is created). Only for tests' real faults.
+Test hook: ``VISIONBENCH_TEST_CRASH`` in the child's environment (engine/running/faults.py).
 """
 
 from __future__ import annotations
@@ -38,11 +35,11 @@ from engine.core.config import ResultRow, SweepConfig
 from engine.core.errors import EngineError
 from engine.core.rows import ModelFacts, new_row
 from engine.core.text import write_terminal
+from engine.running.faults import CRASH_HOOK_ENV, fault_hook  # noqa: F401 - callers import the name here
 from engine.running.plan import Callbacks, Plan, plan_of_config, plan_points
 from engine.running.sweep import SweepOutcome
 from engine.storage.runend import StopWord, WorkerSignals, end_of, held_for_child
 
-CRASH_HOOK_ENV = "VISIONBENCH_TEST_CRASH"
 FD_ENV = "VISIONBENCH_WORKER_FD"
 STOP_GRACE_S = 10.0
 _POLL_S = 0.1
@@ -87,28 +84,6 @@ def _error_from_payload(payload: list[str]) -> EngineError:
 
 
 # -- the child ----------------------------------------------------------------------
-
-
-def fault_hook(rows_done: int) -> None:
-    """The documented test-only fault injection (see the module docstring)."""
-    hook = os.environ.get(CRASH_HOOK_ENV, "")
-    if not hook:
-        return
-    kind, _, at = hook.partition("@")
-    if int(at or 0) != rows_done:
-        return
-    if kind == "segv":
-        import ctypes
-
-        ctypes.string_at(0)
-    elif kind == "abort":
-        os.abort()
-    elif kind == "int":  # a Ctrl-C it had no handler for: killed by SIGINT
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    elif kind == "hang":
-        while True:
-            time.sleep(1)
 
 
 class _ReportingStore:
@@ -224,8 +199,14 @@ class _Child:
         self.buf = b""
         self.job_sent = False
         self.stored_reason = ""  # the end reason the child stored with the run
+        self.job = {"plan": plan.to_dict(), "db_path": str(db_path)}
+        self.proc: subprocess.Popen | None = None  # started by start()
+        self.stderr_copier: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the worker (the caller holds SIGINT and SIGTERM: held_for_child)."""
         self.read_fd, write_fd = os.pipe()
-        try:  # its caller holds SIGINT and SIGTERM while this runs (held_for_child)
+        try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "engine.running.worker"],
                 stdin=subprocess.PIPE,
@@ -240,7 +221,6 @@ class _Child:
             os.close(write_fd)  # the parent sees EOF once the child is gone
         self.stderr_copier = threading.Thread(target=self._copy_stderr, daemon=True)
         self.stderr_copier.start()
-        self.job = {"plan": plan.to_dict(), "db_path": str(db_path)}
 
     def send_job(self) -> None:
         assert self.proc.stdin is not None
@@ -345,7 +325,8 @@ class _Child:
         except subprocess.TimeoutExpired:
             _end(self.proc, kill=True)
         os.close(self.read_fd)
-        self.stderr_copier.join(5)  # a grandchild may hold the pipe open: never wait on it
+        if self.stderr_copier is not None:  # a grandchild may hold the pipe open: never wait
+            self.stderr_copier.join(5)
         if self.proc.stdin:
             try:
                 self.proc.stdin.close()
@@ -387,18 +368,18 @@ def run_sweep_in_worker(
     """
     cb = callbacks or Callbacks()
     plan = config if isinstance(config, Plan) else plan_of_config(config, command=command)
-    child: _Child | None = None
+    child = _Child(plan, db_path, cb)
     try:
-        # A Ctrl-C while the child starts waits for its handlers (the child inherits the
-        # held signals) and, here, for `child` to exist: one that landed between the spawn
-        # and this `try` ended the command with a bare "interrupted" (CI, 2026-12-07).
+        # A Ctrl-C while the child starts waits for its handlers (it inherits the held
+        # signals). One another thread of ours took while it was set up (CI, 2026-12-08)
+        # still stops it: `child.proc` is set as soon as the worker exists.
         with held_for_child():
-            child = _Child(plan, db_path, cb)
+            child.start()
         child.send_job()
         child.watch(timeout_s, stop_grace_s)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (engine.storage.runend.Terminated)
-        if child is None:
-            raise  # held until the child existed: only a failed start gets here, and ends
+        if child.proc is None:
+            raise  # no worker was started: nothing to stop or to store
         child.outcome.interrupted = True
         child.outcome.end_reason = end_of(exc, True)[1]
         child.ask_stop(child.outcome.end_reason)  # the child stores it with the run's end
@@ -407,7 +388,7 @@ def run_sweep_in_worker(
         except subprocess.TimeoutExpired:
             _end(child.proc, kill=False)
     finally:
-        if child is not None:
+        if child.proc is not None:
             child.close()
     child.judge_end()
     _settle(plan.config, db_path, child)
