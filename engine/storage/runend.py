@@ -89,7 +89,9 @@ def held_for_child() -> Iterator[None]:
     pending), as the mask of the thread that starts it is inherited through exec; the
     sweep worker lets them through once :class:`WorkerSignals` is installed. Without it,
     a Ctrl-C in the second the worker spends importing the engine was a traceback on the
-    terminal (a ``Fatal Python error`` while the interpreter itself started)."""
+    terminal (a ``Fatal Python error`` while the interpreter itself started). The hold is
+    this thread's: a signal another thread takes still raises here, so the caller must
+    know the child as soon as it exists (engine/running/worker.py ``_Child.start``)."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
     try:
         yield
