@@ -11,9 +11,9 @@ layer, as Keras applications built with ``include_preprocessing`` do).
 TensorFlow is not a dependency of this project, so this script runs in a virtual environment
 of its own (the versions the committed files were written with)::
 
-    python3 -m venv /tmp/tfv
-    /tmp/tfv/bin/pip install tensorflow-cpu==2.15.1 tf2onnx==1.16.1 onnx==1.16.2
-    /tmp/tfv/bin/python scripts/make_tf2onnx_test_files.py
+    TF=$(mktemp -d)/venv && python3 -m venv "$TF"
+    "$TF"/bin/pip install tensorflow-cpu==2.15.1 tf2onnx==1.16.1 onnx==1.16.2
+    "$TF"/bin/python scripts/make_tf2onnx_test_files.py
 """
 
 from __future__ import annotations
