@@ -8,7 +8,6 @@ what the fields say (224 at first, with a note that it was chosen). The spec com
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from engine.artifacts.float_mix import precision_note
 from engine.artifacts.onnx_source import (
     DEFAULT_SIDE,
     inputs_words,
-    inspect_onnx,
+    inspected,
     layout_note,
     onnx_spec,
 )
@@ -31,21 +30,6 @@ from pages.widgets import kept
 
 MAX_UPLOAD_MB = KINDS["onnx"][1] // 2**20
 NO_FILE = "no ONNX file yet"
-
-
-def _inspected(path: str):
-    """inspect_onnx of the file as it is now (its protobuf read once per version, not at
-    every rerun by every field that asks; a copy each time, from Streamlit's cache)."""
-    try:
-        stat = os.stat(path)
-    except OSError:  # gone since it was saved: the engine says so, as bad input
-        return inspect_onnx(path)
-    return _inspect(path, stat.st_mtime_ns, stat.st_size)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _inspect(path: str, mtime_ns: int, size: int):  # all three hashed: a new version is read
-    return inspect_onnx(path)
 
 
 def _save(files: list[Any]) -> str:
@@ -85,7 +69,7 @@ def _upload(sb: Any, problems: list[str]) -> str | None:
 
 def _size_fields(sb: Any, path: str) -> tuple[int, int] | None:
     """Height and width: the declared ones (fixed fields) or the user's for symbolic sides."""
-    info = _inspected(path)
+    info = inspected(path)
     left, right = sb.columns(2)
     sides = []
     for col, declared, name in ((left, info.height, "Height"), (right, info.width, "Width")):
@@ -118,7 +102,7 @@ def onnx_model_inputs(sb: Any, problems: list[str]) -> ModelSpec:
         return ModelSpec(name=NO_FILE)
     if note:
         sb.caption(markdown_text(note))
-    info = _inspected(path)
+    info = inspected(path)
     if said := precision_note(Path(path).name, info.floats):  # before any run: the live
         sb.caption(markdown_text(said))  # card of an FP16 file runs the copy
     if info.layout == "NHWC":
@@ -133,6 +117,6 @@ def fixed_batch(spec: ModelSpec) -> int | None:
     if not spec.onnx_path:
         return None
     try:
-        return _inspected(spec.onnx_path).fixed_batch
+        return inspected(spec.onnx_path).fixed_batch
     except EngineError:  # said where the file was read
         return None

@@ -22,13 +22,19 @@ PIXELS = (
 )
 
 
+def normalisation(channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """ImageNet's mean and spread for three channels; for one, the mean and spread of the
+    three."""
+    return (MEAN, STD) if channels == 3 else (MEAN.mean(0), STD.mean(0))
+
+
 def generated_images(
     n: int, h: int, w: int, seed: int = 7, channels: int = 3
 ) -> Iterator[np.ndarray]:
     """Smooth random images (not white noise), normalised like ImageNet inputs; a
     one-channel image is normalised with the mean and spread of the three."""
     rng = np.random.default_rng(seed)
-    mean, std = (MEAN, STD) if channels == 3 else (MEAN.mean(0), STD.mean(0))
+    mean, std = normalisation(channels)
     for _ in range(n):
         coarse = rng.random((channels, max(h // 16, 2), max(w // 16, 2)), dtype=np.float32)
         img = np.kron(coarse, np.ones((16, 16), dtype=np.float32))[:, :h, :w]
@@ -40,6 +46,5 @@ def generated_images(
 def to_pixels(images: np.ndarray) -> np.ndarray:
     """Normalised NCHW images (one channel or three) as the uint8 pixels they were made
     from, 0–255: what a file that normalises inside its graph takes."""
-    channels = images.shape[1]
-    mean, std = (MEAN, STD) if channels == 3 else (MEAN.mean(0), STD.mean(0))
+    mean, std = normalisation(images.shape[1])
     return np.rint((images * std + mean) * 255).clip(0, 255).astype(np.uint8)

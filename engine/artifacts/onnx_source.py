@@ -269,7 +269,8 @@ def pixels_note(name: str, file: str) -> str:
 def inspected(path: str | os.PathLike[str]) -> OnnxInfo:
     """:func:`inspect_onnx` of the file as it is now, its protobuf read once per version
     of the file in this process: what planning a run asks of it (its size, its batches, the
-    words for its inputs). A run reads it afresh (load_artifacts), data files checked."""
+    words for its inputs; the dashboard's sidebar at every rerun). A run reads it afresh
+    (load_artifacts), data files checked."""
     try:
         stat = os.stat(path)
     except OSError:  # gone: inspect_onnx says so, as bad input

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.artifacts.export import building, cached_artifact, finish_artifact, in_use
-from engine.artifacts.images import MEAN, STD, generated_images
+from engine.artifacts.images import generated_images, normalisation
 from engine.artifacts.source import ModelSource
 from engine.core.errors import BadInput, EngineError, NotApplicable
 from engine.core.paths import cache_dir
@@ -50,7 +50,7 @@ def folder_images(folder: Path, n: int, h: int, w: int, channels: int = 3) -> It
         except Exception as exc:  # noqa: BLE001 - PIL raises several kinds
             raise BadInput(f"calibration image {path.name} could not be read", str(exc)) from exc
         arr = np.asarray(img, dtype=np.float32).reshape(h, w, -1).transpose(2, 0, 1) / 255.0
-        mean, std = (MEAN, STD) if channels == 3 else (MEAN.mean(0), STD.mean(0))
+        mean, std = normalisation(channels)
         yield ((arr - mean) / std)[None].astype(np.float32)
 
 

@@ -16,7 +16,6 @@ backend never breaks ``import engine``.
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, final
@@ -28,6 +27,7 @@ from engine.core.commands import engine_command
 from engine.core.config import RunnerSpec
 from engine.core.devices import Availability, parse_device
 from engine.core.errors import BadInput
+from engine.hardware.env import loaded_torch
 
 if TYPE_CHECKING:
     from engine.artifacts.models import ModelArtifacts
@@ -147,7 +147,7 @@ class Runner(ABC):
         ``machine.threads``): PyTorch's pool, which every runner shares with the process
         where PyTorch is loaded (an ONNX file on ONNX Runtime alone never loads it); a
         library with a pool of its own adds it (``{**super().thread_counts(), "ort": 2}``)."""
-        torch = sys.modules.get("torch")
+        torch = loaded_torch()
         return {"torch": torch.get_num_threads()} if torch is not None else {}
 
     def inert_options(self) -> dict[str, str]:

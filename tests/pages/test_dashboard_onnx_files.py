@@ -182,15 +182,16 @@ def test_the_sidebar_reads_a_file_once_per_version(tmp_path, monkeypatch):
     four times a rerun); now once per version of the file, and a new version is read."""
     import shutil
 
+    import engine.artifacts.onnx_source as engine_source
     import pages.onnx_source as source
 
     reads = []
-    real = source.inspect_onnx
-    monkeypatch.setattr(source, "inspect_onnx", lambda p: reads.append(p) or real(p))
+    real = engine_source.inspect_onnx
+    monkeypatch.setattr(engine_source, "inspect_onnx", lambda p: reads.append(p) or real(p))
     path = tmp_path / "m.onnx"
     shutil.copy(DATA / "legacy_fixed_48.onnx", path)
-    assert [source._inspected(str(path)).height for _ in range(3)] == [48, 48, 48]
+    assert [source.inspected(str(path)).height for _ in range(3)] == [48, 48, 48]
     assert len(reads) == 1
     shutil.copy(DATA / "dynamo_static_batch_1.onnx", path)  # another file at the same path
-    info = source._inspected(str(path))
+    info = source.inspected(str(path))
     assert (info.height, info.fixed_batch, len(reads)) == (32, 1, 2)
